@@ -1,0 +1,67 @@
+"""dyclot command line: profile models, run ablation grids, analyse results, write the report.
+
+Each package contributes its commands through a ``register(app)`` function; this module only
+assembles them and turns bad input (``ValueError``, ``FileNotFoundError``, ``KeyError``) into
+one-line errors with exit code 2 instead of tracebacks.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Reproducibility and ablation suite for the Dynamic Clone Transformer (DCT).",
+)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module_name in ("experiments.cli", "analysis.cli"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:  # a package still without a CLI
+            if error.name != module_name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_commands()
+
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, PermissionError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become ``error: ...`` on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except USER_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except Exception as error:  # click's own usage errors
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            return error.exit_code
+        if isinstance(error, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 130
+        raise
+    return 0
+
+
+def cli() -> None:  # console-script entry point
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -21,7 +21,7 @@ app = typer.Typer(
 def _register_commands() -> None:
     import importlib
 
-    for module_name in ("experiments.cli", "analysis.cli"):
+    for module_name in ("experiments.profile_cli", "experiments.cli", "analysis.cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:  # a package still without a CLI
@@ -31,31 +31,26 @@ def _register_commands() -> None:
         module.register(app)
 
 
+@app.callback()
+def _main_options() -> None:
+    """Reproducibility and ablation suite for the Dynamic Clone Transformer (DCT)."""
+
+
 _register_commands()
 
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, PermissionError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors become ``error: ...`` on stderr and exit code 2."""
+    """Run the CLI and return its exit code; user errors become ``error: ...`` on stderr and code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="run.py")
     except SystemExit as exit_:
-        return int(exit_.code or 0)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except USER_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except Exception as error:  # click's own usage errors
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            return error.exit_code
-        if isinstance(error, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            return 130
-        raise
     return 0
 
 

@@ -121,6 +121,20 @@ class DynamicCloneTransformer(nn.Module):
             return y.reshape(b, h, w, self.out_chs).permute(0, 3, 1, 2)
         return y.reshape(b, self.out_chs, h, w)
 
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """Operations of one forward pass, counted like ptflops counts layers.
+
+        Multiply-adds of ``h1`` and ``h2`` (with biases), one operation per element for GAP, the
+        hidden activation, the output nonlinearity and the merge with the clones. The replication
+        alone is a copy and counts 0 (replicator-only DCT).
+        """
+        b, c, h, w = x.shape
+        if self.h1 is None:
+            return 0
+        hidden = self.h1.out_features
+        per_example = c * h * w + (c + 1) * hidden + hidden + (hidden + 1) * self.out_chs + self.out_chs + self.out_chs * h * w
+        return b * per_example
+
     def extra_repr(self) -> str:
         return f"{self.in_chs}->{self.out_chs}, p={self.p}, recalibrator={self.recalibrator}, order={self.clone_order}"
 

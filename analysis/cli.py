@@ -1,0 +1,109 @@
+"""Commands ``analyze``, ``compare`` and ``report`` (registered on run.py's Typer app).
+
+Bad input raises ``ValueError``/``FileNotFoundError`` naming the value and what is allowed;
+run.py turns those into one-line ``error: ...`` messages with exit code 2.
+"""
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md)"
+FORMAT_HELP = "table | md | latex | csv | json"
+
+
+def _frame(results: Path, csv: Optional[Path], reference: Optional[str]):
+    from .load import load_results, load_table
+
+    if csv is not None:
+        return load_table(csv, reference=reference)
+    return load_results(results)
+
+
+def _emit(result: dict, fmt: str) -> None:
+    from . import tables
+
+    if tables.check_format(fmt) != "table":
+        typer.echo(tables.render(result, fmt), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    for grid in tables.grids_of(result):
+        frame = tables.display_table(result, grid)
+        table = Table(title=f"{grid} — {result['metric']}", title_justify="left")
+        for column in frame.columns:
+            table.add_column(str(column))
+        for row in frame.itertuples(index=False):
+            table.add_row(*map(str, row))
+        console.print(table)
+        console.print(tables.exclusion_line(result, grid))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def analyze(
+        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+        csv: Optional[Path] = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
+        grid: Optional[List[str]] = typer.Option(None, "--grid", help="grid(s) to analyse (default: all)"),
+        metric: str = typer.Option("test_top1", "--metric", help="metric column"),
+        fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+        reference: Optional[str] = typer.Option(None, "--reference", help="reference variant (overrides grid.json)"),
+        pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
+        correction: str = typer.Option("holm", "--correction", help="holm | fdr_bh | none"),
+        alpha: float = typer.Option(0.05, "--alpha"),
+        margin: Optional[float] = typer.Option(None, "--margin",
+                                               help="non-inferiority margin in metric units (default 0.5 for top-1)"),
+        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+    ) -> None:
+        """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
+        from . import tables
+        from .compare import analyze as run_analysis
+
+        tables.check_format(fmt)
+        frame = _frame(results, csv, reference)
+        result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
+                              alpha=alpha, correction=correction, margin=margin, seed=seed)
+        _emit(result, fmt)
+
+    @app.command()
+    def compare(
+        a: str = typer.Argument(..., help="variant, or GRID/VARIANT when the name is in several grids"),
+        b: str = typer.Argument(..., help="the variant to compare against"),
+        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+        csv: Optional[Path] = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
+        metric: str = typer.Option("test_top1", "--metric"),
+        fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+        pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
+        alpha: float = typer.Option(0.05, "--alpha"),
+        margin: Optional[float] = typer.Option(None, "--margin"),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Any two variants: A against B (uncorrected single comparison)."""
+        from . import tables
+        from .compare import compare as run_compare
+
+        tables.check_format(fmt)
+        result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
+                             margin=margin, seed=seed)
+        _emit(result, fmt)
+
+    @app.command()
+    def report(
+        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+        out: Path = typer.Option(Path("REPORT.md"), "--out", help="report file; figures go to <stem>_figures/"),
+        metric: str = typer.Option("test_top1", "--metric"),
+        correction: str = typer.Option("holm", "--correction"),
+        alpha: float = typer.Option(0.05, "--alpha"),
+        margin: Optional[float] = typer.Option(None, "--margin"),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Write the reproduction report (setup, claims, one section per grid, figures)."""
+        from .report import write_report
+
+        if out.suffix.lower() != ".md":
+            raise ValueError(f"--out '{out}' must be a Markdown file ending in .md")
+        path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,
+                            seed=seed)
+        typer.echo(f"wrote {path} and {path.parent / (path.stem.lower() + '_figures')}/")

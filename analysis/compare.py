@@ -1,0 +1,308 @@
+"""Grid-level analysis: per-variant summaries and every variant against the grid's reference.
+
+``analyze`` takes the tidy table (see ``analysis.load``) and returns a dict of DataFrames; the
+numbers of one grid depend only on that grid's rows and the seed (each variant's bootstrap draws
+from its own generator derived from ``seed``, grid, variant and metric), so ``analyze --grid G``
+and the report agree to the last digit.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .load import metric_columns
+
+HIGHER_IS_BETTER = {"top1": True, "top5": True, "acc": True, "accuracy": True, "images_per_second": True,
+                    "loss": False, "latency_ms": False, "params": False, "macs": False,
+                    "train_seconds": False}
+DEFAULT_MARGIN = 0.5  # points of top-1 accuracy (metrics in percent)
+PAIRING = ("auto", "paired", "unpaired")
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """Direction of a metric from its name (``None`` when unknown: verdicts say higher/lower)."""
+    for suffix, higher in HIGHER_IS_BETTER.items():
+        if metric == suffix or metric.endswith("_" + suffix):
+            return higher
+    return None
+
+
+def default_margin(metric: str) -> float | None:
+    """0.5 points for percent accuracies; no margin (no non-inferiority test) otherwise."""
+    return DEFAULT_MARGIN if re.search(r"(top\d|acc|accuracy)$", metric) else None
+
+
+def unknown(kind: str, value: str, allowed) -> ValueError:
+    """A ``ValueError`` naming the bad value, close matches and what is allowed."""
+    allowed = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(value), allowed, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return ValueError(f"unknown {kind} '{value}'{hint}; allowed: {', '.join(allowed) or 'none'}")
+
+
+def natural_key(text: str) -> list:
+    """Sort key so that ``p2 < p4 < p16``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+
+
+def cell_rng(seed: int, *keys: str) -> np.random.Generator:
+    """A generator for one (grid, variant, metric) cell, independent of what else is analysed."""
+    return np.random.default_rng([seed, zlib.crc32("/".join(keys).encode())])
+
+
+def _values(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    return rows[metric].to_numpy(dtype=float)
+
+
+def _auto_paired(x_rows: pd.DataFrame, y_rows: pd.DataFrame) -> bool:
+    """Paired when the grid says so; otherwise when every common seed has equal init/data seeds."""
+    flags = pd.concat([x_rows, y_rows]).get("paired", pd.Series(dtype=object)).dropna()
+    if len(flags):
+        return bool(flags.astype(bool).all())
+    if not {"init_seed", "data_seed"} <= set(x_rows.columns):
+        return False
+    merged = x_rows.merge(y_rows, on="seed", suffixes=("_x", "_y"))
+    if merged.empty:
+        return False
+    same = [(merged[f"{c}_x"] == merged[f"{c}_y"]) & merged[f"{c}_x"].notna() for c in ("init_seed", "data_seed")]
+    return bool((same[0] & same[1]).all())
+
+
+def _align(x_rows, y_rows, metric: str, pairing: str):
+    """Decide pairing and return ``(paired, x, y, note)``; paired samples are matched by seed."""
+    paired = pairing == "paired" or (pairing == "auto" and _auto_paired(x_rows, y_rows))
+    if paired:
+        merged = x_rows[["seed", metric]].merge(y_rows[["seed", metric]], on="seed", suffixes=("_x", "_y"))
+        merged = merged.sort_values("seed")
+        if len(merged) >= 2:
+            dropped = len(x_rows) + len(y_rows) - 2 * len(merged)
+            note = f"{dropped} run(s) without a same-seed partner left out of the paired test" if dropped else ""
+            return True, merged[f"{metric}_x"].to_numpy(float), merged[f"{metric}_y"].to_numpy(float), note
+        note = "paired by design but fewer than 2 common seeds: unpaired tests used"
+        return False, _values(x_rows, metric), _values(y_rows, metric), note
+    return False, _values(x_rows, metric), _values(y_rows, metric), ""
+
+
+def compare_samples(x_rows: pd.DataFrame, y_rows: pd.DataFrame, metric: str, pairing: str = "auto",
+                    margin: float | None = None, confidence: float = 0.95) -> dict:
+    """All unadjusted statistics of variant rows ``x_rows`` against reference rows ``y_rows``."""
+    paired, x, y, note = _align(x_rows, y_rows, metric, pairing)
+    higher = higher_is_better(metric)
+    t = stats.t_test(x, y, paired, confidence)
+    rank = stats.rank_test(x, y, paired)
+    out = {"paired": paired, "n": int(x.size), "n_ref": int(y.size),
+           "mean": float(np.mean(x)) if x.size else math.nan,
+           "mean_ref": float(np.mean(y)) if y.size else math.nan,
+           "diff": float(t["diff"]) if x.size and y.size else math.nan,
+           "ci_low": float(t["ci_low"]), "ci_high": float(t["ci_high"]),
+           "test": t["test"], "statistic": float(t["statistic"]), "df": float(t["df"]),
+           "p_raw": float(t["p"]), "rank_test": rank["test"], "p_rank": rank["p"],
+           "effect_size": float(stats.hedges_g(x, y)) if min(x.size, y.size) > 1 else math.nan,
+           "cliffs_delta": float(stats.cliffs_delta(x, y)) if min(x.size, y.size) else math.nan,
+           "margin": margin, "p_noninf": math.nan, "p_equiv": math.nan,
+           "seeds_needed": stats.seeds_for_power(stats.standardised_effect(x, y, paired), paired),
+           "seeds_needed_noninf": None, "note": note}
+    if margin is not None:
+        out.update(stats.margin_tests(x, y, margin, paired, higher_is_better=higher is not False))
+        sign = -1.0 if higher is False else 1.0
+        shifted = stats.standardised_effect(x, y, paired, diff=sign * out["diff"] + margin)
+        out["seeds_needed_noninf"] = stats.seeds_for_power(shifted, paired, alternative="larger")
+    return out
+
+
+def _direction(diff: float, higher: bool | None) -> str:
+    if higher is None:
+        return "higher" if diff > 0 else "lower"
+    return "better" if (diff > 0) == higher else "worse"
+
+
+def _seeds_text(n: int | None, what: str) -> str:
+    return (f"with 80% power, ~{n} seeds per variant would {what}" if n
+            else f"no feasible number of seeds would {what}")
+
+
+def verdict(row: dict, alpha: float, metric: str) -> tuple[str, str]:
+    """``(verdict, reason)`` of one adjusted comparison; see docs/analysis.md for the rules."""
+    higher = higher_is_better(metric)
+    if min(row["n"], row["n_ref"]) < 2:
+        return "inconclusive", f"fewer than 2 usable runs (n={row['n']}, reference n={row['n_ref']})"
+    if not math.isfinite(row["p_adj"]):
+        if row["ci_low"] == row["ci_high"] or not math.isfinite(row["statistic"]):
+            return "no variance", f"values do not vary across seeds; the difference {row['diff']:.4g} is exact"
+        return "inconclusive", "the test is undefined for these values"
+    noninf = math.isfinite(row["p_noninf_adj"]) and row["p_noninf_adj"] < alpha
+    equiv = math.isfinite(row["p_equiv_adj"]) and row["p_equiv_adj"] < alpha
+    margin = row["margin"]
+    if row["p_adj"] < alpha:
+        word = _direction(row["diff"], higher)
+        if word == "worse" and noninf:
+            return "worse, within margin", (f"p_adj={row['p_adj']:.3g} < {alpha}, but non-inferior at margin "
+                                            f"{margin:g} (p_adj={row['p_noninf_adj']:.3g})")
+        return word, f"p_adj={row['p_adj']:.3g} < {alpha}"
+    base = f"no significant difference (p_adj={row['p_adj']:.3g})"
+    if equiv:
+        return "equivalent", f"{base}; TOST equivalence within ±{margin:g} (p_adj={row['p_equiv_adj']:.3g})"
+    if noninf:
+        return "non-inferior", f"{base}; non-inferior at margin {margin:g} (p_adj={row['p_noninf_adj']:.3g})"
+    reason = f"{base}; " + _seeds_text(row["seeds_needed"], "detect the observed difference")
+    if margin is not None:
+        reason += f"; non-inferiority at margin {margin:g} not shown; " + _seeds_text(
+            row["seeds_needed_noninf"], "show it if the observed difference is the true one")
+    return "inconclusive", reason
+
+
+def summarize(rows: pd.DataFrame, grid: str, variant: str, metric: str, seed: int, confidence: float) -> dict:
+    """n, mean, std, median and bootstrap CI of one variant's usable rows (NaN when there are none)."""
+    values = _values(rows, metric)
+    ci = stats.bootstrap_mean_ci(values, cell_rng(seed, grid, variant, metric), confidence)
+    return {"grid": grid, "metric": metric, "variant": variant, **stats.describe(values),
+            "ci_low": ci["low"], "ci_high": ci["high"], "ci_method": ci["method"]}
+
+
+def _family(pairs: list[tuple[str, pd.DataFrame, str, pd.DataFrame]], grid: str, metric: str, *,
+            pairing: str, margin: float | None, alpha: float, correction: str, confidence: float) -> list[dict]:
+    """Compare every (variant, reference) pair of one family and adjust its p-values together."""
+    rows = [{"grid": grid, "metric": metric, "variant": v, "reference": r,
+             **compare_samples(x, y, metric, pairing, margin, confidence)} for v, x, r, y in pairs]
+    if not rows:
+        return []
+    raw = np.array([row["p_raw"] for row in rows])
+    adjusted = {
+        "p_adj": stats.adjust_pvalues(raw, correction),
+        "p_holm": stats.adjust_pvalues(raw, "holm"),
+        "p_bh": stats.adjust_pvalues(raw, "fdr_bh"),
+        "p_rank_adj": stats.adjust_pvalues([row["p_rank"] for row in rows], correction),
+        "p_noninf_adj": stats.adjust_pvalues([row["p_noninf"] for row in rows], correction),
+        "p_equiv_adj": stats.adjust_pvalues([row["p_equiv"] for row in rows], correction),
+    }
+    for i, row in enumerate(rows):
+        row.update({key: float(values[i]) for key, values in adjusted.items()}, correction=correction)
+        row["verdict"], row["reason"] = verdict(row, alpha, metric)
+    return rows
+
+
+def _check_options(metric, frame, correction, pairing, confidence, alpha):
+    if metric not in frame.columns or metric not in metric_columns(frame):
+        raise unknown("metric", metric, metric_columns(frame))
+    if correction not in stats.CORRECTIONS:
+        raise unknown("correction", correction, stats.CORRECTIONS)
+    if pairing not in PAIRING:
+        raise unknown("pairing", pairing, PAIRING)
+    if not (0 < confidence < 1 and 0 < alpha < 1):
+        raise ValueError(f"confidence ({confidence}) and alpha ({alpha}) must lie strictly between 0 and 1")
+
+
+def _split(frame: pd.DataFrame, metric: str):
+    """``(usable ok rows, excluded rows with status)``: ok rows without the metric count as excluded."""
+    frame = frame.copy()
+    for column in ("status", "reason", "run_id", "reference", "paired"):
+        if column not in frame.columns:
+            frame[column] = "ok" if column == "status" else None
+    values = pd.to_numeric(frame[metric], errors="coerce").astype(float)
+    ok = frame["status"] == "ok"
+    missing = ok & ~np.isfinite(values)
+    frame["reason"] = frame["reason"].astype(object)
+    frame.loc[missing, ["status", "reason"]] = ["missing metric", f"no value for {metric}"]
+    return frame[ok & ~missing], frame[~(ok & ~missing)]
+
+
+def grid_reference(frame: pd.DataFrame, grid: str, reference: str | None = None) -> str:
+    """The grid's reference variant (argument, else the ``reference`` column); must be a variant."""
+    rows = frame[frame["grid"] == grid]
+    variants = sorted(rows["variant"].dropna().astype(str).unique(), key=natural_key)
+    if reference is None:
+        named = rows["reference"].dropna().astype(str).unique() if "reference" in rows else []
+        if len(named) != 1:
+            raise ValueError(f"grid '{grid}' names no single reference (found {list(named)}); "
+                             f"pass --reference, one of: {', '.join(variants)}")
+        reference = named[0]
+    if reference not in variants:
+        raise unknown(f"reference variant of grid '{grid}'", reference, variants)
+    return reference
+
+
+def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | None = None,
+            reference: str | None = None, pairing: str = "auto", alpha: float = 0.05,
+            correction: str = "holm", margin: float | None = None, confidence: float = 0.95,
+            seed: int = 0) -> dict:
+    """Analyse grids of the tidy ``frame``: each variant against its grid's reference.
+
+    Returns ``{"metric", "alpha", "correction", "margin", "confidence", "seed",
+    "summaries": DataFrame, "comparisons": DataFrame, "excluded": DataFrame}``; ``margin=None``
+    means the metric's default (0.5 points for accuracies, none otherwise).
+    """
+    _check_options(metric, frame, correction, pairing, confidence, alpha)
+    margin = default_margin(metric) if margin is None else margin
+    all_grids = sorted(frame["grid"].astype(str).unique(), key=natural_key)
+    for grid in grids or []:
+        if grid not in all_grids:
+            raise unknown("grid", grid, all_grids)
+    usable, excluded = _split(frame, metric)
+    summaries, comparisons = [], []
+    for grid in grids or all_grids:
+        ref = grid_reference(frame, grid, reference)
+        variants = sorted(frame.loc[frame["grid"] == grid, "variant"].dropna().astype(str).unique(),
+                          key=lambda v: (v != ref, natural_key(v)))
+        by_variant = {v: usable[(usable["grid"] == grid) & (usable["variant"] == v)] for v in variants}
+        grid_excluded = excluded[excluded["grid"] == grid]
+        summaries += [{**summarize(by_variant[v], grid, v, metric, seed, confidence), "is_reference": v == ref,
+                       "n_excluded": int((grid_excluded["variant"] == v).sum())} for v in variants]
+        pairs = [(v, by_variant[v], ref, by_variant[ref]) for v in variants if v != ref]
+        comparisons += _family(pairs, grid, metric, pairing=pairing, margin=margin, alpha=alpha,
+                               correction=correction, confidence=confidence)
+    chosen = grids or all_grids
+    excluded = excluded[excluded["grid"].isin(chosen)]
+    return {"metric": metric, "alpha": alpha, "correction": correction, "margin": margin,
+            "confidence": confidence, "seed": seed,
+            "summaries": pd.DataFrame(summaries), "comparisons": pd.DataFrame(comparisons),
+            "excluded": excluded[[c for c in ("grid", "variant", "seed", "run_id", "status", "reason")
+                                  if c in excluded.columns]].reset_index(drop=True)}
+
+
+def resolve_variant(frame: pd.DataFrame, name: str) -> tuple[str, str]:
+    """``grid/variant`` or a variant name unique across grids -> ``(grid, variant)``."""
+    pairs = sorted({(str(g), str(v)) for g, v in frame[["grid", "variant"]].dropna().itertuples(index=False)})
+    qualified = [f"{g}/{v}" for g, v in pairs]
+    if name in qualified:
+        return pairs[qualified.index(name)]
+    matches = [(g, v) for g, v in pairs if v == name]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ValueError(f"variant '{name}' exists in several grids; write one of: "
+                         + ", ".join(f"{g}/{v}" for g, v in matches))
+    raise unknown("variant", name, qualified)
+
+
+def compare(frame: pd.DataFrame, a: str, b: str, metric: str = "test_top1", pairing: str = "auto",
+            alpha: float = 0.05, margin: float | None = None, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Variant ``a`` against ``b`` (names as in ``resolve_variant``); same output as ``analyze``.
+
+    A single comparison, so no multiplicity correction; variants of different grids are unpaired.
+    """
+    _check_options(metric, frame, "none", pairing, confidence, alpha)
+    margin = default_margin(metric) if margin is None else margin
+    (grid_a, var_a), (grid_b, var_b) = resolve_variant(frame, a), resolve_variant(frame, b)
+    if (grid_a, var_a) == (grid_b, var_b):
+        raise ValueError(f"compare needs two different variants, got '{a}' twice")
+    usable, excluded = _split(frame, metric)
+    pick = lambda table, g, v: table[(table["grid"] == g) & (table["variant"] == v)]  # noqa: E731
+    label_a, label_b = (var_a, var_b) if grid_a == grid_b else (f"{grid_a}/{var_a}", f"{grid_b}/{var_b}")
+    grid = grid_a if grid_a == grid_b else f"{grid_a} vs {grid_b}"
+    rows = _family([(label_a, pick(usable, grid_a, var_a), label_b, pick(usable, grid_b, var_b))], grid, metric,
+                   pairing=pairing if grid_a == grid_b else "unpaired", margin=margin, alpha=alpha,
+                   correction="none", confidence=confidence)
+    summaries = [{**summarize(pick(usable, g, v), g, v, metric, seed, confidence), "is_reference": i == 1,
+                  "n_excluded": len(pick(excluded, g, v))}
+                 for i, (g, v) in enumerate([(grid_a, var_a), (grid_b, var_b)])]
+    chosen = pd.concat([pick(excluded, grid_a, var_a), pick(excluded, grid_b, var_b)])
+    return {"metric": metric, "alpha": alpha, "correction": "none", "margin": margin,
+            "confidence": confidence, "seed": seed, "summaries": pd.DataFrame(summaries),
+            "comparisons": pd.DataFrame(rows),
+            "excluded": chosen[["grid", "variant", "seed", "run_id", "status", "reason"]].reset_index(drop=True)}

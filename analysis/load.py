@@ -1,0 +1,253 @@
+"""Read the engine's results layout (docs/results-format.md) or a tidy CSV/Parquet into DataFrames.
+
+Only files are read: this module never imports the engine, the models or torch. A run is a row of
+the tidy table whatever happened to it; ``status`` says whether it may be analysed:
+
+* ``ok``: finished, ``result.json`` valid;
+* ``failed``: finished with an error (the engine's ``reason`` is kept);
+* ``corrupt``: ``result.json`` exists but is empty, truncated, not JSON or misses required fields;
+* ``unfinished``: the run folder has no ``result.json`` (still running, killed, or never started);
+* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed); only one is kept.
+
+Only ``ok`` rows enter the statistics; every other row is counted and reported.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1", "epochs",
+               "train_seconds", "images_per_second")
+COST_KEYS = ("params", "macs", "latency_ms")
+TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
+                "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
+                "run_id", "paired", "model_kwargs")
+STATUSES = ("ok", "failed", "corrupt", "unfinished", "duplicate")
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """Return ``(object, None)`` or ``(None, reason)`` for an unreadable / non-JSON file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"{path.name} unreadable: {error.__class__.__name__}"
+    if not text.strip():
+        return None, f"{path.name} is empty"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as error:
+        return None, f"{path.name} is not valid JSON ({error.msg}: line {error.lineno} column {error.colno})"
+
+
+def _number(value: Any) -> float:
+    """A finite-or-NaN float from a JSON value; raise ``TypeError`` on anything else."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r:.40}")
+    return float(value)
+
+
+def _kwargs_text(kwargs: Any) -> str:
+    return json.dumps(kwargs if isinstance(kwargs, dict) else {}, sort_keys=True)
+
+
+def _parse_result(obj: Any) -> dict:
+    """Flatten a result.json object into a tidy row; raise ``ValueError``/``TypeError`` if invalid."""
+    if not isinstance(obj, dict):
+        raise ValueError("result.json is not a JSON object")
+    missing = [key for key in ("variant", "seed", "status") if key not in obj]
+    if missing:
+        raise ValueError(f"result.json misses {', '.join(missing)}")
+    if obj["status"] not in ("ok", "failed"):
+        raise ValueError(f"result.json has unknown status {obj['status']!r:.40}")
+    metrics, cost, seeds = obj.get("metrics") or {}, obj.get("cost") or {}, obj.get("seeds") or {}
+    if not all(isinstance(part, dict) for part in (metrics, cost, seeds)):
+        raise ValueError("result.json metrics/cost/seeds are not objects")
+    row = {"variant": str(obj["variant"]), "seed": int(_number(obj["seed"])),
+           "status": obj["status"], "reason": obj.get("reason"),
+           "model": obj.get("model"), "dataset": obj.get("dataset"), "protocol": obj.get("protocol"),
+           "run_id": obj.get("run_id"), "model_kwargs": _kwargs_text(obj.get("model_kwargs"))}
+    for name in ("init", "data", "aug"):
+        row[f"{name}_seed"] = _number(seeds.get(name))
+    for key in METRIC_KEYS:
+        row[key] = _number(metrics.get(key))
+    for key in COST_KEYS:
+        row[key] = _number(cost.get(key))
+    if row["status"] == "ok" and not math.isfinite(row["test_top1"]) and all(
+            not math.isfinite(row[key]) for key in METRIC_KEYS):
+        raise ValueError("result.json status ok but no metric values")
+    return row
+
+
+def load_grids(results_dir: str | Path) -> dict[str, dict]:
+    """``{grid name: grid.json object}`` for every grid folder (``{}`` when grid.json is unreadable)."""
+    root = _results_root(results_dir)
+    grids = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        obj, _ = _read_json(folder / "grid.json") if (folder / "grid.json").exists() else (None, None)
+        if obj is None and not any(p.is_dir() for p in folder.iterdir()):
+            continue  # neither a grid definition nor runs: not a grid folder
+        grids[folder.name] = obj if isinstance(obj, dict) else {}
+    return grids
+
+
+def _results_root(results_dir: str | Path) -> Path:
+    root = Path(results_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"results directory '{root}' does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"results path '{root}' is not a directory")
+    return root
+
+
+def _run_dirs(root: Path, grid: str) -> list[Path]:
+    return sorted(p for p in (root / grid).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _config_identity(run_dir: Path) -> dict:
+    """Best-effort variant/seed of a run without a valid result.json (from config.json)."""
+    obj, _ = _read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else (None, None)
+    if not isinstance(obj, dict):
+        return {}
+    seed = obj.get("seed")
+    return {"variant": obj.get("variant") if isinstance(obj.get("variant"), str) else None,
+            "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            "model": obj.get("model") if isinstance(obj.get("model"), str) else None}
+
+
+def load_results(results_dir: str | Path) -> pd.DataFrame:
+    """The tidy table of a results directory: one row per run folder, columns ``TIDY_COLUMNS``.
+
+    Never raises on a bad run: an unreadable result.json becomes ``status="corrupt"`` with the
+    reason, a missing one ``status="unfinished"``. Raises ``FileNotFoundError`` for a missing
+    directory and ``ValueError`` when it holds no grid folder.
+    """
+    root = _results_root(results_dir)
+    grids = load_grids(root)
+    if not grids:
+        raise ValueError(f"results directory '{root}' holds no grid folders (expected <grid>/grid.json)")
+    rows = []
+    for grid, meta in grids.items():
+        for run_dir in _run_dirs(root, grid):
+            row = {"grid": grid, "run_id": run_dir.name}
+            result_path = run_dir / "result.json"
+            if not result_path.exists():
+                row.update(_config_identity(run_dir), status="unfinished", reason="no result.json")
+            else:
+                obj, problem = _read_json(result_path)
+                try:
+                    if problem:
+                        raise ValueError(problem)
+                    row.update({k: v for k, v in _parse_result(obj).items() if k != "run_id"})
+                except (ValueError, TypeError, OverflowError) as error:
+                    row.update(_config_identity(run_dir), status="corrupt", reason=str(error))
+            row["reference"] = meta.get("reference")
+            row["paired"] = meta.get("paired") if isinstance(meta.get("paired"), bool) else None
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+    return _mark_duplicates(frame)
+
+
+def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep one ``ok`` run per (grid, variant, seed): the first by run_id; mark the rest."""
+    ok = frame["status"] == "ok"
+    dup = frame[ok].sort_values("run_id").duplicated(["grid", "variant", "seed"], keep="first")
+    frame.loc[dup[dup].index, ["status", "reason"]] = ["duplicate", "another ok run of this grid/variant/seed"]
+    return frame.sort_values(["grid", "variant", "seed", "run_id"], na_position="last",
+                             key=lambda col: col.astype(str) if col.name != "seed" else col
+                             ).reset_index(drop=True)
+
+
+def load_table(path: str | Path, reference: str | None = None) -> pd.DataFrame:
+    """A tidy CSV/Parquet with at least ``grid, variant, seed`` and one numeric metric column.
+
+    ``status`` defaults to ``ok``; ``reference`` (column) may be supplied or overridden by the
+    argument. Raises ``FileNotFoundError``/``ValueError`` naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"table '{path}' does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise ValueError(f"table '{path}' must end in .csv, .parquet or .pq, not '{suffix or '(none)'}'")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        raise ValueError(f"table '{path}' is malformed: {str(error).splitlines()[0]}") from error
+    except Exception as error:  # pyarrow's own errors for broken parquet files
+        if error.__class__.__module__.startswith("pyarrow"):
+            raise ValueError(f"table '{path}' is malformed: {error}") from error
+        raise
+    missing = [c for c in ("grid", "variant", "seed") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"table '{path}' misses column(s) {', '.join(missing)}; "
+                         f"it has {', '.join(map(str, frame.columns)) or 'none'}")
+    frame = frame.copy()
+    frame["grid"] = frame["grid"].astype(str)
+    frame["variant"] = frame["variant"].astype(str)
+    if "status" not in frame.columns:
+        frame["status"] = "ok"
+    frame["status"] = frame["status"].fillna("ok").astype(str)
+    if reference is not None:
+        frame["reference"] = reference
+    for column in ("reference", "reason", "run_id", "paired", "model_kwargs", "model", "dataset", "protocol"):
+        if column not in frame.columns:
+            frame[column] = None
+    if not metric_columns(frame):
+        raise ValueError(f"table '{path}' has no numeric metric column besides grid/variant/seed")
+    return _mark_duplicates(frame)
+
+
+NON_METRICS = {"seed", "init_seed", "data_seed", "aug_seed", "paired", "epochs"}
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric columns that can be analysed (seeds and bookkeeping excluded)."""
+    return sorted(c for c in frame.columns
+                  if c not in NON_METRICS and pd.api.types.is_numeric_dtype(frame[c])
+                  and not pd.api.types.is_bool_dtype(frame[c]) and frame[c].notna().any())
+
+
+def load_curves(results_dir: str | Path, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-epoch rows ``grid, variant, seed, run_id, epoch, <metrics.jsonl keys>`` of the ok runs.
+
+    Lines that are not JSON objects (e.g. a half-written last line) are skipped.
+    """
+    root = _results_root(results_dir)
+    frame = load_results(root) if frame is None else frame
+    rows = []
+    for run in frame[frame["status"] == "ok"].itertuples(index=False):
+        path = root / run.grid / str(run.run_id) / "metrics.jsonl"
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("epoch"), (int, float)):
+                values = {k: v for k, v in obj.items() if isinstance(v, (int, float)) or v is None}
+                rows.append({"grid": run.grid, "variant": run.variant, "seed": run.seed,
+                             "run_id": run.run_id, **values})
+    return pd.DataFrame(rows)
+
+
+def load_run_files(results_dir: str | Path, name: str) -> list[tuple[str, str, dict]]:
+    """``(grid, run_id, object)`` for every readable ``<grid>/<run_id>/<name>`` (env.json, config.json)."""
+    root = _results_root(results_dir)
+    found = []
+    for grid in load_grids(root):
+        for run_dir in _run_dirs(root, grid):
+            if (run_dir / name).exists():
+                obj, _ = _read_json(run_dir / name)
+                if isinstance(obj, dict):
+                    found.append((grid, run_dir.name, obj))
+    return found

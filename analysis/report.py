@@ -1,0 +1,439 @@
+"""The generated report: REPORT.md plus its figures (PNG and PDF) in ``<stem>_figures/`` beside it.
+
+Deterministic by construction: sorted iteration, seeded bootstraps, no timestamps, and figure
+metadata without dates, so the same results directory gives byte-identical files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
+import pandas as pd
+
+from . import plots, stats
+from .compare import analyze, compare_samples, natural_key
+from .load import load_curves, load_grids, load_results, load_run_files
+from .tables import display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, markdown_table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
+COST_TOLERANCE = 0.10  # a cost ratio within 10% of the paper's is "supported" (counting conventions differ)
+JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _flatten(obj, prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> short text values of a nested JSON object."""
+    out = {}
+    for key, value in sorted(obj.items()) if isinstance(obj, dict) else []:
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            out[name] = text if len(text) <= 70 else text[:67] + "..."
+    return out
+
+
+def _values_text(values: list[str], limit: int = 3) -> str:
+    shown = "; ".join(f"`{v}`" for v in values[:limit])
+    return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _cmd(*parts: str) -> str:
+    return "`python run.py " + " ".join(parts) + "`"
+
+
+def _demote(markdown: str, levels: int = 2) -> str:
+    """Shift headings down so an included document nests under a report section."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        fenced ^= line.lstrip().startswith("```")
+        out.append("#" * levels + line if not fenced and re.match(r"#{1,4} ", line) else line)
+    return "\n".join(out)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "grid"
+
+
+# -------------------------------------------------------------------------------------------- setup
+def setup_section(results: Path, frame: pd.DataFrame, result: dict) -> list[str]:
+    envs = load_run_files(results, "env.json")
+    configs = load_run_files(results, "config.json")
+    lines = ["## Setup", ""]
+    lines += ["### Hardware and software", ""]
+    if envs:
+        table = {}
+        for _, _, env in envs:
+            for key, value in _flatten(env).items():
+                table.setdefault(key, set()).add(value)
+        rows = [{"key": f"`{k}`", "value(s)": _values_text(sorted(v))} for k, v in sorted(table.items())]
+        lines += [f"From the `env.json` of {len(envs)} run(s); several values mean runs differ.", "",
+                  markdown_table(pd.DataFrame(rows[:60])), ""]
+        if len(rows) > 60:
+            lines += [f"({len(rows) - 60} more keys in the runs' `env.json`.)", ""]
+    else:
+        lines += ["No `env.json` found: hardware and software versions are unknown.", ""]
+    lines += ["### Protocol", ""]
+    if configs:
+        flat = [_flatten(config) for _, _, config in configs]
+        keys = sorted(set().union(*flat))
+        values = {k: sorted({f[k] for f in flat if k in f}) for k in keys}
+        constant = [k for k in keys if len(values[k]) == 1]
+        varying = [k for k in keys if k not in constant]
+        rows = [{"setting": f"`{k}`", "value": f"`{values[k][0]}`"} for k in constant]
+        lines += [f"Settings with one value across the {len(configs)} run configs (`config.json`) that record them:", "",
+                  markdown_table(pd.DataFrame(rows[:60])) if rows else "(none)", ""]
+        if varying:
+            lines += ["Settings that differ between runs: " + ", ".join(f"`{k}`" for k in varying[:40])
+                      + (" ..." if len(varying) > 40 else "") + ".", ""]
+    else:
+        lines += ["No `config.json` found.", ""]
+    protocols = sorted(frame["protocol"].dropna().astype(str).unique())
+    lines += [f"Protocol(s) named in the results: {', '.join(f'`{p}`' for p in protocols) or 'none recorded'}.", ""]
+    lines += ["### Data", ""]
+    datasets = sorted(frame["dataset"].dropna().astype(str).unique())
+    lines += [f"Dataset(s): {', '.join(f'`{d}`' for d in datasets) or 'none recorded'}.", ""]
+    config_text = " ".join(f"{k}={v}" for _, _, c in configs for k, v in _flatten(c).items()).lower()
+    if any("jpeg" in d.lower() for d in datasets) or "jpeg" in config_text:
+        lines += [f"> **Caveat: {JPEG_CAVEAT}.** The CIFAR-10 images were decoded from a JPEG re-encoded "
+                  "archive, not the original lossless arrays. JPEG artefacts change the inputs, so absolute "
+                  "accuracies are not directly comparable with published CIFAR-10 numbers; differences between "
+                  "variants trained and tested on the same data remain comparable.", ""]
+    margin = "none" if result["margin"] is None else f"{result['margin']:g} points"
+    lines += ["### Statistical protocol", "",
+              f"Primary metric `{result['metric']}`; alpha {result['alpha']:g}; multiplicity correction "
+              f"`{result['correction']}` within each grid; non-inferiority margin {margin}; "
+              f"{round(result['confidence'] * 100)}% intervals; bootstrap seed {result['seed']}. "
+              "Tests and verdict rules: `docs/analysis.md`.", ""]
+    return lines
+
+
+# ------------------------------------------------------------------------------------------- claims
+def _rows(usable: pd.DataFrame, grid: str, variant: str) -> pd.DataFrame:
+    return usable[(usable["grid"] == grid) & (usable["variant"] == variant)]
+
+
+def _pick(variants: list[str], *patterns: str) -> str | None:
+    for pattern in patterns:
+        hits = sorted((v for v in variants if re.search(pattern, v)), key=natural_key)
+        if hits:
+            return hits[0]
+    return None
+
+
+def _settle(x, y, paired: bool, diff: float) -> str:
+    n = stats.seeds_for_power(stats.standardised_effect(x["test_top1"], y["test_top1"], paired, diff=diff), paired)
+    return f"~{n} seeds per variant would detect {diff:+g} with 80% power" if n else "seeds needed unknown"
+
+
+def accuracy_claim(x: pd.DataFrame, y: pd.DataFrame, claimed: float) -> tuple[str, str, str]:
+    """Claim 'x beats y by ``claimed`` points': measured text, verdict, reason (rules in docs)."""
+    if min(len(x), len(y)) < 2:
+        return "–", "inconclusive", f"fewer than 2 runs per variant (n={len(x)}, {len(y)})"
+    c = compare_samples(x, y, "test_top1")
+    measured = f"{c['diff']:+.2f} points {fmt_ci(c['ci_low'], c['ci_high'])} ({c['test']}, n={c['n']}/{c['n_ref']})"
+    if not (math.isfinite(c["ci_low"]) and math.isfinite(c["ci_high"])):
+        return measured, "inconclusive", "no interval (values do not vary)"
+    if c["ci_high"] < claimed:
+        return measured, "not supported", f"the 95% CI excludes {claimed:+g}: the measured gain is smaller"
+    if c["ci_low"] > 0:
+        extra = " (gain larger than claimed)" if c["ci_low"] > claimed else ""
+        return measured, "supported", f"the 95% CI excludes 0 and is consistent with {claimed:+g}{extra}"
+    return measured, "inconclusive", (f"the 95% CI contains both 0 and {claimed:+g}; "
+                                      + _settle(x, y, c["paired"], claimed))
+
+
+def cost_claim(x: pd.DataFrame, y: pd.DataFrame, column: str, claimed: float | None) -> tuple[str, str, str]:
+    """Claim 'x needs ``claimed`` times less ``column`` than y' (cost of the model, not random)."""
+    cx, cy = x[column].dropna(), y[column].dropna()
+    if not len(cx) or not len(cy):
+        return "–", "inconclusive", f"`{column}` not recorded"
+    ratio = float(np.median(cy) / np.median(cx))
+    measured = f"{ratio:.2f}x fewer ({fmt_num(np.median(cx))} vs {fmt_num(np.median(cy))})"
+    spread = " (values differ between runs; medians used)" if cx.nunique() > 1 or cy.nunique() > 1 else ""
+    if claimed is None:
+        return measured, "no claim", "measured for information" + spread
+    if abs(ratio / claimed - 1) <= COST_TOLERANCE:
+        return measured, "supported", f"within {COST_TOLERANCE:.0%} of the claimed {claimed:g}x{spread}"
+    return measured, "not supported", f"differs from the claimed {claimed:g}x by more than {COST_TOLERANCE:.0%}{spread}"
+
+
+def noninferiority_claim(x: pd.DataFrame, y: pd.DataFrame, margin: float) -> tuple[str, str, str]:
+    """Claim 'x is non-inferior to y at ``margin`` points' with the one-sided t test (TOST half)."""
+    if min(len(x), len(y)) < 2:
+        return "–", "inconclusive", f"fewer than 2 runs per variant (n={len(x)}, {len(y)})"
+    c = compare_samples(x, y, "test_top1", margin=margin)
+    c90 = compare_samples(x, y, "test_top1", margin=margin, confidence=0.90)
+    measured = (f"{c['diff']:+.2f} points {fmt_ci(c['ci_low'], c['ci_high'])}; one-sided 95% lower bound "
+                f"{fmt_num(c90['ci_low'])} (n={c['n']}/{c['n_ref']})")
+    if math.isfinite(c["p_noninf"]) and c["p_noninf"] < 0.05:
+        return measured, "supported", f"lower bound above -{margin:g} (non-inferiority p={fmt_p(c['p_noninf'])})"
+    if math.isfinite(c90["ci_high"]) and c90["ci_high"] < -margin:
+        return measured, "not supported", f"one-sided 95% upper bound {fmt_num(c90['ci_high'])} below -{margin:g}"
+    n = c["seeds_needed_noninf"]
+    settle = (f"~{n} seeds per variant would show non-inferiority with 80% power if the observed difference "
+              "is the true one" if n else "more seeds are not expected to show non-inferiority at this difference")
+    return measured, "inconclusive", f"non-inferiority p={fmt_p(c['p_noninf'])}; {settle}"
+
+
+def claims_section(frame: pd.DataFrame, usable: pd.DataFrame, results_arg: str) -> list[str]:
+    rows = []
+    grid, grids = "paper-claim", set(frame["grid"])
+    paper = [("DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-10: +0.9 points top-1", "acc", 0.9),
+             ("DyClotNet 2.0x needs 2.9x fewer MACs than MobileNetV2 1.0x", "macs", 2.9),
+             ("DyClotNet 2.0x has 1.4x fewer parameters than MobileNetV2 1.0x", "params", 1.4),
+             ("(no paper claim) CPU latency of DyClotNet 2.0x vs MobileNetV2 1.0x", "latency_ms", None)]
+    variants = sorted(frame.loc[frame["grid"] == grid, "variant"].astype(str).unique(), key=natural_key)
+    ref_names = frame.loc[frame["grid"] == grid, "reference"].dropna().astype(str).unique()
+    dyclot = _pick(variants, r"^dyclotnet_200$", r"dyclotnet.*200", r"dyclotnet")
+    mobile = _pick(list(ref_names), r"mobilenet") or _pick(variants, r"^mobilenetv2_100$", r"mobilenet")
+    for claim, kind, claimed in paper:
+        if grid not in grids or dyclot is None or mobile is None:
+            rows.append((claim, grid, "–", "no results", f"grid `{grid}` " + (
+                "absent" if grid not in grids else "lacks a dyclotnet or mobilenetv2 variant")))
+            continue
+        x, y = _rows(usable, grid, dyclot), _rows(usable, grid, mobile)
+        measured, verdict, reason = (accuracy_claim(x, y, claimed) if kind == "acc"
+                                     else cost_claim(x, y, kind, claimed))
+        datasets = sorted(pd.concat([x, y])["dataset"].dropna().astype(str).unique())
+        if kind == "acc" and datasets and not all("cifar" in d.lower() and "10" in d for d in datasets):
+            reason += f"; measured on {', '.join(datasets)}, not CIFAR-10"
+        rows.append((claim, f"{grid}: `{dyclot}` vs `{mobile}`", measured, verdict, reason))
+    claim = "DCT is non-inferior to the pointwise expansion it replaces (margin 0.5 points)"
+    grid = "expansion-op"
+    if grid in grids and {"dct", "pointwise"} <= set(frame.loc[frame["grid"] == grid, "variant"]):
+        measured, verdict, reason = noninferiority_claim(_rows(usable, grid, "dct"), _rows(usable, grid, "pointwise"),
+                                                         0.5)
+        rows.append((claim, f"{grid}: `dct` vs `pointwise`", measured, verdict, reason))
+    else:
+        rows.append((claim, grid, "–", "no results", f"grid `{grid}` absent or without `dct` and `pointwise`"))
+    table = pd.DataFrame(rows, columns=["claim", "grid: variant vs reference", "measured (95% CI)", "verdict",
+                                        "reason"])
+    return ["## Paper claims", "",
+            "Each claim is tested once on its own grid (no correction across claims). Accuracy claims use "
+            "the t interval of the difference; cost claims compare medians (costs are deterministic).", "",
+            markdown_table(table), "",
+            "Regenerate: " + _cmd("compare", "paper-claim/dyclotnet_200", "paper-claim/mobilenetv2_100",
+                                  "--results", results_arg) + ", "
+            + _cmd("compare", "expansion-op/dct", "expansion-op/pointwise", "--results", results_arg) + ".", ""]
+
+
+# -------------------------------------------------------------------------------------------- grids
+def sweep_axis(meta: dict, rows: pd.DataFrame, grid: str) -> tuple[str, dict[str, float]] | None:
+    """``(key, {variant: value})`` of the one numeric ``model_kwargs`` entry that varies in a grid."""
+    kwargs = {v: spec.get("model_kwargs") or {} for v, spec in (meta.get("variants") or {}).items()
+              if isinstance(spec, dict)}
+    for row in rows.dropna(subset=["model_kwargs"]).itertuples(index=False):
+        try:
+            kwargs.setdefault(str(row.variant), json.loads(row.model_kwargs))
+        except (TypeError, json.JSONDecodeError):
+            continue
+    numeric = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    keys = sorted({k for kw in kwargs.values() for k, v in kw.items() if numeric(v)})
+    varying = [k for k in keys if len({kw[k] for kw in kwargs.values() if numeric(kw.get(k))}) > 1]
+    preferred = grid.split("-")[0]
+    key = preferred if preferred in varying else (varying[0] if len(varying) == 1 else None)
+    if key is None:
+        return None
+    return key, {v: float(kw[key]) for v, kw in kwargs.items() if numeric(kw.get(key))}
+
+
+def grid_section(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFrame, curves: pd.DataFrame,
+                 result: dict, results_arg: str, figures: dict) -> list[str]:
+    metric = result["metric"]
+    summary = result["summaries"][result["summaries"]["grid"] == grid]
+    order = list(summary["variant"])
+    rows_all = frame[frame["grid"] == grid]
+    paired = bool(result["comparisons"].query("grid == @grid")["paired"].any()) if len(result["comparisons"]) else False
+    lines = [f"## Grid `{grid}`", ""]
+    if meta.get("description"):
+        lines += [str(meta["description"]), ""]
+    lines += [f"Reference `{order[0]}`; tests {'paired by seed' if paired else 'unpaired'}; datasets "
+              + (", ".join(f"`{d}`" for d in sorted(rows_all["dataset"].dropna().astype(str).unique())) or "unknown")
+              + "; " + exclusion_line(result, grid) + ".", ""]
+    lines += [markdown_table(display_table(result, grid)), ""]
+    comps = result["comparisons"].query("grid == @grid") if len(result["comparisons"]) else pd.DataFrame()
+    if len(comps):
+        lines += ["Verdicts in detail:", ""]
+        lines += [f"- `{c.variant}`: **{c.verdict}** — {c.reason}"
+                  + (f" (rank test {c.rank_test}: p_adj {fmt_p(c.p_rank_adj)}; {c.note})" if c.note else
+                     f" (rank test {c.rank_test}: p_adj {fmt_p(c.p_rank_adj)})") for c in comps.itertuples()]
+        lines += [""]
+    excluded = result["excluded"][result["excluded"]["grid"] == grid]
+    if len(excluded):
+        table = excluded.assign(seed=excluded["seed"].map(lambda s: "–" if pd.isna(s) else str(int(s))),
+                                reason=excluded["reason"].fillna("").astype(str))
+        lines += ["Excluded runs (counted, never averaged):", "",
+                  markdown_table(table[["variant", "seed", "run_id", "status", "reason"]].fillna("–")), ""]
+    costs = [c for c in ("params", "macs", "latency_ms") if c in usable and usable.loc[usable["grid"] == grid, c].notna().any()]
+    if costs:
+        med = usable[usable["grid"] == grid].groupby("variant")[costs].median()
+        table = pd.DataFrame([{"variant": v, **{c: fmt_num(med.loc[v, c]) for c in costs}} for v in order if v in med.index])
+        lines += ["Cost per variant (median over runs):", "", markdown_table(table), ""]
+    grid_rows = usable[usable["grid"] == grid]
+    slug = _slug(grid)
+    if len(grid_rows):
+        figures[f"{slug}_seeds"] = plots.seeds_plot(grid_rows, metric, order)[0]
+        lines += [_figure(figures, f"{slug}_seeds", f"{grid}: per-seed {metric} over box plots")]
+    sweep = sweep_axis(meta, rows_all, grid)
+    if sweep:
+        key, values = sweep
+        data = summary[summary["variant"].isin(values)].assign(x=lambda d: d["variant"].map(values))
+        if len(data) >= 2:
+            figures[f"{slug}_sweep"] = plots.sweep_plot(data, key, metric)[0]
+            lines += [_figure(figures, f"{slug}_sweep", f"{grid}: mean {metric} against {key} with 95% bootstrap CI")]
+    grid_curves = curves[curves["grid"] == grid] if len(curves) else curves
+    curve_metric = next((m for m in (metric, "val_top1", "test_top1") if m in grid_curves
+                         and grid_curves[m].notna().any()), None)
+    if curve_metric:
+        figures[f"{slug}_curves"] = plots.curves_plot(grid_curves.dropna(subset=[curve_metric]), curve_metric,
+                                                      [v for v in order if v in set(grid_curves["variant"])],
+                                                      seed=result["seed"])[0]
+        lines += [_figure(figures, f"{slug}_curves", f"{grid}: {curve_metric} per epoch (mean, 95% band over seeds)")]
+    extra = "" if metric == "test_top1" else f" --metric {metric}"
+    lines += ["Regenerate: " + _cmd("analyze", "--results", results_arg, "--grid", grid + extra, "--format", "md"), ""]
+    return lines
+
+
+def _figure(figures: dict, name: str, caption: str) -> str:
+    folder = figures["__folder__"]
+    return f"![{caption}]({folder}/{name}.png)\n\n[{name}.pdf]({folder}/{name}.pdf)\n"
+
+
+def pareto_section(usable: pd.DataFrame, result: dict, figures: dict) -> list[str]:
+    summary = result["summaries"].set_index(["grid", "variant"])
+    if usable["grid"].nunique() > 1:  # the smoke grid runs on other data and a tiny budget
+        usable = usable[usable["grid"] != "smoke"]
+    lines = []
+    for cost in ("macs", "latency_ms"):
+        if cost not in usable or usable[cost].notna().sum() == 0:
+            continue
+        med = usable.groupby(["grid", "variant"])[cost].median().dropna()
+        points = pd.DataFrame([{"label": v, "group": g, "cost": c, **summary.loc[(g, v), ["mean", "ci_low", "ci_high"]]}
+                               for (g, v), c in sorted(med.items()) if (g, v) in summary.index])
+        if len(points) < 2:
+            continue
+        figures[f"pareto_{cost}"] = plots.pareto_plot(points, cost, result["metric"])[0]
+        lines += [_figure(figures, f"pareto_{cost}", f"{result['metric']} against {cost}, all grids, with the Pareto front")]
+    if not lines:
+        return []
+    return ["## Accuracy against cost", "",
+            "Each point is one variant of one grid (" + ", ".join(f"`{g}`" for g in sorted(usable["grid"].unique(), key=natural_key))
+            + "): mean over seeds with its 95% CI against the median cost; "
+            "the dashed line is the Pareto front (no other point is cheaper and at least as accurate).", "", *lines]
+
+
+# ------------------------------------------------------------------------------------------- report
+def interpretation_section(result: dict) -> list[str]:
+    lines = ["## Interpretation choices", ""]
+    if INTERPRETATION.exists():
+        lines += [_demote(INTERPRETATION.read_text(encoding="utf-8").strip()), ""]
+    else:
+        lines += ["The interpretation of the paper's ambiguities is recorded in `docs/interpretation.md` "
+                  "(not present when this report was generated).", ""]
+    lines += ["Analysis choices (see `docs/analysis.md`):", "",
+              "- Primary test: Welch's t-test, or the paired t-test when a grid pairs runs by seed; the rank "
+              "test (Mann-Whitney U / Wilcoxon signed-rank) is reported beside it as a check.",
+              f"- Multiplicity: `{result['correction']}` across the comparisons of each grid (Benjamini-Hochberg "
+              "also in the JSON/CSV output).",
+              "- 'Comparable accuracy' is only claimed from a non-inferiority / TOST test with the stated margin, "
+              "never from a non-significant difference test.",
+              f"- Cost claims are supported when the measured ratio is within {COST_TOLERANCE:.0%} of the paper's "
+              "(MAC counting conventions differ between tools).",
+              "- Failed, corrupt, unfinished and duplicate runs are excluded and counted; they are never averaged.", ""]
+    return lines
+
+
+def limitations_section(frame: pd.DataFrame, result: dict) -> list[str]:
+    summary = result["summaries"]
+    n_min, n_max = (int(summary["n"].min()), int(summary["n"].max())) if len(summary) else (0, 0)
+    paired_small = len(result["comparisons"]) and bool(
+        (result["comparisons"]["paired"] & (result["comparisons"]["n"] < 6)).any())
+    lines = ["## Limitations", "",
+             f"- Seeds per variant range from {n_min} to {n_max}; with few seeds only large differences are "
+             "detectable (see the seeds-needed figures in the verdicts).",
+             f"- {int((frame['status'] != 'ok').sum())} of {len(frame)} run folders were excluded "
+             "(failed, corrupt, unfinished or duplicate); if failures depend on the variant, the surviving runs "
+             "are a biased sample.",
+             "- Latency is measured on the machine that ran the experiments (CPU, batch 1, median) and does not "
+             "transfer to other hardware; MACs depend on the counting tool's conventions.",
+             "- Results come from the suite's training protocol, not the paper's full schedule; absolute "
+             "accuracies are therefore lower, and only differences between variants are compared with claims."]
+    if paired_small:
+        lines.append("- With fewer than 6 pairs the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
+                     "(minimum two-sided p = 0.0625 for 5 pairs); the paired t-test is the primary test.")
+    return lines + [""]
+
+
+def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric: str = "test_top1",
+                 alpha: float = 0.05, correction: str = "holm", margin: float | None = None,
+                 seed: int = 0) -> tuple[str, dict]:
+    """``(markdown, {figure name: matplotlib Figure})``; nothing is written."""
+    results = Path(results_dir)
+    frame = load_results(results)
+    result = analyze(frame, metric, alpha=alpha, correction=correction, margin=margin, seed=seed)
+    usable = frame[(frame["status"] == "ok") & frame[metric].notna()]
+    grids = load_grids(results)
+    curves = load_curves(results, frame)
+    out = Path(out)
+    results_arg, out_arg = str(results_dir), str(out)
+    figures = {"__folder__": f"{out.stem.lower()}_figures"}
+    options = "" if metric == "test_top1" else f" --metric {metric}"
+    lines = ["# DCT reproduction report", "",
+             f"Generated from `{results_arg}` by {_cmd('report', '--results', results_arg, '--out', out_arg + options)}; "
+             "every number is recomputed from the run files and rerunning the command reproduces this file "
+             "byte for byte.", ""]
+    accounting = frame.groupby("grid")["status"].value_counts().unstack(fill_value=0)
+    accounting = accounting.reindex(columns=[s for s in ("ok", "failed", "corrupt", "unfinished", "duplicate")
+                                             if s in accounting.columns])
+    acc_rows = [{"grid": f"`{g}`", "reference": f"`{grids.get(g, {}).get('reference', '–')}`",
+                 **{s: str(int(accounting.loc[g, s])) for s in accounting.columns}}
+                for g in sorted(accounting.index, key=natural_key)]
+    lines += ["## Runs", "", markdown_table(pd.DataFrame(acc_rows)), ""]
+    lines += setup_section(results, frame, result)
+    lines += claims_section(frame, usable, results_arg)
+    for grid in sorted(grids, key=natural_key):
+        if grid in set(result["summaries"]["grid"]):
+            lines += grid_section(grid, grids[grid], frame, usable, curves, result, results_arg, figures)
+    lines += pareto_section(usable, result, figures)
+    lines += interpretation_section(result)
+    lines += limitations_section(frame, result)
+    lines += ["## Regenerating", "",
+              f"- Whole report: {_cmd('report', '--results', results_arg, '--out', out_arg + options)}",
+              f"- All grid tables: {_cmd('analyze', '--results', results_arg + options, '--format', 'md')} "
+              "(`--format json` for the machine-readable form)",
+              f"- Any two variants: {_cmd('compare', 'GRID/A', 'GRID/B', '--results', results_arg)}", ""]
+    figures.pop("__folder__")
+    return "\n".join(lines), figures
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """PNG and PDF without dates or version stamps in their metadata (byte-reproducible)."""
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    fig.savefig(paths[0], dpi=120, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    plt.close(fig)
+    return paths
+
+
+def write_report(results_dir: str | Path, out: str | Path = "REPORT.md", **options) -> Path:
+    """Write the report and its figure folder; stale figures in that folder are removed."""
+    text, figures = build_report(results_dir, out, **options)
+    out = Path(out)
+    folder = out.parent / f"{out.stem.lower()}_figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {p for name, fig in sorted(figures.items()) for p in save_figure(fig, folder / name)}
+    for stale in sorted(folder.glob("*")):
+        if stale.suffix in (".png", ".pdf") and stale not in written:
+            stale.unlink()
+    out.write_text(text, encoding="utf-8")
+    return out

@@ -1,0 +1,272 @@
+"""Input-dependent convolutions: dynamic convolution, CondConv and dynamic convolution decomposition.
+
+* :class:`DynamicConv2d` -- Chen et al., "Dynamic Convolution: Attention over Convolution Kernels",
+  CVPR 2020 (arXiv:1912.03458): ``W(x) = sum_k pi_k(x) W_k``, ``b(x) = sum_k pi_k(x) b_k``,
+  ``pi(x) = softmax(FC(ReLU(FC(GAP(x)))) / tau)``, tau annealed from 30 to 1.
+* :class:`CondConv` -- Yang et al., "CondConv: Conditionally Parameterized Convolutions for
+  Efficient Inference", NeurIPS 2019 (arXiv:1904.04971): ``W(x) = sum_e r_e(x) W_e`` with
+  ``r(x) = sigmoid(FC(GAP(x)))``; the aggregation is timm's :class:`timm.layers.CondConv2d`.
+* :class:`DynamicConvDecomposition` -- Li et al., "Revisiting Dynamic Convolution via Matrix
+  Decomposition", ICLR 2021 (arXiv:2103.08756, code https://github.com/liyunsheng13/dcd):
+  ``W(x) = Lambda(x) W0 + P Phi(x) Q^T`` for 1x1 convolutions.
+
+Temperature schedule of dynamic convolution: :func:`temperature_at`, :func:`default_anneal_epochs`
+and :func:`set_epoch_temperature` (what a network's ``set_epoch(epoch, num_epochs)`` calls).
+
+MAC counting: every operator has ``macs(input_shape)`` (multiply-adds for one example of shape
+(C, H, W), attention included). ptflops' pytorch backend does not see ``F.conv2d`` or
+``torch.einsum``, so these operators are undercounted unless :data:`PTFLOPS_HOOKS` is passed as
+``custom_modules_hooks``; with the hooks the count equals ``macs()`` (see :func:`ptflops_hook`).
+
+Nothing here imports a network.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from timm.layers import CondConv2d
+from torch import nn
+
+__all__ = [
+    "CondConv", "DynamicConv2d", "DynamicConvDecomposition", "PTFLOPS_HOOKS", "TAU_END", "TAU_START",
+    "dcd_latent_dim", "default_anneal_epochs", "ptflops_hook", "set_epoch_temperature", "temperature_at",
+]
+
+TAU_START, TAU_END = 30.0, 1.0  # Chen et al. 2020, Sec. 3.3 / 4: tau from 30 to 1
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def _attention_hidden(in_chs: int, reduction: int, min_hidden: int) -> int:
+    return max(in_chs // reduction, min_hidden)
+
+
+class DynamicConv2d(nn.Module):
+    """Dynamic convolution (Chen et al. 2020, eq. 1-3): K kernels mixed per example by attention.
+
+    ``y = (sum_k pi_k(x) W_k) * x + sum_k pi_k(x) b_k`` with
+    ``pi(x) = softmax(FC2(ReLU(FC1(GAP(x)))) / tau)``.
+
+    The attention is the paper's squeeze-and-excitation form: FC1 reduces ``in_chs`` by
+    ``reduction`` (4, as in the paper) with at least ``num_kernels`` hidden units (our floor;
+    the paper states none), both FCs have biases. ``tau`` is a buffer (saved with the model) set
+    by :meth:`set_temperature`; it starts at 30 and the network's ``set_epoch`` anneals it to 1.
+
+    Per-example kernels are applied without a Python loop: a 1x1, stride-1, ungrouped conv is a
+    batched matmul (``einsum('boi,bihw->bohw')``); other shapes use one grouped convolution with
+    the batch folded into the groups.
+
+    Parameters: ``K*(O*I/g*k*k + O) + I*h + h + h*K + K`` (``h`` the hidden width, ``+K*O`` only
+    with ``bias``). MACs per example: ``O*I/g*k*k*H'*W'`` (conv) + ``K*(O*I/g*k*k + O)``
+    (kernel aggregation) + ``I*h + h*K`` (attention); see :meth:`macs`.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
+                 bias: bool = True, num_kernels: int = 4, reduction: int = 4, min_hidden: int | None = None,
+                 temperature: float = TAU_START) -> None:
+        super().__init__()
+        if in_chs % groups or out_chs % groups:
+            raise ValueError(f"groups={groups} must divide in_chs={in_chs} and out_chs={out_chs}")
+        self.in_chs, self.out_chs, self.kernel_size, self.stride, self.groups = in_chs, out_chs, kernel_size, stride, groups
+        self.num_kernels = num_kernels
+        self.weight = nn.Parameter(torch.empty(num_kernels, out_chs, in_chs // groups, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(num_kernels, out_chs)) if bias else None
+        hidden = _attention_hidden(in_chs, reduction, num_kernels if min_hidden is None else min_hidden)
+        self.attention = nn.Sequential(nn.Linear(in_chs, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_kernels))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        for k in range(num_kernels):  # each kernel initialised like a static conv (kaiming, fan_out)
+            nn.init.kaiming_normal_(self.weight[k], mode="fan_out", nonlinearity="relu")
+
+    def set_temperature(self, tau: float) -> None:
+        """Set the softmax temperature ``tau`` of the kernel attention (large = flat attention)."""
+        if not tau > 0:
+            raise ValueError(f"temperature must be > 0, got {tau!r}")
+        self.temperature.fill_(float(tau))
+
+    def kernel_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """``pi(x)``, shape (B, K), rows summing to 1."""
+        return (self.attention(x.mean((2, 3))) / self.temperature).softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        pi = self.kernel_attention(x)
+        weight = torch.einsum("bk,kf->bf", pi, self.weight.flatten(1))
+        bias = torch.einsum("bk,ko->bo", pi, self.bias) if self.bias is not None else None
+        if self.kernel_size == 1 and self.stride == 1 and self.groups == 1:
+            y = torch.einsum("boi,bihw->bohw", weight.view(b, self.out_chs, c), x)
+            return y if bias is None else y + bias.view(b, self.out_chs, 1, 1)
+        y = F.conv2d(x.reshape(1, b * c, h, w), weight.view(b * self.out_chs, c // self.groups, self.kernel_size, self.kernel_size),
+                     None if bias is None else bias.flatten(), self.stride, self.kernel_size // 2, groups=b * self.groups)
+        return y.view(b, self.out_chs, y.shape[-2], y.shape[-1])
+
+    def macs(self, input_shape: tuple[int, int, int]) -> int:
+        c, h, w = input_shape
+        kernel = self.out_chs * (c // self.groups) * self.kernel_size ** 2
+        hidden = self.attention[0].out_features
+        aggregation = self.num_kernels * (kernel + (self.out_chs if self.bias is not None else 0))
+        out_hw = _conv_out(h, self.kernel_size, self.stride) * _conv_out(w, self.kernel_size, self.stride)
+        return kernel * out_hw + aggregation + c * hidden + hidden * self.num_kernels
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_chs}, {self.out_chs}, kernel_size={self.kernel_size}, stride={self.stride}, groups={self.groups}, "
+                f"K={self.num_kernels}, tau={float(self.temperature):g}")
+
+
+class CondConv(nn.Module):
+    """CondConv (Yang et al. 2019, eq. 1-2): ``y = sigma((sum_e r_e(x) W_e) * x)``, ``r(x) = sigmoid(R GAP(x))``.
+
+    The routing function is the paper's: global average pool, one FC (with bias) to
+    ``num_experts`` logits, sigmoid (not softmax: experts are not competing). Each CondConv
+    layer has its own routing function (paper eq. 2; timm's ``CondConvResidual`` instead shares
+    one per block). The per-example kernel mixing and the grouped convolution are timm's
+    :class:`~timm.layers.CondConv2d`. No bias by default (a BatchNorm follows in our networks).
+
+    Parameters: ``E*O*I/g*k*k (+E*O with bias) + I*E + E``.
+    MACs per example: ``O*I/g*k*k*H'*W'`` + ``E*(O*I/g*k*k (+O))`` (aggregation) + ``I*E`` (routing).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
+                 bias: bool = False, num_experts: int = 4) -> None:
+        super().__init__()
+        self.num_experts = num_experts
+        self.routing = nn.Linear(in_chs, num_experts)
+        self.conv = CondConv2d(in_chs, out_chs, kernel_size, stride, padding=kernel_size // 2, groups=groups,
+                               bias=bias, num_experts=num_experts)
+
+    def routing_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``r(x)``, shape (B, E), each in (0, 1)."""
+        return torch.sigmoid(self.routing(x.mean((2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.routing_weights(x))
+
+    def aggregation_macs(self) -> int:
+        return self.num_experts * (self.conv.weight.shape[1] + (self.conv.out_channels if self.conv.bias is not None else 0))
+
+    def macs(self, input_shape: tuple[int, int, int]) -> int:
+        c, h, w = input_shape
+        k, s = self.conv.kernel_size[0], self.conv.stride[0]
+        out_hw = _conv_out(h, k, s) * _conv_out(w, k, s)
+        return self.conv.weight.shape[1] * out_hw + self.aggregation_macs() + c * self.num_experts
+
+
+def dcd_latent_dim(channels: int) -> int:
+    """Latent size of DCD: ``L = floor(C / 2^floor(log2 sqrt(C)))``, so ``sqrt(C) <= L < 2 sqrt(C)``.
+
+    Computed in integers: ``floor(log2 sqrt(C)) = floor(floor(log2 C) / 2)``. E.g. C=16 -> 4,
+    C=96 -> 12, C=320 -> 20.
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    return channels >> ((channels.bit_length() - 1) // 2)
+
+
+class DynamicConvDecomposition(nn.Module):
+    """DCD for a 1x1 convolution (Li et al. 2021, eq. for ``W(x) = Lambda(x) W0 + P Phi(x) Q^T``).
+
+    ``y = Lambda(x) (W0 x) + P Phi(x) (Q^T x)`` with
+    ``W0`` (O x I) the static kernel, ``Lambda(x)`` a dynamic diagonal (O) output-channel scale,
+    ``Q`` (I x L) compressing the input to the latent space, ``Phi(x)`` a dynamic L x L
+    "channel fusion" matrix and ``P`` (O x L) expanding back; ``L = dcd_latent_dim(in_chs)``.
+
+    The dynamic branch: ``GAP -> FC(I, S) -> gate (FC(S, S), hard-sigmoid, multiply) -> heads``;
+    ``Phi = FC(S, L*L)``, ``Lambda = 2*hardsigmoid(FC(S, O))`` (in [0, 2], 1 at zero logits), all
+    FCs without bias, ``S = max(4, max(I, L*L) // 16)``.
+    ``latent_norm_residual=True`` (default) implements the latent branch as the official code
+    does: BatchNorm on ``Q^T x``, BatchNorm on ``Phi z`` and an identity, i.e.
+    ``P (I + BN o Phi(x)) BN(Q^T x)``; ``False`` gives the bare equation ``P Phi(x) Q^T x``.
+
+    Parameters: ``O*I + L*I + O*L + I*S + S*S + S*L*L + S*O`` (+ ``4L`` BatchNorm parameters with
+    ``latent_norm_residual``). MACs per example: ``H*W*(O*I + L*I + O*L + L*L)`` (+ ``I*S + S*S +
+    S*L*L + S*O`` for the dynamic branch); ptflops misses the ``L*L*H*W`` einsum without the hook.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1,
+                 latent_dim: int | None = None, squeeze: int | None = None, latent_norm_residual: bool = True) -> None:
+        super().__init__()
+        if kernel_size != 1 or stride != 1:
+            raise ValueError("DynamicConvDecomposition is implemented for 1x1, stride-1 convolutions only")
+        self.latent_dim = latent = latent_dim or dcd_latent_dim(in_chs)
+        squeeze = squeeze or max(4, max(in_chs, latent * latent) // 16)
+        self.static = nn.Conv2d(in_chs, out_chs, 1, bias=False)       # W0
+        self.q = nn.Conv2d(in_chs, latent, 1, bias=False)              # Q^T
+        self.p = nn.Conv2d(latent, out_chs, 1, bias=False)             # P
+        self.squeeze = nn.Linear(in_chs, squeeze, bias=False)
+        self.squeeze_gate = nn.Linear(squeeze, squeeze, bias=False)
+        self.fc_phi = nn.Linear(squeeze, latent * latent, bias=False)
+        self.fc_scale = nn.Linear(squeeze, out_chs, bias=False)
+        self.latent_norm_residual = latent_norm_residual
+        self.q_norm = nn.BatchNorm2d(latent) if latent_norm_residual else nn.Identity()
+        self.phi_norm = nn.BatchNorm1d(latent) if latent_norm_residual else nn.Identity()
+
+    def dynamic_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Lambda(x), Phi(x))``, shapes (B, O) and (B, L, L)."""
+        s = self.squeeze(x.mean((2, 3)))
+        s = s * F.hardsigmoid(self.squeeze_gate(s))
+        phi = self.fc_phi(s).view(-1, self.latent_dim, self.latent_dim)
+        return 2.0 * F.hardsigmoid(self.fc_scale(s)), phi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        scale, phi = self.dynamic_factors(x)
+        z = self.q_norm(self.q(x)).flatten(2)                          # (B, L, HW)
+        fused = self.phi_norm(torch.einsum("blm,bmp->blp", phi, z))
+        if self.latent_norm_residual:
+            fused = fused + z
+        return scale[:, :, None, None] * self.static(x) + self.p(fused.view(b, self.latent_dim, h, w))
+
+    def macs(self, input_shape: tuple[int, int, int]) -> int:
+        c, h, w = input_shape
+        o, latent, s = self.static.out_channels, self.latent_dim, self.squeeze.out_features
+        return h * w * (o * c + latent * c + o * latent + latent * latent) + c * s + s * s + s * latent * latent + s * o
+
+
+def default_anneal_epochs(num_epochs: int) -> int:
+    """Epochs over which tau goes from 30 to 1: ``min(10, max(1, ceil(num_epochs / 30)))``.
+
+    The paper anneals over the first 10 of its ImageNet epochs; keeping that fraction (1/30 of a
+    300-epoch schedule) and the cap of 10 gives 10 for 300 epochs, 7 for 200, 1 for <= 30.
+    """
+    return min(10, max(1, math.ceil(num_epochs / 30)))
+
+
+def temperature_at(epoch: int, anneal_epochs: int, start: float = TAU_START, end: float = TAU_END) -> float:
+    """Linear schedule: ``start`` at epoch 0, ``end`` from epoch ``anneal_epochs`` on (0-based epochs)."""
+    if anneal_epochs < 1:
+        raise ValueError(f"anneal_epochs must be >= 1, got {anneal_epochs}")
+    return start + (end - start) * min(max(epoch, 0) / anneal_epochs, 1.0)
+
+
+def set_epoch_temperature(model: nn.Module, epoch: int, num_epochs: int, anneal_epochs: int | None = None) -> float | None:
+    """Set the temperature of every :class:`DynamicConv2d` in ``model`` for ``epoch``; return tau.
+
+    The trainer calls ``model.set_epoch(epoch, num_epochs)`` at the start of each epoch; networks
+    with dynamic convolutions implement it with this function. Returns None if there are none.
+    """
+    layers = [m for m in model.modules() if isinstance(m, DynamicConv2d)]
+    if not layers:
+        return None
+    tau = temperature_at(epoch, anneal_epochs or default_anneal_epochs(num_epochs))
+    for layer in layers:
+        layer.set_temperature(tau)
+    return tau
+
+
+def ptflops_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    """ptflops ``custom_modules_hooks`` hook: adds ``module.macs()`` per example.
+
+    With a custom hook ptflops does not descend into the module's children, but its patched
+    ``torch.matmul`` still counts timm CondConv2d's kernel aggregation, which is subtracted here.
+    """
+    x = inputs[0]
+    macs = module.macs(tuple(x.shape[1:]))
+    if isinstance(module, CondConv):
+        macs -= module.aggregation_macs()
+    module.__flops__ += int(macs) * x.shape[0]
+
+
+PTFLOPS_HOOKS = {DynamicConv2d: ptflops_hook, CondConv: ptflops_hook, DynamicConvDecomposition: ptflops_hook}

@@ -1,0 +1,136 @@
+"""Feature Transform Module (FTM) and the Ghost/FTM expansion operators for the DCT bottleneck.
+
+FTM: Li, Wei, Wang, Xie, "Efficient feature transform module", Multimedia Tools and Applications
+(2024); code https://github.com/li-ju-bazhong/Efficient-feature-transform-module (not consulted:
+only the abstract and the facts in ../shared/papers/README.md are available to us).
+GhostNet's cheap operation: Han et al., "GhostNet: More Features from Cheap Operations", CVPR 2020
+(arXiv:1911.11907, code https://github.com/huawei-noah/Efficient-AI-Backbones).
+
+* :class:`NeighbourChannelGate` -- FTM's "neighbour 1-D convolution": ``sigmoid(conv1d(GAP(x)))``,
+  one gate per channel computed from its ``k`` neighbouring channels (ECA-like).
+* :class:`FeatureTransformModule` -- drop-in for a k x k convolution: pointwise conv to
+  ``ceil(N/S)`` prime channels, depthwise k x k conv, ``S-1`` gated copies, concatenated, cut to N.
+* :class:`GhostExpansion`, :class:`FTMExpansion` -- the DCT bottleneck's expansion slot
+  (``in_chs -> p * in_chs``), registered as ``"ghost"`` and ``"ftm"`` with
+  :func:`dyclot.layers.register_expansion` when this module is imported.
+
+ptflops counts these modules fully through their Conv2d/Conv1d/BatchNorm children (the gate
+multiplications, ``(S-1)*N'*H*W`` elementwise products, are not counted: they are not MACs of a
+layer in ptflops' sense). Nothing here imports a network.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from dyclot.layers import check_positive_int, register_expansion
+
+__all__ = ["FTMExpansion", "FeatureTransformModule", "GhostExpansion", "NeighbourChannelGate"]
+
+
+class NeighbourChannelGate(nn.Module):
+    """``copies`` channel gates, each ``sigmoid(conv1d_k(GAP(x)))`` over the channel axis.
+
+    The global-average-pooled descriptor (B, C) is treated as a 1-channel sequence of length C and
+    convolved with ``copies`` kernels of size ``k`` (zero padding, no bias): gate ``j`` of channel
+    ``c`` depends on channels ``c-k//2 .. c+k//2`` only. Returns (B, copies, C).
+    Parameters: ``copies * k``. MACs per example: ``copies * C * k``.
+    """
+
+    def __init__(self, copies: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        check_positive_int("copies", copies)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size={kernel_size} must be odd so that gates stay centred on their channel")
+        self.conv = nn.Conv1d(1, copies, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x.mean((2, 3)).unsqueeze(1)))
+
+
+def gated_copies(x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """``[x, g_1 * x, ..., g_m * x]`` along channels for gates (B, m, C): (B, (m+1)*C, H, W)."""
+    b, c, h, w = x.shape
+    copies = x.unsqueeze(1) * gates.view(b, -1, c, 1, 1)
+    return torch.cat((x, copies.reshape(b, -1, h, w)), dim=1)
+
+
+class FeatureTransformModule(nn.Module):
+    """FTM: a cheap replacement for a ``k x k`` convolution ``in_chs -> out_chs`` (N).
+
+    ``prime = DW_kxk(PW(x))`` with ``ceil(N/S)`` channels (pointwise at input resolution, the
+    stride on the depthwise conv, both linear: no norm or activation between them, since the
+    module replaces one linear convolution and the network's BN/ReLU follow); ``S-1`` copies
+    ``g_j(prime) * prime`` with :class:`NeighbourChannelGate` gates; ``[prime, copies][:, :N]``.
+
+    Parameters: ``I*M + M*k*k + (S-1)*k_gate`` with ``M = ceil(N/S)``.
+    MACs per example: ``H*W*I*M + H'*W'*M*k*k + (S-1)*M*k_gate``.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, ratio: int = 2,
+                 gate_kernel: int = 3) -> None:
+        super().__init__()
+        check_positive_int("ratio", ratio, minimum=2)
+        self.out_chs = out_chs
+        prime = math.ceil(out_chs / ratio)
+        self.primary = nn.Conv2d(in_chs, prime, 1, bias=False)
+        self.depthwise = nn.Conv2d(prime, prime, kernel_size, stride, kernel_size // 2, groups=prime, bias=False)
+        self.gate = NeighbourChannelGate(ratio - 1, gate_kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prime = self.depthwise(self.primary(x))
+        return gated_copies(prime, self.gate(prime))[:, : self.out_chs]
+
+
+class GhostExpansion(nn.Module):
+    """Ghost-style expansion ``C -> p*C``: ``[x, BN(DW_kxk(x))]`` (GhostNet's cheap operation).
+
+    The input is the primary part; the ``(p-1)*C`` ghost channels come from one depthwise
+    convolution with channel multiplier ``p-1`` (ghost channel ``c*(p-1)+j`` is made from input
+    channel ``c``) and BatchNorm, no activation (the DCT slot's output is linear, as in GhostNet's
+    second Ghost module). Parameters: ``(p-1)*C*(k*k + 2)``. MACs: ``(p-1)*C*k*k*H*W`` (+BN).
+    """
+
+    def __init__(self, in_chs: int, p: int = 2, kernel_size: int = 3,
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
+        super().__init__()
+        check_positive_int("p", p, minimum=2)
+        ghosts = (p - 1) * in_chs
+        self.in_chs, self.p, self.out_chs = in_chs, p, p * in_chs
+        self.cheap = nn.Sequential(nn.Conv2d(in_chs, ghosts, kernel_size, 1, kernel_size // 2, groups=in_chs, bias=False),
+                                   norm_layer(ghosts))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, self.cheap(x)), dim=1)
+
+
+class FTMExpansion(nn.Module):
+    """FTM-style expansion ``C -> p*C``: ``[x, g_1(x)*x, ..., g_{p-1}(x)*x]``.
+
+    Each copy has its own :class:`NeighbourChannelGate` kernel over the input's channels. This is
+    FTM's broadcast step alone: the DCT bottleneck's two pointwise convolutions already make the
+    prime features. Parameters: ``(p-1)*k``. MACs: ``(p-1)*C*k`` (+ the gating products).
+    """
+
+    def __init__(self, in_chs: int, p: int = 2, gate_kernel: int = 3) -> None:
+        super().__init__()
+        check_positive_int("p", p, minimum=2)
+        self.in_chs, self.p, self.out_chs = in_chs, p, p * in_chs
+        self.gate = NeighbourChannelGate(p - 1, gate_kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gated_copies(x, self.gate(x))
+
+
+@register_expansion("ghost")
+def _ghost(in_chs: int, p: int, *, ghost_kernel: int = 3, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+           **_: object) -> nn.Module:
+    return GhostExpansion(in_chs, p, ghost_kernel, norm_layer)
+
+
+@register_expansion("ftm")
+def _ftm(in_chs: int, p: int, *, gate_kernel: int = 3, **_: object) -> nn.Module:
+    return FTMExpansion(in_chs, p, gate_kernel)

@@ -1,0 +1,203 @@
+"""``run.py list | show | ablate | status | train``: the experiment engine's commands."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import PROTOCOLS, Runtime, choose, get_protocol
+
+console = Console()
+
+Protocol_ = Annotated[Optional[str], typer.Option("--protocol", "-p", help=f"Budget: {', '.join(PROTOCOLS)} (default: the grid's).")]
+Seeds_ = Annotated[int, typer.Option("--seeds", "-n", min=1, max=1000, help="Seeds 0..N-1 per variant.")]
+Dataset_ = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset (default: the protocol's).")]
+Vary_ = Annotated[str, typer.Option("--vary", help="Seed source varied with the seed: all, init, data or aug (others fixed).")]
+Results_ = Annotated[Path, typer.Option("--results", "-r", help="Results directory.")]
+DataRoot_ = Annotated[Optional[Path], typer.Option("--data-root", help="Dataset file or folder (else $DYCLOT_DATA, then defaults).")]
+Import_ = Annotated[Optional[list[str]], typer.Option("--import", help="Extra module registering models (repeatable).")]
+
+
+def _runtime(data_root: Path | None, download: bool, device: str, threads: int | None, compile: bool, wandb: str,
+             plugins: list[str] | None, retry_failed: bool = False) -> Runtime:
+    choose("wandb mode", wandb, ("off", "offline", "online"))
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r} (choose from: auto, cpu, cuda, cuda:N)")
+    if data_root is not None and not data_root.exists():
+        raise FileNotFoundError(f"--data-root {data_root} does not exist")
+    return Runtime(data_root=data_root, download=download, device=device, threads=threads, compile=compile,
+                   wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed)
+
+
+def _print_results(results: list[dict]) -> None:
+    table = Table("variant", "seed", "status", "test top-1", "val top-1", "run", "note")
+    for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
+        metrics = r.get("metrics") or {}
+        fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+        note = r.get("reason") or ("finished before" if r.get("skipped") else "")
+        table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), r["status"], fmt(metrics.get("test_top1")),
+                      fmt(metrics.get("val_top1")), r.get("run_id", "?"), note)
+    console.print(table)
+
+
+def parse_kwargs(pairs: list[str] | None) -> dict:
+    """``["p=4", "recalibrator=none"]`` -> ``{"p": 4, "recalibrator": "none"}`` (values parsed as JSON if they are)."""
+    kwargs = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--kw {pair!r} is not KEY=VALUE (e.g. --kw p=4 --kw recalibrator=none)")
+        try:
+            kwargs[key.strip()] = json.loads(value)
+        except ValueError:
+            kwargs[key.strip()] = value
+    return kwargs
+
+
+def register(app: typer.Typer) -> None:
+    try:
+        from . import profile_cli
+    except ImportError:
+        profile_cli = None
+    if profile_cli is not None:
+        profile_cli.register(app)
+
+    @app.command("list")
+    def list_grids() -> None:
+        """List the named ablation grids."""
+        from .grids import GRIDS
+
+        table = Table("grid", "variants", "protocol", "description")
+        for grid in GRIDS.values():
+            table.add_row(grid.name, str(len(grid.variants)), grid.protocol, grid.description)
+        console.print(table)
+
+    @app.command()
+    def show(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
+             plugins: Import_ = None) -> None:
+        """Show a grid's variants, which of them can be built now, and its runs."""
+        from .grids import check_variants, get_grid, resolve
+
+        g = get_grid(grid)
+        ready, missing = check_variants(g, tuple(plugins or ()))
+        configs, _ = resolve(g, protocol, seeds, dataset, plugins=tuple(plugins or ()))
+        console.print(f"[bold]{g.name}[/]: {g.description}\nreference: {g.reference}; protocol: "
+                      f"{configs[0].protocol.name if configs else '-'}; dataset: {configs[0].dataset if configs else '-'}; "
+                      f"{len(configs)} runs ({len(ready)} variants x {seeds} seeds)")
+        table = Table("variant", "model", "options", "available")
+        for name, variant in g.variants.items():
+            note = "yes" if name in ready else f"[yellow]left out[/]: {missing[name]}"
+            table.add_row(name + (" (reference)" if name == g.reference else ""), variant.model,
+                          json.dumps(variant.model_kwargs), note)
+        console.print(table)
+
+    @app.command()
+    def ablate(
+        grid: str,
+        protocol: Protocol_ = None,
+        seeds: Seeds_ = 3,
+        dataset: Dataset_ = None,
+        data_root: DataRoot_ = None,
+        results: Results_ = Path("results"),
+        executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+        workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size (cores are split).")] = 1,
+        address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")] = None,
+        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads per run.")] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+        vary: Vary_ = "all",
+        wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
+        compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+        download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
+        retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+        plugins: Import_ = None,
+    ) -> None:
+        """Run a grid: every variant x seed not finished yet (interrupted runs resume)."""
+        from .executors import run_grid
+        from .grids import get_grid, grid_json, resolve
+        from .store import check_writable, write_json
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        if address and executor != "ray":
+            raise ValueError(f"--address {address!r} needs --executor ray")
+        runtime = _runtime(data_root, download, device, threads, compile, wandb, plugins, retry_failed)
+        g = get_grid(grid)
+        configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
+                                   runtime.plugins)
+        for name, reason in missing.items():
+            console.print(f"[yellow]left out[/] {name}: {reason}")
+        grid_dir = check_writable(Path(results) / g.name)
+        write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
+        outcome = run_grid(configs, runtime, results, executor, workers, address, show_progress=True,
+                           title=f"{g.name} ({configs[0].protocol.name})")
+        _print_results(outcome)
+        failed = [r for r in outcome if r["status"] not in ("ok", "running")]
+        trained = sum(not r.get("skipped") for r in outcome)
+        console.print(f"{len(outcome)} runs: {trained} executed now, {len(outcome) - trained} finished before or "
+                      f"running elsewhere, {len(failed)} failed; results in {grid_dir}")
+        if failed:
+            raise typer.Exit(1)
+
+    @app.command()
+    def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
+               results: Results_ = Path("results"), vary: Vary_ = "all", plugins: Import_ = None) -> None:
+        """Count a grid's runs: done / running / failed / partial (resumable) / to do."""
+        from .grids import get_grid, resolve
+        from .store import RunStore
+
+        configs, _ = resolve(get_grid(grid), protocol, seeds, dataset, vary, tuple(plugins or ()), check=False)
+        counts = {"done": 0, "running": 0, "failed": 0, "partial": 0, "todo": 0}
+        table = Table("variant", "seed", "status", "run")
+        for cfg in configs:
+            state = RunStore.of(results, cfg).status()
+            counts[state] += 1
+            table.add_row(cfg.variant, str(cfg.seed), state, cfg.run_id)
+        console.print(table)
+        console.print(", ".join(f"{'to do' if k == 'todo' else k} {v}" for k, v in counts.items()))
+
+    @app.command()
+    def train(
+        model: str,
+        kw: Annotated[Optional[list[str]], typer.Option("--kw", help="Model option KEY=VALUE (repeatable).")] = None,
+        protocol: Annotated[str, typer.Option("--protocol", "-p", help=f"Budget: {', '.join(PROTOCOLS)}.")] = "cpu",
+        seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
+        epochs: Annotated[Optional[int], typer.Option(min=1, max=10000, help="Override the protocol's epochs.")] = None,
+        dataset: Dataset_ = None,
+        data_root: DataRoot_ = None,
+        results: Results_ = Path("results"),
+        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads.")] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+        wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
+        compile: Annotated[bool, typer.Option("--compile")] = False,
+        download: Annotated[bool, typer.Option("--download")] = False,
+        plugins: Import_ = None,
+    ) -> None:
+        """Train one model (results under RESULTS/train/)."""
+        from .executors import run_grid
+        from filelock import FileLock
+
+        from .grids import Grid, Variant, grid_json, resolve
+        from .store import check_writable, read_json, write_json
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        runtime = _runtime(data_root, download, device, threads, compile, wandb, plugins)
+        kwargs = parse_kwargs(kw)
+        variant = model + "".join(f",{k}={v}" for k, v in sorted(kwargs.items()))
+        single = Grid("train", "Single runs from `run.py train`.", variant, {variant: Variant(model, kwargs)}, "cpu")
+        configs, _ = resolve(single, protocol, 1, dataset, first_seed=seed, plugins=runtime.plugins, epochs=epochs)
+        grid_dir = check_writable(Path(results) / single.name)
+        with FileLock(grid_dir / "grid.json.lock"):  # accumulate the variants trained so far
+            previous = read_json(grid_dir / "grid.json") or {}
+            write_json(grid_dir / "grid.json", {**grid_json(single, configs, {}), "reference": None, "paired": False,
+                                                "variants": {**previous.get("variants", {}), variant: Variant(model, kwargs).as_json()}})
+        outcome = run_grid(configs, runtime, results, show_progress=True, title=f"train {variant}")
+        _print_results(outcome)
+        if outcome[0]["status"] != "ok":
+            raise typer.Exit(1)
+
+
+__all__ = ["get_protocol", "parse_kwargs", "register"]

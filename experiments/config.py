@@ -1,0 +1,138 @@
+"""Typed, frozen configs: protocols (training budgets), seeds, one run's config and its hash.
+
+Everything a run computes from is in :class:`RunConfig` (hashed into the run id); how and where it
+executes (device, threads, data path, tracking) is in :class:`Runtime` (not hashed).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Bump by hand whenever the engine changes what a run computes (recipe, data pipeline, metrics).
+# It is part of every run hash; the git commit is not (it goes into env.json), so committing
+# unrelated code never orphans finished runs.
+ENGINE_VERSION = 1
+
+SEED_SOURCES = ("init", "data", "aug")
+Vary = Literal["all", "init", "data", "aug"]
+WandbMode = Literal["off", "offline", "online"]
+
+
+def choose(kind: str, name: str, allowed: list[str] | tuple[str, ...] | dict) -> str:
+    """Return ``name`` if allowed, else raise a ValueError listing the close matches and all choices."""
+    if name in allowed:
+        return name
+    close = difflib.get_close_matches(name, list(allowed), n=3, cutoff=0.4)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown {kind} {name!r}{hint} (choose from: {', '.join(sorted(allowed))})")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class Protocol(Frozen):
+    """A named training budget. Accuracies of runs under different protocols are not comparable."""
+
+    name: str
+    dataset: str = Field(description="dataset used unless the grid run names another")
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0, description="peak learning rate, reached at the end of warm-up")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(ge=0, description="not applied to norms and biases")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    warmup_epochs: float = Field(0.0, ge=0)
+    train_per_class: int | None = Field(None, ge=1, description="stratified train subset; None = all left after val")
+    val_per_class: int = Field(0, ge=0, description="validation split carved out of train")
+    test_per_class: int | None = Field(None, ge=1, description="stratified test subset; None = the whole test set")
+    split_seed: int = Field(0, ge=0, description="picks subsets and the val split; fixed so every run sees the same images")
+    test_every_epoch: bool = Field(True, description="else the test set is evaluated after the last epoch only")
+    eval_batch_size: int = Field(500, ge=1)
+    latency_repeats: int = Field(30, ge=1, description="forward passes timed for result.json's latency_ms")
+
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
+    # seconds on 2 CPU cores: the synthetic set, two epochs; for tests and the README's smoke grid
+    Protocol(name="smoke", dataset="synthetic", epochs=2, batch_size=32, lr=0.05, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=0.5, val_per_class=4, eval_batch_size=200, latency_repeats=3),
+    # about 4 minutes for DyClotNet-0.5 on 2 CPU cores (docs/engine.md has the measurements)
+    Protocol(name="cpu", dataset="cifar10-jpeg", epochs=15, batch_size=64, lr=0.1, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=1, train_per_class=400, val_per_class=100,
+             test_per_class=200, test_every_epoch=False),
+    # the paper's budget, for GPUs: all of CIFAR-10 train, 200 epochs
+    Protocol(name="paper", dataset="cifar10", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4,
+             label_smoothing=0.0, warmup_epochs=5, val_per_class=0),
+)}
+
+
+def get_protocol(name: str, **overrides: Any) -> Protocol:
+    """A named protocol, optionally with some settings replaced (validated again)."""
+    protocol = PROTOCOLS[choose("protocol", name, PROTOCOLS)]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return Protocol.model_validate({**protocol.model_dump(), **overrides}) if overrides else protocol
+
+
+def derive_seed(seed: int, source: str) -> int:
+    """A 31-bit seed for one randomness source, derived from a run seed by hashing."""
+    return int.from_bytes(hashlib.sha256(f"{source}:{seed}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+class Seeds(Frozen):
+    """Separate seeds for weight initialisation, data order and augmentation (plus dropout noise)."""
+
+    init: int
+    data: int
+    aug: int
+
+    @classmethod
+    def derive(cls, seed: int, vary: Vary = "all") -> Seeds:
+        """Derive all sources from ``seed`` (``vary="all"``), or only one, the others from seed 0."""
+        choose("seed source", vary, ("all", *SEED_SOURCES))
+        return cls(**{src: derive_seed(seed if vary in ("all", src) else 0, src) for src in SEED_SOURCES})
+
+
+class RunConfig(Frozen):
+    """Everything one training run computes from; its hash names the run's directory."""
+
+    grid: str
+    variant: str
+    model: str
+    model_kwargs: dict[str, Any] = {}
+    dataset: str
+    protocol: Protocol
+    seed: int = Field(ge=0)
+    vary: Vary = "all"
+    seeds: Seeds
+    engine_version: int = ENGINE_VERSION
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Runtime(Frozen):
+    """How and where runs execute; not part of the run hash."""
+
+    data_root: Path | None = None
+    cache_dir: Path | None = None
+    download: bool = False
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1, description="torch threads per run; None = all cores of the process")
+    compile: bool = False
+    channels_last: bool = True
+    deterministic: bool = True
+    wandb: WandbMode = "offline"
+    plugins: tuple[str, ...] = Field((), description="modules imported before building models (they register more)")
+    retry_failed: bool = False

@@ -1,0 +1,132 @@
+"""Run a list of RunConfigs: in this process, in a process pool (cores split among workers), or on Ray."""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Iterator, Literal
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .config import RunConfig, Runtime, choose, default_threads
+from .runner import execute
+from .store import RunStore, check_writable, write_json
+
+log = logging.getLogger(__name__)
+Executor = Literal["local", "ray"]
+RUN_FILES = ("config.json", "env.json", "metrics.jsonl", "result.json")
+
+
+def execute_task(cfg: RunConfig, runtime: Runtime, results: Path) -> dict:
+    """One run in a worker (pool process or Ray task): the result and the run's small files."""
+    result = execute(cfg, runtime, results)
+    run_dir = RunStore.of(results, cfg).dir
+    return {"result": result, "files": {n: (run_dir / n).read_text() for n in RUN_FILES if (run_dir / n).exists()}}
+
+
+def _local(configs: list[RunConfig], runtime: Runtime, results: Path, progress: Progress | None) -> Iterator[dict]:
+    for cfg in configs:
+        epoch_task = progress.add_task(f"  {cfg.variant} seed {cfg.seed}", total=cfg.protocol.epochs) if progress else None
+
+        def on_step(step: int, steps: int, cfg=cfg, task=epoch_task) -> None:
+            progress.update(task, description=f"  {cfg.variant} seed {cfg.seed} step {step}/{steps}")
+
+        def on_epoch(metrics: dict, task=epoch_task) -> None:
+            progress.update(task, completed=metrics["epoch"])
+
+        yield execute(cfg, runtime, results, on_step if progress else None, on_epoch if progress else None)
+        if progress:
+            progress.remove_task(epoch_task)
+
+
+def _pool(configs: list[RunConfig], runtime: Runtime, results: Path, workers: int) -> Iterator[dict]:
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(execute_task, cfg, runtime, results): cfg for cfg in configs}
+        for future in as_completed(futures):
+            yield _collected(future.result, futures[future], results)
+
+
+def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str | None) -> Iterator[dict]:
+    import ray
+
+    started = not ray.is_initialized()
+    if started:  # no address: a local Ray instance with this machine's cores
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 **({} if address else {"num_cpus": default_threads()}))
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(execute_task).options(num_cpus=runtime.threads, num_gpus=gpus, max_retries=0)
+        pending = {task.remote(cfg, runtime, results): cfg for cfg in configs}
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            yield _collected(lambda: ray.get(ref), pending.pop(ref), results)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path) -> dict:
+    """A worker's result; its files are written here too if the worker's disk is not ours (no shared FS)."""
+    try:
+        payload = get()
+    except Exception as error:  # the worker itself died (OOM kill, lost node): the run stays to do
+        log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, error)
+        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "lost", "reason": str(error)}
+    run_dir = RunStore.of(results, cfg).dir
+    if not (run_dir / "result.json").exists() and payload["result"]["status"] in ("ok", "failed"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in payload["files"].items():
+            if name != "result.json":
+                (run_dir / name).write_text(text)
+        write_json(run_dir / "result.json", payload["result"])  # last: its presence means finished
+    return payload["result"]
+
+
+def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor: Executor = "local",
+             workers: int = 1, address: str | None = None, show_progress: bool = False,
+             title: str = "grid") -> list[dict]:
+    """Execute every run not finished yet; returns one result per config (finished ones as recorded).
+
+    ``workers`` > 1 with the local executor splits the cores (``runtime.threads`` or all of them)
+    among that many processes. Ray runs each config as a task with ``runtime.threads`` CPUs
+    (default 1) and a GPU if the cluster has any.
+    """
+    choose("executor", executor, ("local", "ray"))
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
+    results = check_writable(results)
+    cores = runtime.threads or default_threads()
+    if executor == "ray":
+        runtime = runtime.model_copy(update={"threads": runtime.threads or 1})
+    else:
+        workers = min(workers, max(1, len(configs)))
+        runtime = runtime.model_copy(update={"threads": max(1, cores // workers)})
+
+    by_id = {c.run_id: c for c in configs}
+    done: dict[str, dict] = {}
+    for cfg in configs:
+        result = RunStore.of(results, cfg).read_result()
+        if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
+            done[cfg.run_id] = {**result, "skipped": True}
+    todo = [c for c in configs if c.run_id not in done]
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with (Progress(*columns, transient=False) if show_progress else nullcontext()) as progress:
+        grid_task = progress.add_task(title, total=len(configs), completed=len(done)) if progress else None
+        if not todo:
+            stream: Iterator[dict] = iter(())
+        elif executor == "ray":
+            stream = _ray(todo, runtime, results, address)
+        elif workers > 1:
+            stream = _pool(todo, runtime, results, workers)
+        else:
+            stream = _local(todo, runtime, results, progress)
+        for result in stream:
+            done[result["run_id"]] = result
+            if progress:
+                progress.advance(grid_task)
+    return [done.get(run_id, {"run_id": run_id, "status": "lost"}) for run_id in by_id]

@@ -1,0 +1,122 @@
+"""Named ablation grids: variants of models and options, resolved into one RunConfig per (variant, seed)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .config import PROTOCOLS, RunConfig, Seeds, Vary, choose, get_protocol
+
+
+@dataclass(frozen=True)
+class Variant:
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    optional: bool = False  # left out (with a note) while its model or option does not exist yet
+
+    def as_json(self) -> dict:
+        return {"model": self.model, "model_kwargs": dict(self.model_kwargs)}
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    description: str
+    reference: str
+    variants: dict[str, Variant]
+    protocol: str = "cpu"  # default protocol
+    paired: bool = True  # runs with the same seed share init and data-order seeds
+
+
+def sweep(model: str, option: str, values: tuple, **fixed) -> dict[str, Variant]:
+    return {f"{option}{value}": Variant(model, {**fixed, option: value}) for value in values}
+
+
+BASELINE_MODELS = ("mobilenetv2_cifar_100", "ghostnet_cifar_100", "mobilenetv2_cifar_dynconv_100",
+                   "mobilenetv2_cifar_condconv_100", "mobilenetv2_cifar_dcd_100", "resnet20_cifar",
+                   "resnet20_cifar_ftm", "resnet20_cifar_mdconv", "resnet20_cifar_maconv")
+
+GRIDS: dict[str, Grid] = {g.name: g for g in (
+    Grid("replicator-vs-recalibrator", "Does the DCT's recalibrator help over the replicator alone (DyClotNet-0.5)?",
+         "dct", {"dct": Variant("dyclotnet_050", {"recalibrator": "sigmoid_add"}),
+                 "replicator": Variant("dyclotnet_050", {"recalibrator": "none"})}),
+    Grid("p-sweep", "Expansion ratio p of DyClotNet-0.5's DCTs.", "p2", sweep("dyclotnet_050", "p", (1, 2, 4, 8))),
+    Grid("r-sweep", "Reduction ratio r of the DCT recalibrator (DyClotNet-0.5).", "r4",
+         sweep("dyclotnet_050", "r", (1, 2, 4, 8, 16))),
+    Grid("expansion-op", "The operator in the expansion slot of DyClotNet-0.5's bottleneck.", "dct",
+         {"dct": Variant("dyclotnet_050", {"expansion": "dct"}),
+          "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"}),
+          "replicator-only": Variant("dyclotnet_050", {"expansion": "dct", "recalibrator": "none"}),
+          "ghost": Variant("dyclotnet_050", {"expansion": "ghost"}, optional=True),
+          "ftm": Variant("dyclotnet_050", {"expansion": "ftm"}, optional=True)}),
+    Grid("baselines", "DyClotNet-1.0 against the efficient-CNN baselines registered by `baselines`.", "dyclotnet",
+         {"dyclotnet": Variant("dyclotnet_100"), **{m: Variant(m, optional=True) for m in BASELINE_MODELS}}),
+    Grid("paper-claim", "The paper's headline: DyClotNet-2.0 against MobileNetV2-1.0 on CIFAR.", "dyclotnet-2.0",
+         {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}),
+    Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
+         "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
+         protocol="smoke"),
+)}
+
+
+def get_grid(name: str) -> Grid:
+    return GRIDS[choose("grid", name, GRIDS)]
+
+
+@lru_cache(maxsize=None)
+def _unavailable(model: str, kwargs_json: str) -> str | None:
+    """Why a variant cannot be built (unknown model, rejected option), or None if it can."""
+    from .registry import check_model_name, create_model
+
+    try:
+        check_model_name(model)
+        create_model(model, num_classes=10, **json.loads(kwargs_json))
+    except Exception as error:  # noqa: BLE001 -- any construction error makes the variant unavailable
+        return " ".join(str(error).split())
+    return None
+
+
+def check_variants(grid: Grid, plugins: tuple[str, ...] = ()) -> tuple[dict[str, Variant], dict[str, str]]:
+    """(buildable variants, {left-out optional variant: why}); a required variant that fails raises ValueError."""
+    from .runner import import_models
+
+    import_models(plugins)
+    ready, missing = {}, {}
+    for name, variant in grid.variants.items():
+        reason = _unavailable(variant.model, json.dumps(variant.model_kwargs, sort_keys=True))
+        if reason is None:
+            ready[name] = variant
+        elif variant.optional:
+            missing[name] = reason
+        else:
+            raise ValueError(f"grid {grid.name!r} variant {name!r} cannot be built: {reason}")
+    return ready, missing
+
+
+def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: str | None = None, vary: Vary = "all",
+            plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0, **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
+    """One RunConfig per (variant, seed first_seed..first_seed+seeds-1), and the optional variants left out (with reasons)."""
+    from .data import DATASETS
+
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be a whole number >= 1, got {seeds!r}")
+    proto = get_protocol(protocol or grid.protocol, **protocol_overrides)
+    dataset = choose("dataset", dataset or proto.dataset, DATASETS)
+    variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
+    configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,
+                         protocol=proto, seed=seed, vary=vary, seeds=Seeds.derive(seed, vary))
+               for seed in range(first_seed, first_seed + seeds) for name, v in variants.items()]
+    return configs, missing
+
+
+def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> dict:
+    """What grid.json holds (docs/results-format.md)."""
+    present = {c.variant for c in configs}
+    return {"grid": grid.name, "description": grid.description, "reference": grid.reference,
+            "variants": {n: v.as_json() for n, v in grid.variants.items() if n in present},
+            "paired": grid.paired, "left_out": missing,
+            "protocol": configs[0].protocol.name if configs else None, "dataset": configs[0].dataset if configs else None,
+            "seeds": sorted({c.seed for c in configs}), "vary": configs[0].vary if configs else None}
+
+
+__all__ = ["GRIDS", "PROTOCOLS", "Grid", "Variant", "check_variants", "get_grid", "grid_json", "resolve"]

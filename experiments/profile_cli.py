@@ -1,0 +1,90 @@
+"""``run.py profile``: parameters, MACs, FLOPs, latency, throughput and memory of registered models."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from enum import Enum
+
+import typer
+
+
+class ProfileFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """``"3x32x32"`` -> (3, 32, 32); channels 1-4, sides 8-1024."""
+    match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"--input {text!r} is not CxHxW (e.g. 3x32x32 or 1x28x28)")
+    chans, height, width = map(int, match.groups())
+    if not 1 <= chans <= 4 or not (8 <= height <= 1024 and 8 <= width <= 1024):
+        raise ValueError(f"--input {text!r} is out of range: channels 1-4, height and width 8-1024")
+    return chans, height, width
+
+
+def parse_model_names(text: str) -> list[str]:
+    from .registry import check_model_name
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--models {text!r} names no model; give a comma-separated list")
+    for name in names:
+        check_model_name(name)
+    return names
+
+
+def render(rows: list[dict], fmt: ProfileFormat) -> str:
+    if fmt is ProfileFormat.json:
+        return json.dumps(rows, indent=2)
+    if fmt is ProfileFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().rstrip("\n")
+    raise ValueError(f"format {fmt!r} is rendered by rich")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def profile(
+        models: str = typer.Option("dyclotnet_050,dyclotnet_100,dyclotnet_200", help="Comma-separated registered model names."),
+        input: str = typer.Option("3x32x32", "--input", help="Input shape CxHxW."),
+        num_classes: int = typer.Option(10, min=1, max=100000, help="Classifier outputs."),
+        format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="Output format."),
+        timing: bool = typer.Option(True, help="Measure latency, throughput and memory (--no-timing: counts only)."),
+        batch_size: int = typer.Option(128, min=1, max=4096, help="Batch of the training-throughput measurement."),
+        threads: int = typer.Option(0, min=0, max=1024, help="torch threads for timing (0: torch's default)."),
+        list_models: bool = typer.Option(False, "--list", help="List the registered model names and exit."),
+    ) -> None:
+        """Parameters, MACs (ptflops), FLOPs (torch counter), batch-1 latency, batch-128 training throughput, peak memory."""
+        from .profiling import profile_models, profiles_as_dicts
+        from .registry import list_models as registered
+
+        if list_models:
+            typer.echo("\n".join(name for name in registered() if "cifar" in name or name.startswith("dyclotnet")))
+            return
+        names, shape = parse_model_names(models), parse_input_shape(input)
+        rows = profiles_as_dicts(profile_models(names, input_shape=shape, num_classes=num_classes, timing=timing,
+                                                batch_size=batch_size, threads=threads or None))
+        if format is not ProfileFormat.table:
+            typer.echo(render(rows, format))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Model cost at {input} ({rows[0]['threads']} threads; medians)")
+        columns = [("model", "model", str), ("params", "params", "{:,}".format), ("MACs (ptflops)", "macs", "{:,}".format),
+                   ("FLOPs (torch)", "flops", "{:,}".format), ("latency b1 ms", "latency_ms", "{:.2f}".format),
+                   (f"train img/s b{batch_size}", "train_images_per_s", "{:.0f}".format),
+                   ("peak train MiB", "peak_train_mib", "{:.0f}".format)]
+        for title, *_ in columns:
+            table.add_column(title, justify="left" if title == "model" else "right")
+        for row in rows:
+            table.add_row(*("-" if row[key] is None else fmt(row[key]) for _, key, fmt in columns))
+        Console().print(table)

@@ -1,0 +1,202 @@
+"""Model cost: parameters, MACs (ptflops), FLOPs (torch's counter), CPU latency, throughput, memory.
+
+Two counters, side by side, because they count different things (docs/profiling.md):
+* ``macs`` -- ptflops' module-hook backend: one multiply-add per weight use in convolutions and
+  linear layers, plus one operation per element for BatchNorm, activations and pooling. Operators
+  of ours that ptflops cannot see inside (the DCT's mean, sigmoid and broadcast add; dynamic
+  convolutions' per-example kernels) declare their whole cost through a ``count_macs(input,
+  output) -> int`` method, which is installed as a ptflops custom hook.
+* ``flops`` -- ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of the
+  matrix-multiply-like aten ops (convolution, mm, addmm, bmm), nothing for element-wise work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+InputShape = tuple[int, int, int]
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``model``."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def _custom_hooks(model: nn.Module) -> dict[type, Callable]:
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        module.__flops__ += int(module.count_macs(inputs[0], output))
+
+    return {type(m): hook for m in model.modules() if callable(getattr(m, "count_macs", None))}
+
+
+def count_macs(model: nn.Module, input_shape: InputShape) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 (ptflops, pytorch backend, eval mode)."""
+    from ptflops import get_model_complexity_info
+
+    was_training = model.training
+    try:
+        macs, _ = get_model_complexity_info(
+            model, tuple(input_shape), as_strings=False, print_per_layer_stat=False, verbose=False,
+            backend="pytorch", custom_modules_hooks=_custom_hooks(model),
+            # ptflops' functional patching counts nn.ReLU twice (the module hook and the F.relu it
+            # calls) and nn.AdaptiveAvgPool2d likewise; module hooks alone count each layer once.
+            backend_specific_config={"count_functional": False},
+        )
+    finally:
+        model.train(was_training)
+    if macs is None:
+        raise RuntimeError(f"ptflops could not count the MACs of {type(model).__name__}")
+    return int(macs)
+
+
+def count_flops(model: nn.Module, input_shape: InputShape) -> int:
+    """FLOPs of one forward pass at batch 1 by ``torch.utils.flop_counter`` (2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def _median_seconds(step: Callable[[], object], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_latency_ms(model: nn.Module, input_shape: InputShape, repeats: int = 30, warmup: int = 5,
+                       threads: int | None = None, channels_last: bool = False) -> float:
+    """Median wall time (ms) of one eval-mode forward pass at batch 1 on the CPU."""
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    was_training = model.training
+    model.eval()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(1, *input_shape).contiguous(memory_format=memory_format)
+    try:
+        with torch.inference_mode():
+            seconds = _median_seconds(lambda: model(x), repeats, warmup)
+    finally:
+        model.train(was_training)
+        torch.set_num_threads(previous_threads)
+    return 1000.0 * seconds
+
+
+def measure_train_throughput(model: nn.Module, input_shape: InputShape, batch_size: int = 128, repeats: int = 5,
+                             warmup: int = 2, threads: int | None = None, channels_last: bool = False,
+                             num_classes: int | None = None) -> float:
+    """Median images/s of SGD training steps (forward, cross-entropy, backward, step) on random data.
+
+    The model's parameters change; pass a copy if they matter.
+    """
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.train()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, *input_shape, generator=generator).contiguous(memory_format=memory_format)
+    num_classes = num_classes or getattr(model, "num_classes", 10)
+    target = torch.randint(0, num_classes, (batch_size,), generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), target).backward()
+        optimizer.step()
+
+    try:
+        seconds = _median_seconds(step, repeats, warmup)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return batch_size / seconds
+
+
+def peak_rss_mib() -> float:
+    """High-water mark of this process's resident memory, MiB (Linux ``ru_maxrss`` is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """One row of ``run.py profile``."""
+
+    model: str
+    input: str
+    params: int
+    macs: int
+    flops: int
+    latency_ms: float | None
+    train_images_per_s: float | None
+    train_batch_size: int
+    peak_train_mib: float | None
+    threads: int
+
+
+def profile_model(name: str, input_shape: InputShape = (3, 32, 32), num_classes: int = 10, model_kwargs: dict | None = None,
+                  timing: bool = True, batch_size: int = 128, latency_repeats: int = 30, train_repeats: int = 5,
+                  threads: int | None = None) -> ModelProfile:
+    """Profile the registered model ``name`` (built with ``timm.create_model``).
+
+    ``peak_train_mib`` is the rise of the process's resident-memory high-water mark over the
+    training-throughput measurement: exact when the process measured nothing bigger before,
+    which :func:`profile_models` guarantees by profiling each model in a fresh process.
+    """
+    from .registry import create_model
+
+    threads = threads or torch.get_num_threads()
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=num_classes, in_chans=input_shape[0], **(model_kwargs or {}))
+    params, macs, flops = count_params(model), count_macs(model, input_shape), count_flops(model, input_shape)
+    latency = throughput = peak = None
+    if timing:
+        latency = measure_latency_ms(model, input_shape, repeats=latency_repeats, threads=threads)
+        before = peak_rss_mib()
+        throughput = measure_train_throughput(model, input_shape, batch_size, repeats=train_repeats, threads=threads)
+        peak = peak_rss_mib() - before
+    return ModelProfile(name, "x".join(map(str, input_shape)), params, macs, flops,
+                        latency, throughput, batch_size, peak, threads)
+
+
+def _profile_in_subprocess(kwargs: dict) -> dict:
+    import subprocess
+
+    code = ("import json, sys; from experiments.profiling import profile_model; from dataclasses import asdict; "
+            "print(json.dumps(asdict(profile_model(**json.loads(sys.argv[1])))))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    completed = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, cwd=root)
+    if completed.returncode != 0:
+        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"profiling {kwargs['name']} failed: {last}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def profile_models(names: Sequence[str], isolate: bool = True, **kwargs) -> list[ModelProfile]:
+    """Profile each model; with ``isolate`` (and timing) each in a fresh process so memory peaks are its own."""
+    if isolate and kwargs.get("timing", True):
+        return [ModelProfile(**_profile_in_subprocess(dict(name=name, **kwargs))) for name in names]
+    return [profile_model(name, **kwargs) for name in names]
+
+
+def profiles_as_dicts(profiles: Sequence[ModelProfile]) -> list[dict]:
+    return [asdict(profile) for profile in profiles]

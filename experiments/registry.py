@@ -1,0 +1,32 @@
+"""The model registry the engine builds from: timm's, after ``dyclot`` and ``baselines`` registered theirs."""
+from __future__ import annotations
+
+import difflib
+
+import timm
+from torch import nn
+
+import baselines  # noqa: F401  (registers the baseline networks with timm)
+import dyclot  # noqa: F401  (registers DyClotNet with timm)
+
+
+def list_models(pattern: str = "") -> list[str]:
+    """Registered model names containing ``pattern``."""
+    return sorted(name for name in timm.list_models() if pattern in name)
+
+
+def check_model_name(name: str) -> None:
+    """Raise a ValueError naming ``name`` and its closest registered matches if it is unknown."""
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.5)
+        hint = f"; close matches: {', '.join(close)}" if close else "; `run.py profile --list` lists the models"
+        raise ValueError(f"model {name!r} is not registered{hint}")
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """``timm.create_model(name, **kwargs)`` with a clear error for unknown names and options."""
+    check_model_name(name)
+    try:
+        return timm.create_model(name, **kwargs)
+    except TypeError as error:  # an option the constructor does not take
+        raise ValueError(f"model {name!r} rejected its options {sorted(kwargs)}: {error}") from None

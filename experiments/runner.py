@@ -1,0 +1,128 @@
+"""Execute one run end to end: lock, resume, train, measure cost, record the result (ok or failed)."""
+from __future__ import annotations
+
+import importlib
+import logging
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .config import RunConfig, Runtime
+from .store import RunStore, environment, write_json
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1")
+
+
+def configure_torch(runtime: Runtime) -> None:
+    """Threads and determinism for this process (torch keeps both as process-wide state)."""
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    if runtime.deterministic and not runtime.device.startswith("cuda"):
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = not runtime.deterministic
+
+
+def import_models(plugins: tuple[str, ...] = ()) -> None:
+    """Register every model: dyclot, baselines and any plugin modules."""
+    for module in ("dyclot", "baselines", *plugins):
+        importlib.import_module(module)
+
+
+def summarise(history: list[dict]) -> dict:
+    last = history[-1] if history else {}
+    seconds = sum(m["epoch_seconds"] for m in history)
+    images = sum(m["epoch_seconds"] * m["images_per_second"] for m in history)
+    return {**{k: last.get(k) for k in METRIC_KEYS}, "epochs": len(history), "train_seconds": seconds,
+            "images_per_second": images / seconds if seconds else None}
+
+
+def measure_cost(model: torch.nn.Module, input_shape: tuple[int, int, int], repeats: int) -> dict:
+    """Parameters, MACs and CPU batch-1 latency (1 thread, median); nulls where profiling fails."""
+    from . import profiling
+
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    cost: dict = {}
+    for key, measure in (("params", lambda: profiling.count_params(model)),
+                         ("macs", lambda: profiling.count_macs(model, input_shape)),
+                         ("latency_ms", lambda: profiling.measure_latency_ms(model, input_shape, repeats=repeats, threads=1))):
+        try:
+            cost[key] = measure()
+        except Exception as error:
+            log.warning("could not measure %s: %s", key, error)
+            cost[key] = None
+    return cost
+
+
+def make_result(cfg: RunConfig, status: str, reason: str | None, history: list[dict], cost: dict | None) -> dict:
+    return {"run_id": cfg.run_id, "grid": cfg.grid, "variant": cfg.variant, "seed": cfg.seed,
+            "seeds": cfg.seeds.model_dump(), "model": cfg.model, "model_kwargs": cfg.model_kwargs,
+            "dataset": cfg.dataset, "protocol": cfg.protocol.name, "status": status, "reason": reason,
+            "metrics": summarise(history), "cost": cost or {"params": None, "macs": None, "latency_ms": None}}
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or "(no message)"
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def execute(cfg: RunConfig, runtime: Runtime, results: Path,
+            on_step: Callable[[int, int], None] | None = None,
+            on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Run ``cfg`` unless it is finished (returns its result) or another process holds it.
+
+    Returns the result dict; ``{"status": "running", ...}`` if another process has the lock.
+    Any exception inside the run is recorded in its result.json as a failure, never raised
+    (KeyboardInterrupt is raised: the run stays resumable).
+    """
+    if runtime.device == "auto":
+        runtime = runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
+    store = RunStore.of(results, cfg)
+    result = store.read_result()
+    if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
+        return {**result, "skipped": True}
+    store.start(cfg)
+    try:
+        store.lock.acquire()
+    except Exception:  # filelock.Timeout: another process runs it
+        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "running", "skipped": True}
+    try:
+        result = store.read_result()  # finished while we waited for the lock?
+        if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
+            return {**result, "skipped": True}
+        store.result.unlink(missing_ok=True)
+        return _execute_locked(cfg, runtime, store, on_step, on_epoch)
+    finally:
+        store.lock.release()
+
+
+def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, on_epoch) -> dict:
+    from .data import load_dataset
+    from .trainer import fit
+
+    tracker = Tracker(runtime.wandb, cfg, store.dir)
+    cost = None
+    try:
+        configure_torch(runtime)
+        import_models(runtime.plugins)
+        data = load_dataset(cfg.dataset, runtime.data_root, runtime.cache_dir, runtime.download)
+        write_json(store.env, environment(runtime, data.source, data.source_sha256))
+
+        def epoch_done(metrics: dict) -> None:
+            tracker.log(metrics)
+            if on_epoch:
+                on_epoch(metrics)
+
+        model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
+        cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
+        result = make_result(cfg, "ok", None, history, cost)
+    except Exception as error:
+        log.warning("run %s (%s seed %d) failed: %s", cfg.run_id, cfg.variant, cfg.seed, one_line(error))
+        store.error_log.write_text(traceback.format_exc())
+        result = make_result(cfg, "failed", one_line(error), store.load_metrics(), cost)
+    store.write_result(result)
+    tracker.finish(result)
+    return result

@@ -1,0 +1,181 @@
+"""The results store: one directory per run (docs/results-format.md), written atomically."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+
+from .config import RunConfig, Runtime
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``path`` via a temporary file in the same directory and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(_clean(obj), indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Any | None:
+    """The parsed file, or None if it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_writable(directory: Path) -> Path:
+    """Create ``directory`` and prove it is writable, or raise a PermissionError saying so."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"results directory {directory} is not writable ({error.strerror or error})") from None
+    return directory
+
+
+class RunStore:
+    """Files of one run: config.json, env.json, metrics.jsonl, checkpoint.pt, result.json, run.lock."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.config, self.env, self.metrics = self.dir / "config.json", self.dir / "env.json", self.dir / "metrics.jsonl"
+        self.checkpoint, self.result, self.error_log = self.dir / "checkpoint.pt", self.dir / "result.json", self.dir / "error.log"
+        self.lock = FileLock(self.dir / "run.lock", timeout=0)
+
+    @classmethod
+    def of(cls, results: Path, cfg: RunConfig) -> RunStore:
+        return cls(Path(results) / cfg.grid / cfg.run_id)
+
+    def read_result(self) -> dict | None:
+        return read_json(self.result)
+
+    def status(self) -> str:
+        """done | failed | running | partial (interrupted, resumable) | todo."""
+        result = self.read_result()
+        if result is not None:
+            return "done" if result.get("status") == "ok" else "failed"
+        if self.dir.exists():
+            try:
+                with FileLock(self.dir / "run.lock", timeout=0):
+                    pass
+            except Timeout:
+                return "running"
+            if self.checkpoint.exists():
+                return "partial"
+        return "todo"
+
+    def start(self, cfg: RunConfig) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.config, {"run_id": cfg.run_id, **cfg.model_dump(mode="json")})
+
+    def append_metrics(self, metrics: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(_clean(metrics), allow_nan=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rewrite_metrics(self, history: list[dict]) -> None:
+        atomic_write(self.metrics, "".join(json.dumps(_clean(m), allow_nan=False) + "\n" for m in history))
+
+    def load_metrics(self) -> list[dict]:
+        """Complete epoch lines of metrics.jsonl (a torn last line is ignored)."""
+        rows = []
+        if self.metrics.exists():
+            for line in self.metrics.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    break
+        return rows
+
+    def save_checkpoint(self, state: dict) -> None:
+        tmp = self.checkpoint.with_name(f".{self.checkpoint.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def load_checkpoint(self) -> dict | None:
+        """The last checkpoint, or None if there is none or it is unreadable (the run then restarts)."""
+        if not self.checkpoint.exists():
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+            if not isinstance(state, dict) or len(state["history"]) != state["epoch"]:
+                raise ValueError("inconsistent checkpoint")
+            return state
+        except Exception as error:  # truncated or corrupt: restart the run from scratch
+            log.warning("%s is unreadable (%s); restarting the run", self.checkpoint, error)
+            self.checkpoint.unlink(missing_ok=True)
+            return None
+
+    def write_result(self, result: dict) -> None:
+        write_json(self.result, result)
+
+
+def _git_commit() -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def environment(runtime: Runtime, data_source: str | None = None, data_sha256: str | None = None) -> dict:
+    """What env.json records: code version, packages, hardware, threads, data source."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def package(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cuda = torch.cuda.is_available()
+    return {
+        "git": _git_commit(), "python": sys.version.split()[0], "platform": platform.platform(),
+        "hostname": platform.node(),
+        "packages": {n: package(n) for n in ("torch", "torchvision", "timm", "numpy", "ptflops", "pillow", "ray", "wandb")},
+        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None, "cuda": torch.version.cuda if cuda else None,
+        "runtime": runtime.model_dump(mode="json"), "data_source": data_source, "data_sha256": data_sha256,
+    }

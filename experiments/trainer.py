@@ -1,0 +1,155 @@
+"""The training loop: SGD + Nesterov, warm-up + cosine, label smoothing, per-epoch checkpoints.
+
+``fit`` trains one :class:`~experiments.config.RunConfig` and resumes from the run's checkpoint if
+there is one. Randomness comes only from three generators seeded from ``cfg.seeds``:
+``init`` (weights), ``data`` (batch order) and ``aug`` (crops, flips, and torch's global RNG
+during training, i.e. dropout). On the CPU the same config gives bit-identical metrics,
+with or without an interruption.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .config import RunConfig, Runtime
+from .data import Batches, Dataset, make_splits
+from .store import RunStore
+
+
+class Diverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def build_model(cfg: RunConfig, data: Dataset) -> nn.Module:
+    from .registry import create_model
+
+    torch.manual_seed(cfg.seeds.init)
+    return create_model(cfg.model, num_classes=len(data.classes), in_chans=data.input_shape[0], **cfg.model_kwargs)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights only, not on norms and biases (every parameter with fewer than 2 dims)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """LR factor: linear from 1/warmup to 1 over the warm-up, then cosine down to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Batches, autocast) -> tuple[float, float]:
+    """(mean cross-entropy without smoothing, top-1 in percent)."""
+    model.eval()
+    loss = correct = 0.0
+    for x, y in batches:
+        with autocast:
+            logits = model(x)
+        loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    n = len(batches.labels)
+    return loss / n, 100.0 * correct / n
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
+        on_step: Callable[[int, int], None] | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict]]:
+    """Train (or finish training) one run; returns the model and one metrics dict per epoch.
+
+    ``on_step(step, steps_per_epoch)`` and ``on_epoch(metrics)`` report progress. Raises
+    :class:`Diverged` if the loss is not finite.
+    """
+    protocol, device = cfg.protocol, torch.device(runtime.device)
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+    train, val, test = make_splits(data, protocol)
+
+    model = build_model(cfg, data).to(device, memory_format=memory_format)
+    order_gen = torch.Generator().manual_seed(cfg.seeds.data)
+    aug_gen = torch.Generator().manual_seed(cfg.seeds.aug)
+    torch.manual_seed(cfg.seeds.aug)  # global RNG during training: dropout and the like
+    batches = Batches(train, protocol.batch_size, data.mean, data.std, device, train=True, hflip=data.hflip,
+                      order_generator=order_gen, aug_generator=aug_gen, memory_format=memory_format)
+    eval_batches = {name: Batches(split, protocol.eval_batch_size, data.mean, data.std, device,
+                                  memory_format=memory_format)
+                    for name, split in (("val", val), ("test", test)) if split is not None}
+
+    optimizer = torch.optim.SGD(param_groups(model, protocol.weight_decay), lr=protocol.lr,
+                                momentum=protocol.momentum, nesterov=protocol.momentum > 0)
+    steps_per_epoch = len(batches)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(
+        step, round(protocol.warmup_epochs * steps_per_epoch), protocol.epochs * steps_per_epoch))
+    criterion = nn.CrossEntropyLoss(label_smoothing=protocol.label_smoothing)
+    amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    autocast = torch.autocast("cuda", dtype=amp_dtype) if device.type == "cuda" else nullcontext()
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
+
+    history: list[dict] = []
+    state = store.load_checkpoint()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        order_gen.set_state(state["rng"]["data"])
+        aug_gen.set_state(state["rng"]["aug"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        history = state["history"]
+    store.rewrite_metrics(history)  # metrics.jsonl always agrees with the checkpoint
+
+    forward = torch.compile(model) if runtime.compile else model
+    for epoch in range(len(history) + 1, protocol.epochs + 1):
+        if callable(getattr(model, "set_epoch", None)):
+            model.set_epoch(epoch - 1, protocol.epochs)  # 0-based epoch index
+        model.train()
+        start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+        for step, (x, y) in enumerate(batches, 1):
+            with autocast:
+                logits = forward(x)
+                loss = criterion(logits.float(), y)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise Diverged(f"loss is {loss_value} at epoch {epoch} step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += loss_value * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            if on_step:
+                on_step(step, steps_per_epoch)
+        seconds = time.perf_counter() - start
+        metrics = {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen,
+                   "val_loss": None, "val_top1": None, "test_loss": None, "test_top1": None,
+                   "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "images_per_second": seen / seconds}
+        for name, split_batches in eval_batches.items():
+            if name == "val" or protocol.test_every_epoch or epoch == protocol.epochs:
+                loss_, top1 = evaluate(forward, split_batches, autocast)
+                metrics[f"{name}_loss"], metrics[f"{name}_top1"] = _finite(loss_), top1
+        metrics["eval_seconds"] = time.perf_counter() - start - seconds
+        history.append(metrics)
+        store.append_metrics(metrics)
+        store.save_checkpoint({
+            "epoch": epoch, "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "rng": {"data": order_gen.get_state(), "aug": aug_gen.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}})
+        if on_epoch:
+            on_epoch(metrics)
+    return model, history

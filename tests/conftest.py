@@ -1,0 +1,40 @@
+"""Test helpers shared by the engine tests: a tiny timm-registered network (no dyclot needed, fast)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests")) if p not in sys.path]  # for `import run`, plugin `conftest`
+
+
+class TinyNet(nn.Module):
+    """Conv-BN-ReLU, pool, linear. ``nan_at_step``/``fail_at_step`` (1-based training steps) inject faults."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, width: int = 8, nan_at_step: int = 0,
+                 fail_at_step: int = 0, **_: object) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1))
+        self.head = nn.Linear(width, num_classes)
+        self.nan_at_step, self.fail_at_step, self.steps, self.epochs_seen = nan_at_step, fail_at_step, 0, []
+
+    def set_epoch(self, epoch: int, num_epochs: int) -> None:
+        self.epochs_seen.append((epoch, num_epochs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.steps += self.training
+        if self.training and self.steps == self.fail_at_step:
+            raise RuntimeError("injected failure")
+        out = self.head(self.features(x))
+        return out * float("nan") if self.training and self.steps == self.nan_at_step else out
+
+
+if not timm.is_model("engine_test_net"):
+    @timm.models.register_model
+    def engine_test_net(pretrained: bool = False, **kwargs) -> TinyNet:
+        return TinyNet(**kwargs)

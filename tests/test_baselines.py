@@ -1,0 +1,346 @@
+"""Tests of the baselines: every registered network, the operators, the folds and the temperature hook.
+
+Small inputs only (batch 2, 32x32): the whole file runs in well under a minute on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from ptflops import get_model_complexity_info
+from torch import nn
+
+import baselines
+from baselines import (
+    BASELINE_MODELS,
+    PTFLOPS_HOOKS,
+    CondConv,
+    DynamicConv2d,
+    DynamicConvDecomposition,
+    FeatureTransformModule,
+    FTMExpansion,
+    GhostExpansion,
+    MAConv2d,
+    MDConv2d,
+    NeighbourChannelGate,
+    dcd_latent_dim,
+    default_anneal_epochs,
+    temperature_at,
+)
+from dyclot.layers import create_expansion, list_expansions
+
+FOLDABLE = {  # foldable network -> the static network it must become after fuse()
+    "resnet20_cifar_mdconv": "resnet20_cifar",
+    "resnet20_cifar_maconv": "resnet20_cifar",
+    "mobilenetv2_cifar_mdconv_100": "mobilenetv2_cifar_100",
+    "mobilenetv2_cifar_maconv_100": "mobilenetv2_cifar_100",
+}
+REQUIRED_NAMES = {
+    "mobilenetv2_cifar_050", "mobilenetv2_cifar_100", "ghostnet_cifar_050", "ghostnet_cifar_100",
+    "mobilenetv2_cifar_dynconv_100", "mobilenetv2_cifar_condconv_100", "mobilenetv2_cifar_dcd_100",
+    "mobilenetv2_cifar_mdconv_100", "mobilenetv2_cifar_maconv_100", "resnet20_cifar", "resnet56_cifar",
+    "resnet20_cifar_ftm", "resnet56_cifar_ftm", "resnet20_cifar_mdconv", "resnet20_cifar_maconv",
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def ptflops_macs(model: nn.Module, in_chans: int = 3, hooks: dict | None = None) -> int:
+    macs, _ = get_model_complexity_info(model, (in_chans, 32, 32), as_strings=False, print_per_layer_stat=False,
+                                        backend="pytorch", custom_modules_hooks=hooks or {})
+    return macs
+
+
+def calibrate(model: nn.Module, batches: int = 3) -> None:
+    """Train-mode forwards with cumulative BatchNorm statistics, so eval outputs are well scaled."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(4, 3, 32, 32, dtype=next(model.parameters()).dtype))
+    model.eval()
+
+
+# --- every registered network ----------------------------------------------------------------
+
+def test_registry_holds_the_contracted_names() -> None:
+    assert REQUIRED_NAMES <= set(BASELINE_MODELS)
+    assert set(FOLDABLE) <= set(BASELINE_MODELS)
+
+
+@pytest.mark.parametrize("in_chans", [1, 3])
+@pytest.mark.parametrize("name", BASELINE_MODELS)
+def test_forward_backward(name: str, in_chans: int) -> None:
+    model = timm.create_model(name, num_classes=7, in_chans=in_chans)
+    y = model(torch.randn(2, in_chans, 32, 32))
+    assert y.shape == (2, 7)
+    assert torch.isfinite(y).all()
+    y.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without gradient: {missing}"
+
+
+@pytest.mark.parametrize("name", BASELINE_MODELS)
+def test_pretrained_refused_and_timm_kwargs_dropped(name: str) -> None:
+    with pytest.raises(ValueError, match="pretrained"):
+        timm.create_model(name, pretrained=True)
+    fn = timm.models.model_entrypoint(name)
+    model = fn(pretrained_cfg=None, pretrained_cfg_overlay=None, cache_dir=None, num_classes=3)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+# --- MobileNetV2 / GhostNet adapted from timm ----------------------------------------------------
+
+def test_mobilenetv2_cifar_matches_papers_readme() -> None:
+    """Papers README: stride-1 stem and first stage, 10 classes -> 2.24M parameters, ~90M MACs."""
+    model = timm.create_model("mobilenetv2_cifar_100", num_classes=10)
+    assert count_params(model) == 2_236_682  # == timm's mobilenetv2_100 at 10 classes: strides cost nothing
+    assert ptflops_macs(model) == pytest.approx(90e6, rel=0.03)
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_cifar_100", "ghostnet_cifar_100"])
+@pytest.mark.parametrize("first_stage_stride1, side", [(True, 4), (False, 2)])
+def test_cifar_strides(name: str, first_stage_stride1: bool, side: int) -> None:
+    model = timm.create_model(name, first_stage_stride1=first_stage_stride1)
+    assert model.conv_stem.stride == (1, 1)
+    assert model.forward_features(torch.randn(1, 3, 32, 32)).shape[-2:] == (side, side)
+
+
+def test_pointwise_replacement_covers_every_1x1_conv() -> None:
+    static = timm.create_model("mobilenetv2_cifar_100")
+    dynamic = timm.create_model("mobilenetv2_cifar_dynconv_100")
+    n_1x1 = sum(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) for m in static.modules())
+    assert sum(isinstance(m, DynamicConv2d) for m in dynamic.modules()) == n_1x1 == 35  # 17 blocks * 2 + head - 0
+    no_head = timm.create_model("mobilenetv2_cifar_dynconv_100", replace_head=False)
+    assert isinstance(no_head.conv_head, nn.Conv2d)
+
+
+# --- closed-form parameter counts ----------------------------------------------------------------
+
+def test_dynamic_conv_params_closed_form() -> None:
+    # K=4 kernels 32x16 + K biases 32; attention FC 16->4 (16//4, floor K=4) + bias, FC 4->4 + bias.
+    assert count_params(DynamicConv2d(16, 32, 1, num_kernels=4)) == 4 * (32 * 16 + 32) + (16 * 4 + 4) + (4 * 4 + 4)
+    # 3x3, groups 2, 64 -> 64: hidden 64//4 = 16.
+    assert count_params(DynamicConv2d(64, 64, 3, groups=2)) == 4 * (64 * 32 * 9 + 64) + (64 * 16 + 16) + (16 * 4 + 4)
+
+
+def test_condconv_params_closed_form() -> None:
+    # 4 experts of 32x16, no bias; routing FC 16->4 with bias.
+    assert count_params(CondConv(16, 32, 1, num_experts=4)) == 4 * 32 * 16 + (16 * 4 + 4)
+    assert count_params(CondConv(24, 8, 3, bias=True, num_experts=3)) == 3 * (8 * 24 * 9 + 8) + (24 * 3 + 3)
+
+
+def test_dcd_params_closed_form() -> None:
+    # C=96 -> L = 96 // 2**3 = 12; S = max(4, max(96, 144) // 16) = 9; out 24.
+    w0, q, p = 24 * 96, 12 * 96, 24 * 12
+    dynamic = 96 * 9 + 9 * 9 + 9 * 12 * 12 + 9 * 24  # squeeze, gate, Phi head, Lambda head
+    norms = 2 * 12 + 2 * 12                          # BN(Q^T x), BN(Phi z)
+    assert count_params(DynamicConvDecomposition(96, 24)) == w0 + q + p + dynamic + norms
+    assert count_params(DynamicConvDecomposition(96, 24, latent_norm_residual=False)) == w0 + q + p + dynamic
+
+
+def test_mobilenetv2_dynamic_params_closed_form() -> None:
+    """Network level: each replaced 1x1 conv (O x I) costs exactly its operator's closed form."""
+    convs = [m for m in timm.create_model("mobilenetv2_cifar_100").modules()
+             if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    static = count_params(timm.create_model("mobilenetv2_cifar_100"))
+
+    def dynconv(i: int, o: int) -> int:
+        h = max(i // 4, 4)
+        return 4 * (o * i + o) + i * h + h + h * 4 + 4
+
+    def condconv(i: int, o: int) -> int:
+        return 4 * o * i + i * 4 + 4
+
+    def dcd(i: int, o: int) -> int:
+        big_l = i // 2 ** int(math.floor(math.log2(math.sqrt(i))))
+        s = max(4, max(i, big_l * big_l) // 16)
+        return o * i + big_l * i + o * big_l + i * s + s * s + s * big_l * big_l + s * o + 4 * big_l
+
+    for name, closed_form in (("dynconv", dynconv), ("condconv", condconv), ("dcd", dcd)):
+        model = timm.create_model(f"mobilenetv2_cifar_{name}_100")
+        expected = static + sum(closed_form(c.in_channels, c.out_channels) - c.in_channels * c.out_channels for c in convs)
+        assert count_params(model) == expected, name
+
+
+def test_resnet_params_closed_form() -> None:
+    """He et al. CIFAR ResNets: option-A shortcuts carry no parameters."""
+    def resnet(n: int, classes: int = 10) -> int:
+        total = 3 * 16 * 9 + 2 * 16                                   # stem conv + BN
+        in_chs = 16
+        for width in (16, 32, 64):
+            for _ in range(n):
+                total += in_chs * width * 9 + width * width * 9 + 4 * width  # two convs + two BNs
+                in_chs = width
+        return total + 64 * classes + classes
+
+    assert count_params(timm.create_model("resnet20_cifar")) == resnet(3) == 269_722
+    assert count_params(timm.create_model("resnet56_cifar")) == resnet(9) == 853_018
+
+
+def test_dcd_latent_dim_rule() -> None:
+    for channels in (1, 2, 3, 4, 16, 24, 63, 64, 96, 320, 960):
+        assert dcd_latent_dim(channels) == channels // 2 ** int(math.floor(math.log2(math.sqrt(channels))))
+    assert [dcd_latent_dim(c) for c in (16, 64, 96, 320)] == [4, 8, 12, 20]
+
+
+# --- dynamic convolution -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel_size, stride, groups", [(1, 1, 1), (3, 2, 2)])
+def test_dynamic_conv_with_one_kernel_is_static_conv(kernel_size: int, stride: int, groups: int) -> None:
+    layer = DynamicConv2d(8, 6, kernel_size, stride, groups, num_kernels=1)
+    nn.init.normal_(layer.bias)
+    x = torch.randn(3, 8, 9, 9)
+    expected = F.conv2d(x, layer.weight[0], layer.bias[0], stride, kernel_size // 2, groups=groups)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_conv_is_per_example() -> None:
+    """Batched output equals the per-example outputs (the batch trick mixes no examples)."""
+    for layer in (DynamicConv2d(8, 6, 1), DynamicConv2d(8, 6, 3, 2), CondConv(8, 6, 3), DynamicConvDecomposition(8, 6).eval(),
+                  MDConv2d(8, 6, 3, attention="example")):
+        layer.eval()
+        x = torch.randn(3, 8, 9, 9)
+        whole = layer(x)
+        torch.testing.assert_close(whole, torch.cat([layer(x[i : i + 1]) for i in range(3)]), rtol=1e-5, atol=1e-5)
+
+
+def _entropy(p: torch.Tensor) -> float:
+    return float(-(p * p.log()).sum(1).mean())
+
+
+def test_temperature_hook_changes_attention_sharpness() -> None:
+    model = timm.create_model("mobilenetv2_cifar_dynconv_100", anneal_epochs=4)
+    layer = next(m for m in model.modules() if isinstance(m, DynamicConv2d))
+    nn.init.normal_(layer.attention[2].weight, std=1.0)  # make the logits differ visibly
+    x = torch.randn(4, layer.in_chs, 8, 8)
+    assert model.set_epoch(0, 100) == 30.0
+    flat = layer.kernel_attention(x)
+    assert model.set_epoch(2, 100) == pytest.approx(15.5)
+    assert model.set_epoch(4, 100) == 1.0 and model.set_epoch(50, 100) == 1.0
+    sharp = layer.kernel_attention(x)
+    assert all(float(m.temperature) == 1.0 for m in model.modules() if isinstance(m, DynamicConv2d))
+    assert _entropy(sharp) < _entropy(flat) - 0.05
+    assert _entropy(flat) <= math.log(4) + 1e-6
+    layer.set_temperature(1e-3)  # tau -> 0 gives a one-hot attention
+    assert torch.allclose(layer.kernel_attention(x).max(1).values, torch.ones(4), atol=1e-4)
+    with pytest.raises(ValueError):
+        layer.set_temperature(0.0)
+
+
+def test_temperature_schedule() -> None:
+    assert [default_anneal_epochs(n) for n in (1, 30, 31, 100, 200, 300, 1000)] == [1, 1, 2, 4, 7, 10, 10]
+    assert [temperature_at(e, 10) for e in (0, 5, 10, 11)] == [30.0, 15.5, 1.0, 1.0]
+    assert timm.create_model("mobilenetv2_cifar_100").set_epoch(0, 10) is None  # no dynamic conv: no-op
+
+
+def test_ptflops_hooks_count_the_dynamic_operators() -> None:
+    for layer in (DynamicConv2d(16, 32, 1), DynamicConv2d(16, 16, 3, 2, groups=16), CondConv(16, 32, 3),
+                  DynamicConvDecomposition(16, 32)):
+        macs = ptflops_macs(nn.Sequential(layer), in_chans=16, hooks=PTFLOPS_HOOKS)
+        assert macs == layer.macs((16, 32, 32)), type(layer).__name__
+
+
+# --- folding: MDConv / MAConv --------------------------------------------------------------------
+
+@pytest.mark.parametrize("layer_fn", [
+    lambda: MAConv2d(6, 10, 3, 2), lambda: MAConv2d(6, 10, 1), lambda: MAConv2d(8, 8, 5, 1, mid_chs=3),
+    lambda: MDConv2d(6, 10, 3, 2), lambda: MDConv2d(6, 10, 1),
+])
+def test_operator_fold_is_exact_in_float32(layer_fn) -> None:
+    layer = layer_fn()
+    layer.train()
+    with torch.no_grad():
+        layer(torch.randn(4, layer.in_chs, 11, 11))  # updates MDConv's running attention
+    layer.eval()
+    x = torch.randn(2, layer.in_chs, 11, 11)
+    with torch.no_grad():
+        expected, fused = layer(x), layer.fuse()
+        assert type(fused) is nn.Conv2d and fused.bias is None
+        assert (fused(x) - expected).abs().max() <= 1e-5
+
+
+def test_mdconv_example_mode_compact_form_is_exact() -> None:
+    layer = MDConv2d(6, 10, 3, 2, attention="example")
+    x = torch.randn(3, 6, 11, 11)
+    for train in (True, False):
+        layer.train(train)
+        layer.compact = False
+        expanding = layer(x)
+        assert layer.fuse() is layer and layer.compact
+        assert (layer(x) - expanding).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", sorted(FOLDABLE))
+def test_network_fold_is_exact_and_removes_extra_cost(name: str) -> None:
+    """Eval outputs agree to 1e-5 after fuse(); parameters and MACs become the static network's.
+
+    Compared in float64: through a whole float32 MobileNetV2 the reassociated sums differ by
+    ~1e-5..1e-4 on logits of magnitude ~10, which is float32 rounding, not a fold error (each
+    operator's float32 fold is checked to 1e-5 above).
+    """
+    model = timm.create_model(name, num_classes=10).double()
+    calibrate(model)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        before = model(x)
+        model.fuse()
+        after = model(x)
+    assert (after - before).abs().max() <= 1e-5
+    assert not any(isinstance(m, (MAConv2d, MDConv2d)) for m in model.modules())
+    static = timm.create_model(FOLDABLE[name], num_classes=10)
+    assert count_params(model) == count_params(static)
+    assert ptflops_macs(model.float()) == ptflops_macs(static)
+    assert count_params(timm.create_model(name, num_classes=10)) > count_params(static)  # over-parameterised in training
+
+
+# --- FTM and the expansion operators -------------------------------------------------------------
+
+def test_ftm_shapes_and_params() -> None:
+    layer = FeatureTransformModule(16, 15, 3, 2, ratio=3, gate_kernel=5)  # prime = ceil(15/3) = 5
+    assert layer(torch.randn(2, 16, 8, 8)).shape == (2, 15, 4, 4)
+    assert count_params(layer) == 16 * 5 + 5 * 9 + 2 * 5
+
+
+def test_neighbour_gate_only_sees_neighbours() -> None:
+    gate = NeighbourChannelGate(copies=2, kernel_size=3)
+    x = torch.randn(1, 10, 4, 4)
+    y = x.clone()
+    y[:, 7] += 5.0  # channel 7 influences gates of channels 6, 7, 8 only
+    changed = (gate(x) - gate(y)).abs().amax(dim=(0, 1)) > 0
+    assert changed.nonzero().flatten().tolist() == [6, 7, 8]
+
+
+def test_expansions_registered_with_dyclot() -> None:
+    assert {"ghost", "ftm"} <= set(list_expansions())
+    x = torch.randn(2, 12, 5, 5)
+    for name, cls in (("ghost", GhostExpansion), ("ftm", FTMExpansion)):
+        module = create_expansion(name, 12, p=3, r=4, recalibrator="sigmoid_add", clone_order="tile", norm_layer=nn.BatchNorm2d)
+        assert isinstance(module, cls)
+        y = module(x)
+        assert y.shape == (2, 36, 5, 5)
+        torch.testing.assert_close(y[:, :12], x)  # the input is kept as the primary part
+
+
+@pytest.mark.parametrize("expansion", ["ghost", "ftm", "dct", "pointwise"])
+def test_dyclotnet_with_each_expansion(expansion: str) -> None:
+    model = timm.create_model("dyclotnet_050", expansion=expansion, num_classes=10)
+    y = model(torch.randn(2, 3, 32, 32))
+    assert y.shape == (2, 10) and torch.isfinite(y).all()
+    y.sum().backward()
+
+
+def test_baselines_exports() -> None:
+    assert set(baselines.CONV_OPERATORS) == {"conv", "dynconv", "condconv", "dcd", "ftm", "mdconv", "maconv"}

@@ -10,7 +10,7 @@ Departures from / readings of the paper (each a constructor option; see docs/int
 * identity residual when a block keeps shape (``residual``);
 * channel counts under the width multiplier rounded to multiples of 8 (``channel_divisor``),
   and required to split into ``2p`` equal parts;
-* the recalibrator's hidden width is ``in_chs // r`` of the DCT input (``recalibrator_width_base``);
+* the recalibrator's hidden width is ``N // r``, N the DCT's output width (``recalibrator_width_base``);
 * clones are tiled ``[x, x, ...]`` (``clone_order``);
 * "Pool 8x8" is a global average pool, so inputs other than 32x32 (Fashion-MNIST's 28x28) work.
 """
@@ -143,7 +143,7 @@ class DyClotNet(nn.Module):
         r: int = 4,
         expansion: str = "dct",
         recalibrator: str = "sigmoid_add",
-        recalibrator_width_base: str = "in",
+        recalibrator_width_base: str = "out",
         clone_order: str = "tile",
         residual: bool = True,
         dw_act: bool = True,

@@ -54,8 +54,10 @@ class DynamicCloneTransformer(nn.Module):
         recalibrator: ``"sigmoid_add"`` (eq. 6, summation, the paper), ``"tanh_add"`` (signed
             differences), ``"sigmoid_mul"`` (SE-style gating of the clones) or ``"none"``
             (replicator only, ``Y = D(X', p)``).
-        recalibrator_width_base: the width that ``r`` divides: ``"in"`` (``in_chs / r``, SE
-            convention: h1 reduces its own input) or ``"out"`` (``p * in_chs / r``).
+        recalibrator_width_base: the width that ``r`` divides: ``"out"`` (``p * in_chs / r``: the
+            width of the clones being recalibrated, as SE divides the width it recalibrates; the
+            only reading that reproduces the published parameter ratio, docs/interpretation.md)
+            or ``"in"`` (``in_chs / r``: h1 reduces its own input).
         clone_order: ``"tile"`` ([x, x, ...], output channel ``k*C + c``) or ``"interleave"``
             (each channel repeated in place, output channel ``c*p + k``).
         recalibrator_act: activation between ``h1`` and ``h2`` (eq. 6 names none; SE [20] uses ReLU).
@@ -68,7 +70,7 @@ class DynamicCloneTransformer(nn.Module):
         p: int = 2,
         r: int = 4,
         recalibrator: Recalibrator = "sigmoid_add",
-        recalibrator_width_base: RecalibratorWidthBase = "in",
+        recalibrator_width_base: RecalibratorWidthBase = "out",
         clone_order: CloneOrder = "tile",
         recalibrator_act: Callable[[], nn.Module] = nn.ReLU,
         min_hidden: int = 1,
@@ -186,7 +188,7 @@ def create_expansion(name: str, in_chs: int, p: int, **options: object) -> nn.Mo
 
 @register_expansion("dct")
 def _dct(in_chs: int, p: int, *, r: int = 4, recalibrator: Recalibrator = "sigmoid_add",
-         recalibrator_width_base: RecalibratorWidthBase = "in", clone_order: CloneOrder = "tile",
+         recalibrator_width_base: RecalibratorWidthBase = "out", clone_order: CloneOrder = "tile",
          recalibrator_act: Callable[[], nn.Module] = nn.ReLU, **_: object) -> nn.Module:
     return DynamicCloneTransformer(in_chs, p, r, recalibrator, recalibrator_width_base, clone_order, recalibrator_act)
 

@@ -61,7 +61,7 @@ def test_options_change_the_network():
     base = count_params(timm.create_model("dyclotnet_050"))
     assert count_params(timm.create_model("dyclotnet_050", recalibrator="none")) < base
     assert count_params(timm.create_model("dyclotnet_050", expansion="pointwise")) > base
-    assert count_params(timm.create_model("dyclotnet_050", recalibrator_width_base="out")) > base
+    assert count_params(timm.create_model("dyclotnet_050", recalibrator_width_base="in")) < base
 
 
 # --- the DCT operator (eq. 5-6) --------------------------------------------------------------
@@ -128,8 +128,8 @@ def test_replication_is_one_broadcast_add_without_repeat():
 
 
 def test_recalibrator_hidden_width_follows_r_and_base():
-    assert DynamicCloneTransformer(32, p=2, r=4).h1.out_features == 8
-    assert DynamicCloneTransformer(32, p=2, r=4, recalibrator_width_base="out").h1.out_features == 16
+    assert DynamicCloneTransformer(32, p=2, r=4).h1.out_features == 16  # default: (p * 32) / r
+    assert DynamicCloneTransformer(32, p=2, r=4, recalibrator_width_base="in").h1.out_features == 8
     assert DynamicCloneTransformer(4, p=2, r=16).h1.out_features == 1
 
 
@@ -137,19 +137,19 @@ def test_recalibrator_hidden_width_follows_r_and_base():
 
 
 def test_bottleneck_parameter_count_by_hand():
-    """Table 1 with M = N = 64, p = 2, r = 4 (hidden = (N/p)/r = 8), BN after each conv."""
+    """Table 1 with M = N = 64, p = 2, r = 4 (hidden = N/r = 16), BN after each conv."""
     m = n = 64
     p, r = 2, 4
     s = n // (2 * p)  # 16: each pointwise output
     c = n // p  # 32: the DCT input (concatenation)
-    hidden = c // r
+    hidden = n // r
     by_hand = (
         (9 * m + 2 * m)  # 3x3 depthwise + BN
         + (m * s + 2 * s)  # 1x1 conv M -> N/2p + BN
         + (s * s + 2 * s)  # 1x1 conv N/2p -> N/2p + BN
         + (c * hidden + hidden) + (hidden * n + n)  # recalibrator h1, h2 (with biases)
     )
-    assert by_hand == 2888
+    assert by_hand == 3664
     assert count_params(DCTBottleneck(m, n, p=p, expansion_kwargs={"r": r})) == by_hand
 
 
@@ -175,7 +175,7 @@ def test_cost_model_eq7_eq8(n, p, df):
     c1 = df**2 * dk**2 * m + df**2 * m * n // (2 * p) + df**2 * n**2 // (4 * p**2)  # eq. (8), first line
     c1_approx = df**2 * (m * n / (2 * p) + n**2 / (4 * p**2))  # eq. (8), second line
     s, c = n // (2 * p), n // p
-    hidden = c // 4
+    hidden = n // 4
 
     # torch's counter sees only the convolutions and the recalibrator's two matrix products.
     assert count_flops(separable, shape) == 2 * c0

@@ -88,3 +88,30 @@ def register(app: typer.Typer) -> None:
         for row in rows:
             table.add_row(*("-" if row[key] is None else fmt(row[key]) for _, key, fmt in columns))
         Console().print(table)
+
+    @app.command("claim-costs")
+    def claim_costs(
+        format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="table (markdown), json or csv."),
+        update_docs: bool = typer.Option(False, help="Also write the markdown table into docs/interpretation.md."),
+    ) -> None:
+        """DyClotNet-2.0 vs MobileNetV2-1.0 parameter and MAC ratios under each reading of the open points."""
+        from .claims import claim_cost_rows, rows_as_markdown
+
+        rows = claim_cost_rows()
+        text = rows_as_markdown(rows) if format is ProfileFormat.table else render(rows, format)
+        typer.echo(text)
+        if update_docs:
+            _replace_block(DOCS_INTERPRETATION, "claim-costs", rows_as_markdown(rows))
+
+
+DOCS_INTERPRETATION = __import__("pathlib").Path(__file__).resolve().parent.parent / "docs" / "interpretation.md"
+
+
+def _replace_block(path, name: str, body: str) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
+    text = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no {begin} ... {end} block to fill")
+    head, rest = text.split(begin, 1)
+    path.write_text(head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1])

@@ -1,0 +1,68 @@
+"""The published cost claim under each reading of the paper's open points.
+
+Published (ICCAI 2022): DyClotNet-2.0x has 2.9x fewer MACs and 1.4x fewer parameters than
+MobileNetV2-1.0x on CIFAR. Neither the recalibrator width nor the MobileNetV2 adaptation is
+stated, so the ratios are computed for each combination (docs/interpretation.md).
+"""
+from __future__ import annotations
+
+import itertools
+
+PUBLISHED_MACS_RATIO = 2.9
+PUBLISHED_PARAMS_RATIO = 1.4
+MATCH_TOLERANCE = 0.05  # relative: a ratio within 5% of the published one (rounded to one decimal) "matches"
+
+DYCLOT_READINGS: dict[str, dict] = {
+    "default (p=2, r=4, hidden=N/r)": {},
+    "hidden=(N/p)/r": {"recalibrator_width_base": "in"},
+    "p=4": {"p": 4},
+    "p=4, hidden=(N/p)/r": {"p": 4, "recalibrator_width_base": "in"},
+    "r=16": {"r": 16},
+    "replicator only": {"recalibrator": "none"},
+}
+
+# name -> (model, model kwargs, input shape, num_classes)
+MOBILENET_READINGS: dict[str, tuple[str, dict, tuple[int, int, int], int]] = {
+    "CIFAR: stem and 24-ch stage stride 1": ("mobilenetv2_cifar_100", {}, (3, 32, 32), 10),
+    "CIFAR: stem stride 1 only": ("mobilenetv2_cifar_100", {"first_stage_stride1": False}, (3, 32, 32), 10),
+    "ImageNet 224x224, 1000 classes": ("mobilenetv2_100", {}, (3, 224, 224), 1000),
+}
+
+
+def claim_cost_rows() -> list[dict]:
+    """One row per (DyClotNet reading, MobileNetV2 reading): both costs and both ratios."""
+    from .profiling import count_macs, count_params
+    from .registry import create_model
+
+    def cost(name: str, kwargs: dict, shape: tuple[int, int, int], classes: int) -> tuple[int, int]:
+        model = create_model(name, num_classes=classes, in_chans=shape[0], **kwargs)
+        return count_params(model), count_macs(model, shape)
+
+    dyclot = {label: cost("dyclotnet_200", kwargs, (3, 32, 32), 10) for label, kwargs in DYCLOT_READINGS.items()}
+    mobilenet = {label: cost(*spec) for label, spec in MOBILENET_READINGS.items()}
+    rows = []
+    for (d_label, (d_params, d_macs)), (m_label, (m_params, m_macs)) in itertools.product(dyclot.items(), mobilenet.items()):
+        params_ratio, macs_ratio = m_params / d_params, m_macs / d_macs
+        rows.append({
+            "dyclotnet_200 reading": d_label, "mobilenetv2_100 reading": m_label,
+            "dyclot_params": d_params, "dyclot_macs": d_macs, "mobilenet_params": m_params, "mobilenet_macs": m_macs,
+            "params_ratio": round(params_ratio, 3), "macs_ratio": round(macs_ratio, 3),
+            "params_match": abs(params_ratio / PUBLISHED_PARAMS_RATIO - 1) <= MATCH_TOLERANCE,
+            "macs_match": abs(macs_ratio / PUBLISHED_MACS_RATIO - 1) <= MATCH_TOLERANCE,
+        })
+    return rows
+
+
+def rows_as_markdown(rows: list[dict]) -> str:
+    header = ["DyClotNet-2.0 reading", "MobileNetV2-1.0 reading", "DyClotNet params", "DyClotNet MACs",
+              "MobileNetV2 params", "MobileNetV2 MACs", f"params ratio (claim {PUBLISHED_PARAMS_RATIO}x)",
+              f"MACs ratio (claim {PUBLISHED_MACS_RATIO}x)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        mark = lambda ok: " (matches)" if ok else ""  # noqa: E731
+        lines.append("| " + " | ".join([
+            row["dyclotnet_200 reading"], row["mobilenetv2_100 reading"], f"{row['dyclot_params']:,}", f"{row['dyclot_macs']:,}",
+            f"{row['mobilenet_params']:,}", f"{row['mobilenet_macs']:,}",
+            f"{row['params_ratio']:.2f}x{mark(row['params_match'])}", f"{row['macs_ratio']:.2f}x{mark(row['macs_match'])}",
+        ]) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""``run.py bench NAME``: the side-by-side benchmarks of issue 6."""
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+BENCHMARKS = {
+    "dct": ("benchmarks.dct_op", "DCT expansion vs the 1x1 conv it replaces, and vs a plain copy"),
+}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(
+        name: str = typer.Argument("", help=f"One of: {', '.join(BENCHMARKS)}."),
+        threads: int = typer.Option(0, min=0, max=1024, help="torch threads (0: torch's default)."),
+        list_benchmarks: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
+    ) -> None:
+        """Run one benchmark; it prints its measurements and ends with its ratio."""
+        if list_benchmarks or not name:
+            typer.echo("\n".join(f"{key:10s} {text}" for key, (_, text) in BENCHMARKS.items()))
+            return
+        if name not in BENCHMARKS:
+            import difflib
+
+            close = difflib.get_close_matches(name, BENCHMARKS, n=3, cutoff=0.4)
+            raise ValueError(f"benchmark {name!r} is unknown; choose one of {', '.join(BENCHMARKS)}"
+                             + (f" (close: {', '.join(close)})" if close else ""))
+        importlib.import_module(BENCHMARKS[name][0]).run(threads=threads or None, echo=typer.echo)

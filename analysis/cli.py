@@ -56,6 +56,8 @@ def register(app: typer.Typer) -> None:
         margin: Optional[float] = typer.Option(None, "--margin",
                                                help="non-inferiority margin in metric units (default 0.5 for top-1)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+        detect: Optional[float] = typer.Option(None, "--detect",
+                                               help="also report seeds for 80% power to detect this difference"),
     ) -> None:
         """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
         from . import tables
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
         tables.check_format(fmt)
         frame = _frame(results, csv, reference)
         result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
-                              alpha=alpha, correction=correction, margin=margin, seed=seed)
+                              alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
         _emit(result, fmt)
 
     @app.command()
@@ -79,6 +81,8 @@ def register(app: typer.Typer) -> None:
         alpha: float = typer.Option(0.05, "--alpha"),
         margin: Optional[float] = typer.Option(None, "--margin"),
         seed: int = typer.Option(0, "--seed"),
+        detect: Optional[float] = typer.Option(None, "--detect",
+                                               help="also report seeds for 80% power to detect this difference"),
     ) -> None:
         """Any two variants: A against B (uncorrected single comparison)."""
         from . import tables
@@ -86,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
         tables.check_format(fmt)
         result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
-                             margin=margin, seed=seed)
+                             margin=margin, seed=seed, detect=detect)
         _emit(result, fmt)
 
     @app.command()

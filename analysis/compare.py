@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .load import metric_columns
+from .load import COST_KEYS, METRIC_KEYS, metric_columns
 
 HIGHER_IS_BETTER = {"top1": True, "top5": True, "acc": True, "accuracy": True, "images_per_second": True,
                     "loss": False, "latency_ms": False, "params": False, "macs": False,
@@ -90,8 +90,11 @@ def _align(x_rows, y_rows, metric: str, pairing: str):
 
 
 def compare_samples(x_rows: pd.DataFrame, y_rows: pd.DataFrame, metric: str, pairing: str = "auto",
-                    margin: float | None = None, confidence: float = 0.95) -> dict:
-    """All unadjusted statistics of variant rows ``x_rows`` against reference rows ``y_rows``."""
+                    margin: float | None = None, confidence: float = 0.95, detect: float | None = None) -> dict:
+    """All unadjusted statistics of variant rows ``x_rows`` against reference rows ``y_rows``.
+
+    ``detect``: a difference (metric units) for which to report the seeds giving 80% power.
+    """
     paired, x, y, note = _align(x_rows, y_rows, metric, pairing)
     higher = higher_is_better(metric)
     t = stats.t_test(x, y, paired, confidence)
@@ -107,7 +110,10 @@ def compare_samples(x_rows: pd.DataFrame, y_rows: pd.DataFrame, metric: str, pai
            "cliffs_delta": float(stats.cliffs_delta(x, y)) if min(x.size, y.size) else math.nan,
            "margin": margin, "p_noninf": math.nan, "p_equiv": math.nan,
            "seeds_needed": stats.seeds_for_power(stats.standardised_effect(x, y, paired), paired),
-           "seeds_needed_noninf": None, "note": note}
+           "seeds_needed_noninf": None, "detect": detect,
+           "seeds_needed_detect": None if detect is None else stats.seeds_for_power(
+               stats.standardised_effect(x, y, paired, diff=detect), paired),
+           "note": note}
     if margin is not None:
         out.update(stats.margin_tests(x, y, margin, paired, higher_is_better=higher is not False))
         sign = -1.0 if higher is False else 1.0
@@ -166,10 +172,11 @@ def summarize(rows: pd.DataFrame, grid: str, variant: str, metric: str, seed: in
 
 
 def _family(pairs: list[tuple[str, pd.DataFrame, str, pd.DataFrame]], grid: str, metric: str, *,
-            pairing: str, margin: float | None, alpha: float, correction: str, confidence: float) -> list[dict]:
+            pairing: str, margin: float | None, alpha: float, correction: str, confidence: float,
+            detect: float | None = None) -> list[dict]:
     """Compare every (variant, reference) pair of one family and adjust its p-values together."""
     rows = [{"grid": grid, "metric": metric, "variant": v, "reference": r,
-             **compare_samples(x, y, metric, pairing, margin, confidence)} for v, x, r, y in pairs]
+             **compare_samples(x, y, metric, pairing, margin, confidence, detect)} for v, x, r, y in pairs]
     if not rows:
         return []
     raw = np.array([row["p_raw"] for row in rows])
@@ -188,8 +195,9 @@ def _family(pairs: list[tuple[str, pd.DataFrame, str, pd.DataFrame]], grid: str,
 
 
 def _check_options(metric, frame, correction, pairing, confidence, alpha):
-    if metric not in frame.columns or metric not in metric_columns(frame):
-        raise unknown("metric", metric, metric_columns(frame))
+    known = set(metric_columns(frame)) | (set(frame.columns) & set(METRIC_KEYS + COST_KEYS))
+    if metric not in known:  # a known metric column without any value (e.g. all runs failed) is allowed
+        raise unknown("metric", metric, sorted(known))
     if correction not in stats.CORRECTIONS:
         raise unknown("correction", correction, stats.CORRECTIONS)
     if pairing not in PAIRING:
@@ -230,12 +238,13 @@ def grid_reference(frame: pd.DataFrame, grid: str, reference: str | None = None)
 def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | None = None,
             reference: str | None = None, pairing: str = "auto", alpha: float = 0.05,
             correction: str = "holm", margin: float | None = None, confidence: float = 0.95,
-            seed: int = 0) -> dict:
+            seed: int = 0, detect: float | None = None) -> dict:
     """Analyse grids of the tidy ``frame``: each variant against its grid's reference.
 
     Returns ``{"metric", "alpha", "correction", "margin", "confidence", "seed",
     "summaries": DataFrame, "comparisons": DataFrame, "excluded": DataFrame}``; ``margin=None``
-    means the metric's default (0.5 points for accuracies, none otherwise).
+    means the metric's default (0.5 points for accuracies, none otherwise); ``detect`` adds the
+    seeds per variant that would detect that difference with 80% power.
     """
     _check_options(metric, frame, correction, pairing, confidence, alpha)
     margin = default_margin(metric) if margin is None else margin
@@ -255,7 +264,7 @@ def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | N
                        "n_excluded": int((grid_excluded["variant"] == v).sum())} for v in variants]
         pairs = [(v, by_variant[v], ref, by_variant[ref]) for v in variants if v != ref]
         comparisons += _family(pairs, grid, metric, pairing=pairing, margin=margin, alpha=alpha,
-                               correction=correction, confidence=confidence)
+                               correction=correction, confidence=confidence, detect=detect)
     chosen = grids or all_grids
     excluded = excluded[excluded["grid"].isin(chosen)]
     return {"metric": metric, "alpha": alpha, "correction": correction, "margin": margin,
@@ -281,7 +290,8 @@ def resolve_variant(frame: pd.DataFrame, name: str) -> tuple[str, str]:
 
 
 def compare(frame: pd.DataFrame, a: str, b: str, metric: str = "test_top1", pairing: str = "auto",
-            alpha: float = 0.05, margin: float | None = None, confidence: float = 0.95, seed: int = 0) -> dict:
+            alpha: float = 0.05, margin: float | None = None, confidence: float = 0.95, seed: int = 0,
+            detect: float | None = None) -> dict:
     """Variant ``a`` against ``b`` (names as in ``resolve_variant``); same output as ``analyze``.
 
     A single comparison, so no multiplicity correction; variants of different grids are unpaired.
@@ -297,7 +307,7 @@ def compare(frame: pd.DataFrame, a: str, b: str, metric: str = "test_top1", pair
     grid = grid_a if grid_a == grid_b else f"{grid_a} vs {grid_b}"
     rows = _family([(label_a, pick(usable, grid_a, var_a), label_b, pick(usable, grid_b, var_b))], grid, metric,
                    pairing=pairing if grid_a == grid_b else "unpaired", margin=margin, alpha=alpha,
-                   correction="none", confidence=confidence)
+                   correction="none", confidence=confidence, detect=detect)
     summaries = [{**summarize(pick(usable, g, v), g, v, metric, seed, confidence), "is_reference": i == 1,
                   "n_excluded": len(pick(excluded, g, v))}
                  for i, (g, v) in enumerate([(grid_a, var_a), (grid_b, var_b)])]

@@ -7,7 +7,8 @@ the tidy table whatever happened to it; ``status`` says whether it may be analys
 * ``failed``: finished with an error (the engine's ``reason`` is kept);
 * ``corrupt``: ``result.json`` exists but is empty, truncated, not JSON or misses required fields;
 * ``unfinished``: the run folder has no ``result.json`` (still running, killed, or never started);
-* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed); only one is kept.
+* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed), e.g. left over from an
+  older ``engine_version``; only one is kept (newest engine version, then smallest run id).
 
 Only ``ok`` rows enter the statistics; every other row is counted and reported.
 """
@@ -25,7 +26,7 @@ METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1",
 COST_KEYS = ("params", "macs", "latency_ms")
 TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
                 "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
-                "run_id", "paired", "model_kwargs")
+                "run_id", "paired", "model_kwargs", "engine_version")
 STATUSES = ("ok", "failed", "corrupt", "unfinished", "duplicate")
 
 
@@ -114,10 +115,11 @@ def _config_identity(run_dir: Path) -> dict:
     obj, _ = _read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else (None, None)
     if not isinstance(obj, dict):
         return {}
-    seed = obj.get("seed")
+    seed, version = obj.get("seed"), obj.get("engine_version")
     return {"variant": obj.get("variant") if isinstance(obj.get("variant"), str) else None,
             "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-            "model": obj.get("model") if isinstance(obj.get("model"), str) else None}
+            "model": obj.get("model") if isinstance(obj.get("model"), str) else None,
+            "engine_version": version if isinstance(version, (int, float)) and not isinstance(version, bool) else None}
 
 
 def load_results(results_dir: str | Path) -> pd.DataFrame:
@@ -143,20 +145,25 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                 try:
                     if problem:
                         raise ValueError(problem)
+                    row["engine_version"] = _config_identity(run_dir).get("engine_version")
                     row.update({k: v for k, v in _parse_result(obj).items() if k != "run_id"})
                 except (ValueError, TypeError, OverflowError) as error:
                     row.update(_config_identity(run_dir), status="corrupt", reason=str(error))
             row["reference"] = meta.get("reference")
             row["paired"] = meta.get("paired") if isinstance(meta.get("paired"), bool) else None
             rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
-    return _mark_duplicates(frame)
+    if not rows:
+        raise ValueError(f"results directory '{root}' holds grids ({', '.join(grids)}) but no run folders yet")
+    return _mark_duplicates(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
 
 
 def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keep one ``ok`` run per (grid, variant, seed): the first by run_id; mark the rest."""
+    """Keep one ``ok`` run per (grid, variant, seed) and mark the rest ``duplicate``: the run of the
+    newest ``engine_version`` (config.json) wins, then the smallest run_id."""
     ok = frame["status"] == "ok"
-    dup = frame[ok].sort_values("run_id").duplicated(["grid", "variant", "seed"], keep="first")
+    order = frame[ok].assign(_version=pd.to_numeric(frame.get("engine_version"), errors="coerce"))
+    order = order.sort_values(["_version", "run_id"], ascending=[False, True], na_position="last")
+    dup = order.duplicated(["grid", "variant", "seed"], keep="first")
     frame.loc[dup[dup].index, ["status", "reason"]] = ["duplicate", "another ok run of this grid/variant/seed"]
     return frame.sort_values(["grid", "variant", "seed", "run_id"], na_position="last",
                              key=lambda col: col.astype(str) if col.name != "seed" else col

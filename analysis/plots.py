@@ -5,6 +5,8 @@ explicit seed; per-seed points use a swarm layout (deterministic, no jitter).
 """
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 import matplotlib.ticker
 
@@ -33,7 +35,9 @@ def seeds_plot(rows: pd.DataFrame, metric: str, order: list[str], ax=None):
     ``rows``: usable runs of one grid with columns ``variant`` and ``metric``.
     """
     fig, ax = _axes(ax, (max(4.0, 1.1 * len(order) + 2), 4.0))
-    sns.boxplot(data=rows, x="variant", y=metric, order=order, color="0.92", showfliers=False, ax=ax)
+    with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated ``vert``
+        warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+        sns.boxplot(data=rows, x="variant", y=metric, order=order, color="0.92", showfliers=False, ax=ax)
     sns.swarmplot(data=rows, x="variant", y=metric, order=order, color="C0", size=5, ax=ax)
     ax.set_xlabel("")
     ax.set_ylabel(LABELS.get(metric, metric))

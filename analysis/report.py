@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from . import plots, stats
-from .compare import analyze, compare_samples, natural_key
+from .compare import analyze, compare_samples, grid_reference, natural_key
 from .load import load_curves, load_grids, load_results, load_run_files
-from .tables import display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, markdown_table
+from .tables import ci_note, display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, markdown_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
@@ -65,7 +65,7 @@ def _slug(name: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------- setup
-def setup_section(results: Path, frame: pd.DataFrame, result: dict) -> list[str]:
+def setup_section(results: Path, frame: pd.DataFrame, result: dict, results_arg: str, out_arg: str) -> list[str]:
     envs = load_run_files(results, "env.json")
     configs = load_run_files(results, "config.json")
     lines = ["## Setup", ""]
@@ -86,11 +86,11 @@ def setup_section(results: Path, frame: pd.DataFrame, result: dict) -> list[str]
     if configs:
         flat = [_flatten(config) for _, _, config in configs]
         keys = sorted(set().union(*flat))
-        values = {k: sorted({f[k] for f in flat if k in f}) for k in keys}
+        values = {k: sorted({f.get(k, "(absent)") for f in flat}) for k in keys}
         constant = [k for k in keys if len(values[k]) == 1]
         varying = [k for k in keys if k not in constant]
         rows = [{"setting": f"`{k}`", "value": f"`{values[k][0]}`"} for k in constant]
-        lines += [f"Settings with one value across the {len(configs)} run configs (`config.json`) that record them:", "",
+        lines += [f"Settings shared by all {len(configs)} run configs (`config.json`):", "",
                   markdown_table(pd.DataFrame(rows[:60])) if rows else "(none)", ""]
         if varying:
             lines += ["Settings that differ between runs: " + ", ".join(f"`{k}`" for k in varying[:40])
@@ -113,7 +113,9 @@ def setup_section(results: Path, frame: pd.DataFrame, result: dict) -> list[str]
               f"Primary metric `{result['metric']}`; alpha {result['alpha']:g}; multiplicity correction "
               f"`{result['correction']}` within each grid; non-inferiority margin {margin}; "
               f"{round(result['confidence'] * 100)}% intervals; bootstrap seed {result['seed']}. "
-              "Tests and verdict rules: `docs/analysis.md`.", ""]
+              "Tests and verdict rules: `docs/analysis.md`.", "",
+              "Regenerate: " + _cmd("report", "--results", results_arg, "--out", out_arg) + " (this section is "
+              "read from the run files).", ""]
     return lines
 
 
@@ -122,9 +124,12 @@ def _rows(usable: pd.DataFrame, grid: str, variant: str) -> pd.DataFrame:
     return usable[(usable["grid"] == grid) & (usable["variant"] == variant)]
 
 
-def _pick(variants: list[str], *patterns: str) -> str | None:
+def _pick(rows: pd.DataFrame, exclude: str | None, *patterns: str) -> str | None:
+    """The first variant whose name or model matches a pattern (patterns tried in order)."""
+    pairs = sorted({(str(v), str(m)) for v, m in rows[["variant", "model"]].itertuples(index=False)
+                    if isinstance(v, str) and v != exclude}, key=lambda p: natural_key(p[0]))
     for pattern in patterns:
-        hits = sorted((v for v in variants if re.search(pattern, v)), key=natural_key)
+        hits = [v for v, m in pairs if re.search(pattern, v) or re.search(pattern, m)]
         if hits:
             return hits[0]
     return None
@@ -164,7 +169,8 @@ def cost_claim(x: pd.DataFrame, y: pd.DataFrame, column: str, claimed: float | N
         return measured, "no claim", "measured for information" + spread
     if abs(ratio / claimed - 1) <= COST_TOLERANCE:
         return measured, "supported", f"within {COST_TOLERANCE:.0%} of the claimed {claimed:g}x{spread}"
-    return measured, "not supported", f"differs from the claimed {claimed:g}x by more than {COST_TOLERANCE:.0%}{spread}"
+    return measured, "not supported", (f"differs from the claimed {claimed:g}x by more than {COST_TOLERANCE:.0%}{spread}; "
+                                       "how the count depends on input size and readings: Interpretation choices")
 
 
 def noninferiority_claim(x: pd.DataFrame, y: pd.DataFrame, margin: float) -> tuple[str, str, str]:
@@ -192,10 +198,9 @@ def claims_section(frame: pd.DataFrame, usable: pd.DataFrame, results_arg: str) 
              ("DyClotNet 2.0x needs 2.9x fewer MACs than MobileNetV2 1.0x", "macs", 2.9),
              ("DyClotNet 2.0x has 1.4x fewer parameters than MobileNetV2 1.0x", "params", 1.4),
              ("(no paper claim) CPU latency of DyClotNet 2.0x vs MobileNetV2 1.0x", "latency_ms", None)]
-    variants = sorted(frame.loc[frame["grid"] == grid, "variant"].astype(str).unique(), key=natural_key)
-    ref_names = frame.loc[frame["grid"] == grid, "reference"].dropna().astype(str).unique()
-    dyclot = _pick(variants, r"^dyclotnet_200$", r"dyclotnet.*200", r"dyclotnet")
-    mobile = _pick(list(ref_names), r"mobilenet") or _pick(variants, r"^mobilenetv2_100$", r"mobilenet")
+    in_grid = frame[frame["grid"] == grid]
+    dyclot = _pick(in_grid, None, r"^dyclotnet_200$", r"dyclotnet\W?_?2(00|\.0)", r"dyclot")
+    mobile = _pick(in_grid, dyclot, r"^mobilenetv2_(cifar_)?100$", r"mobilenet\w*1(00|\.0)", r"mobilenet")
     for claim, kind, claimed in paper:
         if grid not in grids or dyclot is None or mobile is None:
             rows.append((claim, grid, "–", "no results", f"grid `{grid}` " + (
@@ -222,8 +227,8 @@ def claims_section(frame: pd.DataFrame, usable: pd.DataFrame, results_arg: str) 
             "Each claim is tested once on its own grid (no correction across claims). Accuracy claims use "
             "the t interval of the difference; cost claims compare medians (costs are deterministic).", "",
             markdown_table(table), "",
-            "Regenerate: " + _cmd("compare", "paper-claim/dyclotnet_200", "paper-claim/mobilenetv2_100",
-                                  "--results", results_arg) + ", "
+            "Regenerate: " + _cmd("compare", f"paper-claim/{dyclot or 'DYCLOTNET'}",
+                                  f"paper-claim/{mobile or 'MOBILENETV2'}", "--results", results_arg) + ", "
             + _cmd("compare", "expansion-op/dct", "expansion-op/pointwise", "--results", results_arg) + ".", ""]
 
 
@@ -260,13 +265,18 @@ def grid_section(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFram
     lines += [f"Reference `{order[0]}`; tests {'paired by seed' if paired else 'unpaired'}; datasets "
               + (", ".join(f"`{d}`" for d in sorted(rows_all["dataset"].dropna().astype(str).unique())) or "unknown")
               + "; " + exclusion_line(result, grid) + ".", ""]
+    left_out = meta.get("left_out") if isinstance(meta.get("left_out"), dict) else {}
+    if left_out:
+        lines += ["Variants left out of this grid: " + "; ".join(
+            f"`{v}` ({reason})" for v, reason in sorted(left_out.items())) + ".", ""]
     lines += [markdown_table(display_table(result, grid)), ""]
+    if ci_note(result, grid):
+        lines += [ci_note(result, grid) + ".", ""]
     comps = result["comparisons"].query("grid == @grid") if len(result["comparisons"]) else pd.DataFrame()
     if len(comps):
         lines += ["Verdicts in detail:", ""]
-        lines += [f"- `{c.variant}`: **{c.verdict}** — {c.reason}"
-                  + (f" (rank test {c.rank_test}: p_adj {fmt_p(c.p_rank_adj)}; {c.note})" if c.note else
-                     f" (rank test {c.rank_test}: p_adj {fmt_p(c.p_rank_adj)})") for c in comps.itertuples()]
+        lines += [f"- `{c.variant}`: **{c.verdict}** — {c.reason} (rank test {c.rank_test}: p_adj "
+                  f"{fmt_p(c.p_rank_adj)}{'; ' + c.note if c.note else ''})" for c in comps.itertuples()]
         lines += [""]
     excluded = result["excluded"][result["excluded"]["grid"] == grid]
     if len(excluded):
@@ -309,7 +319,7 @@ def _figure(figures: dict, name: str, caption: str) -> str:
     return f"![{caption}]({folder}/{name}.png)\n\n[{name}.pdf]({folder}/{name}.pdf)\n"
 
 
-def pareto_section(usable: pd.DataFrame, result: dict, figures: dict) -> list[str]:
+def pareto_section(usable: pd.DataFrame, result: dict, figures: dict, results_arg: str) -> list[str]:
     summary = result["summaries"].set_index(["grid", "variant"])
     if usable["grid"].nunique() > 1:  # the smoke grid runs on other data and a tiny budget
         usable = usable[usable["grid"] != "smoke"]
@@ -329,14 +339,18 @@ def pareto_section(usable: pd.DataFrame, result: dict, figures: dict) -> list[st
     return ["## Accuracy against cost", "",
             "Each point is one variant of one grid (" + ", ".join(f"`{g}`" for g in sorted(usable["grid"].unique(), key=natural_key))
             + "): mean over seeds with its 95% CI against the median cost; "
-            "the dashed line is the Pareto front (no other point is cheaper and at least as accurate).", "", *lines]
+            "the dashed line is the Pareto front (no other point is cheaper and at least as accurate).", "", *lines,
+            "Regenerate: " + _cmd("analyze", "--results", results_arg, "--format", "csv") + " (means, CIs) and "
+            "the cost tables of the grid sections.", ""]
 
 
 # ------------------------------------------------------------------------------------------- report
 def interpretation_section(result: dict) -> list[str]:
     lines = ["## Interpretation choices", ""]
     if INTERPRETATION.exists():
-        lines += [_demote(INTERPRETATION.read_text(encoding="utf-8").strip()), ""]
+        text = INTERPRETATION.read_text(encoding="utf-8").strip()
+        text = re.sub(r"\A# [^\n]*\n+", "", text)  # its title duplicates this section's
+        lines += ["From `docs/interpretation.md`:", "", _demote(text), ""]
     else:
         lines += ["The interpretation of the paper's ambiguities is recorded in `docs/interpretation.md` "
                   "(not present when this report was generated).", ""]
@@ -380,7 +394,16 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
     """``(markdown, {figure name: matplotlib Figure})``; nothing is written."""
     results = Path(results_dir)
     frame = load_results(results)
-    result = analyze(frame, metric, alpha=alpha, correction=correction, margin=margin, seed=seed)
+    skipped = {}
+    for grid in sorted(frame["grid"].unique(), key=natural_key):
+        try:
+            grid_reference(frame, grid)
+        except ValueError as error:  # e.g. a corrupt grid.json: report it, analyse the rest
+            skipped[grid] = str(error)
+    analysable = [g for g in sorted(frame["grid"].unique(), key=natural_key) if g not in skipped]
+    if not analysable:
+        raise ValueError(f"no grid in '{results}' can be analysed: " + "; ".join(skipped.values()))
+    result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
     usable = frame[(frame["status"] == "ok") & frame[metric].notna()]
     grids = load_grids(results)
     curves = load_curves(results, frame)
@@ -399,12 +422,14 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
                  **{s: str(int(accounting.loc[g, s])) for s in accounting.columns}}
                 for g in sorted(accounting.index, key=natural_key)]
     lines += ["## Runs", "", markdown_table(pd.DataFrame(acc_rows)), ""]
-    lines += setup_section(results, frame, result)
+    lines += setup_section(results, frame, result, results_arg, out_arg + options)
     lines += claims_section(frame, usable, results_arg)
     for grid in sorted(grids, key=natural_key):
-        if grid in set(result["summaries"]["grid"]):
+        if grid in skipped:
+            lines += [f"## Grid `{grid}`", "", f"Not analysed: {skipped[grid]}.", ""]
+        elif grid in set(result["summaries"]["grid"]):
             lines += grid_section(grid, grids[grid], frame, usable, curves, result, results_arg, figures)
-    lines += pareto_section(usable, result, figures)
+    lines += pareto_section(usable, result, figures, results_arg)
     lines += interpretation_section(result)
     lines += limitations_section(frame, result)
     lines += ["## Regenerating", "",

@@ -75,7 +75,7 @@ def t_test(x: np.ndarray, y: np.ndarray, paired: bool, confidence: float = 0.95)
         warnings.simplefilter("ignore")
         res = stats.ttest_rel(x, y, axis=-1) if paired else stats.ttest_ind(x, y, equal_var=False, axis=-1)
         ci = res.confidence_interval(confidence)
-    diff = np.mean(x - y, axis=-1) if paired else np.mean(x, axis=-1) - np.mean(y, axis=-1)
+        diff = np.mean(x - y, axis=-1) if paired else np.mean(x, axis=-1) - np.mean(y, axis=-1)
     return {"statistic": res.statistic, "p": res.pvalue, "df": res.df, "diff": diff,
             "ci_low": ci.low, "ci_high": ci.high,
             "test": "paired t-test" if paired else "Welch t-test"}

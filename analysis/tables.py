@@ -19,10 +19,11 @@ COMPARISON_KEYS = ("grid", "metric", "variant", "reference", "paired", "n", "n_r
                    "diff", "ci_low", "ci_high", "test", "statistic", "df", "p_raw", "p_adj", "correction",
                    "p_holm", "p_bh", "rank_test", "p_rank", "p_rank_adj", "effect_size", "effect_size_type",
                    "cliffs_delta", "margin", "p_noninf", "p_noninf_adj", "p_equiv", "p_equiv_adj",
-                   "seeds_needed", "seeds_needed_noninf", "verdict", "reason", "note")
+                   "seeds_needed", "seeds_needed_noninf", "detect", "seeds_needed_detect", "verdict", "reason",
+                   "note")
 SUMMARY_KEYS = ("grid", "metric", "variant", "is_reference", "n", "mean", "std", "median",
                 "ci_low", "ci_high", "ci_method", "n_excluded")
-INT_KEYS = {"n", "n_ref", "seeds_needed", "seeds_needed_noninf", "n_excluded", "seed"}
+INT_KEYS = {"n", "n_ref", "seeds_needed", "seeds_needed_noninf", "seeds_needed_detect", "n_excluded", "seed"}
 
 
 def check_format(fmt: str) -> str:
@@ -71,7 +72,8 @@ def display_table(result: dict, grid: str) -> pd.DataFrame:
             "variant": s.variant + (" (ref)" if s.is_reference else ""),
             "n": str(int(s.n)),
             f"mean [{level}% CI]": f"{fmt_num(s.mean)} {fmt_ci(s.ci_low, s.ci_high)}",
-            f"diff [{level}% CI]": "–" if c is None else f"{c['diff']:+.2f} {fmt_ci(c['ci_low'], c['ci_high'])}",
+            f"diff [{level}% CI]": "–" if c is None or not math.isfinite(c["diff"])
+            else f"{c['diff']:+.2f} {fmt_ci(c['ci_low'], c['ci_high'])}",
             p_name: "–" if c is None else fmt_p(c["p_adj"]),
             "Hedges g": "–" if c is None else fmt_num(c["effect_size"]),
             "Cliff's delta": "–" if c is None else fmt_num(c["cliffs_delta"]),
@@ -87,6 +89,13 @@ def exclusion_line(result: dict, grid: str) -> str:
     counts = excluded[excluded["grid"] == grid]["status"].value_counts().sort_index()
     parts = [f"{n_ok} used"] + [f"{n} {status}" for status, n in counts.items()]
     return "runs: " + ", ".join(parts) + (" (excluded runs are not averaged)" if len(counts) else "")
+
+
+def ci_note(result: dict, grid: str) -> str:
+    """Which variants' CIs are not BCa, and why ('' when all are BCa)."""
+    rows = result["summaries"][(result["summaries"]["grid"] == grid) & (result["summaries"]["ci_method"] != "BCa")]
+    return ("CI of the mean not BCa for: " + "; ".join(f"{r.variant} ({r.ci_method})" for r in rows.itertuples())
+            if len(rows) else "")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -127,7 +136,7 @@ def to_markdown(result: dict) -> str:
     parts = []
     for grid in grids_of(result):
         parts += [f"### {grid} — {result['metric']}", "", markdown_table(display_table(result, grid)), "",
-                  exclusion_line(result, grid), ""]
+                  exclusion_line(result, grid), ""] + ([ci_note(result, grid), ""] if ci_note(result, grid) else [])
     return "\n".join(parts)
 
 

@@ -290,6 +290,17 @@ def test_compare_samples_power_uses_observed_effect():
     assert _power_by_noncentral_t(abs(c["effect_size"]) * 31 / 28, c["seeds_needed"], False) >= 0.79
 
 
+def test_seeds_to_detect_a_given_difference():
+    frame = tidy({"ref": 70.0, "a": 70.4}, sd=0.5)
+    row = _by(analyze(frame, detect=0.5), "a")
+    x, y = (frame.loc[frame["variant"] == v, "test_top1"].to_numpy() for v in ("a", "ref"))
+    pooled = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2)  # equal group sizes
+    n = row["seeds_needed_detect"]
+    assert row["detect"] == 0.5
+    assert _power_by_noncentral_t(0.5 / pooled, n, False) >= 0.8 > _power_by_noncentral_t(0.5 / pooled, n - 1, False)
+    assert pd.isna(_by(analyze(frame), "a")["seeds_needed_detect"])
+
+
 # -------------------------------------------------------------------------------------- formats
 @pytest.fixture(scope="module")
 def result():
@@ -307,6 +318,9 @@ def test_markdown_format(result):
     assert len(table) == 2 * 2 + 3 + 2  # header + rule per grid, one row per variant
     assert all(line.count("|") == 9 for line in table)
     assert "| a_1 | 5 |" in text and "1 failed" in text and "p (Holm)" in text
+    assert "CI of the mean not BCa" not in text
+    two_seeds = render(analyze(tidy({"ref": 70.0, "a": 71.0}, seeds=2)), "md")
+    assert "CI of the mean not BCa for: ref (percentile (n<3)); a (percentile (n<3))" in two_seeds
 
 
 def test_latex_format(result):

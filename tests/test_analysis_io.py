@@ -1,0 +1,295 @@
+"""Reading the results layout, the CLI commands and the generated report of ``analysis``.
+
+Results directories are written by hand here, following docs/results-format.md; the engine is
+never imported.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import run
+from analysis.compare import analyze
+from analysis.load import load_curves, load_results, load_table
+
+COSTS = {"mobilenetv2_100": {"params": 2.24e6, "macs": 6.1e6, "latency_ms": 5.0},
+         "dyclotnet_200": {"params": 1.6e6, "macs": 2.1e6, "latency_ms": 4.2}}
+
+
+def write_grid(root: Path, grid: str, reference: str, means: dict, seeds=3, dataset="cifar10-jpeg",
+               kwargs=None, sd=0.3, rng_seed=0) -> None:
+    """A grid folder with one finished run per (variant, seed), as the engine writes it."""
+    rng = np.random.default_rng(rng_seed)
+    kwargs = kwargs or {}
+    folder = root / grid
+    folder.mkdir(parents=True)
+    (folder / "grid.json").write_text(json.dumps({
+        "grid": grid, "description": f"Grid {grid} for the tests.", "reference": reference, "paired": True,
+        "variants": {v: {"model": v, "model_kwargs": kwargs.get(v, {})} for v in means}}))
+    for variant, mean in means.items():
+        for seed in range(seeds):
+            run_dir = folder / hashlib.sha256(f"{grid}/{variant}/{seed}".encode()).hexdigest()[:16]
+            run_dir.mkdir()
+            (run_dir / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "dataset": dataset,
+                                                             "protocol": {"name": "cpu", "epochs": 2}}))
+            (run_dir / "env.json").write_text(json.dumps({"git_commit": "0123abc", "cpu": "Test CPU x2",
+                                                          "threads": 2, "packages": {"torch": "2.14.1"}}))
+            acc = mean + rng.normal(0, sd)
+            (run_dir / "metrics.jsonl").write_text("".join(
+                json.dumps({"epoch": e, "train_loss": 1 / e, "test_top1": acc - 4 * (2 - e), "val_top1": None}) + "\n"
+                for e in (1, 2)))
+            write_result(run_dir, {
+                "run_id": run_dir.name, "grid": grid, "variant": variant, "seed": seed,
+                "seeds": {"init": 100 + seed, "data": 200 + seed, "aug": 300 + seed},
+                "model": variant, "model_kwargs": kwargs.get(variant, {}), "dataset": dataset, "protocol": "cpu",
+                "status": "ok", "reason": None,
+                "metrics": {"test_top1": acc, "test_loss": 0.9, "val_top1": None, "train_loss": 0.8,
+                            "train_top1": 72.0, "epochs": 2, "train_seconds": 12.5, "images_per_second": 300.0},
+                "cost": COSTS.get(variant, {"params": 4e5, "macs": 2.7e7, "latency_ms": 4.1})})
+
+
+def write_result(run_dir: Path, obj) -> None:
+    (run_dir / "result.json").write_text(obj if isinstance(obj, str) else json.dumps(obj))
+
+
+def add_run(root: Path, grid: str, name: str, result=None) -> Path:
+    run_dir = root / grid / name
+    run_dir.mkdir()
+    if result is not None:
+        write_result(run_dir, result)
+    return run_dir
+
+
+@pytest.fixture()
+def results(tmp_path) -> Path:
+    root = tmp_path / "results"
+    write_grid(root, "paper-claim", "mobilenetv2_100", {"mobilenetv2_100": 70.0, "dyclotnet_200": 71.0})
+    write_grid(root, "p-sweep", "p4", {"p2": 69.5, "p4": 70.0, "p8": 70.3},
+               kwargs={"p2": {"p": 2}, "p4": {"p": 4}, "p8": {"p": 8}}, rng_seed=1)
+    write_grid(root, "smoke", "dct", {"dct": 80.0, "pointwise": 80.1}, seeds=2, dataset="fashion-mnist",
+               rng_seed=2)
+    return root
+
+
+def test_analysis_never_imports_the_engine_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, analysis.cli, analysis.report, analysis.load, analysis.compare, analysis.tables\n"
+            "bad = [m for m in ('torch', 'experiments', 'dyclot', 'baselines') if m in sys.modules]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+# ------------------------------------------------------------------------------------------ loader
+def test_load_results_flattens_result_json(results):
+    frame = load_results(results)
+    assert len(frame) == 2 * 3 + 3 * 3 + 2 * 2 and set(frame["status"]) == {"ok"}
+    row = frame[(frame["grid"] == "paper-claim") & (frame["variant"] == "dyclotnet_200")].iloc[0]
+    assert row["reference"] == "mobilenetv2_100" and row["macs"] == 2.1e6 and row["init_seed"] == 100
+    assert row["paired"] is True or row["paired"] == True  # noqa: E712
+    assert json.loads(frame[frame["variant"] == "p8"].iloc[0]["model_kwargs"]) == {"p": 8}
+    curves = load_curves(results, frame)
+    assert len(curves) == 2 * len(frame) and set(curves["epoch"]) == {1, 2}
+
+
+BAD_RESULTS = {
+    "empty": "",
+    "truncated": '{"run_id": "ab", "variant": "p4", "seed": 9, "status": "ok", "metrics": {"test_top1": 99',
+    "garbage": "\x00\x01not json at all",
+    "a-list": "[1, 2, 3]",
+    "no-status": {"variant": "p4", "seed": 9, "metrics": {"test_top1": 99.0}},
+    "odd-status": {"variant": "p4", "seed": 9, "status": "maybe", "metrics": {"test_top1": 99.0}},
+    "string-metric": {"variant": "p4", "seed": 9, "status": "ok", "metrics": {"test_top1": "99"}},
+    "no-metrics": {"variant": "p4", "seed": 9, "status": "ok", "metrics": {}},
+}
+
+
+def test_bad_result_files_are_corrupt_never_averaged(results):
+    clean = analyze(load_results(results), grids=["p-sweep"])["summaries"].set_index("variant")
+    for name, content in BAD_RESULTS.items():
+        add_run(results, "p-sweep", f"bad-{name}", content)
+    add_run(results, "p-sweep", "unfinished").joinpath("config.json").write_text(
+        json.dumps({"variant": "p2", "seed": 7}))
+    add_run(results, "p-sweep", "failed", {"variant": "p8", "seed": 5, "status": "failed",
+                                           "reason": "loss is nan at epoch 3 step 12", "metrics": {}})
+    frame = load_results(results)
+    status = frame.set_index("run_id")["status"]
+    assert all(status[f"bad-{name}"] == "corrupt" for name in BAD_RESULTS)
+    assert status["unfinished"] == "unfinished" and status["failed"] == "failed"
+    assert frame.set_index("run_id").loc["unfinished", "variant"] == "p2"  # identity from config.json
+    result = analyze(frame, grids=["p-sweep"])
+    summary = result["summaries"].set_index("variant")
+    pd.testing.assert_series_equal(summary["mean"], clean["mean"])  # nothing bad entered a mean
+    assert len(result["excluded"]) == len(BAD_RESULTS) + 2
+    assert frame.set_index("run_id").loc["bad-truncated", "reason"].startswith("result.json is not valid JSON")
+
+
+def test_duplicate_runs_of_one_seed_are_counted_once(results):
+    source = sorted((results / "smoke").glob("*/result.json"))[0]
+    newer = json.loads(source.read_text())
+    newer["metrics"]["test_top1"] = 12.5
+    add_run(results, "smoke", "0000000000000000", source.read_text())  # same run, older engine
+    add_run(results, "smoke", "ffffffffffffffff", newer).joinpath("config.json").write_text(
+        json.dumps({"variant": newer["variant"], "seed": newer["seed"], "engine_version": 2}))
+    frame = load_results(results)
+    assert (frame["status"] == "duplicate").sum() == 2
+    kept = frame[(frame["status"] == "ok") & (frame["variant"] == newer["variant"]) & (frame["seed"] == newer["seed"])]
+    assert kept["run_id"].tolist() == ["ffffffffffffffff"] and kept["test_top1"].tolist() == [12.5]
+    assert analyze(frame, grids=["smoke"])["summaries"]["n"].tolist() == [2, 2]
+
+
+def test_load_results_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_results(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no grid folders"):
+        load_results(tmp_path)
+
+
+def test_load_table_csv_and_parquet(tmp_path):
+    frame = pd.DataFrame({"grid": ["g"] * 4, "variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+                          "test_top1": [70.0, 71.0, 72.0, 73.0]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.parquet"):
+        table = load_table(tmp_path / name, reference="a")
+        assert set(table["status"]) == {"ok"} and set(table["reference"]) == {"a"}
+        assert analyze(table)["comparisons"]["diff"].iloc[0] == pytest.approx(2.0)
+    (tmp_path / "bad.csv").write_text('grid,variant,seed,test_top1\n"g,a,0,70\n')
+    with pytest.raises(ValueError, match="bad.csv"):
+        load_table(tmp_path / "bad.csv")
+    frame.drop(columns="seed").to_csv(tmp_path / "noseed.csv", index=False)
+    with pytest.raises(ValueError, match="misses column.*seed"):
+        load_table(tmp_path / "noseed.csv")
+    (tmp_path / "t.xlsx").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"\.csv, \.parquet"):
+        load_table(tmp_path / "t.xlsx")
+    with pytest.raises(FileNotFoundError):
+        load_table(tmp_path / "missing.csv")
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def claim_rows(text: str) -> list[str]:
+    section = text.split("## Paper claims", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith(("| DyClotNet", "| DCT"))]
+
+
+def cli(capsys, *args):
+    code = run.main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("fmt", ["table", "md", "latex", "csv", "json"])
+def test_analyze_every_format(results, capsys, fmt):
+    code, out, err = cli(capsys, "analyze", "--results", str(results), "--grid", "p-sweep", "--format", fmt)
+    assert code == 0, err
+    assert "p8" in out and "paper-claim" not in out
+    if fmt == "json":
+        doc = json.loads(out)
+        assert {c["variant"] for c in doc["comparisons"]} == {"p2", "p8"}
+        assert all(c["test"] == "paired t-test" for c in doc["comparisons"])
+
+
+def test_analyze_csv_input(tmp_path, capsys):
+    pd.DataFrame({"grid": ["g"] * 6, "variant": list("aaabbb"), "seed": [0, 1, 2] * 2,
+                  "acc_top1": [70, 71, 70.5, 72, 73, 72.5]}).to_csv(tmp_path / "t.csv", index=False)
+    code, out, err = cli(capsys, "analyze", "--csv", str(tmp_path / "t.csv"), "--reference", "a",
+                         "--metric", "acc_top1", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["comparisons"][0]["diff"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["analyze", "--grid", "p-swep"], "unknown grid 'p-swep' (did you mean 'p-sweep'?)"),
+    (["analyze", "--metric", "top1"], "unknown metric 'top1'"),
+    (["analyze", "--format", "markdown"], "unknown format 'markdown'"),
+    (["analyze", "--correction", "bonferroni"], "unknown correction 'bonferroni'"),
+    (["compare", "p2", "p9"], "unknown variant 'p9'"),
+    (["compare", "p2", "p2"], "two different variants"),
+    (["report", "--out", "REPORT.txt"], "must be a Markdown file"),
+])
+def test_bad_input_is_a_one_line_error(results, capsys, args, message):
+    code, out, err = cli(capsys, *args, "--results", str(results))
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_results_and_malformed_csv(tmp_path, capsys):
+    code, _, err = cli(capsys, "analyze", "--results", str(tmp_path / "nope"))
+    assert code == 2 and "does not exist" in err
+    (tmp_path / "x.csv").write_text("grid,variant\n")
+    code, _, err = cli(capsys, "analyze", "--csv", str(tmp_path / "x.csv"))
+    assert code == 2 and "misses column(s) seed" in err
+
+
+def test_compare_two_variants(results, capsys):
+    code, out, err = cli(capsys, "compare", "dyclotnet_200", "mobilenetv2_100", "--results", str(results),
+                         "--format", "json")
+    assert code == 0, err
+    comp = json.loads(out)["comparisons"][0]
+    assert (comp["variant"], comp["reference"], comp["correction"]) == ("dyclotnet_200", "mobilenetv2_100", "none")
+    assert comp["p_adj"] == comp["p_raw"] and comp["n"] == 3
+
+
+# ------------------------------------------------------------------------------------------ report
+def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "REPORT.md"
+    assert cli(capsys, "report", "--results", str(results), "--out", str(out))[0] == 0
+    text = out.read_text()
+    figures = tmp_path / "out" / "report_figures"
+    first = {p.name: p.read_bytes() for p in figures.iterdir()}
+    for section in ("## Setup", "### Hardware and software", "### Protocol", "### Data", "## Paper claims",
+                    "## Grid `paper-claim`", "## Grid `p-sweep`", "## Grid `smoke`", "## Interpretation choices",
+                    "## Limitations", "## Regenerating"):
+        assert section in text, section
+    assert "CIFAR-10 (JPEG re-encoding)" in text and "`Test CPU x2`" in text
+    assert f"python run.py analyze --results {results} --grid p-sweep" in text
+    assert {"p-sweep_sweep.png", "p-sweep_sweep.pdf", "smoke_seeds.png", "paper-claim_curves.pdf",
+            "pareto_macs.png", "pareto_latency_ms.pdf"} <= set(first)
+    for name in first:
+        if name.endswith(".png"):
+            assert f"(report_figures/{name})" in text
+    claims = claim_rows(text)
+    assert len(claims) == 4
+    assert "2.90x fewer" in claims[1] and "| supported |" in claims[1]  # 6.1e6 / 2.1e6
+    assert "1.40x fewer" in claims[2] and "| supported |" in claims[2]
+    assert "| no results |" in claims[3]  # no expansion-op grid here
+    # rerun: byte-identical report and figures, no stale files
+    (figures / "stale.png").write_bytes(b"old")
+    assert cli(capsys, "report", "--results", str(results), "--out", str(out))[0] == 0
+    assert out.read_text() == text
+    assert {p.name: p.read_bytes() for p in figures.iterdir()} == first
+
+
+def test_report_claims_without_paper_grid(tmp_path):
+    from analysis.report import build_report
+
+    root = tmp_path / "results"
+    write_grid(root, "expansion-op", "pointwise", {"pointwise": 70.0, "dct": 70.0}, seeds=5, sd=0.1)
+    write_grid(root, "r-sweep", "r4", {"r4": 70.0, "r8": 70.0}, seeds=2)
+    (root / "r-sweep" / "grid.json").write_text('{"grid": "r-sweep", "refer')  # truncated: no reference
+    text, figures = build_report(root, tmp_path / "R.md")
+    assert "## Grid `r-sweep`\n\nNot analysed: grid 'r-sweep' names no single reference" in text
+    claims = claim_rows(text)
+    assert len(claims) == 4 and all("| no results |" in line for line in claims[:3])
+    assert "| supported |" in claims[3] and "one-sided 95% lower bound" in claims[3]
+    assert "](r_figures/expansion-op_seeds.png)" in text
+    assert set(figures) == {"expansion-op_seeds", "expansion-op_curves", "pareto_macs", "pareto_latency_ms"}
+
+
+def test_accuracy_claim_verdict_rules():
+    from analysis.report import accuracy_claim
+
+    def rows(values):
+        return pd.DataFrame({"seed": range(len(values)), "test_top1": values, "paired": False})
+
+    base = rows([70.0, 70.2, 69.8, 70.1, 69.9])
+    assert accuracy_claim(rows([70.9, 71.1, 70.8, 71.0, 70.95]), base, 0.9)[1] == "supported"
+    assert accuracy_claim(rows([70.3, 70.4, 70.2, 70.35, 70.25]), base, 0.9)[1] == "not supported"
+    verdict, reason = accuracy_claim(rows([68.0, 73.0, 70.0, 72.5, 69.0]), base, 0.9)[1:]
+    assert verdict == "inconclusive" and "seeds per variant" in reason
+    assert accuracy_claim(base.iloc[:1], base, 0.9)[1] == "inconclusive"

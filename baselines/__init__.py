@@ -10,7 +10,6 @@ import timm
 
 from . import ghostnet_cifar, mobilenetv2_cifar, resnet_cifar
 from .dynamic_conv import (
-    PTFLOPS_HOOKS,
     CondConv,
     DynamicConv2d,
     DynamicConvDecomposition,
@@ -33,7 +32,6 @@ BASELINE_MODELS: tuple[str, ...] = tuple(
 __all__ = [
     "BASELINE_MODELS",
     "CONV_OPERATORS",
-    "PTFLOPS_HOOKS",
     "CondConv",
     "DynamicConv2d",
     "DynamicConvDecomposition",

@@ -13,10 +13,11 @@
 Temperature schedule of dynamic convolution: :func:`temperature_at`, :func:`default_anneal_epochs`
 and :func:`set_epoch_temperature` (what a network's ``set_epoch(epoch, num_epochs)`` calls).
 
-MAC counting: every operator has ``macs(input_shape)`` (multiply-adds for one example of shape
-(C, H, W), attention included). ptflops' pytorch backend does not see ``F.conv2d`` or
-``torch.einsum``, so these operators are undercounted unless :data:`PTFLOPS_HOOKS` is passed as
-``custom_modules_hooks``; with the hooks the count equals ``macs()`` (see :func:`ptflops_hook`).
+MAC counting: ptflops' module hooks cannot see ``F.conv2d``/``torch.einsum`` inside these
+operators, so each declares its whole cost in ``count_macs(x, y)`` (the batch's operations,
+counted the way ptflops counts layers: a multiply-add per weight use, one per bias and per
+element of activations, BatchNorm 2 per element). ``experiments.profiling`` installs every
+``count_macs`` method as a ptflops custom hook (ptflops then does not descend into the module).
 
 Nothing here imports a network.
 """
@@ -30,15 +31,11 @@ from timm.layers import CondConv2d
 from torch import nn
 
 __all__ = [
-    "CondConv", "DynamicConv2d", "DynamicConvDecomposition", "PTFLOPS_HOOKS", "TAU_END", "TAU_START",
-    "dcd_latent_dim", "default_anneal_epochs", "ptflops_hook", "set_epoch_temperature", "temperature_at",
+    "CondConv", "DynamicConv2d", "DynamicConvDecomposition", "TAU_END", "TAU_START",
+    "dcd_latent_dim", "default_anneal_epochs", "set_epoch_temperature", "temperature_at",
 ]
 
 TAU_START, TAU_END = 30.0, 1.0  # Chen et al. 2020, Sec. 3.3 / 4: tau from 30 to 1
-
-
-def _conv_out(size: int, kernel: int, stride: int) -> int:
-    return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 def _attention_hidden(in_chs: int, reduction: int, min_hidden: int) -> int:
@@ -60,9 +57,10 @@ class DynamicConv2d(nn.Module):
     batched matmul (``einsum('boi,bihw->bohw')``); other shapes use one grouped convolution with
     the batch folded into the groups.
 
-    Parameters: ``K*(O*I/g*k*k + O) + I*h + h + h*K + K`` (``h`` the hidden width, ``+K*O`` only
-    with ``bias``). MACs per example: ``O*I/g*k*k*H'*W'`` (conv) + ``K*(O*I/g*k*k + O)``
-    (kernel aggregation) + ``I*h + h*K`` (attention); see :meth:`macs`.
+    Parameters: ``K*(O*I/g*k*k + O) + I*h + h + h*K + K`` (``h`` the hidden width, ``K*O`` only
+    with ``bias``). MACs per example (:meth:`count_macs`): ``(O*I/g*k*k + 1)*O'HW`` (conv and
+    bias, ``O'HW = O*H'*W'``) + ``K*(O*I/g*k*k + O)`` (kernel aggregation) + attention
+    ``C*H*W`` (GAP) ``+ (C+1)*h + h + (h+1)*K + 2K`` (FCs, ReLU, /tau and softmax).
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
@@ -103,13 +101,15 @@ class DynamicConv2d(nn.Module):
                      None if bias is None else bias.flatten(), self.stride, self.kernel_size // 2, groups=b * self.groups)
         return y.view(b, self.out_chs, y.shape[-2], y.shape[-1])
 
-    def macs(self, input_shape: tuple[int, int, int]) -> int:
-        c, h, w = input_shape
-        kernel = self.out_chs * (c // self.groups) * self.kernel_size ** 2
-        hidden = self.attention[0].out_features
-        aggregation = self.num_kernels * (kernel + (self.out_chs if self.bias is not None else 0))
-        out_hw = _conv_out(h, self.kernel_size, self.stride) * _conv_out(w, self.kernel_size, self.stride)
-        return kernel * out_hw + aggregation + c * hidden + hidden * self.num_kernels
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        b, c, h, w = x.shape
+        per_output = (c // self.groups) * self.kernel_size ** 2
+        has_bias = self.bias is not None
+        hidden, k = self.attention[0].out_features, self.num_kernels
+        conv = (per_output + has_bias) * y[0].numel()
+        aggregation = k * (self.out_chs * per_output + self.out_chs * has_bias)
+        attention = c * h * w + (c + 1) * hidden + hidden + (hidden + 1) * k + 2 * k
+        return b * (conv + aggregation + attention)
 
     def extra_repr(self) -> str:
         return (f"{self.in_chs}, {self.out_chs}, kernel_size={self.kernel_size}, stride={self.stride}, groups={self.groups}, "
@@ -125,8 +125,9 @@ class CondConv(nn.Module):
     one per block). The per-example kernel mixing and the grouped convolution are timm's
     :class:`~timm.layers.CondConv2d`. No bias by default (a BatchNorm follows in our networks).
 
-    Parameters: ``E*O*I/g*k*k (+E*O with bias) + I*E + E``.
-    MACs per example: ``O*I/g*k*k*H'*W'`` + ``E*(O*I/g*k*k (+O))`` (aggregation) + ``I*E`` (routing).
+    Parameters: ``E*O*I/g*k*k (+E*O with bias) + I*E + E``. MACs per example
+    (:meth:`count_macs`): ``(O*I/g*k*k (+1))*O*H'*W'`` + ``E*(O*I/g*k*k (+O))`` (aggregation) +
+    ``C*H*W + (C+1)*E + E`` (GAP, routing FC, sigmoid).
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
@@ -144,14 +145,12 @@ class CondConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x, self.routing_weights(x))
 
-    def aggregation_macs(self) -> int:
-        return self.num_experts * (self.conv.weight.shape[1] + (self.conv.out_channels if self.conv.bias is not None else 0))
-
-    def macs(self, input_shape: tuple[int, int, int]) -> int:
-        c, h, w = input_shape
-        k, s = self.conv.kernel_size[0], self.conv.stride[0]
-        out_hw = _conv_out(h, k, s) * _conv_out(w, k, s)
-        return self.conv.weight.shape[1] * out_hw + self.aggregation_macs() + c * self.num_experts
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        b, c, h, w = x.shape
+        kernel, has_bias = self.conv.weight.shape[1], self.conv.bias is not None
+        conv = (kernel // self.conv.out_channels + has_bias) * y[0].numel()
+        aggregation = self.num_experts * (kernel + self.conv.out_channels * has_bias)
+        return b * (conv + aggregation + c * h * w + (c + 1) * self.num_experts + self.num_experts)
 
 
 def dcd_latent_dim(channels: int) -> int:
@@ -181,8 +180,9 @@ class DynamicConvDecomposition(nn.Module):
     ``P (I + BN o Phi(x)) BN(Q^T x)``; ``False`` gives the bare equation ``P Phi(x) Q^T x``.
 
     Parameters: ``O*I + L*I + O*L + I*S + S*S + S*L*L + S*O`` (+ ``4L`` BatchNorm parameters with
-    ``latent_norm_residual``). MACs per example: ``H*W*(O*I + L*I + O*L + L*L)`` (+ ``I*S + S*S +
-    S*L*L + S*O`` for the dynamic branch); ptflops misses the ``L*L*H*W`` einsum without the hook.
+    ``latent_norm_residual``). MACs per example (:meth:`count_macs`): ``H*W*(O*I + L*I + L*L +
+    O*L)`` (the four products) + ``2*O*H*W`` (scale, sum) + ``5*L*H*W`` with the latent norms and
+    identity + the dynamic branch ``I*H*W + I*S + S*S + 2S + S*L*L + S*O + 2*O``.
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1,
@@ -219,10 +219,13 @@ class DynamicConvDecomposition(nn.Module):
             fused = fused + z
         return scale[:, :, None, None] * self.static(x) + self.p(fused.view(b, self.latent_dim, h, w))
 
-    def macs(self, input_shape: tuple[int, int, int]) -> int:
-        c, h, w = input_shape
-        o, latent, s = self.static.out_channels, self.latent_dim, self.squeeze.out_features
-        return h * w * (o * c + latent * c + o * latent + latent * latent) + c * s + s * s + s * latent * latent + s * o
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        b, c, h, w = x.shape
+        hw, o, latent, s = h * w, self.static.out_channels, self.latent_dim, self.squeeze.out_features
+        products = hw * (o * c + latent * c + latent * latent + o * latent)
+        merges = 2 * o * hw + (5 * latent * hw if self.latent_norm_residual else 0)
+        dynamic = c * hw + c * s + s * s + 2 * s + s * latent * latent + s * o + 2 * o
+        return b * (products + merges + dynamic)
 
 
 def default_anneal_epochs(num_epochs: int) -> int:
@@ -254,19 +257,3 @@ def set_epoch_temperature(model: nn.Module, epoch: int, num_epochs: int, anneal_
     for layer in layers:
         layer.set_temperature(tau)
     return tau
-
-
-def ptflops_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-    """ptflops ``custom_modules_hooks`` hook: adds ``module.macs()`` per example.
-
-    With a custom hook ptflops does not descend into the module's children, but its patched
-    ``torch.matmul`` still counts timm CondConv2d's kernel aggregation, which is subtracted here.
-    """
-    x = inputs[0]
-    macs = module.macs(tuple(x.shape[1:]))
-    if isinstance(module, CondConv):
-        macs -= module.aggregation_macs()
-    module.__flops__ += int(macs) * x.shape[0]
-
-
-PTFLOPS_HOOKS = {DynamicConv2d: ptflops_hook, CondConv: ptflops_hook, DynamicConvDecomposition: ptflops_hook}

@@ -55,7 +55,8 @@ class MAConv2d(nn.Module):
 
     Training parameters: ``O*I*k*k + M*I*k + O*M*k`` (``M = mid_chs``, default ``min(in, out)``,
     which keeps the branch's composite kernel full-rank for k = 1);
-    after :meth:`fuse`: ``O*I*k*k`` (a plain :func:`static_conv`). MACs follow the children.
+    after :meth:`fuse`: ``O*I*k*k`` (a plain :func:`static_conv`). MACs per example
+    (:meth:`count_macs`): ``H'W'*O*I*k*k + H'*W*M*I*k + H'W'*O*(M*k + 1)``.
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, mid_chs: int | None = None) -> None:
@@ -68,6 +69,13 @@ class MAConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) + self.horizontal(self.vertical(x))
+
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """Training form: the three convolutions and the branch sum (ptflops conventions)."""
+        b, c, h, w = x.shape
+        k, mid, out_hw = self.kernel_size, self.vertical.out_channels, y.shape[-2] * y.shape[-1]
+        vertical_out = y.shape[-2] * w  # k x 1 conv: rows subsampled, all columns
+        return b * (out_hw * self.out_chs * c * k * k + vertical_out * mid * c * k + out_hw * self.out_chs * (mid * k + 1))
 
     @torch.no_grad()
     def fused_weight(self) -> torch.Tensor:
@@ -97,8 +105,9 @@ class MDConv2d(nn.Module):
     example via a grouped convolution), keeping all parameters.
 
     Training parameters: ``M*I*k*k + O*M + I*h + h + h*M + M``; after a batch-mode fuse ``O*I*k*k``.
-    MACs per example, expanding form: ``H'W'(M*I*k*k + O*M)``; compact form: ``H'W'*O*I*k*k`` +
-    ``O*M*I*k*k`` (kernel assembly) + attention (``I*h + h*M``).
+    MACs per example (:meth:`count_macs`), expanding form: ``H'W'(M*I*k*k + M + O*M)``; compact
+    form: ``H'W'*O*I*k*k + O*M*(I*k*k + 1)`` (kernel assembly); plus the attention where it is
+    computed per forward (``I*H*W + (I+1)*h + h + (h+1)*M + M``).
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expansion: int = 2,
@@ -153,6 +162,18 @@ class MDConv2d(nn.Module):
         conv = static_conv(self.in_chs, self.out_chs, self.kernel_size, self.stride).to(self.conv1.weight)
         conv.weight.data.copy_(self.fused_weight())
         return conv
+
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """Operations of the form in use (ptflops conventions); batch-mode attention in eval is a constant."""
+        b, c, h, w = x.shape
+        out_hw, k2, mid = y.shape[-2] * y.shape[-1], self.kernel_size ** 2, self.conv2.in_channels
+        hidden = self.attention[0].out_features
+        attention = 0
+        if self.attention_mode == "example" or self.training:  # GAP, FC, ReLU, FC, sigmoid
+            attention = c * h * w + (c + 1) * hidden + hidden + (hidden + 1) * mid + mid
+        if self.compact:  # kernel assembly W2 diag(a) W1, then one conv
+            return b * (out_hw * self.out_chs * c * k2 + self.out_chs * mid * (c * k2 + 1) + attention)
+        return b * (out_hw * (mid * c * k2 + mid + self.out_chs * mid) + attention)
 
     def extra_repr(self) -> str:
         return f"attention={self.attention_mode}, compact={self.compact}"

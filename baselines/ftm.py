@@ -14,9 +14,10 @@ GhostNet's cheap operation: Han et al., "GhostNet: More Features from Cheap Oper
   (``in_chs -> p * in_chs``), registered as ``"ghost"`` and ``"ftm"`` with
   :func:`dyclot.layers.register_expansion` when this module is imported.
 
-ptflops counts these modules fully through their Conv2d/Conv1d/BatchNorm children (the gate
-multiplications, ``(S-1)*N'*H*W`` elementwise products, are not counted: they are not MACs of a
-layer in ptflops' sense). Nothing here imports a network.
+MAC counting: :class:`FTMExpansion` (also FTM's broadcast step) declares its GAP, 1-D conv,
+sigmoid and gating products in ``count_macs(x, y)``, like the DCT module does, so that the
+expansion operators are compared on the same terms; the convolutions and BatchNorms are counted
+by ptflops' module hooks. Nothing here imports a network.
 """
 from __future__ import annotations
 
@@ -51,11 +52,31 @@ class NeighbourChannelGate(nn.Module):
         return torch.sigmoid(self.conv(x.mean((2, 3)).unsqueeze(1)))
 
 
-def gated_copies(x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
-    """``[x, g_1 * x, ..., g_m * x]`` along channels for gates (B, m, C): (B, (m+1)*C, H, W)."""
-    b, c, h, w = x.shape
-    copies = x.unsqueeze(1) * gates.view(b, -1, c, 1, 1)
-    return torch.cat((x, copies.reshape(b, -1, h, w)), dim=1)
+class FTMExpansion(nn.Module):
+    """FTM-style expansion ``C -> p*C``: ``[x, g_1(x)*x, ..., g_{p-1}(x)*x]`` (FTM's broadcast step).
+
+    Each copy has its own :class:`NeighbourChannelGate` kernel over the input's channels. In the
+    DCT slot it is used alone (the bottleneck's two pointwise convolutions already make the prime
+    features); :class:`FeatureTransformModule` applies it to its prime features with ``p = S``.
+    Parameters: ``(p-1)*k``. MACs per example: ``C*H*W`` (GAP) ``+ (p-1)*C*(k+1)`` (1-D conv,
+    sigmoid) ``+ (p-1)*C*H*W`` (gating products).
+    """
+
+    def __init__(self, in_chs: int, p: int = 2, gate_kernel: int = 3) -> None:
+        super().__init__()
+        check_positive_int("p", p, minimum=2)
+        self.in_chs, self.p, self.out_chs = in_chs, p, p * in_chs
+        self.gate = NeighbourChannelGate(p - 1, gate_kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        copies = x.unsqueeze(1) * self.gate(x).view(b, self.p - 1, c, 1, 1)
+        return torch.cat((x, copies.reshape(b, -1, h, w)), dim=1)
+
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        b, c, h, w = x.shape
+        copies, k = self.p - 1, self.gate.conv.kernel_size[0]
+        return b * (c * h * w + copies * c * (k + 1) + copies * c * h * w)
 
 
 class FeatureTransformModule(nn.Module):
@@ -64,10 +85,10 @@ class FeatureTransformModule(nn.Module):
     ``prime = DW_kxk(PW(x))`` with ``ceil(N/S)`` channels (pointwise at input resolution, the
     stride on the depthwise conv, both linear: no norm or activation between them, since the
     module replaces one linear convolution and the network's BN/ReLU follow); ``S-1`` copies
-    ``g_j(prime) * prime`` with :class:`NeighbourChannelGate` gates; ``[prime, copies][:, :N]``.
+    ``g_j(prime) * prime`` (:class:`FTMExpansion` with ``p = S``); ``[prime, copies][:, :N]``.
 
-    Parameters: ``I*M + M*k*k + (S-1)*k_gate`` with ``M = ceil(N/S)``.
-    MACs per example: ``H*W*I*M + H'*W'*M*k*k + (S-1)*M*k_gate``.
+    Parameters: ``I*M + M*k*k + (S-1)*k_gate`` with ``M = ceil(N/S)``. MACs per example:
+    ``H*W*I*M + H'*W'*M*k*k`` (convs) + the broadcast's (:class:`FTMExpansion`, ``p = S``).
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, ratio: int = 2,
@@ -78,11 +99,10 @@ class FeatureTransformModule(nn.Module):
         prime = math.ceil(out_chs / ratio)
         self.primary = nn.Conv2d(in_chs, prime, 1, bias=False)
         self.depthwise = nn.Conv2d(prime, prime, kernel_size, stride, kernel_size // 2, groups=prime, bias=False)
-        self.gate = NeighbourChannelGate(ratio - 1, gate_kernel)
+        self.broadcast = FTMExpansion(prime, ratio, gate_kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        prime = self.depthwise(self.primary(x))
-        return gated_copies(prime, self.gate(prime))[:, : self.out_chs]
+        return self.broadcast(self.depthwise(self.primary(x)))[:, : self.out_chs]
 
 
 class GhostExpansion(nn.Module):
@@ -105,24 +125,6 @@ class GhostExpansion(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat((x, self.cheap(x)), dim=1)
-
-
-class FTMExpansion(nn.Module):
-    """FTM-style expansion ``C -> p*C``: ``[x, g_1(x)*x, ..., g_{p-1}(x)*x]``.
-
-    Each copy has its own :class:`NeighbourChannelGate` kernel over the input's channels. This is
-    FTM's broadcast step alone: the DCT bottleneck's two pointwise convolutions already make the
-    prime features. Parameters: ``(p-1)*k``. MACs: ``(p-1)*C*k`` (+ the gating products).
-    """
-
-    def __init__(self, in_chs: int, p: int = 2, gate_kernel: int = 3) -> None:
-        super().__init__()
-        check_positive_int("p", p, minimum=2)
-        self.in_chs, self.p, self.out_chs = in_chs, p, p * in_chs
-        self.gate = NeighbourChannelGate(p - 1, gate_kernel)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return gated_copies(x, self.gate(x))
 
 
 @register_expansion("ghost")

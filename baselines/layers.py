@@ -4,17 +4,19 @@
 :data:`CONV_OPERATORS`; every operator maps (B, in_chs, H, W) to (B, out_chs, H', W') like
 ``nn.Conv2d(in_chs, out_chs, kernel_size, stride, kernel_size // 2, bias=False)``.
 
-==========  =========================================  ======================================
-name        operator                                   paper
-==========  =========================================  ======================================
-conv        :func:`~baselines.folding.static_conv`       --
-dynconv     :class:`~baselines.dynamic_conv.DynamicConv2d`   Chen et al., CVPR 2020
-condconv    :class:`~baselines.dynamic_conv.CondConv`        Yang et al., NeurIPS 2019
-dcd         :class:`~baselines.dynamic_conv.DynamicConvDecomposition` (1x1 only)  Li et al., ICLR 2021
-ftm         :class:`~baselines.ftm.FeatureTransformModule`   Li et al., MTAP 2024
-mdconv      :class:`~baselines.folding.MDConv2d`             Luo & Zhan, HTL 2022
-maconv      :class:`~baselines.folding.MAConv2d`             Luo & Zhan, HTL 2022
-==========  =========================================  ======================================
+Names: ``conv`` (:func:`~baselines.folding.static_conv`), ``dynconv``
+(:class:`~baselines.dynamic_conv.DynamicConv2d`, Chen et al. CVPR 2020), ``condconv``
+(:class:`~baselines.dynamic_conv.CondConv`, Yang et al. NeurIPS 2019), ``dcd``
+(:class:`~baselines.dynamic_conv.DynamicConvDecomposition`, Li et al. ICLR 2021; 1x1 only), ``ftm``
+(:class:`~baselines.ftm.FeatureTransformModule`, Li et al. MTAP 2024), ``mdconv`` and ``maconv``
+(:class:`~baselines.folding.MDConv2d`, :class:`~baselines.folding.MAConv2d`, Luo & Zhan HTL 2022).
+
+MAC counting: operators whose work ptflops' module hooks cannot see (per-example kernels via
+``F.conv2d``/``einsum``, gates, products) declare their whole cost in ``count_macs(x, y)``, which
+``experiments.profiling`` installs as a ptflops hook: :class:`DynamicConv2d`, :class:`CondConv`,
+:class:`DynamicConvDecomposition`, :class:`MDConv2d`, :class:`MAConv2d` and
+:class:`~baselines.ftm.FTMExpansion` (also inside FTM). Ghost expansion and static convs are
+plain Conv/BatchNorm modules.
 """
 from __future__ import annotations
 
@@ -45,3 +47,4 @@ def create_conv(name: str, in_chs: int, out_chs: int, kernel_size: int = 1, stri
     """Build the operator ``name`` as a replacement for a ``kernel_size`` conv ``in_chs -> out_chs``."""
     check_choice("conv operator", name, tuple(CONV_OPERATORS))
     return CONV_OPERATORS[name](in_chs, out_chs, kernel_size=kernel_size, stride=stride, **options)
+

@@ -15,8 +15,9 @@ Departures from the paper (all documented in docs/baselines.md):
 * ``pointwise=...`` replaces every 1x1 convolution -- each block's expansion ``conv_pw``, its
   projection ``conv_pwl`` (``conv_pw`` of the first, depthwise-separable block) and, with
   ``replace_head=True`` (default), the 1x1 head ``conv_head`` (320 -> 1280). The stem and the
-  depthwise convolutions stay static (Chen et al. make every conv but the first dynamic,
-  depthwise ones included: ours is the 1x1-only variant, as in DCD's MobileNetV2);
+  depthwise convolutions and the classifier stay static (Chen et al. make every conv but the
+  first dynamic, depthwise ones included; the official DCD code makes the 1x1 convs of the
+  expanding blocks and the classifier dynamic): one rule, "every 1x1 conv", for all operators;
 * swapped operators use their own initialisation (timm's is kept for everything else).
 """
 from __future__ import annotations

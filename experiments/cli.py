@@ -34,6 +34,15 @@ def _runtime(data_root: Path | None, download: bool, device: str, threads: int |
                    wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed)
 
 
+def check_data(dataset: str, runtime: Runtime) -> None:
+    """Fail before any training if the dataset's files cannot be found (FileNotFoundError says where we looked)."""
+    from .data import DATASETS, cache_dir, resolve_source
+
+    spec = DATASETS[dataset]
+    if spec.decode is not None and not (runtime.download and spec.download):
+        resolve_source(spec, runtime.data_root, cache_dir(runtime.cache_dir))
+
+
 def _print_results(results: list[dict]) -> None:
     table = Table("variant", "seed", "status", "test top-1", "val top-1", "run", "note")
     for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
@@ -128,6 +137,7 @@ def register(app: typer.Typer) -> None:
         g = get_grid(grid)
         configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
                                    runtime.plugins)
+        check_data(configs[0].dataset, runtime)
         for name, reason in missing.items():
             console.print(f"[yellow]left out[/] {name}: {reason}")
         grid_dir = check_writable(Path(results) / g.name)
@@ -149,7 +159,7 @@ def register(app: typer.Typer) -> None:
         from .grids import get_grid, resolve
         from .store import RunStore
 
-        configs, _ = resolve(get_grid(grid), protocol, seeds, dataset, vary, tuple(plugins or ()), check=False)
+        configs, _ = resolve(get_grid(grid), protocol, seeds, dataset, vary, tuple(plugins or ()))
         counts = {"done": 0, "running": 0, "failed": 0, "partial": 0, "todo": 0}
         table = Table("variant", "seed", "status", "run")
         for cfg in configs:
@@ -189,6 +199,7 @@ def register(app: typer.Typer) -> None:
         variant = model + "".join(f",{k}={v}" for k, v in sorted(kwargs.items()))
         single = Grid("train", "Single runs from `run.py train`.", variant, {variant: Variant(model, kwargs)}, "cpu")
         configs, _ = resolve(single, protocol, 1, dataset, first_seed=seed, plugins=runtime.plugins, epochs=epochs)
+        check_data(configs[0].dataset, runtime)
         grid_dir = check_writable(Path(results) / single.name)
         with FileLock(grid_dir / "grid.json.lock"):  # accumulate the variants trained so far
             previous = read_json(grid_dir / "grid.json") or {}

@@ -148,7 +148,9 @@ def _has(*names: str) -> Callable[[Path], bool]:
 
 
 def _is_image_folder(p: Path) -> bool:
-    return p.is_file() and p.name.endswith((".tar.gz", ".tgz", ".tar")) or p.is_dir() and (p / "train").is_dir()
+    if p.is_file():
+        return p.name.endswith((".tar.gz", ".tgz", ".tar"))
+    return p.is_dir() and any(d.is_dir() for d in p.glob("**/train"))
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def resolve_source(spec: DatasetSpec, data_root: Path | None, cache: Path, downl
     """The dataset's path: ``data_root`` > ``$DYCLOT_DATA`` > the spec's defaults; else a FileNotFoundError."""
     env = os.environ.get("DYCLOT_DATA")
     roots = [Path(data_root)] if data_root else [*([Path(env)] if env else []), *spec.defaults, cache / "data"]
-    candidates = [c for root in roots for c in (root, *(root / n for n in spec.names))]
+    candidates = [c for root in roots for c in (*(root / n for n in spec.names), root)]
     for candidate in candidates:
         if spec.accepts(candidate):
             return candidate

@@ -4,8 +4,9 @@ from __future__ import annotations
 import importlib
 import logging
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -17,13 +18,21 @@ log = logging.getLogger(__name__)
 METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1")
 
 
-def configure_torch(runtime: Runtime) -> None:
-    """Threads and determinism for this process (torch keeps both as process-wide state)."""
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
-    if runtime.deterministic and not runtime.device.startswith("cuda"):
-        torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = not runtime.deterministic
+@contextmanager
+def torch_settings(runtime: Runtime) -> Iterator[None]:
+    """Threads and determinism for one run; torch keeps both process-wide, so they are restored after."""
+    threads, deterministic, benchmark = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                                         torch.backends.cudnn.benchmark)
+    try:
+        if runtime.threads:
+            torch.set_num_threads(runtime.threads)
+        torch.use_deterministic_algorithms(runtime.deterministic and not runtime.device.startswith("cuda"))
+        torch.backends.cudnn.benchmark = not runtime.deterministic
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def import_models(plugins: tuple[str, ...] = ()) -> None:
@@ -94,7 +103,8 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
         if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
             return {**result, "skipped": True}
         store.result.unlink(missing_ok=True)
-        return _execute_locked(cfg, runtime, store, on_step, on_epoch)
+        with torch_settings(runtime):
+            return _execute_locked(cfg, runtime, store, on_step, on_epoch)
     finally:
         store.lock.release()
 
@@ -106,7 +116,6 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
     tracker = Tracker(runtime.wandb, cfg, store.dir)
     cost = None
     try:
-        configure_torch(runtime)
         import_models(runtime.plugins)
         data = load_dataset(cfg.dataset, runtime.data_root, runtime.cache_dir, runtime.download)
         write_json(store.env, environment(runtime, data.source, data.source_sha256))

@@ -1,0 +1,96 @@
+"""`run.py list | show | ablate | status | train` through ``run.main``, and every bad-input path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import run
+from experiments import grids
+
+TINY = grids.Grid("tiny", "Two tiny test networks.", "a",
+                  {"a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4}),
+                   "future": grids.Variant("engine_test_net_v2", optional=True)}, protocol="smoke")
+FAST = ["--threads", "1", "--wandb", "off", "--device", "cpu", "--import", "conftest"]
+
+
+@pytest.fixture(autouse=True)
+def tiny_grid(monkeypatch):
+    monkeypatch.setitem(grids.GRIDS, "tiny", TINY)
+
+
+def test_list_and_show(capsys):
+    assert run.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("replicator-vs-recalibrator", "p-sweep", "r-sweep", "expansion-op", "baselines", "paper-claim", "smoke"):
+        assert name in out
+    assert run.main(["show", "tiny", "--seeds", "2", "--import", "conftest"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs (2 variants x 2 seeds)" in out and "left out" in out and "engine_test_net_v2" in out
+
+
+def test_named_grids_resolve():
+    assert [v.model_kwargs["p"] for v in grids.GRIDS["p-sweep"].variants.values()] == [1, 2, 4, 8]
+    assert [v.model_kwargs["r"] for v in grids.GRIDS["r-sweep"].variants.values()] == [1, 2, 4, 8, 16]
+    for grid in grids.GRIDS.values():
+        assert grid.reference in grid.variants
+    configs, _ = grids.resolve(grids.GRIDS["smoke"], seeds=2)
+    assert {c.dataset for c in configs} == {"synthetic"} and len(configs) == 4
+
+
+def test_ablate_twice_trains_once_then_status(tmp_path, capsys):
+    args = ["ablate", "tiny", "--seeds", "2", "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 0
+    assert "4 executed now" in capsys.readouterr().out
+    grid = json.loads((tmp_path / "tiny" / "grid.json").read_text())
+    assert grid["reference"] == "a" and set(grid["variants"]) == {"a", "b"} and "future" in grid["left_out"]
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("tiny/*/result.json")}
+    assert len(stamps) == 4
+    assert run.main(args) == 0
+    assert "0 executed now" in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("tiny/*/result.json")}
+    assert run.main(["status", "tiny", "--seeds", "3", "--results", str(tmp_path)]) == 0
+    assert "done 4, running 0, failed 0, partial 0, to do 2" in capsys.readouterr().out
+
+
+def test_train_single_run(tmp_path, capsys):
+    args = ["train", "engine_test_net", "--kw", "width=4", "--protocol", "smoke", "--epochs", "1", "--seed", "3",
+            "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 0
+    (result,) = [json.loads(p.read_text()) for p in tmp_path.glob("train/*/result.json")]
+    assert result["seed"] == 3 and result["model_kwargs"] == {"width": 4} and result["metrics"]["epochs"] == 1
+    assert "engine_test_net,width=4" in json.loads((tmp_path / "train" / "grid.json").read_text())["variants"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ablate", "smok"], "unknown grid 'smok'; did you mean 'smoke'"),
+    (["show", "p-swep"], "did you mean 'p-sweep'"),
+    (["status", "nope"], "unknown grid 'nope'"),
+    (["ablate", "tiny", "--protocol", "smoek"], "unknown protocol 'smoek'; did you mean 'smoke'"),
+    (["ablate", "tiny", "--dataset", "cifar-10"], "unknown dataset 'cifar-10'; did you mean"),
+    (["ablate", "tiny", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (["ablate", "tiny", "--wandb", "maybe"], "unknown wandb mode 'maybe'"),
+    (["ablate", "tiny", "--vary", "augment"], "unknown seed source 'augment'; did you mean 'aug'"),
+    (["ablate", "tiny", "--device", "tpu"], "unknown device 'tpu'"),
+    (["ablate", "tiny", "--address", "auto"], "--address 'auto' needs --executor ray"),
+    (["ablate", "tiny", "--data-root", "/no/such/place"], "--data-root /no/such/place does not exist"),
+    (["ablate", "tiny", "--dataset", "fashion-mnist", "--data-root", "{tmp}"], "fashion-mnist data not found; looked in"),
+    (["ablate", "tiny", "--results", "{tmp}/file/results"], "is not writable"),
+    (["train", "engine_test_nett"], "model 'engine_test_nett' is not registered; close matches: engine_test_net"),
+    (["train", "engine_test_net", "--kw", "width"], "--kw 'width' is not KEY=VALUE"),
+    (["train", "engine_test_net", "--kw", "width=wide"], "variant 'engine_test_net,width=wide' cannot be built"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, capsys, args, message):
+    (tmp_path / "file").write_text("")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    extra = ["--import", "conftest"] if args[0] != "status" else []
+    assert run.main([*args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--seeds", "--workers", "--threads"])
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_numbers_are_validated(capsys, option, value):
+    assert run.main(["ablate", "tiny", option, value]) == 2
+    assert option in capsys.readouterr().err

@@ -1,0 +1,189 @@
+"""Trainer and results store: determinism, resume after SIGKILL, corrupt state, failures, locking, executors, wandb."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from experiments.config import RunConfig, Runtime, Seeds, get_protocol
+from experiments.executors import run_grid
+from experiments.runner import execute
+from experiments.store import RunStore
+
+RUNTIME = Runtime(device="cpu", threads=1, wandb="off", plugins=("conftest",))
+TIMING = {"epoch_seconds", "images_per_second", "eval_seconds", "train_seconds"}
+
+
+def config(variant: str = "a", seed: int = 0, epochs: int = 2, vary: str = "all", **model_kwargs) -> RunConfig:
+    return RunConfig(grid="tiny", variant=variant, model="engine_test_net", model_kwargs=model_kwargs,
+                     dataset="synthetic", protocol=get_protocol("smoke", epochs=epochs), seed=seed, vary=vary,
+                     seeds=Seeds.derive(seed, vary))
+
+
+def untimed(rows: list[dict] | dict) -> list[dict] | dict:
+    if isinstance(rows, dict):
+        return {k: v for k, v in rows.items() if k not in TIMING}
+    return [untimed(r) for r in rows]
+
+
+def test_same_config_and_seed_give_bit_identical_metrics(tmp_path):
+    first, second = execute(config(), RUNTIME, tmp_path / "1"), execute(config(), RUNTIME, tmp_path / "2")
+    assert first["status"] == second["status"] == "ok"
+    metrics = [RunStore.of(tmp_path / d, config()).load_metrics() for d in ("1", "2")]
+    assert len(metrics[0]) == 2 and untimed(metrics[0]) == untimed(metrics[1])
+    assert untimed(first["metrics"]) == untimed(second["metrics"])
+    other = execute(config(seed=1), RUNTIME, tmp_path / "1")
+    assert other["metrics"]["train_loss"] != first["metrics"]["train_loss"]
+    assert first["cost"]["params"] > 0 and first["cost"]["macs"] > 0 and first["cost"]["latency_ms"] > 0
+
+
+def test_seeds_split_by_source():
+    all_, init = Seeds.derive(1), Seeds.derive(1, "init")
+    assert len({all_.init, all_.data, all_.aug}) == 3
+    assert init.init == all_.init and (init.data, init.aug) == (Seeds.derive(0).data, Seeds.derive(0).aug)
+    assert config(seed=1, vary="init").run_id != config(seed=1).run_id
+
+
+def test_run_directory_follows_the_results_format(tmp_path):
+    result = execute(config(), RUNTIME, tmp_path)
+    store = RunStore.of(tmp_path, config())
+    assert store.dir == tmp_path / "tiny" / config().run_id and len(config().run_id) == 16
+    saved = json.loads(store.config.read_text())
+    assert saved["run_id"] == config().run_id and RunConfig.model_validate({k: v for k, v in saved.items() if k != "run_id"}) == config()
+    env = json.loads(store.env.read_text())
+    assert {"git", "packages", "cpu", "torch_threads"} <= env.keys() and env["torch_threads"] == 1
+    assert set(json.loads(store.metrics.read_text().splitlines()[0])) >= {
+        "epoch", "train_loss", "train_top1", "val_loss", "val_top1", "test_loss", "test_top1", "lr", "epoch_seconds",
+        "images_per_second"}
+    assert json.loads(store.result.read_text()) == {k: v for k, v in result.items()}
+    assert store.checkpoint.exists() and store.status() == "done"
+    assert set(result["metrics"]) == {"test_top1", "test_loss", "val_top1", "train_loss", "train_top1", "epochs",
+                                      "train_seconds", "images_per_second"}
+
+
+def test_set_epoch_hook_is_called_each_epoch(tmp_path):
+    from experiments.data import load_dataset
+    from experiments.runner import import_models
+    from experiments.trainer import fit
+
+    import_models(("conftest",))
+    cfg = config(epochs=3)
+    model, history = fit(cfg, load_dataset("synthetic"), RUNTIME, RunStore(tmp_path))
+    assert model.epochs_seen == [(0, 3), (1, 3), (2, 3)] and [m["epoch"] for m in history] == [1, 2, 3]
+    assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine reaches 0 at the end
+
+
+CHILD = """
+import os, sys, time
+sys.path[:0] = [{root!r}, {tests!r}]
+from test_engine_train import RUNTIME, config
+from experiments.runner import execute
+def on_step(step, steps):
+    if os.path.exists({marker!r}) is False and step == 3 and len(open({metrics!r}).read().splitlines()) == 2:
+        open({marker!r}, "w").close()
+        time.sleep(600)  # killed here, in the middle of epoch 3
+execute(config(epochs=4), RUNTIME, {results!r}, on_step=on_step)
+"""
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    tests = Path(__file__).resolve().parent
+    store = RunStore.of(tmp_path / "killed", config(epochs=4))
+    marker = tmp_path / "mid-epoch-3"
+    code = CHILD.format(root=str(tests.parent), tests=str(tests), marker=str(marker), metrics=str(store.metrics),
+                        results=str(tmp_path / "killed"))
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=tests.parent)
+    deadline = time.time() + 120
+    while not marker.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), f"child never reached epoch 3 (exit code {child.poll()})"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert store.status() == "partial" and not store.result.exists() and len(store.load_metrics()) == 2
+
+    resumed = execute(config(epochs=4), RUNTIME, tmp_path / "killed")
+    straight = execute(config(epochs=4), RUNTIME, tmp_path / "straight")
+    assert resumed["status"] == straight["status"] == "ok"
+    assert untimed(resumed["metrics"]) == untimed(straight["metrics"])
+    assert untimed(store.load_metrics()) == untimed(RunStore.of(tmp_path / "straight", config(epochs=4)).load_metrics())
+
+
+@pytest.mark.parametrize("damage", ["checkpoint", "metrics"])
+def test_corrupt_state_is_detected(tmp_path, damage):
+    cfg = config(epochs=3)
+    straight = execute(cfg, RUNTIME, tmp_path / "straight")
+    store = RunStore.of(tmp_path / "damaged", cfg)
+    execute(cfg, RUNTIME, tmp_path / "damaged")
+    store.result.unlink()  # pretend the run was interrupted after its last epoch...
+    if damage == "checkpoint":  # ...with a truncated checkpoint: the run restarts
+        store.checkpoint.write_bytes(store.checkpoint.read_bytes()[:100])
+    else:  # ...with a torn metrics.jsonl: rebuilt from the checkpoint
+        store.metrics.write_text(store.metrics.read_text()[:-30])
+    assert store.status() == "partial"
+    again = execute(cfg, RUNTIME, tmp_path / "damaged")
+    assert untimed(again["metrics"]) == untimed(straight["metrics"]) and len(store.load_metrics()) == 3
+
+
+def test_failures_are_recorded_and_the_grid_goes_on(tmp_path):
+    configs = [config("nan", nan_at_step=3), config("crash", fail_at_step=2), config("ok")]
+    results = {r["variant"]: r for r in run_grid(configs, RUNTIME, tmp_path)}
+    assert results["ok"]["status"] == "ok"
+    assert results["nan"]["status"] == "failed" and results["nan"]["reason"] == "Diverged: loss is nan at epoch 1 step 3"
+    assert results["crash"]["status"] == "failed" and results["crash"]["reason"] == "RuntimeError: injected failure"
+    stored = RunStore.of(tmp_path, configs[0]).read_result()
+    assert stored["status"] == "failed" and stored["metrics"]["test_top1"] is None
+    assert "injected failure" in RunStore.of(tmp_path, configs[1]).error_log.read_text()
+    again = run_grid(configs, RUNTIME, tmp_path)  # finished and failed runs are not run again
+    assert all(r.get("skipped") for r in again)
+    retried = run_grid(configs, RUNTIME.model_copy(update={"retry_failed": True}), tmp_path)
+    assert [r.get("skipped", False) for r in retried] == [False, False, True]
+
+
+def test_a_locked_run_is_left_to_its_owner(tmp_path):
+    cfg = config()
+    store = RunStore.of(tmp_path, cfg)
+    store.dir.mkdir(parents=True)
+    with FileLock(store.dir / "run.lock"):
+        assert store.status() == "running"
+        assert execute(cfg, RUNTIME, tmp_path)["status"] == "running"
+    assert not store.result.exists()
+
+
+def test_unwritable_results_dir_fails_before_training(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PermissionError, match="not writable"):
+        run_grid([config()], RUNTIME, tmp_path / "file" / "results")
+
+
+def test_process_pool_matches_sequential(tmp_path):
+    configs = [config("a"), config("b", width=4)]
+    pooled = run_grid(configs, RUNTIME.model_copy(update={"threads": 2}), tmp_path / "pool", workers=2)
+    local = run_grid(configs, RUNTIME, tmp_path / "local")
+    assert [untimed(r["metrics"]) for r in pooled] == [untimed(r["metrics"]) for r in local]
+    env = json.loads(RunStore.of(tmp_path / "pool", configs[0]).env.read_text())
+    assert env["torch_threads"] == 1  # two workers share the two threads
+
+
+def test_wandb_offline_does_not_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wandb").mkdir()
+    result = execute(config(epochs=1), RUNTIME.model_copy(update={"wandb": "offline"}), tmp_path)
+    assert result["status"] == "ok"
+
+
+def test_wandb_errors_never_fail_a_run(tmp_path, monkeypatch):
+    import wandb
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    assert execute(config(epochs=1), RUNTIME.model_copy(update={"wandb": "online"}), tmp_path)["status"] == "ok"

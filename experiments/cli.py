@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import PROTOCOLS, Runtime, choose, get_protocol
+from .config import PROTOCOLS, Runtime, choose
 
 console = Console()
 
@@ -93,14 +93,16 @@ def register(app: typer.Typer) -> None:
         from .grids import check_variants, get_grid, resolve
 
         g = get_grid(grid)
-        ready, missing = check_variants(g, tuple(plugins or ()))
-        configs, _ = resolve(g, protocol, seeds, dataset, plugins=tuple(plugins or ()))
+        ready, missing = check_variants(g, tuple(plugins or ()), strict=False)
+        configs, _ = resolve(g, protocol, seeds, dataset, plugins=tuple(plugins or ()), check=False)
+        configs = [c for c in configs if c.variant in ready]
         console.print(f"[bold]{g.name}[/]: {g.description}\nreference: {g.reference}; protocol: "
                       f"{configs[0].protocol.name if configs else '-'}; dataset: {configs[0].dataset if configs else '-'}; "
                       f"{len(configs)} runs ({len(ready)} variants x {seeds} seeds)")
         table = Table("variant", "model", "options", "available")
         for name, variant in g.variants.items():
-            note = "yes" if name in ready else f"[yellow]left out[/]: {missing[name]}"
+            note = ("yes" if name in ready else f"[yellow]left out[/]: {missing[name]}" if variant.optional
+                    else f"[red]missing, ablate refuses[/]: {missing[name]}")
             table.add_row(name + (" (reference)" if name == g.reference else ""), variant.model,
                           json.dumps(variant.model_kwargs), note)
         console.print(table)
@@ -114,9 +116,9 @@ def register(app: typer.Typer) -> None:
         data_root: DataRoot_ = None,
         results: Results_ = Path("results"),
         executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
-        workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size (cores are split).")] = 1,
+        workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size (the cores are split among them).")] = 1,
         address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")] = None,
-        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads per run.")] = None,
+        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads per run (default: all cores / workers; 1 per Ray task).")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
         vary: Vary_ = "all",
         wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
@@ -131,6 +133,7 @@ def register(app: typer.Typer) -> None:
         from .store import check_writable, write_json
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        choose("executor", executor, ("local", "ray"))
         if address and executor != "ray":
             raise ValueError(f"--address {address!r} needs --executor ray")
         runtime = _runtime(data_root, download, device, threads, compile, wandb, plugins, retry_failed)
@@ -211,4 +214,4 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-__all__ = ["get_protocol", "parse_kwargs", "register"]
+__all__ = ["check_data", "parse_kwargs", "register"]

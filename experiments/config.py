@@ -63,9 +63,9 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     Protocol(name="smoke", dataset="synthetic", epochs=2, batch_size=32, lr=0.05, weight_decay=5e-4,
              label_smoothing=0.1, warmup_epochs=0.5, val_per_class=4, eval_batch_size=200, latency_repeats=3),
     # about 4 minutes for DyClotNet-0.5 on 2 CPU cores (docs/engine.md has the measurements)
-    Protocol(name="cpu", dataset="cifar10-jpeg", epochs=10, batch_size=64, lr=0.1, weight_decay=5e-4,
-             label_smoothing=0.1, warmup_epochs=1, train_per_class=400, val_per_class=100,
-             test_every_epoch=False),
+    Protocol(name="cpu", dataset="cifar10-jpeg", epochs=8, batch_size=64, lr=0.1, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=1, train_per_class=250, val_per_class=50,
+             test_per_class=500, test_every_epoch=False),
     # the paper's budget, for GPUs: all of CIFAR-10 train, 200 epochs
     Protocol(name="paper", dataset="cifar10", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4,
              label_smoothing=0.0, warmup_epochs=5, val_per_class=0),

@@ -90,20 +90,16 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
              title: str = "grid") -> list[dict]:
     """Execute every run not finished yet; returns one result per config (finished ones as recorded).
 
-    ``workers`` > 1 with the local executor splits the cores (``runtime.threads`` or all of them)
-    among that many processes. Ray runs each config as a task with ``runtime.threads`` CPUs
-    (default 1) and a GPU if the cluster has any.
+    Each run uses ``runtime.threads`` torch threads; by default all cores for the sequential
+    executor, the cores split evenly among ``workers`` processes for the pool, 1 per Ray task. Ray
+    reserves that many CPUs per task, and a GPU if the cluster has any.
     """
     choose("executor", executor, ("local", "ray"))
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
     results = check_writable(results)
-    cores = runtime.threads or default_threads()
-    if executor == "ray":
-        runtime = runtime.model_copy(update={"threads": runtime.threads or 1})
-    else:
-        workers = min(workers, max(1, len(configs)))
-        runtime = runtime.model_copy(update={"threads": max(1, cores // workers)})
+    default = 1 if executor == "ray" else max(1, default_threads() // workers)  # a pool splits the cores
+    runtime = runtime.model_copy(update={"threads": runtime.threads or default})
 
     by_id = {c.run_id: c for c in configs}
     done: dict[str, dict] = {}

@@ -76,8 +76,8 @@ def _unavailable(model: str, kwargs_json: str) -> str | None:
     return None
 
 
-def check_variants(grid: Grid, plugins: tuple[str, ...] = ()) -> tuple[dict[str, Variant], dict[str, str]]:
-    """(buildable variants, {left-out optional variant: why}); a required variant that fails raises ValueError."""
+def check_variants(grid: Grid, plugins: tuple[str, ...] = (), strict: bool = True) -> tuple[dict[str, Variant], dict[str, str]]:
+    """(buildable variants, {left-out variant: why}); a required variant that fails raises ValueError if ``strict``."""
     from .runner import import_models
 
     import_models(plugins)
@@ -86,7 +86,7 @@ def check_variants(grid: Grid, plugins: tuple[str, ...] = ()) -> tuple[dict[str,
         reason = _unavailable(variant.model, json.dumps(variant.model_kwargs, sort_keys=True))
         if reason is None:
             ready[name] = variant
-        elif variant.optional:
+        elif variant.optional or not strict:
             missing[name] = reason
         else:
             raise ValueError(f"grid {grid.name!r} variant {name!r} cannot be built: {reason}")

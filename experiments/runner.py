@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+from filelock import Timeout
 
 from .config import RunConfig, Runtime
 from .store import RunStore, environment, write_json
@@ -96,13 +97,15 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
     store.start(cfg)
     try:
         store.lock.acquire()
-    except Exception:  # filelock.Timeout: another process runs it
+    except Timeout:  # another process runs it
         return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "running", "skipped": True}
     try:
         result = store.read_result()  # finished while we waited for the lock?
         if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
             return {**result, "skipped": True}
         store.result.unlink(missing_ok=True)
+        for leftover in store.dir.glob(".*.tmp"):  # half-written files of a killed process
+            leftover.unlink()
         with torch_settings(runtime):
             return _execute_locked(cfg, runtime, store, on_step, on_epoch)
     finally:

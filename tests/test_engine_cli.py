@@ -84,6 +84,8 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys, args, message):
     (tmp_path / "file").write_text("")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     extra = ["--import", "conftest"] if args[0] != "status" else []
+    if args[0] in ("ablate", "train") and "--results" not in args:
+        extra += ["--results", str(tmp_path / "results")]
     assert run.main([*args, *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

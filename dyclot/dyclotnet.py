@@ -6,7 +6,9 @@ arXiv:2106.06604 (2021); headline CIFAR result in the ICCAI 2022 version
 
 Departures from / readings of the paper (each a constructor option; see docs/interpretation.md):
 * norm and activation placement: BN after every convolution, ReLU after the depthwise and both
-  pointwise convolutions (``dw_act``, ``pw_act``), no norm after the DCT (``out_norm``);
+  pointwise convolutions (``dw_act``, ``pw_act``), BN after the expansion (``out_norm``): without
+  it the residual stream only ever receives non-negative additions (ReLU outputs plus a sigmoid)
+  and the network diverges at the usual learning rates;
 * identity residual when a block keeps shape (``residual``);
 * channel counts under the width multiplier rounded to multiples of 8 (``channel_divisor``),
   and required to split into ``2p`` equal parts;
@@ -49,7 +51,8 @@ class DCTBottleneck(nn.Module):
     ``M`` input channels, ``N`` output channels, expansion ratio ``p``:
     3x3 depthwise conv (M -> M, stride s); 1x1 conv M -> N/2p (``a``); 1x1 conv N/2p -> N/2p
     applied to ``a`` (``b``); concatenation [a, b] -> N/p; expansion N/p -> N in the open slot
-    (the DCT module by default; ``expansion="pointwise"`` puts the 1x1 conv it replaces there).
+    (the DCT module by default; ``expansion="pointwise"`` puts the 1x1 conv it replaces there);
+    BatchNorm of the N outputs (``out_norm``); identity residual when the shape is kept.
 
     Its cost is eq. (8): ``C1 = Df^2 Dk^2 M + Df^2 MN/2p + Df^2 N^2/4p^2`` (+ the DCT's own
     small cost, which the paper drops).
@@ -66,7 +69,7 @@ class DCTBottleneck(nn.Module):
         residual: bool = True,
         dw_act: bool = True,
         pw_act: bool = True,
-        out_norm: bool = False,
+        out_norm: bool = True,
         act_layer: Callable[..., nn.Module] = nn.ReLU,
         norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
     ) -> None:
@@ -148,7 +151,7 @@ class DyClotNet(nn.Module):
         residual: bool = True,
         dw_act: bool = True,
         pw_act: bool = True,
-        out_norm: bool = False,
+        out_norm: bool = True,
         channel_divisor: int | None = 8,
         act_layer: str = "relu",
         drop_rate: float = 0.0,

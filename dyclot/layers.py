@@ -141,17 +141,17 @@ class DynamicCloneTransformer(nn.Module):
         return f"{self.in_chs}->{self.out_chs}, p={self.p}, recalibrator={self.recalibrator}, order={self.clone_order}"
 
 
-class PointwiseExpansion(nn.Sequential):
-    """The 1x1 convolution (+ BatchNorm) from ``in_chs`` to ``p * in_chs`` that DCT replaces.
+class PointwiseExpansion(nn.Conv2d):
+    """The 1x1 convolution from ``in_chs`` to ``p * in_chs`` that DCT replaces (no bias).
 
     The ablation baseline "DCT vs pointwise expansion": the same bottleneck with a dense
-    channel-mixing expansion in the DCT slot. BatchNorm follows the convolution as in every
-    1x1 projection of MobileNetV2; DCT's output is not normalised (the paper shows none).
+    channel-mixing expansion in the DCT slot. Like every expansion operator it is followed by
+    the bottleneck's ``out_norm``, so DCT and pointwise differ in the operator only.
     """
 
-    def __init__(self, in_chs: int, p: int = 2, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, **_: object) -> None:
+    def __init__(self, in_chs: int, p: int = 2, **_: object) -> None:
         check_positive_int("p", p)
-        super().__init__(nn.Conv2d(in_chs, p * in_chs, 1, bias=False), norm_layer(p * in_chs))
+        super().__init__(in_chs, p * in_chs, 1, bias=False)
         self.in_chs, self.p, self.out_chs = in_chs, p, p * in_chs
 
 
@@ -194,5 +194,5 @@ def _dct(in_chs: int, p: int, *, r: int = 4, recalibrator: Recalibrator = "sigmo
 
 
 @register_expansion("pointwise")
-def _pointwise(in_chs: int, p: int, *, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d, **_: object) -> nn.Module:
-    return PointwiseExpansion(in_chs, p, norm_layer)
+def _pointwise(in_chs: int, p: int, **_: object) -> nn.Module:
+    return PointwiseExpansion(in_chs, p)

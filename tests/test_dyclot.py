@@ -41,7 +41,7 @@ VARIANT_OPTIONS = (
     + [{"recalibrator": name} for name in RECALIBRATORS]
     + [{"clone_order": order} for order in CLONE_ORDERS]
     + [{"recalibrator_width_base": "out"}, {"residual": False}, {"dw_act": False}, {"pw_act": False},
-       {"out_norm": True}, {"channel_divisor": None}, {"act_layer": "relu6"}, {"act_layer": "hard_swish"},
+       {"out_norm": False}, {"channel_divisor": None}, {"act_layer": "relu6"}, {"act_layer": "hard_swish"},
        {"p": 1}, {"p": 4}, {"p": 8, "channel_divisor": None}, {"r": 1}, {"r": 16}, {"drop_rate": 0.2}]
 )
 
@@ -137,7 +137,7 @@ def test_recalibrator_hidden_width_follows_r_and_base():
 
 
 def test_bottleneck_parameter_count_by_hand():
-    """Table 1 with M = N = 64, p = 2, r = 4 (hidden = N/r = 16), BN after each conv."""
+    """Table 1 with M = N = 64, p = 2, r = 4 (hidden = N/r = 16), BN after each conv and the DCT."""
     m = n = 64
     p, r = 2, 4
     s = n // (2 * p)  # 16: each pointwise output
@@ -148,8 +148,9 @@ def test_bottleneck_parameter_count_by_hand():
         + (m * s + 2 * s)  # 1x1 conv M -> N/2p + BN
         + (s * s + 2 * s)  # 1x1 conv N/2p -> N/2p + BN
         + (c * hidden + hidden) + (hidden * n + n)  # recalibrator h1, h2 (with biases)
+        + 2 * n  # BN after the DCT (out_norm)
     )
-    assert by_hand == 3664
+    assert by_hand == 3792
     assert count_params(DCTBottleneck(m, n, p=p, expansion_kwargs={"r": r})) == by_hand
 
 
@@ -183,7 +184,7 @@ def test_cost_model_eq7_eq8(n, p, df):
 
     # ptflops adds what eq. (8) drops: BN (2 per element), ReLU (1 per element) and the DCT's own cost.
     assert count_macs(separable, shape) == c0
-    dropped = df**2 * (3 * m + 3 * s + 3 * s)  # BN + ReLU after dw, pw1, pw2
+    dropped = df**2 * (3 * m + 3 * s + 3 * s + 2 * n)  # BN + ReLU after dw, pw1, pw2; BN after the DCT
     dct_cost = c * df**2 + (c + 1) * hidden + hidden + (hidden + 1) * n + n + n * df**2
     assert count_macs(block, shape) == c1 + dropped + dct_cost
 
@@ -236,3 +237,21 @@ def test_split_rule_under_rounding():
 def test_pretrained_is_refused():
     with pytest.raises(ValueError, match="pretrained"):
         timm.create_model("dyclotnet_050", pretrained=True)
+
+
+def test_default_network_trains_stably():
+    """SGD at lr 0.1 (the protocols' rate) keeps the default network's loss bounded (cf. out_norm)."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    model = timm.create_model("dyclotnet_025", num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    means = torch.randn(10, 3, 32, 32, generator=generator)
+    losses = []
+    for _ in range(25):
+        target = torch.randint(0, 10, (32,), generator=generator)
+        loss = nn.functional.cross_entropy(model(means[target] + torch.randn(32, 3, 32, 32, generator=generator)), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert max(losses) < 6.0, losses

@@ -38,7 +38,8 @@ def _main_options() -> None:
 
 _register_commands()
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, PermissionError)
+# OSError covers an unwritable or full results directory (experiments.store.ResultsWriteError says which file).
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, PermissionError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except USER_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
+        if isinstance(error, OSError) and error.strerror and not error.filename:
+            message = error.strerror  # ResultsWriteError(errno, message): the message without "[Errno N]"
+        print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
     return 0
 

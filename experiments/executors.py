@@ -11,12 +11,15 @@ from typing import Callable, Iterator, Literal
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import RunConfig, Runtime, choose, default_threads
-from .runner import execute
+from filelock import Timeout
+
+from .runner import execute, make_result, one_line
 from .store import RunStore, check_writable, write_json
 
 log = logging.getLogger(__name__)
 Executor = Literal["local", "ray"]
 RUN_FILES = ("config.json", "env.json", "metrics.jsonl", "result.json")
+RAY_RETRIES = 2  # re-runs of a Ray task whose worker died
 
 
 def execute_task(cfg: RunConfig, runtime: Runtime, results: Path) -> dict:
@@ -58,23 +61,32 @@ def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str
                  **({} if address else {"num_cpus": default_threads()}))
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        task = ray.remote(execute_task).options(num_cpus=runtime.threads, num_gpus=gpus, max_retries=0)
+        # A task whose worker process dies (killed, OOM, lost node) is run again by Ray up to RAY_RETRIES
+        # times; the retry resumes from the run's last checkpoint. Exceptions are not retried (execute
+        # records them as failures itself).
+        task = ray.remote(execute_task).options(num_cpus=runtime.threads, num_gpus=gpus, max_retries=RAY_RETRIES)
         pending = {task.remote(cfg, runtime, results): cfg for cfg in configs}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            yield _collected(lambda: ray.get(ref), pending.pop(ref), results)
+            yield _collected(lambda: ray.get(ref), pending.pop(ref), results, record_loss=True)
     finally:
         if started:
             ray.shutdown()
 
 
-def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path) -> dict:
-    """A worker's result; its files are written here too if the worker's disk is not ours (no shared FS)."""
+def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path, record_loss: bool = False) -> dict:
+    """A worker's result; its files are written here too if the worker's disk is not ours (no shared FS).
+
+    If the worker died (OOM kill, lost node) the run is "lost"; with ``record_loss`` (Ray, after its
+    retries) it is recorded as failed with the reason, unless another process holds or finished it.
+    """
     try:
         payload = get()
-    except Exception as error:  # the worker itself died (OOM kill, lost node): the run stays to do
-        log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, error)
-        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "lost", "reason": str(error)}
+    except Exception as error:  # the worker itself died
+        reason = one_line(error).splitlines()[0][:300]
+        log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, reason)
+        lost = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "lost", "reason": reason}
+        return _record_lost(cfg, results, lost) if record_loss else lost
     run_dir = RunStore.of(results, cfg).dir
     if not (run_dir / "result.json").exists() and payload["result"]["status"] in ("ok", "failed"):
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +95,26 @@ def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path) -> dict:
                 (run_dir / name).write_text(text)
         write_json(run_dir / "result.json", payload["result"])  # last: its presence means finished
     return payload["result"]
+
+
+def _record_lost(cfg: RunConfig, results: Path, lost: dict) -> dict:
+    """Record a run whose worker died (after the executor's retries) as failed; keep it resumable."""
+    store = RunStore.of(results, cfg)
+    try:
+        store.dir.mkdir(parents=True, exist_ok=True)
+        with store.lock.acquire():
+            if store.read_result() is not None:  # a retry finished it after all
+                return store.read_result()
+            reason = f"worker died ({RAY_RETRIES} retries): {lost['reason']}"
+            result = make_result(cfg, "failed", reason, store.load_metrics(), None)
+            store.start(cfg)
+            store.write_result(result)
+            return result
+    except Timeout:  # someone else is running it
+        return lost
+    except OSError as error:  # cannot record it (e.g. no shared filesystem): it stays to do
+        log.warning("could not record run %s as failed: %s", cfg.run_id, error)
+        return lost
 
 
 def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor: Executor = "local",

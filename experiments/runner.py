@@ -12,7 +12,7 @@ import torch
 from filelock import Timeout
 
 from .config import RunConfig, Runtime
-from .store import RunStore, environment, write_json
+from .store import ResultsWriteError, RunStore, environment, write_error, write_json
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -94,18 +94,23 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
     result = store.read_result()
     if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
         return {**result, "skipped": True}
-    store.start(cfg)
     try:
+        store.dir.mkdir(parents=True, exist_ok=True)
         store.lock.acquire()
     except Timeout:  # another process runs it
         return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "running", "skipped": True}
+    except OSError as error:
+        raise write_error(store.lock.lock_file, error) from None
     try:
         result = store.read_result()  # finished while we waited for the lock?
         if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
             return {**result, "skipped": True}
+        # Only the lock holder writes in the run directory (config.json too), so no other process has
+        # a temporary file here: these are half-written files of a killed process.
+        for leftover in store.dir.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
         store.result.unlink(missing_ok=True)
-        for leftover in store.dir.glob(".*.tmp"):  # half-written files of a killed process
-            leftover.unlink()
+        store.start(cfg)
         with torch_settings(runtime):
             return _execute_locked(cfg, runtime, store, on_step, on_epoch)
     finally:
@@ -131,9 +136,14 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
         model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
         cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
         result = make_result(cfg, "ok", None, history, cost)
+    except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
+        raise
     except Exception as error:
         log.warning("run %s (%s seed %d) failed: %s", cfg.run_id, cfg.variant, cfg.seed, one_line(error))
-        store.error_log.write_text(traceback.format_exc())
+        try:
+            store.error_log.write_text(traceback.format_exc())
+        except OSError as write_failure:
+            raise write_error(store.error_log, write_failure) from None
         result = make_result(cfg, "failed", one_line(error), store.load_metrics(), cost)
     store.write_result(result)
     tracker.finish(result)

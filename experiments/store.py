@@ -1,6 +1,8 @@
 """The results store: one directory per run (docs/results-format.md), written atomically."""
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import math
@@ -8,8 +10,9 @@ import os
 import platform
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from filelock import FileLock, Timeout
@@ -31,14 +34,47 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class ResultsWriteError(OSError):
+    """A results file could not be written (disk full, quota, read-only, permissions).
+
+    Not a failure of the run: the run is not marked failed, the grid stops with this one-line
+    error, and the run resumes from its last good checkpoint once the disk is usable again.
+    """
+
+
+def write_error(path: Path, error: OSError) -> ResultsWriteError:
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    why = "the disk is full" if full else (error.strerror or str(error))
+    return ResultsWriteError(error.errno, f"cannot write {path}: {why} ({error.strerror or error}); finished runs "
+                                          "are intact and interrupted runs resume from their last checkpoint once "
+                                          "there is space/permission again")
+
+
+@contextmanager
+def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """Turn an OSError while writing ``path`` into a ResultsWriteError; remove the half-written ``tmp``."""
+    try:
+        yield
+    except ResultsWriteError:
+        raise
+    except OSError as error:
+        if tmp is not None:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise write_error(path, error) from None
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``path`` via a temporary file in the same directory and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -80,7 +116,14 @@ class RunStore:
         return cls(Path(results) / cfg.grid / cfg.run_id)
 
     def read_result(self) -> dict | None:
-        return read_json(self.result)
+        """The finished run's result, or None if there is none or it is not a valid result (reported)."""
+        result = read_json(self.result)
+        if isinstance(result, dict) and result.get("status") in ("ok", "failed"):
+            return result
+        if self.result.exists():
+            log.warning("%s is empty, truncated or not a result; the run is resumed from its last checkpoint",
+                        self.result)
+        return None
 
     def status(self) -> str:
         """done | failed | running | partial (interrupted, resumable) | todo."""
@@ -102,7 +145,7 @@ class RunStore:
         write_json(self.config, {"run_id": cfg.run_id, **cfg.model_dump(mode="json")})
 
     def append_metrics(self, metrics: dict) -> None:
-        with open(self.metrics, "a") as f:
+        with writing(self.metrics), open(self.metrics, "a") as f:
             f.write(json.dumps(_clean(metrics), allow_nan=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -122,9 +165,9 @@ class RunStore:
         return rows
 
     def save_checkpoint(self, state: dict) -> None:
-        tmp = self.checkpoint.with_name(f".{self.checkpoint.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint)
+        buffer = io.BytesIO()  # serialised first: torch.save reports a full disk as a RuntimeError, open() as OSError
+        torch.save(state, buffer)
+        atomic_write(self.checkpoint, buffer.getvalue())
 
     def load_checkpoint(self) -> dict | None:
         """The last checkpoint, or None if there is none or it is unreadable (the run then restarts)."""

@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import RunConfig, Runtime
 from .data import Batches, Dataset, make_splits
+from .speed import tune_allocator
 from .store import RunStore
 
 
@@ -72,6 +73,7 @@ def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
     ``on_step(step, steps_per_epoch)`` and ``on_epoch(metrics)`` report progress. Raises
     :class:`Diverged` if the loss is not finite.
     """
+    tune_allocator()  # keep large activations' memory in the heap: no page faults every step (experiments/speed.py)
     protocol, device = cfg.protocol, torch.device(runtime.device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     train, val, test = make_splits(data, protocol)

@@ -9,7 +9,7 @@ from benchmarks.common import MODELS, alternate, fresh, set_threads
 from experiments.speed import ENV_SWITCH
 
 
-def run(models: tuple[str, ...] = MODELS, steps: int = 20, batch_size: int = 64, rounds: int = 2,
+def run(models: tuple[str, ...] = MODELS, steps: int = 10, batch_size: int = 64, rounds: int = 2,
         threads: int | None = None, quick: bool = False, isolate: bool = True, echo=print) -> dict:
     """``isolate=False`` (tests only) runs both sides in this process, where the switch cannot act."""
     threads = threads or set_threads(None)

@@ -14,13 +14,14 @@ from pathlib import Path
 from benchmarks.common import alternate, seconds
 
 
-def run(seeds: int = 3, rounds: int = 2, workers: int = 2, threads: int | None = None, echo=print) -> dict:
+def run(seeds: int = 1, rounds: int = 2, workers: int = 2, threads: int | None = None, echo=print,
+        **protocol_overrides) -> dict:
     from experiments.config import Runtime, default_threads
     from experiments.executors import run_grid
     from experiments.grids import get_grid, resolve
 
     cores = threads or default_threads()
-    configs, _ = resolve(get_grid("smoke"), seeds=seeds)
+    configs, _ = resolve(get_grid("smoke"), seeds=seeds, **protocol_overrides)
 
     def grid(workers_: int, threads_: int):
         def case() -> float:

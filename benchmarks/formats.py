@@ -3,7 +3,8 @@
 Eager contiguous (NCHW) and eager channels-last (NHWC) at 1 and 2 threads are measured in this
 process, alternating, medians over rounds (images/s of SGD steps on an in-memory batch, the
 allocator tuned as in the trainer). ``torch.compile`` (inductor, default mode) runs in a fresh
-process per thread count with a time limit: its compile time and its steady-state images/s.
+process with a time limit, for the first model at the first thread count only (compiling the
+training step takes minutes here): its compile time and its steady-state images/s.
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 1
             "images_per_second": steps * batch_size / seconds(lambda: [sgd_step(compiled, optimizer, x, y) for _ in range(steps)])}
 
 
-def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 10,
-        rounds: int = 3, compile: bool = True, compile_timeout: float = 300, threads: int | None = None,
+def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 5,
+        rounds: int = 2, compile: bool = True, compile_timeout: float = 300, threads: int | None = None,
         echo=print) -> dict:
     from experiments.speed import tune_allocator
 
@@ -58,7 +59,7 @@ def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2
 
                 cases[f"{'channels_last' if channels_last else 'contiguous'} {t}t"] = case
         rate = alternate(cases, rounds, warmup_rounds=1)
-        for t in thread_counts if compile else ():
+        for t in thread_counts[:1] if compile and model == models[0] else ():  # minutes each: one measurement
             try:
                 result = fresh("benchmarks.formats:compiled_rate", timeout=compile_timeout, model=model, threads=t,
                                batch_size=batch_size, steps=steps)

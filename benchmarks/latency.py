@@ -15,7 +15,7 @@ MODELS = ("dyclotnet_050", "dyclotnet_100", "dyclotnet_200", "mobilenetv2_cifar_
           "mobilenetv2_cifar_dynconv_100", "mobilenetv2_cifar_condconv_100", "mobilenetv2_cifar_dcd_100")
 
 
-def run(models: tuple[str, ...] = MODELS, rounds: int = 3, latency_repeats: int = 20, batch_size: int = 128,
+def run(models: tuple[str, ...] = MODELS, rounds: int = 3, latency_repeats: int = 10, batch_size: int = 128,
         threads: int | None = None, echo=print) -> dict:
     from experiments.profiling import count_macs
     from experiments.speed import tune_allocator

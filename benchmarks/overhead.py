@@ -14,7 +14,7 @@ import torch
 from benchmarks.common import MODELS, alternate, build, load_data, seconds, set_threads, sgd_step, trainer_epoch
 
 
-def run(models: tuple[str, ...] = MODELS, steps: int = 20, batch_size: int = 64, rounds: int = 3,
+def run(models: tuple[str, ...] = MODELS, steps: int = 10, batch_size: int = 64, rounds: int = 2,
         threads: int | None = None, quick: bool = False, echo=print) -> dict:
     from experiments.data import Batches
     from experiments.speed import tune_allocator

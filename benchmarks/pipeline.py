@@ -68,7 +68,7 @@ def usual_loop(model: str = "dyclotnet_050", steps: int = 20, batch_size: int = 
     return {"images_per_second": steps * batch_size / seconds(lambda: run(steps)), "threads": threads}
 
 
-def run(models: tuple[str, ...] = MODELS, steps: int = 20, batch_size: int = 64, rounds: int = 2,
+def run(models: tuple[str, ...] = MODELS, steps: int = 10, batch_size: int = 64, rounds: int = 2,
         threads: int | None = None, quick: bool = False, workers: tuple[int, ...] = WORKERS, isolate: bool = True,
         echo=print) -> dict:
     threads = threads or set_threads(None)

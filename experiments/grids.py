@@ -100,8 +100,8 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
 
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a whole number >= 1, got {seeds!r}")
-    proto = get_protocol(protocol or grid.protocol, **protocol_overrides)
-    dataset = choose("dataset", dataset or proto.dataset, DATASETS)
+    proto = get_protocol(grid.protocol if protocol is None else protocol, **protocol_overrides)  # "" is unknown, not default
+    dataset = choose("dataset", proto.dataset if dataset is None else dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,
                          protocol=proto, seed=seed, vary=vary, seeds=Seeds.derive(seed, vary))

@@ -20,6 +20,14 @@ def _frame(results: Path, csv: Optional[Path], reference: Optional[str]):
     return load_results(results)
 
 
+def _check_margin(margin: Optional[float]) -> None:
+    """A non-inferiority/equivalence margin is a positive, finite distance in metric units."""
+    import math
+
+    if margin is not None and not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"--margin must be a positive finite number of metric units, got {margin}")
+
+
 def _emit(result: dict, fmt: str) -> None:
     from . import tables
 
@@ -64,6 +72,7 @@ def register(app: typer.Typer) -> None:
         from .compare import analyze as run_analysis
 
         tables.check_format(fmt)
+        _check_margin(margin)
         frame = _frame(results, csv, reference)
         result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
                               alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
@@ -89,6 +98,7 @@ def register(app: typer.Typer) -> None:
         from .compare import compare as run_compare
 
         tables.check_format(fmt)
+        _check_margin(margin)
         result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
                              margin=margin, seed=seed, detect=detect)
         _emit(result, fmt)
@@ -106,6 +116,7 @@ def register(app: typer.Typer) -> None:
         """Write the reproduction report (setup, claims, one section per grid, figures)."""
         from .report import write_report
 
+        _check_margin(margin)
         if out.suffix.lower() != ".md":
             raise ValueError(f"--out '{out}' must be a Markdown file ending in .md")
         path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,

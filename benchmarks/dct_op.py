@@ -43,8 +43,8 @@ def run(batch_size: int = 128, p: int = 2, threads: int | None = None, min_run_t
         out_like = torch.randn(batch_size, n, side, side).contiguous(memory_format=memory_format)
         sink = torch.empty_like(out_like)
 
-        def fwd_bwd(module):
-            return lambda: module(x).sum().backward()
+        def fwd_bwd(module):  # a dense output gradient, as in training (``.sum()`` would give a stride-0 one)
+            return lambda: module(x).backward(out_like)
 
         with torch.no_grad():
             dct_fwd = _median_ms(lambda: dct(x), min_run_time)

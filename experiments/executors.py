@@ -8,11 +8,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
+from filelock import Timeout
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import RunConfig, Runtime, choose, default_threads
-from filelock import Timeout
-
 from .runner import execute, make_result, one_line
 from .store import RunStore, check_writable, write_json
 

@@ -38,8 +38,8 @@ def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 1
             "images_per_second": steps * batch_size / seconds(lambda: [sgd_step(compiled, optimizer, x, y) for _ in range(steps)])}
 
 
-def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 5,
-        rounds: int = 2, compile: bool = True, compile_timeout: float = 300, threads: int | None = None,
+def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 2,
+        rounds: int = 2, compile: bool = True, compile_timeout: float = 150, threads: int | None = None,
         echo=print) -> dict:
     from experiments.speed import tune_allocator
 

@@ -12,12 +12,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
+
+from experiments.profiling import median_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("dyclotnet_050", "mobilenetv2_cifar_100")  # the two models of targets 1, 2 and 4
@@ -35,13 +36,8 @@ def alternate(cases: dict[str, Callable[[], float]], rounds: int, warmup_rounds:
 
 
 def seconds(fn: Callable[[], object], repeats: int = 1) -> float:
-    """Median wall time of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall time of ``repeats`` calls of ``fn`` (no warm-up)."""
+    return median_seconds(fn, repeats, warmup=0)
 
 
 def fresh(function: str, env: dict[str, str] | None = None, isolate: bool = True, timeout: float | None = None,

@@ -72,7 +72,7 @@ def count_flops(model: nn.Module, input_shape: InputShape) -> int:
     return int(counter.get_total_flops())
 
 
-def _median_seconds(step: Callable[[], object], repeats: int, warmup: int) -> float:
+def median_seconds(step: Callable[[], object], repeats: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
     times = []
@@ -95,7 +95,7 @@ def measure_latency_ms(model: nn.Module, input_shape: InputShape, repeats: int =
     x = torch.randn(1, *input_shape).contiguous(memory_format=memory_format)
     try:
         with torch.inference_mode():
-            seconds = _median_seconds(lambda: model(x), repeats, warmup)
+            seconds = median_seconds(lambda: model(x), repeats, warmup)
     finally:
         model.train(was_training)
         torch.set_num_threads(previous_threads)
@@ -126,7 +126,7 @@ def measure_train_throughput(model: nn.Module, input_shape: InputShape, batch_si
         optimizer.step()
 
     try:
-        seconds = _median_seconds(step, repeats, warmup)
+        seconds = median_seconds(step, repeats, warmup)
     finally:
         torch.set_num_threads(previous_threads)
     return batch_size / seconds

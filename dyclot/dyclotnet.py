@@ -209,12 +209,18 @@ class DyClotNet(nn.Module):
 _TIMM_ONLY_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
 
 
-def _create_dyclotnet(alpha: float, pretrained: bool = False, **kwargs) -> DyClotNet:
+def model_kwargs(variant: str, pretrained: bool, kwargs: dict) -> dict:
+    """Refuse ``pretrained=True`` (no weights are published; no internet) and drop timm's own kwargs.
+
+    Shared by every ``@register_model`` function of ``dyclot`` and ``baselines``.
+    """
     if pretrained:
-        raise ValueError("pretrained=True is not available: no DyClotNet weights are published")
-    for key in _TIMM_ONLY_KWARGS:
-        kwargs.pop(key, None)
-    return DyClotNet(alpha=alpha, **kwargs)
+        raise ValueError(f"pretrained=True is not available for {variant}: no weights for it are published here")
+    return {key: value for key, value in kwargs.items() if key not in _TIMM_ONLY_KWARGS}
+
+
+def _create_dyclotnet(alpha: float, pretrained: bool = False, **kwargs) -> DyClotNet:
+    return DyClotNet(alpha=alpha, **model_kwargs(f"DyClotNet-{alpha}", pretrained, kwargs))
 
 
 @register_model

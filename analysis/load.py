@@ -26,7 +26,7 @@ METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1",
 COST_KEYS = ("params", "macs", "latency_ms")
 TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
                 "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
-                "run_id", "paired", "model_kwargs", "engine_version")
+                "run_id", "paired", "model_kwargs", "engine_version", "reused_from")
 STATUSES = ("ok", "failed", "corrupt", "unfinished", "duplicate")
 
 
@@ -72,7 +72,8 @@ def _parse_result(obj: Any) -> dict:
     row = {"variant": str(obj["variant"]), "seed": int(_number(obj["seed"])),
            "status": obj["status"], "reason": obj.get("reason"),
            "model": obj.get("model"), "dataset": obj.get("dataset"), "protocol": obj.get("protocol"),
-           "run_id": obj.get("run_id"), "model_kwargs": _kwargs_text(obj.get("model_kwargs"))}
+           "run_id": obj.get("run_id"), "model_kwargs": _kwargs_text(obj.get("model_kwargs")),
+           "reused_from": obj.get("reused_from") if isinstance(obj.get("reused_from"), str) else None}
     for name in ("init", "data", "aug"):
         row[f"{name}_seed"] = _number(seeds.get(name))
     for key in METRIC_KEYS:
@@ -95,6 +96,22 @@ def load_grids(results_dir: str | Path) -> dict[str, dict]:
             continue  # neither a grid definition nor runs: not a grid folder
         grids[folder.name] = obj if isinstance(obj, dict) else {}
     return grids
+
+
+def load_study(results_dir: str | Path) -> tuple[list[dict], str | None]:
+    """The study plan ``study.json`` (``run.py study``) as ``([{grid, seeds, protocol}], problem)``.
+
+    ``([], None)`` when there is no plan; ``([], reason)`` when the file is not a valid plan.
+    """
+    path = _results_root(results_dir) / "study.json"
+    if not path.exists():
+        return [], None
+    obj, problem = _read_json(path)
+    entries = obj.get("grids") if isinstance(obj, dict) else None
+    if problem is None and (not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("grid"), str) and isinstance(e.get("seeds"), int) for e in entries)):
+        problem = "study.json is not {\"grids\": [{\"grid\": name, \"seeds\": n, ...}, ...]}"
+    return ([], problem) if problem else (entries, None)
 
 
 def _results_root(results_dir: str | Path) -> Path:

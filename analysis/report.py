@@ -19,13 +19,15 @@ import pandas as pd
 
 from . import plots, stats
 from .compare import analyze, compare_samples, grid_reference, natural_key
-from .load import load_curves, load_grids, load_results, load_run_files
+from .questions import questions_section
+from .load import load_curves, load_grids, load_results, load_run_files, load_study
 from .tables import ci_note, display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, markdown_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
 COST_TOLERANCE = 0.10  # a cost ratio within 10% of the paper's is "supported" (counting conventions differ)
 JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
+NONINFERIORITY_GRIDS = ("expansion-op", "core-fashion-mnist")  # grids with `dct` and `pointwise` variants
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -119,6 +121,42 @@ def setup_section(results: Path, frame: pd.DataFrame, result: dict, results_arg:
     return lines
 
 
+# --------------------------------------------------------------------------------------------- runs
+def compute_lines(frame: pd.DataFrame) -> list[str]:
+    """Training compute behind the results, and the runs copied from a twin instead of trained."""
+    ok = frame[frame["status"] == "ok"]
+    trained = ok[ok["reused_from"].isna()]
+    seconds = float(pd.to_numeric(trained["train_seconds"], errors="coerce").sum())
+    line = (f"Compute: {len(trained)} runs trained, {seconds / 3600:.2f} h of training in total (the sum of the runs' "
+            "training seconds; evaluation and profiling not included).")
+    if len(trained) < len(ok):
+        line += (f" {len(ok) - len(trained)} further runs are copies of a twin run in another grid (the same network, "
+                 "data, protocol and seeds; `reused_from` in their result.json) and cost nothing; within a grid every "
+                 "run is a different seed.")
+    return [line, ""]
+
+
+def plan_lines(results: Path, frame: pd.DataFrame, grids: dict) -> list[str]:
+    """The study plan (results/study.json from `run.py study`) against the runs present."""
+    plan, problem = load_study(results)
+    if problem:
+        return [f"Study plan not shown: {problem}.", ""]
+    if not plan:
+        return []
+    rows = []
+    for entry in plan:
+        grid, seeds = entry["grid"], entry["seeds"]
+        variants = len((grids.get(grid) or {}).get("variants") or {})
+        ok = int(((frame["grid"] == grid) & (frame["status"] == "ok")).sum())
+        expected = variants * seeds
+        state = ("not started" if grid not in grids else "complete" if variants and ok >= expected else "partial")
+        rows.append({"grid": f"`{grid}`", "protocol": f"`{entry.get('protocol', '–')}`", "seeds planned": str(seeds),
+                     "variants": str(variants) if variants else "–",
+                     "runs ok / planned": f"{ok} / {expected}" if variants else f"{ok} / –", "state": state})
+    return ["The study plan (`results/study.json`, written by `run.py study`) against the runs above:", "",
+            markdown_table(pd.DataFrame(rows)), ""]
+
+
 # ------------------------------------------------------------------------------------------- claims
 def _rows(usable: pd.DataFrame, grid: str, variant: str) -> pd.DataFrame:
     return usable[(usable["grid"] == grid) & (usable["variant"] == variant)]
@@ -191,7 +229,8 @@ def noninferiority_claim(x: pd.DataFrame, y: pd.DataFrame, margin: float) -> tup
     return measured, "inconclusive", f"non-inferiority p={fmt_p(c['p_noninf'])}; {settle}"
 
 
-def claims_section(frame: pd.DataFrame, usable: pd.DataFrame, results_arg: str) -> list[str]:
+def claim_rows(frame: pd.DataFrame, usable: pd.DataFrame) -> tuple[pd.DataFrame, str | None, str | None]:
+    """The paper-claims table, and the DyClotNet and MobileNetV2 variants of ``paper-claim`` it used."""
     rows = []
     grid, grids = "paper-claim", set(frame["grid"])
     paper = [("DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-10: +0.9 points top-1", "acc", 0.9),
@@ -213,23 +252,28 @@ def claims_section(frame: pd.DataFrame, usable: pd.DataFrame, results_arg: str) 
         if kind == "acc" and datasets and not all("cifar" in d.lower() and "10" in d for d in datasets):
             reason += f"; measured on {', '.join(datasets)}, not CIFAR-10"
         rows.append((claim, f"{grid}: `{dyclot}` vs `{mobile}`", measured, verdict, reason))
-    claim = "DCT is non-inferior to the pointwise expansion it replaces (margin 0.5 points)"
-    grid = "expansion-op"
-    if grid in grids and {"dct", "pointwise"} <= set(frame.loc[frame["grid"] == grid, "variant"]):
-        measured, verdict, reason = noninferiority_claim(_rows(usable, grid, "dct"), _rows(usable, grid, "pointwise"),
-                                                         0.5)
-        rows.append((claim, f"{grid}: `dct` vs `pointwise`", measured, verdict, reason))
-    else:
-        rows.append((claim, grid, "–", "no results", f"grid `{grid}` absent or without `dct` and `pointwise`"))
+    for grid in NONINFERIORITY_GRIDS:
+        claim = f"DCT is non-inferior to the pointwise expansion it replaces (margin 0.5 points), `{grid}`"
+        if grid in grids and {"dct", "pointwise"} <= set(frame.loc[frame["grid"] == grid, "variant"]):
+            measured, verdict, reason = noninferiority_claim(_rows(usable, grid, "dct"),
+                                                             _rows(usable, grid, "pointwise"), 0.5)
+            rows.append((claim, f"{grid}: `dct` vs `pointwise`", measured, verdict, reason))
+        else:
+            rows.append((claim, grid, "–", "no results", f"grid `{grid}` absent or without `dct` and `pointwise`"))
     table = pd.DataFrame(rows, columns=["claim", "grid: variant vs reference", "measured (95% CI)", "verdict",
                                         "reason"])
+    return table, dyclot, mobile
+
+
+def claims_section(claims: pd.DataFrame, dyclot: str | None, mobile: str | None, results_arg: str) -> list[str]:
     return ["## Paper claims", "",
             "Each claim is tested once on its own grid (no correction across claims). Accuracy claims use "
             "the t interval of the difference; cost claims compare medians (costs are deterministic).", "",
-            markdown_table(table), "",
+            markdown_table(claims), "",
             "Regenerate: " + _cmd("compare", f"paper-claim/{dyclot or 'DYCLOTNET'}",
                                   f"paper-claim/{mobile or 'MOBILENETV2'}", "--results", results_arg) + ", "
-            + _cmd("compare", "expansion-op/dct", "expansion-op/pointwise", "--results", results_arg) + ".", ""]
+            + ", ".join(_cmd("compare", f"{g}/dct", f"{g}/pointwise", "--results", results_arg)
+                        for g in NONINFERIORITY_GRIDS) + ".", ""]
 
 
 # -------------------------------------------------------------------------------------------- grids
@@ -381,7 +425,20 @@ def limitations_section(frame: pd.DataFrame, result: dict) -> list[str]:
              "- Latency is measured on the machine that ran the experiments (CPU, batch 1, median) and does not "
              "transfer to other hardware; MACs depend on the counting tool's conventions.",
              "- Results come from the suite's training protocol, not the paper's full schedule; absolute "
-             "accuracies are therefore lower, and only differences between variants are compared with claims."]
+             "accuracies are therefore lower, and only differences between variants are compared with claims.",
+             "- CPU only: no run here used a GPU, and latency ratios are CPU ratios. "
+             "CIFAR-10 is the JPEG re-encoding (see Data); Fashion-MNIST is the second dataset of the core "
+             "comparison only.",
+             "- Every choice the paper leaves open was fixed by us (Interpretation choices above); the ones that can "
+             "change results are grids of their own, the others are not tested here.",
+             "- The `baselines` grid compares DyClotNet-0.5 with the efficient nets at width 0.5 and the seed "
+             "methods on ResNet-20, not the width-1.0 set, which the CPU budget cannot afford; the paper's own "
+             "comparison (DyClotNet-2.0 vs MobileNetV2-1.0) is the `paper-claim` grid.",
+             "- The same study under the `paper` protocol (full CIFAR-10 from torchvision, 200 epochs) on GPUs "
+             "through Ray, with the results directory on storage every node shares: "
+             + _cmd("study", "--protocol", "paper", "--executor", "ray", "--address", "auto", "--device", "cuda",
+                    "--download", "--results", "results-paper") + ", then "
+             + _cmd("report", "--results", "results-paper", "--out", "REPORT-paper.md") + "."]
     if paired_small:
         lines.append("- With fewer than 6 pairs the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
                      "(minimum two-sided p = 0.0625 for 5 pairs); the paired t-test is the primary test.")
@@ -422,8 +479,11 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
                  **{s: str(int(accounting.loc[g, s])) for s in accounting.columns}}
                 for g in sorted(accounting.index, key=natural_key)]
     lines += ["## Runs", "", markdown_table(pd.DataFrame(acc_rows)), ""]
+    lines += compute_lines(frame) + plan_lines(results, frame, grids)
     lines += setup_section(results, frame, result, results_arg, out_arg + options)
-    lines += claims_section(frame, usable, results_arg)
+    claims, dyclot, mobile = claim_rows(frame, usable)
+    lines += questions_section(result, usable, grids, claims)
+    lines += claims_section(claims, dyclot, mobile, results_arg)
     for grid in sorted(grids, key=natural_key):
         if grid in skipped:
             lines += [f"## Grid `{grid}`", "", f"Not analysed: {skipped[grid]}.", ""]

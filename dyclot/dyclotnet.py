@@ -158,6 +158,8 @@ class DyClotNet(nn.Module):
         stages: Sequence[tuple[int, int, int]] = STAGES,
     ) -> None:
         super().__init__()
+        # Every resolved constructor argument: two runs with equal arch_args train the same network.
+        self.arch_args = {key: value for key, value in locals().items() if key not in ("self", "__class__")}
         check_positive_int("num_classes", num_classes)
         check_positive_int("in_chans", in_chans)
         check_positive_int("r", r)

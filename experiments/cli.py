@@ -24,14 +24,14 @@ Import_ = Annotated[Optional[list[str]], typer.Option("--import", help="Extra mo
 
 
 def _runtime(data_root: Path | None, download: bool, device: str, threads: int | None, compile: bool, wandb: str,
-             plugins: list[str] | None, retry_failed: bool = False) -> Runtime:
+             plugins: list[str] | None, retry_failed: bool = False, reuse: bool = True) -> Runtime:
     choose("wandb mode", wandb, ("off", "offline", "online"))
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r} (choose from: auto, cpu, cuda, cuda:N)")
     if data_root is not None and not data_root.exists():
         raise FileNotFoundError(f"--data-root {data_root} does not exist")
     return Runtime(data_root=data_root, download=download, device=device, threads=threads, compile=compile,
-                   wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed)
+                   wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, reuse=reuse)
 
 
 def check_data(dataset: str, runtime: Runtime) -> None:
@@ -125,6 +125,7 @@ def register(app: typer.Typer) -> None:
         compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
         download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+        reuse: Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")] = True,
         plugins: Import_ = None,
     ) -> None:
         """Run a grid: every variant x seed not finished yet (interrupted runs resume)."""
@@ -136,7 +137,7 @@ def register(app: typer.Typer) -> None:
         choose("executor", executor, ("local", "ray"))
         if address and executor != "ray":
             raise ValueError(f"--address {address!r} needs --executor ray")
-        runtime = _runtime(data_root, download, device, threads, compile, wandb, plugins, retry_failed)
+        runtime = _runtime(data_root, download, device, threads, compile, wandb, plugins, retry_failed, reuse)
         g = get_grid(grid)
         configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
                                    runtime.plugins)
@@ -153,6 +154,47 @@ def register(app: typer.Typer) -> None:
         console.print(f"{len(outcome)} runs: {trained} executed now, {len(outcome) - trained} finished before or "
                       f"running elsewhere, {len(failed)} failed; results in {grid_dir}")
         if failed:
+            raise typer.Exit(1)
+
+    @app.command()
+    def study(
+        protocol: Protocol_ = None,
+        results: Results_ = Path("results"),
+        only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this grid of the plan (repeatable).")] = None,
+        data_root: DataRoot_ = None,
+        executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+        workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size.")] = 1,
+        address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. auto).")] = None,
+        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads per run.")] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+        wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
+        download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
+    ) -> None:
+        """Run the whole study: every grid of the plan (experiments.grids.STUDY) with its seeds, in order.
+
+        Resumable like ``ablate``: finished runs are skipped, twins are copied. Writes RESULTS/study.json
+        (the plan) for the report. A grid with failed runs does not stop the others; the exit code is 1.
+        """
+        from .grids import STUDY, get_grid
+        from .store import check_writable, write_json
+
+        for name in only or ():
+            choose("study grid", name, STUDY)
+        plan = {g: n for g, n in STUDY.items() if not only or g in only}
+        root = check_writable(Path(results))
+        write_json(root / "study.json", {"grids": [
+            {"grid": g, "seeds": n, "protocol": protocol or get_grid(g).protocol} for g, n in STUDY.items()]})
+        failed = []
+        for grid, seeds in plan.items():
+            console.rule(f"{grid}: {seeds} seeds")
+            try:
+                ablate(grid, protocol=protocol, seeds=seeds, results=results, data_root=data_root, executor=executor,
+                       workers=workers, address=address, threads=threads, device=device, wandb=wandb,
+                       download=download)
+            except typer.Exit:
+                failed.append(grid)
+        if failed:
+            console.print(f"grids with failed runs: {', '.join(failed)}")
             raise typer.Exit(1)
 
     @app.command()

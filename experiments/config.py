@@ -136,3 +136,4 @@ class Runtime(Frozen):
     wandb: WandbMode = "offline"
     plugins: tuple[str, ...] = Field((), description="modules imported before building models (they register more)")
     retry_failed: bool = False
+    reuse: bool = Field(True, description="copy a finished twin run from another grid instead of training (experiments.reuse)")

@@ -25,6 +25,7 @@ class Grid:
     reference: str
     variants: dict[str, Variant]
     protocol: str = "cpu"  # default protocol
+    dataset: str | None = None  # None: the protocol's dataset; --dataset overrides either
     paired: bool = True  # runs with the same seed share init and data-order seeds
 
 
@@ -32,9 +33,12 @@ def sweep(model: str, option: str, values: tuple, **fixed) -> dict[str, Variant]
     return {f"{option}{value}": Variant(model, {**fixed, option: value}) for value in values}
 
 
-BASELINE_MODELS = ("mobilenetv2_cifar_100", "ghostnet_cifar_100", "mobilenetv2_cifar_dynconv_100",
-                   "mobilenetv2_cifar_condconv_100", "mobilenetv2_cifar_dcd_100", "resnet20_cifar",
+# Width 0.5 (and ResNet-20 for the seed methods that were published on ResNets): the 1.0-width set
+# costs more than the cpu-protocol study can afford on 2 cores (docs/engine.md, REPORT.md).
+BASELINE_MODELS = ("mobilenetv2_cifar_050", "ghostnet_cifar_050", "mobilenetv2_cifar_dynconv_050",
+                   "mobilenetv2_cifar_condconv_050", "mobilenetv2_cifar_dcd_050", "resnet20_cifar",
                    "resnet20_cifar_ftm", "resnet20_cifar_mdconv", "resnet20_cifar_maconv")
+CORE = {"dct": Variant("dyclotnet_050", {"expansion": "dct"}), "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}
 
 GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("replicator-vs-recalibrator", "Does the DCT's recalibrator help over the replicator alone (DyClotNet-0.5)?",
@@ -44,19 +48,25 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("r-sweep", "Reduction ratio r of the DCT recalibrator (DyClotNet-0.5).", "r4",
          sweep("dyclotnet_050", "r", (1, 2, 4, 8, 16))),
     Grid("expansion-op", "The operator in the expansion slot of DyClotNet-0.5's bottleneck.", "dct",
-         {"dct": Variant("dyclotnet_050", {"expansion": "dct"}),
-          "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"}),
+         {**CORE,
           "replicator-only": Variant("dyclotnet_050", {"expansion": "dct", "recalibrator": "none"}),
           "ghost": Variant("dyclotnet_050", {"expansion": "ghost"}, optional=True),
           "ftm": Variant("dyclotnet_050", {"expansion": "ftm"}, optional=True)}),
-    Grid("baselines", "DyClotNet-1.0 against the efficient-CNN baselines registered by `baselines`.", "dyclotnet",
-         {"dyclotnet": Variant("dyclotnet_100"), **{m: Variant(m, optional=True) for m in BASELINE_MODELS}}),
+    Grid("core-fashion-mnist", "The core comparison (DCT vs the pointwise expansion it replaces, DyClotNet-0.5) on "
+         "Fashion-MNIST.", "dct", CORE, dataset="fashion-mnist"),
+    Grid("baselines", "DyClotNet-0.5 against the efficient-CNN baselines at width 0.5 and the seed methods on ResNet-20.",
+         "dyclotnet", {"dyclotnet": Variant("dyclotnet_050"), **{m: Variant(m, optional=True) for m in BASELINE_MODELS}}),
     Grid("paper-claim", "The paper's headline: DyClotNet-2.0 against MobileNetV2-1.0 on CIFAR.", "dyclotnet-2.0",
          {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}),
     Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
          "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
          protocol="smoke"),
 )}
+
+# The study of issue 8 (`run.py study`): each grid with its seeds per variant, in the order they run
+# (the core questions first, the most expensive last), on the grid's own protocol and dataset.
+STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "core-fashion-mnist": 3, "p-sweep": 3,
+                         "r-sweep": 3, "paper-claim": 3, "baselines": 3}
 
 
 def get_grid(name: str) -> Grid:
@@ -101,7 +111,7 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a whole number >= 1, got {seeds!r}")
     proto = get_protocol(grid.protocol if protocol is None else protocol, **protocol_overrides)  # "" is unknown, not default
-    dataset = choose("dataset", proto.dataset if dataset is None else dataset, DATASETS)
+    dataset = choose("dataset", dataset if dataset is not None else grid.dataset or proto.dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,
                          protocol=proto, seed=seed, vary=vary, seeds=Seeds.derive(seed, vary))
@@ -119,4 +129,4 @@ def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> 
             "seeds": sorted({c.seed for c in configs}), "vary": configs[0].vary if configs else None}
 
 
-__all__ = ["GRIDS", "PROTOCOLS", "Grid", "Variant", "check_variants", "get_grid", "grid_json", "resolve"]
+__all__ = ["GRIDS", "PROTOCOLS", "STUDY", "Grid", "Variant", "check_variants", "get_grid", "grid_json", "resolve"]

@@ -21,10 +21,16 @@ METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1")
 
 @contextmanager
 def torch_settings(runtime: Runtime) -> Iterator[None]:
-    """Threads and determinism for one run; torch keeps both process-wide, so they are restored after."""
+    """Threads and determinism for one run; torch keeps both process-wide, so they are restored after.
+
+    Deterministic mode also fills every new tensor with NaN (``fill_uninitialized_memory``), a full
+    write per allocation that no correct op needs; it is turned off (the NaN loss check remains).
+    """
     threads, deterministic, benchmark = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                                          torch.backends.cudnn.benchmark)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
+        torch.utils.deterministic.fill_uninitialized_memory = False
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
         torch.use_deterministic_algorithms(runtime.deterministic and not runtime.device.startswith("cuda"))
@@ -34,6 +40,7 @@ def torch_settings(runtime: Runtime) -> Iterator[None]:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
         torch.backends.cudnn.benchmark = benchmark
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def import_models(plugins: tuple[str, ...] = ()) -> None:
@@ -111,6 +118,12 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
             leftover.unlink(missing_ok=True)
         store.result.unlink(missing_ok=True)
         store.start(cfg)
+        if runtime.reuse:
+            from .reuse import copy_twin, find_twin
+
+            twin = find_twin(cfg, results)
+            if twin is not None:
+                return copy_twin(cfg, store, *twin, make_result)
         with torch_settings(runtime):
             return _execute_locked(cfg, runtime, store, on_step, on_epoch)
     finally:

@@ -254,10 +254,10 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
         if name.endswith(".png"):
             assert f"(report_figures/{name})" in text
     claims = claim_rows(text)
-    assert len(claims) == 4
+    assert len(claims) == 5
     assert "2.90x fewer" in claims[1] and "| supported |" in claims[1]  # 6.1e6 / 2.1e6
     assert "1.40x fewer" in claims[2] and "| supported |" in claims[2]
-    assert "| no results |" in claims[3]  # no expansion-op grid here
+    assert "| no results |" in claims[3] and "| no results |" in claims[4]  # no expansion-op, core-fashion-mnist here
     # rerun: byte-identical report and figures, no stale files
     (figures / "stale.png").write_bytes(b"old")
     assert cli(capsys, "report", "--results", str(results), "--out", str(out))[0] == 0
@@ -275,8 +275,11 @@ def test_report_claims_without_paper_grid(tmp_path):
     text, figures = build_report(root, tmp_path / "R.md")
     assert "## Grid `r-sweep`\n\nNot analysed: grid 'r-sweep' names no single reference" in text
     claims = claim_rows(text)
-    assert len(claims) == 4 and all("| no results |" in line for line in claims[:3])
+    assert len(claims) == 5 and all("| no results |" in line for line in claims[:3] + claims[4:])
     assert "| supported |" in claims[3] and "one-sided 95% lower bound" in claims[3]
+    q3 = text.split("### Q3.", 1)[1].split("### Q4.", 1)[0]
+    assert "| `expansion-op` | `dct` - `pointwise` | 5/5 |" in q3 and "`core-fashion-mnist` has no results" in q3
+    assert "| `r-sweep`" not in text.split("### Q2.", 1)[1].split("### Q3.", 1)[0]  # not analysable: no rows
     assert "](r_figures/expansion-op_seeds.png)" in text
     assert set(figures) == {"expansion-op_seeds", "expansion-op_curves", "pareto_macs", "pareto_latency_ms"}
 

@@ -1,0 +1,144 @@
+"""The study's questions (issue 8), each answered from the grid comparisons with its cost trade-off.
+
+Every row is one comparison ``variant - reference`` of one grid: the difference in the primary
+metric with its CI and corrected p-value (from :func:`analysis.compare.analyze`), and the cost of
+the variant relative to the reference (median MACs, parameters and CPU latency, ratio > 1 means
+the variant costs more). Questions whose grids have no results say so instead of guessing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .tables import fmt_ci, fmt_num, fmt_p, markdown_table
+
+COSTS = {"macs": "MACs", "params": "params", "latency_ms": "latency"}
+
+
+@dataclass(frozen=True)
+class Question:
+    title: str
+    grids: tuple[str, ...]
+    variants: tuple[str, ...] = ()  # only comparisons involving one of these variants (all when empty)
+
+
+QUESTIONS = (
+    Question("Does the recalibrator help over the replicator alone?", ("replicator-vs-recalibrator", "expansion-op"),
+             ("replicator", "replicator-only")),
+    Question("How do the expansion ratio p and the reduction ratio r trade accuracy for cost?", ("p-sweep", "r-sweep")),
+    Question("Is DCT non-inferior to the pointwise expansion it replaces, and at what saving?",
+             ("expansion-op", "core-fashion-mnist"), ("pointwise", "ghost", "ftm")),
+    Question("Where does DyClotNet sit against MobileNetV2, GhostNet and the dynamic-convolution baselines?",
+             ("baselines",)),
+    Question("Does the published headline hold (DyClotNet-2.0 vs MobileNetV2-1.0)?", ("paper-claim",)),
+)
+
+
+def cost_medians(usable: pd.DataFrame) -> pd.DataFrame:
+    """Median cost per (grid, variant)."""
+    present = [c for c in COSTS if c in usable]
+    return usable.groupby(["grid", "variant"])[present].median()
+
+
+def _ratio(costs: pd.DataFrame, grid: str, variant: str, reference: str, column: str) -> str:
+    try:
+        value, ref = costs.loc[(grid, variant), column], costs.loc[(grid, reference), column]
+    except KeyError:
+        return "–"
+    return f"{value / ref:.2f}x" if np.isfinite(value) and np.isfinite(ref) and ref > 0 else "–"
+
+
+def comparison_rows(result: dict, costs: pd.DataFrame, question: Question) -> pd.DataFrame:
+    comps = result["comparisons"]
+    if not len(comps):
+        return pd.DataFrame()
+    comps = comps[comps["grid"].isin(question.grids)]
+    if question.variants:
+        comps = comps[comps["variant"].isin(question.variants) | comps["reference"].isin(question.variants)]
+    rows = []
+    for c in sorted(comps.itertuples(index=False), key=lambda c: (question.grids.index(c.grid), c.variant)):
+        rows.append({"grid": f"`{c.grid}`", "variant - reference": f"`{c.variant}` - `{c.reference}`",
+                     "n": f"{c.n}/{c.n_ref}",
+                     "diff [95% CI]": "–" if not math.isfinite(c.diff) else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}",
+                     "p (adj)": fmt_p(c.p_adj), "verdict": c.verdict,
+                     **{f"{label} ratio": _ratio(costs, c.grid, c.variant, c.reference, column)
+                        for column, label in COSTS.items() if column in costs}})
+    return pd.DataFrame(rows)
+
+
+def pareto_lines(result: dict, costs: pd.DataFrame, grid: str) -> list[str]:
+    """Whether the grid's reference lies on the accuracy-vs-cost Pareto front of its grid."""
+    summary = result["summaries"]
+    summary = summary[summary["grid"] == grid].set_index("variant")
+    reference = summary.index[summary["is_reference"]].tolist()
+    if not reference or len(summary) < 2:
+        return []
+    lines = []
+    for column, name in (("macs", "MACs"), ("latency_ms", "CPU latency (batch 1)")):
+        if column not in costs:
+            continue
+        variants = [v for v in summary.index if (grid, v) in costs.index and np.isfinite(costs.loc[(grid, v), column])]
+        if reference[0] not in variants or len(variants) < 2:
+            continue
+        front = [variants[i] for i in stats.pareto_front(np.array([costs.loc[(grid, v), column] for v in variants]),
+                                                         summary.loc[variants, "mean"].to_numpy())]
+        where = "on" if reference[0] in front else "not on"
+        lines.append(f"- Mean accuracy against {name}: `{reference[0]}` is **{where}** the Pareto front of "
+                     f"`{grid}` (front: {', '.join(f'`{v}`' for v in front)}).")
+    return lines
+
+
+def unsettled_rows(result: dict) -> pd.DataFrame:
+    """Inconclusive comparisons and the seeds per variant that would settle them (80% power)."""
+    comps = result["comparisons"]
+    if not len(comps):
+        return pd.DataFrame()
+    rows = []
+    for c in comps[comps["verdict"] == "inconclusive"].itertuples(index=False):
+        def seeds(n):
+            return "–" if n is None or (isinstance(n, float) and not math.isfinite(n)) else str(int(n))
+
+        rows.append({"grid": f"`{c.grid}`", "variant - reference": f"`{c.variant}` - `{c.reference}`",
+                     "n now": f"{c.n}/{c.n_ref}", "observed diff": f"{c.diff:+.2f}" if math.isfinite(c.diff) else "–",
+                     "seeds to detect it": seeds(c.seeds_needed),
+                     f"seeds to show non-inferiority (margin {fmt_num(c.margin)})": seeds(c.seeds_needed_noninf)})
+    return pd.DataFrame(rows)
+
+
+def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: pd.DataFrame | None = None) -> list[str]:
+    """The "Questions" section: one table per question, from the comparisons and cost medians."""
+    costs = cost_medians(usable)
+    lines = ["## Questions and answers", "",
+             "Each row compares a variant with its grid's reference: the difference in the primary metric "
+             "(variant minus reference, points) with its 95% CI and the grid's multiplicity-corrected p-value, "
+             "and the variant's median cost relative to the reference (above 1x: the variant costs more). "
+             "'–' means not measured. Verdict rules: `docs/analysis.md`.", ""]
+    for number, question in enumerate(QUESTIONS, 1):
+        lines += [f"### Q{number}. {question.title}", ""]
+        present = [g for g in question.grids if g in grids]
+        absent = [g for g in question.grids if g not in grids]
+        table = comparison_rows(result, costs, question)
+        if len(table):
+            lines += [markdown_table(table), ""]
+            verdicts = table["verdict"].value_counts()
+            lines += ["Verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + ".", ""]
+        if question.grids == ("baselines",) and "baselines" in present:
+            lines += pareto_lines(result, costs, "baselines") + [""]
+        if claims is not None and question.grids == ("paper-claim",) and len(claims):
+            headline = claims[claims["grid: variant vs reference"].str.startswith("paper-claim")]
+            lines += ["The published claims are tested in **Paper claims** below: "
+                      + "; ".join(f"{row.claim}: **{row.verdict}**" for row in headline.itertuples(index=False)) + ".", ""]
+        if absent:
+            lines += ["Not answered yet: " + ", ".join(f"`{g}`" for g in absent)
+                      + " has no results in this results directory (not run, or not finished).", ""]
+    table = unsettled_rows(result)
+    lines += [f"### Q{len(QUESTIONS) + 1}. How many seeds would each unsettled question need?", ""]
+    lines += ([markdown_table(table), "",
+               "Seeds per variant for 80% power at alpha 0.05 if the observed difference is the true one "
+               "(paired or Welch t-test power, as in the grid's test); '–' where no feasible number would.", ""]
+              if len(table) else ["No comparison is inconclusive.", ""])
+    return lines

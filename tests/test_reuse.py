@@ -1,0 +1,72 @@
+"""Twin runs (experiments.reuse): a finished run of the same network, data and seeds in another grid is copied."""
+from __future__ import annotations
+
+import timm
+
+from conftest import TinyNet
+from experiments.config import RunConfig, Runtime, Seeds, get_protocol
+from experiments.reuse import computation_key, find_twin
+from experiments.runner import execute
+from experiments.store import RunStore
+
+RUNTIME = Runtime(device="cpu", threads=1, wandb="off", plugins=("conftest",))
+
+
+class TwinNet(TinyNet):
+    """TinyNet that records its resolved constructor arguments, as DyClotNet does."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, width: int = 8, **_: object) -> None:  # timm's own kwargs
+        super().__init__(num_classes, in_chans, width)
+        self.arch_args = {"num_classes": num_classes, "in_chans": in_chans, "width": width}
+
+
+if not timm.is_model("engine_test_twin_net"):
+    @timm.models.register_model
+    def engine_test_twin_net(pretrained: bool = False, **kwargs) -> TwinNet:
+        return TwinNet(**kwargs)
+
+
+def config(grid: str, variant: str, seed: int = 0, model: str = "engine_test_twin_net", **model_kwargs) -> RunConfig:
+    return RunConfig(grid=grid, variant=variant, model=model, model_kwargs=model_kwargs, dataset="synthetic",
+                     protocol=get_protocol("smoke", epochs=1), seed=seed, seeds=Seeds.derive(seed))
+
+
+def test_a_twin_in_another_grid_is_copied_instead_of_trained(tmp_path):
+    first = execute(config("g1", "a"), RUNTIME, tmp_path)
+    twin_cfg = config("g2", "b", width=8)  # width 8 is the default: the same network, spelled differently
+    second = execute(twin_cfg, RUNTIME, tmp_path)
+    assert first["status"] == second["status"] == "ok" and "reused_from" not in first
+    assert second["reused_from"] == f"g1/{first['run_id']}"
+    assert (second["run_id"], second["grid"], second["variant"]) == (twin_cfg.run_id, "g2", "b")
+    assert second["metrics"] == first["metrics"] and second["cost"] == first["cost"]
+    stores = RunStore.of(tmp_path, config("g1", "a")), RunStore.of(tmp_path, twin_cfg)
+    assert stores[1].metrics.read_text() == stores[0].metrics.read_text()
+    assert stores[1].read_result() == second and not stores[1].checkpoint.exists()
+    third = execute(config("g3", "c"), RUNTIME, tmp_path)  # a twin of a copy points at the run that trained
+    assert third["reused_from"] == f"g1/{first['run_id']}"
+    assert execute(twin_cfg, RUNTIME, tmp_path)["skipped"]  # finished now: not copied again
+
+
+def test_other_networks_seeds_or_unknown_architectures_are_not_twins(tmp_path):
+    execute(config("g1", "a"), RUNTIME, tmp_path)
+    assert find_twin(config("g2", "a"), tmp_path) is not None
+    assert find_twin(config("g2", "a", width=16), tmp_path) is None
+    assert find_twin(config("g2", "a", seed=1), tmp_path) is None
+    assert computation_key(config("g2", "a", model="engine_test_net")) is None  # no arch_args: never assumed equal
+
+
+def test_no_reuse_trains_the_twin_and_gets_the_same_numbers(tmp_path):
+    first = execute(config("g1", "a"), RUNTIME, tmp_path)
+    second = execute(config("g2", "b"), RUNTIME.model_copy(update={"reuse": False}), tmp_path)
+    assert "reused_from" not in second
+    timing = {"epoch_seconds", "images_per_second", "eval_seconds", "train_seconds"}
+    assert ({k: v for k, v in second["metrics"].items() if k not in timing}
+            == {k: v for k, v in first["metrics"].items() if k not in timing})
+
+
+def test_dyclotnet_spellings_of_the_same_network_share_a_key():
+    def key(**kwargs):
+        return computation_key(config("g", "v", model="dyclotnet_025", **kwargs))
+
+    assert key() == key(p=2) == key(expansion="dct", recalibrator="sigmoid_add") is not None
+    assert len({key(), key(recalibrator="none"), key(p=4), key(expansion="pointwise")}) == 4

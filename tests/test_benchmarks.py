@@ -19,7 +19,7 @@ QUICK = {
     "formats": dict(models=TINY, thread_counts=(1,), batch_size=8, steps=1, rounds=1, compile=False),
     "latency": dict(models=("dyclotnet_025", "dyclotnet_050", "mobilenetv2_cifar_100"), rounds=1, latency_repeats=1,
                     batch_size=4),
-    "executor": dict(seeds=1, rounds=1, threads=1, epochs=1),
+    "executor": dict(seeds=1, rounds=1, threads=1, epochs=1, quick=True),
     "allocator": dict(models=TINY, steps=2, batch_size=16, rounds=1, quick=True, isolate=False),
 }
 

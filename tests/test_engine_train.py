@@ -189,3 +189,32 @@ def test_wandb_errors_never_fail_a_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(wandb, "init", broken)
     assert execute(config(epochs=1), RUNTIME.model_copy(update={"wandb": "online"}), tmp_path)["status"] == "ok"
+
+
+def test_runs_without_the_nan_fill_of_new_tensors_equal_runs_with_it(tmp_path, monkeypatch):
+    """The runner turns off deterministic mode's NaN fill (a speed change); no op may depend on it."""
+    from contextlib import contextmanager
+
+    import torch
+
+    from experiments import runner
+
+    cfg = RunConfig(grid="fill", variant="dct", model="dyclotnet_025", dataset="synthetic",
+                    protocol=get_protocol("smoke", epochs=1), seed=0, seeds=Seeds.derive(0))
+    seen = []
+
+    @contextmanager
+    def settings_with_fill(runtime):
+        with original(runtime):
+            torch.utils.deterministic.fill_uninitialized_memory = True
+            seen.append(torch.are_deterministic_algorithms_enabled())
+            yield
+
+    without = execute(cfg, RUNTIME, tmp_path / "without")
+    original = runner.torch_settings
+    monkeypatch.setattr(runner, "torch_settings", settings_with_fill)
+    with_fill = execute(cfg, RUNTIME, tmp_path / "with")
+    assert seen == [True] and without["status"] == with_fill["status"] == "ok"
+    assert untimed(without["metrics"]) == untimed(with_fill["metrics"])
+    assert untimed(RunStore.of(tmp_path / "without", cfg).load_metrics()) == untimed(
+        RunStore.of(tmp_path / "with", cfg).load_metrics())

@@ -380,6 +380,16 @@ def pareto_section(usable: pd.DataFrame, result: dict, figures: dict, results_ar
         lines += [_figure(figures, f"pareto_{cost}", f"{result['metric']} against {cost}, all grids, with the Pareto front")]
     if not lines:
         return []
+    # one point per distinct network (equal MACs and parameters: the same network in several grids)
+    costs = (usable.dropna(subset=["macs", "params", "latency_ms"]).groupby(["macs", "params"])["latency_ms"].median()
+             .reset_index() if {"macs", "params", "latency_ms"} <= set(usable) else pd.DataFrame())
+    if len(costs) >= 3:
+        from scipy.stats import spearmanr
+
+        rho = spearmanr(costs["macs"], costs["latency_ms"]).statistic
+        lines += [f"Does fewer MACs mean faster here? Over the {len(costs)} distinct networks above, the Spearman rank "
+                  f"correlation of MACs with measured CPU latency (batch 1, 1 thread) is {rho:.2f} (1: the MAC "
+                  "order is the latency order); `run.py bench latency` adds throughput at batch 128 for the baselines.", ""]
     return ["## Accuracy against cost", "",
             "Each point is one variant of one grid (" + ", ".join(f"`{g}`" for g in sorted(usable["grid"].unique(), key=natural_key))
             + "): mean over seeds with its 95% CI against the median cost; "

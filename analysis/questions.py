@@ -31,7 +31,7 @@ QUESTIONS = (
              ("replicator", "replicator-only")),
     Question("How do the expansion ratio p and the reduction ratio r trade accuracy for cost?", ("p-sweep", "r-sweep")),
     Question("Is DCT non-inferior to the pointwise expansion it replaces, and at what saving?",
-             ("expansion-op", "core-fashion-mnist"), ("pointwise", "ghost", "ftm")),
+             ("expansion-op", "core-fashion-mnist", "expansion-alternatives"), ("pointwise", "ghost", "ftm")),
     Question("Where does DyClotNet sit against MobileNetV2, GhostNet and the dynamic-convolution baselines?",
              ("baselines",)),
     Question("Does the published headline hold (DyClotNet-2.0 vs MobileNetV2-1.0)?", ("paper-claim",)),

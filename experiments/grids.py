@@ -47,10 +47,12 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("p-sweep", "Expansion ratio p of DyClotNet-0.5's DCTs.", "p2", sweep("dyclotnet_050", "p", (1, 2, 4, 8))),
     Grid("r-sweep", "Reduction ratio r of the DCT recalibrator (DyClotNet-0.5).", "r4",
          sweep("dyclotnet_050", "r", (1, 2, 4, 8, 16))),
-    Grid("expansion-op", "The operator in the expansion slot of DyClotNet-0.5's bottleneck.", "dct",
-         {**CORE,
-          "replicator-only": Variant("dyclotnet_050", {"expansion": "dct", "recalibrator": "none"}),
-          "ghost": Variant("dyclotnet_050", {"expansion": "ghost"}, optional=True),
+    Grid("expansion-op", "The operator in the expansion slot of DyClotNet-0.5's bottleneck: DCT, the pointwise "
+         "expansion it replaces, and the DCT's replicator alone.", "dct",
+         {**CORE, "replicator-only": Variant("dyclotnet_050", {"expansion": "dct", "recalibrator": "none"})}),
+    Grid("expansion-alternatives", "Other cheap expansion operators in DyClotNet-0.5's expansion slot: Ghost "
+         "(GhostNet's cheap operation) and FTM, against DCT.", "dct",
+         {"dct": CORE["dct"], "ghost": Variant("dyclotnet_050", {"expansion": "ghost"}, optional=True),
           "ftm": Variant("dyclotnet_050", {"expansion": "ftm"}, optional=True)}),
     Grid("core-fashion-mnist", "The core comparison (DCT vs the pointwise expansion it replaces, DyClotNet-0.5) on "
          "Fashion-MNIST.", "dct", CORE, dataset="fashion-mnist"),
@@ -66,7 +68,7 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
 # The study of issue 8 (`run.py study`): each grid with its seeds per variant, in the order they run
 # (the core questions first, the most expensive last), on the grid's own protocol and dataset.
 STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "core-fashion-mnist": 3, "p-sweep": 3,
-                         "r-sweep": 3, "paper-claim": 3, "baselines": 3}
+                         "r-sweep": 3, "paper-claim": 3, "baselines": 3, "expansion-alternatives": 3}
 
 
 def get_grid(name: str) -> Grid:

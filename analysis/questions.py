@@ -52,7 +52,13 @@ def _ratio(costs: pd.DataFrame, grid: str, variant: str, reference: str, column:
     return f"{value / ref:.2f}x" if np.isfinite(value) and np.isfinite(ref) and ref > 0 else "–"
 
 
-def comparison_rows(result: dict, costs: pd.DataFrame, question: Question) -> pd.DataFrame:
+def dataset_label(usable: pd.DataFrame, grid: str) -> str:
+    """The grid's dataset(s), with the JPEG caveat spelled out for the CIFAR-10 re-encoding."""
+    names = sorted(usable.loc[usable["grid"] == grid, "dataset"].dropna().astype(str).unique())
+    return ", ".join("CIFAR-10 (JPEG re-encoding)" if n == "cifar10-jpeg" else n for n in names) or "–"
+
+
+def comparison_rows(result: dict, costs: pd.DataFrame, question: Question, usable: pd.DataFrame) -> pd.DataFrame:
     comps = result["comparisons"]
     if not len(comps):
         return pd.DataFrame()
@@ -61,8 +67,8 @@ def comparison_rows(result: dict, costs: pd.DataFrame, question: Question) -> pd
         comps = comps[comps["variant"].isin(question.variants) | comps["reference"].isin(question.variants)]
     rows = []
     for c in sorted(comps.itertuples(index=False), key=lambda c: (question.grids.index(c.grid), c.variant)):
-        rows.append({"grid": f"`{c.grid}`", "variant - reference": f"`{c.variant}` - `{c.reference}`",
-                     "n": f"{c.n}/{c.n_ref}",
+        rows.append({"grid": f"`{c.grid}`", "data": dataset_label(usable, c.grid),
+                     "variant - reference": f"`{c.variant}` - `{c.reference}`", "n": f"{c.n}/{c.n_ref}",
                      "diff [95% CI]": "–" if not math.isfinite(c.diff) else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}",
                      "p (adj)": fmt_p(c.p_adj), "verdict": c.verdict,
                      **{f"{label} ratio": _ratio(costs, c.grid, c.variant, c.reference, column)
@@ -121,7 +127,7 @@ def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: p
         lines += [f"### Q{number}. {question.title}", ""]
         present = [g for g in question.grids if g in grids]
         absent = [g for g in question.grids if g not in grids]
-        table = comparison_rows(result, costs, question)
+        table = comparison_rows(result, costs, question, usable)
         if len(table):
             lines += [markdown_table(table), ""]
             verdicts = table["verdict"].value_counts()
@@ -133,8 +139,8 @@ def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: p
             lines += ["The published claims are tested in **Paper claims** below: "
                       + "; ".join(f"{row.claim}: **{row.verdict}**" for row in headline.itertuples(index=False)) + ".", ""]
         if absent:
-            lines += ["Not answered yet: " + ", ".join(f"`{g}`" for g in absent)
-                      + " has no results in this results directory (not run, or not finished).", ""]
+            lines += ["Not answered yet, no results in this results directory (not run, or not finished): "
+                      + ", ".join(f"`{g}`" for g in absent) + ".", ""]
     table = unsettled_rows(result)
     lines += [f"### Q{len(QUESTIONS) + 1}. How many seeds would each unsettled question need?", ""]
     lines += ([markdown_table(table), "",

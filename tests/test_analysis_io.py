@@ -278,7 +278,7 @@ def test_report_claims_without_paper_grid(tmp_path):
     assert len(claims) == 5 and all("| no results |" in line for line in claims[:3] + claims[4:])
     assert "| supported |" in claims[3] and "one-sided 95% lower bound" in claims[3]
     q3 = text.split("### Q3.", 1)[1].split("### Q4.", 1)[0]
-    assert "| `expansion-op` | `dct` - `pointwise` | 5/5 |" in q3 and "`core-fashion-mnist` has no results" in q3
+    assert "| `expansion-op` | CIFAR-10 (JPEG re-encoding) | `dct` - `pointwise` | 5/5 |" in q3 and "(not run, or not finished): `core-fashion-mnist`, `expansion-alternatives`." in q3
     assert "| `r-sweep`" not in text.split("### Q2.", 1)[1].split("### Q3.", 1)[0]  # not analysable: no rows
     assert "](r_figures/expansion-op_seeds.png)" in text
     assert set(figures) == {"expansion-op_seeds", "expansion-op_curves", "pareto_macs", "pareto_latency_ms"}

@@ -24,18 +24,36 @@ class Question:
     title: str
     grids: tuple[str, ...]
     variants: tuple[str, ...] = ()  # only comparisons involving one of these variants (all when empty)
+    reading: str = ""  # how to read the rows (which way round the difference is)
+    claim_grids: tuple[str, ...] = ()  # the Paper-claims rows (by grid) that answer this question too
 
 
 QUESTIONS = (
     Question("Does the recalibrator help over the replicator alone?", ("replicator-vs-recalibrator", "expansion-op"),
-             ("replicator", "replicator-only")),
-    Question("How do the expansion ratio p and the reduction ratio r trade accuracy for cost?", ("p-sweep", "r-sweep")),
+             ("replicator", "replicator-only"),
+             "Rows are *replicator alone minus DCT*: a negative difference means the recalibrator helps; the cost "
+             "ratios are what dropping the recalibrator saves."),
+    Question("How do the expansion ratio p and the reduction ratio r trade accuracy for cost?", ("p-sweep", "r-sweep"),
+             (), "Rows are *each p (or r) minus the default p=2 (r=4)*, with its cost relative to the default."),
     Question("Is DCT non-inferior to the pointwise expansion it replaces, and at what saving?",
-             ("expansion-op", "core-fashion-mnist", "expansion-alternatives"), ("pointwise", "ghost", "ftm")),
+             ("expansion-op", "core-fashion-mnist", "expansion-alternatives"), ("pointwise", "ghost", "ftm"),
+             "Rows are *other operator minus DCT*: a positive difference means that operator is more accurate, and "
+             "a cost ratio above 1x is what DCT saves. A row's verdict speaks of the row's operator against DCT "
+             "(e.g. 'non-inferior' = that operator is not worse than DCT); DCT's own non-inferiority to the pointwise "
+             "expansion is tested in the lines under the table.", ("expansion-op", "core-fashion-mnist")),
     Question("Where does DyClotNet sit against MobileNetV2, GhostNet and the dynamic-convolution baselines?",
-             ("baselines",)),
-    Question("Does the published headline hold (DyClotNet-2.0 vs MobileNetV2-1.0)?", ("paper-claim",)),
+             ("baselines",), (), "Rows are *baseline minus DyClotNet-0.5*: a positive difference means the baseline "
+             "is more accurate; a cost ratio above 1x means the baseline costs more."),
+    Question("Does the published headline hold (DyClotNet-2.0 vs MobileNetV2-1.0)?", ("paper-claim",), (),
+             "Rows are *MobileNetV2-1.0 minus DyClotNet-2.0*: the paper's +0.9 points for DyClotNet-2.0 is -0.9 here.",
+             ("paper-claim",)),
 )
+
+
+def run_origins(usable: pd.DataFrame) -> dict[tuple[str, str], frozenset]:
+    """(grid, variant) -> the runs that actually trained its results (a copied run names its twin)."""
+    origin = usable["reused_from"].where(usable["reused_from"].notna(), usable["grid"] + "/" + usable["run_id"].astype(str))
+    return {key: frozenset(group) for key, group in origin.groupby([usable["grid"], usable["variant"]])}
 
 
 def cost_medians(usable: pd.DataFrame) -> pd.DataFrame:
@@ -58,22 +76,30 @@ def dataset_label(usable: pd.DataFrame, grid: str) -> str:
     return ", ".join("CIFAR-10 (JPEG re-encoding)" if n == "cifar10-jpeg" else n for n in names) or "–"
 
 
-def comparison_rows(result: dict, costs: pd.DataFrame, question: Question, usable: pd.DataFrame) -> pd.DataFrame:
+def comparison_rows(result: dict, costs: pd.DataFrame, question: Question, usable: pd.DataFrame,
+                    origins: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The question's table, and notes on comparisons left out because an earlier row used the same runs."""
     comps = result["comparisons"]
     if not len(comps):
-        return pd.DataFrame()
+        return pd.DataFrame(), []
     comps = comps[comps["grid"].isin(question.grids)]
     if question.variants:
         comps = comps[comps["variant"].isin(question.variants) | comps["reference"].isin(question.variants)]
-    rows = []
+    rows, seen, repeats = [], {}, []
     for c in sorted(comps.itertuples(index=False), key=lambda c: (question.grids.index(c.grid), c.variant)):
+        runs = (origins.get((c.grid, c.variant)), origins.get((c.grid, c.reference)))
+        if runs in seen:  # copied twins: the same comparison again, not a replication
+            repeats.append(f"`{c.grid}`: `{c.variant}` - `{c.reference}` uses the same runs as the `{seen[runs]}` row "
+                           "(copied twins) and is not shown twice")
+            continue
+        seen[runs] = c.grid
         rows.append({"grid": f"`{c.grid}`", "data": dataset_label(usable, c.grid),
                      "variant - reference": f"`{c.variant}` - `{c.reference}`", "n": f"{c.n}/{c.n_ref}",
                      "diff [95% CI]": "–" if not math.isfinite(c.diff) else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}",
                      "p (adj)": fmt_p(c.p_adj), "verdict": c.verdict,
                      **{f"{label} ratio": _ratio(costs, c.grid, c.variant, c.reference, column)
                         for column, label in COSTS.items() if column in costs}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), repeats
 
 
 def pareto_lines(result: dict, costs: pd.DataFrame, grid: str) -> list[str]:
@@ -94,57 +120,76 @@ def pareto_lines(result: dict, costs: pd.DataFrame, grid: str) -> list[str]:
                                                          summary.loc[variants, "mean"].to_numpy())]
         where = "on" if reference[0] in front else "not on"
         lines.append(f"- Mean accuracy against {name}: `{reference[0]}` is **{where}** the Pareto front of "
-                     f"`{grid}` (front: {', '.join(f'`{v}`' for v in front)}).")
+                     f"`{grid}` (front: {', '.join(f'`{v}`' for v in front)}; from means only, so a point near the "
+                     "front may swap sides within its CI).")
     return lines
 
 
-def unsettled_rows(result: dict) -> pd.DataFrame:
+def unsettled_rows(result: dict, origins: dict) -> pd.DataFrame:
     """Inconclusive comparisons and the seeds per variant that would settle them (80% power)."""
     comps = result["comparisons"]
     if not len(comps):
         return pd.DataFrame()
-    rows = []
+    rows, seen = [], set()
     for c in comps[comps["verdict"] == "inconclusive"].itertuples(index=False):
+        runs = (origins.get((c.grid, c.variant)), origins.get((c.grid, c.reference)))
+        if runs in seen:
+            continue
+        seen.add(runs)
+
         def seeds(n):
             return "–" if n is None or (isinstance(n, float) and not math.isfinite(n)) else str(int(n))
 
         rows.append({"grid": f"`{c.grid}`", "variant - reference": f"`{c.variant}` - `{c.reference}`",
                      "n now": f"{c.n}/{c.n_ref}", "observed diff": f"{c.diff:+.2f}" if math.isfinite(c.diff) else "–",
                      "seeds to detect it": seeds(c.seeds_needed),
-                     f"seeds to show non-inferiority (margin {fmt_num(c.margin)})": seeds(c.seeds_needed_noninf)})
+                     f"seeds to show the variant non-inferior (margin {fmt_num(c.margin)})": seeds(c.seeds_needed_noninf)})
     return pd.DataFrame(rows)
 
 
 def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: pd.DataFrame | None = None) -> list[str]:
     """The "Questions" section: one table per question, from the comparisons and cost medians."""
-    costs = cost_medians(usable)
+    costs, origins = cost_medians(usable), run_origins(usable)
     lines = ["## Questions and answers", "",
              "Each row compares a variant with its grid's reference: the difference in the primary metric "
              "(variant minus reference, points) with its 95% CI and the grid's multiplicity-corrected p-value, "
              "and the variant's median cost relative to the reference (above 1x: the variant costs more). "
-             "'–' means not measured. Verdict rules: `docs/analysis.md`.", ""]
+             "'–' means not measured. Verdict rules: `docs/analysis.md`. Runs copied between grids (twins) make "
+             "some grids share runs; such a comparison is shown once, since it is not a replication.", ""]
     for number, question in enumerate(QUESTIONS, 1):
         lines += [f"### Q{number}. {question.title}", ""]
+        if question.reading:
+            lines += [question.reading, ""]
         present = [g for g in question.grids if g in grids]
         absent = [g for g in question.grids if g not in grids]
-        table = comparison_rows(result, costs, question, usable)
+        table, repeats = comparison_rows(result, costs, question, usable, origins)
         if len(table):
             lines += [markdown_table(table), ""]
             verdicts = table["verdict"].value_counts()
             lines += ["Verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + ".", ""]
+        lines += [f"- {note}." for note in repeats] + ([""] if repeats else [])
+        shown = {cell.strip("`") for cell in table["grid"]} if len(table) else set()
+        silent = [g for g in present if g not in shown and not any(f"`{g}`:" in note for note in repeats)]
+        if silent:
+            lines += ["Results present but no comparison to show (fewer than two variants with usable runs, or the "
+                      "grid could not be analysed; see its section): " + ", ".join(f"`{g}`" for g in silent) + ".", ""]
         if question.grids == ("baselines",) and "baselines" in present:
             lines += pareto_lines(result, costs, "baselines") + [""]
-        if claims is not None and question.grids == ("paper-claim",) and len(claims):
-            headline = claims[claims["grid: variant vs reference"].str.startswith("paper-claim")]
-            lines += ["The published claims are tested in **Paper claims** below: "
-                      + "; ".join(f"{row.claim}: **{row.verdict}**" for row in headline.itertuples(index=False)) + ".", ""]
+        if claims is not None and len(claims):
+            mine = claims[claims["grid: variant vs reference"].str.split(":").str[0].isin(question.claim_grids)]
+            if len(mine):
+                lines += ["Tested as claims (**Paper claims** below):", ""]
+                lines += [f"- {row.claim}: {row._2}; **{row.verdict}** ({row.reason})."
+                          for row in mine.itertuples(index=False)] + [""]
         if absent:
             lines += ["Not answered yet, no results in this results directory (not run, or not finished): "
                       + ", ".join(f"`{g}`" for g in absent) + ".", ""]
-    table = unsettled_rows(result)
+    table = unsettled_rows(result, origins)
     lines += [f"### Q{len(QUESTIONS) + 1}. How many seeds would each unsettled question need?", ""]
     lines += ([markdown_table(table), "",
-               "Seeds per variant for 80% power at alpha 0.05 if the observed difference is the true one "
-               "(paired or Welch t-test power, as in the grid's test); '–' where no feasible number would.", ""]
+               "Post-hoc: seeds per variant for 80% power if the observed difference (and spread) were the true ones, "
+               "at alpha 0.05 without the multiplicity correction the verdicts use (so they are lower bounds "
+               "within a grid of several comparisons); paired or Welch t-test power, as in the grid's test; '–' "
+               "where no feasible number would.", ""]
               if len(table) else ["No comparison is inconclusive.", ""])
     return lines

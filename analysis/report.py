@@ -131,8 +131,9 @@ def compute_lines(frame: pd.DataFrame) -> list[str]:
             "training seconds; evaluation and profiling not included).")
     if len(trained) < len(ok):
         line += (f" {len(ok) - len(trained)} further runs are copies of a twin run in another grid (the same network, "
-                 "data, protocol and seeds; `reused_from` in their result.json) and cost nothing; within a grid every "
-                 "run is a different seed.")
+                 "data, protocol, seeds and numerics settings; `reused_from` in their result.json) and cost nothing. "
+                 "Copies put the same runs into several grids: agreement between such grids is not an independent "
+                 "replication (Questions and answers shows such a comparison once).")
     return [line, ""]
 
 
@@ -147,7 +148,10 @@ def plan_lines(results: Path, frame: pd.DataFrame, grids: dict) -> list[str]:
     for entry in plan:
         grid, seeds = entry["grid"], entry["seeds"]
         variants = len((grids.get(grid) or {}).get("variants") or {})
-        ok = int(((frame["grid"] == grid) & (frame["status"] == "ok")).sum())
+        planned = (frame["grid"] == grid) & (frame["status"] == "ok") & (frame["seed"] < seeds)
+        if entry.get("protocol"):
+            planned &= frame["protocol"] == entry["protocol"]
+        ok = int(planned.sum())
         expected = variants * seeds
         state = ("not started" if grid not in grids else "complete" if variants and ok >= expected else "partial")
         rows.append({"grid": f"`{grid}`", "protocol": f"`{entry.get('protocol', '–')}`", "seeds planned": str(seeds),
@@ -380,16 +384,19 @@ def pareto_section(usable: pd.DataFrame, result: dict, figures: dict, results_ar
         lines += [_figure(figures, f"pareto_{cost}", f"{result['metric']} against {cost}, all grids, with the Pareto front")]
     if not lines:
         return []
-    # one point per distinct network (equal MACs and parameters: the same network in several grids)
-    costs = (usable.dropna(subset=["macs", "params", "latency_ms"]).groupby(["macs", "params"])["latency_ms"].median()
-             .reset_index() if {"macs", "params", "latency_ms"} <= set(usable) else pd.DataFrame())
-    if len(costs) >= 3:
+    # one point per distinct network and dataset (equal MACs and parameters: the same network in several grids)
+    if {"macs", "params", "latency_ms"} <= set(usable):
         from scipy.stats import spearmanr
 
-        rho = spearmanr(costs["macs"], costs["latency_ms"]).statistic
-        lines += [f"Does fewer MACs mean faster here? Over the {len(costs)} distinct networks above, the Spearman rank "
-                  f"correlation of MACs with measured CPU latency (batch 1, 1 thread) is {rho:.2f} (1: the MAC "
-                  "order is the latency order); `run.py bench latency` adds throughput at batch 128 for the baselines.", ""]
+        nets = usable.dropna(subset=["macs", "params", "latency_ms"]).groupby(
+            ["dataset", "macs", "params"])["latency_ms"].median().reset_index()
+        for dataset, group in sorted(nets.groupby("dataset"), key=lambda item: str(item[0])):
+            if len(group) >= 3:
+                test = spearmanr(group["macs"], group["latency_ms"])
+                lines += [f"Does fewer MACs mean faster here? On `{dataset}`, over the {len(group)} distinct networks "
+                          f"above, the Spearman rank correlation of MACs with measured CPU latency (batch 1, 1 thread) "
+                          f"is {test.statistic:.2f} (p = {fmt_p(test.pvalue)}; 1 would mean the MAC order is the "
+                          "latency order); `run.py bench latency` adds throughput at batch 128 for the baselines.", ""]
     return ["## Accuracy against cost", "",
             "Each point is one variant of one grid (" + ", ".join(f"`{g}`" for g in sorted(usable["grid"].unique(), key=natural_key))
             + "): mean over seeds with its 95% CI against the median cost; "
@@ -421,7 +428,20 @@ def interpretation_section(result: dict) -> list[str]:
     return lines
 
 
-def limitations_section(frame: pd.DataFrame, result: dict) -> list[str]:
+def hardware_line(results: Path) -> str:
+    """What the runs ran on, from their env.json (GPU or CPU only)."""
+    envs = [env for _, _, env in load_run_files(results, "env.json")]
+    gpus = sorted({str(env["gpu"]) for env in envs if env.get("gpu")})
+    if not envs:
+        return "- Hardware unknown: no run recorded an `env.json`."
+    if gpus:
+        return (f"- {sum(bool(env.get('gpu')) for env in envs)} of {len(envs)} runs used a GPU ({', '.join(gpus)}); "
+                "the latency column is CPU batch-1 latency in every case.")
+    return "- CPU only: no run here used a GPU, and every latency and speed figure is a CPU figure."
+
+
+def limitations_section(frame: pd.DataFrame, result: dict, results: Path) -> list[str]:
+    datasets = sorted(frame["dataset"].dropna().astype(str).unique())
     summary = result["summaries"]
     n_min, n_max = (int(summary["n"].min()), int(summary["n"].max())) if len(summary) else (0, 0)
     paired_small = len(result["comparisons"]) and bool(
@@ -436,9 +456,10 @@ def limitations_section(frame: pd.DataFrame, result: dict) -> list[str]:
              "transfer to other hardware; MACs depend on the counting tool's conventions.",
              "- Results come from the suite's training protocol, not the paper's full schedule; absolute "
              "accuracies are therefore lower, and only differences between variants are compared with claims.",
-             "- CPU only: no run here used a GPU, and latency ratios are CPU ratios. "
-             "CIFAR-10 is the JPEG re-encoding (see Data); Fashion-MNIST is the second dataset of the core "
-             "comparison only.",
+             hardware_line(results),
+             "- Datasets: " + ", ".join(f"`{d}`" for d in datasets) + (
+                 "; CIFAR-10 is the JPEG re-encoding, not the original arrays (see Data)" if "cifar10-jpeg" in datasets
+                 else "") + ".",
              "- Every choice the paper leaves open was fixed by us (Interpretation choices above); the ones that can "
              "change results are grids of their own, the others are not tested here.",
              "- The `baselines` grid compares DyClotNet-0.5 with the efficient nets at width 0.5 and the seed "
@@ -501,7 +522,7 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
             lines += grid_section(grid, grids[grid], frame, usable, curves, result, results_arg, figures)
     lines += pareto_section(usable, result, figures, results_arg)
     lines += interpretation_section(result)
-    lines += limitations_section(frame, result)
+    lines += limitations_section(frame, result, results)
     lines += ["## Regenerating", "",
               f"- Whole report: {_cmd('report', '--results', results_arg, '--out', out_arg + options)}",
               f"- All grid tables: {_cmd('analyze', '--results', results_arg + options, '--format', 'md')} "

@@ -150,9 +150,11 @@ def register(app: typer.Typer) -> None:
                            title=f"{g.name} ({configs[0].protocol.name})")
         _print_results(outcome)
         failed = [r for r in outcome if r["status"] not in ("ok", "running")]
-        trained = sum(not r.get("skipped") for r in outcome)
-        console.print(f"{len(outcome)} runs: {trained} executed now, {len(outcome) - trained} finished before or "
-                      f"running elsewhere, {len(failed)} failed; results in {grid_dir}")
+        executed = [r for r in outcome if not r.get("skipped")]
+        copied = sum(bool(r.get("reused_from")) for r in executed)
+        console.print(f"{len(outcome)} runs: {len(executed) - copied} trained now, {copied} copied from twin runs, "
+                      f"{len(outcome) - len(executed)} finished before or running elsewhere, {len(failed)} failed; "
+                      f"results in {grid_dir}")
         if failed:
             raise typer.Exit(1)
 
@@ -169,17 +171,25 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
         wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
         download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
+        retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+        reuse: Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")] = True,
+        plugins: Import_ = None,
     ) -> None:
         """Run the whole study: every grid of the plan (experiments.grids.STUDY) with its seeds, in order.
 
         Resumable like ``ablate``: finished runs are skipped, twins are copied. Writes RESULTS/study.json
-        (the plan) for the report. A grid with failed runs does not stop the others; the exit code is 1.
+        (the whole plan, also with --only) for the report. A grid that fails (failed runs, missing data)
+        does not stop the others; the exit code is then 1.
         """
+        from .config import get_protocol
         from .grids import STUDY, get_grid
-        from .store import check_writable, write_json
+        from .store import ResultsWriteError, check_writable, write_json
 
         for name in only or ():
             choose("study grid", name, STUDY)
+        if protocol is not None:
+            get_protocol(protocol)  # an unknown protocol is an error before anything is written
+        _runtime(data_root, download, device, threads, False, wandb, plugins)  # the same checks, before writing
         plan = {g: n for g, n in STUDY.items() if not only or g in only}
         root = check_writable(Path(results))
         write_json(root / "study.json", {"grids": [
@@ -190,8 +200,13 @@ def register(app: typer.Typer) -> None:
             try:
                 ablate(grid, protocol=protocol, seeds=seeds, results=results, data_root=data_root, executor=executor,
                        workers=workers, address=address, threads=threads, device=device, wandb=wandb,
-                       download=download)
+                       download=download, retry_failed=retry_failed, reuse=reuse, plugins=plugins)
             except typer.Exit:
+                failed.append(grid)
+            except ResultsWriteError:  # the disk: every later grid would fail the same way
+                raise
+            except (ValueError, KeyError, OSError) as error:  # e.g. this grid's dataset is missing here
+                console.print(f"[red]error[/] in grid {grid}: {error}")
                 failed.append(grid)
         if failed:
             console.print(f"grids with failed runs: {', '.join(failed)}")

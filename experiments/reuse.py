@@ -1,14 +1,20 @@
 """Twin runs: a finished run in another grid that trained the same network on the same data with the same seeds.
 
 Grids overlap (the DCT reference of DyClotNet-0.5 is in ``replicator-vs-recalibrator``,
-``expansion-op``, ``p-sweep`` and ``r-sweep``), and under deterministic training a twin's numbers
-are the numbers this run would produce. A run with a twin copies the twin's metrics, cost and
-environment instead of training again, and its result.json says so (``reused_from``).
+``expansion-op``, ``p-sweep``, ``r-sweep`` and ``baselines``). A run with a twin copies the
+twin's metrics, cost and environment instead of training again, and its result.json says so
+(``reused_from``, naming the run that trained).
 
-Two configs are twins when everything in the run hash except the grid and variant names is equal
-and the networks they build have equal resolved constructor arguments (``arch_args``, which
-:class:`dyclot.DyClotNet` records), so ``{"p": 2}`` and ``{}`` match while the networks of models
-without ``arch_args`` are never assumed equal.
+Two runs are twins when (1) everything in the run hash except the grid and variant names is
+equal, (2) the networks they build have equal resolved constructor arguments (``arch_args``,
+which :class:`dyclot.DyClotNet` records), so ``{"p": 2}`` and ``{}`` match while models without
+``arch_args`` are never assumed equal, and (3) the twin ran under the settings that decide the
+numerics (``SAME_ENVIRONMENT``: deterministic mode, device, compile, memory format, torch
+threads, torch version, the data file's sha256). Under deterministic training that is the run
+this one would be, up to what the environment record does not capture (e.g. the CPU model):
+``tests/test_reuse.py`` trains a twin with reuse off and gets the same numbers. Copies put the same
+runs in several grids; agreement between such grids is not an independent replication (the
+report says so).
 """
 from __future__ import annotations
 
@@ -48,8 +54,18 @@ def computation_key(cfg: RunConfig) -> str | None:
     return json.dumps([identity, rest], sort_keys=True)
 
 
-def find_twin(cfg: RunConfig, results: Path) -> tuple[RunStore, dict] | None:
-    """The first finished (status ok) twin of ``cfg`` under ``results`` and its result, or None."""
+SAME_ENVIRONMENT = ("runtime.deterministic", "runtime.device", "runtime.compile", "runtime.channels_last",
+                    "torch_threads", "packages.torch", "data_sha256")
+
+
+def _get(env: dict, dotted: str):
+    for key in dotted.split("."):
+        env = env.get(key) if isinstance(env, dict) else None
+    return env
+
+
+def find_twin(cfg: RunConfig, results: Path, env: dict) -> tuple[RunStore, dict] | None:
+    """The first finished (status ok) twin of ``cfg`` under ``results`` run in ``env``'s settings, or None."""
     key = computation_key(cfg)
     if key is None:
         return None
@@ -61,28 +77,31 @@ def find_twin(cfg: RunConfig, results: Path) -> tuple[RunStore, dict] | None:
             other = RunConfig.model_validate({k: v for k, v in raw.items() if k != "run_id"})
         except Exception:  # noqa: BLE001 -- unreadable or foreign config: not a twin
             continue
-        if (other.dataset, other.protocol, other.seeds, other.engine_version) != (
+        if other.run_id != config_path.parent.name or (other.dataset, other.protocol, other.seeds, other.engine_version) != (
                 cfg.dataset, cfg.protocol, cfg.seeds, cfg.engine_version) or computation_key(other) != key:
-            continue
+            continue  # (a config that no longer hashes to its folder was written by another engine)
         store = RunStore(config_path.parent)
-        result = store.read_result()
-        if result is not None and result["status"] == "ok":
+        result, twin_env = store.read_result(), read_json(store.env)
+        if (result is None or result["status"] != "ok" or not isinstance(twin_env, dict)
+                or any(_get(twin_env, k) != _get(env, k) for k in SAME_ENVIRONMENT)):
+            continue
+        if all(isinstance(result.get(k), dict) for k in ("metrics", "cost")) and isinstance(result.get("run_id"), str):
             return store, result
     return None
 
 
 def copy_twin(cfg: RunConfig, store: RunStore, twin: RunStore, twin_result: dict, make_result) -> dict:
-    """Fill ``store`` (already started, locked) from ``twin``; returns the new result (written last)."""
+    """Fill ``store`` (already started, locked) from ``twin``; returns the result for the caller to write last."""
+    for leftover in (store.checkpoint, store.error_log):  # of an earlier attempt at this run
+        leftover.unlink(missing_ok=True)
     for name in ("metrics", "env"):
         source, target = getattr(twin, name), getattr(store, name)
-        if source.exists():
-            try:
-                shutil.copyfile(source, target)
-            except OSError as error:
-                raise write_error(target, error) from None
-    origin = twin_result.get("reused_from") or f"{twin_result['grid']}/{twin_result['run_id']}"
+        try:
+            shutil.copyfile(source, target)
+        except OSError as error:
+            raise write_error(target, error) from None
+    origin = twin_result.get("reused_from") or f"{twin.dir.parent.name}/{twin_result['run_id']}"
     result = {**make_result(cfg, "ok", None, [], twin_result["cost"]), "metrics": twin_result["metrics"],
               "reused_from": origin}
-    store.write_result(result)
     log.info("run %s (%s seed %d) reuses its twin %s", cfg.run_id, cfg.variant, cfg.seed, origin)
     return result

@@ -12,6 +12,7 @@ import torch
 from filelock import Timeout
 
 from .config import RunConfig, Runtime
+from .reuse import copy_twin, find_twin
 from .store import ResultsWriteError, RunStore, environment, write_error, write_json
 from .tracking import Tracker
 
@@ -118,16 +119,19 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
             leftover.unlink(missing_ok=True)
         store.result.unlink(missing_ok=True)
         store.start(cfg)
-        if runtime.reuse:
-            from .reuse import copy_twin, find_twin
-
-            twin = find_twin(cfg, results)
-            if twin is not None:
-                return copy_twin(cfg, store, *twin, make_result)
         with torch_settings(runtime):
             return _execute_locked(cfg, runtime, store, on_step, on_epoch)
     finally:
         store.lock.release()
+
+
+def _find_twin(cfg: RunConfig, store: RunStore, env: dict):
+    """A finished twin of ``cfg`` in the same results root (experiments.reuse), or None; never raises."""
+    try:
+        return find_twin(cfg, store.dir.parent.parent, env)
+    except Exception as error:  # noqa: BLE001 -- looking for a twin must never cost the run
+        log.warning("run %s: looking for a twin failed (%s); training it", cfg.run_id, one_line(error))
+        return None
 
 
 def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, on_epoch) -> dict:
@@ -139,16 +143,21 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
     try:
         import_models(runtime.plugins)
         data = load_dataset(cfg.dataset, runtime.data_root, runtime.cache_dir, runtime.download)
-        write_json(store.env, environment(runtime, data.source, data.source_sha256))
+        env = environment(runtime, data.source, data.source_sha256)
+        twin = _find_twin(cfg, store, env) if runtime.reuse else None
+        if twin is not None:  # copied, not trained (experiments.reuse)
+            result = copy_twin(cfg, store, *twin, make_result)
+        else:
+            write_json(store.env, env)
 
-        def epoch_done(metrics: dict) -> None:
-            tracker.log(metrics)
-            if on_epoch:
-                on_epoch(metrics)
+            def epoch_done(metrics: dict) -> None:
+                tracker.log(metrics)
+                if on_epoch:
+                    on_epoch(metrics)
 
-        model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
-        cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
-        result = make_result(cfg, "ok", None, history, cost)
+            model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
+            cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
+            result = make_result(cfg, "ok", None, history, cost)
     except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
         raise
     except Exception as error:

@@ -41,13 +41,13 @@ def test_named_grids_resolve():
 def test_ablate_twice_trains_once_then_status(tmp_path, capsys):
     args = ["ablate", "tiny", "--seeds", "2", "--results", str(tmp_path), *FAST]
     assert run.main(args) == 0
-    assert "4 executed now" in capsys.readouterr().out
+    assert "4 trained now" in capsys.readouterr().out
     grid = json.loads((tmp_path / "tiny" / "grid.json").read_text())
     assert grid["reference"] == "a" and set(grid["variants"]) == {"a", "b"} and "future" in grid["left_out"]
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("tiny/*/result.json")}
     assert len(stamps) == 4
     assert run.main(args) == 0
-    assert "0 executed now" in capsys.readouterr().out
+    assert "0 trained now" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("tiny/*/result.json")}
     assert run.main(["status", "tiny", "--seeds", "3", "--results", str(tmp_path)]) == 0
     assert "done 4, running 0, failed 0, partial 0, to do 2" in capsys.readouterr().out
@@ -96,3 +96,22 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys, args, message):
 def test_numbers_are_validated(capsys, option, value):
     assert run.main(["ablate", "tiny", option, value]) == 2
     assert option in capsys.readouterr().err
+
+
+def test_study_runs_its_plan_writes_it_and_goes_past_a_grid_that_fails(tmp_path, capsys, monkeypatch):
+    unbuildable = grids.Grid("unbuildable", "A required variant that cannot be built.", "a",
+                             {"a": grids.Variant("no_such_model_anywhere")}, protocol="smoke")
+    monkeypatch.setitem(grids.GRIDS, "unbuildable", unbuildable)
+    monkeypatch.setattr(grids, "STUDY", {"unbuildable": 1, "tiny": 2})
+    args = ["study", "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 1  # the first grid failed, the second still ran
+    out = " ".join(capsys.readouterr().out.split())
+    assert "error in grid unbuildable" in out and "4 trained now" in out and "grids with failed runs: unbuildable" in out
+    assert len(list(tmp_path.glob("tiny/*/result.json"))) == 4
+    plan = json.loads((tmp_path / "study.json").read_text())
+    assert plan == {"grids": [{"grid": "unbuildable", "seeds": 1, "protocol": "smoke"},
+                              {"grid": "tiny", "seeds": 2, "protocol": "smoke"}]}
+    assert run.main(args + ["--only", "tiny"]) == 0 and "0 trained now" in capsys.readouterr().out
+    before = (tmp_path / "study.json").read_text()
+    assert run.main(args + ["--protocol", "nope"]) == 2 and (tmp_path / "study.json").read_text() == before
+    assert run.main(args + ["--only", "nope"]) == 2

@@ -144,7 +144,7 @@ def test_sigkilled_grid_resumes_without_losing_or_repeating_runs(tmp_path, capsy
 
     code, out, err = finish(grid_process(results, REL_TRACE=str(trace)))
     assert code == 0, err
-    assert "2 executed now" in " ".join(out.split())
+    assert "2 trained now" in " ".join(out.split())
     assert all(snapshot(results)[p] == v for p, v in finished.items())  # finished runs untouched (mtime, bytes)
     rows = trace_rows(trace)
     trained = [(r, e) for _, r, e in rows]
@@ -167,7 +167,7 @@ def test_two_grid_processes_share_a_results_dir_without_running_a_run_twice(tmp_
     first, second = grid_process(results, REL_TRACE=str(trace)), grid_process(results, REL_TRACE=str(trace))
     outcomes = [finish(first), finish(second)]
     assert [code for code, _, _ in outcomes] == [0, 0], [err for _, _, err in outcomes]
-    executed = [int(" ".join(out.split()).split(" executed now")[0].rsplit(" ", 1)[1]) for _, out, _ in outcomes]
+    executed = [int(" ".join(out.split()).split(" trained now")[0].rsplit(" ", 1)[1]) for _, out, _ in outcomes]
     assert sum(executed) == 4  # each of the 4 runs executed by exactly one of the processes
     rows = trace_rows(trace)
     configs = grid_configs(REL, seeds=2)
@@ -358,7 +358,7 @@ def test_full_disk_in_the_middle_of_a_run_simulated(tmp_path, capsys, monkeypatc
     assert victim.load_checkpoint()["epoch"] == 1 and no_temp_files(results)
     monkeypatch.setattr(store_module.os, "fsync", real_fsync)
     assert run.main(["ablate", "rel", "--seeds", "1", "--results", str(results), *FAST]) == 0
-    assert "1 executed now" in " ".join(capsys.readouterr().out.split())
+    assert "1 trained now" in " ".join(capsys.readouterr().out.split())
 
 
 def test_unwritable_results_dir_is_a_clean_error_before_any_run(tmp_path, capsys):
@@ -375,7 +375,7 @@ def test_a_diverging_run_is_failed_the_grid_goes_on_and_analysis_excludes_it(tmp
     results = tmp_path / "results"
     code = run.main(["ablate", "rel-nan", "--seeds", "2", "--results", str(results), *FAST])
     out = " ".join(capsys.readouterr().out.split())
-    assert code == 1 and "6 executed now" in out and "2 failed" in out
+    assert code == 1 and "6 trained now" in out and "2 failed" in out
     configs = grid_configs(REL_NAN, seeds=2)
     for cfg in configs:  # the runs after the first divergence ran too
         result = RunStore.of(results, cfg).read_result()

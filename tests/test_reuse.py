@@ -1,6 +1,8 @@
 """Twin runs (experiments.reuse): a finished run of the same network, data and seeds in another grid is copied."""
 from __future__ import annotations
 
+import json
+
 import timm
 
 from conftest import TinyNet
@@ -47,12 +49,34 @@ def test_a_twin_in_another_grid_is_copied_instead_of_trained(tmp_path):
     assert execute(twin_cfg, RUNTIME, tmp_path)["skipped"]  # finished now: not copied again
 
 
-def test_other_networks_seeds_or_unknown_architectures_are_not_twins(tmp_path):
-    execute(config("g1", "a"), RUNTIME, tmp_path)
-    assert find_twin(config("g2", "a"), tmp_path) is not None
-    assert find_twin(config("g2", "a", width=16), tmp_path) is None
-    assert find_twin(config("g2", "a", seed=1), tmp_path) is None
+def test_only_finished_runs_of_the_same_computation_and_environment_are_twins(tmp_path):
+    first = execute(config("g1", "a"), RUNTIME, tmp_path)
+    store = RunStore.of(tmp_path, config("g1", "a"))
+    env = json.loads(store.env.read_text())
+    assert find_twin(config("g2", "a"), tmp_path, env)[1] == first
+    assert find_twin(config("g2", "a", width=16), tmp_path, env) is None  # another network
+    assert find_twin(config("g2", "a", seed=1), tmp_path, env) is None  # other seeds
+    other_data = config("g2", "a").model_copy(update={"dataset": "fashion-mnist"})
+    assert find_twin(other_data, tmp_path, env) is None
     assert computation_key(config("g2", "a", model="engine_test_net")) is None  # no arch_args: never assumed equal
+    for key, value in (("torch_threads", 2), ("data_sha256", "0" * 64)):  # numerics-deciding settings differ
+        assert find_twin(config("g2", "a"), tmp_path, {**env, key: value}) is None
+    assert find_twin(config("g2", "a"), tmp_path, {**env, "runtime": {**env["runtime"], "compile": True}}) is None
+    moved = store.dir.rename(store.dir.with_name("0" * 16))  # a config that does not hash to its folder
+    assert find_twin(config("g2", "a"), tmp_path, env) is None
+    moved.rename(store.dir)
+    store.result.write_text(json.dumps({**first, "status": "failed", "reason": "x"}))  # failed runs are no twins
+    assert find_twin(config("g2", "a"), tmp_path, env) is None
+
+
+def test_a_stale_checkpoint_of_an_earlier_attempt_is_removed_when_a_twin_is_copied(tmp_path):
+    execute(config("g1", "a"), RUNTIME, tmp_path)
+    late = RunStore.of(tmp_path, config("g2", "b"))
+    late.dir.mkdir(parents=True)
+    late.checkpoint.write_bytes(b"partial")
+    late.error_log.write_text("old failure")
+    assert execute(config("g2", "b"), RUNTIME, tmp_path)["reused_from"]
+    assert not late.checkpoint.exists() and not late.error_log.exists()
 
 
 def test_no_reuse_trains_the_twin_and_gets_the_same_numbers(tmp_path):

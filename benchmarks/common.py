@@ -125,10 +125,11 @@ def build(model: str, num_classes: int = 10, channels_last: bool = False) -> nn.
     import dyclot  # noqa: F401
     import baselines  # noqa: F401
     from experiments.registry import create_model
+    from experiments.speed import to_memory_format
 
     torch.manual_seed(0)
     net = create_model(model, num_classes=num_classes)
-    return net.to(memory_format=torch.channels_last) if channels_last else net
+    return to_memory_format(net, torch.channels_last) if channels_last else net
 
 
 def spearman(a: list[float], b: list[float]) -> float:

@@ -61,8 +61,9 @@ def summarise(history: list[dict]) -> dict:
 def measure_cost(model: torch.nn.Module, input_shape: tuple[int, int, int], repeats: int) -> dict:
     """Parameters, MACs and CPU batch-1 latency (1 thread, median); nulls where profiling fails."""
     from . import profiling
+    from .speed import to_memory_format
 
-    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    model = to_memory_format(model.to("cpu"), torch.contiguous_format).eval()
     cost: dict = {}
     for key, measure in (("params", lambda: profiling.count_params(model)),
                          ("macs", lambda: profiling.count_macs(model, input_shape)),

@@ -11,6 +11,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from itertools import chain
+
+import torch
+from torch import nn
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters, <malloc.h>
 TRIM_THRESHOLD = 2**31 - 1  # (int max, 2 GiB) practically never give freed heap memory back to the OS
@@ -42,3 +46,17 @@ def _mallopt() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))  # 1 on success
+
+
+def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """Put the model's 4-D parameters and buffers (conv weights) in ``memory_format``, in place.
+
+    ``nn.Module.to(memory_format=torch.channels_last)`` converts 5-D tensors too and fails on them
+    ("required rank 4 tensor to use channels_last format"); DynamicConv keeps its K kernels in one
+    5-D weight. Tensors of other ranks are left as they are; values never change.
+    """
+    with torch.no_grad():
+        for tensor in chain(model.parameters(), model.buffers()):
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=memory_format)
+    return model

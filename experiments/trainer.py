@@ -18,7 +18,7 @@ from torch import nn
 
 from .config import RunConfig, Runtime
 from .data import Batches, Dataset, make_splits
-from .speed import tune_allocator
+from .speed import to_memory_format, tune_allocator
 from .store import RunStore
 
 
@@ -78,7 +78,7 @@ def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     train, val, test = make_splits(data, protocol)
 
-    model = build_model(cfg, data).to(device, memory_format=memory_format)
+    model = to_memory_format(build_model(cfg, data).to(device), memory_format)
     order_gen = torch.Generator().manual_seed(cfg.seeds.data)
     aug_gen = torch.Generator().manual_seed(cfg.seeds.aug)
     torch.manual_seed(cfg.seeds.aug)  # global RNG during training: dropout and the like

@@ -26,7 +26,7 @@ METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1",
 COST_KEYS = ("params", "macs", "latency_ms")
 TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
                 "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
-                "run_id", "paired", "model_kwargs", "engine_version", "reused_from")
+                "run_id", "paired", "model_kwargs", "engine_version", "reused_from", "num_classes")
 STATUSES = ("ok", "failed", "corrupt", "unfinished", "duplicate")
 
 
@@ -73,7 +73,8 @@ def _parse_result(obj: Any) -> dict:
            "status": obj["status"], "reason": obj.get("reason"),
            "model": obj.get("model"), "dataset": obj.get("dataset"), "protocol": obj.get("protocol"),
            "run_id": obj.get("run_id"), "model_kwargs": _kwargs_text(obj.get("model_kwargs")),
-           "reused_from": obj.get("reused_from") if isinstance(obj.get("reused_from"), str) else None}
+           "reused_from": obj.get("reused_from") if isinstance(obj.get("reused_from"), str) else None,
+           "num_classes": _number(obj.get("num_classes"))}
     for name in ("init", "data", "aug"):
         row[f"{name}_seed"] = _number(seeds.get(name))
     for key in METRIC_KEYS:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots, stats
+from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
 from .compare import analyze, compare_samples, grid_reference, natural_key
 from .questions import questions_section
 from .load import load_curves, load_grids, load_results, load_run_files, load_study
@@ -162,6 +163,42 @@ def plan_lines(results: Path, frame: pd.DataFrame, grids: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- claims
+def health_section(health: pd.DataFrame) -> list[str]:
+    """Runs whose training loss rose far above chance or that never learned (analysis/health.py)."""
+    trained = health[health["reused_from"].isna()]
+    if not len(trained):
+        return []
+    flagged = trained[(trained["spike"] == True) | (trained["not_learned"] == True)]  # noqa: E712 (NaN = unknown)
+    unknown = int(trained["spike"].isna().sum())
+    lines = ["## Training health", "",
+             f"A network guessing uniformly over C classes has a training loss of ln C. A run is flagged when an "
+             f"epoch's mean training loss exceeded {SPIKE_FACTOR:g} x ln C (*loss spike*: it diverged and spent "
+             f"epochs recovering) or its final training accuracy stayed below {LEARNED_FACTOR:g} x chance "
+             f"(*did not learn*). Trained runs only (copies are their twins)."
+             + (f" {unknown} run(s) could not be checked (number of classes unknown)." if unknown else ""), ""]
+    if not len(flagged):
+        return lines + [f"None of the {len(trained)} trained runs is flagged.", ""]
+    per_variant = (flagged.groupby(["grid", "variant"]).size().rename("flagged").reset_index()
+                   .merge(trained.groupby(["grid", "variant"]).size().rename("runs").reset_index()))
+    table = flagged.assign(
+        seed=flagged["seed"].astype(int).astype(str),
+        flag=[", ".join(name for name, on in (("loss spike", r.spike == True), ("did not learn", r.not_learned == True)) if on)  # noqa: E712
+              for r in flagged.itertuples()],
+        **{"first-epoch loss": flagged["first_loss"].map("{:.2f}".format),
+           "peak loss (epoch)": [f"{r.peak_loss:.2f} ({r.peak_epoch})" for r in flagged.itertuples()],
+           "chance loss": flagged["classes"].map(lambda c: f"{math.log(c):.2f}"),
+           "final loss": flagged["final_loss"].map("{:.2f}".format),
+           "final train top-1": flagged["final_train_top1"].map("{:.1f}".format)})
+    lines += [f"{len(flagged)} of {len(trained)} trained runs are flagged, in "
+              + "; ".join(f"`{r.grid}` `{r.variant}` ({r.flagged} of {r.runs} runs)" for r in per_variant.itertuples())
+              + ". Comparisons that involve these variants measure how each network copes with the shared "
+              "protocol's learning-rate schedule (Protocol below) as much as its architecture; read their rows in "
+              "the questions with that in mind. A per-network learning-rate check is the next run to make.", "",
+              markdown_table(table[["grid", "variant", "seed", "flag", "first-epoch loss", "peak loss (epoch)",
+                                    "chance loss", "final loss", "final train top-1"]]), ""]
+    return lines
+
+
 def _rows(usable: pd.DataFrame, grid: str, variant: str) -> pd.DataFrame:
     return usable[(usable["grid"] == grid) & (usable["variant"] == variant)]
 
@@ -205,7 +242,8 @@ def cost_claim(x: pd.DataFrame, y: pd.DataFrame, column: str, claimed: float | N
     if not len(cx) or not len(cy):
         return "–", "inconclusive", f"`{column}` not recorded"
     ratio = float(np.median(cy) / np.median(cx))
-    measured = f"{ratio:.2f}x fewer ({fmt_num(np.median(cx))} vs {fmt_num(np.median(cy))})"
+    direction = f"{ratio:.2f}x fewer" if ratio >= 1 else f"{1 / ratio:.2f}x more"  # never "0.8x fewer"
+    measured = f"{direction} ({fmt_num(np.median(cx))} vs {fmt_num(np.median(cy))})"
     spread = " (values differ between runs; medians used)" if cx.nunique() > 1 or cy.nunique() > 1 else ""
     if claimed is None:
         return measured, "no claim", "measured for information" + spread
@@ -511,6 +549,7 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
                 for g in sorted(accounting.index, key=natural_key)]
     lines += ["## Runs", "", markdown_table(pd.DataFrame(acc_rows)), ""]
     lines += compute_lines(frame) + plan_lines(results, frame, grids)
+    lines += health_section(training_health(frame, curves))
     lines += setup_section(results, frame, result, results_arg, out_arg + options)
     claims, dyclot, mobile = claim_rows(frame, usable)
     lines += questions_section(result, usable, grids, claims)

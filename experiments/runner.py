@@ -159,6 +159,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
             model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
             cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
             result = make_result(cfg, "ok", None, history, cost)
+        result["num_classes"] = len(data.classes)  # chance level for the report's training-health check
     except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
         raise
     except Exception as error:

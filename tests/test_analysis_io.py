@@ -296,3 +296,58 @@ def test_accuracy_claim_verdict_rules():
     verdict, reason = accuracy_claim(rows([68.0, 73.0, 70.0, 72.5, 69.0]), base, 0.9)[1:]
     assert verdict == "inconclusive" and "seeds per variant" in reason
     assert accuracy_claim(base.iloc[:1], base, 0.9)[1] == "inconclusive"
+
+
+def test_cost_claim_says_more_when_the_ratio_is_below_one():
+    from analysis.report import cost_claim
+
+    dyclot, mobile = pd.DataFrame({"macs": [111.3e6] * 3}), pd.DataFrame({"macs": [89.5e6] * 3})
+    measured, verdict, _ = cost_claim(dyclot, mobile, "macs", 2.9)
+    assert measured.startswith("1.24x more (") and verdict == "not supported"
+    assert cost_claim(mobile, dyclot, "macs", None)[0].startswith("1.24x fewer (")
+
+
+def _set_epochs(run_dir: Path, losses: list[float], top1: list[float], num_classes: int | None = None) -> None:
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "train_loss": loss, "train_top1": acc, "test_top1": None}) + "\n"
+        for e, (loss, acc) in enumerate(zip(losses, top1), start=1)))
+    result = json.loads((run_dir / "result.json").read_text())
+    if num_classes is not None:
+        result["num_classes"] = num_classes
+    write_result(run_dir, result)
+
+
+def test_training_health_flags_loss_spikes_and_runs_that_did_not_learn(tmp_path):
+    from analysis.health import training_health
+    from analysis.report import build_report
+
+    root = tmp_path / "results"
+    write_grid(root, "baselines", "a", {"a": 40.0, "b": 30.0}, seeds=2)
+    runs = {(json.loads((d / "result.json").read_text())["variant"], json.loads((d / "result.json").read_text())["seed"]): d
+            for d in (root / "baselines").iterdir() if d.is_dir()}
+    _set_epochs(runs["a", 0], [2.2, 1.9, 1.7], [20.0, 35.0, 45.0], num_classes=10)  # healthy
+    _set_epochs(runs["a", 1], [2.25, 2.0, 1.8], [18.0, 30.0, 40.0])                 # healthy, classes by dataset
+    _set_epochs(runs["b", 0], [2.2, 4.1, 2.1], [12.0, 11.0, 30.0], num_classes=10)  # spike at epoch 2
+    _set_epochs(runs["b", 1], [5.4, 2.31, 2.30], [9.0, 10.0, 10.5], num_classes=10)  # spike, never learned
+    frame = load_results(root)
+    health = training_health(frame, load_curves(root, frame)).set_index(["variant", "seed"])
+    assert not health.loc[("a", 0), "spike"] and not health.loc[("a", 1), "not_learned"]
+    assert health.loc[("b", 0), "spike"] and health.loc[("b", 0), "peak_epoch"] == 2
+    assert not health.loc[("b", 0), "not_learned"]
+    assert health.loc[("b", 1), "spike"] and health.loc[("b", 1), "not_learned"]
+    text = build_report(root, tmp_path / "R.md")[0]
+    section = text.split("## Training health", 1)[1].split("\n## ", 1)[0]
+    assert "2 of 4 trained runs are flagged, in `baselines` `b` (2 of 2 runs)" in section
+    assert "| baselines | b | 1 | loss spike, did not learn | 5.40 | 5.40 (1) | 2.30 | 2.30 | 10.5 |" in section
+    assert "| a |" not in section
+
+
+def test_training_health_leaves_unknown_class_counts_unflagged(tmp_path):
+    from analysis.health import training_health
+
+    root = tmp_path / "results"
+    write_grid(root, "smoke", "a", {"a": 40.0}, seeds=1, dataset="my-own-data")
+    _set_epochs(next(d for d in (root / "smoke").iterdir() if d.is_dir()), [9.0, 8.0], [5.0, 5.0])
+    frame = load_results(root)
+    health = training_health(frame, load_curves(root, frame))
+    assert len(health) == 1 and pd.isna(health.loc[0, "spike"]) and pd.isna(health.loc[0, "not_learned"])

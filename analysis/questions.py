@@ -42,8 +42,9 @@ QUESTIONS = (
              "(e.g. 'non-inferior' = that operator is not worse than DCT); DCT's own non-inferiority to the pointwise "
              "expansion is tested in the lines under the table.", ("expansion-op", "core-fashion-mnist")),
     Question("Where does DyClotNet sit against MobileNetV2, GhostNet and the dynamic-convolution baselines?",
-             ("baselines",), (), "Rows are *baseline minus DyClotNet-0.5*: a positive difference means the baseline "
-             "is more accurate; a cost ratio above 1x means the baseline costs more."),
+             ("baselines", "lr-check"), (), "Rows are *baseline minus DyClotNet-0.5*: a positive difference means "
+             "the baseline is more accurate; a cost ratio above 1x means the baseline costs more. `lr-check` repeats "
+             "the MobileNetV2-0.5 comparison at half the learning rate (Training health)."),
     Question("Does the published headline hold (DyClotNet-2.0 vs MobileNetV2-1.0)?", ("paper-claim",), (),
              "Rows are *MobileNetV2-1.0 minus DyClotNet-2.0*: the paper's +0.9 points for DyClotNet-2.0 is -0.9 here.",
              ("paper-claim",)),

@@ -27,6 +27,7 @@ class Grid:
     protocol: str = "cpu"  # default protocol
     dataset: str | None = None  # None: the protocol's dataset; --dataset overrides either
     paired: bool = True  # runs with the same seed share init and data-order seeds
+    lr_scale: float = 1.0  # the protocol's learning rate times this (a sensitivity check of the schedule)
 
 
 def sweep(model: str, option: str, values: tuple, **fixed) -> dict[str, Variant]:
@@ -60,6 +61,11 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          "dyclotnet", {"dyclotnet": Variant("dyclotnet_050"), **{m: Variant(m, optional=True) for m in BASELINE_MODELS}}),
     Grid("paper-claim", "The paper's headline: DyClotNet-2.0 against MobileNetV2-1.0 on CIFAR.", "dyclotnet-2.0",
          {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}),
+    Grid("lr-check", "DyClotNet-0.5 against MobileNetV2-0.5 at half the protocol's learning rate: at the full "
+         "rate every MobileNetV2-family run's training loss spiked above chance (REPORT.md, Training health). Does "
+         "the comparison change when the schedule is gentler?", "dyclotnet",
+         {"dyclotnet": Variant("dyclotnet_050"), "mobilenetv2_cifar_050": Variant("mobilenetv2_cifar_050")},
+         lr_scale=0.5),
     Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
          "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
          protocol="smoke"),
@@ -68,7 +74,8 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
 # The study of issue 8 (`run.py study`): each grid with its seeds per variant, in the order they run
 # (the core questions first, the most expensive last), on the grid's own protocol and dataset.
 STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "core-fashion-mnist": 3, "p-sweep": 3,
-                         "r-sweep": 3, "paper-claim": 3, "baselines": 3, "expansion-alternatives": 3}
+                         "r-sweep": 3, "paper-claim": 3, "baselines": 3, "expansion-alternatives": 3,
+                         "lr-check": 3}
 
 
 def get_grid(name: str) -> Grid:
@@ -112,7 +119,10 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
 
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a whole number >= 1, got {seeds!r}")
-    proto = get_protocol(grid.protocol if protocol is None else protocol, **protocol_overrides)  # "" is unknown, not default
+    name = grid.protocol if protocol is None else protocol
+    proto = get_protocol(name, **protocol_overrides)  # "" is unknown, not default
+    if grid.lr_scale != 1.0 and "lr" not in protocol_overrides:
+        proto = get_protocol(name, **protocol_overrides, lr=proto.lr * grid.lr_scale)
     dataset = choose("dataset", dataset if dataset is not None else grid.dataset or proto.dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,

@@ -38,6 +38,18 @@ def test_named_grids_resolve():
     assert {c.dataset for c in configs} == {"synthetic"} and len(configs) == 4
 
 
+@pytest.mark.parametrize("protocol", ["cpu", "paper"])
+def test_lr_check_halves_the_protocols_learning_rate_and_an_explicit_lr_wins(protocol):
+    full = grids.resolve(grids.GRIDS["baselines"], protocol=protocol, check=False)[0][0].protocol.lr
+    halved = grids.resolve(grids.GRIDS["lr-check"], protocol=protocol, check=False)[0]
+    assert {c.protocol.lr for c in halved} == {full / 2}
+    from experiments.reuse import computation_key
+    at_full_rate = {computation_key(c) for c in grids.resolve(grids.GRIDS["baselines"], protocol=protocol)[0]}
+    assert not ({computation_key(c) for c in halved} - {None}) & at_full_rate  # never copied from a full-rate twin
+    explicit = grids.resolve(grids.GRIDS["lr-check"], protocol=protocol, check=False, lr=0.01)[0]
+    assert {c.protocol.lr for c in explicit} == {0.01}
+
+
 def test_ablate_twice_trains_once_then_status(tmp_path, capsys):
     args = ["ablate", "tiny", "--seeds", "2", "--results", str(tmp_path), *FAST]
     assert run.main(args) == 0

@@ -478,6 +478,25 @@ def hardware_line(results: Path) -> str:
     return "- CPU only: no run here used a GPU, and every latency and speed figure is a CPU figure."
 
 
+def budget_lines(results: Path) -> list[str]:
+    """One line per protocol in the runs' config.json: how short the training budget is."""
+    budgets = {}
+    for _, _, config in load_run_files(results, "config.json"):
+        proto = config.get("protocol") if isinstance(config.get("protocol"), dict) else {}
+        key = tuple(str(proto.get(k, "?")) for k in ("name", "epochs", "train_per_class", "test_per_class",
+                                                      "batch_size", "lr"))
+        budgets.setdefault(key[:4], set()).add(key[4:])
+    lines = []
+    for (name, epochs, train, test), rest in sorted(budgets.items()):
+        per_class = {"None": "all", "?": "an unrecorded number of"}.get(train, train)
+        rates = ", ".join(sorted({lr for _, lr in rest}))
+        lines.append(f"- Short budget: the `{name}` protocol trains {epochs} epochs on {per_class} training images "
+                     f"per class (batch {', '.join(sorted({b for b, _ in rest}))}, peak learning rate {rates}, "
+                     f"the same schedule for every network of a grid, not tuned per network) and tests on {test} images per class; "
+                     "differences that need longer training to appear cannot appear here.")
+    return lines
+
+
 def limitations_section(frame: pd.DataFrame, result: dict, results: Path) -> list[str]:
     datasets = sorted(frame["dataset"].dropna().astype(str).unique())
     summary = result["summaries"]
@@ -494,6 +513,7 @@ def limitations_section(frame: pd.DataFrame, result: dict, results: Path) -> lis
              "transfer to other hardware; MACs depend on the counting tool's conventions.",
              "- Results come from the suite's training protocol, not the paper's full schedule; absolute "
              "accuracies are therefore lower, and only differences between variants are compared with claims.",
+             *budget_lines(results),
              hardware_line(results),
              "- Datasets: " + ", ".join(f"`{d}`" for d in datasets) + (
                  "; CIFAR-10 is the JPEG re-encoding, not the original arrays (see Data)" if "cifar10-jpeg" in datasets

@@ -230,6 +230,23 @@ def register(app: typer.Typer) -> None:
         console.print(", ".join(f"{'to do' if k == 'todo' else k} {v}" for k, v in counts.items()))
 
     @app.command()
+    def recount(results: Results_ = Path("results"), data_root: DataRoot_ = None) -> None:
+        """Recount the MACs of finished runs measured by an older MAC counter (cost.macs only)."""
+        from .runner import recount_macs
+
+        if not Path(results).is_dir():
+            raise FileNotFoundError(f"--results {results} is not a directory")
+        rows = recount_macs(Path(results), data_root)
+        table = Table("run", "MACs before", "MACs now", "note")
+        for row in rows:
+            table.add_row(row["run"], str(row["old"]), str(row["new"] if row["new"] is not None else "-"), row["note"])
+        console.print(table)
+        changed = sum(r["note"] == "recounted" for r in rows)
+        console.print(f"{changed} run(s) recounted, {len(rows) - changed} left unchanged")
+        if len(rows) != changed:
+            raise typer.Exit(1)
+
+    @app.command()
     def train(
         model: str,
         kw: Annotated[Optional[list[str]], typer.Option("--kw", help="Model option KEY=VALUE (repeatable).")] = None,

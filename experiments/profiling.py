@@ -31,11 +31,42 @@ def count_params(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
+MACS_COUNTER_VERSION = 2  # 2: subclasses of layers ptflops knows are counted (result.json cost.macs_counter)
+
+
 def _custom_hooks(model: nn.Module) -> dict[type, Callable]:
+    """ptflops hooks for the modules it would skip.
+
+    ptflops looks a module's type up exactly, so a subclass of a layer it knows (our
+    ``PointwiseExpansion(nn.Conv2d)``, timm's ``BatchNormAct2d`` and ``Linear``) would count
+    nothing; such a module gets its nearest known base class's hook, plus one operation per
+    output element for a fused activation (``act``, as timm's norm-act layers hold it: ptflops
+    does not visit the children of a module it counts). Modules with a ``count_macs`` method
+    declare their own cost.
+    """
+    from ptflops.pytorch_ops import MODULES_MAPPING
+
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         module.__flops__ += int(module.count_macs(inputs[0], output))
 
-    return {type(m): hook for m in model.modules() if callable(getattr(m, "count_macs", None))}
+    def as_base(base_hook: Callable) -> Callable:
+        def subclass_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            base_hook(module, inputs, output)
+            act = getattr(module, "act", None)
+            if isinstance(act, nn.Module) and not isinstance(act, nn.Identity):
+                module.__flops__ += int(output.numel())
+        return subclass_hook
+
+    hooks: dict[type, Callable] = {}
+    for module in model.modules():
+        kind = type(module)
+        if callable(getattr(module, "count_macs", None)):
+            hooks[kind] = hook
+        elif kind not in MODULES_MAPPING:
+            base = next((b for b in kind.__mro__[1:] if b in MODULES_MAPPING), None)
+            if base is not None:
+                hooks[kind] = as_base(MODULES_MAPPING[base])
+    return hooks
 
 
 def count_macs(model: nn.Module, input_shape: InputShape) -> int:

@@ -73,7 +73,51 @@ def measure_cost(model: torch.nn.Module, input_shape: tuple[int, int, int], repe
         except Exception as error:
             log.warning("could not measure %s: %s", key, error)
             cost[key] = None
+    if cost["macs"] is not None:
+        cost["macs_counter"] = profiling.MACS_COUNTER_VERSION
     return cost
+
+
+def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path | None = None) -> list[dict]:
+    """Recount ``cost.macs`` of finished runs counted by an older MAC counter; one row per run looked at.
+
+    A run qualifies when its result.json is ``ok`` and its ``cost.macs_counter`` is missing or older
+    than ``profiling.MACS_COUNTER_VERSION``. Its network is rebuilt from config.json (same model,
+    options, classes and input shape); when the rebuilt network's parameter count differs from the
+    recorded one the run is left unchanged and reported ("params differ"). Only ``cost.macs`` and
+    ``cost.macs_counter`` change: metrics, latency and every other file stay as they are.
+    """
+    from . import profiling
+    from .data import load_dataset
+    from .store import read_json
+    from .trainer import build_model
+
+    datasets, rows = {}, []
+    for path in sorted(Path(results).glob("*/*/result.json")):
+        result = read_json(path)
+        cost = result.get("cost") if isinstance(result, dict) else None
+        if not isinstance(cost, dict) or result.get("status") != "ok" or \
+                cost.get("macs_counter", 1) >= profiling.MACS_COUNTER_VERSION:
+            continue
+        raw = read_json(path.parent / "config.json")
+        row = {"run": f"{path.parent.parent.name}/{path.parent.name}", "old": cost.get("macs"), "new": None}
+        try:
+            cfg = RunConfig.model_validate({k: v for k, v in raw.items() if k != "run_id"})
+            if cfg.dataset not in datasets:
+                datasets[cfg.dataset] = load_dataset(cfg.dataset, data_root, cache_dir)
+            data = datasets[cfg.dataset]
+            model = build_model(cfg, data).eval()
+            if profiling.count_params(model) != cost.get("params"):
+                rows.append({**row, "note": f"params differ ({profiling.count_params(model)} rebuilt, "
+                                            f"{cost.get('params')} recorded): left unchanged"})
+                continue
+            row["new"] = profiling.count_macs(model, data.input_shape)
+        except Exception as error:  # noqa: BLE001 -- one bad run must not stop the others
+            rows.append({**row, "note": f"left unchanged: {one_line(error)}"})
+            continue
+        write_json(path, {**result, "cost": {**cost, "macs": row["new"], "macs_counter": profiling.MACS_COUNTER_VERSION}})
+        rows.append({**row, "note": "recounted"})
+    return rows
 
 
 def make_result(cfg: RunConfig, status: str, reason: str | None, history: list[dict], cost: dict | None) -> dict:

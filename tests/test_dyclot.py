@@ -255,3 +255,26 @@ def test_default_network_trains_stably():
         optimizer.step()
         losses.append(loss.item())
     assert max(losses) < 6.0, losses
+
+
+def test_mac_counter_counts_subclasses_of_layers_ptflops_knows():
+    """ptflops matches layer types exactly; PointwiseExpansion (an nn.Conv2d) and timm's BatchNormAct2d
+    must be counted like their base classes, or DCT's saving over the pointwise expansion vanishes."""
+    from timm.layers import BatchNormAct2d
+
+    from dyclot.layers import PointwiseExpansion
+    from experiments.profiling import count_macs
+
+    shape = (16, 8, 8)
+    assert count_macs(PointwiseExpansion(16, p=2), shape) == count_macs(nn.Conv2d(16, 32, 1, bias=False), shape) == 32 * 16 * 64
+    assert count_macs(BatchNormAct2d(16, act_layer=nn.ReLU), shape) == count_macs(nn.Sequential(nn.BatchNorm2d(16), nn.ReLU()), shape) > 0
+    pointwise = timm.create_model("dyclotnet_050", expansion="pointwise")
+    replicator = timm.create_model("dyclotnet_050", expansion="dct", recalibrator="none")
+    convs = [m for m in pointwise.modules() if isinstance(m, PointwiseExpansion)]
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o: outputs.__setitem__(mod, o.shape)) for m in convs]
+    pointwise.eval()(torch.zeros(1, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    expected = sum(m.in_chs * m.out_chs * outputs[m][-1] * outputs[m][-2] for m in convs)
+    assert expected > 0 and count_macs(pointwise, (3, 32, 32)) - count_macs(replicator, (3, 32, 32)) == expected

@@ -127,3 +127,23 @@ def test_study_runs_its_plan_writes_it_and_goes_past_a_grid_that_fails(tmp_path,
     before = (tmp_path / "study.json").read_text()
     assert run.main(args + ["--protocol", "nope"]) == 2 and (tmp_path / "study.json").read_text() == before
     assert run.main(args + ["--only", "nope"]) == 2
+
+
+def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, capsys):
+    assert run.main(["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]) == 0
+    paths = sorted(tmp_path.glob("tiny/*/result.json"))
+    first = [json.loads(p.read_text()) for p in paths]
+    assert len(first) == 2 and all(r["cost"]["macs_counter"] == 2 and r["cost"]["macs"] > 0 for r in first)
+    old = {**first[0], "cost": {"params": first[0]["cost"]["params"], "macs": 1, "latency_ms": 0.5}}  # counter 1
+    alien = {**first[1], "cost": {**first[1]["cost"], "params": first[1]["cost"]["params"] + 1}}
+    del alien["cost"]["macs_counter"]
+    paths[0].write_text(json.dumps(old))
+    paths[1].write_text(json.dumps(alien))
+    capsys.readouterr()
+    assert run.main(["recount", "--results", str(tmp_path)]) == 1  # one run could not be recounted
+    out = capsys.readouterr().out
+    assert "1 run(s) recounted, 1 left unchanged" in out and "params differ" in out
+    assert json.loads(paths[0].read_text()) == {**old, "cost": {**old["cost"], "macs": first[0]["cost"]["macs"],
+                                                                 "macs_counter": 2}}
+    assert json.loads(paths[1].read_text()) == alien
+    assert run.main(["recount", "--results", str(tmp_path / "missing")]) != 0

@@ -148,7 +148,21 @@ def unsettled_rows(result: dict, origins: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: pd.DataFrame | None = None) -> list[str]:
+def health_notes(health: pd.DataFrame | None, comps: pd.DataFrame) -> list[str]:
+    """Lines naming the question's variants with training-health flags (analysis/health.py)."""
+    if health is None or not len(health) or not len(comps):
+        return []
+    flagged = health.assign(flag=(health["spike"] == True) | (health["not_learned"] == True))  # noqa: E712
+    counts = flagged.groupby(["grid", "variant"])["flag"].agg(["sum", "size"])
+    shown = {(g, v) for c in comps.itertuples(index=False) for g, v in ((c.grid, c.variant), (c.grid, c.reference))}
+    hits = [f"`{g}` `{v}` ({int(counts.loc[(g, v), 'sum'])} of {int(counts.loc[(g, v), 'size'])} runs)"
+            for g, v in sorted(shown) if (g, v) in counts.index and counts.loc[(g, v), "sum"] > 0]
+    return [f"- Training health: flagged runs in {', '.join(hits)}; their rows compare training failures under the "
+            "shared schedule as much as networks (section Training health)."] if hits else []
+
+
+def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: pd.DataFrame | None = None,
+                      health: pd.DataFrame | None = None) -> list[str]:
     """The "Questions" section: one table per question, from the comparisons and cost medians."""
     costs, origins = cost_medians(usable), run_origins(usable)
     lines = ["## Questions and answers", "",
@@ -169,12 +183,15 @@ def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: p
             verdicts = table["verdict"].value_counts()
             lines += ["Verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + ".", ""]
         lines += [f"- {note}." for note in repeats] + ([""] if repeats else [])
+        comps = result["comparisons"]
+        notes = health_notes(health, comps[comps["grid"].isin(question.grids)] if len(comps) else comps)
+        lines += notes + ([""] if notes else [])
         shown = {cell.strip("`") for cell in table["grid"]} if len(table) else set()
         silent = [g for g in present if g not in shown and not any(f"`{g}`:" in note for note in repeats)]
         if silent:
             lines += ["Results present but no comparison to show (fewer than two variants with usable runs, or the "
                       "grid could not be analysed; see its section): " + ", ".join(f"`{g}`" for g in silent) + ".", ""]
-        if question.grids == ("baselines",) and "baselines" in present:
+        if "baselines" in present and "baselines" in question.grids:
             lines += pareto_lines(result, costs, "baselines") + [""]
         if claims is not None and len(claims):
             mine = claims[claims["grid: variant vs reference"].str.split(":").str[0].isin(question.claim_grids)]

@@ -569,10 +569,11 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
                 for g in sorted(accounting.index, key=natural_key)]
     lines += ["## Runs", "", markdown_table(pd.DataFrame(acc_rows)), ""]
     lines += compute_lines(frame) + plan_lines(results, frame, grids)
-    lines += health_section(training_health(frame, curves))
+    health = training_health(frame, curves)
+    lines += health_section(health)
     lines += setup_section(results, frame, result, results_arg, out_arg + options)
     claims, dyclot, mobile = claim_rows(frame, usable)
-    lines += questions_section(result, usable, grids, claims)
+    lines += questions_section(result, usable, grids, claims, health)
     lines += claims_section(claims, dyclot, mobile, results_arg)
     for grid in sorted(grids, key=natural_key):
         if grid in skipped:

@@ -342,6 +342,9 @@ def test_training_health_flags_loss_spikes_and_runs_that_did_not_learn(tmp_path)
     assert "2 of 4 trained runs are flagged, in `baselines` `b` (2 of 2 runs)" in section
     assert "| baselines | b | 1 | loss spike, did not learn | 5.40 | 5.40 (1) | 2.30 | 2.30 | 10.5 |" in section
     assert "| a |" not in section
+    q4 = text.split("### Q4.", 1)[1].split("### Q5.", 1)[0]
+    assert "- Training health: flagged runs in `baselines` `b` (2 of 2 runs)" in q4
+    assert "the Pareto front of `baselines`" in q4 and "Not answered yet" in q4  # lr-check absent
 
 
 def test_training_health_leaves_unknown_class_counts_unflagged(tmp_path):

@@ -251,7 +251,7 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     assert "None of the 19 trained runs is flagged." in text  # Training health: losses 1.0 then 0.5
     assert f"python run.py analyze --results {results} --grid p-sweep" in text
     assert {"p-sweep_sweep.png", "p-sweep_sweep.pdf", "smoke_seeds.png", "paper-claim_curves.pdf",
-            "pareto_macs.png", "pareto_latency_ms.pdf"} <= set(first)
+            "pareto_macs_cifar10-jpeg.png", "pareto_latency_ms_cifar10-jpeg.pdf"} <= set(first)
     for name in first:
         if name.endswith(".png"):
             assert f"(report_figures/{name})" in text
@@ -283,7 +283,8 @@ def test_report_claims_without_paper_grid(tmp_path):
     assert "| `expansion-op` | CIFAR-10 (JPEG re-encoding) | `dct` - `pointwise` | 5/5 |" in q3 and "(not run, or not finished): `core-fashion-mnist`, `expansion-alternatives`." in q3
     assert "| `r-sweep`" not in text.split("### Q2.", 1)[1].split("### Q3.", 1)[0]  # not analysable: no rows
     assert "](r_figures/expansion-op_seeds.png)" in text
-    assert set(figures) == {"expansion-op_seeds", "expansion-op_curves", "pareto_macs", "pareto_latency_ms"}
+    assert set(figures) == {"expansion-op_seeds", "expansion-op_curves", "pareto_macs_cifar10-jpeg",
+                            "pareto_latency_ms_cifar10-jpeg"}
 
 
 def test_accuracy_claim_verdict_rules():
@@ -356,3 +357,15 @@ def test_training_health_leaves_unknown_class_counts_unflagged(tmp_path):
     frame = load_results(root)
     health = training_health(frame, load_curves(root, frame))
     assert len(health) == 1 and pd.isna(health.loc[0, "spike"]) and pd.isna(health.loc[0, "not_learned"])
+
+
+def test_accuracy_against_cost_has_one_figure_per_dataset(tmp_path):
+    from analysis.report import build_report
+
+    root = tmp_path / "results"
+    write_grid(root, "expansion-op", "dct", {"dct": 36.0, "pointwise": 38.0})
+    write_grid(root, "core-fashion-mnist", "dct", {"dct": 80.0, "pointwise": 81.0}, dataset="fashion-mnist")
+    text, figures = build_report(root, tmp_path / "R.md")
+    assert {f"pareto_{c}_{d}" for c in ("macs", "latency_ms") for d in ("cifar10-jpeg", "fashion-mnist")} <= set(figures)
+    assert "against macs on fashion-mnist (core-fashion-mnist)" in text
+    assert "against macs on cifar10-jpeg (expansion-op)" in text

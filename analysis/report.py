@@ -488,6 +488,20 @@ def hardware_line(results: Path) -> str:
     return "- CPU only: no run here used a GPU, and every latency and speed figure is a CPU figure."
 
 
+def latency_spread_lines(frame: pd.DataFrame) -> list[str]:
+    """How much the latency of one network moved between its runs (each run measures it once, at its end)."""
+    ok = frame[(frame["status"] == "ok") & frame["reused_from"].isna()].dropna(subset=["latency_ms", "macs", "params"])
+    spread = ok.groupby(["dataset", "macs", "params"])["latency_ms"].agg(lambda v: v.max() / v.min() if len(v) > 1 else np.nan)
+    spread = spread.dropna()
+    if not len(spread):
+        return []
+    return [f"- Each run measures its network's latency once, after training, under whatever else the machine was "
+            f"doing; over the {len(spread)} networks trained more than once, the slowest of a network's runs measured "
+            f"{spread.median():.2f}x its fastest (median; up to {spread.max():.2f}x). Latency ratios are medians over "
+            "runs and are rougher than the accuracy figures; `run.py bench latency` measures all networks side by side "
+            "in one process."]
+
+
 def budget_lines(results: Path) -> list[str]:
     """One line per protocol in the runs' config.json: how short the training budget is."""
     budgets = {}
@@ -521,6 +535,7 @@ def limitations_section(frame: pd.DataFrame, result: dict, results: Path) -> lis
              "are a biased sample.",
              "- Latency is measured on the machine that ran the experiments (CPU, batch 1, median) and does not "
              "transfer to other hardware; MACs depend on the counting tool's conventions.",
+             *latency_spread_lines(frame),
              "- Results come from the suite's training protocol, not the paper's full schedule; absolute "
              "accuracies are therefore lower, and only differences between variants are compared with claims.",
              *budget_lines(results),

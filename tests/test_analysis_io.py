@@ -249,6 +249,7 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     assert "CIFAR-10 (JPEG re-encoding)" in text and "`Test CPU x2`" in text
     assert "- Short budget: the `cpu` protocol trains 2 epochs on an unrecorded number of training images" in text
     assert "None of the 19 trained runs is flagged." in text  # Training health: losses 1.0 then 0.5
+    assert "the slowest of a network's runs measured 1.00x its fastest" in text  # the fixture's latencies are fixed
     assert f"python run.py analyze --results {results} --grid p-sweep" in text
     assert {"p-sweep_sweep.png", "p-sweep_sweep.pdf", "smoke_seeds.png", "paper-claim_curves.pdf",
             "pareto_macs_cifar10-jpeg.png", "pareto_latency_ms_cifar10-jpeg.pdf"} <= set(first)

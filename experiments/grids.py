@@ -66,6 +66,10 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          "the comparison change when the schedule is gentler?", "dyclotnet",
          {"dyclotnet": Variant("dyclotnet_050"), "mobilenetv2_cifar_050": Variant("mobilenetv2_cifar_050")},
          lr_scale=0.5),
+    Grid("paper-claim-lr", "The paper's headline pair (DyClotNet-2.0 vs MobileNetV2-1.0) at half the protocol's "
+         "learning rate: at the full rate every MobileNetV2-1.0 run's training loss spiked above chance. Does the "
+         "headline comparison depend on that?", "dyclotnet-2.0",
+         {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}, lr_scale=0.5),
     Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
          "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
          protocol="smoke"),
@@ -75,7 +79,7 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
 # (the core questions first, the most expensive last), on the grid's own protocol and dataset.
 STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "core-fashion-mnist": 3, "p-sweep": 3,
                          "r-sweep": 3, "paper-claim": 3, "baselines": 3, "expansion-alternatives": 3,
-                         "lr-check": 3}
+                         "lr-check": 3, "paper-claim-lr": 3}
 
 
 def get_grid(name: str) -> Grid:

@@ -22,7 +22,7 @@ def tiny_grid(monkeypatch):
 def test_list_and_show(capsys):
     assert run.main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("replicator-vs-recalibrator", "p-sweep", "r-sweep", "expansion-op", "expansion-alternatives", "core-fashion-mnist", "baselines", "paper-claim", "smoke"):
+    for name in ("replicator-vs-recalibrator", "p-sweep", "r-sweep", "expansion-op", "expansion-alternatives", "core-fashion-mnist", "baselines", "paper-claim", "lr-check", "paper-claim-lr", "smoke"):
         assert name in out
     assert run.main(["show", "tiny", "--seeds", "2", "--import", "conftest"]) == 0
     out = capsys.readouterr().out
@@ -43,6 +43,7 @@ def test_lr_check_halves_the_protocols_learning_rate_and_an_explicit_lr_wins(pro
     full = grids.resolve(grids.GRIDS["baselines"], protocol=protocol, check=False)[0][0].protocol.lr
     halved = grids.resolve(grids.GRIDS["lr-check"], protocol=protocol, check=False)[0]
     assert {c.protocol.lr for c in halved} == {full / 2}
+    assert {c.protocol.lr for c in grids.resolve(grids.GRIDS["paper-claim-lr"], protocol=protocol, check=False)[0]} == {full / 2}
     from experiments.reuse import computation_key
     at_full_rate = {computation_key(c) for c in grids.resolve(grids.GRIDS["baselines"], protocol=protocol)[0]}
     assert not ({computation_key(c) for c in halved} - {None}) & at_full_rate  # never copied from a full-rate twin

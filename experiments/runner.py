@@ -204,6 +204,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
             cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
             result = make_result(cfg, "ok", None, history, cost)
         result["num_classes"] = len(data.classes)  # chance level for the report's training-health check
+        store.error_log.unlink(missing_ok=True)  # of an earlier, failed attempt (--retry-failed)
     except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
         raise
     except Exception as error:

@@ -146,6 +146,17 @@ def test_failures_are_recorded_and_the_grid_goes_on(tmp_path):
     assert [r.get("skipped", False) for r in retried] == [False, False, True]
 
 
+def test_a_retried_run_that_succeeds_loses_the_error_log_of_its_failed_attempt(tmp_path):
+    cfg = config("flaky")
+    store = RunStore.of(tmp_path, cfg)
+    store.dir.mkdir(parents=True)
+    store.write_result({"run_id": cfg.run_id, "variant": "flaky", "seed": 0, "status": "failed", "reason": "OSError: x"})
+    store.error_log.write_text("Traceback: the earlier attempt")
+    assert run_grid([cfg], RUNTIME, tmp_path)[0].get("skipped")  # failed runs stay failed without --retry-failed
+    assert run_grid([cfg], RUNTIME.model_copy(update={"retry_failed": True}), tmp_path)[0]["status"] == "ok"
+    assert store.read_result()["status"] == "ok" and not store.error_log.exists()
+
+
 def test_a_locked_run_is_left_to_its_owner(tmp_path):
     cfg = config()
     store = RunStore.of(tmp_path, cfg)

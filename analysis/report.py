@@ -195,7 +195,8 @@ def health_section(health: pd.DataFrame) -> list[str]:
               + "; ".join(f"`{r.grid}` `{r.variant}` ({r.flagged} of {r.runs} runs)" for r in per_variant.itertuples())
               + ". Comparisons that involve these variants measure how each network copes with the shared "
               "protocol's learning-rate schedule (Protocol below) as much as its architecture; read their rows in "
-              "the questions with that in mind. A per-network learning-rate check is the next run to make.", "",
+              "the questions with that in mind. Grids that halve the learning rate (`Grid.lr_scale`) show how much of "
+              "a comparison the schedule decides; a per-network learning-rate search is the next study to make.", "",
               markdown_table(table[["grid", "variant", "seed", "flag", "first-epoch loss", "peak loss (epoch)",
                                     "chance loss", "final loss", "final train top-1"]]), ""]
     return lines

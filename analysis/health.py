@@ -23,7 +23,7 @@ SPIKE_FACTOR = 1.2
 LEARNED_FACTOR = 1.5
 KNOWN_CLASSES = {"cifar10": 10, "cifar10-jpeg": 10, "fashion-mnist": 10, "cifar100": 100}
 HEALTH_COLUMNS = ("grid", "variant", "seed", "run_id", "reused_from", "classes", "first_loss", "peak_loss",
-                  "peak_epoch", "final_loss", "final_train_top1", "spike", "not_learned")
+                  "peak_epoch", "final_loss", "final_train_top1", "spike", "not_learned", "flagged")
 
 
 def _classes(run) -> float:
@@ -57,4 +57,6 @@ def training_health(frame: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                      "spike": bool(loss.max() > SPIKE_FACTOR * math.log(classes)) if known else np.nan,
                      "not_learned": bool(final_top1 < LEARNED_FACTOR * 100.0 / classes)
                      if known and math.isfinite(final_top1) else np.nan})
-    return pd.DataFrame(rows, columns=list(HEALTH_COLUMNS))
+    health = pd.DataFrame(rows, columns=list(HEALTH_COLUMNS))
+    health["flagged"] = (health["spike"] == True) | (health["not_learned"] == True)  # noqa: E712 (NaN = unknown)
+    return health

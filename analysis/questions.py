@@ -153,8 +153,7 @@ def health_notes(health: pd.DataFrame | None, comps: pd.DataFrame) -> list[str]:
     """Lines naming the question's variants with training-health flags (analysis/health.py)."""
     if health is None or not len(health) or not len(comps):
         return []
-    flagged = health.assign(flag=(health["spike"] == True) | (health["not_learned"] == True))  # noqa: E712
-    counts = flagged.groupby(["grid", "variant"])["flag"].agg(["sum", "size"])
+    counts = health.groupby(["grid", "variant"])["flagged"].agg(["sum", "size"])
     shown = {(g, v) for c in comps.itertuples(index=False) for g, v in ((c.grid, c.variant), (c.grid, c.reference))}
     hits = [f"`{g}` `{v}` ({int(counts.loc[(g, v), 'sum'])} of {int(counts.loc[(g, v), 'size'])} runs)"
             for g, v in sorted(shown) if (g, v) in counts.index and counts.loc[(g, v), "sum"] > 0]

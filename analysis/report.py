@@ -170,7 +170,7 @@ def health_section(health: pd.DataFrame) -> list[str]:
     trained = health[health["reused_from"].isna()]
     if not len(trained):
         return []
-    flagged = trained[(trained["spike"] == True) | (trained["not_learned"] == True)]  # noqa: E712 (NaN = unknown)
+    flagged = trained[trained["flagged"]]
     unknown = int(trained["spike"].isna().sum())
     lines = ["## Training health", "",
              f"A network guessing uniformly over C classes has a training loss of ln C. A run is flagged when an "

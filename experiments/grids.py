@@ -40,6 +40,7 @@ BASELINE_MODELS = ("mobilenetv2_cifar_050", "ghostnet_cifar_050", "mobilenetv2_c
                    "mobilenetv2_cifar_condconv_050", "mobilenetv2_cifar_dcd_050", "resnet20_cifar",
                    "resnet20_cifar_ftm", "resnet20_cifar_mdconv", "resnet20_cifar_maconv")
 CORE = {"dct": Variant("dyclotnet_050", {"expansion": "dct"}), "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}
+HEADLINE = {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}
 
 GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("replicator-vs-recalibrator", "Does the DCT's recalibrator help over the replicator alone (DyClotNet-0.5)?",
@@ -60,7 +61,7 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("baselines", "DyClotNet-0.5 against the efficient-CNN baselines at width 0.5 and the seed methods on ResNet-20.",
          "dyclotnet", {"dyclotnet": Variant("dyclotnet_050"), **{m: Variant(m, optional=True) for m in BASELINE_MODELS}}),
     Grid("paper-claim", "The paper's headline: DyClotNet-2.0 against MobileNetV2-1.0 on CIFAR.", "dyclotnet-2.0",
-         {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}),
+         HEADLINE),
     Grid("lr-check", "DyClotNet-0.5 against MobileNetV2-0.5 at half the protocol's learning rate: at the full "
          "rate every MobileNetV2-family run's training loss spiked above chance (REPORT.md, Training health). Does "
          "the comparison change when the schedule is gentler?", "dyclotnet",
@@ -68,8 +69,7 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          lr_scale=0.5),
     Grid("paper-claim-lr", "The paper's headline pair (DyClotNet-2.0 vs MobileNetV2-1.0) at half the protocol's "
          "learning rate: at the full rate every MobileNetV2-1.0 run's training loss spiked above chance. Does the "
-         "headline comparison depend on that?", "dyclotnet-2.0",
-         {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}, lr_scale=0.5),
+         "headline comparison depend on that?", "dyclotnet-2.0", HEADLINE, lr_scale=0.5),
     Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
          "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
          protocol="smoke"),
@@ -123,10 +123,10 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
 
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a whole number >= 1, got {seeds!r}")
-    name = grid.protocol if protocol is None else protocol
-    proto = get_protocol(name, **protocol_overrides)  # "" is unknown, not default
+    protocol_name = grid.protocol if protocol is None else protocol
+    proto = get_protocol(protocol_name, **protocol_overrides)  # "" is unknown, not default
     if grid.lr_scale != 1.0 and "lr" not in protocol_overrides:
-        proto = get_protocol(name, **protocol_overrides, lr=proto.lr * grid.lr_scale)
+        proto = get_protocol(protocol_name, **protocol_overrides, lr=proto.lr * grid.lr_scale)
     dataset = choose("dataset", dataset if dataset is not None else grid.dataset or proto.dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,

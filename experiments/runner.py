@@ -107,9 +107,10 @@ def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path |
                 datasets[cfg.dataset] = load_dataset(cfg.dataset, data_root, cache_dir)
             data = datasets[cfg.dataset]
             model = build_model(cfg, data).eval()
-            if profiling.count_params(model) != cost.get("params"):
-                rows.append({**row, "note": f"params differ ({profiling.count_params(model)} rebuilt, "
-                                            f"{cost.get('params')} recorded): left unchanged"})
+            params = profiling.count_params(model)
+            if params != cost.get("params"):
+                rows.append({**row, "note": f"params differ ({params} rebuilt, {cost.get('params')} recorded): "
+                                            "left unchanged"})
                 continue
             row["new"] = profiling.count_macs(model, data.input_shape)
         except Exception as error:  # noqa: BLE001 -- one bad run must not stop the others

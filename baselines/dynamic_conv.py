@@ -8,7 +8,11 @@
   ``r(x) = sigmoid(FC(GAP(x)))``; the aggregation is timm's :class:`timm.layers.CondConv2d`.
 * :class:`DynamicConvDecomposition` -- Li et al., "Revisiting Dynamic Convolution via Matrix
   Decomposition", ICLR 2021 (arXiv:2103.08756, code https://github.com/liyunsheng13/dcd):
-  ``W(x) = Lambda(x) W0 + P Phi(x) Q^T`` for 1x1 convolutions.
+  ``W(x) = Lambda(x) W0 + P Phi(x) Q^T`` for 1x1 convolutions, and
+  :class:`DynamicLinearDecomposition`, the same for the classifier. Gate, latent and squeeze
+  sizes, descriptor and initialisation are the official code's (``DYModule``, ``DYCls``);
+  departures: only 1x1 stride-1 convolutions, and the squeeze ratio defaults to the official
+  MobileNetV2 command's 16 (the code's default is 8).
 
 Temperature schedule of dynamic convolution: :func:`temperature_at`, :func:`default_anneal_epochs`
 and :func:`set_epoch_temperature` (what a network's ``set_epoch(epoch, num_epochs)`` calls).
@@ -31,8 +35,9 @@ from timm.layers import CondConv2d
 from torch import nn
 
 __all__ = [
-    "CondConv", "DynamicConv2d", "DynamicConvDecomposition", "TAU_END", "TAU_START",
-    "dcd_latent_dim", "default_anneal_epochs", "set_epoch_temperature", "temperature_at",
+    "CondConv", "DynamicConv2d", "DynamicConvDecomposition", "DynamicLinearDecomposition", "TAU_END", "TAU_START",
+    "dcd_descriptor_pool", "dcd_hsigmoid", "dcd_latent_dim", "default_anneal_epochs", "set_epoch_temperature",
+    "temperature_at",
 ]
 
 TAU_START, TAU_END = 30.0, 1.0  # Chen et al. 2020, Sec. 3.3 / 4: tau from 30 to 1
@@ -153,62 +158,108 @@ class CondConv(nn.Module):
         return b * (conv + aggregation + c * h * w + (c + 1) * self.num_experts + self.num_experts)
 
 
-def dcd_latent_dim(channels: int) -> int:
-    """Latent size of DCD: ``L = floor(C / 2^floor(log2 sqrt(C)))``, so ``sqrt(C) <= L < 2 sqrt(C)``.
+def dcd_hsigmoid(x: torch.Tensor) -> torch.Tensor:
+    """The official DCD code's ``Hsigmoid``: ``relu6(x + 3) / 3``, in [0, 2] and 1 at 0 (twice torch's hardsigmoid)."""
+    return F.relu6(x + 3.0) / 3.0
 
-    Computed in integers: ``floor(log2 sqrt(C)) = floor(floor(log2 C) / 2)``. E.g. C=16 -> 4,
-    C=96 -> 12, C=320 -> 20.
+
+def dcd_descriptor_pool(in_chs: int, out_chs: int) -> int:
+    """Side of DCD's pooled descriptor: 2 (a 2x2 average pool, ``m = 4`` values per channel) for a
+    widening layer (``in_chs < out_chs``), else 1 (global average pooling), as in the official code."""
+    return 2 if in_chs < out_chs else 1
+
+
+def dcd_latent_dim(in_chs: int, out_chs: int) -> int:
+    """Latent size ``L`` of a DCD 1x1 layer ``in_chs -> out_chs``, the official code's rule.
+
+    With ``m = dcd_descriptor_pool(in_chs, out_chs) ** 2`` (4 widening, else 1) and ``r`` = 8
+    (widening) or 2: ``L = floor(min(m * in_chs, out_chs) / r)``, halved (``r`` doubled) until
+    ``L^2 <= 2 * m * in_chs``, at least 4. E.g. 16 -> 96: 12; 96 -> 24: 12; 960 -> 320: 40.
     """
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1, got {channels}")
-    return channels >> ((channels.bit_length() - 1) // 2)
+    if in_chs < 1 or out_chs < 1:
+        raise ValueError(f"channels must be >= 1, got in_chs={in_chs}, out_chs={out_chs}")
+    m = dcd_descriptor_pool(in_chs, out_chs) ** 2
+    latent = min(m * in_chs, out_chs) // (8 if in_chs < out_chs else 2)
+    while latent * latent > 2 * m * in_chs:
+        latent //= 2  # floor(floor(a / r) / 2) == floor(a / (2 r))
+    return max(latent, 4)
+
+
+def _dcd_squeeze_branch(in_features: int, squeeze: int, latent: int, out_chs: int) -> nn.ModuleDict:
+    """``FC(in_features, S)``, its gate ``FC(S, S)``, and the heads ``FC(S, L*L)`` (Phi) and ``FC(S, O)`` (Lambda)."""
+    return nn.ModuleDict(dict(squeeze=nn.Linear(in_features, squeeze, bias=False),
+                              gate=nn.Linear(squeeze, squeeze, bias=False),
+                              phi=nn.Linear(squeeze, latent * latent, bias=False),
+                              scale=nn.Linear(squeeze, out_chs, bias=False)))
+
+
+def _dcd_factors(branch: nn.ModuleDict, descriptor: torch.Tensor, latent: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Lambda, Phi)`` from a (B, F) descriptor: ``s = FC(d) * Hsig(FC(FC(d)))``, ``Phi = FC(s)``, ``Lambda = Hsig(FC(s))``."""
+    s = branch["squeeze"](descriptor)
+    s = s * dcd_hsigmoid(branch["gate"](s))
+    return dcd_hsigmoid(branch["scale"](s)), branch["phi"](s).view(-1, latent, latent)
+
+
+def _dcd_init(module: nn.Module) -> None:
+    """The official code's initialisation: kernels normal(0, sqrt(2 / (k*k*out))), linear layers normal(0, 0.01), zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 class DynamicConvDecomposition(nn.Module):
-    """DCD for a 1x1 convolution (Li et al. 2021, eq. for ``W(x) = Lambda(x) W0 + P Phi(x) Q^T``).
+    """DCD for a 1x1 convolution (Li et al. 2021): ``W(x) = Lambda(x) W0 + P Phi(x) Q^T``.
 
-    ``y = Lambda(x) (W0 x) + P Phi(x) (Q^T x)`` with
-    ``W0`` (O x I) the static kernel, ``Lambda(x)`` a dynamic diagonal (O) output-channel scale,
-    ``Q`` (I x L) compressing the input to the latent space, ``Phi(x)`` a dynamic L x L
-    "channel fusion" matrix and ``P`` (O x L) expanding back; ``L = dcd_latent_dim(in_chs)``.
+    ``y = Lambda(x) (W0 x) + P Phi(x) (Q^T x)`` with ``W0`` (O x I) the static kernel, ``Lambda(x)``
+    a dynamic diagonal (O) output-channel scale, ``Q`` (I x L) compressing the input to the latent
+    space, ``Phi(x)`` a dynamic L x L "channel fusion" matrix and ``P`` (O x L) expanding back.
+    Structure, sizes, gate and initialisation follow the official code's ``DYModule``
+    (github.com/liyunsheng13/dcd, models/imagenet/mobilenetv2_dcd.py):
 
-    The dynamic branch: ``GAP -> FC(I, S) -> gate (FC(S, S), hard-sigmoid, multiply) -> heads``;
-    ``Phi = FC(S, L*L)``, ``Lambda = 2*hardsigmoid(FC(S, O))`` (in [0, 2], 1 at zero logits), all
-    FCs without bias, ``S = max(4, max(I, L*L) // 16)``.
-    ``latent_norm_residual=True`` (default) implements the latent branch as the official code
-    does: BatchNorm on ``Q^T x``, BatchNorm on ``Phi z`` and an identity, i.e.
-    ``P (I + BN o Phi(x)) BN(Q^T x)``; ``False`` gives the bare equation ``P Phi(x) Q^T x``.
+    * descriptor: average pool to ``p x p`` (:func:`dcd_descriptor_pool`: 2 for a widening layer,
+      else 1), flattened channel-major to ``m*I`` values (``m = p*p``);
+    * dynamic branch: ``s = FC(m*I, S)(d)``, gated ``s * Hsig(FC(S, S)(s))``; ``Phi = FC(S, L*L)(s)``
+      (no activation), ``Lambda = Hsig(FC(S, O)(s))``, all without bias, ``Hsig(z) = relu6(z+3)/3``
+      (:func:`dcd_hsigmoid`, in [0, 2], 1 at 0, so the static path starts as the plain conv);
+    * ``L = dcd_latent_dim(I, O)``, ``S = max(4, max(m*I, L*L) // squeeze_ratio)`` with
+      ``squeeze_ratio`` 16 (the official README's MobileNetV2 command, ``--fc-squeeze 16``; the
+      code's default is 8);
+    * ``latent_norm_residual=True`` (default): BatchNorm on ``Q^T x``, BatchNorm on ``Phi z`` and an
+      identity, i.e. ``P (I + BN o Phi(x)) BN(Q^T x)`` as the official code computes it; ``False``
+      gives the bare equation ``P Phi(x) Q^T x``.
 
-    Parameters: ``O*I + L*I + O*L + I*S + S*S + S*L*L + S*O`` (+ ``4L`` BatchNorm parameters with
+    Parameters: ``O*I + L*I + O*L + m*I*S + S*S + S*L*L + S*O`` (+ ``4L`` BatchNorm parameters with
     ``latent_norm_residual``). MACs per example (:meth:`count_macs`): ``H*W*(O*I + L*I + L*L +
     O*L)`` (the four products) + ``2*O*H*W`` (scale, sum) + ``5*L*H*W`` with the latent norms and
-    identity + the dynamic branch ``I*H*W + I*S + S*S + 2S + S*L*L + S*O + 2*O``.
+    identity + the dynamic branch ``I*H*W`` (pooling) ``+ m*I*S + S*S + 2S + S*L*L + S*O + 2*O``.
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1,
-                 latent_dim: int | None = None, squeeze: int | None = None, latent_norm_residual: bool = True) -> None:
+                 latent_dim: int | None = None, squeeze: int | None = None, squeeze_ratio: int = 16,
+                 descriptor_pool: int | None = None, latent_norm_residual: bool = True) -> None:
         super().__init__()
         if kernel_size != 1 or stride != 1:
             raise ValueError("DynamicConvDecomposition is implemented for 1x1, stride-1 convolutions only")
-        self.latent_dim = latent = latent_dim or dcd_latent_dim(in_chs)
-        squeeze = squeeze or max(4, max(in_chs, latent * latent) // 16)
+        self.descriptor_pool = pool = descriptor_pool or dcd_descriptor_pool(in_chs, out_chs)
+        self.latent_dim = latent = latent_dim or dcd_latent_dim(in_chs, out_chs)
+        squeeze = squeeze or max(4, max(pool * pool * in_chs, latent * latent) // squeeze_ratio)
         self.static = nn.Conv2d(in_chs, out_chs, 1, bias=False)       # W0
         self.q = nn.Conv2d(in_chs, latent, 1, bias=False)              # Q^T
         self.p = nn.Conv2d(latent, out_chs, 1, bias=False)             # P
-        self.squeeze = nn.Linear(in_chs, squeeze, bias=False)
-        self.squeeze_gate = nn.Linear(squeeze, squeeze, bias=False)
-        self.fc_phi = nn.Linear(squeeze, latent * latent, bias=False)
-        self.fc_scale = nn.Linear(squeeze, out_chs, bias=False)
+        self.dynamic = _dcd_squeeze_branch(pool * pool * in_chs, squeeze, latent, out_chs)
         self.latent_norm_residual = latent_norm_residual
         self.q_norm = nn.BatchNorm2d(latent) if latent_norm_residual else nn.Identity()
         self.phi_norm = nn.BatchNorm1d(latent) if latent_norm_residual else nn.Identity()
+        _dcd_init(self)
 
     def dynamic_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(Lambda(x), Phi(x))``, shapes (B, O) and (B, L, L)."""
-        s = self.squeeze(x.mean((2, 3)))
-        s = s * F.hardsigmoid(self.squeeze_gate(s))
-        phi = self.fc_phi(s).view(-1, self.latent_dim, self.latent_dim)
-        return 2.0 * F.hardsigmoid(self.fc_scale(s)), phi
+        descriptor = F.adaptive_avg_pool2d(x, self.descriptor_pool).flatten(1)
+        return _dcd_factors(self.dynamic, descriptor, self.latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
@@ -221,11 +272,59 @@ class DynamicConvDecomposition(nn.Module):
 
     def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         b, c, h, w = x.shape
-        hw, o, latent, s = h * w, self.static.out_channels, self.latent_dim, self.squeeze.out_features
+        hw, o, latent = h * w, self.static.out_channels, self.latent_dim
+        s, descriptor = self.dynamic["squeeze"].out_features, self.dynamic["squeeze"].in_features
         products = hw * (o * c + latent * c + latent * latent + o * latent)
         merges = 2 * o * hw + (5 * latent * hw if self.latent_norm_residual else 0)
-        dynamic = c * hw + c * s + s * s + 2 * s + s * latent * latent + s * o + 2 * o
+        dynamic = c * hw + descriptor * s + s * s + 2 * s + s * latent * latent + s * o + 2 * o
         return b * (products + merges + dynamic)
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, descriptor_pool={self.descriptor_pool}"
+
+
+class DynamicLinearDecomposition(nn.Module):
+    """DCD for a fully connected layer (the official code's dynamic classifier ``DYCls``).
+
+    ``y = Lambda(x) (W0 x + b) + P (I + BN o Phi(x)) BN(Q^T x)``: the bias is scaled with the static
+    product, as in the official code. The dynamic branch is :class:`DynamicConvDecomposition`'s on
+    the feature vector itself (``m = 1``); ``L = 32`` and ``S = 32`` are the official code's fixed
+    sizes. Initialisation as the official code (linear weights normal(0, 0.01), biases zero).
+
+    Parameters: ``O*I + O + L*I + O*L + I*S + S*S + S*L*L + S*O + 4L``. MACs per example
+    (:meth:`count_macs`): ``O*I + O + L*I + L*L + O*L`` (products, bias) ``+ 2*O + 5*L`` (scale, sum,
+    latent norms, identity) ``+ I*S + S*S + 2S + S*L*L + S*O + 2*O`` (dynamic branch).
+    """
+
+    def __init__(self, in_features: int, out_features: int, latent_dim: int = 32, squeeze: int = 32) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.latent_dim = in_features, out_features, latent_dim
+        self.static = nn.Linear(in_features, out_features)             # W0, b
+        self.q = nn.Linear(in_features, latent_dim, bias=False)         # Q^T
+        self.p = nn.Linear(latent_dim, out_features, bias=False)        # P
+        self.dynamic = _dcd_squeeze_branch(in_features, squeeze, latent_dim, out_features)
+        self.q_norm, self.phi_norm = nn.BatchNorm1d(latent_dim), nn.BatchNorm1d(latent_dim)
+        _dcd_init(self)
+
+    def dynamic_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Lambda(x), Phi(x))``, shapes (B, O) and (B, L, L)."""
+        return _dcd_factors(self.dynamic, x, self.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, phi = self.dynamic_factors(x)
+        z = self.q_norm(self.q(x))
+        fused = self.phi_norm(torch.einsum("blm,bm->bl", phi, z)) + z
+        return scale * self.static(x) + self.p(fused)
+
+    def count_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        b, c = x.shape
+        o, latent, s = self.out_features, self.latent_dim, self.dynamic["squeeze"].out_features
+        products = o * c + o + latent * c + latent * latent + o * latent
+        dynamic = c * s + s * s + 2 * s + s * latent * latent + s * o + 2 * o
+        return b * (products + 2 * o + 5 * latent + dynamic)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, latent_dim={self.latent_dim}"
 
 
 def default_anneal_epochs(num_epochs: int) -> int:

@@ -12,13 +12,15 @@ so both operators are *interpretations* (docs/baselines.md lists every choice):
   stacked linear layers (k x k ``in -> mid``, 1 x 1 ``mid -> out``) with attention applied to the
   features between them (the abstract's "expanding form"). Its folded, "compact" form applies
   the attention to the weights: ``W(a) = W2 diag(a) W1``.
-  - ``attention="batch"`` (default): the attention is computed from the batch-mean descriptor in
-    training and replaced by its running average in eval, like BatchNorm statistics, so the eval
-    network is a static linear map and ``fuse`` gives one static convolution (exact in eval).
-    This departs from the paper, whose compact form stays input-dependent at inference.
-  - ``attention="example"``: per-example attention in training and eval (the paper's reading);
-    ``fuse`` switches to the compact form (per-example weight ``W2 diag(a(x)) W1``, one conv),
-    which is exact for every input but keeps the over-parameters.
+  - ``attention="example"`` (default): per-example attention in training and eval, a dynamic
+    network as the paper describes it; ``fuse`` switches to the compact form (per-example weight
+    ``W2 diag(a(x)) W1``, one conv), which is exact for every input but keeps the
+    over-parameters. The compact form is not cheaper in general: assembling the kernel costs
+    ``O*M*I*k*k`` per example, so it pays only on large maps (docs/baselines.md has the counts).
+  - ``attention="batch"`` (option, our departure): the attention is computed from the batch-mean
+    descriptor in training and replaced by its running average in eval, like BatchNorm
+    statistics, so the eval network is a static linear map and ``fuse`` gives one static
+    convolution (exact in eval): a training-time reparameterisation, not a dynamic network.
 
 :func:`fuse_modules` replaces every foldable module of a network by its inference form; networks
 expose it as ``model.fuse()``. Nothing here imports a network.
@@ -98,11 +100,11 @@ class MDConv2d(nn.Module):
     ``W2 (a ⊙ W1 x) = (W2 diag(a) W1) x``. ``mid = expansion * min(in, out)`` (default 2),
     FC1 width ``max(in // reduction, 4)``.
 
-    ``attention="batch"``: in training ``a`` is computed once per batch from the batch-mean of
-    ``GAP(x)`` and an exponential running average (``momentum``) is kept; eval uses the running
-    average, so :meth:`fuse` returns one static :func:`static_conv`. ``attention="example"``: one
-    ``a`` per example; :meth:`fuse` turns on the compact form (dynamic kernel, one conv per
-    example via a grouped convolution), keeping all parameters.
+    ``attention="example"`` (default): one ``a`` per example, in training and eval; :meth:`fuse`
+    turns on the compact form (dynamic kernel, one conv per example via a grouped convolution),
+    keeping all parameters. ``attention="batch"``: in training ``a`` is computed once per batch
+    from the batch-mean of ``GAP(x)`` and an exponential running average (``momentum``) is kept;
+    eval uses the running average, so :meth:`fuse` returns one static :func:`static_conv`.
 
     Training parameters: ``M*I*k*k + O*M + I*h + h + h*M + M``; after a batch-mode fuse ``O*I*k*k``.
     MACs per example (:meth:`count_macs`), expanding form: ``H'W'(M*I*k*k + M + O*M)``; compact
@@ -111,7 +113,7 @@ class MDConv2d(nn.Module):
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, expansion: int = 2,
-                 reduction: int = 4, attention: MDAttention = "batch", momentum: float = 0.1) -> None:
+                 reduction: int = 4, attention: MDAttention = "example", momentum: float = 0.1) -> None:
         super().__init__()
         check_choice("attention", attention, ("batch", "example"))
         mid = expansion * min(in_chs, out_chs)

@@ -1,15 +1,20 @@
 """Feature Transform Module (FTM) and the Ghost/FTM expansion operators for the DCT bottleneck.
 
 FTM: Li, Wei, Wang, Xie, "Efficient feature transform module", Multimedia Tools and Applications
-(2024); code https://github.com/li-ju-bazhong/Efficient-feature-transform-module (not consulted:
-only the abstract and the facts in ../shared/papers/README.md are available to us).
+(2024); code https://github.com/li-ju-bazhong/Efficient-feature-transform-module
+(``models/resnet_ftm.py``: ``FeatureTransModule``, ``NeighborFusion``), which
+:class:`FeatureTransformModule` follows: pointwise conv with bias, depthwise conv, a kernel-1
+channel gate. Departure: for ``S > 2`` the official code applies each further gate to everything
+made so far (``2^(S-1)`` times the prime channels, then cut); we make ``S-1`` gated copies of the
+prime features (the same parameters; identical for the default ``S = 2``).
 GhostNet's cheap operation: Han et al., "GhostNet: More Features from Cheap Operations", CVPR 2020
 (arXiv:1911.11907, code https://github.com/huawei-noah/Efficient-AI-Backbones).
 
 * :class:`NeighbourChannelGate` -- FTM's "neighbour 1-D convolution": ``sigmoid(conv1d(GAP(x)))``,
-  one gate per channel computed from its ``k`` neighbouring channels (ECA-like).
+  one gate per channel computed from its ``k`` neighbouring channels (ECA-like; the official FTM
+  uses ``k = 1``: each channel gated by its own pooled value and one shared weight).
 * :class:`FeatureTransformModule` -- drop-in for a k x k convolution: pointwise conv to
-  ``ceil(N/S)`` prime channels, depthwise k x k conv, ``S-1`` gated copies, concatenated, cut to N.
+  ``ceil(N/S)`` prime channels (with bias), depthwise k x k conv, ``S-1`` gated copies, concatenated, cut to N.
 * :class:`GhostExpansion`, :class:`FTMExpansion` -- the DCT bottleneck's expansion slot
   (``in_chs -> p * in_chs``), registered as ``"ghost"`` and ``"ftm"`` with
   :func:`dyclot.layers.register_expansion` when this module is imported.
@@ -57,7 +62,9 @@ class FTMExpansion(nn.Module):
 
     Each copy has its own :class:`NeighbourChannelGate` kernel over the input's channels. In the
     DCT slot it is used alone (the bottleneck's two pointwise convolutions already make the prime
-    features); :class:`FeatureTransformModule` applies it to its prime features with ``p = S``.
+    features) with ``gate_kernel=3`` (our choice, kept for the committed runs; the official FTM's
+    gate has kernel 1); :class:`FeatureTransformModule` applies it to its prime features with ``p = S``
+    and kernel 1.
     Parameters: ``(p-1)*k``. MACs per example: ``C*H*W`` (GAP) ``+ (p-1)*C*(k+1)`` (1-D conv,
     sigmoid) ``+ (p-1)*C*H*W`` (gating products).
     """
@@ -82,22 +89,24 @@ class FTMExpansion(nn.Module):
 class FeatureTransformModule(nn.Module):
     """FTM: a cheap replacement for a ``k x k`` convolution ``in_chs -> out_chs`` (N).
 
-    ``prime = DW_kxk(PW(x))`` with ``ceil(N/S)`` channels (pointwise at input resolution, the
-    stride on the depthwise conv, both linear: no norm or activation between them, since the
-    module replaces one linear convolution and the network's BN/ReLU follow); ``S-1`` copies
-    ``g_j(prime) * prime`` (:class:`FTMExpansion` with ``p = S``); ``[prime, copies][:, :N]``.
+    As the official ``FeatureTransModule``: ``prime = DW_kxk(PW(x))`` with ``M = ceil(N/S)``
+    channels (pointwise at input resolution with a bias, ``pointwise_bias=False`` drops it; the
+    stride on the depthwise conv, no bias; no norm or activation between them); ``S-1`` copies
+    ``g_j(prime) * prime`` (:class:`FTMExpansion` with ``p = S``) with gates of kernel
+    ``gate_kernel = 1`` (the official ``NeighborFusion(kernel_size=1)``); ``[prime, copies][:, :N]``.
+    For ``S > 2`` the official code gates everything made so far instead (see the module docstring).
 
-    Parameters: ``I*M + M*k*k + (S-1)*k_gate`` with ``M = ceil(N/S)``. MACs per example:
-    ``H*W*I*M + H'*W'*M*k*k`` (convs) + the broadcast's (:class:`FTMExpansion`, ``p = S``).
+    Parameters: ``I*M + M + M*k*k + (S-1)*k_gate``. MACs per example:
+    ``H*W*(I*M + M) + H'*W'*M*k*k`` (convs, bias) + the broadcast's (:class:`FTMExpansion`, ``p = S``).
     """
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, ratio: int = 2,
-                 gate_kernel: int = 3) -> None:
+                 gate_kernel: int = 1, pointwise_bias: bool = True) -> None:
         super().__init__()
         check_positive_int("ratio", ratio, minimum=2)
         self.out_chs = out_chs
         prime = math.ceil(out_chs / ratio)
-        self.primary = nn.Conv2d(in_chs, prime, 1, bias=False)
+        self.primary = nn.Conv2d(in_chs, prime, 1, bias=pointwise_bias)
         self.depthwise = nn.Conv2d(prime, prime, kernel_size, stride, kernel_size // 2, groups=prime, bias=False)
         self.broadcast = FTMExpansion(prime, ratio, gate_kernel)
 

@@ -16,8 +16,11 @@ Departures from the paper (all documented in docs/baselines.md):
   projection ``conv_pwl`` (``conv_pw`` of the first, depthwise-separable block) and, with
   ``replace_head=True`` (default), the 1x1 head ``conv_head`` (320 -> 1280). The stem and the
   depthwise convolutions and the classifier stay static (Chen et al. make every conv but the
-  first dynamic, depthwise ones included; the official DCD code makes the 1x1 convs of the
-  expanding blocks and the classifier dynamic): one rule, "every 1x1 conv", for all operators;
+  first dynamic, depthwise ones included): one rule, "every 1x1 conv", for all operators;
+* ``mobilenetv2_cifar_dcd_*`` instead make dynamic exactly the layers the official DCD
+  MobileNetV2 makes dynamic (https://github.com/liyunsheng13/dcd,
+  models/imagenet/mobilenetv2_dcd.py): both 1x1 convs of every expanding block (not the first,
+  depthwise-separable block, not the head conv) and the classifier (:func:`apply_dcd_layout`);
 * swapped operators use their own initialisation (timm's is kept for everything else).
 """
 from __future__ import annotations
@@ -28,11 +31,11 @@ from timm.models.efficientnet import EfficientNet
 from torch import nn
 
 from ._builder import cifar_input_cfg, model_kwargs
-from .dynamic_conv import set_epoch_temperature
+from .dynamic_conv import DynamicConvDecomposition, DynamicLinearDecomposition, set_epoch_temperature
 from .folding import fuse_modules
 from .layers import CONV_OPERATORS, create_conv
 
-__all__ = ["MobileNetV2Cifar", "replace_pointwise_convs"]
+__all__ = ["MobileNetV2Cifar", "apply_dcd_layout", "replace_pointwise_convs"]
 
 WIDTHS = {0.5: "050", 1.0: "100"}
 
@@ -67,6 +70,36 @@ def replace_pointwise_convs(model: EfficientNet, operator: str, include_head: bo
             setattr(parent, name, create_conv(operator, conv.in_channels, conv.out_channels, 1, 1, **options))
             replaced += 1
     return replaced
+
+
+def apply_dcd_layout(model: EfficientNet, classifier_kwargs: dict | None = None, **options: object) -> int:
+    """Make dynamic the layers the official DCD MobileNetV2 makes dynamic; return how many.
+
+    ``conv_pw`` and ``conv_pwl`` of every inverted-residual block (the expanding blocks; the first,
+    depthwise-separable block stays static) become :class:`DynamicConvDecomposition` (``options``),
+    and the classifier a :class:`DynamicLinearDecomposition` (``classifier_kwargs``; kept as it is
+    when ``num_classes=0``). The head conv (320 -> 1280) stays static, as in the official code.
+    """
+    replaced = 0
+    for block in (block for stage in model.blocks for block in stage if hasattr(block, "conv_pwl")):
+        for name in ("conv_pw", "conv_pwl"):
+            conv = getattr(block, name)
+            setattr(block, name, DynamicConvDecomposition(conv.in_channels, conv.out_channels, **options))
+            replaced += 1
+    if isinstance(model.classifier, nn.Linear):
+        model.classifier = DynamicLinearDecomposition(model.classifier.in_features, model.classifier.out_features,
+                                                      **(classifier_kwargs or {}))
+        replaced += 1
+    return replaced
+
+
+def _create_mobilenetv2_cifar_dcd(width: float, pretrained: bool = False, pointwise_kwargs: dict | None = None,
+                                  classifier_kwargs: dict | None = None, **kwargs) -> MobileNetV2Cifar:
+    """MobileNetV2-CIFAR with the official DCD layout (:func:`apply_dcd_layout`); other kwargs as
+    :func:`_create_mobilenetv2_cifar`."""
+    model = _create_mobilenetv2_cifar(width, pretrained, **kwargs)
+    apply_dcd_layout(model, classifier_kwargs, **(pointwise_kwargs or {}))
+    return model
 
 
 def _create_mobilenetv2_cifar(width: float, pretrained: bool = False, pointwise: str = "conv",
@@ -129,8 +162,8 @@ def mobilenetv2_cifar_condconv_050(pretrained: bool = False, **kwargs) -> Mobile
 
 @register_model
 def mobilenetv2_cifar_dcd_050(pretrained: bool = False, **kwargs) -> MobileNetV2Cifar:
-    """MobileNetV2-0.5, every 1x1 conv a dynamic convolution decomposition."""
-    return _create_mobilenetv2_cifar(0.5, pretrained, pointwise="dcd", **kwargs)
+    """MobileNetV2-0.5 with DCD where the official DCD MobileNetV2 has it (expanding blocks' 1x1 convs, classifier)."""
+    return _create_mobilenetv2_cifar_dcd(0.5, pretrained, **kwargs)
 
 
 @register_model
@@ -147,8 +180,8 @@ def mobilenetv2_cifar_condconv_100(pretrained: bool = False, **kwargs) -> Mobile
 
 @register_model
 def mobilenetv2_cifar_dcd_100(pretrained: bool = False, **kwargs) -> MobileNetV2Cifar:
-    """MobileNetV2-1.0, every 1x1 conv a dynamic convolution decomposition."""
-    return _create_mobilenetv2_cifar(1.0, pretrained, pointwise="dcd", **kwargs)
+    """MobileNetV2-1.0 with DCD where the official DCD MobileNetV2 has it (expanding blocks' 1x1 convs, classifier)."""
+    return _create_mobilenetv2_cifar_dcd(1.0, pretrained, **kwargs)
 
 
 @register_model

@@ -13,7 +13,9 @@ new channels zero ("zero-padded identity"), so shortcuts have no parameters.
 
 Departures / choices (documented in docs/baselines.md):
 * ``conv="ftm" | "mdconv" | "maconv"`` replaces the two 3x3 convolutions of every basic block;
-  the stem convolution stays a plain conv;
+  the stem convolution stays a plain conv (as in the official FTM ResNets, whose FTM follows the
+  official code: pointwise conv with bias, kernel-1 gate; ResNet-20/56-FTM have their 20,684 and
+  62,384 parameters);
 * the zero channels of the option-A shortcut are appended after the identity channels;
 * Kaiming-normal (fan_out) initialisation of convolutions, as timm's and torchvision's ResNets.
 """
@@ -146,7 +148,8 @@ def resnet56_cifar_ftm(pretrained: bool = False, **kwargs) -> ResNetCifar:
 
 @register_model
 def resnet20_cifar_mdconv(pretrained: bool = False, **kwargs) -> ResNetCifar:
-    """ResNet-20 with MDConv block convolutions; ``fuse()`` folds it into ``resnet20_cifar``."""
+    """ResNet-20 with per-example MDConv block convolutions; ``fuse()`` switches them to the compact form
+    (with ``conv_kwargs={"attention": "batch"}`` it folds into ``resnet20_cifar``)."""
     return _create_resnet_cifar(20, pretrained, conv="mdconv", **kwargs)
 
 

@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(0, min=0, max=1024, help="torch threads for timing (0: torch's default)."),
         list_models: bool = typer.Option(False, "--list", help="List the registered model names and exit."),
     ) -> None:
-        """Parameters, MACs (ptflops), FLOPs (torch counter), batch-1 latency, batch-128 training throughput, peak memory."""
+        """Parameters, MACs (ptflops; also after ``fuse()`` where a model has one), FLOPs (torch counter), batch-1 latency,
+        batch-128 training throughput, peak memory."""
         from .profiling import profile_models, profiles_as_dicts
         from .registry import list_models as registered
 
@@ -80,6 +81,7 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title=f"Model cost at {input} ({rows[0]['threads']} threads; medians)")
         columns = [("model", "model", str), ("params", "params", "{:,}".format), ("MACs (ptflops)", "macs", "{:,}".format),
+                   ("MACs after fuse()", "macs_fused", "{:,}".format),
                    ("FLOPs (torch)", "flops", "{:,}".format), ("latency b1 ms", "latency_ms", "{:.2f}".format),
                    (f"train img/s b{batch_size}", "train_images_per_s", "{:.0f}".format),
                    ("peak train MiB", "peak_train_mib", "{:.0f}".format)]

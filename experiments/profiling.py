@@ -11,6 +11,7 @@ Two counters, side by side, because they count different things (docs/profiling.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import resource
@@ -182,6 +183,7 @@ class ModelProfile:
     train_batch_size: int
     peak_train_mib: float | None
     threads: int
+    macs_fused: int | None = None  # MACs after ``model.fuse()`` (eval mode), for models that have one
 
 
 def profile_model(name: str, input_shape: InputShape = (3, 32, 32), num_classes: int = 10, model_kwargs: dict | None = None,
@@ -199,6 +201,9 @@ def profile_model(name: str, input_shape: InputShape = (3, 32, 32), num_classes:
     torch.manual_seed(0)
     model = create_model(name, num_classes=num_classes, in_chans=input_shape[0], **(model_kwargs or {}))
     params, macs, flops = count_params(model), count_macs(model, input_shape), count_flops(model, input_shape)
+    macs_fused = None
+    if callable(getattr(model, "fuse", None)):  # e.g. MDConv/MAConv: the inference form's cost too
+        macs_fused = count_macs(copy.deepcopy(model).eval().fuse(), input_shape)
     latency = throughput = peak = None
     if timing:
         latency = measure_latency_ms(model, input_shape, repeats=latency_repeats, threads=threads)
@@ -206,7 +211,7 @@ def profile_model(name: str, input_shape: InputShape = (3, 32, 32), num_classes:
         throughput = measure_train_throughput(model, input_shape, batch_size, repeats=train_repeats, threads=threads)
         peak = peak_rss_mib() - before
     return ModelProfile(name, "x".join(map(str, input_shape)), params, macs, flops,
-                        latency, throughput, batch_size, peak, threads)
+                        latency, throughput, batch_size, peak, threads, macs_fused)
 
 
 def _profile_in_subprocess(kwargs: dict) -> dict:

@@ -29,14 +29,23 @@ from baselines import (
     default_anneal_epochs,
     temperature_at,
 )
+from baselines.dynamic_conv import DynamicLinearDecomposition, dcd_hsigmoid
 from dyclot.layers import create_expansion, list_expansions
+from experiments.profiling import profile_model
 
-FOLDABLE = {  # foldable network -> the static network it must become after fuse()
-    "resnet20_cifar_mdconv": "resnet20_cifar",
-    "resnet20_cifar_maconv": "resnet20_cifar",
-    "mobilenetv2_cifar_mdconv_100": "mobilenetv2_cifar_100",
-    "mobilenetv2_cifar_maconv_100": "mobilenetv2_cifar_100",
+FOLDABLE = {  # foldable network -> the static network it must become after fuse(), and the options that make it foldable
+    "resnet20_cifar_mdconv": ("resnet20_cifar", {"conv_kwargs": {"attention": "batch"}}),
+    "resnet20_cifar_maconv": ("resnet20_cifar", {}),
+    "mobilenetv2_cifar_mdconv_100": ("mobilenetv2_cifar_100", {"pointwise_kwargs": {"attention": "batch"}}),
+    "mobilenetv2_cifar_maconv_100": ("mobilenetv2_cifar_100", {}),
 }
+# Parameter counts of the authors' own models, built from their code (10 / 1000 classes):
+# DCD MobileNetV2x1.0 as their README's command builds it (--fc-squeeze 16), github.com/liyunsheng13/dcd;
+# FTM ResNet-20/56, github.com/li-ju-bazhong/Efficient-feature-transform-module (ResNet-56: their
+# released checkpoint, 91.68% on CIFAR-10).
+DCD_MOBILENETV2_100_PARAMS = {10: 4_388_478, 1000: 5_720_028}
+DCD_MOBILENETV2_050_PARAMS_10 = 1_332_750
+FTM_RESNET_PARAMS = {"resnet20_cifar_ftm": 20_684, "resnet56_cifar_ftm": 62_384}
 REQUIRED_NAMES = {
     "mobilenetv2_cifar_050", "mobilenetv2_cifar_100", "ghostnet_cifar_050", "ghostnet_cifar_100",
     "mobilenetv2_cifar_dynconv_100", "mobilenetv2_cifar_condconv_100", "mobilenetv2_cifar_dcd_100",
@@ -113,6 +122,7 @@ def test_pretrained_refused_and_timm_kwargs_dropped(name: str) -> None:
         timm.create_model(name, pretrained=True)
     fn = timm.models.model_entrypoint(name)
     model = fn(pretrained_cfg=None, pretrained_cfg_overlay=None, cache_dir=None, num_classes=3)
+    model.eval()  # batch 1: the DCD classifier's BatchNorm1d (as in the official code) needs 2+ examples in training
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
 
 
@@ -158,12 +168,19 @@ def test_condconv_params_closed_form() -> None:
 
 
 def test_dcd_params_closed_form() -> None:
-    # C=96 -> L = 96 // 2**3 = 12; S = max(4, max(96, 144) // 16) = 9; out 24.
+    # 96 -> 24 (narrowing): global pool, m = 1; L = min(96, 24) // 2 = 12 (144 <= 2*96); S = max(96, 144) // 16 = 9.
     w0, q, p = 24 * 96, 12 * 96, 24 * 12
     dynamic = 96 * 9 + 9 * 9 + 9 * 12 * 12 + 9 * 24  # squeeze, gate, Phi head, Lambda head
     norms = 2 * 12 + 2 * 12                          # BN(Q^T x), BN(Phi z)
     assert count_params(DynamicConvDecomposition(96, 24)) == w0 + q + p + dynamic + norms
     assert count_params(DynamicConvDecomposition(96, 24, latent_norm_residual=False)) == w0 + q + p + dynamic
+    # 16 -> 96 (widening): 2x2 pooled descriptor, m = 4 (64 values); L = min(64, 96) // 8 = 8 (64 <= 128);
+    # S = max(64, 64) // 16 = 4.
+    dynamic = 64 * 4 + 4 * 4 + 4 * 8 * 8 + 4 * 96
+    assert count_params(DynamicConvDecomposition(16, 96)) == 96 * 16 + 8 * 16 + 96 * 8 + dynamic + 4 * 8
+    # the dynamic classifier 1280 -> 10: static FC with bias, L = S = 32
+    dynamic = 1280 * 32 + 32 * 32 + 32 * 32 * 32 + 32 * 10
+    assert count_params(DynamicLinearDecomposition(1280, 10)) == 10 * 1280 + 10 + 32 * 1280 + 10 * 32 + dynamic + 4 * 32
 
 
 def test_mobilenetv2_dynamic_params_closed_form() -> None:
@@ -180,14 +197,38 @@ def test_mobilenetv2_dynamic_params_closed_form() -> None:
         return 4 * o * i + i * 4 + 4
 
     def dcd(i: int, o: int) -> int:
-        big_l = i // 2 ** int(math.floor(math.log2(math.sqrt(i))))
-        s = max(4, max(i, big_l * big_l) // 16)
-        return o * i + big_l * i + o * big_l + i * s + s * s + s * big_l * big_l + s * o + 4 * big_l
+        m, r = (4, 8) if i < o else (1, 2)
+        big_l = min(m * i, o) // r
+        while big_l ** 2 > 2 * m * i:
+            r *= 2
+            big_l = min(m * i, o) // r
+        big_l = max(big_l, 4)
+        s = max(4, max(m * i, big_l * big_l) // 16)
+        return o * i + big_l * i + o * big_l + m * i * s + s * s + s * big_l * big_l + s * o + 4 * big_l
 
     for name, closed_form in (("dynconv", dynconv), ("condconv", condconv), ("dcd", dcd)):
-        model = timm.create_model(f"mobilenetv2_cifar_{name}_100")
+        model = timm.create_model("mobilenetv2_cifar_100", pointwise=name)
         expected = static + sum(closed_form(c.in_channels, c.out_channels) - c.in_channels * c.out_channels for c in convs)
         assert count_params(model) == expected, name
+    assert count_params(timm.create_model("mobilenetv2_cifar_dynconv_100")) == count_params(
+        timm.create_model("mobilenetv2_cifar_100", pointwise="dynconv"))
+
+
+@pytest.mark.parametrize("num_classes", [10, 1000])
+def test_dcd_mobilenetv2_matches_the_official_model(num_classes: int) -> None:
+    """The official DCD MobileNetV2x1.0 (README command, --fc-squeeze 16): 4,388,478 / 5,720,028 parameters.
+
+    Dynamic are both 1x1 convs of the 16 expanding blocks and the classifier; the first
+    (depthwise-separable) block and the head conv stay static.
+    """
+    model = timm.create_model("mobilenetv2_cifar_dcd_100", num_classes=num_classes)
+    assert count_params(model) == pytest.approx(DCD_MOBILENETV2_100_PARAMS[num_classes], rel=0.01)
+    assert sum(isinstance(m, DynamicConvDecomposition) for m in model.modules()) == 32
+    assert isinstance(model.classifier, DynamicLinearDecomposition)
+    assert type(model.conv_head) is nn.Conv2d and type(model.blocks[0][0].conv_pw) is nn.Conv2d
+    if num_classes == 10:
+        half = timm.create_model("mobilenetv2_cifar_dcd_050", num_classes=10)
+        assert count_params(half) == pytest.approx(DCD_MOBILENETV2_050_PARAMS_10, rel=0.01)
 
 
 def test_resnet_params_closed_form() -> None:
@@ -206,9 +247,40 @@ def test_resnet_params_closed_form() -> None:
 
 
 def test_dcd_latent_dim_rule() -> None:
-    for channels in (1, 2, 3, 4, 16, 24, 63, 64, 96, 320, 960):
-        assert dcd_latent_dim(channels) == channels // 2 ** int(math.floor(math.log2(math.sqrt(channels))))
-    assert [dcd_latent_dim(c) for c in (16, 64, 96, 320)] == [4, 8, 12, 20]
+    """The official rule, worked by hand: L = min(m*I, O) // r (r = 8 widening with m = 4, else 2
+    with m = 1), halved while L^2 > 2*m*I, at least 4 (values checked against the official DYModule)."""
+    cases = {(16, 96): 8, (96, 24): 12, (24, 144): 12, (144, 24): 12, (960, 320): 40, (160, 960): 20,
+             (320, 1280): 40, (4, 4): 4, (3, 5): 4}
+    assert {pair: dcd_latent_dim(*pair) for pair in cases} == cases
+    assert DynamicConvDecomposition(16, 96).descriptor_pool == 2 and DynamicConvDecomposition(96, 24).descriptor_pool == 1
+    assert DynamicConvDecomposition(160, 960).dynamic["squeeze"].out_features == 4 * 160 // 16  # S = max(m*I, L^2) // 16
+
+
+def test_dcd_gate_is_the_official_hsigmoid() -> None:
+    """Squeeze gate and Lambda use relu6(x + 3) / 3 (the official ``Hsigmoid``), not torch's hardsigmoid."""
+    z = torch.linspace(-4, 4, 17)
+    torch.testing.assert_close(dcd_hsigmoid(z), F.relu6(z + 3) / 3)
+    layer = DynamicConvDecomposition(8, 24)  # widening: 2x2 pooled descriptor
+    for linear in layer.dynamic.values():
+        nn.init.normal_(linear.weight, 0.0, 0.5)
+    x = torch.randn(3, 8, 6, 6)
+    d = F.adaptive_avg_pool2d(x, 2).flatten(1)
+    s = d @ layer.dynamic["squeeze"].weight.T
+    s = s * (F.relu6(s @ layer.dynamic["gate"].weight.T + 3) / 3)
+    scale, phi = layer.dynamic_factors(x)
+    torch.testing.assert_close(scale, F.relu6(s @ layer.dynamic["scale"].weight.T + 3) / 3)
+    torch.testing.assert_close(phi, (s @ layer.dynamic["phi"].weight.T).view(3, layer.latent_dim, layer.latent_dim))
+
+
+def test_dcd_classifier_equation() -> None:
+    """``y = Lambda(x)(W0 x + b) + P (I + BN o Phi(x)) BN(Q^T x)``, here with BNs at their initial eval state."""
+    layer = DynamicLinearDecomposition(12, 5, latent_dim=4, squeeze=6).eval()
+    x = torch.randn(3, 12)
+    scale, phi = layer.dynamic_factors(x)
+    bn = 1 / math.sqrt(1 + 1e-5)
+    z = bn * (x @ layer.q.weight.T)
+    expected = scale * layer.static(x) + (bn * torch.einsum("blm,bm->bl", phi, z) + z) @ layer.p.weight.T
+    torch.testing.assert_close(layer(x), expected)
 
 
 # --- dynamic convolution -------------------------------------------------------------------------
@@ -275,9 +347,14 @@ def test_count_macs_closed_forms() -> None:
     assert ptflops_macs(DynamicConv2d(16, 32, 1), shape) == static_bias + 4 * (32 * 16 + 32) + gap + 17 * 4 + 4 + 5 * 4 + 2 * 4
     # CondConv, 4 experts, no bias: aggregation 4*32*16; routing GAP, FC 16->4, sigmoid
     assert ptflops_macs(CondConv(16, 32, 1), shape) == static + 4 * 32 * 16 + gap + 17 * 4 + 4
-    # DCD 16 -> 32: L = 4, S = 4: products W0, Q, Phi, P; scale+sum; latent BNs+identity; dynamic branch
-    dcd = hw * (32 * 16 + 4 * 16 + 4 * 4 + 32 * 4) + 2 * 32 * hw + 5 * 4 * hw + gap + 16 * 4 + 4 * 4 + 2 * 4 + 4 * 16 + 4 * 32 + 2 * 32
+    # DCD 16 -> 32 (widening, 2x2 descriptor of 64): L = 4, S = 4: products W0, Q, Phi, P; scale+sum;
+    # latent BNs+identity; dynamic branch (pooling, FC 64->4, gate, Phi and Lambda heads)
+    dcd = hw * (32 * 16 + 4 * 16 + 4 * 4 + 32 * 4) + 2 * 32 * hw + 5 * 4 * hw + gap + 64 * 4 + 4 * 4 + 2 * 4 + 4 * 16 + 4 * 32 + 2 * 32
     assert ptflops_macs(DynamicConvDecomposition(16, 32), shape) == dcd
+    # DCD classifier 64 -> 10, L = 4, S = 6: products and bias; scale, sum, norms, identity; dynamic branch
+    linear = 10 * 64 + 10 + 4 * 64 + 4 * 4 + 10 * 4 + 2 * 10 + 5 * 4 + 64 * 6 + 6 * 6 + 2 * 6 + 6 * 16 + 6 * 10 + 2 * 10
+    layer = DynamicLinearDecomposition(64, 10, latent_dim=4, squeeze=6)
+    assert layer.count_macs(torch.randn(2, 64), None) == 2 * linear
     # MDConv compact (example attention), mid 32, hidden 4: one 3x3 conv + kernel assembly + attention
     compact = MDConv2d(16, 32, 3, attention="example").fuse()
     assert ptflops_macs(compact, shape) == static3 + 32 * 32 * (16 * 9 + 1) + gap + 17 * 4 + 4 + 5 * 32 + 32
@@ -300,7 +377,7 @@ def test_count_macs_scales_with_batch() -> None:
 
 @pytest.mark.parametrize("layer_fn", [
     lambda: MAConv2d(6, 10, 3, 2), lambda: MAConv2d(6, 10, 1), lambda: MAConv2d(8, 8, 5, 1, mid_chs=3),
-    lambda: MDConv2d(6, 10, 3, 2), lambda: MDConv2d(6, 10, 1),
+    lambda: MDConv2d(6, 10, 3, 2, attention="batch"), lambda: MDConv2d(6, 10, 1, attention="batch"),
 ])
 def test_operator_fold_is_exact_in_float32(layer_fn) -> None:
     layer = layer_fn()
@@ -328,13 +405,15 @@ def test_mdconv_example_mode_compact_form_is_exact() -> None:
 
 @pytest.mark.parametrize("name", sorted(FOLDABLE))
 def test_network_fold_is_exact_and_removes_extra_cost(name: str) -> None:
-    """Eval outputs agree to 1e-5 after fuse(); parameters and MACs become the static network's.
+    """Eval outputs agree to 1e-5 after fuse(); parameters and MACs become the static network's
+    (MDConv with ``attention="batch"``, the form that folds).
 
     Compared in float64: through a whole float32 MobileNetV2 the reassociated sums differ by
     ~1e-5..1e-4 on logits of magnitude ~10, which is float32 rounding, not a fold error (each
     operator's float32 fold is checked to 1e-5 above).
     """
-    model = timm.create_model(name, num_classes=10).double()
+    static_name, options = FOLDABLE[name]
+    model = timm.create_model(name, num_classes=10, **options).double()
     calibrate(model)
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
@@ -343,10 +422,36 @@ def test_network_fold_is_exact_and_removes_extra_cost(name: str) -> None:
         after = model(x)
     assert (after - before).abs().max() <= 1e-5
     assert not any(isinstance(m, (MAConv2d, MDConv2d)) for m in model.modules())
-    static = timm.create_model(FOLDABLE[name], num_classes=10)
+    static = timm.create_model(static_name, num_classes=10)
     assert count_params(model) == count_params(static)
     assert ptflops_macs(model.float()) == ptflops_macs(static)
-    assert count_params(timm.create_model(name, num_classes=10)) > count_params(static)  # over-parameterised in training
+    assert count_params(timm.create_model(name, num_classes=10, **options)) > count_params(static)  # over-parameterised in training
+
+
+def test_mdconv_is_per_example_by_default() -> None:
+    """The default attention is the paper's dynamic one: one attention per example, in eval too."""
+    layer = MDConv2d(6, 10, 3)
+    assert layer.attention_mode == "example"
+    layer.eval()
+    x = torch.randn(3, 6, 9, 9)
+    a = layer.feature_attention(x)
+    assert a.shape == (3, 12) and (a[0] - a[1]).abs().max() > 0  # mid = 2 * min(6, 10)
+    model = timm.create_model("resnet20_cifar_mdconv").eval().fuse()
+    assert all(m.compact for m in model.modules() if isinstance(m, MDConv2d))
+    assert sum(isinstance(m, MDConv2d) for m in model.modules()) == 18  # the fold keeps the dynamic operators
+
+
+def test_profile_shows_both_mdconv_forms() -> None:
+    """``run.py profile`` reports MACs before and after fuse(). Per-example MDConv's compact form
+    costs less than the expanding form on ResNet-20's 3x3 convs (32x32 maps) but more on
+    MobileNetV2's 1x1 convs, where assembling each example's kernel dominates."""
+    resnet = profile_model("resnet20_cifar_mdconv", timing=False)
+    assert resnet.macs_fused == ptflops_macs(timm.create_model("resnet20_cifar_mdconv").eval().fuse())
+    assert resnet.macs_fused < resnet.macs
+    mobilenet = timm.create_model("mobilenetv2_cifar_mdconv_100").eval()
+    unfolded = ptflops_macs(mobilenet)
+    assert ptflops_macs(mobilenet.fuse()) > 4 * unfolded
+    assert profile_model("resnet20_cifar", timing=False).macs_fused == profile_model("resnet20_cifar", timing=False).macs
 
 
 # --- FTM and the expansion operators -------------------------------------------------------------
@@ -354,7 +459,18 @@ def test_network_fold_is_exact_and_removes_extra_cost(name: str) -> None:
 def test_ftm_shapes_and_params() -> None:
     layer = FeatureTransformModule(16, 15, 3, 2, ratio=3, gate_kernel=5)  # prime = ceil(15/3) = 5
     assert layer(torch.randn(2, 16, 8, 8)).shape == (2, 15, 4, 4)
-    assert count_params(layer) == 16 * 5 + 5 * 9 + 2 * 5
+    assert count_params(layer) == 16 * 5 + 5 + 5 * 9 + 2 * 5  # pointwise with bias, depthwise, 2 gates of kernel 5
+    # the official module: pointwise bias, one kernel-1 gate for S = 2
+    assert count_params(FeatureTransformModule(16, 32, 3)) == 16 * 16 + 16 + 16 * 9 + 1
+    assert count_params(FeatureTransformModule(16, 32, 3, pointwise_bias=False)) == 16 * 16 + 16 * 9 + 1
+
+
+@pytest.mark.parametrize("name", sorted(FTM_RESNET_PARAMS))
+def test_ftm_resnets_match_the_official_models(name: str) -> None:
+    model = timm.create_model(name, num_classes=10)
+    assert count_params(model) == FTM_RESNET_PARAMS[name]
+    gates = [m for m in model.modules() if isinstance(m, NeighbourChannelGate)]
+    assert gates and all(g.conv.kernel_size == (1,) for g in gates)
 
 
 def test_neighbour_gate_only_sees_neighbours() -> None:

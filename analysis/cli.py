@@ -1,4 +1,4 @@
-"""Commands ``analyze``, ``compare`` and ``report`` (registered on run.py's Typer app).
+"""Commands ``analyze``, ``compare``, ``report`` and ``calibrate`` (registered on run.py's Typer app).
 
 Bad input raises ``ValueError``/``FileNotFoundError`` naming the value and what is allowed;
 run.py turns those into one-line ``error: ...`` messages with exit code 2.
@@ -20,12 +20,12 @@ def _frame(results: Path, csv: Optional[Path], reference: Optional[str]):
     return load_results(results)
 
 
-def _check_margin(margin: Optional[float]) -> None:
-    """A non-inferiority/equivalence margin is a positive, finite distance in metric units."""
+def _check_margin(margin: Optional[float], option: str = "--margin") -> None:
+    """A margin (or effect of interest) is a positive, finite distance in metric units."""
     import math
 
     if margin is not None and not (math.isfinite(margin) and margin > 0):
-        raise ValueError(f"--margin must be a positive finite number of metric units, got {margin}")
+        raise ValueError(f"{option} must be a positive finite number of metric units, got {margin}")
 
 
 def _emit(result: dict, fmt: str) -> None:
@@ -46,6 +46,7 @@ def _emit(result: dict, fmt: str) -> None:
         for row in frame.itertuples(index=False):
             table.add_row(*map(str, row))
         console.print(table)
+        console.print(tables.interval_note(result, grid))
         console.print(tables.exclusion_line(result, grid))
 
 
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
                                                help="non-inferiority margin in metric units (default 0.5 for top-1)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
         detect: Optional[float] = typer.Option(None, "--detect",
-                                               help="also report seeds for 80% power to detect this difference"),
+                                               help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
     ) -> None:
         """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
         from . import tables
@@ -73,6 +74,7 @@ def register(app: typer.Typer) -> None:
 
         tables.check_format(fmt)
         _check_margin(margin)
+        _check_margin(detect, "--detect")
         frame = _frame(results, csv, reference)
         result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
                               alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
@@ -91,7 +93,7 @@ def register(app: typer.Typer) -> None:
         margin: Optional[float] = typer.Option(None, "--margin"),
         seed: int = typer.Option(0, "--seed"),
         detect: Optional[float] = typer.Option(None, "--detect",
-                                               help="also report seeds for 80% power to detect this difference"),
+                                               help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
     ) -> None:
         """Any two variants: A against B (uncorrected single comparison)."""
         from . import tables
@@ -99,6 +101,7 @@ def register(app: typer.Typer) -> None:
 
         tables.check_format(fmt)
         _check_margin(margin)
+        _check_margin(detect, "--detect")
         result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
                              margin=margin, seed=seed, detect=detect)
         _emit(result, fmt)
@@ -122,3 +125,13 @@ def register(app: typer.Typer) -> None:
         path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,
                             seed=seed)
         typer.echo(f"wrote {path} and {path.parent / (path.stem.lower() + '_figures')}/")
+
+    @app.command()
+    def calibrate(
+        reps: int = typer.Option(1000, "--reps", min=100, max=100_000, help="simulated grids per row"),
+        seed: int = typer.Option(0, "--seed", min=0, help="simulation seed"),
+    ) -> None:
+        """Print the calibration table of docs/analysis.md (simulated null and at-margin grids)."""
+        from .calibration import calibration_markdown
+
+        typer.echo(calibration_markdown(reps, seed), nl=False)

@@ -1,16 +1,14 @@
 """Grid-level analysis: per-variant summaries and every variant against the grid's reference.
 
 ``analyze`` takes the tidy table (see ``analysis.load``) and returns a dict of DataFrames; the
-numbers of one grid depend only on that grid's rows and the seed (each variant's bootstrap draws
-from its own generator derived from ``seed``, grid, variant and metric), so ``analyze --grid G``
-and the report agree to the last digit.
+numbers of one grid depend only on that grid's rows (every interval is a t interval; nothing is
+random), so ``analyze --grid G`` and the report agree to the last digit.
 """
 from __future__ import annotations
 
 import difflib
 import math
 import re
-import zlib
 
 import numpy as np
 import pandas as pd
@@ -22,6 +20,7 @@ HIGHER_IS_BETTER = {"top1": True, "top5": True, "acc": True, "accuracy": True, "
                     "loss": False, "latency_ms": False, "params": False, "macs": False,
                     "train_seconds": False}
 DEFAULT_MARGIN = 0.5  # points of top-1 accuracy (metrics in percent)
+DEFAULT_EFFECT = 0.5  # smallest effect of interest for planning seeds, points of top-1 accuracy
 PAIRING = ("auto", "paired", "unpaired")
 
 
@@ -49,11 +48,6 @@ def unknown(kind: str, value: str, allowed) -> ValueError:
 def natural_key(text: str) -> list:
     """Sort key so that ``p2 < p4 < p16``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
-
-
-def cell_rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator for one (grid, variant, metric) cell, independent of what else is analysed."""
-    return np.random.default_rng([seed, zlib.crc32("/".join(keys).encode())])
 
 
 def _values(rows: pd.DataFrame, metric: str) -> np.ndarray:
@@ -89,37 +83,81 @@ def _align(x_rows, y_rows, metric: str, pairing: str):
     return False, _values(x_rows, metric), _values(y_rows, metric), ""
 
 
-def compare_samples(x_rows: pd.DataFrame, y_rows: pd.DataFrame, metric: str, pairing: str = "auto",
-                    margin: float | None = None, confidence: float = 0.95, detect: float | None = None) -> dict:
-    """All unadjusted statistics of variant rows ``x_rows`` against reference rows ``y_rows``.
+def default_effect(metric: str) -> float | None:
+    """The smallest effect of interest for planning seeds: 0.5 points for percent accuracies, else none."""
+    return DEFAULT_EFFECT if re.search(r"(top\d|acc|accuracy)$", metric) else None
 
-    ``detect``: a difference (metric units) for which to report the seeds giving 80% power.
+
+def family_confidence(confidence: float, family_size: int, correction: str) -> float:
+    """Level of each difference interval in a family of ``family_size`` comparisons.
+
+    With a correction the intervals are Bonferroni's, ``1 - (1 - confidence) / m``: together they cover all
+    m differences with at least ``confidence``, and one excludes 0 only when its raw p is below alpha / m,
+    where Holm and Benjamini-Hochberg reject too. Without a correction (``"none"``): ``confidence``.
     """
-    paired, x, y, note = _align(x_rows, y_rows, metric, pairing)
+    if correction == "none" or family_size <= 1:
+        return confidence
+    return 1 - (1 - confidence) / family_size
+
+
+def compare_arrays(x: np.ndarray, y: np.ndarray, paired: bool, metric: str, margin: float | None = None,
+                   confidence: float = 0.95, effect: float | None = None, alpha: float = 0.05,
+                   family_size: int = 1, correction: str = "none") -> dict:
+    """All unadjusted statistics of variant values ``x`` against reference values ``y`` (1-D; matched by
+    position when ``paired``), for a comparison in a family of ``family_size``.
+
+    ``confidence``: level of the difference interval (the caller passes the family's, ``family_confidence``).
+    ``effect``: smallest effect of interest (metric units; ``None``: the metric's default) for the seeds per
+    variant that would detect it with 80% power at alpha / family_size, planning with the 80% upper
+    confidence bound of the SD (``stats.sd_upper_bound``). The rank test is omitted (p NaN, ``rank_note``
+    says why) when its smallest possible p, times the family size under a correction, is not below alpha.
+    """
     higher = higher_is_better(metric)
+    effect = default_effect(metric) if effect is None else effect
     t = stats.t_test(x, y, paired, confidence)
-    rank = stats.rank_test(x, y, paired)
+    sd, df = stats.difference_sd(x, y, paired)
+    sd_up = stats.sd_upper_bound(sd, df)
+    plan_alpha = alpha / max(1, family_size)
+    factor = family_size if correction != "none" else 1
+    p_min = stats.rank_test_min_p(x.size, y.size, paired)
+    if p_min * factor < alpha:
+        rank, rank_note = stats.rank_test(x, y, paired), ""
+    else:
+        rank = {"test": "Wilcoxon signed-rank" if paired else "Mann-Whitney U", "p": math.nan}
+        times = f" x {factor} comparisons" if factor > 1 else ""
+        rank_note = f"omitted: its smallest possible p ({p_min:.3g}{times}) is not below {alpha:g}"
+    feasible = math.isfinite(sd_up) and sd_up > 0
     out = {"paired": paired, "n": int(x.size), "n_ref": int(y.size),
            "mean": float(np.mean(x)) if x.size else math.nan,
            "mean_ref": float(np.mean(y)) if y.size else math.nan,
            "diff": float(t["diff"]) if x.size and y.size else math.nan,
-           "ci_low": float(t["ci_low"]), "ci_high": float(t["ci_high"]),
+           "ci_low": float(t["ci_low"]), "ci_high": float(t["ci_high"]), "ci_level": confidence,
            "test": t["test"], "statistic": float(t["statistic"]), "df": float(t["df"]),
-           "p_raw": float(t["p"]), "rank_test": rank["test"], "p_rank": rank["p"],
+           "p_raw": float(t["p"]), "rank_test": rank["test"], "p_rank": float(rank["p"]), "rank_note": rank_note,
            "effect_size": float(stats.hedges_g(x, y)) if min(x.size, y.size) > 1 else math.nan,
            "cliffs_delta": float(stats.cliffs_delta(x, y)) if min(x.size, y.size) else math.nan,
-           "margin": margin, "p_noninf": math.nan, "p_equiv": math.nan,
-           "seeds_needed": stats.seeds_for_power(stats.standardised_effect(x, y, paired), paired),
-           "seeds_needed_noninf": None, "detect": detect,
-           "seeds_needed_detect": None if detect is None else stats.seeds_for_power(
-               stats.standardised_effect(x, y, paired, diff=detect), paired),
-           "note": note}
+           "margin": margin, "p_noninf": math.nan, "p_equiv": math.nan, "family_size": int(family_size),
+           "effect_of_interest": effect, "sd_upper": sd_up,
+           "seeds_needed": stats.seeds_for_power(effect / sd_up, paired, alpha=plan_alpha)
+           if effect and feasible else None,
+           "seeds_needed_noninf": None}
     if margin is not None:
-        out.update(stats.margin_tests(x, y, margin, paired, higher_is_better=higher is not False))
-        sign = -1.0 if higher is False else 1.0
-        shifted = stats.standardised_effect(x, y, paired, diff=sign * out["diff"] + margin)
-        out["seeds_needed_noninf"] = stats.seeds_for_power(shifted, paired, alternative="larger")
+        tests = stats.margin_tests(x, y, margin, paired, higher_is_better=higher is not False)
+        out.update({k: float(v) for k, v in tests.items()})
+        if feasible:
+            out["seeds_needed_noninf"] = stats.seeds_for_power(margin / sd_up, paired, alpha=plan_alpha,
+                                                               alternative="larger")
     return out
+
+
+def compare_samples(x_rows: pd.DataFrame, y_rows: pd.DataFrame, metric: str, pairing: str = "auto",
+                    margin: float | None = None, confidence: float = 0.95, detect: float | None = None,
+                    alpha: float = 0.05, family_size: int = 1, correction: str = "none") -> dict:
+    """``compare_arrays`` on the rows of a variant and its reference, paired by seed as ``pairing`` says;
+    ``detect`` is the smallest effect of interest. Adds ``note`` (pairing fallbacks)."""
+    paired, x, y, note = _align(x_rows, y_rows, metric, pairing)
+    return {**compare_arrays(x, y, paired, metric, margin, confidence, detect, alpha, family_size, correction),
+            "note": note}
 
 
 def _direction(diff: float, higher: bool | None) -> str:
@@ -128,13 +166,20 @@ def _direction(diff: float, higher: bool | None) -> str:
     return "better" if (diff > 0) == higher else "worse"
 
 
+CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
+
+
 def _seeds_text(n: int | None, what: str) -> str:
     return (f"with 80% power, ~{n} seeds per variant would {what}" if n
             else f"no feasible number of seeds would {what}")
 
 
 def verdict(row: dict, alpha: float, metric: str) -> tuple[str, str]:
-    """``(verdict, reason)`` of one adjusted comparison; see docs/analysis.md for the rules."""
+    """``(verdict, reason)`` of one adjusted comparison; docs/analysis.md lists every label and its rule.
+
+    A label says what was shown: when a difference is significant before but not after the family's
+    correction, the label says so (e.g. ``"non-inferior; better not shown after Holm correction"``).
+    """
     higher = higher_is_better(metric)
     if min(row["n"], row["n_ref"]) < 2:
         return "inconclusive", f"fewer than 2 usable runs (n={row['n']}, reference n={row['n_ref']})"
@@ -145,40 +190,53 @@ def verdict(row: dict, alpha: float, metric: str) -> tuple[str, str]:
     noninf = math.isfinite(row["p_noninf_adj"]) and row["p_noninf_adj"] < alpha
     equiv = math.isfinite(row["p_equiv_adj"]) and row["p_equiv_adj"] < alpha
     margin = row["margin"]
+    word = _direction(row["diff"], higher)
+    level = f"{row['ci_level'] * 100:.4g}%"
     if row["p_adj"] < alpha:
-        word = _direction(row["diff"], higher)
+        reason = f"p_adj={row['p_adj']:.3g} < {alpha}"
+        if row["ci_low"] <= 0 <= row["ci_high"]:
+            reason += (f"; the {level} interval (Bonferroni) still contains 0: Holm's step-down rejects "
+                       "more than the simultaneous intervals show")
         if word == "worse" and noninf:
-            return "worse, within margin", (f"p_adj={row['p_adj']:.3g} < {alpha}, but non-inferior at margin "
-                                            f"{margin:g} (p_adj={row['p_noninf_adj']:.3g})")
-        return word, f"p_adj={row['p_adj']:.3g} < {alpha}"
-    base = f"no significant difference (p_adj={row['p_adj']:.3g})"
+            return "worse, within margin", (f"{reason}, but non-inferior at margin {margin:g} "
+                                            f"(p_adj={row['p_noninf_adj']:.3g})")
+        return word, reason
+    name = CORRECTION_NAMES.get(row.get("correction", "none"))
+    lost = f"; {word} not shown after {name} correction" if name and row["p_raw"] < alpha else ""
+    base = f"no significant difference (p_adj={row['p_adj']:.3g}" + (
+        f"; unadjusted p={row['p_raw']:.3g} is below {alpha} but not after the correction" if lost else "") + ")"
     if equiv:
-        return "equivalent", f"{base}; TOST equivalence within ±{margin:g} (p_adj={row['p_equiv_adj']:.3g})"
+        return "equivalent" + lost, f"{base}; TOST equivalence within ±{margin:g} (p_adj={row['p_equiv_adj']:.3g})"
     if noninf:
-        return "non-inferior", f"{base}; non-inferior at margin {margin:g} (p_adj={row['p_noninf_adj']:.3g})"
-    reason = f"{base}; " + _seeds_text(row["seeds_needed"], "detect the observed difference")
+        return ("non-inferior" + (lost or f"; {'better' if higher is not None else 'higher'} not shown"),
+                f"{base}; non-inferior at margin {margin:g} (p_adj={row['p_noninf_adj']:.3g})")
+    effect, sd_up = row.get("effect_of_interest"), row.get("sd_upper")
+    plan = (f"alpha {alpha:g}/{row.get('family_size', 1)}, SD taken as its 80% upper confidence bound "
+            f"{sd_up:.3g}" if sd_up is not None and math.isfinite(sd_up) else "")
+    reason = base
+    if effect:
+        reason += "; " + _seeds_text(row["seeds_needed"], f"detect a true difference of {effect:g}") + (
+            f" ({plan})" if plan else "")
     if margin is not None:
         reason += f"; non-inferiority at margin {margin:g} not shown; " + _seeds_text(
-            row["seeds_needed_noninf"], "show it if the observed difference is the true one")
-    return "inconclusive", reason
+            row["seeds_needed_noninf"], "show it if the true difference is 0")
+    return "inconclusive" + lost, reason
 
 
 def summarize(rows: pd.DataFrame, grid: str, variant: str, metric: str, seed: int, confidence: float) -> dict:
-    """n, mean, std, median and bootstrap CI of one variant's usable rows (NaN when there are none)."""
+    """n, mean, std, median and the t interval of the mean of one variant's usable rows (NaN when none).
+
+    ``seed`` is kept for callers that derive figures' randomness from it; the interval is not random."""
     values = _values(rows, metric)
-    ci = stats.bootstrap_mean_ci(values, cell_rng(seed, grid, variant, metric), confidence)
+    ci = stats.t_mean_ci(values, confidence)
     return {"grid": grid, "metric": metric, "variant": variant, **stats.describe(values),
             "ci_low": ci["low"], "ci_high": ci["high"], "ci_method": ci["method"]}
 
 
-def _family(pairs: list[tuple[str, pd.DataFrame, str, pd.DataFrame]], grid: str, metric: str, *,
-            pairing: str, margin: float | None, alpha: float, correction: str, confidence: float,
-            detect: float | None = None) -> list[dict]:
-    """Compare every (variant, reference) pair of one family and adjust its p-values together."""
-    rows = [{"grid": grid, "metric": metric, "variant": v, "reference": r,
-             **compare_samples(x, y, metric, pairing, margin, confidence, detect)} for v, x, r, y in pairs]
+def adjust_family(rows: list[dict], alpha: float, metric: str, correction: str) -> list[dict]:
+    """Adjust the p-values of one family's comparisons together and add the verdicts (in place)."""
     if not rows:
-        return []
+        return rows
     raw = np.array([row["p_raw"] for row in rows])
     adjusted = {
         "p_adj": stats.adjust_pvalues(raw, correction),
@@ -192,6 +250,25 @@ def _family(pairs: list[tuple[str, pd.DataFrame, str, pd.DataFrame]], grid: str,
         row.update({key: float(values[i]) for key, values in adjusted.items()}, correction=correction)
         row["verdict"], row["reason"] = verdict(row, alpha, metric)
     return rows
+
+
+def _family(pairs: list[tuple[str, pd.DataFrame, str, pd.DataFrame]], grid: str, metric: str, *,
+            pairing: str, margin: float | None, alpha: float, correction: str, confidence: float,
+            detect: float | None = None) -> list[dict]:
+    """Compare every (variant, reference) pair of one family and adjust its p-values together.
+
+    The family size m counts the comparisons with a defined test; the difference intervals are at
+    ``family_confidence(confidence, m, correction)``."""
+    aligned = [(v, r, *_align(x, y, metric, pairing)) for v, x, r, y in pairs]
+    if not aligned:
+        return []
+    p = [float(stats.t_test(x, y, paired)["p"]) for _, _, paired, x, y, _ in aligned]
+    m = max(1, int(np.isfinite(p).sum()))
+    level = family_confidence(confidence, m, correction)
+    rows = [{"grid": grid, "metric": metric, "variant": v, "reference": r,
+             **compare_arrays(x, y, paired, metric, margin, level, detect, alpha, m, correction), "note": note}
+            for v, r, paired, x, y, note in aligned]
+    return adjust_family(rows, alpha, metric, correction)
 
 
 def _check_options(metric, frame, correction, pairing, confidence, alpha):
@@ -243,8 +320,8 @@ def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | N
 
     Returns ``{"metric", "alpha", "correction", "margin", "confidence", "seed",
     "summaries": DataFrame, "comparisons": DataFrame, "excluded": DataFrame}``; ``margin=None``
-    means the metric's default (0.5 points for accuracies, none otherwise); ``detect`` adds the
-    seeds per variant that would detect that difference with 80% power.
+    means the metric's default (0.5 points for accuracies, none otherwise); ``detect`` is the smallest
+    effect of interest (default 0.5 points for accuracies) behind ``seeds_needed``.
     """
     _check_options(metric, frame, correction, pairing, confidence, alpha)
     margin = default_margin(metric) if margin is None else margin

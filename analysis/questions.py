@@ -97,7 +97,7 @@ def comparison_rows(result: dict, costs: pd.DataFrame, question: Question, usabl
         seen[runs] = c.grid
         rows.append({"grid": f"`{c.grid}`", "data": dataset_label(usable, c.grid),
                      "variant - reference": f"`{c.variant}` - `{c.reference}`", "n": f"{c.n}/{c.n_ref}",
-                     "diff [95% CI]": "–" if not math.isfinite(c.diff) else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}",
+                     "diff [simultaneous 95% CI]": "–" if not math.isfinite(c.diff) else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}",
                      "p (adj)": fmt_p(c.p_adj), "verdict": c.verdict,
                      **{f"{label} ratio": _ratio(costs, c.grid, c.variant, c.reference, column)
                         for column, label in COSTS.items() if column in costs}})
@@ -133,7 +133,7 @@ def unsettled_rows(result: dict, origins: dict) -> pd.DataFrame:
     if not len(comps):
         return pd.DataFrame()
     rows, seen = [], set()
-    for c in comps[comps["verdict"] == "inconclusive"].itertuples(index=False):
+    for c in comps[comps["verdict"].str.startswith("inconclusive")].itertuples(index=False):
         runs = (origins.get((c.grid, c.variant)), origins.get((c.grid, c.reference)))
         if runs in seen:
             continue
@@ -144,8 +144,8 @@ def unsettled_rows(result: dict, origins: dict) -> pd.DataFrame:
 
         rows.append({"grid": f"`{c.grid}`", "variant - reference": f"`{c.variant}` - `{c.reference}`",
                      "n now": f"{c.n}/{c.n_ref}", "observed diff": f"{c.diff:+.2f}" if math.isfinite(c.diff) else "–",
-                     "seeds to detect it": seeds(c.seeds_needed),
-                     f"seeds to show the variant non-inferior (margin {fmt_num(c.margin)})": seeds(c.seeds_needed_noninf)})
+                     f"seeds to detect {fmt_num(c.effect_of_interest)} points": seeds(c.seeds_needed),
+                     f"seeds to show non-inferiority (margin {fmt_num(c.margin)})": seeds(c.seeds_needed_noninf)})
     return pd.DataFrame(rows)
 
 
@@ -167,7 +167,9 @@ def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: p
     costs, origins = cost_medians(usable), run_origins(usable)
     lines = ["## Questions and answers", "",
              "Each row compares a variant with its grid's reference: the difference in the primary metric "
-             "(variant minus reference, points) with its 95% CI and the grid's multiplicity-corrected p-value, "
+             "(variant minus reference, points) with its Bonferroni-simultaneous 95% t interval (each interval at "
+             "1 - 0.05/m for the grid's m comparisons, so one that excludes 0 always has a significant corrected "
+             "test) and the grid's multiplicity-corrected p-value, "
              "and the variant's median cost relative to the reference (above 1x: the variant costs more). "
              "'–' means not measured. Verdict rules: `docs/analysis.md`. Runs copied between grids (twins) make "
              "some grids share runs; such a comparison is shown once, since it is not a replication.", ""]
@@ -205,9 +207,12 @@ def questions_section(result: dict, usable: pd.DataFrame, grids: dict, claims: p
     table = unsettled_rows(result, origins)
     lines += [f"### Q{len(QUESTIONS) + 1}. How many seeds would each unsettled question need?", ""]
     lines += ([markdown_table(table), "",
-               "Post-hoc: seeds per variant for 80% power if the observed difference (and spread) were the true ones, "
-               "at alpha 0.05 without the multiplicity correction the verdicts use (so they are lower bounds "
-               "within a grid of several comparisons); paired or Welch t-test power, as in the grid's test; '–' "
-               "where no feasible number would.", ""]
+               "Planned, not post-hoc: seeds per variant for 80% power to detect the smallest effect of interest "
+               "(a true difference of 0.5 points, `--detect`), and to show non-inferiority at the margin if the true "
+               "difference is 0, at the Bonferroni level alpha / m of the grid's m comparisons, with the SD taken "
+               "as the 80% upper confidence bound of the observed one (the observed SD is too small half the "
+               "time); paired or Welch t-test power, as in the grid's test; '–' where no feasible number would. "
+               "The observed difference plays no part: power computed from it says nothing the p-value does not.",
+               ""]
               if len(table) else ["No comparison is inconclusive.", ""])
     return lines

@@ -24,7 +24,7 @@ from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
 from .compare import analyze, compare_samples, grid_reference, natural_key
 from .questions import questions_section
 from .load import load_curves, load_grids, load_results, load_run_files, load_study
-from .tables import ci_note, display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, markdown_table
+from .tables import ci_note, display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, interval_note, markdown_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
@@ -218,8 +218,10 @@ def _pick(rows: pd.DataFrame, exclude: str | None, *patterns: str) -> str | None
 
 
 def _settle(x, y, paired: bool, diff: float) -> str:
-    n = stats.seeds_for_power(stats.standardised_effect(x["test_top1"], y["test_top1"], paired, diff=diff), paired)
-    return f"~{n} seeds per variant would detect {diff:+g} with 80% power" if n else "seeds needed unknown"
+    sd_up = stats.sd_upper_bound(*stats.difference_sd(x["test_top1"], y["test_top1"], paired))
+    n = stats.seeds_for_power(diff / sd_up, paired) if math.isfinite(sd_up) and sd_up > 0 else None
+    return (f"~{n} seeds per variant would detect {diff:+g} with 80% power (SD taken as its 80% upper confidence "
+            f"bound {sd_up:.3g})" if n else "seeds needed unknown")
 
 
 def accuracy_claim(x: pd.DataFrame, y: pd.DataFrame, claimed: float) -> tuple[str, str, str]:
@@ -269,8 +271,8 @@ def noninferiority_claim(x: pd.DataFrame, y: pd.DataFrame, margin: float) -> tup
     if math.isfinite(c90["ci_high"]) and c90["ci_high"] < -margin:
         return measured, "not supported", f"one-sided 95% upper bound {fmt_num(c90['ci_high'])} below -{margin:g}"
     n = c["seeds_needed_noninf"]
-    settle = (f"~{n} seeds per variant would show non-inferiority with 80% power if the observed difference "
-              "is the true one" if n else "more seeds are not expected to show non-inferiority at this difference")
+    settle = (f"~{n} seeds per variant would show non-inferiority with 80% power if the true difference is 0 (SD "
+              f"taken as its 80% upper confidence bound {c['sd_upper']:.3g})" if n else "seeds needed unknown")
     return measured, "inconclusive", f"non-inferiority p={fmt_p(c['p_noninf'])}; {settle}"
 
 
@@ -358,14 +360,15 @@ def grid_section(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFram
     if left_out:
         lines += ["Variants left out of this grid: " + "; ".join(
             f"`{v}` ({reason})" for v, reason in sorted(left_out.items())) + ".", ""]
-    lines += [markdown_table(display_table(result, grid)), ""]
+    lines += [markdown_table(display_table(result, grid)), "", interval_note(result, grid) + ".", ""]
     if ci_note(result, grid):
         lines += [ci_note(result, grid) + ".", ""]
     comps = result["comparisons"].query("grid == @grid") if len(result["comparisons"]) else pd.DataFrame()
     if len(comps):
         lines += ["Verdicts in detail:", ""]
-        lines += [f"- `{c.variant}`: **{c.verdict}** — {c.reason} (rank test {c.rank_test}: p_adj "
-                  f"{fmt_p(c.p_rank_adj)}{'; ' + c.note if c.note else ''})" for c in comps.itertuples()]
+        lines += [f"- `{c.variant}`: **{c.verdict}** — {c.reason} (rank test {c.rank_test}: "
+                  f"{c.rank_note or 'p_adj ' + fmt_p(c.p_rank_adj)}{'; ' + c.note if c.note else ''})"
+                  for c in comps.itertuples()]
         lines += [""]
     excluded = result["excluded"][result["excluded"]["grid"] == grid]
     if len(excluded):
@@ -389,7 +392,7 @@ def grid_section(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFram
         data = summary[summary["variant"].isin(values)].assign(x=lambda d: d["variant"].map(values))
         if len(data) >= 2:
             figures[f"{slug}_sweep"] = plots.sweep_plot(data, key, metric)[0]
-            lines += [_figure(figures, f"{slug}_sweep", f"{grid}: mean {metric} against {key} with 95% bootstrap CI")]
+            lines += [_figure(figures, f"{slug}_sweep", f"{grid}: mean {metric} against {key} with the 95% t interval of the mean")]
     grid_curves = curves[curves["grid"] == grid] if len(curves) else curves
     curve_metric = next((m for m in (metric, "val_top1", "test_top1") if m in grid_curves
                          and grid_curves[m].notna().any()), None)
@@ -466,7 +469,11 @@ def interpretation_section(result: dict) -> list[str]:
                   "(not present when this report was generated).", ""]
     lines += ["Analysis choices (see `docs/analysis.md`):", "",
               "- Primary test: Welch's t-test, or the paired t-test when a grid pairs runs by seed; the rank "
-              "test (Mann-Whitney U / Wilcoxon signed-rank) is reported beside it as a check.",
+              "test (Mann-Whitney U / Wilcoxon signed-rank) is reported beside it as a check where its smallest "
+              "possible p, after the correction, is below alpha, and said to be omitted elsewhere.",
+              "- Intervals: t intervals throughout (the bootstrap undercovers at these seed counts); a grid's "
+              "difference intervals are Bonferroni-simultaneous, so one that excludes 0 always has a significant "
+              "corrected test.",
               f"- Multiplicity: `{result['correction']}` across the comparisons of each grid (Benjamini-Hochberg "
               "also in the JSON/CSV output).",
               "- 'Comparable accuracy' is only claimed from a non-inferiority / TOST test with the stated margin, "
@@ -556,7 +563,8 @@ def limitations_section(frame: pd.DataFrame, result: dict, results: Path) -> lis
              + _cmd("report", "--results", "results-paper", "--out", "REPORT-paper.md") + "."]
     if paired_small:
         lines.append("- With fewer than 6 pairs the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
-                     "(minimum two-sided p = 0.0625 for 5 pairs); the paired t-test is the primary test.")
+                     "(minimum two-sided p = 0.0625 for 5 pairs, 0.25 for 3), so it is omitted there; the paired "
+                     "t-test is the primary test.")
     return lines + [""]
 
 
@@ -588,7 +596,7 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
              "every number is recomputed from the run files and rerunning the command reproduces this file "
              "byte for byte.", ""]
     accounting = frame.groupby("grid")["status"].value_counts().unstack(fill_value=0)
-    accounting = accounting.reindex(columns=[s for s in ("ok", "failed", "corrupt", "unfinished", "duplicate")
+    accounting = accounting.reindex(columns=[s for s in ("ok", "failed", "corrupt", "unfinished", "superseded", "duplicate")
                                              if s in accounting.columns])
     acc_rows = [{"grid": f"`{g}`", "reference": f"`{grids.get(g, {}).get('reference', '–')}`",
                  **{s: str(int(accounting.loc[g, s])) for s in accounting.columns}}

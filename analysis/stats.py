@@ -17,9 +17,9 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
-from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 CORRECTIONS = ("holm", "fdr_bh", "none")
+SD_UPPER_CONFIDENCE = 0.8  # one-sided confidence of the SD upper bound used for planning seeds
 _BOOTSTRAP_RNG_KEY = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
 
 
@@ -63,6 +63,22 @@ def bootstrap_mean_ci(x: np.ndarray, rng: np.random.Generator, confidence: float
     return {"low": math.nan, "high": math.nan, "method": "none (bootstrap failed)"}
 
 
+def t_mean_ci(x: np.ndarray, confidence: float = 0.95) -> dict:
+    """t interval of the mean of ``x`` (shape ``(n,)``; NaNs dropped) from ``scipy.stats.ttest_1samp``.
+
+    Exact under normal seed-to-seed variation at every n (the bootstrap is not: BCa covered 72% at n=3 and
+    under 93% up to n=40 in docs/analysis.md's simulation). n < 2 gives NaN bounds; equal values a point.
+    Returns ``{"low", "high", "method"}``.
+    """
+    x = _finite(x)
+    if x.size < 2:
+        return {"low": math.nan, "high": math.nan, "method": "none (n<2)"}
+    if np.all(x == x[0]):
+        return {"low": float(x[0]), "high": float(x[0]), "method": "t (all values equal)"}
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence)
+    return {"low": float(ci.low), "high": float(ci.high), "method": "t"}
+
+
 def t_test(x: np.ndarray, y: np.ndarray, paired: bool, confidence: float = 0.95) -> dict:
     """Welch's t-test (``paired=False``) or the paired t-test on ``x - y``; vectorises.
 
@@ -84,7 +100,8 @@ def t_test(x: np.ndarray, y: np.ndarray, paired: bool, confidence: float = 0.95)
 def rank_test(x: np.ndarray, y: np.ndarray, paired: bool) -> dict:
     """Mann-Whitney U (independent) or Wilcoxon signed-rank (paired), two-sided; 1-D inputs.
 
-    Returns ``{"statistic", "p", "test"}``; p is NaN when scipy finds the test undefined. Note: with 5 pairs the exact Wilcoxon p-value cannot go below 0.0625.
+    Returns ``{"statistic", "p", "test"}``; p is NaN when scipy finds the test undefined. The smallest
+    p it can reach is ``rank_test_min_p`` (0.0625 with 5 pairs): callers omit it where that is not below alpha.
     """
     x, y = _finite(x), _finite(y)
     name = "Wilcoxon signed-rank" if paired else "Mann-Whitney U"
@@ -95,6 +112,17 @@ def rank_test(x: np.ndarray, y: np.ndarray, paired: bool) -> dict:
         return {"statistic": float(res.statistic), "p": float(res.pvalue), "test": name}
     except ValueError:
         return {"statistic": math.nan, "p": math.nan, "test": name}
+
+
+def rank_test_min_p(n_x: int, n_y: int, paired: bool) -> float:
+    """Smallest two-sided p-value the exact rank test can give without ties.
+
+    Wilcoxon signed-rank with ``n_x`` pairs: ``2 / 2**n``; Mann-Whitney U with ``n_x`` and ``n_y``
+    runs: ``2 / C(n_x + n_y, n_x)`` (complete separation). 1.0 when fewer than one run.
+    """
+    if min(n_x, n_y) < 1:
+        return 1.0
+    return min(1.0, 2.0 / 2.0 ** n_x if paired else 2.0 / math.comb(n_x + n_y, n_x))
 
 
 def hedges_g(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -136,6 +164,27 @@ def standardised_effect(x: np.ndarray, y: np.ndarray, paired: bool, diff: float 
     return delta / sd if sd > 0 else math.nan
 
 
+def difference_sd(x: np.ndarray, y: np.ndarray, paired: bool) -> tuple[float, int]:
+    """``(sd, df)`` behind the t-test of ``x - y``: SD of the paired differences (df n-1) or the pooled SD
+    (df n_x + n_y - 2). 1-D inputs; NaN when undefined."""
+    x, y = _finite(x), _finite(y)
+    if paired:
+        return (float(np.std(x - y, ddof=1)), x.size - 1) if x.size > 1 else (math.nan, 0)
+    if x.size < 2 or y.size < 2:
+        return math.nan, 0
+    df = x.size + y.size - 2
+    return math.sqrt(((x.size - 1) * np.var(x, ddof=1) + (y.size - 1) * np.var(y, ddof=1)) / df), df
+
+
+def sd_upper_bound(sd: float, df: int, confidence: float = SD_UPPER_CONFIDENCE) -> float:
+    """One-sided upper confidence bound of an SD estimated with ``df`` degrees of freedom (chi-square):
+    ``sd * sqrt(df / chi2.ppf(1 - confidence, df))``. Planning with it rather than the estimate keeps
+    the planned power with probability ``confidence`` (the estimate itself is too small half the time)."""
+    if not (df >= 1 and math.isfinite(sd)):
+        return math.nan
+    return float(sd * math.sqrt(df / stats.chi2.ppf(1 - confidence, df)))
+
+
 def seeds_for_power(effect_size: float, paired: bool, alpha: float = 0.05, power: float = 0.8,
                     alternative: str = "two-sided", max_seeds: int = 10_000) -> int | None:
     """Seeds per variant for a t-test to detect ``effect_size`` with ``power``.
@@ -168,24 +217,30 @@ def seeds_for_power(effect_size: float, paired: bool, alpha: float = 0.05, power
 
 def margin_tests(x: np.ndarray, y: np.ndarray, margin: float, paired: bool,
                  higher_is_better: bool = True) -> dict:
-    """Non-inferiority and TOST equivalence of ``x`` against ``y`` with ``margin`` (metric units).
+    """Non-inferiority and TOST equivalence of ``x`` against ``y`` with ``margin`` (metric units); vectorises.
 
-    1-D ``x``, ``y`` (equal length and matched by position when paired). Uses statsmodels'
-    ``ttost_paired`` / ``ttost_ind(usevar="unequal")``. Non-inferiority is the one-sided test
-    of H0: ``x - y <= -margin`` (``>= +margin`` when lower is better); equivalence rejects both.
-    Returns ``{"p_noninf", "p_equiv"}`` (NaN when undefined, e.g. zero variance).
+    ``x``, ``y``: shape ``(..., n_x)`` and ``(..., n_y)`` (equal and matched by position when paired).
+    The one-sided t-tests of the shifted difference (``scipy.stats.ttest_rel`` / Welch ``ttest_ind``,
+    the two halves of TOST as in statsmodels' ``ttost_paired`` / ``ttost_ind(usevar="unequal")``).
+    Non-inferiority is the one-sided test of H0: ``x - y <= -margin`` (``>= +margin`` when lower is
+    better); equivalence rejects both halves (p = the larger one-sided p).
+    Returns ``{"p_noninf", "p_equiv"}`` of shape ``(...)`` (NaN when undefined, e.g. zero variance).
     """
-    x, y = _finite(x), _finite(y)
-    if min(x.size, y.size) < 2:
-        return {"p_noninf": math.nan, "p_equiv": math.nan}
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if min(x.shape[-1], y.shape[-1]) < 2:
+        nan = np.full(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]), np.nan)
+        return {"p_noninf": nan, "p_equiv": nan}
+
+    def one_sided(shift, alternative):
+        if paired:
+            return stats.ttest_rel(x + shift, y, alternative=alternative, axis=-1).pvalue
+        return stats.ttest_ind(x + shift, y, equal_var=False, alternative=alternative, axis=-1).pvalue
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        if paired:
-            p_equiv, lower, upper = ttost_paired(x, y, -margin, margin)
-        else:
-            p_equiv, lower, upper = ttost_ind(x, y, -margin, margin, usevar="unequal")
-    p_noninf = lower[1] if higher_is_better else upper[1]
-    return {"p_noninf": float(p_noninf), "p_equiv": float(p_equiv)}
+        lower, upper = one_sided(margin, "greater"), one_sided(-margin, "less")
+    p_noninf = lower if higher_is_better else upper
+    return {"p_noninf": p_noninf, "p_equiv": np.maximum(lower, upper)}
 
 
 def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:

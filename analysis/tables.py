@@ -14,16 +14,16 @@ import pandas as pd
 from .compare import natural_key, unknown
 
 FORMATS = ("table", "md", "latex", "csv", "json")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 COMPARISON_KEYS = ("grid", "metric", "variant", "reference", "paired", "n", "n_ref", "mean", "mean_ref",
-                   "diff", "ci_low", "ci_high", "test", "statistic", "df", "p_raw", "p_adj", "correction",
-                   "p_holm", "p_bh", "rank_test", "p_rank", "p_rank_adj", "effect_size", "effect_size_type",
+                   "diff", "ci_low", "ci_high", "ci_level", "test", "statistic", "df", "p_raw", "p_adj", "correction",
+                   "p_holm", "p_bh", "rank_test", "p_rank", "p_rank_adj", "rank_note", "effect_size", "effect_size_type",
                    "cliffs_delta", "margin", "p_noninf", "p_noninf_adj", "p_equiv", "p_equiv_adj",
-                   "seeds_needed", "seeds_needed_noninf", "detect", "seeds_needed_detect", "verdict", "reason",
-                   "note")
+                   "family_size", "effect_of_interest", "sd_upper", "seeds_needed", "seeds_needed_noninf",
+                   "verdict", "reason", "note")
 SUMMARY_KEYS = ("grid", "metric", "variant", "is_reference", "n", "mean", "std", "median",
                 "ci_low", "ci_high", "ci_method", "n_excluded")
-INT_KEYS = {"n", "n_ref", "seeds_needed", "seeds_needed_noninf", "seeds_needed_detect", "n_excluded", "seed"}
+INT_KEYS = {"n", "n_ref", "seeds_needed", "seeds_needed_noninf", "family_size", "n_excluded", "seed"}
 
 
 def check_format(fmt: str) -> str:
@@ -58,21 +58,36 @@ def grids_of(result: dict) -> list[str]:
     return sorted(result["summaries"]["grid"].unique(), key=natural_key) if len(result["summaries"]) else []
 
 
+def _methods(result: dict, grid: str) -> str:
+    """The per-variant interval methods of a grid, e.g. 't'."""
+    methods = result["summaries"].loc[result["summaries"]["grid"] == grid, "ci_method"].dropna()
+    names = sorted({m.split(" (")[0] for m in methods if not m.startswith("none")})
+    return "/".join(names) or "none"
+
+
+def diff_interval_label(result: dict) -> str:
+    """Column title of the difference interval: simultaneous over the family under a correction."""
+    level = f"{result['confidence'] * 100:g}%"
+    return f"diff [{level} CI, t]" if result["correction"] == "none" else f"diff [simultaneous {level} CI, t]"
+
+
 def display_table(result: dict, grid: str) -> pd.DataFrame:
-    """One grid as display strings: a row per variant, the reference first."""
+    """One grid as display strings: a row per variant, the reference first; the column titles name
+    each interval's method (``interval_note`` gives the levels)."""
     summaries = result["summaries"][result["summaries"]["grid"] == grid]
     comps = result["comparisons"]
     comps = comps[comps["grid"] == grid].set_index("variant") if len(comps) else pd.DataFrame()
-    level = round(result["confidence"] * 100)
+    level = f"{result['confidence'] * 100:g}%"
     p_name = {"holm": "p (Holm)", "fdr_bh": "p (BH)", "none": "p"}[result["correction"]]
+    diff_name = diff_interval_label(result)
     rows = []
     for s in summaries.itertuples(index=False):
         c = comps.loc[s.variant] if s.variant in comps.index else None
         rows.append({
             "variant": s.variant + (" (ref)" if s.is_reference else ""),
             "n": str(int(s.n)),
-            f"mean [{level}% CI]": f"{fmt_num(s.mean)} {fmt_ci(s.ci_low, s.ci_high)}",
-            f"diff [{level}% CI]": "–" if c is None or not math.isfinite(c["diff"])
+            f"mean [{level} CI, {_methods(result, grid)}]": f"{fmt_num(s.mean)} {fmt_ci(s.ci_low, s.ci_high)}",
+            diff_name: "–" if c is None or not math.isfinite(c["diff"])
             else f"{c['diff']:+.2f} {fmt_ci(c['ci_low'], c['ci_high'])}",
             p_name: "–" if c is None else fmt_p(c["p_adj"]),
             "Hedges g": "–" if c is None else fmt_num(c["effect_size"]),
@@ -80,6 +95,23 @@ def display_table(result: dict, grid: str) -> pd.DataFrame:
             "verdict": "reference" if c is None else c["verdict"],
         })
     return pd.DataFrame(rows)
+
+
+def interval_note(result: dict, grid: str) -> str:
+    """Which level each interval of a grid's table has ('' when the grid has no comparison)."""
+    comps = result["comparisons"]
+    comps = comps[comps["grid"] == grid] if len(comps) else comps
+    level = f"{result['confidence'] * 100:g}%"
+    text = f"Intervals: mean — {level} t interval of the mean per variant"
+    if not len(comps):
+        return text
+    m, each = int(comps["family_size"].max()), float(comps["ci_level"].max())
+    if result["correction"] == "none" or m <= 1:
+        return text + f"; diff — {level} t interval of the primary test (excludes 0 exactly when p < {result['alpha']:g})"
+    name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[result["correction"]]
+    return text + (f"; diff — Bonferroni-simultaneous: each a {each * 100:.4g}% t interval (1 − {1 - result['confidence']:g}/{m}), "
+                   f"together covering all {m} differences with at least {level}; an interval excludes 0 only where "
+                   f"the {name}-corrected test is significant")
 
 
 def exclusion_line(result: dict, grid: str) -> str:
@@ -92,9 +124,9 @@ def exclusion_line(result: dict, grid: str) -> str:
 
 
 def ci_note(result: dict, grid: str) -> str:
-    """Which variants' CIs are not BCa, and why ('' when all are BCa)."""
-    rows = result["summaries"][(result["summaries"]["grid"] == grid) & (result["summaries"]["ci_method"] != "BCa")]
-    return ("CI of the mean not BCa for: " + "; ".join(f"{r.variant} ({r.ci_method})" for r in rows.itertuples())
+    """Variants whose interval of the mean is not a plain t interval, and why ('' when all are)."""
+    rows = result["summaries"][(result["summaries"]["grid"] == grid) & (result["summaries"]["ci_method"] != "t")]
+    return ("CI of the mean not a t interval for: " + "; ".join(f"{r.variant} ({r.ci_method})" for r in rows.itertuples())
             if len(rows) else "")
 
 
@@ -136,14 +168,15 @@ def to_markdown(result: dict) -> str:
     parts = []
     for grid in grids_of(result):
         parts += [f"### {grid} — {result['metric']}", "", markdown_table(display_table(result, grid)), "",
-                  exclusion_line(result, grid), ""] + ([ci_note(result, grid), ""] if ci_note(result, grid) else [])
+                  interval_note(result, grid) + ".", "", exclusion_line(result, grid), ""]
+        parts += [ci_note(result, grid), ""] if ci_note(result, grid) else []
     return "\n".join(parts)
 
 
 def to_latex(result: dict) -> str:
     parts = []
     for grid in grids_of(result):
-        parts += [latex_table(display_table(result, grid), _caption(result, grid)),
+        parts += [latex_table(display_table(result, grid), _caption(result, grid) + ". " + interval_note(result, grid)),
                   "% " + exclusion_line(result, grid), ""]
     return "\n".join(parts)
 

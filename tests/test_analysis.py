@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as st
 
 from analysis import stats
-from analysis.compare import analyze, compare, compare_samples, higher_is_better
+from analysis.compare import analyze, compare, compare_samples, family_confidence, higher_is_better, verdict
 from analysis.tables import COMPARISON_KEYS, SUMMARY_KEYS, render, to_dict
 
 X = np.array([71.2, 70.8, 71.9, 70.5, 71.4])
@@ -36,6 +36,14 @@ def test_bootstrap_is_bca_and_reproducible():
     assert a["low"] == pytest.approx(ref.confidence_interval.low)
     assert a["high"] == pytest.approx(ref.confidence_interval.high)
     assert X.min() <= a["low"] < X.mean() < a["high"] <= X.max()
+
+
+def test_t_mean_ci_is_the_textbook_t_interval():
+    half = st.t.ppf(0.975, 4) * X.std(ddof=1) / math.sqrt(5)
+    ci = stats.t_mean_ci(X)
+    assert ci["method"] == "t" and (ci["low"], ci["high"]) == pytest.approx((X.mean() - half, X.mean() + half))
+    assert stats.t_mean_ci([2.0, 2.0, 2.0]) == {"low": 2.0, "high": 2.0, "method": "t (all values equal)"}
+    assert math.isnan(stats.t_mean_ci([1.0])["low"])
 
 
 def test_bootstrap_degenerate_cases_fall_back_and_say_so():
@@ -79,6 +87,10 @@ def test_rank_tests_worked_examples():
     wx = stats.rank_test(X, X - [1, 2, 3, 4, 5], paired=True)
     assert wx["test"] == "Wilcoxon signed-rank" and wx["p"] == pytest.approx(0.0625)
     assert not stats.rank_test(X, X, paired=True)["p"] < 0.05  # all differences zero: 1.0 or NaN, never a finding
+    # the smallest p each can reach is that of the complete separation above
+    assert stats.rank_test_min_p(3, 3, paired=False) == pytest.approx(0.1)
+    assert stats.rank_test_min_p(5, 5, paired=True) == pytest.approx(0.0625)
+    assert stats.rank_test_min_p(3, 3, paired=True) == pytest.approx(0.25)
 
 
 def test_hedges_g_worked_example():
@@ -123,9 +135,9 @@ def test_multiplicity_worked_examples():
         stats.adjust_pvalues(p, "bonferoni")
 
 
-def _power_by_noncentral_t(effect, n, paired):
+def _power_by_noncentral_t(effect, n, paired, alpha=0.05):
     df, ncp = (n - 1, effect * math.sqrt(n)) if paired else (2 * n - 2, effect * math.sqrt(n / 2))
-    crit = st.t.ppf(0.975, df)
+    crit = st.t.ppf(1 - alpha / 2, df)
     return st.nct.sf(crit, df, ncp) + st.nct.cdf(-crit, df, ncp)
 
 
@@ -207,7 +219,12 @@ def test_analyze_matches_independent_scipy_and_statsmodels():
     assert a["p_rank"] == pytest.approx(st.mannwhitneyu(values["a"], values["ref"]).pvalue)
     summary = result["summaries"].set_index("variant")
     assert summary.loc["a", "std"] == pytest.approx(values["a"].std(ddof=1))
-    assert summary.loc["ref", "is_reference"] and summary.loc["a", "ci_method"] == "BCa"
+    assert summary.loc["ref", "is_reference"] and summary.loc["a", "ci_method"] == "t"
+    half = st.t.ppf(0.975, 4) * values["a"].std(ddof=1) / math.sqrt(5)
+    assert summary.loc["a", "ci_low"] == pytest.approx(values["a"].mean() - half)
+    # a family of 3: each difference interval is Welch's at 1 - 0.05/3 (Bonferroni)
+    ci = st.ttest_ind(values["a"], values["ref"], equal_var=False).confidence_interval(1 - 0.05 / 3)
+    assert (a["ci_low"], a["ci_high"], a["ci_level"]) == pytest.approx((ci.low, ci.high, 1 - 0.05 / 3))
 
 
 def test_pairing_comes_from_the_grid_or_matching_seeds():
@@ -217,7 +234,13 @@ def test_pairing_comes_from_the_grid_or_matching_seeds():
     a = _by(analyze(seeded), "a")
     x, y = (seeded.loc[seeded["variant"] == v].sort_values("seed")["test_top1"].to_numpy() for v in ("a", "ref"))
     assert a["test"] == "paired t-test" and a["p_raw"] == pytest.approx(st.ttest_rel(x, y).pvalue)
-    assert a["rank_test"] == "Wilcoxon signed-rank" and a["p_rank"] == pytest.approx(st.wilcoxon(x, y).pvalue)
+    # 5 pairs: the signed-rank test cannot go below 0.0625, so it is omitted and says why
+    assert a["rank_test"] == "Wilcoxon signed-rank" and math.isnan(a["p_rank"])
+    assert a["rank_note"] == "omitted: its smallest possible p (0.0625) is not below 0.05"
+    eight = tidy({"ref": 70.0, "a": 71.0}, seeds=8).assign(paired=True)
+    b = _by(analyze(eight), "a")
+    x, y = (eight.loc[eight["variant"] == v].sort_values("seed")["test_top1"].to_numpy() for v in ("a", "ref"))
+    assert b["rank_note"] == "" and b["p_rank"] == pytest.approx(st.wilcoxon(x, y).pvalue)
     assert _by(analyze(seeded, pairing="unpaired"), "a")["test"] == "Welch t-test"
 
 
@@ -238,7 +261,7 @@ def test_verdicts():
     result = analyze(pd.concat([frame, noisy]))
     assert _by(result, "better")["verdict"] == "better"
     assert _by(result, "worse")["verdict"] == "worse"
-    assert _by(result, "same")["verdict"] in ("equivalent", "non-inferior")
+    assert _by(result, "same")["verdict"] in ("equivalent", "non-inferior; better not shown")
     noisy_row = _by(result, "noisy")
     # not significant is not 'comparable': with SD 3 the margin test cannot pass
     assert noisy_row["verdict"] == "inconclusive" and "seeds per variant" in noisy_row["reason"]
@@ -253,8 +276,8 @@ def test_analysis_is_deterministic_and_independent_of_other_grids():
     pd.testing.assert_frame_equal(one["summaries"], again["summaries"])
     alone = analyze(frame, grids=["g"], seed=5)
     pd.testing.assert_frame_equal(alone["summaries"], one["summaries"][one["summaries"]["grid"] == "g"])
-    other = analyze(frame, seed=6)
-    assert not np.allclose(other["summaries"]["ci_low"], one["summaries"]["ci_low"])
+    other = analyze(frame, seed=6)  # t intervals: nothing random left
+    pd.testing.assert_frame_equal(other["summaries"], one["summaries"])
 
 
 def test_bad_names_are_reported_with_close_matches():
@@ -281,24 +304,58 @@ def test_compare_any_two_variants():
     assert cross["variant"] == "h/b" and not cross["paired"]
 
 
-def test_compare_samples_power_uses_observed_effect():
-    frame = tidy({"ref": 70.0, "a": 70.4}, sd=0.5)
-    x, y = (frame[frame["variant"] == v] for v in ("a", "ref"))
-    c = compare_samples(x, y, "test_top1", pairing="unpaired")
-    assert c["seeds_needed"] == stats.seeds_for_power(stats.standardised_effect(
-        x["test_top1"], y["test_top1"], paired=False), paired=False)
-    assert _power_by_noncentral_t(abs(c["effect_size"]) * 31 / 28, c["seeds_needed"], False) >= 0.79
-
-
-def test_seeds_to_detect_a_given_difference():
-    frame = tidy({"ref": 70.0, "a": 70.4}, sd=0.5)
-    row = _by(analyze(frame, detect=0.5), "a")
+def test_seeds_needed_come_from_the_effect_of_interest_and_an_upper_bound_of_the_sd():
+    frame = tidy({"ref": 70.0, "a": 70.4, "b": 75.0}, sd=0.5)
+    result = analyze(frame)
     x, y = (frame.loc[frame["variant"] == v, "test_top1"].to_numpy() for v in ("a", "ref"))
-    pooled = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2)  # equal group sizes
-    n = row["seeds_needed_detect"]
-    assert row["detect"] == 0.5
-    assert _power_by_noncentral_t(0.5 / pooled, n, False) >= 0.8 > _power_by_noncentral_t(0.5 / pooled, n - 1, False)
-    assert pd.isna(_by(analyze(frame), "a")["seeds_needed_detect"])
+    pooled = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2)  # equal group sizes, df 8
+    upper = pooled * math.sqrt(8 / st.chi2.ppf(0.2, 8))  # one-sided 80% upper confidence bound
+    row = _by(result, "a")
+    assert row["sd_upper"] == pytest.approx(upper) and row["effect_of_interest"] == 0.5
+    n = row["seeds_needed"]  # at alpha 0.05 / 2 (Bonferroni over the grid's 2 comparisons)
+    power = lambda k: _power_by_noncentral_t(0.5 / upper, k, False, alpha=0.025)  # noqa: E731
+    assert power(n) >= 0.8 > power(n - 1)
+    # the observed difference plays no part: b (+5 points) needs as many seeds per unit of SD
+    b = _by(result, "b")
+    assert b["seeds_needed"] == stats.seeds_for_power(0.5 / b["sd_upper"], False, alpha=0.025)
+    assert _by(analyze(frame, detect=1.0), "a")["seeds_needed"] < n
+
+
+def test_family_intervals_never_exclude_zero_beside_no_significant_difference():
+    rng = np.random.default_rng(5)
+    for i in range(40):
+        means = {"ref": 70.0, **{f"v{j}": 70.0 + rng.normal(0, 0.6) for j in range(4)}}
+        for c in analyze(tidy(means, sd=0.5, seed=i).assign(paired=True))["comparisons"].itertuples():
+            assert c.ci_level == pytest.approx(1 - 0.05 / 4)
+            if c.ci_low > 0 or c.ci_high < 0:
+                assert c.p_adj < 0.05 and c.verdict in ("better", "worse", "worse, within margin")
+            if c.p_adj >= 0.05:
+                assert c.ci_low <= 0 <= c.ci_high
+    assert family_confidence(0.95, 4, "none") == 0.95 and family_confidence(0.95, 4, "holm") == 0.9875
+
+
+def _row(**changes):
+    row = {"n": 3, "n_ref": 3, "diff": 9.5, "statistic": 10.0, "p_raw": 0.009, "p_adj": 0.062, "ci_low": -2.5,
+           "ci_high": 21.6, "ci_level": 1 - 0.05 / 9, "margin": 0.5, "p_noninf_adj": 0.03, "p_equiv_adj": 1.0,
+           "correction": "holm", "family_size": 9, "effect_of_interest": 0.5, "sd_upper": 3.0,
+           "seeds_needed": 12, "seeds_needed_noninf": 10}
+    return {**row, **changes}
+
+
+def test_verdict_labels_say_what_was_shown():
+    assert verdict(_row(), 0.05, "test_top1")[0] == "non-inferior; better not shown after Holm correction"
+    assert verdict(_row(p_raw=0.2, p_adj=0.5), 0.05, "test_top1")[0] == "non-inferior; better not shown"
+    assert verdict(_row(diff=-5.6, p_raw=0.023, p_adj=0.07, p_noninf_adj=0.9), 0.05, "test_top1")[0] == \
+        "inconclusive; worse not shown after Holm correction"
+    assert verdict(_row(p_raw=0.2, p_adj=0.5, p_equiv_adj=0.01), 0.05, "test_top1")[0] == "equivalent"
+    assert verdict(_row(p_adj=0.01, ci_low=1.0), 0.05, "test_top1")[0] == "better"
+    assert verdict(_row(diff=-0.3, p_adj=0.01, ci_low=-0.5, ci_high=-0.1), 0.05, "test_top1")[0] == \
+        "worse, within margin"
+    assert verdict(_row(correction="none", p_raw=0.2, p_adj=0.2), 0.05, "test_top1")[0] == \
+        "non-inferior; better not shown"
+    label, reason = verdict(_row(diff=0.1, p_raw=0.8, p_adj=0.9, p_noninf_adj=0.3), 0.05, "test_top1")
+    assert label == "inconclusive" and "~12 seeds per variant would detect a true difference of 0.5" in reason
+    assert "80% upper confidence bound" in reason and "observed difference" not in reason
 
 
 # -------------------------------------------------------------------------------------- formats
@@ -318,9 +375,11 @@ def test_markdown_format(result):
     assert len(table) == 2 * 2 + 3 + 2  # header + rule per grid, one row per variant
     assert all(line.count("|") == 9 for line in table)
     assert "| a_1 | 5 |" in text and "1 failed" in text and "p (Holm)" in text
-    assert "CI of the mean not BCa" not in text
-    two_seeds = render(analyze(tidy({"ref": 70.0, "a": 71.0}, seeds=2)), "md")
-    assert "CI of the mean not BCa for: ref (percentile (n<3)); a (percentile (n<3))" in two_seeds
+    assert "mean [95% CI, t]" in text and "diff [simultaneous 95% CI, t]" in text
+    assert "each a 97.5% t interval (1 − 0.05/2), together covering all 2 differences with at least 95%" in text
+    assert "CI of the mean not a t interval" not in text
+    one_seed = render(analyze(tidy({"ref": 70.0, "a": 71.0}, seeds=1)), "md")
+    assert "CI of the mean not a t interval for: ref (none (n<2)); a (none (n<2))" in one_seed
 
 
 def test_latex_format(result):
@@ -344,7 +403,7 @@ def test_csv_format_round_trips(result):
 
 def test_json_schema(result):
     doc = json.loads(render(result, "json"))
-    assert doc["schema_version"] == 1 and doc["metric"] == "test_top1" and doc["correction"] == "holm"
+    assert doc["schema_version"] == 2 and doc["metric"] == "test_top1" and doc["correction"] == "holm"
     assert len(doc["comparisons"]) == 3 and len(doc["summaries"]) == 5 and len(doc["excluded"]) == 1
     types = {"grid": str, "variant": str, "reference": str, "n": int, "diff": float, "ci_low": float,
              "ci_high": float, "p_raw": float, "p_adj": float, "test": str, "effect_size": float,

@@ -1,0 +1,292 @@
+"""Seeds added until the question is decided: a group-sequential rule for paired per-seed differences.
+
+Training adds paired seeds in rounds (looks, ``plan_looks``); after each look ``sequential_decision``
+says, per comparison, ``better`` / ``worse`` / ``equivalent`` (within ±margin) / ``continue`` /
+``inconclusive at max seeds (N)``. Re-testing at p < 0.05 after every look inflates false positives
+(29% when testing after every seed from 3 to 40), so the rule spends alpha over the looks:
+
+- Boundaries: Lan-DeMets alpha spending with the O'Brien-Fleming-type function
+  ``alpha(t) = 2 - 2 Phi(z_{1-alpha/2} / sqrt(t))`` (``"pocock"``: ``alpha log(1 + (e - 1) t)``), information
+  fraction ``t = n / max_seeds``. Each look's z boundary solves "probability of first crossing at this
+  look = alpha spent at this look" under the canonical joint normal law of the z statistics
+  (correlation sqrt(n_j / n_k)), with ``scipy.stats.multivariate_normal.cdf`` (seeded, so deterministic).
+- Small samples: each boundary is used as a *nominal p-value level* (``2 (1 - Phi(c_k))``) for the paired
+  t-test at that look (scipy ``ttest_1samp``), not as a threshold for the t statistic itself; with 3-8
+  pairs the t statistic's heavy tails make z thresholds anticonservative (docs/analysis.md shows both).
+- Better/worse: the two-sided test of "no difference" at the look's nominal level; its repeated
+  confidence interval (the t interval at that level) excludes 0 exactly then and covers the true
+  difference at every look simultaneously with at least 1 - alpha.
+- Equivalent: both one-sided TOST tests at the nominal level of a one-sided spending design of level
+  alpha (the TOST convention), i.e. the repeated (1 - 2 x nominal) interval lies inside ±margin.
+
+A family of m comparisons decided together passes ``n_comparisons=m`` (Bonferroni: alpha / m each).
+Everything here is a pure function of its arguments; simulations take an explicit seed.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats
+
+SPENDING = ("obf", "pocock", "none")
+STATISTICS = ("t", "z")
+DEFAULT_MARGIN = 0.5
+DEFAULT_MAX_SEEDS = 40
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the rule says after a look.
+
+    ``label``: ``better``/``worse``/``equivalent``/``continue``/``inconclusive at max seeds (N)``;
+    ``look``: 1-based look index; ``n``: pairs used; ``boundary``: the look's nominal two-sided p level
+    (better/worse when ``p`` is below it); ``z_boundary``: the underlying z boundary; ``estimate``: mean
+    difference; ``ci``: the repeated confidence interval at level ``1 - boundary``; ``p``: the paired
+    t-test's two-sided p-value."""
+    label: str
+    look: int
+    n: int
+    boundary: float
+    z_boundary: float
+    estimate: float
+    ci: tuple[float, float]
+    p: float
+
+
+@dataclass(frozen=True)
+class SeedsPlan:
+    """``seeds_for_power``'s answer: the look schedule reaching ``power`` for the planned effect, its
+    maximum seeds, the expected seeds per variant when the effect is true and when there is no difference,
+    and the simulated power (all by simulating the rule itself)."""
+    schedule: tuple[int, ...]
+    max_seeds: int
+    expected_seeds: float
+    expected_seeds_null: float
+    power: float
+    effect: float
+    sd: float
+
+
+def plan_looks(max_seeds: int = DEFAULT_MAX_SEEDS, first: int = 3, growth: float = 1.5) -> tuple[int, ...]:
+    """Look schedule: ``first`` pairs, then about ``growth`` times more each look (at least 2 more), ending
+    exactly at ``max_seeds``: ``plan_looks(40) == (3, 5, 8, 12, 18, 27, 40)``. A last step of fewer than
+    2 seeds is merged into the final look."""
+    if max_seeds < first or first < 3:
+        raise ValueError(f"max_seeds ({max_seeds}) must be at least first ({first}), and first at least 3")
+    looks = [first]
+    while looks[-1] < max_seeds:
+        looks.append(min(max_seeds, max(looks[-1] + 2, round(looks[-1] * growth))))
+    if len(looks) > 2 and looks[-1] - looks[-2] < 2:
+        looks.pop(-2)
+    return tuple(looks)
+
+
+def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
+    """Cumulative alpha spent at information fractions ``t`` (shape ``(k,)``, in (0, 1])."""
+    t = np.asarray(t, float)
+    if spending == "obf":
+        return 2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / np.sqrt(t))
+    if spending == "pocock":
+        return alpha * np.log(1 + (math.e - 1) * t)
+    raise ValueError(f"unknown spending '{spending}'; allowed: obf, pocock")
+
+
+def _first_crossing(c_prev: np.ndarray, c: float, cov: np.ndarray, sides: int) -> float:
+    """P(no crossing at the earlier looks, crossing at this one) for boundaries ``c_prev`` then ``c``."""
+    k = len(c_prev) + 1
+    if k == 1:
+        return sides * stats.norm.sf(c)
+    lower = np.concatenate([-c_prev if sides == 2 else np.full(k - 1, -np.inf), [c]])
+    upper = np.concatenate([c_prev, [np.inf]])
+    p = stats.multivariate_normal.cdf(upper, mean=np.zeros(k), cov=cov, lower_limit=lower, abseps=1e-9,
+                                      releps=1e-4, maxpts=20_000 * k, rng=np.random.default_rng(20240601))
+    return sides * float(p)
+
+
+@lru_cache(maxsize=256)
+def z_boundaries(schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",
+                 sides: int = 2) -> tuple[float, ...]:
+    """z boundaries of a spending design for looks at ``schedule`` pairs (last = maximum).
+
+    ``sides=2``: symmetric two-sided boundaries of total level ``alpha``; ``sides=1``: one-sided of level
+    ``alpha``. ``spending="none"``: the fixed-level boundary at every look (the naive design, for
+    comparison only). Shape ``(k,)``."""
+    if spending == "none":
+        return tuple([float(stats.norm.isf(alpha / sides))] * len(schedule))
+    n = np.asarray(schedule, float)
+    cumulative = spent(n / n[-1], alpha, spending)
+    increments = np.diff(np.concatenate([[0.0], cumulative]))
+    cov = np.sqrt(np.minimum.outer(n, n) / np.maximum.outer(n, n))
+    bounds: list[float] = []
+    for k, target in enumerate(increments):
+        marginal = float(stats.norm.isf(target / sides))  # ignores the earlier looks: conservative
+        if k == 0 or target < 1e-7:
+            bounds.append(marginal)
+            continue
+        sub = cov[: k + 1, : k + 1]
+        previous = np.asarray(bounds)
+
+        def excess(c):
+            return _first_crossing(previous, c, sub, sides) - target
+
+        low = max(0.5, marginal - 2.0)
+        bounds.append(marginal if excess(low) <= 0 else float(_brentq(excess, low, marginal)))
+    return tuple(bounds)
+
+
+def _brentq(f, a: float, b: float) -> float:
+    from scipy.optimize import brentq
+
+    if f(b) >= 0:
+        return b
+    return brentq(f, a, b, xtol=1e-6)
+
+
+def nominal_levels(schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",
+                   n_comparisons: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(z, p_two_sided, p_one_sided_tost)`` per look: the two-sided z boundaries, their nominal two-sided
+    p levels, and the one-sided nominal levels of each TOST half (one-sided design of level alpha)."""
+    a = alpha / n_comparisons
+    z = np.asarray(z_boundaries(tuple(int(s) for s in schedule), a, spending, 2))
+    z_one = np.asarray(z_boundaries(tuple(int(s) for s in schedule), a, spending, 1))
+    return z, 2 * stats.norm.sf(z), stats.norm.sf(z_one)
+
+
+def _decide(d: np.ndarray, p_two: float, p_one: float, z: float, margin: float, statistic: str) -> dict:
+    """Vectorised decision at one look: ``d`` of shape ``(..., n)`` -> arrays of shape ``(...)``."""
+    n = d.shape[-1]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        test = stats.ttest_1samp(d, 0.0, axis=-1)
+        lower = stats.ttest_1samp(d, -margin, axis=-1, alternative="greater").pvalue
+        upper = stats.ttest_1samp(d, margin, axis=-1, alternative="less").pvalue
+        if statistic == "t":
+            significant = test.pvalue < p_two
+            equivalent = (lower < p_one) & (upper < p_one)
+        else:  # z boundaries applied to the t statistics (anticonservative at small n; for comparison)
+            z_one = stats.norm.isf(p_one)
+            significant = np.abs(test.statistic) >= z
+            se = np.std(d, axis=-1, ddof=1) / math.sqrt(n)
+            mean = np.mean(d, axis=-1)
+            equivalent = ((mean + margin) / se >= z_one) & ((margin - mean) / se >= z_one)
+    return {"significant": np.asarray(significant), "equivalent": np.asarray(equivalent & ~significant),
+            "p": np.asarray(test.pvalue), "mean": np.asarray(np.mean(d, axis=-1)), "test": test}
+
+
+def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int, ...] | None = None,
+                        margin: float = DEFAULT_MARGIN, alpha: float = 0.05, *, higher_is_better: bool = True,
+                        spending: str = "obf", n_comparisons: int = 1, statistic: str = "t") -> Decision:
+    """The rule's decision after look ``looks_done`` (1-based) of ``schedule`` (default ``plan_looks()``).
+
+    ``diffs``: per-seed paired differences variant - reference, shape ``(n,)`` in seed order; the first
+    ``schedule[looks_done - 1]`` are used. ``higher_is_better`` orients better/worse. ``n_comparisons``:
+    comparisons decided together (alpha / m each). ``statistic="z"`` applies the z boundaries to the t
+    statistic (shown anticonservative; for simulations only).
+    """
+    schedule = plan_looks() if schedule is None else tuple(int(s) for s in schedule)
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic '{statistic}'; allowed: {', '.join(STATISTICS)}")
+    if not 1 <= looks_done <= len(schedule):
+        raise ValueError(f"looks_done must be between 1 and {len(schedule)}, got {looks_done}")
+    n = schedule[looks_done - 1]
+    d = np.asarray(diffs, float).ravel()
+    if d.size < n or not np.all(np.isfinite(d[:n])):
+        raise ValueError(f"look {looks_done} needs {n} finite paired differences, got {d.size}")
+    d = d[:n]
+    z, p_two, p_one = nominal_levels(schedule, alpha, spending, n_comparisons)
+    k = looks_done - 1
+    out = _decide(d, float(p_two[k]), float(p_one[k]), float(z[k]), margin, statistic)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        ci = out["test"].confidence_interval(1 - float(p_two[k]))
+    mean = float(out["mean"])
+    if bool(out["significant"]):
+        label = "better" if (mean > 0) == higher_is_better else "worse"
+    elif bool(out["equivalent"]):
+        label = "equivalent"
+    elif looks_done == len(schedule):
+        label = f"inconclusive at max seeds ({n})"
+    else:
+        label = "continue"
+    return Decision(label, looks_done, n, float(p_two[k]), float(z[k]), mean, (float(ci.low), float(ci.high)),
+                    float(out["p"]))
+
+
+def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 4000, seed: int = 0,
+             margin: float = DEFAULT_MARGIN, alpha: float = 0.05, spending: str = "obf", n_comparisons: int = 1,
+             statistic: str = "t") -> dict:
+    """Run the whole rule on ``reps`` simulated comparisons with normal paired differences of mean ``effect``
+    and SD ``sd`` (vectorised, deterministic for a ``seed``).
+
+    Returns rates of each outcome (``better``, ``worse``, ``equivalent``, ``inconclusive``), ``power`` (=
+    ``better`` for a positive effect), ``expected_seeds`` (mean pairs at the stopping look),
+    ``stop_early`` (share stopped before the last look) and ``coverage`` (share whose repeated CI at the
+    stopping look contains ``effect``)."""
+    schedule = tuple(int(s) for s in schedule)
+    rng = np.random.default_rng(seed)
+    d = rng.normal(effect, sd, (reps, schedule[-1]))
+    z, p_two, p_one = nominal_levels(schedule, alpha, spending, n_comparisons)
+    open_ = np.ones(reps, bool)
+    outcome = np.full(reps, "inconclusive", dtype=object)
+    stop_n = np.full(reps, schedule[-1])
+    covered = np.zeros(reps, bool)
+    for k, n in enumerate(schedule):
+        out = _decide(d[:, :n], float(p_two[k]), float(p_one[k]), float(z[k]), margin, statistic)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            ci = out["test"].confidence_interval(1 - float(p_two[k]))
+        inside = (ci.low <= effect) & (effect <= ci.high)
+        stop = open_ & (out["significant"] | out["equivalent"])
+        outcome[stop & out["significant"] & (out["mean"] > 0)] = "better"
+        outcome[stop & out["significant"] & (out["mean"] <= 0)] = "worse"
+        outcome[stop & out["equivalent"]] = "equivalent"
+        last = k == len(schedule) - 1
+        ended = stop | (open_ & last)
+        stop_n[ended] = n
+        covered[ended] = inside[ended]
+        open_ &= ~stop
+    rates = {label: float(np.mean(outcome == label)) for label in ("better", "worse", "equivalent", "inconclusive")}
+    return {**rates, "power": rates["better"], "expected_seeds": float(stop_n.mean()),
+            "stop_early": float(np.mean(stop_n < schedule[-1])), "coverage": float(covered.mean())}
+
+
+def seeds_for_power(sd: float, effect: float = 0.5, power: float = 0.8, alpha: float = 0.05, *,
+                    margin: float = DEFAULT_MARGIN, spending: str = "obf", n_comparisons: int = 1,
+                    first: int = 3, growth: float = 1.5, reps: int = 4000, seed: int = 0,
+                    max_cap: int = 2000) -> SeedsPlan | None:
+    """The smallest look schedule ``plan_looks(N, first, growth)`` whose rule detects a true ``effect`` with
+    at least ``power`` when paired differences have SD ``sd`` (pass an upper confidence bound of the
+    observed SD, e.g. ``analysis.stats.sd_upper_bound``), found by simulating the rule itself.
+
+    Returns a ``SeedsPlan`` (maximum and expected seeds per variant under the effect and under no
+    difference) or ``None`` when more than ``max_cap`` seeds would be needed.
+    """
+    from .stats import seeds_for_power as fixed_seeds
+
+    if not (sd > 0 and effect > 0 and math.isfinite(sd)):
+        raise ValueError(f"sd ({sd}) and effect ({effect}) must be positive and finite")
+    fixed = fixed_seeds(effect / sd, paired=True, alpha=alpha / n_comparisons, power=power, max_seeds=max_cap)
+    if fixed is None:
+        return None
+
+    def run(n_max: int) -> dict:
+        return simulate(plan_looks(max(n_max, first), first, growth), effect, sd, reps, seed, margin, alpha,
+                        spending, n_comparisons)
+
+    low, high = max(first, fixed) - 1, max(first, fixed)
+    while run(high)["power"] < power:  # the group-sequential maximum exceeds the fixed design's n
+        low, high = high, math.ceil(high * 1.15) + 1
+        if high > max_cap:
+            return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if run(middle)["power"] >= power else (middle, high)
+    schedule = plan_looks(max(high, first), first, growth)
+    true = run(high)
+    null = simulate(schedule, 0.0, sd, reps, seed + 1, margin, alpha, spending, n_comparisons)
+    return SeedsPlan(schedule, schedule[-1], true["expected_seeds"], null["expected_seeds"], true["power"],
+                     effect, sd)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import stats
 from .load import COST_KEYS, METRIC_KEYS, metric_columns
+from .status import RunStatus
 
 HIGHER_IS_BETTER = {"top1": True, "top5": True, "acc": True, "accuracy": True, "images_per_second": True,
                     "loss": False, "latency_ms": False, "params": False, "macs": False,
@@ -288,9 +289,9 @@ def _split(frame: pd.DataFrame, metric: str):
     frame = frame.copy()
     for column in ("status", "reason", "run_id", "reference", "paired"):
         if column not in frame.columns:
-            frame[column] = "ok" if column == "status" else None
+            frame[column] = RunStatus.OK.value if column == "status" else None
     values = pd.to_numeric(frame[metric], errors="coerce").astype(float)
-    ok = frame["status"] == "ok"
+    ok = frame["status"] == RunStatus.OK
     missing = ok & ~np.isfinite(values)
     frame["reason"] = frame["reason"].astype(object)
     frame.loc[missing, ["status", "reason"]] = ["missing metric", f"no value for {metric}"]

@@ -19,6 +19,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .status import RunStatus
+
 SPIKE_FACTOR = 1.2
 LEARNED_FACTOR = 1.5
 KNOWN_CLASSES = {"cifar10": 10, "cifar10-jpeg": 10, "fashion-mnist": 10, "cifar100": 100}
@@ -39,7 +41,7 @@ def training_health(frame: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(HEALTH_COLUMNS))
     by_run = {key: rows.sort_values("epoch") for key, rows in curves.groupby(["grid", "run_id"], sort=False)}
     rows = []
-    for run in frame[frame["status"] == "ok"].itertuples(index=False):
+    for run in frame[frame["status"] == RunStatus.OK].itertuples(index=False):
         epochs = by_run.get((run.grid, run.run_id))
         if epochs is None or epochs["train_loss"].notna().sum() == 0:
             continue

@@ -21,13 +21,15 @@ from typing import Any
 
 import pandas as pd
 
+from .status import ANALYSIS_STATUSES, FINISHED, RunStatus
+
 METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1", "epochs",
                "train_seconds", "images_per_second")
 COST_KEYS = ("params", "macs", "latency_ms")
 TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
                 "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
                 "run_id", "paired", "model_kwargs", "engine_version", "reused_from", "num_classes")
-STATUSES = ("ok", "failed", "corrupt", "unfinished", "duplicate")
+STATUSES = tuple(s.value for s in ANALYSIS_STATUSES)
 
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
@@ -64,7 +66,7 @@ def _parse_result(obj: Any) -> dict:
     missing = [key for key in ("variant", "seed", "status") if key not in obj]
     if missing:
         raise ValueError(f"result.json misses {', '.join(missing)}")
-    if obj["status"] not in ("ok", "failed"):
+    if obj["status"] not in FINISHED:
         raise ValueError(f"result.json has unknown status {obj['status']!r:.40}")
     metrics, cost, seeds = obj.get("metrics") or {}, obj.get("cost") or {}, obj.get("seeds") or {}
     if not all(isinstance(part, dict) for part in (metrics, cost, seeds)):
@@ -81,7 +83,7 @@ def _parse_result(obj: Any) -> dict:
         row[key] = _number(metrics.get(key))
     for key in COST_KEYS:
         row[key] = _number(cost.get(key))
-    if row["status"] == "ok" and not math.isfinite(row["test_top1"]) and all(
+    if row["status"] == RunStatus.OK and not math.isfinite(row["test_top1"]) and all(
             not math.isfinite(row[key]) for key in METRIC_KEYS):
         raise ValueError("result.json status ok but no metric values")
     return row
@@ -157,7 +159,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
             row = {"grid": grid, "run_id": run_dir.name}
             result_path = run_dir / "result.json"
             if not result_path.exists():
-                row.update(_config_identity(run_dir), status="unfinished", reason="no result.json")
+                row.update(_config_identity(run_dir), status=RunStatus.UNFINISHED.value, reason="no result.json")
             else:
                 obj, problem = _read_json(result_path)
                 try:
@@ -166,7 +168,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                     row["engine_version"] = _config_identity(run_dir).get("engine_version")
                     row.update({k: v for k, v in _parse_result(obj).items() if k != "run_id"})
                 except (ValueError, TypeError, OverflowError) as error:
-                    row.update(_config_identity(run_dir), status="corrupt", reason=str(error))
+                    row.update(_config_identity(run_dir), status=RunStatus.CORRUPT.value, reason=str(error))
             row["reference"] = meta.get("reference")
             row["paired"] = meta.get("paired") if isinstance(meta.get("paired"), bool) else None
             rows.append(row)
@@ -182,7 +184,7 @@ def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     order = frame[ok].assign(_version=pd.to_numeric(frame.get("engine_version"), errors="coerce"))
     order = order.sort_values(["_version", "run_id"], ascending=[False, True], na_position="last")
     dup = order.duplicated(["grid", "variant", "seed"], keep="first")
-    frame.loc[dup[dup].index, ["status", "reason"]] = ["duplicate", "another ok run of this grid/variant/seed"]
+    frame.loc[dup[dup].index, ["status", "reason"]] = [RunStatus.DUPLICATE.value, "another ok run of this grid/variant/seed"]
     return frame.sort_values(["grid", "variant", "seed", "run_id"], na_position="last",
                              key=lambda col: col.astype(str) if col.name != "seed" else col
                              ).reset_index(drop=True)
@@ -219,8 +221,8 @@ def load_table(path: str | Path, reference: str | None = None) -> pd.DataFrame:
     frame["grid"] = frame["grid"].astype(str)
     frame["variant"] = frame["variant"].astype(str)
     if "status" not in frame.columns:
-        frame["status"] = "ok"
-    frame["status"] = frame["status"].fillna("ok").astype(str)
+        frame["status"] = RunStatus.OK.value
+    frame["status"] = frame["status"].fillna(RunStatus.OK.value).astype(str)
     if reference is not None:
         frame["reference"] = reference
     for column in ("reference", "reason", "run_id", "paired", "model_kwargs", "model", "dataset", "protocol"):
@@ -249,7 +251,7 @@ def load_curves(results_dir: str | Path, frame: pd.DataFrame | None = None) -> p
     root = _results_root(results_dir)
     frame = load_results(root) if frame is None else frame
     rows = []
-    for run in frame[frame["status"] == "ok"].itertuples(index=False):
+    for run in frame[frame["status"] == RunStatus.OK].itertuples(index=False):
         path = root / run.grid / str(run.run_id) / "metrics.jsonl"
         if not path.exists():
             continue

@@ -23,7 +23,8 @@ from . import plots, stats
 from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
 from .compare import analyze, compare_samples, grid_reference, natural_key
 from .questions import questions_section
-from .load import load_curves, load_grids, load_results, load_run_files, load_study
+from .status import RunStatus
+from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study
 from .tables import ci_note, display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, interval_note, markdown_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ def setup_section(results: Path, frame: pd.DataFrame, result: dict, results_arg:
 # --------------------------------------------------------------------------------------------- runs
 def compute_lines(frame: pd.DataFrame) -> list[str]:
     """Training compute behind the results, and the runs copied from a twin instead of trained."""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == RunStatus.OK]
     trained = ok[ok["reused_from"].isna()]
     seconds = float(pd.to_numeric(trained["train_seconds"], errors="coerce").sum())
     line = (f"Compute: {len(trained)} runs trained, {seconds / 3600:.2f} h of training in total (the sum of the runs' "
@@ -151,7 +152,7 @@ def plan_lines(results: Path, frame: pd.DataFrame, grids: dict) -> list[str]:
     for entry in plan:
         grid, seeds = entry["grid"], entry["seeds"]
         variants = len((grids.get(grid) or {}).get("variants") or {})
-        planned = (frame["grid"] == grid) & (frame["status"] == "ok") & (frame["seed"] < seeds)
+        planned = (frame["grid"] == grid) & (frame["status"] == RunStatus.OK) & (frame["seed"] < seeds)
         if entry.get("protocol"):
             planned &= frame["protocol"] == entry["protocol"]
         ok = int(planned.sum())
@@ -498,7 +499,7 @@ def hardware_line(results: Path) -> str:
 
 def latency_spread_lines(frame: pd.DataFrame) -> list[str]:
     """How much the latency of one network moved between its runs (each run measures it once, at its end)."""
-    ok = frame[(frame["status"] == "ok") & frame["reused_from"].isna()].dropna(subset=["latency_ms", "macs", "params"])
+    ok = frame[(frame["status"] == RunStatus.OK) & frame["reused_from"].isna()].dropna(subset=["latency_ms", "macs", "params"])
     spread = ok.groupby(["dataset", "macs", "params"])["latency_ms"].agg(lambda v: v.max() / v.min() if len(v) > 1 else np.nan)
     spread = spread.dropna()
     if not len(spread):
@@ -584,7 +585,7 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
     if not analysable:
         raise ValueError(f"no grid in '{results}' can be analysed: " + "; ".join(skipped.values()))
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
-    usable = frame[(frame["status"] == "ok") & frame[metric].notna()]
+    usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna()]
     grids = load_grids(results)
     curves = load_curves(results, frame)
     out = Path(out)
@@ -596,7 +597,7 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
              "every number is recomputed from the run files and rerunning the command reproduces this file "
              "byte for byte.", ""]
     accounting = frame.groupby("grid")["status"].value_counts().unstack(fill_value=0)
-    accounting = accounting.reindex(columns=[s for s in ("ok", "failed", "corrupt", "unfinished", "superseded", "duplicate")
+    accounting = accounting.reindex(columns=[s for s in STATUSES
                                              if s in accounting.columns])
     acc_rows = [{"grid": f"`{g}`", "reference": f"`{grids.get(g, {}).get('reference', '–')}`",
                  **{s: str(int(accounting.loc[g, s])) for s in accounting.columns}}

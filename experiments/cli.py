@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from analysis.status import ENGINE_STATES, RunStatus
+
 from .config import PROTOCOLS, Runtime, choose
 
 console = Console()
@@ -43,13 +45,30 @@ def check_data(dataset: str, runtime: Runtime) -> None:
         resolve_source(spec, runtime.data_root, cache_dir(runtime.cache_dir))
 
 
+def grid_protocol(grid, runtime: Runtime) -> str:
+    """The grid's default protocol, or its fallback (said in one line) where the default's dataset is absent."""
+    from .config import get_protocol
+
+    if grid.fallback_protocol is None or runtime.data_root is not None:
+        return grid.protocol
+    dataset = grid.dataset or get_protocol(grid.protocol).dataset
+    try:
+        check_data(dataset, runtime)
+        return grid.protocol
+    except FileNotFoundError:
+        fallback = get_protocol(grid.fallback_protocol)
+        console.print(f"{dataset} is not installed: grid {grid.name} runs on protocol {fallback.name} "
+                      f"({fallback.dataset} data) instead", soft_wrap=True)
+        return fallback.name
+
+
 def _print_results(results: list[dict]) -> None:
     table = Table("variant", "seed", "status", "test top-1", "val top-1", "run", "note")
     for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
         metrics = r.get("metrics") or {}
         fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
         note = r.get("reason") or ("finished before" if r.get("skipped") else "")
-        table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), r["status"], fmt(metrics.get("test_top1")),
+        table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]), fmt(metrics.get("test_top1")),
                       fmt(metrics.get("val_top1")), r.get("run_id", "?"), note)
     console.print(table)
 
@@ -139,6 +158,8 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"--address {address!r} needs --executor ray")
         runtime = _runtime(data_root, download, device, threads, compile, wandb, plugins, retry_failed, reuse)
         g = get_grid(grid)
+        if protocol is None and dataset is None:
+            protocol = grid_protocol(g, runtime)
         configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
                                    runtime.plugins)
         check_data(configs[0].dataset, runtime)
@@ -149,7 +170,7 @@ def register(app: typer.Typer) -> None:
         outcome = run_grid(configs, runtime, results, executor, workers, address, show_progress=True,
                            title=f"{g.name} ({configs[0].protocol.name})")
         _print_results(outcome)
-        failed = [r for r in outcome if r["status"] not in ("ok", "running")]
+        failed = [r for r in outcome if r["status"] not in (RunStatus.OK, RunStatus.RUNNING)]
         executed = [r for r in outcome if not r.get("skipped")]
         copied = sum(bool(r.get("reused_from")) for r in executed)
         console.print(f"{len(outcome)} runs: {len(executed) - copied} trained now, {copied} copied from twin runs, "
@@ -215,19 +236,19 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
                results: Results_ = Path("results"), vary: Vary_ = "all", plugins: Import_ = None) -> None:
-        """Count a grid's runs: done / running / failed / partial (resumable) / to do."""
+        """Count a grid's runs: ok / running / failed / partial (resumable) / to do."""
         from .grids import get_grid, resolve
         from .store import RunStore
 
         configs, _ = resolve(get_grid(grid), protocol, seeds, dataset, vary, tuple(plugins or ()))
-        counts = {"done": 0, "running": 0, "failed": 0, "partial": 0, "todo": 0}
+        counts = dict.fromkeys(ENGINE_STATES, 0)
         table = Table("variant", "seed", "status", "run")
         for cfg in configs:
             state = RunStore.of(results, cfg).status()
             counts[state] += 1
-            table.add_row(cfg.variant, str(cfg.seed), state, cfg.run_id)
+            table.add_row(cfg.variant, str(cfg.seed), str(state), cfg.run_id)
         console.print(table)
-        console.print(", ".join(f"{'to do' if k == 'todo' else k} {v}" for k, v in counts.items()))
+        console.print(", ".join(f"{'to do' if k == RunStatus.TODO else k} {v}" for k, v in counts.items()))
 
     @app.command()
     def recount(results: Results_ = Path("results"), data_root: DataRoot_ = None) -> None:
@@ -284,8 +305,8 @@ def register(app: typer.Typer) -> None:
                                                 "variants": {**previous.get("variants", {}), variant: Variant(model, kwargs).as_json()}})
         outcome = run_grid(configs, runtime, results, show_progress=True, title=f"train {variant}")
         _print_results(outcome)
-        if outcome[0]["status"] != "ok":
+        if outcome[0]["status"] != RunStatus.OK:
             raise typer.Exit(1)
 
 
-__all__ = ["check_data", "parse_kwargs", "register"]
+__all__ = ["check_data", "grid_protocol", "parse_kwargs", "register"]

@@ -62,6 +62,10 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     # seconds on 2 CPU cores: the synthetic set, two epochs; for tests and the README's smoke grid
     Protocol(name="smoke", dataset="synthetic", epochs=2, batch_size=32, lr=0.05, weight_decay=5e-4,
              label_smoothing=0.1, warmup_epochs=0.5, val_per_class=4, eval_batch_size=200, latency_repeats=3),
+    # half a minute a run on 2 CPU cores: a stratified Fashion-MNIST subset; the README's first run (smoke grid)
+    Protocol(name="quick", dataset="fashion-mnist", epochs=4, batch_size=32, lr=0.2, weight_decay=5e-4,
+             warmup_epochs=0.3, train_per_class=200, val_per_class=10, test_per_class=100, test_every_epoch=False,
+             latency_repeats=3),
     # about 4 minutes for DyClotNet-0.5 on 2 CPU cores (docs/engine.md has the measurements)
     Protocol(name="cpu", dataset="cifar10-jpeg", epochs=8, batch_size=64, lr=0.1, weight_decay=5e-4,
              label_smoothing=0.1, warmup_epochs=1, train_per_class=250, val_per_class=50,

@@ -11,6 +11,8 @@ from typing import Callable, Iterator, Literal
 from filelock import Timeout
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from analysis.status import FINISHED, RunStatus
+
 from .config import RunConfig, Runtime, choose, default_threads
 from .runner import execute, make_result, one_line
 from .store import RunStore, check_writable, write_json
@@ -84,10 +86,10 @@ def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path, record_lo
     except Exception as error:  # the worker itself died
         reason = one_line(error).splitlines()[0][:300]
         log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, reason)
-        lost = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "lost", "reason": reason}
+        lost = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.LOST, "reason": reason}
         return _record_lost(cfg, results, lost) if record_loss else lost
     run_dir = RunStore.of(results, cfg).dir
-    if not (run_dir / "result.json").exists() and payload["result"]["status"] in ("ok", "failed"):
+    if not (run_dir / "result.json").exists() and payload["result"]["status"] in FINISHED:
         run_dir.mkdir(parents=True, exist_ok=True)
         for name, text in payload["files"].items():
             if name != "result.json":
@@ -105,7 +107,7 @@ def _record_lost(cfg: RunConfig, results: Path, lost: dict) -> dict:
             if store.read_result() is not None:  # a retry finished it after all
                 return store.read_result()
             reason = f"worker died ({RAY_RETRIES} retries): {lost['reason']}"
-            result = make_result(cfg, "failed", reason, store.load_metrics(), None)
+            result = make_result(cfg, RunStatus.FAILED, reason, store.load_metrics(), None)
             store.start(cfg)
             store.write_result(result)
             return result
@@ -136,7 +138,7 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
     done: dict[str, dict] = {}
     for cfg in configs:
         result = RunStore.of(results, cfg).read_result()
-        if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
+        if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
             done[cfg.run_id] = {**result, "skipped": True}
     todo = [c for c in configs if c.run_id not in done]
 
@@ -156,4 +158,4 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
             done[result["run_id"]] = result
             if progress:
                 progress.advance(grid_task)
-    return [done.get(run_id, {"run_id": run_id, "status": "lost"}) for run_id in by_id]
+    return [done.get(run_id, {"run_id": run_id, "status": RunStatus.LOST}) for run_id in by_id]

@@ -28,6 +28,7 @@ class Grid:
     dataset: str | None = None  # None: the protocol's dataset; --dataset overrides either
     paired: bool = True  # runs with the same seed share init and data-order seeds
     lr_scale: float = 1.0  # the protocol's learning rate times this (a sensitivity check of the schedule)
+    fallback_protocol: str | None = None  # default protocol where the default one's dataset is not installed
 
 
 def sweep(model: str, option: str, values: tuple, **fixed) -> dict[str, Variant]:
@@ -72,7 +73,7 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          "headline comparison depend on that?", "dyclotnet-2.0", HEADLINE, lr_scale=0.5),
     Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
          "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
-         protocol="smoke"),
+         protocol="quick", fallback_protocol="smoke"),
 )}
 
 # The study of issue 8 (`run.py study`): each grid with its seeds per variant, in the order they run

@@ -24,6 +24,8 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from analysis.status import RunStatus
+
 from .config import RunConfig
 from .store import RunStore, read_json, write_error
 
@@ -82,7 +84,7 @@ def find_twin(cfg: RunConfig, results: Path, env: dict) -> tuple[RunStore, dict]
             continue  # (a config that no longer hashes to its folder was written by another engine)
         store = RunStore(config_path.parent)
         result, twin_env = store.read_result(), read_json(store.env)
-        if (result is None or result["status"] != "ok" or not isinstance(twin_env, dict)
+        if (result is None or result["status"] != RunStatus.OK or not isinstance(twin_env, dict)
                 or any(_get(twin_env, k) != _get(env, k) for k in SAME_ENVIRONMENT)):
             continue
         if all(isinstance(result.get(k), dict) for k in ("metrics", "cost")) and isinstance(result.get("run_id"), str):
@@ -101,7 +103,7 @@ def copy_twin(cfg: RunConfig, store: RunStore, twin: RunStore, twin_result: dict
         except OSError as error:
             raise write_error(target, error) from None
     origin = twin_result.get("reused_from") or f"{twin.dir.parent.name}/{twin_result['run_id']}"
-    result = {**make_result(cfg, "ok", None, [], twin_result["cost"]), "metrics": twin_result["metrics"],
+    result = {**make_result(cfg, RunStatus.OK, None, [], twin_result["cost"]), "metrics": twin_result["metrics"],
               "reused_from": origin}
     log.info("run %s (%s seed %d) reuses its twin %s", cfg.run_id, cfg.variant, cfg.seed, origin)
     return result

@@ -11,6 +11,8 @@ from typing import Callable, Iterator
 import torch
 from filelock import Timeout
 
+from analysis.status import RunStatus
+
 from .config import RunConfig, Runtime
 from .reuse import copy_twin, find_twin
 from .store import ResultsWriteError, RunStore, environment, write_error, write_json
@@ -96,7 +98,7 @@ def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path |
     for path in sorted(Path(results).glob("*/*/result.json")):
         result = read_json(path)
         cost = result.get("cost") if isinstance(result, dict) else None
-        if not isinstance(cost, dict) or result.get("status") != "ok" or \
+        if not isinstance(cost, dict) or result.get("status") != RunStatus.OK or \
                 cost.get("macs_counter", 1) >= profiling.MACS_COUNTER_VERSION:
             continue
         raw = read_json(path.parent / "config.json")
@@ -121,7 +123,7 @@ def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path |
     return rows
 
 
-def make_result(cfg: RunConfig, status: str, reason: str | None, history: list[dict], cost: dict | None) -> dict:
+def make_result(cfg: RunConfig, status: RunStatus, reason: str | None, history: list[dict], cost: dict | None) -> dict:
     return {"run_id": cfg.run_id, "grid": cfg.grid, "variant": cfg.variant, "seed": cfg.seed,
             "seeds": cfg.seeds.model_dump(), "model": cfg.model, "model_kwargs": cfg.model_kwargs,
             "dataset": cfg.dataset, "protocol": cfg.protocol.name, "status": status, "reason": reason,
@@ -138,7 +140,7 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
             on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Run ``cfg`` unless it is finished (returns its result) or another process holds it.
 
-    Returns the result dict; ``{"status": "running", ...}`` if another process has the lock.
+    Returns the result dict; ``{"status": RunStatus.RUNNING, ...}`` if another process has the lock.
     Any exception inside the run is recorded in its result.json as a failure, never raised
     (KeyboardInterrupt is raised: the run stays resumable).
     """
@@ -146,18 +148,18 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
         runtime = runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
     store = RunStore.of(results, cfg)
     result = store.read_result()
-    if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
+    if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
         return {**result, "skipped": True}
     try:
         store.dir.mkdir(parents=True, exist_ok=True)
         store.lock.acquire()
     except Timeout:  # another process runs it
-        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": "running", "skipped": True}
+        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.RUNNING, "skipped": True}
     except OSError as error:
         raise write_error(store.lock.lock_file, error) from None
     try:
         result = store.read_result()  # finished while we waited for the lock?
-        if result is not None and (result["status"] == "ok" or not runtime.retry_failed):
+        if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
             return {**result, "skipped": True}
         # Only the lock holder writes in the run directory (config.json too), so no other process has
         # a temporary file here: these are half-written files of a killed process.
@@ -203,7 +205,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
 
             model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
             cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
-            result = make_result(cfg, "ok", None, history, cost)
+            result = make_result(cfg, RunStatus.OK, None, history, cost)
         result["num_classes"] = len(data.classes)  # chance level for the report's training-health check
         store.error_log.unlink(missing_ok=True)  # of an earlier, failed attempt (--retry-failed)
     except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
@@ -214,7 +216,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
             store.error_log.write_text(traceback.format_exc())
         except OSError as write_failure:
             raise write_error(store.error_log, write_failure) from None
-        result = make_result(cfg, "failed", one_line(error), store.load_metrics(), cost)
+        result = make_result(cfg, RunStatus.FAILED, one_line(error), store.load_metrics(), cost)
     store.write_result(result)
     tracker.finish(result)
     return result

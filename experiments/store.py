@@ -17,6 +17,8 @@ from typing import Any, Iterator
 import torch
 from filelock import FileLock, Timeout
 
+from analysis.status import FINISHED, RunStatus
+
 from .config import RunConfig, Runtime
 
 log = logging.getLogger(__name__)
@@ -118,27 +120,27 @@ class RunStore:
     def read_result(self) -> dict | None:
         """The finished run's result, or None if there is none or it is not a valid result (reported)."""
         result = read_json(self.result)
-        if isinstance(result, dict) and result.get("status") in ("ok", "failed"):
+        if isinstance(result, dict) and result.get("status") in FINISHED:
             return result
         if self.result.exists():
             log.warning("%s is empty, truncated or not a result; the run is resumed from its last checkpoint",
                         self.result)
         return None
 
-    def status(self) -> str:
-        """done | failed | running | partial (interrupted, resumable) | todo."""
+    def status(self) -> RunStatus:
+        """ok | failed | running | partial (interrupted, resumable) | todo."""
         result = self.read_result()
         if result is not None:
-            return "done" if result.get("status") == "ok" else "failed"
+            return RunStatus(result["status"])
         if self.dir.exists():
             try:
                 with FileLock(self.dir / "run.lock", timeout=0):
                     pass
             except Timeout:
-                return "running"
+                return RunStatus.RUNNING
             if self.checkpoint.exists():
-                return "partial"
-        return "todo"
+                return RunStatus.PARTIAL
+        return RunStatus.TODO
 
     def start(self, cfg: RunConfig) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ import logging
 import os
 from pathlib import Path
 
+from analysis.status import RunStatus
+
 from .config import RunConfig, WandbMode
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class Tracker:
             self.run.summary.update({"status": result["status"], "reason": result["reason"],
                                      **{k: v for k, v in result["metrics"].items() if v is not None},
                                      **{k: v for k, v in (result.get("cost") or {}).items() if v is not None}})
-            self.run.finish(exit_code=0 if result["status"] == "ok" else 1)
+            self.run.finish(exit_code=0 if result["status"] == RunStatus.OK else 1)
         self._call(finish)
         self.run = None
 

@@ -35,7 +35,27 @@ def test_named_grids_resolve():
     for grid in grids.GRIDS.values():
         assert grid.reference in grid.variants
     configs, _ = grids.resolve(grids.GRIDS["smoke"], seeds=2)
+    assert {c.dataset for c in configs} == {"fashion-mnist"} and len(configs) == 4
+    configs, _ = grids.resolve(grids.GRIDS["smoke"], protocol="smoke", seeds=2)
     assert {c.dataset for c in configs} == {"synthetic"} and len(configs) == 4
+
+
+def test_the_smoke_grid_falls_back_to_synthetic_data_in_one_line_where_fashion_mnist_is_absent(tmp_path, monkeypatch,
+                                                                                                capsys):
+    import dataclasses
+
+    from experiments import data
+    from experiments.cli import grid_protocol
+    from experiments.config import Runtime
+
+    spec = dataclasses.replace(data.DATASETS["fashion-mnist"], defaults=(tmp_path / "none",))
+    monkeypatch.setitem(data.DATASETS, "fashion-mnist", spec)
+    monkeypatch.delenv("DYCLOT_DATA", raising=False)
+    monkeypatch.setenv("DYCLOT_CACHE", str(tmp_path / "cache"))
+    assert grid_protocol(grids.GRIDS["smoke"], Runtime(wandb="off")) == "smoke"
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "fashion-mnist is not installed" in said[0] and "synthetic" in said[0]
+    assert grid_protocol(grids.GRIDS["p-sweep"], Runtime(wandb="off")) == "cpu"  # no fallback: the data check decides
 
 
 @pytest.mark.parametrize("protocol", ["cpu", "paper"])
@@ -63,7 +83,7 @@ def test_ablate_twice_trains_once_then_status(tmp_path, capsys):
     assert "0 trained now" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("tiny/*/result.json")}
     assert run.main(["status", "tiny", "--seeds", "3", "--results", str(tmp_path)]) == 0
-    assert "done 4, running 0, failed 0, partial 0, to do 2" in capsys.readouterr().out
+    assert "ok 4, running 0, failed 0, partial 0, to do 2" in capsys.readouterr().out
 
 
 def test_train_single_run(tmp_path, capsys):

@@ -63,7 +63,7 @@ def test_run_directory_follows_the_results_format(tmp_path):
         "epoch", "train_loss", "train_top1", "val_loss", "val_top1", "test_loss", "test_top1", "lr", "epoch_seconds",
         "images_per_second"}
     assert json.loads(store.result.read_text()) == {k: v for k, v in result.items()}
-    assert store.checkpoint.exists() and store.status() == "done"
+    assert store.checkpoint.exists() and store.status() == "ok"
     assert set(result["metrics"]) == {"test_top1", "test_loss", "val_top1", "train_loss", "train_top1", "epochs",
                                       "train_seconds", "images_per_second"}
 

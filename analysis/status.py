@@ -1,0 +1,35 @@
+"""The one vocabulary of run status, shared by the engine (``experiments``) and ``analysis``.
+
+A light module (no torch, no engine): the engine writes ``ok``/``failed`` into result.json and
+reports ``running``/``partial``/``todo`` for runs without one; ``analysis`` adds ``corrupt``,
+``unfinished``, ``superseded`` and ``duplicate`` when it reads a results directory. On disk and in
+tables a status is its plain string value.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class RunStatus(str, Enum):
+    OK = "ok"  # finished, result.json valid
+    FAILED = "failed"  # finished with an error (result.json keeps the reason)
+    RUNNING = "running"  # another process holds the run's lock
+    PARTIAL = "partial"  # interrupted, resumable from its checkpoint
+    TODO = "todo"  # not started
+    LOST = "lost"  # its worker process died before it was recorded (resumes on the next ablate)
+    CORRUPT = "corrupt"  # result.json exists but is not a valid result
+    UNFINISHED = "unfinished"  # no result.json (running, killed or never started)
+    SUPERSEDED = "superseded"  # ok, but trained by an older engine version than its grid's newest runs
+    DUPLICATE = "duplicate"  # a second ok run of the same (grid, variant, seed)
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+FINISHED = (RunStatus.OK, RunStatus.FAILED)  # the statuses a result.json may hold
+ENGINE_STATES = (RunStatus.OK, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.TODO)
+ANALYSIS_STATUSES = (RunStatus.OK, RunStatus.FAILED, RunStatus.CORRUPT, RunStatus.UNFINISHED, RunStatus.SUPERSEDED,
+                     RunStatus.DUPLICATE)

@@ -7,8 +7,10 @@ the tidy table whatever happened to it; ``status`` says whether it may be analys
 * ``failed``: finished with an error (the engine's ``reason`` is kept);
 * ``corrupt``: ``result.json`` exists but is empty, truncated, not JSON or misses required fields;
 * ``unfinished``: the run folder has no ``result.json`` (still running, killed, or never started);
-* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed), e.g. left over from an
-  older ``engine_version``; only one is kept (newest engine version, then smallest run id).
+* ``superseded``: a finished run of an older ``engine_version`` than the newest finished run of its
+  grid (the networks or the recipe changed; docs/engine.md): never paired or pooled with newer runs;
+* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed); only one is kept
+  (the smallest run id).
 
 Only ``ok`` rows enter the statistics; every other row is counted and reported.
 """
@@ -178,10 +180,18 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
 
 
 def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keep one ``ok`` run per (grid, variant, seed) and mark the rest ``duplicate``: the run of the
-    newest ``engine_version`` (config.json) wins, then the smallest run_id."""
-    ok = frame["status"] == "ok"
-    order = frame[ok].assign(_version=pd.to_numeric(frame.get("engine_version"), errors="coerce"))
+    """Mark ``ok`` runs of a grid's older engine versions ``superseded``, then keep one ``ok`` run per
+    (grid, variant, seed) and mark the rest ``duplicate`` (the smallest run_id wins)."""
+    version = pd.to_numeric(frame["engine_version"] if "engine_version" in frame else pd.Series(float("nan"), frame.index),
+                            errors="coerce")
+    ok = frame["status"] == RunStatus.OK
+    newest = version.where(ok).groupby(frame["grid"]).transform("max")
+    old = ok & newest.notna() & (version.isna() | (version < newest))
+    frame.loc[old, "reason"] = [f"trained by engine version {'?' if pd.isna(v) else int(v)}; the grid has runs of "
+                                f"version {int(n)}" for v, n in zip(version[old], newest[old])]
+    frame.loc[old, "status"] = RunStatus.SUPERSEDED.value
+    ok = frame["status"] == RunStatus.OK
+    order = frame[ok].assign(_version=version[ok])
     order = order.sort_values(["_version", "run_id"], ascending=[False, True], na_position="last")
     dup = order.duplicated(["grid", "variant", "seed"], keep="first")
     frame.loc[dup[dup].index, ["status", "reason"]] = [RunStatus.DUPLICATE.value, "another ok run of this grid/variant/seed"]

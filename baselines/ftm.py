@@ -62,14 +62,13 @@ class FTMExpansion(nn.Module):
 
     Each copy has its own :class:`NeighbourChannelGate` kernel over the input's channels. In the
     DCT slot it is used alone (the bottleneck's two pointwise convolutions already make the prime
-    features) with ``gate_kernel=3`` (our choice, kept for the committed runs; the official FTM's
-    gate has kernel 1); :class:`FeatureTransformModule` applies it to its prime features with ``p = S``
-    and kernel 1.
+    features) with the official FTM's gate kernel 1 (``gate_kernel``);
+    :class:`FeatureTransformModule` applies it to its prime features with ``p = S``.
     Parameters: ``(p-1)*k``. MACs per example: ``C*H*W`` (GAP) ``+ (p-1)*C*(k+1)`` (1-D conv,
     sigmoid) ``+ (p-1)*C*H*W`` (gating products).
     """
 
-    def __init__(self, in_chs: int, p: int = 2, gate_kernel: int = 3) -> None:
+    def __init__(self, in_chs: int, p: int = 2, gate_kernel: int = 1) -> None:
         super().__init__()
         check_positive_int("p", p, minimum=2)
         self.in_chs, self.p, self.out_chs = in_chs, p, p * in_chs
@@ -143,5 +142,5 @@ def _ghost(in_chs: int, p: int, *, ghost_kernel: int = 3, norm_layer: Callable[[
 
 
 @register_expansion("ftm")
-def _ftm(in_chs: int, p: int, *, gate_kernel: int = 3, **_: object) -> nn.Module:
+def _ftm(in_chs: int, p: int, *, gate_kernel: int = 1, **_: object) -> nn.Module:
     return FTMExpansion(in_chs, p, gate_kernel)

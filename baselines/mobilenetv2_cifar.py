@@ -12,6 +12,10 @@ Departures from the paper (all documented in docs/baselines.md):
 * stem convolution stride 2 -> 1; with ``first_stage_stride1=True`` (default) also the first
   24-channel stage stride 2 -> 1 (``blocks[1][0].conv_dw``), so a 32x32 image reaches the last
   stage at 4x4 (ImageNet: 224 -> 7, a reduction of 32; here 8);
+* ``mobilenetv2_cifar8_*`` (``stride1_stages=2``) also sets the 32-channel stage to stride 1, so
+  the network ends at 8x8 (a reduction of 4). It is the adaptation whose costs reproduce both
+  published ratios of the DCT paper's headline (1.37x the parameters and 2.78x the MACs of
+  DyClotNet-2.0; docs/interpretation.md);
 * ``pointwise=...`` replaces every 1x1 convolution -- each block's expansion ``conv_pw``, its
   projection ``conv_pwl`` (``conv_pw`` of the first, depthwise-separable block) and, with
   ``replace_head=True`` (default), the 1x1 head ``conv_head`` (320 -> 1280). The stem and the
@@ -103,7 +107,8 @@ def _create_mobilenetv2_cifar_dcd(width: float, pretrained: bool = False, pointw
 
 
 def _create_mobilenetv2_cifar(width: float, pretrained: bool = False, pointwise: str = "conv",
-                              first_stage_stride1: bool = True, replace_head: bool = True,
+                              first_stage_stride1: bool = True, stride1_stages: int | None = None,
+                              replace_head: bool = True,
                               pointwise_kwargs: dict | None = None, anneal_epochs: int | None = None,
                               **kwargs) -> MobileNetV2Cifar:
     """timm's ``mobilenetv2_<width>`` with stride-1 stem (and first stage), 1x1 convs -> ``pointwise``.
@@ -111,7 +116,9 @@ def _create_mobilenetv2_cifar(width: float, pretrained: bool = False, pointwise:
     Args:
         width: width multiplier (0.5 or 1.0).
         pointwise: operator for the 1x1 convs, a name of :data:`baselines.layers.CONV_OPERATORS`.
-        first_stage_stride1: also make the first 24-channel stage stride 1.
+        first_stage_stride1: also make the first 24-channel stage stride 1 (``stride1_stages=1``).
+        stride1_stages: how many downsampling stages after the stem run at stride 1 (0, 1 or 2:
+            the 24- and the 32-channel stage); overrides ``first_stage_stride1`` when given.
         replace_head: also replace the 1x1 head conv (320 -> 1280).
         pointwise_kwargs: options of the operator (e.g. ``num_kernels``, ``attention``).
         anneal_epochs: epochs of the tau schedule of dynamic convolution (see ``set_epoch``).
@@ -124,10 +131,15 @@ def _create_mobilenetv2_cifar(width: float, pretrained: bool = False, pointwise:
     if pointwise not in CONV_OPERATORS or pointwise == "ftm":
         raise ValueError(f"pointwise={pointwise!r} is not a 1x1 operator; choose one of "
                          f"{', '.join(repr(n) for n in CONV_OPERATORS if n != 'ftm')}")
+    if stride1_stages is None:
+        stride1_stages = int(first_stage_stride1)
+    if stride1_stages not in (0, 1, 2):
+        raise ValueError(f"stride1_stages={stride1_stages!r} is not allowed; choose 0, 1 or 2 "
+                         "(the 24- and 32-channel stages)")
     model = timm.create_model(variant, pretrained=False, **kwargs)
     model.conv_stem.stride = (1, 1)
-    if first_stage_stride1:
-        model.blocks[1][0].conv_dw.stride = (1, 1)
+    for stage in model.blocks[1:1 + stride1_stages]:
+        stage[0].conv_dw.stride = (1, 1)
     if pointwise != "conv":
         replace_pointwise_convs(model, pointwise, replace_head, **(pointwise_kwargs or {}))
     model.__class__ = MobileNetV2Cifar
@@ -146,6 +158,18 @@ def mobilenetv2_cifar_050(pretrained: bool = False, **kwargs) -> MobileNetV2Cifa
 def mobilenetv2_cifar_100(pretrained: bool = False, **kwargs) -> MobileNetV2Cifar:
     """MobileNetV2-1.0 for 32x32 input (the DCT paper's comparison network)."""
     return _create_mobilenetv2_cifar(1.0, pretrained, **kwargs)
+
+
+@register_model
+def mobilenetv2_cifar8_050(pretrained: bool = False, **kwargs) -> MobileNetV2Cifar:
+    """MobileNetV2-0.5 for 32x32 input ending at 8x8 (stem, 24- and 32-channel stages at stride 1)."""
+    return _create_mobilenetv2_cifar(0.5, pretrained, stride1_stages=2, **kwargs)
+
+
+@register_model
+def mobilenetv2_cifar8_100(pretrained: bool = False, **kwargs) -> MobileNetV2Cifar:
+    """MobileNetV2-1.0 ending at 8x8: the adaptation whose costs match the DCT paper's headline ratios."""
+    return _create_mobilenetv2_cifar(1.0, pretrained, stride1_stages=2, **kwargs)
 
 
 @register_model
@@ -186,7 +210,8 @@ def mobilenetv2_cifar_dcd_100(pretrained: bool = False, **kwargs) -> MobileNetV2
 
 @register_model
 def mobilenetv2_cifar_mdconv_100(pretrained: bool = False, **kwargs) -> MobileNetV2Cifar:
-    """MobileNetV2-1.0, every 1x1 conv an MDConv (folds to the static network with ``fuse()``)."""
+    """MobileNetV2-1.0, every 1x1 conv an MDConv (per-example attention by default: ``fuse()`` folds it into
+    per-example kernels, which costs more MACs here than the unfolded form; docs/baselines.md)."""
     return _create_mobilenetv2_cifar(1.0, pretrained, pointwise="mdconv", **kwargs)
 
 

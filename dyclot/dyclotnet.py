@@ -6,9 +6,18 @@ arXiv:2106.06604 (2021); headline CIFAR result in the ICCAI 2022 version
 
 Departures from / readings of the paper (each a constructor option; see docs/interpretation.md):
 * norm and activation placement: BN after every convolution, ReLU after the depthwise and both
-  pointwise convolutions (``dw_act``, ``pw_act``), BN after the expansion (``out_norm``): without
-  it the residual stream only ever receives non-negative additions (ReLU outputs plus a sigmoid)
-  and the network diverges at the usual learning rates;
+  pointwise convolutions (``dw_act``, ``pw_act``), and one more BN around the expansion
+  (``expansion_norm``): ``"before"`` (default) normalises the concatenation [a, b] that enters the
+  expansion, so the DCT's output (clones plus the recalibrator's difference vectors Psi) reaches
+  the residual stream as computed; ``"after"`` normalises the expansion's output, which in train
+  mode subtracts every channel's batch mean and so cancels the batch-constant part of Psi (and
+  gives each clone its own affine); ``"none"`` has neither, and then the residual stream only
+  receives non-negative additions (ReLU outputs plus a sigmoid) and diverges at the usual rates;
+* a BN on the last block's output before the pool (``head_norm``, default on): without a BN after
+  the expansion, the sigmoid's positive difference vectors accumulate along the residual stream
+  (feature mean about 3.5 at initialisation in DyClotNet-0.25) and the classifier's first SGD
+  steps at lr 0.1 blow the loss up; the head BN removes that offset only at the head, so a
+  batch-constant Psi still changes what the blocks after it compute;
 * identity residual when a block keeps shape (``residual``);
 * channel counts under the width multiplier rounded to multiples of 8 (``channel_divisor``),
   and required to split into ``2p`` equal parts;
@@ -19,16 +28,19 @@ Departures from / readings of the paper (each a constructor option; see docs/int
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 from timm.layers import get_act_layer, make_divisible
 from timm.models import register_model
 from torch import nn
 
-from .layers import check_positive_int, create_expansion
+from .layers import check_choice, check_positive_int, create_expansion
 
-__all__ = ["DCTBottleneck", "DyClotNet", "STAGES"]
+__all__ = ["DCTBottleneck", "DyClotNet", "EXPANSION_NORMS", "STAGES"]
+
+ExpansionNorm = Literal["before", "after", "none"]
+EXPANSION_NORMS = ("before", "after", "none")
 
 # Table 2: (repeats, out channels at alpha=1, stride of the first block)
 STAGES: tuple[tuple[int, int, int], ...] = ((5, 64, 1), (1, 128, 2), (5, 128, 1), (1, 256, 2), (6, 256, 1))
@@ -52,7 +64,9 @@ class DCTBottleneck(nn.Module):
     3x3 depthwise conv (M -> M, stride s); 1x1 conv M -> N/2p (``a``); 1x1 conv N/2p -> N/2p
     applied to ``a`` (``b``); concatenation [a, b] -> N/p; expansion N/p -> N in the open slot
     (the DCT module by default; ``expansion="pointwise"`` puts the 1x1 conv it replaces there);
-    BatchNorm of the N outputs (``out_norm``); identity residual when the shape is kept.
+    one more BatchNorm, placed by ``expansion_norm``: on the N/p inputs of the expansion
+    (``"before"``, default), on its N outputs (``"after"``: cancels the batch-constant part of the
+    DCT's Psi in train mode) or nowhere (``"none"``); identity residual when the shape is kept.
 
     Its cost is eq. (8): ``C1 = Df^2 Dk^2 M + Df^2 MN/2p + Df^2 N^2/4p^2`` (+ the DCT's own
     small cost, which the paper drops).
@@ -69,12 +83,13 @@ class DCTBottleneck(nn.Module):
         residual: bool = True,
         dw_act: bool = True,
         pw_act: bool = True,
-        out_norm: bool = True,
+        expansion_norm: ExpansionNorm = "before",
         act_layer: Callable[..., nn.Module] = nn.ReLU,
         norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         check_positive_int("p", p)
+        check_choice("expansion_norm", expansion_norm, EXPANSION_NORMS)
         if out_chs % (2 * p):
             raise ValueError(
                 f"p={p} cannot split out_chs={out_chs}: the DCT bottleneck needs out_chs divisible by 2p={2 * p}"
@@ -85,12 +100,13 @@ class DCTBottleneck(nn.Module):
         self.pw1 = conv_norm_act(in_chs, squeezed, 1, act_layer=pw_act_layer, norm_layer=norm_layer)
         self.pw2 = conv_norm_act(squeezed, squeezed, 1, act_layer=pw_act_layer, norm_layer=norm_layer)
         self.expand = create_expansion(expansion, 2 * squeezed, p, norm_layer=norm_layer, **(expansion_kwargs or {}))
-        self.out_norm = norm_layer(out_chs) if out_norm else nn.Identity()
+        self.in_norm = norm_layer(2 * squeezed) if expansion_norm == "before" else nn.Identity()
+        self.out_norm = norm_layer(out_chs) if expansion_norm == "after" else nn.Identity()
         self.has_residual = residual and stride == 1 and in_chs == out_chs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.pw1(self.dw(x))
-        y = self.out_norm(self.expand(torch.cat((a, self.pw2(a)), dim=1)))
+        y = self.out_norm(self.expand(self.in_norm(torch.cat((a, self.pw2(a)), dim=1))))
         return x + y if self.has_residual else y
 
 
@@ -119,7 +135,7 @@ def stage_widths(alpha: float, p: int, channel_divisor: int | None) -> tuple[int
 
 
 class DyClotNet(nn.Module):
-    """DyClotNet-alpha (Table 2): a 3x3 stem and 18 DCT bottlenecks in five stages, pool, FC.
+    """DyClotNet-alpha (Table 2): a 3x3 stem and 18 DCT bottlenecks in five stages, (BN,) pool, FC.
 
     Args:
         num_classes: classifier outputs.
@@ -131,7 +147,9 @@ class DyClotNet(nn.Module):
             registered with :func:`dyclot.layers.register_expansion` (``baselines`` adds
             ``"ghost"`` and ``"ftm"``).
         recalibrator, recalibrator_width_base, clone_order: DCT options (:class:`DynamicCloneTransformer`).
-        residual, dw_act, pw_act, out_norm: bottleneck options (:class:`DCTBottleneck`).
+        residual, dw_act, pw_act, expansion_norm: bottleneck options (:class:`DCTBottleneck`).
+        head_norm: BatchNorm of the last block's output, before the pool (not in Table 2; keeps
+            training stable when no BN follows the expansion).
         channel_divisor: rounding of widths under ``alpha`` (:func:`stage_widths`).
         act_layer: activation name known to timm (``"relu"``, ``"relu6"``, ``"hard_swish"``...).
         drop_rate: dropout before the classifier.
@@ -151,7 +169,8 @@ class DyClotNet(nn.Module):
         residual: bool = True,
         dw_act: bool = True,
         pw_act: bool = True,
-        out_norm: bool = True,
+        expansion_norm: ExpansionNorm = "before",
+        head_norm: bool = True,
         channel_divisor: int | None = 8,
         act_layer: str = "relu",
         drop_rate: float = 0.0,
@@ -177,13 +196,14 @@ class DyClotNet(nn.Module):
         expansion_kwargs = dict(r=r, recalibrator=recalibrator, recalibrator_width_base=recalibrator_width_base,
                                 clone_order=clone_order)
         block = partial(DCTBottleneck, p=p, expansion=expansion, expansion_kwargs=expansion_kwargs, residual=residual,
-                        dw_act=dw_act, pw_act=pw_act, out_norm=out_norm, act_layer=act)
+                        dw_act=dw_act, pw_act=pw_act, expansion_norm=expansion_norm, act_layer=act)
         blocks, in_chs = [], stem_chs
         for (repeats, _, stride), out_chs in zip(stages, widths):
             for i in range(repeats):
                 blocks.append(block(in_chs, out_chs, stride if i == 0 else 1))
                 in_chs = out_chs
         self.blocks = nn.Sequential(*blocks)
+        self.head_norm = nn.BatchNorm2d(self.num_features) if head_norm else nn.Identity()
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.num_features, num_classes)
@@ -198,7 +218,7 @@ class DyClotNet(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.stem(x))
+        return self.head_norm(self.blocks(self.stem(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.global_pool(x).flatten(1))

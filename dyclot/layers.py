@@ -145,8 +145,8 @@ class PointwiseExpansion(nn.Conv2d):
     """The 1x1 convolution from ``in_chs`` to ``p * in_chs`` that DCT replaces (no bias).
 
     The ablation baseline "DCT vs pointwise expansion": the same bottleneck with a dense
-    channel-mixing expansion in the DCT slot. Like every expansion operator it is followed by
-    the bottleneck's ``out_norm``, so DCT and pointwise differ in the operator only.
+    channel-mixing expansion in the DCT slot. Like every expansion operator it sits behind (or
+    before) the bottleneck's ``expansion_norm``, so DCT and pointwise differ in the operator only.
     """
 
     def __init__(self, in_chs: int, p: int = 2, **_: object) -> None:

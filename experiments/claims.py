@@ -23,6 +23,7 @@ DYCLOT_READINGS: dict[str, dict] = {
 
 # name -> (model, model kwargs, input shape, num_classes)
 MOBILENET_READINGS: dict[str, tuple[str, dict, tuple[int, int, int], int]] = {
+    "CIFAR: stem, 24- and 32-ch stages stride 1 (ends at 8x8)": ("mobilenetv2_cifar8_100", {}, (3, 32, 32), 10),
     "CIFAR: stem and 24-ch stage stride 1": ("mobilenetv2_cifar_100", {}, (3, 32, 32), 10),
     "CIFAR: stem stride 1 only": ("mobilenetv2_cifar_100", {"first_stage_stride1": False}, (3, 32, 32), 10),
     "ImageNet 224x224, 1000 classes": ("mobilenetv2_100", {}, (3, 224, 224), 1000),

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Bump by hand whenever the engine changes what a run computes (recipe, data pipeline, metrics).
 # It is part of every run hash; the git commit is not (it goes into env.json), so committing
 # unrelated code never orphans finished runs.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # what each version changed: docs/engine.md
 
 SEED_SOURCES = ("init", "data", "aug")
 Vary = Literal["all", "init", "data", "aug"]
@@ -70,6 +70,13 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     Protocol(name="cpu", dataset="cifar10-jpeg", epochs=8, batch_size=64, lr=0.1, weight_decay=5e-4,
              label_smoothing=0.1, warmup_epochs=1, train_per_class=250, val_per_class=50,
              test_per_class=500, test_every_epoch=False),
+    # the pilot's larger budgets (docs/study.md): 4x the cpu protocol's images, then all of CIFAR-10;
+    # the whole test set, validation every epoch
+    Protocol(name="cpu-1k", dataset="cifar10-jpeg", epochs=10, batch_size=64, lr=0.1, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=1, train_per_class=1000, val_per_class=100,
+             test_every_epoch=False),
+    Protocol(name="cpu-full", dataset="cifar10-jpeg", epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=1, val_per_class=100, test_every_epoch=False),
     # the paper's budget, for GPUs: all of CIFAR-10 train, 200 epochs
     Protocol(name="paper", dataset="cifar10", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4,
              label_smoothing=0.0, warmup_epochs=5, val_per_class=0),

@@ -6,8 +6,11 @@ import io
 import json
 import re
 from enum import Enum
+from pathlib import Path
 
 import typer
+
+from .store import atomic_write
 
 
 class ProfileFormat(str, Enum):
@@ -95,6 +98,8 @@ def register(app: typer.Typer) -> None:
     def claim_costs(
         format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="table (markdown), json or csv."),
         update_docs: bool = typer.Option(False, help="Also write the markdown table into docs/interpretation.md."),
+        out: Path | None = typer.Option(None, "--out", help="Also write the rows as JSON here (the report reads "
+                                        "RESULTS/claim_costs.json)."),
     ) -> None:
         """DyClotNet-2.0 vs MobileNetV2-1.0 parameter and MAC ratios under each reading of the open points."""
         from .claims import claim_cost_rows, rows_as_markdown
@@ -104,6 +109,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(text)
         if update_docs:
             _replace_block(DOCS_INTERPRETATION, "claim-costs", rows_as_markdown(rows))
+        if out is not None:
+            atomic_write(out, render(rows, ProfileFormat.json) + "\n")
 
 
 DOCS_INTERPRETATION = __import__("pathlib").Path(__file__).resolve().parent.parent / "docs" / "interpretation.md"

@@ -130,16 +130,36 @@ def test_bad_result_files_are_corrupt_never_averaged(results):
 
 def test_duplicate_runs_of_one_seed_are_counted_once(results):
     source = sorted((results / "smoke").glob("*/result.json"))[0]
-    newer = json.loads(source.read_text())
+    copy = json.loads(source.read_text())
+    copy["metrics"]["test_top1"] = 12.5
+    add_run(results, "smoke", "ffffffffffffffff", copy)  # the same run again: the smallest run id is kept
+    frame = load_results(results)
+    assert (frame["status"] == "duplicate").sum() == 1
+    assert frame.loc[frame["run_id"] == "ffffffffffffffff", "status"].item() == "duplicate"
+    assert analyze(frame, grids=["smoke"])["summaries"]["n"].tolist() == [2, 2]
+
+
+def test_runs_of_an_older_engine_are_superseded_never_paired(results):
+    """A grid holding runs of two engine versions analyses the newest only: old networks are never
+    paired or pooled with new ones, and the report counts the old runs as superseded."""
+    from analysis.report import build_report
+
+    for config in (results / "smoke").glob("*/config.json"):
+        config.write_text(json.dumps({**json.loads(config.read_text()), "engine_version": 1}))
+    newer = json.loads(sorted((results / "smoke").glob("*/result.json"))[0].read_text())
     newer["metrics"]["test_top1"] = 12.5
-    add_run(results, "smoke", "0000000000000000", source.read_text())  # same run, older engine
     add_run(results, "smoke", "ffffffffffffffff", newer).joinpath("config.json").write_text(
         json.dumps({"variant": newer["variant"], "seed": newer["seed"], "engine_version": 2}))
     frame = load_results(results)
-    assert (frame["status"] == "duplicate").sum() == 2
-    kept = frame[(frame["status"] == "ok") & (frame["variant"] == newer["variant"]) & (frame["seed"] == newer["seed"])]
-    assert kept["run_id"].tolist() == ["ffffffffffffffff"] and kept["test_top1"].tolist() == [12.5]
-    assert analyze(frame, grids=["smoke"])["summaries"]["n"].tolist() == [2, 2]
+    smoke = frame[frame["grid"] == "smoke"].set_index("run_id")
+    assert smoke.loc["ffffffffffffffff", "status"] == "ok"
+    old = smoke.drop(index="ffffffffffffffff")
+    assert (old["status"] == "superseded").all() and len(old) == 4
+    assert old["reason"].eq("trained by engine version 1; the grid has runs of version 2").all()
+    assert (frame.loc[frame["grid"] != "smoke", "status"] == "ok").all()  # other grids keep their runs
+    text, _ = build_report(results, results.parent / "R.md")
+    runs = text.split("## Runs", 1)[1].split("\n\n## ", 1)[0]
+    assert "| grid | reference | ok | superseded | engine |" in runs and "| `smoke` | `dct` | 1 | 4 | 1, 2 |" in runs
 
 
 def test_load_results_errors(tmp_path):
@@ -257,10 +277,12 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
         if name.endswith(".png"):
             assert f"(report_figures/{name})" in text
     claims = claim_rows(text)
-    assert len(claims) == 5
+    assert len(claims) == 6
     assert "2.90x fewer" in claims[1] and "| supported |" in claims[1]  # 6.1e6 / 2.1e6
     assert "1.40x fewer" in claims[2] and "| supported |" in claims[2]
-    assert "| no results |" in claims[3] and "| no results |" in claims[4]  # no expansion-op, core-fashion-mnist here
+    assert claims[3].startswith("| DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-100: +0.3 points top-1 |")
+    assert "| not testable here | no CIFAR-100 data on this machine; where it exists: `python run.py ablate paper-claim --dataset cifar100" in claims[3]
+    assert "| no results |" in claims[4] and "| no results |" in claims[5]  # no expansion-op, core-fashion-mnist here
     # rerun: byte-identical report and figures, no stale files
     (figures / "stale.png").write_bytes(b"old")
     assert cli(capsys, "report", "--results", str(results), "--out", str(out))[0] == 0
@@ -278,8 +300,9 @@ def test_report_claims_without_paper_grid(tmp_path):
     text, figures = build_report(root, tmp_path / "R.md")
     assert "## Grid `r-sweep`\n\nNot analysed: grid 'r-sweep' names no single reference" in text
     claims = claim_rows(text)
-    assert len(claims) == 5 and all("| no results |" in line for line in claims[:3] + claims[4:])
-    assert "| supported |" in claims[3] and "one-sided 95% lower bound" in claims[3]
+    assert len(claims) == 6 and all("| no results |" in line for line in claims[:3] + claims[5:])
+    assert "| not testable here |" in claims[3]
+    assert "| supported |" in claims[4] and "one-sided 95% lower bound" in claims[4]
     q3 = text.split("### Q3.", 1)[1].split("### Q4.", 1)[0]
     assert "| `expansion-op` | CIFAR-10 (JPEG re-encoding) | `dct` - `pointwise` | 5/5 |" in q3 and "(not run, or not finished): `core-fashion-mnist`, `expansion-alternatives`." in q3
     assert "| `r-sweep`" not in text.split("### Q2.", 1)[1].split("### Q3.", 1)[0]  # not analysable: no rows
@@ -370,3 +393,21 @@ def test_accuracy_against_cost_has_one_figure_per_dataset(tmp_path):
     assert {f"pareto_{c}_{d}" for c in ("macs", "latency_ms") for d in ("cifar10-jpeg", "fashion-mnist")} <= set(figures)
     assert "against macs on fashion-mnist (core-fashion-mnist)" in text
     assert "against macs on cifar10-jpeg (expansion-op)" in text
+
+
+def test_report_names_the_reading_that_reproduces_both_published_costs(results):
+    from analysis.report import build_report
+
+    row = {"dyclotnet_200 reading": "default", "dyclot_params": 1, "dyclot_macs": 1, "mobilenet_params": 1,
+           "mobilenet_macs": 1}
+    (results / "claim_costs.json").write_text(json.dumps([
+        {**row, "mobilenetv2_100 reading": "ends at 8x8", "params_ratio": 1.372, "macs_ratio": 2.806,
+         "params_match": True, "macs_match": True},
+        {**row, "mobilenetv2_100 reading": "ends at 4x4", "params_ratio": 1.372, "macs_ratio": 0.84,
+         "params_match": True, "macs_match": False}]))
+    text, _ = build_report(results, results.parent / "R.md")
+    assert "Both published ratios are reproduced only by: default against ends at 8x8." in text
+    assert "| default | ends at 4x4 | 1.37x (matches) | 0.84x |" in text
+    (results / "claim_costs.json").write_text("[{}]")
+    with pytest.raises(ValueError, match="claim_costs.json' is not a claim-costs file"):
+        build_report(results, results.parent / "R.md")

@@ -143,6 +143,23 @@ def test_cifar_strides(name: str, first_stage_stride1: bool, side: int) -> None:
     assert model.forward_features(torch.randn(1, 3, 32, 32)).shape[-2:] == (side, side)
 
 
+def test_mobilenetv2_ending_at_8x8_reproduces_both_published_cost_ratios() -> None:
+    """The published headline (ICCAI 2022): DyClotNet-2.0 has 1.4x fewer parameters and 2.9x fewer MACs
+    than MobileNetV2-1.0 on CIFAR. With the stem, the 24- and the 32-channel stages at stride 1,
+    MobileNetV2-1.0 keeps its 2,236,682 parameters (10 classes) and costs 308,949,514 MACs."""
+    from experiments.profiling import count_macs, count_params
+
+    cifar8 = timm.create_model("mobilenetv2_cifar8_100", num_classes=10)
+    assert cifar8.forward_features(torch.randn(1, 3, 32, 32)).shape[-2:] == (8, 8)
+    assert count_params(cifar8) == 2_236_682 and count_macs(cifar8, (3, 32, 32)) == 308_949_514
+    dyclot = timm.create_model("dyclotnet_200", num_classes=10)
+    params_ratio = count_params(cifar8) / count_params(dyclot)
+    macs_ratio = count_macs(cifar8, (3, 32, 32)) / count_macs(dyclot, (3, 32, 32))
+    assert abs(params_ratio / 1.4 - 1) <= 0.05 and abs(macs_ratio / 2.9 - 1) <= 0.05, (params_ratio, macs_ratio)
+    with pytest.raises(ValueError, match="stride1_stages=3 is not allowed"):
+        timm.create_model("mobilenetv2_cifar_100", stride1_stages=3)
+
+
 def test_pointwise_replacement_covers_every_1x1_conv() -> None:
     static = timm.create_model("mobilenetv2_cifar_100")
     dynamic = timm.create_model("mobilenetv2_cifar_dynconv_100")
@@ -361,8 +378,8 @@ def test_count_macs_closed_forms() -> None:
     # MAConv training form: the three convolutions as ptflops counts them, plus the branch sum
     maconv = MAConv2d(16, 32, 3)
     assert ptflops_macs(maconv, shape) == ptflops_macs(maconv, shape, own_counts=False) + 32 * hw
-    # FTM expansion p=3, k=3: GAP, 1-D convs and sigmoids, products
-    assert ptflops_macs(FTMExpansion(16, 3), shape) == gap + 2 * 16 * 4 + 2 * 16 * hw
+    # FTM expansion p=3, k=1 (the authors' gate): GAP, 1-D convs and sigmoids, products
+    assert ptflops_macs(FTMExpansion(16, 3), shape) == gap + 2 * 16 * 2 + 2 * 16 * hw
 
 
 def test_count_macs_scales_with_batch() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import pytest
 import timm
@@ -41,7 +42,7 @@ VARIANT_OPTIONS = (
     + [{"recalibrator": name} for name in RECALIBRATORS]
     + [{"clone_order": order} for order in CLONE_ORDERS]
     + [{"recalibrator_width_base": "out"}, {"residual": False}, {"dw_act": False}, {"pw_act": False},
-       {"out_norm": False}, {"channel_divisor": None}, {"act_layer": "relu6"}, {"act_layer": "hard_swish"},
+       {"expansion_norm": "after", "head_norm": False}, {"expansion_norm": "none"}, {"head_norm": False}, {"channel_divisor": None}, {"act_layer": "relu6"}, {"act_layer": "hard_swish"},
        {"p": 1}, {"p": 4}, {"p": 8, "channel_divisor": None}, {"r": 1}, {"r": 16}, {"drop_rate": 0.2}]
 )
 
@@ -137,7 +138,7 @@ def test_recalibrator_hidden_width_follows_r_and_base():
 
 
 def test_bottleneck_parameter_count_by_hand():
-    """Table 1 with M = N = 64, p = 2, r = 4 (hidden = N/r = 16), BN after each conv and the DCT."""
+    """Table 1 with M = N = 64, p = 2, r = 4 (hidden = N/r = 16), BN after each conv and before the DCT."""
     m = n = 64
     p, r = 2, 4
     s = n // (2 * p)  # 16: each pointwise output
@@ -148,9 +149,9 @@ def test_bottleneck_parameter_count_by_hand():
         + (m * s + 2 * s)  # 1x1 conv M -> N/2p + BN
         + (s * s + 2 * s)  # 1x1 conv N/2p -> N/2p + BN
         + (c * hidden + hidden) + (hidden * n + n)  # recalibrator h1, h2 (with biases)
-        + 2 * n  # BN after the DCT (out_norm)
+        + 2 * c  # BN of the DCT's input (expansion_norm="before")
     )
-    assert by_hand == 3792
+    assert by_hand == 3728
     assert count_params(DCTBottleneck(m, n, p=p, expansion_kwargs={"r": r})) == by_hand
 
 
@@ -184,7 +185,7 @@ def test_cost_model_eq7_eq8(n, p, df):
 
     # ptflops adds what eq. (8) drops: BN (2 per element), ReLU (1 per element) and the DCT's own cost.
     assert count_macs(separable, shape) == c0
-    dropped = df**2 * (3 * m + 3 * s + 3 * s + 2 * n)  # BN + ReLU after dw, pw1, pw2; BN after the DCT
+    dropped = df**2 * (3 * m + 3 * s + 3 * s + 2 * c)  # BN + ReLU after dw, pw1, pw2; BN of the DCT's input
     dct_cost = c * df**2 + (c + 1) * hidden + hidden + (hidden + 1) * n + n + n * df**2
     assert count_macs(block, shape) == c1 + dropped + dct_cost
 
@@ -240,7 +241,8 @@ def test_pretrained_is_refused():
 
 
 def test_default_network_trains_stably():
-    """SGD at lr 0.1 (the protocols' rate) keeps the default network's loss bounded (cf. out_norm)."""
+    """SGD at lr 0.1 (the protocols' rate) keeps the default network's loss bounded (cf. expansion_norm,
+    head_norm: without the head BN, the placement "before" reaches a loss of 53 within 5 steps)."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     model = timm.create_model("dyclotnet_025", num_classes=10)
@@ -278,3 +280,41 @@ def test_mac_counter_counts_subclasses_of_layers_ptflops_knows():
         hook.remove()
     expected = sum(m.in_chs * m.out_chs * outputs[m][-1] * outputs[m][-2] for m in convs)
     assert expected > 0 and count_macs(pointwise, (3, 32, 32)) - count_macs(replicator, (3, 32, 32)) == expected
+
+
+def _train_mode_output(model: nn.Module, recalibration: Callable[[DynamicCloneTransformer], torch.Tensor]) -> torch.Tensor:
+    """The train-mode output of ``model`` with every DCT's recalibration (Psi before its sigmoid)
+    replaced by ``recalibration(dct)``, a (1, p*C) tensor shared by the batch."""
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    original = DynamicCloneTransformer.recalibration
+    DynamicCloneTransformer.recalibration = lambda self, features: recalibration(self).expand(features.shape[0], -1)
+    try:
+        return model.train()(x)
+    finally:
+        DynamicCloneTransformer.recalibration = original
+
+
+@pytest.mark.parametrize("expansion_norm, changes", [("before", True), ("none", True), ("after", False)])
+def test_batch_constant_recalibration_reaches_the_output(expansion_norm: str, changes: bool):
+    """Psi's difference vectors must change what the network computes: with a BN after the expansion
+    (``"after"``) train-mode BN subtracts each channel's batch mean and a per-channel constant Psi
+    vanishes; the default placement keeps it."""
+    model = timm.create_model("dyclotnet_050", expansion_norm=expansion_norm)
+    generator = torch.Generator().manual_seed(1)
+    zero = _train_mode_output(model, lambda dct: torch.zeros(1, dct.out_chs))
+    constant = _train_mode_output(model, lambda dct: 3 * torch.randn(1, dct.out_chs, generator=generator))
+    difference = (zero - constant).abs().max().item()
+    assert (difference > 1e-2) if changes else (difference < 1e-4), difference
+    if expansion_norm == "before":
+        assert timm.create_model("dyclotnet_050").arch_args["expansion_norm"] == "before"  # the default
+
+
+def test_replicator_only_is_a_pure_replicator_by_default():
+    """No per-clone affine after the replication: the clones of a replicator-only DCT bottleneck are
+    equal, channel for channel, before the residual add."""
+    block = DCTBottleneck(32, 64, stride=2, p=2, expansion_kwargs={"recalibrator": "none"}).eval()
+    y = block(torch.randn(2, 32, 8, 8))
+    assert torch.equal(y[:, :32], y[:, 32:])
+    after = DCTBottleneck(32, 64, stride=2, p=2, expansion_kwargs={"recalibrator": "none"}, expansion_norm="after").eval()
+    torch.nn.init.uniform_(after.out_norm.weight)
+    assert not torch.equal(*after(torch.randn(2, 32, 8, 8)).split(32, dim=1))

@@ -135,3 +135,33 @@ def register(app: typer.Typer) -> None:
         from .calibration import calibration_markdown
 
         typer.echo(calibration_markdown(reps, seed), nl=False)
+
+    @app.command()
+    def plan(
+        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+        effect: float = typer.Option(0.5, "--effect", help="smallest effect of interest, metric points (planned, never observed)"),
+        power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
+        min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a budget must reach"),
+        reps: int = typer.Option(2000, "--reps", min=200, max=100_000, help="simulated comparisons per power estimate"),
+        fmt: str = typer.Option("md", "--format", help="md or json"),
+    ) -> None:
+        """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""
+        import json
+        from dataclasses import asdict
+
+        from .plan import pilot_rows, plan_table, recommend
+        from .tables import markdown_table
+
+        _check_margin(effect, "--effect")
+        if fmt not in ("md", "json"):
+            raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+        rows = pilot_rows(results, effect, power, reps)
+        budget, why = recommend(rows, min_accuracy)
+        if fmt == "json":
+            typer.echo(json.dumps({"effect": effect, "power": power, "min_accuracy": min_accuracy,
+                                   "rows": [asdict(r) for r in rows], "recommended": budget, "why": why}, indent=2))
+            return
+        if rows:
+            typer.echo(markdown_table(plan_table(rows)))
+        typer.echo(f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
+                   f"{power:.0%} power under the sequential rule (docs/study.md)")

@@ -146,6 +146,10 @@ def register(app: typer.Typer) -> None:
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
         reuse: Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")] = True,
         plugins: Import_ = None,
+        until_decided: Annotated[bool, typer.Option("--until-decided", help="Add seeds in looks until each comparison with the reference is decided (docs/study.md); --seeds is then ignored.")] = False,
+        max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000, help="With --until-decided: the last look's seeds.")] = 40,
+        margin: Annotated[float, typer.Option("--margin", min=0.01, help="With --until-decided: equivalence margin, points.")] = 0.5,
+        only_variants: Annotated[Optional[list[str]], typer.Option(hidden=True)] = None,
     ) -> None:
         """Run a grid: every variant x seed not finished yet (interrupted runs resume)."""
         from .executors import run_grid
@@ -160,6 +164,27 @@ def register(app: typer.Typer) -> None:
         g = get_grid(grid)
         if protocol is None and dataset is None:
             protocol = grid_protocol(g, runtime)
+        if until_decided:
+            from .until_decided import run_until_decided
+
+            def train(n: int, open_variants: list[str]) -> None:
+                try:
+                    look(n, open_variants)
+                except typer.Exit:  # failed runs were listed; their variants stop undecided
+                    pass
+
+            def look(n: int, open_variants: list[str]) -> None:
+                ablate(grid, protocol=protocol, seeds=n, dataset=dataset, data_root=data_root, results=results,
+                       executor=executor, workers=workers, address=address, threads=threads, device=device, vary=vary,
+                       wandb=wandb, compile=compile, download=download, retry_failed=retry_failed, reuse=reuse,
+                       plugins=plugins, only_variants=[g.reference, *open_variants])
+
+            protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+            states = run_until_decided(g.name, g.reference, [v for v in g.variants if v != g.reference], protocol_name,
+                                       Path(results), max_seeds, margin, train)
+            for variant, state in states.items():
+                console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
+            return
         configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
                                    runtime.plugins)
         check_data(configs[0].dataset, runtime)
@@ -167,6 +192,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]left out[/] {name}: {reason}")
         grid_dir = check_writable(Path(results) / g.name)
         write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
+        if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
+            configs = [c for c in configs if c.variant in only_variants]
         outcome = run_grid(configs, runtime, results, executor, workers, address, show_progress=True,
                            title=f"{g.name} ({configs[0].protocol.name})")
         _print_results(outcome)

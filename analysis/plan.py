@@ -1,0 +1,114 @@
+"""The study's budget, chosen by measurement: the pilot's runs -> seeds and CPU-hours per decided question.
+
+docs/study.md has the design. For each pilot budget (a grid ``pilot-<protocol>`` holding the core
+variants paired by seed) and each core question (a variant against the reference ``dct``):
+
+* the reference's mean test top-1;
+* the paired SD of the difference and its upper confidence bound (``stats.sd_upper_bound``);
+* CPU-seconds per run: training seconds x torch threads (``env.json``), the runs' mean;
+* the sequential rule's maximum and expected seeds per variant that decide a pre-specified smallest
+  effect of interest with the given power (``sequential.seeds_for_power``, planned with the SD's
+  upper bound, never the observed effect), and the CPU-hours that costs (2 variants x expected seeds).
+
+The recommendation: among budgets whose reference reaches ``min_accuracy``, the fewest CPU-hours per
+decided question. Only files are read.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import sequential, stats
+from .load import load_results
+from .status import RunStatus
+
+PILOT_PREFIX = "pilot-"
+QUESTIONS = {"replicator": "recalibrator vs replicator-only", "pointwise": "DCT vs pointwise expansion"}
+REFERENCE = "dct"
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One (budget, question) line of the plan."""
+    budget: str
+    question: str
+    pairs: int
+    reference_top1: float
+    diff: float
+    sd: float
+    sd_upper: float
+    cpu_seconds_per_run: float
+    max_seeds: int | None
+    expected_seeds: float | None
+    cpu_hours: float | None
+
+
+def _threads(run_dir: Path) -> float:
+    try:
+        threads = json.loads((run_dir / "env.json").read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return math.nan
+    return float(threads) if isinstance(threads, (int, float)) and threads > 0 else math.nan
+
+
+def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, reps: int = 2000,
+               max_seeds_cap: int = 400) -> list[BudgetRow]:
+    """The plan's rows for every pilot grid under ``results`` that has at least 2 paired seeds."""
+    results = Path(results)
+    frame = load_results(results)
+    frame = frame[(frame["status"] == RunStatus.OK) & frame["grid"].astype(str).str.startswith(PILOT_PREFIX)]
+    rows = []
+    for grid, runs in sorted(frame.groupby("grid"), key=lambda item: item[0]):
+        threads = np.array([_threads(results / grid / str(run_id)) for run_id in runs["run_id"]])
+        cpu_seconds = float(np.nanmean(runs["train_seconds"].to_numpy(float) * threads)) if np.isfinite(threads).any() else math.nan
+        reference = runs[runs["variant"] == REFERENCE].set_index("seed")["test_top1"]
+        for variant, question in QUESTIONS.items():
+            other = runs[runs["variant"] == variant].set_index("seed")["test_top1"]
+            seeds = sorted(set(reference.index) & set(other.index))
+            if len(seeds) < 2:
+                continue
+            diffs = other.loc[seeds].to_numpy(float) - reference.loc[seeds].to_numpy(float)
+            sd, df = float(np.std(diffs, ddof=1)), len(seeds) - 1
+            sd_up = stats.sd_upper_bound(sd, df)
+            plan = (sequential.seeds_for_power(sd_up, effect, power, reps=reps, max_cap=max_seeds_cap)
+                    if math.isfinite(sd_up) and sd_up > 0 else None)
+            expected = plan.expected_seeds if plan else None
+            rows.append(BudgetRow(
+                budget=grid[len(PILOT_PREFIX):], question=question, pairs=len(seeds),
+                reference_top1=float(reference.mean()), diff=float(diffs.mean()), sd=sd, sd_upper=sd_up,
+                cpu_seconds_per_run=cpu_seconds, max_seeds=plan.max_seeds if plan else None, expected_seeds=expected,
+                cpu_hours=2 * expected * cpu_seconds / 3600 if expected is not None and math.isfinite(cpu_seconds) else None))
+    return rows
+
+
+def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | None, str]:
+    """(budget, why): the fewest CPU-hours per decided question among budgets whose reference reaches
+    ``min_accuracy`` test top-1."""
+    if not rows:
+        return None, "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
+    table = pd.DataFrame([asdict(r) for r in rows])
+    accurate = table[table["reference_top1"] >= min_accuracy]
+    if accurate.empty:
+        best = table.groupby("budget")["reference_top1"].mean().sort_values().index[-1]
+        return None, (f"no budget's reference reaches {min_accuracy:g}% test top-1 (best: {best}, "
+                      f"{table.loc[table['budget'] == best, 'reference_top1'].iloc[0]:.1f}%): a larger budget must be piloted")
+    per_budget = accurate.groupby("budget")["cpu_hours"].apply(lambda h: h.mean() if h.notna().all() else math.inf)
+    budget = str(per_budget.idxmin())
+    if not math.isfinite(per_budget[budget]):
+        return None, "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
+    return budget, f"{per_budget[budget]:.1f} CPU-hours per decided question, reference >= {min_accuracy:g}% top-1"
+
+
+def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
+    """The plan as a display table (strings)."""
+    fmt = lambda v, f: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f.format(v)  # noqa: E731
+    return pd.DataFrame([{
+        "budget": r.budget, "question": r.question, "pairs": str(r.pairs), "ref top-1": fmt(r.reference_top1, "{:.1f}"),
+        "mean diff": fmt(r.diff, "{:+.2f}"), "paired SD (80% UB)": f"{fmt(r.sd, '{:.2f}')} ({fmt(r.sd_upper, '{:.2f}')})",
+        "CPU-s/run": fmt(r.cpu_seconds_per_run, "{:.0f}"), "max seeds": fmt(r.max_seeds, "{}"),
+        "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), "CPU-h": fmt(r.cpu_hours, "{:.1f}")} for r in rows])

@@ -1,0 +1,89 @@
+"""``ablate --until-decided``: train a grid's seeds in looks until each comparison is decided.
+
+docs/study.md has the design. The looks are ``analysis.sequential.plan_looks(max_seeds)``; after
+each, every open variant's paired differences against the grid's reference (seeds ``0..n-1``, read
+back from the run files) go through ``analysis.sequential.sequential_decision`` with alpha split
+over the grid's comparisons. A decided variant gets no more seeds. The decisions are a pure function
+of the run files, so a rerun after an interruption recomputes the same looks and trains only the
+missing seeds: no seed and no look is counted twice. RESULTS/<grid>/sequential.json records them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import TIDY_COLUMNS, load_results
+from analysis.sequential import plan_looks, sequential_decision
+from analysis.status import RunStatus
+
+from .store import write_json
+
+OPEN = "continue"
+
+
+def paired_differences(frame: pd.DataFrame, grid: str, protocol: str, variant: str, reference: str,
+                       n: int) -> np.ndarray | None:
+    """``variant - reference`` test top-1 of seeds ``0..n-1`` (ok runs of the protocol), or None while
+    a seed lacks a finished ok pair."""
+    rows = frame[(frame["grid"] == grid) & (frame["protocol"] == protocol) & (frame["status"] == RunStatus.OK)]
+    top1 = {v: rows[rows["variant"] == v].set_index("seed")["test_top1"] for v in (variant, reference)}
+    seeds = range(n)
+    if not all(s in top1[variant].index and s in top1[reference].index for s in seeds):
+        return None
+    return np.array([top1[variant][s] - top1[reference][s] for s in seeds], float)
+
+
+def decide(frame: pd.DataFrame, grid: str, protocol: str, reference: str, variants: list[str],
+           schedule: tuple[int, ...], margin: float) -> dict[str, dict]:
+    """Each variant's state after the looks its run files allow: ``{variant: {label, look, n, estimate,
+    ci, p, boundary}}``; ``label`` is ``continue`` (not decided, or its next look's seeds are missing)."""
+    out = {}
+    for variant in variants:
+        state = {"label": OPEN, "look": 0, "n": 0}
+        for look, n in enumerate(schedule, 1):
+            diffs = paired_differences(frame, grid, protocol, variant, reference, n)
+            if diffs is None:
+                break
+            decision = sequential_decision(diffs, look, schedule, margin, n_comparisons=len(variants))
+            state = {"label": decision.label, "look": look, "n": n, "estimate": decision.estimate,
+                     "ci": list(decision.ci), "p": decision.p, "boundary": decision.boundary}
+            if decision.label != OPEN:
+                break
+        out[variant] = state
+    return out
+
+
+def _runs(results: Path, grid: str) -> pd.DataFrame:
+    """The tidy run table, empty while the grid has no run folder yet."""
+    if not (Path(results) / grid / "grid.json").exists():
+        return pd.DataFrame(columns=list(TIDY_COLUMNS))
+    try:
+        return load_results(results)
+    except ValueError:  # grid folders but no run folders yet
+        return pd.DataFrame(columns=list(TIDY_COLUMNS))
+
+
+def run_until_decided(grid: str, reference: str, variants: list[str], protocol: str, results: Path,
+                      max_seeds: int, margin: float, train: Callable[[int, list[str]], None]) -> dict[str, dict]:
+    """Train seeds ``0..n-1`` of the reference and the open variants look by look (``train(n, variants)``),
+    deciding after each; returns the final states and writes ``sequential.json``."""
+    schedule = plan_looks(max_seeds)
+    for n in schedule:
+        states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin)
+        open_variants = [v for v, s in states.items() if s["label"] == OPEN]
+        if not open_variants:
+            break
+        train(n, open_variants)
+    states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin)
+    for state in states.values():
+        if state["label"] == OPEN:
+            state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "
+                              "(failed or unfinished)")
+    write_json(Path(results) / grid / "sequential.json", {
+        "grid": grid, "protocol": protocol, "reference": reference, "schedule": list(schedule), "margin": margin,
+        "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal levels, Bonferroni over "
+        "the grid's comparisons (docs/study.md)", "variants": states})
+    return states

@@ -1,0 +1,54 @@
+"""`run.py plan`: the pilot's runs -> seeds and CPU-hours per decided question, and the recommended budget."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis.plan import pilot_rows, recommend
+from tests.test_analysis_io import cli, write_grid
+
+
+@pytest.fixture(scope="module")
+def pilot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan") / "results"
+    write_grid(root, "pilot-cpu", "dct", {"dct": 40.0, "replicator": 39.0, "pointwise": 40.5}, seeds=4, sd=1.0)
+    write_grid(root, "pilot-cpu-full", "dct", {"dct": 80.0, "replicator": 79.5, "pointwise": 80.2}, seeds=4, sd=0.5,
+               rng_seed=3)
+    write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.0}, seeds=2)  # not a pilot grid
+    return root
+
+
+@pytest.fixture(scope="module")
+def rows(pilot):
+    return pilot_rows(pilot, effect=4.0, reps=200)  # a large planned effect keeps the power simulations short
+
+
+def test_plan_rows_use_the_paired_sd_bound_and_the_runs_cpu_seconds(rows):
+    assert [(r.budget, r.question) for r in rows] == [
+        ("cpu", "recalibrator vs replicator-only"), ("cpu", "DCT vs pointwise expansion"),
+        ("cpu-full", "recalibrator vs replicator-only"), ("cpu-full", "DCT vs pointwise expansion")]
+    for row in rows:
+        assert row.pairs == 4 and row.sd_upper > row.sd > 0
+        assert row.cpu_seconds_per_run == pytest.approx(12.5 * 2)  # train_seconds x threads (env.json)
+        assert row.max_seeds >= row.expected_seeds >= 3
+        assert row.cpu_hours == pytest.approx(2 * row.expected_seeds * 25 / 3600)
+    assert rows[0].reference_top1 == pytest.approx(40.0, abs=1.5)
+
+
+def test_plan_recommends_only_budgets_that_reach_the_accuracy(rows):
+    assert recommend(rows, min_accuracy=70.0)[0] == "cpu-full"
+    budget, why = recommend(rows, min_accuracy=90.0)
+    assert budget is None and "no budget's reference reaches 90% test top-1 (best: cpu-full" in why
+    assert recommend([], 70.0) == (None, "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)")
+
+
+def test_plan_command(pilot, capsys):
+    code, out, _ = cli(capsys, "plan", "--results", str(pilot), "--effect", "4", "--reps", "200", "--format", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["recommended"] == "cpu-full" and plan["effect"] == 4.0 and len(plan["rows"]) == 4
+    code, out, _ = cli(capsys, "plan", "--results", str(pilot), "--effect", "4", "--reps", "200")
+    assert code == 0 and "| budget | question |" in out and "recommended budget: cpu-full" in out
+    code, _, err = cli(capsys, "plan", "--results", str(pilot), "--effect", "-1")
+    assert code == 2 and "--effect must be a positive finite number" in err

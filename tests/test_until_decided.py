@@ -1,0 +1,83 @@
+"""`ablate --until-decided`: looks decided from the run files, resumable without counting a seed twice."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.load import load_results
+from analysis.sequential import plan_looks
+from experiments.until_decided import decide, run_until_decided
+
+GRID, PROTOCOL = "g", "cpu"
+
+
+def write_run(root: Path, variant: str, seed: int, top1: float) -> None:
+    run_dir = root / GRID / f"{variant}-{seed:04d}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (root / GRID / "grid.json").write_text(json.dumps({"grid": GRID, "reference": "ref", "paired": True}))
+    (run_dir / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": 2}))
+    (run_dir / "result.json").write_text(json.dumps({
+        "run_id": run_dir.name, "grid": GRID, "variant": variant, "seed": seed, "model": "m", "dataset": "d",
+        "protocol": PROTOCOL, "status": "ok", "reason": None, "metrics": {"test_top1": top1},
+        "cost": {"params": 1, "macs": 1, "latency_ms": 1.0}}))
+
+
+class Trainer:
+    """Stands in for the engine: 'trains' seeds by writing their result files; counts every run trained."""
+
+    def __init__(self, root: Path, effects: dict[str, float], sd: float = 1.0, die_after: int | None = None):
+        self.root, self.effects, self.sd, self.die_after = root, effects, sd, die_after
+        self.trained: list[tuple[str, int]] = []
+
+    def __call__(self, n: int, open_variants: list[str]) -> None:
+        for seed in range(n):
+            for variant in ["ref", *open_variants]:
+                if (self.root / GRID / f"{variant}-{seed:04d}").exists():
+                    continue  # finished before: never trained twice
+                if self.die_after is not None and len(self.trained) >= self.die_after:
+                    raise KeyboardInterrupt("killed mid-look")
+                noise = np.random.default_rng([seed, hash(variant) % 1000]).normal(0, self.sd)
+                write_run(self.root, variant, seed, 70.0 + self.effects.get(variant, 0.0) + noise)
+                self.trained.append((variant, seed))
+
+
+def test_a_large_effect_stops_early_and_no_effect_goes_on(tmp_path):
+    """O'Brien-Fleming spending leaves almost no alpha to the 3-seed look: even a 6-point effect waits
+    for the second look (5 seeds), then stops."""
+    schedule = plan_looks(12)
+    assert schedule == (3, 5, 8, 12)
+    trainer = Trainer(tmp_path, {"big": 6.0, "none": 0.0}, sd=0.3)
+    trainer(schedule[1], ["big", "none"])
+    states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "none"], schedule, 0.5)
+    assert states["big"]["label"] == "better" and states["big"]["look"] == 2 and states["big"]["n"] == 5
+    assert states["none"]["label"] == "continue" and states["none"]["look"] == 2
+
+
+def test_run_until_decided_trains_only_open_variants_and_resumes_after_a_kill(tmp_path):
+    effects = {"big": 6.0, "none": 0.0}
+    killed = Trainer(tmp_path, effects, sd=0.3, die_after=8)
+    with pytest.raises(KeyboardInterrupt):
+        run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, killed)
+    resumed = Trainer(tmp_path, effects, sd=0.3)
+    states = run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, resumed)
+    runs = killed.trained + resumed.trained
+    assert len(runs) == len(set(runs))  # no seed trained twice
+    assert states["big"]["label"] == "better" and states["big"]["look"] == 2
+    assert {seed for v, seed in runs if v == "big"} == set(range(5))  # decided at look 2: no more seeds
+    assert states["none"]["look"] >= 3 and {seed for v, seed in runs if v == "none"} == set(range(states["none"]["n"]))
+    recorded = json.loads((tmp_path / GRID / "sequential.json").read_text())
+    assert recorded["schedule"] == list(plan_looks(12)) and recorded["variants"]["big"]["label"] == "better"
+    again = Trainer(tmp_path, effects, sd=0.3)
+    assert run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, again) == states
+    assert again.trained == []  # a rerun of a finished procedure trains nothing and repeats no look
+
+
+def test_a_variant_without_ok_pairs_is_stopped_and_said_so(tmp_path):
+    def train(n, open_variants):
+        for seed in range(n):
+            write_run(tmp_path, "ref", seed, 70.0)
+    states = run_until_decided(GRID, "ref", ["broken"], PROTOCOL, tmp_path, 5, 0.5, train)
+    assert states["broken"]["label"].startswith("stopped before look 1: a seed of it or of the reference has no ok run")

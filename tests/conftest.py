@@ -1,4 +1,5 @@
-"""Test helpers shared by the engine tests: a tiny timm-registered network (no dyclot needed, fast)."""
+"""Test helpers shared by the tests: every model of ours in timm's registry, and a tiny
+timm-registered network for the engine tests (no dyclot needed, fast)."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +11,20 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests")) if p not in sys.path]  # for `import run`, plugin `conftest`
+
+
+def registered_models(package: str | None = None) -> list[str]:
+    """Every model that ``dyclot`` and ``baselines`` register with timm (or only ``package``'s),
+    found through the registry as timm's tests iterate ``timm.list_models()``: timm's own models
+    and the test network below are not ours and are left out."""
+    # Imported here, not at the top: the engine tests load this file as a model plugin
+    # (`--import conftest`) for its tiny network, which needs neither package.
+    import baselines  # noqa: F401  (registers the baseline networks)
+    import dyclot  # noqa: F401  (registers DyClotNet)
+
+    packages = (package,) if package else ("dyclot", "baselines")
+    return [name for name in timm.list_models()
+            if timm.models.model_entrypoint(name).__module__.split(".")[0] in packages]
 
 
 class TinyNet(nn.Module):

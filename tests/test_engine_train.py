@@ -229,29 +229,3 @@ def test_runs_without_the_nan_fill_of_new_tensors_equal_runs_with_it(tmp_path, m
     assert untimed(without["metrics"]) == untimed(with_fill["metrics"])
     assert untimed(RunStore.of(tmp_path / "without", cfg).load_metrics()) == untimed(
         RunStore.of(tmp_path / "with", cfg).load_metrics())
-
-
-def _every_registered_model() -> list[str]:
-    """Ours: the baselines and DyClotNet (timm's own models are not trained here)."""
-    from baselines import BASELINE_MODELS
-    from experiments.registry import list_models
-    return sorted(set(BASELINE_MODELS) | set(list_models("dyclotnet")))
-
-
-@pytest.mark.parametrize("name", _every_registered_model())
-def test_every_model_trains_in_channels_last_with_the_same_outputs(name):
-    """The trainer's channels_last conversion works for every model (DynamicConv's weight is 5-D)."""
-    import torch
-    from experiments.registry import create_model
-    from experiments.speed import to_memory_format
-
-    torch.manual_seed(0)
-    # float64: channels_last runs other kernels, and dynamic kernels (DCD) amplify float32's rounding to ~1e-3
-    model = create_model(name, num_classes=10).eval().double()
-    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
-    expected = model(x)
-    to_memory_format(model, torch.channels_last)
-    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
-    y = model(x.contiguous(memory_format=torch.channels_last))
-    torch.testing.assert_close(y, expected, rtol=1e-9, atol=1e-10)
-    y.square().mean().backward()

@@ -1,0 +1,74 @@
+"""Every model that ``dyclot`` and ``baselines`` register, as timm's tests cover ``timm.list_models()``:
+one test function per property, parametrised over the registry, so a newly registered model is
+tested without editing a list. Small inputs only (batch 2)."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+from conftest import registered_models
+from experiments.registry import create_model
+from experiments.speed import to_memory_format
+
+MODELS = registered_models()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine, 2 threads under load ran these tests 20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def test_the_registry_lists_both_packages() -> None:
+    assert {"dyclotnet_025", "dyclotnet_050", "dyclotnet_100", "dyclotnet_200"} == set(registered_models("dyclot"))
+    assert set(registered_models("baselines")) >= {"mobilenetv2_cifar_100", "resnet20_cifar"}
+    assert sorted(MODELS) == sorted(registered_models("dyclot") + registered_models("baselines"))
+    assert "engine_test_net" not in MODELS and "resnet50" not in MODELS  # the test network, timm's own
+
+
+@pytest.mark.parametrize("in_chans, side", [(3, 32), (1, 32), (1, 28)])
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_backward(name: str, in_chans: int, side: int) -> None:
+    """Output shape, no NaN, every parameter receives a finite gradient (colour and grey images,
+    CIFAR's 32x32 and Fashion-MNIST's 28x28)."""
+    model = timm.create_model(name, num_classes=7, in_chans=in_chans)
+    y = model(torch.randn(2, in_chans, side, side))
+    assert y.shape == (2, 7)
+    assert torch.isfinite(y).all()
+    y.square().mean().backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    assert not missing, f"parameters without a finite gradient: {missing}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_pretrained_refused_and_timm_kwargs_dropped(name: str) -> None:
+    with pytest.raises(ValueError, match="pretrained"):
+        timm.create_model(name, pretrained=True)
+    fn = timm.models.model_entrypoint(name)
+    model = fn(pretrained_cfg=None, pretrained_cfg_overlay=None, cache_dir=None, num_classes=3)
+    model.eval()  # batch 1: the DCD classifier's BatchNorm1d (as in the official code) needs 2+ examples in training
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_trains_in_channels_last_with_the_same_outputs(name: str) -> None:
+    """The trainer's channels_last conversion works for every model (DynamicConv's weight is 5-D)."""
+    # float64: channels_last runs other kernels, and dynamic kernels (DCD) amplify float32's rounding to ~1e-3
+    model = create_model(name, num_classes=10).eval().double()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    expected = model(x)
+    to_memory_format(model, torch.channels_last)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
+    y = model(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(y, expected, rtol=1e-9, atol=1e-10)
+    y.square().mean().backward()

@@ -80,6 +80,10 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     # the paper's budget, for GPUs: all of CIFAR-10 train, 200 epochs
     Protocol(name="paper", dataset="cifar10", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4,
              label_smoothing=0.0, warmup_epochs=5, val_per_class=0),
+    # one GPU (`run.py gpu-next`, docs/study.md section 5): all of CIFAR-10 train less 100 validation images per
+    # class, the whole test set after the last epoch; lr 0.2 is cpu-full's 0.1 at batch 128 scaled by sqrt(512/128)
+    Protocol(name="gpu", dataset="cifar10-jpeg", epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=2, val_per_class=100, test_every_epoch=False, eval_batch_size=1000),
 )}
 
 

@@ -1,0 +1,393 @@
+"""``run.py gpu-next``: the next planned runs of a grid on one GPU, within a time budget.
+
+docs/study.md (section 5) has the design. The runs use a protocol of their own (``gpu`` by
+default: all of CIFAR-10, 30 epochs) and a grid folder of their own, ``<grid>-<protocol>`` (e.g.
+``expansion-op-gpu``): ``analysis`` pairs and pools runs by grid folder, variant and seed, so a GPU
+run is never paired or pooled with a CPU run of the same grid, and every run records its protocol
+in result.json. The folders are ordinary run folders: copied into ``results/`` they are read by
+``analysis`` and the report like any other grid.
+
+Scheduling: the grid's runs not finished in the output folder, in plan order (interrupted runs
+first, then seed by seed, every variant of a seed together), are started while the next one is
+expected to finish before the deadline. The expectation is measured, not guessed: the median wall
+time of an epoch (training plus evaluation) of runs of the same network and protocol already in the
+output folder, finished or still running, times the epochs left, plus ``RUN_OVERHEAD_S``. A network
+without a measured epoch is started while at least ``RUN_OVERHEAD_S`` are left. At the deadline a
+run still training stops at its next step; its last epoch's checkpoint stays and the next call
+resumes it from there. ``workers > 1`` trains that many runs at once in spawned processes sharing
+the device (several small networks use a GPU better than one).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import queue
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from analysis.status import RunStatus
+
+from .config import RunConfig, Runtime, default_threads, get_protocol
+from .grids import Grid, get_grid, grid_json, resolve
+from .runner import execute, one_line
+from .store import RunStore, check_writable, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROTOCOL = "gpu"
+RUN_OVERHEAD_S = 20.0  # per run besides its epochs: start-up, data to the device, cost measurement (CPU)
+STOP_MARGIN_S = 20.0  # training stops this long before --minutes end: interrupted runs wind down, workers exit
+JOIN_TIMEOUT_S = 60.0  # a worker still busy this long after the deadline is terminated (its run resumes later)
+
+Clock = Callable[[], float]
+
+
+class DeadlineReached(BaseException):
+    """Raised in a run's training loop at the deadline.
+
+    A BaseException, like KeyboardInterrupt, so ``runner.execute`` does not record it as a failure:
+    the lock is released and the run resumes from its last checkpoint on the next call.
+    """
+
+
+def device_grid(grid: Grid, protocol: str) -> Grid:
+    """The grid under ``protocol`` in a grid folder of its own, ``<grid>-<protocol>``."""
+    return replace(grid, name=f"{grid.name}-{protocol}", protocol=protocol, fallback_protocol=None,
+                   description=f"{grid.description} [protocol {protocol}: its own grid, never pooled with "
+                               f"runs of {grid.name}]")
+
+
+def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, threads: int | None = None,
+                 plugins: tuple[str, ...] = ()) -> Runtime:
+    """The runtime of GPU runs; ValueError for a device that is not there.
+
+    On CUDA, cuDNN picks its fastest kernels (``deterministic=False``: cudnn.benchmark); on the CPU
+    (the command's own tests) runs stay deterministic.
+    """
+    import torch
+
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r} (choose from: cuda, cuda:N, cpu)")
+    if device.startswith("cuda"):
+        index = device.partition(":")[2]
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA device is visible here (torch.cuda.is_available() is "
+                             "False); run it on a GPU machine, or use --device cpu to try the planning on the CPU")
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    if data_root is not None and not Path(data_root).exists():
+        raise FileNotFoundError(f"--data-root {data_root} does not exist")
+    return Runtime(data_root=data_root, device=device, threads=threads or max(1, default_threads() // workers),
+                   deterministic=device == "cpu", wandb="off", plugins=plugins)
+
+
+# --------------------------------------------------------------------------- time estimates
+def _network_key(model: str, kwargs: dict) -> str:
+    return f"{model} {json.dumps(kwargs, sort_keys=True)}"
+
+
+def measured_epoch_seconds(out: Path, protocol: str) -> dict[str, float]:
+    """Median wall seconds of one epoch (training + evaluation) of the runs under ``out`` with ``protocol``.
+
+    Keyed by network (model and options) and by model alone; read from every run folder's
+    metrics.jsonl, finished or not. Unreadable files are skipped.
+    """
+    samples: dict[str, list[float]] = defaultdict(list)
+    for config_path in sorted(Path(out).glob("*/*/config.json")):
+        raw = read_json(config_path)
+        if not isinstance(raw, dict) or not isinstance(raw.get("protocol"), dict) \
+                or raw["protocol"].get("name") != protocol or not isinstance(raw.get("model"), str):
+            continue
+        seconds = [m["epoch_seconds"] + (m.get("eval_seconds") or 0.0)
+                   for m in RunStore(config_path.parent).load_metrics()
+                   if isinstance(m, dict) and isinstance(m.get("epoch_seconds"), (int, float))
+                   and isinstance(m.get("eval_seconds") or 0.0, (int, float))]
+        kwargs = raw.get("model_kwargs") if isinstance(raw.get("model_kwargs"), dict) else {}
+        for key in (_network_key(raw["model"], kwargs), raw["model"]):
+            samples[key] += seconds
+    return {key: statistics.median(values) for key, values in samples.items() if values}
+
+
+def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: dict[str, float]) -> float | None:
+    """Expected wall seconds to finish ``cfg`` from ``epochs_done``; None if nothing like it was measured."""
+    seconds = per_epoch.get(_network_key(cfg.model, cfg.model_kwargs), per_epoch.get(cfg.model))
+    if seconds is None:
+        return None
+    return RUN_OVERHEAD_S + max(0, cfg.protocol.epochs - epochs_done) * seconds
+
+
+def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -> tuple[dict[str, dict], list[RunConfig]]:
+    """(rows of runs not to train now, keyed by run id; the runs to train, in order).
+
+    Finished runs (and failed ones, unless ``retry_failed``) and runs another process holds are
+    not trained; interrupted runs come first, then the rest in the grid's order (seed by seed).
+    """
+    rows, partial, todo = {}, [], []
+    for cfg in configs:
+        store = RunStore.of(out, cfg)
+        state = store.status()
+        if state == RunStatus.OK or (state == RunStatus.FAILED and not retry_failed):
+            rows[cfg.run_id] = {**store.read_result(), "note": "finished before"}
+        elif state == RunStatus.RUNNING:
+            rows[cfg.run_id] = _row(cfg, RunStatus.RUNNING, "another process holds it")
+        else:
+            (partial if state == RunStatus.PARTIAL else todo).append(cfg)
+    return rows, partial + todo
+
+
+def _row(cfg: RunConfig, status: RunStatus, note: str, **extra) -> dict:
+    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note, **extra}
+
+
+# --------------------------------------------------------------------------- training within a deadline
+def train_one(cfg: RunConfig, runtime: Runtime, out: Path, deadline: float, clock: Clock = time.time) -> dict:
+    """Execute ``cfg`` (resuming it), stopping at the first step after ``deadline``; returns its row."""
+    def stop_at_deadline(step: int, steps: int) -> None:
+        if clock() >= deadline:
+            raise DeadlineReached
+
+    started = clock()
+    try:
+        result = execute(cfg, runtime, out, on_step=stop_at_deadline)
+    except DeadlineReached:
+        epochs = len(RunStore.of(out, cfg).load_metrics())
+        return _row(cfg, RunStatus.PARTIAL, f"stopped at the deadline after epoch {epochs}/{cfg.protocol.epochs}; "
+                                            "resumes from there next time", seconds=clock() - started)
+    note = "copied from " + result["reused_from"] if result.get("reused_from") else result.get("reason") or "trained now"
+    return {**result, "note": note, "seconds": clock() - started}
+
+
+def _worker(inbox, outbox, runtime: Runtime, out: Path, deadline: float) -> None:
+    """A spawned worker: train the runs it is handed until it gets None."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    while (cfg := inbox.get()) is not None:
+        try:
+            outbox.put(train_one(cfg, runtime, out, deadline))
+        except Exception as error:  # noqa: BLE001 -- e.g. the disk: reported, the run resumes next time
+            outbox.put(_row(cfg, RunStatus.LOST, one_line(error)))
+
+
+def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: float, workers: int = 1,
+               clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train the not-finished runs of ``configs`` in order while each is expected to finish by ``deadline``.
+
+    Returns one row per config (``status``: ok, failed, partial -- stopped at the deadline --,
+    todo -- not started: it would not finish in time --, running, lost; ``note`` says why).
+    ``on_row`` sees each row of a run trained now as it ends.
+    """
+    rows, queue_ = plan_runs(configs, out, runtime.retry_failed)
+    protocol = configs[0].protocol.name if configs else DEFAULT_PROTOCOL
+
+    def fits(cfg: RunConfig) -> tuple[bool, str]:
+        left = deadline - clock()
+        expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()), measured_epoch_seconds(out, protocol))
+        if expected is None:
+            return left > RUN_OVERHEAD_S, f"no epoch of {cfg.model} measured yet and {max(0.0, left):.0f} s left"
+        return expected <= left, f"needs ~{expected:.0f} s, {max(0.0, left):.0f} s left"
+
+    def done(row: dict) -> None:
+        rows[row["run_id"]] = row
+        if on_row:
+            on_row(row)
+
+    def start_next() -> RunConfig | None:
+        nonlocal queue_
+        if not queue_:
+            return None
+        ok, why = fits(queue_[0])
+        if not ok:  # the plan's order is kept: nothing later starts either
+            for cfg in queue_:
+                rows[cfg.run_id] = _row(cfg, RunStatus.TODO, f"not started: would not finish in time ({why})"
+                                        if cfg is queue_[0] else "not started: an earlier run would not finish in time")
+            queue_ = []
+            return None
+        return queue_.pop(0)
+
+    if workers <= 1:
+        while (cfg := start_next()) is not None:
+            done(train_one(cfg, runtime, out, deadline, clock))
+    else:
+        _pool(start_next, done, runtime, out, deadline, workers, clock)
+    return [rows[c.run_id] for c in configs]
+
+
+def _pool(start_next, done, runtime: Runtime, out: Path, deadline: float, workers: int, clock: Clock) -> None:
+    """``workers`` spawned processes on one device; each gets the next run when it is free."""
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked
+    outbox = context.Queue()
+    pool = []
+    for _ in range(workers):
+        inbox = context.Queue()
+        process = context.Process(target=_worker, args=(inbox, outbox, runtime, out, deadline), daemon=True)
+        process.start()
+        pool.append({"process": process, "inbox": inbox, "run": None})
+    try:
+        while True:
+            for worker in pool:
+                if worker["run"] is None and worker["process"].is_alive() and (cfg := start_next()) is not None:
+                    worker["run"] = cfg
+                    worker["inbox"].put(cfg)
+            busy = [w for w in pool if w["run"] is not None]
+            if not busy:
+                return
+            try:
+                row = outbox.get(timeout=1.0)
+            except queue.Empty:
+                for worker in busy:  # a worker that died (e.g. out of memory) loses its run, which resumes later
+                    if not worker["process"].is_alive():
+                        done(_row(worker["run"], RunStatus.LOST, f"worker died (exit code {worker['process'].exitcode})"))
+                        worker["run"] = None
+                if clock() > deadline + JOIN_TIMEOUT_S:
+                    for worker in busy:
+                        done(_row(worker["run"], RunStatus.PARTIAL, "still busy long after the deadline: stopped; "
+                                                                    "resumes from its last checkpoint next time"))
+                    return
+                continue
+            for worker in busy:
+                if worker["run"].run_id == row["run_id"]:
+                    worker["run"] = None
+            done(row)
+    finally:
+        for worker in pool:
+            if worker["process"].is_alive():
+                worker["inbox"].put(None)
+        for worker in pool:
+            worker["process"].join(timeout=10)
+            if worker["process"].is_alive():
+                worker["process"].terminate()
+                worker["process"].join()
+
+
+# --------------------------------------------------------------------------- the command's work
+def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str = DEFAULT_PROTOCOL,
+             device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
+             until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
+             plugins: tuple[str, ...] = (), clock: Clock = time.time,
+             on_row: Callable[[dict], None] | None = None) -> dict:
+    """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
+
+    Returns ``{"grid": folder name, "dir": path, "rows": [one row per planned run], "decisions":
+    {variant: state} with until_decided}``. Bad input raises ValueError/FileNotFoundError before anything
+    trains.
+    """
+    from .cli import check_data
+    from .data import load_dataset
+
+    start = clock()
+    if not (isinstance(minutes, (int, float)) and minutes > 0):
+        raise ValueError(f"--minutes must be a number of minutes > 0, got {minutes!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
+    get_protocol(protocol)  # an unknown protocol is an error before anything else
+    runtime = make_runtime(device, data_root, workers, threads, plugins)
+    runtime = runtime.model_copy(update={"retry_failed": retry_failed})
+    g = device_grid(get_grid(grid), protocol)
+    configs, missing = resolve(g, protocol, seeds, plugins=plugins)
+    check_data(configs[0].dataset, runtime)
+    grid_dir = check_writable(Path(out) / g.name)
+    load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
+    deadline = start + minutes * 60 - STOP_MARGIN_S
+
+    def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
+        write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # every variant, as ablate writes it
+        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row)
+
+    if not until_decided:
+        return {"grid": g.name, "dir": grid_dir, "rows": train(configs, configs), "missing": missing}
+
+    from .until_decided import run_until_decided
+
+    rows: dict[str, dict] = {}
+    reference = g.reference
+    variants = [v for v in dict.fromkeys(c.variant for c in configs) if v != reference]
+
+    def look(n: int, open_variants: list[str]) -> None:
+        look_configs, _ = resolve(g, protocol, n, plugins=plugins)
+        for row in train([c for c in look_configs if c.variant in (reference, *open_variants)], look_configs):
+            if rows.get(row["run_id"], {"status": RunStatus.TODO})["status"] == RunStatus.TODO:
+                rows[row["run_id"]] = row  # a run's first real outcome in this call wins over later looks' views
+
+    decisions = run_until_decided(g.name, reference, variants, protocol, Path(out), max_seeds, margin, look)
+    return {"grid": g.name, "dir": grid_dir, "rows": list(rows.values()), "missing": missing, "decisions": decisions}
+
+
+# --------------------------------------------------------------------------- CLI
+Out_ = Annotated[Path, typer.Option("--out", "-o", help="Folder for the run folders (<out>/<grid>-<protocol>/...).")]
+Minutes_ = Annotated[float, typer.Option(help="Time budget of the whole command; no run starts that would not end in it.")]
+Protocol_ = Annotated[str, typer.Option("--protocol", "-p", help="Budget (its name also names the grid folder).")]
+Device_ = Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")]
+Workers_ = Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned processes).")]
+Threads_ = Annotated[int | None, typer.Option(min=1, max=1024, help="torch CPU threads per run (default: cores / workers).")]
+DataRoot_ = Annotated[Path | None, typer.Option("--data-root", help="Dataset file or folder (else $DYCLOT_DATA, then defaults).")]
+UntilDecided_ = Annotated[bool, typer.Option("--until-decided", help="Add seeds in looks until each comparison is decided "
+                                             "(docs/study.md); --seeds is then ignored.")]
+MaxSeeds_ = Annotated[int, typer.Option("--max-seeds", min=3, max=1000, help="With --until-decided: the last look's seeds.")]
+Margin_ = Annotated[float, typer.Option("--margin", min=0.01, help="With --until-decided: equivalence margin, points.")]
+Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra module registering models (repeatable).")]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("gpu-next")
+    def gpu_next_command(
+        grid: str,
+        out: Out_,
+        minutes: Minutes_ = 10.0,
+        seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, max=1000, help="Seeds 0..N-1 per variant.")] = 3,
+        protocol: Protocol_ = DEFAULT_PROTOCOL,
+        device: Device_ = "cuda",
+        workers: Workers_ = 1,
+        threads: Threads_ = None,
+        data_root: DataRoot_ = None,
+        until_decided: UntilDecided_ = False,
+        max_seeds: MaxSeeds_ = 40,
+        margin: Margin_ = 0.5,
+        retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+        plugins: Import_ = None,
+    ) -> None:
+        """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
+        from rich.console import Console
+
+        console = Console()
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+        def show(row: dict) -> None:
+            top1 = (row.get("metrics") or {}).get("test_top1")
+            console.print(f"{row['variant']} seed {row['seed']}: {row['status']}"
+                          + (f", test top-1 {top1:.2f}" if isinstance(top1, (int, float)) else "")
+                          + (f", {row['seconds']:.0f} s" if isinstance(row.get("seconds"), (int, float)) else "")
+                          + f" ({row['note']})", soft_wrap=True)
+
+        outcome = gpu_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
+                           data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
+                           max_seeds=max_seeds, margin=margin, retry_failed=retry_failed,
+                           plugins=tuple(plugins or ()), on_row=show)
+        for name, reason in outcome["missing"].items():
+            console.print(f"left out {name}: {reason}", soft_wrap=True)
+        rows = outcome["rows"]
+        before = [r for r in rows if r.get("note") == "finished before"]
+        now = [r for r in rows if r.get("note") != "finished before"]
+        count = lambda status: sum(r["status"] == status for r in now)  # noqa: E731
+        console.print(f"{outcome['grid']}: {len(rows)} planned runs: {count(RunStatus.OK)} finished now, "
+                      f"{len(before)} finished before, {count(RunStatus.PARTIAL)} stopped at the deadline (they resume "
+                      f"next time), {count(RunStatus.TODO)} not started, {count(RunStatus.RUNNING)} running elsewhere, "
+                      f"{count(RunStatus.FAILED) + count(RunStatus.LOST)} failed or lost", soft_wrap=True)
+        for variant, state in (outcome.get("decisions") or {}).items():
+            console.print(f"{variant}: {state['label']} (look {state['look']}, {state['n']} seeds)", soft_wrap=True)
+        console.print(f"run folders in {outcome['dir']}: copy the folder back (checkpoints too, so that stopped runs "
+                      "resume) and commit its grid.json and the run folders holding a result.json (docs/study.md, "
+                      "section 5)", soft_wrap=True)
+        if any(r["status"] in (RunStatus.FAILED, RunStatus.LOST) for r in now):
+            raise typer.Exit(1)
+
+
+__all__ = ["DEFAULT_PROTOCOL", "DeadlineReached", "device_grid", "estimate_seconds", "gpu_next", "make_runtime",
+           "measured_epoch_seconds", "plan_runs", "register", "run_within", "train_one"]

@@ -1,0 +1,161 @@
+"""`run.py gpu-next`: the GPU protocol, the time-budget planning, and the run folders it writes, all
+without a GPU (``--device cpu``, the ``gpu`` protocol shrunk to the synthetic set, a tiny network)."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+import run
+from analysis.compare import analyze
+from analysis.load import load_results
+from analysis.status import RunStatus
+from experiments import config, gpu, grids
+from experiments.store import RunStore
+
+TINY = grids.Grid("tiny", "Two tiny test networks.", "a",
+                  {"a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4})},
+                  protocol="smoke")
+# the gpu protocol at the smoke protocol's size: the synthetic set, 2 epochs
+SMALL_GPU = config.Protocol.model_validate({**config.PROTOCOLS["smoke"].model_dump(), "name": "gpu"})
+CPU = ["--device", "cpu", "--threads", "1", "--import", "conftest"]
+
+
+@pytest.fixture(autouse=True)
+def tiny(monkeypatch, tmp_path):
+    monkeypatch.setitem(grids.GRIDS, "tiny", TINY)
+    monkeypatch.setitem(config.PROTOCOLS, "gpu", SMALL_GPU)
+    monkeypatch.setenv("DYCLOT_CACHE", str(tmp_path / "cache"))
+
+
+def configs(seeds: int = 1) -> list:
+    return grids.resolve(gpu.device_grid(TINY, "gpu"), "gpu", seeds, plugins=("conftest",))[0]
+
+
+def runtime():
+    return gpu.make_runtime("cpu", threads=1, plugins=("conftest",))
+
+
+def test_the_gpu_protocol_is_whole_cifar10_and_its_runs_are_its_own(monkeypatch):
+    monkeypatch.undo()
+    protocol = config.PROTOCOLS["gpu"]
+    assert protocol.dataset == "cifar10-jpeg" and protocol.train_per_class is None and protocol.test_per_class is None
+    assert protocol.val_per_class == 100 and protocol.epochs >= 30 and protocol.label_smoothing == 0.1
+    assert protocol.warmup_epochs > 0 and protocol.batch_size >= 256
+    assert protocol != config.PROTOCOLS["cpu-full"]
+    grid = grids.GRIDS["expansion-op"]
+    on_gpu, _ = grids.resolve(gpu.device_grid(grid, "gpu"), "gpu", 2, check=False)
+    on_cpu, _ = grids.resolve(grid, "cpu-full", 2, check=False)
+    assert {c.grid for c in on_gpu} == {"expansion-op-gpu"} and {c.protocol.name for c in on_gpu} == {"gpu"}
+    assert not {c.run_id for c in on_gpu} & {c.run_id for c in on_cpu}
+    assert gpu.device_grid(grids.GRIDS["lr-check"], "gpu").lr_scale == 0.5  # the grid's own settings stay
+
+
+def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", *CPU]) == 0
+    said = capsys.readouterr().out
+    assert "tiny-gpu: 4 planned runs: 4 finished now, 0 finished before" in said
+    results = [json.loads(p.read_text()) for p in out.glob("tiny-gpu/*/result.json")]
+    assert len(results) == 4 and {(r["status"], r["protocol"], r["grid"]) for r in results} == {("ok", "gpu", "tiny-gpu")}
+    assert json.loads((out / "tiny-gpu" / "grid.json").read_text())["protocol"] == "gpu"
+
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", *CPU]) == 0
+    assert "0 finished now, 4 finished before" in capsys.readouterr().out
+
+    # the same grid on the CPU, in the same results folder: separate grids, nothing duplicate or pooled
+    assert run.main(["ablate", "tiny", "--protocol", "smoke", "--seeds", "2", "--results", str(out), "--wandb", "off",
+                     *CPU]) == 0
+    frame = load_results(out)
+    assert set(frame["status"]) == {RunStatus.OK}
+    assert frame.groupby("grid")["protocol"].nunique().to_dict() == {"tiny": 1, "tiny-gpu": 1}
+    assert set(frame.loc[frame["grid"] == "tiny-gpu", "protocol"]) == {"gpu"}
+    summaries = analyze(frame)["summaries"].set_index(["grid", "variant"])["n"]
+    assert summaries.to_dict() == {("tiny", "a"): 2, ("tiny", "b"): 2, ("tiny-gpu", "a"): 2, ("tiny-gpu", "b"): 2}
+
+
+def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_path, capsys):
+    out = tmp_path / "results"
+    args = ["gpu-next", "tiny", "--out", str(out), "--until-decided", "--max-seeds", "3", "--minutes", "5", *CPU]
+    assert run.main(args) == 0
+    said = capsys.readouterr().out
+    assert "tiny-gpu: 6 planned runs: 6 finished now" in said and "b: " in said
+    record = json.loads((out / "tiny-gpu" / "sequential.json").read_text())
+    assert record["protocol"] == "gpu" and record["schedule"] == [3] and set(record["variants"]) == {"b"}
+
+
+def test_estimates_come_from_measured_epochs_of_the_same_network_and_protocol(tmp_path):
+    first, second = configs()
+    folder = tmp_path / "other-gpu" / "run"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({**second.model_dump(mode="json"), "grid": "other-gpu"}))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "epoch_seconds": s, "eval_seconds": 1.0}) + "\n"
+                                                  for e, s in ((1, 9.0), (2, 5.0), (3, 7.0))) + '{"torn')
+    measured = gpu.measured_epoch_seconds(tmp_path, "gpu")
+    assert measured == {'engine_test_net {"width": 4}': 8.0, "engine_test_net": 8.0}
+    assert gpu.measured_epoch_seconds(tmp_path, "cpu") == {}
+    epochs = second.protocol.epochs
+    assert gpu.estimate_seconds(second, 0, measured) == gpu.RUN_OVERHEAD_S + 8.0 * epochs
+    assert gpu.estimate_seconds(second, epochs, measured) == gpu.RUN_OVERHEAD_S  # only the overhead is left
+    assert gpu.estimate_seconds(first, 0, measured) == gpu.RUN_OVERHEAD_S + 8.0 * epochs  # the model's other options
+    assert gpu.estimate_seconds(first, 0, {}) is None
+
+
+def test_no_run_starts_that_would_not_finish_and_the_plan_order_is_kept(tmp_path):
+    plan = configs(2)
+    folder = tmp_path / "earlier-gpu" / "run"  # a measured epoch of the reference's network: 100 s
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(plan[0].model_dump(mode="json")))
+    (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "epoch_seconds": 100.0, "eval_seconds": 0.0}) + "\n")
+    now = 1000.0
+    rows = gpu.run_within(plan, runtime(), tmp_path, deadline=now + 150, clock=lambda: now)
+    assert [r["status"] for r in rows] == [RunStatus.TODO] * 4
+    assert "would not finish in time (needs ~220 s, 150 s left)" in rows[0]["note"]
+    assert "an earlier run would not finish" in rows[1]["note"]
+    assert not list(tmp_path.glob("tiny-gpu/*"))  # nothing started
+    # a network never measured starts while the overhead fits, not with less time left
+    (folder / "metrics.jsonl").unlink()
+    rows = gpu.run_within(plan[:2], runtime(), tmp_path, deadline=now + gpu.RUN_OVERHEAD_S - 1, clock=lambda: now)
+    assert [r["status"] for r in rows] == [RunStatus.TODO] * 2 and "no epoch of engine_test_net" in rows[0]["note"]
+
+
+def test_a_run_stopped_at_the_deadline_keeps_its_epochs_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu, "RUN_OVERHEAD_S", 0.0)
+    (cfg,) = [c for c in configs() if c.variant == "a"]
+    steps = len(range(0, 360 - 32 + 1, 32))  # 360 synthetic training images, batch 32: 11 steps an epoch
+    tick = itertools.count()  # one second per look at the clock: the plan, the start, then one per step
+    (row,) = gpu.run_within([cfg], runtime(), tmp_path, deadline=2 + steps + 5, clock=lambda: float(next(tick)))
+    assert row["status"] == RunStatus.PARTIAL and "after epoch 1/2" in row["note"]
+    store = RunStore.of(tmp_path, cfg)
+    assert store.status() == RunStatus.PARTIAL and len(store.load_metrics()) == 1 and store.read_result() is None
+    first_epoch = store.load_metrics()[0]
+    (row,) = gpu.run_within([cfg], runtime(), tmp_path, deadline=float("inf"))
+    assert row["status"] == RunStatus.OK and row["metrics"]["epochs"] == 2
+    assert store.load_metrics()[0] == first_epoch
+
+
+def test_several_runs_at_once_in_worker_processes(tmp_path):
+    rows = gpu.run_within(configs(), gpu.make_runtime("cpu", workers=2, threads=1, plugins=("conftest",)), tmp_path,
+                          deadline=float("inf"), workers=2)
+    assert [r["status"] for r in rows] == [RunStatus.OK, RunStatus.OK]
+    assert len(list(tmp_path.glob("tiny-gpu/*/result.json"))) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["gpu-next", "tyni", "--out", "{tmp}", *CPU], "unknown grid 'tyni'; did you mean 'tiny'"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--minutes", "0", *CPU], "--minutes must be a number of minutes > 0"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--minutes", "-3", *CPU], "--minutes must be a number of minutes > 0"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--protocol", "gpuu", *CPU], "unknown protocol 'gpuu'"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--device", "tpu"], "unknown device 'tpu'"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--device", "cuda"], "no CUDA device is visible here"),
+    (["gpu-next", "tiny", "--out", "{tmp}/file/out", *CPU], "is not writable"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, capsys, monkeypatch, args, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also where the tests run on a GPU
+    (tmp_path / "file").write_text("")
+    assert run.main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

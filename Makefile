@@ -26,6 +26,7 @@ data:
 	fi
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 clean:

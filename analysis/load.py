@@ -188,7 +188,7 @@ def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     newest = version.where(ok).groupby(frame["grid"]).transform("max")
     old = ok & newest.notna() & (version.isna() | (version < newest))
     frame.loc[old, "reason"] = [f"trained by engine version {'?' if pd.isna(v) else int(v)}; the grid has runs of "
-                                f"version {int(n)}" for v, n in zip(version[old], newest[old])]
+                                f"version {int(n)}" for v, n in zip(version[old], newest[old], strict=True)]
     frame.loc[old, "status"] = RunStatus.SUPERSEDED.value
     ok = frame["status"] == RunStatus.OK
     order = frame[ok].assign(_version=version[ok])

@@ -48,7 +48,8 @@ class BudgetRow:
     cpu_hours: float | None
 
 
-def _threads(run_dir: Path) -> float:
+def run_threads(run_dir: Path) -> float:
+    """Torch threads the run trained with (env.json), NaN when unknown."""
     try:
         threads = json.loads((run_dir / "env.json").read_text()).get("threads")
     except (OSError, ValueError, AttributeError):
@@ -64,8 +65,9 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
     frame = frame[(frame["status"] == RunStatus.OK) & frame["grid"].astype(str).str.startswith(PILOT_PREFIX)]
     rows = []
     for grid, runs in sorted(frame.groupby("grid"), key=lambda item: item[0]):
-        threads = np.array([_threads(results / grid / str(run_id)) for run_id in runs["run_id"]])
-        cpu_seconds = float(np.nanmean(runs["train_seconds"].to_numpy(float) * threads)) if np.isfinite(threads).any() else math.nan
+        threads = np.array([run_threads(results / grid / str(run_id)) for run_id in runs["run_id"]])
+        cpu_seconds = (float(np.nanmean(runs["train_seconds"].to_numpy(float) * threads))
+                       if np.isfinite(threads).any() else math.nan)
         reference = runs[runs["variant"] == REFERENCE].set_index("seed")["test_top1"]
         for variant, question in QUESTIONS.items():
             other = runs[runs["variant"] == variant].set_index("seed")["test_top1"]

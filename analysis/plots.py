@@ -11,12 +11,12 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from .stats import pareto_front  # noqa: E402
+from .stats import pareto_front
 
 LABELS = {"test_top1": "test top-1 (%)", "val_top1": "validation top-1 (%)", "macs": "MACs",
           "latency_ms": "latency (ms, CPU, batch 1)", "params": "parameters"}

@@ -97,7 +97,8 @@ def comparison_rows(result: dict, costs: pd.DataFrame, question: Question, usabl
         seen[runs] = c.grid
         rows.append({"grid": f"`{c.grid}`", "data": dataset_label(usable, c.grid),
                      "variant - reference": f"`{c.variant}` - `{c.reference}`", "n": f"{c.n}/{c.n_ref}",
-                     "diff [simultaneous 95% CI]": "–" if not math.isfinite(c.diff) else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}",
+                     "diff [simultaneous 95% CI]": ("–" if not math.isfinite(c.diff)
+                                                    else f"{c.diff:+.2f} {fmt_ci(c.ci_low, c.ci_high)}"),
                      "p (adj)": fmt_p(c.p_adj), "verdict": c.verdict,
                      **{f"{label} ratio": _ratio(costs, c.grid, c.variant, c.reference, column)
                         for column, label in COSTS.items() if column in costs}})

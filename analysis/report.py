@@ -13,19 +13,20 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-# build_report holds every figure of the report until write_report saves and closes each one.
-matplotlib.rcParams["figure.max_open_warning"] = 0
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from . import plots, stats
-from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
 from .compare import analyze, compare_samples, grid_reference, natural_key
+from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
+from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study
 from .questions import questions_section
 from .status import RunStatus
-from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study
 from .tables import ci_note, display_table, exclusion_line, fmt_ci, fmt_num, fmt_p, interval_note, markdown_table
+
+# build_report holds every figure of the report until write_report saves and closes each one.
+matplotlib.rcParams["figure.max_open_warning"] = 0
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
@@ -325,14 +326,16 @@ def cost_readings_lines(results: Path, results_arg: str) -> list[str]:
         rows = json.loads(path.read_text())
         table = pd.DataFrame([{"DyClotNet-2.0 reading": r["dyclotnet_200 reading"],
                                "MobileNetV2-1.0 reading": r["mobilenetv2_100 reading"],
-                               "params ratio (claim 1.4x)": f"{r['params_ratio']:.2f}x" + (" (matches)" if r["params_match"] else ""),
+                               "params ratio (claim 1.4x)": (f"{r['params_ratio']:.2f}x"
+                                                             + (" (matches)" if r["params_match"] else "")),
                                "MACs ratio (claim 2.9x)": f"{r['macs_ratio']:.2f}x" + (" (matches)" if r["macs_match"] else "")}
                               for r in rows])
     except FileNotFoundError:
         return []
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"'{path}' is not a claim-costs file ({error}); rewrite it with run.py claim-costs --out") from None
-    both = table[table["params ratio (claim 1.4x)"].str.endswith("(matches)") & table["MACs ratio (claim 2.9x)"].str.endswith("(matches)")]
+    both = table[table["params ratio (claim 1.4x)"].str.endswith("(matches)")
+                 & table["MACs ratio (claim 2.9x)"].str.endswith("(matches)")]
     summary = ("Both published ratios are reproduced only by: " + "; ".join(
         f"{r[0]} against {r[1]}" for r in both.itertuples(index=False)) + "." if len(both)
         else "No single reading reproduces both published ratios.")
@@ -424,7 +427,8 @@ def grid_section(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFram
         data = summary[summary["variant"].isin(values)].assign(x=lambda d: d["variant"].map(values))
         if len(data) >= 2:
             figures[f"{slug}_sweep"] = plots.sweep_plot(data, key, metric)[0]
-            lines += [_figure(figures, f"{slug}_sweep", f"{grid}: mean {metric} against {key} with the 95% t interval of the mean")]
+            lines += [_figure(figures, f"{slug}_sweep",
+                              f"{grid}: mean {metric} against {key} with the 95% t interval of the mean")]
     grid_curves = curves[curves["grid"] == grid] if len(curves) else curves
     curve_metric = next((m for m in (metric, "val_top1", "test_top1") if m in grid_curves
                          and grid_curves[m].notna().any()), None)
@@ -556,7 +560,8 @@ def budget_lines(results: Path) -> list[str]:
         rates = ", ".join(sorted({lr for _, lr in rest}))
         lines.append(f"- Short budget: the `{name}` protocol trains {epochs} epochs on {per_class} training images "
                      f"per class (batch {', '.join(sorted({b for b, _ in rest}))}, peak learning rate {rates}, "
-                     f"the same schedule for every network of a grid, not tuned per network) and tests on {test} images per class; "
+                     "the same schedule for every network of a grid, not tuned per network) "
+                     f"and tests on {test} images per class; "
                      "differences that need longer training to appear cannot appear here.")
     return lines
 

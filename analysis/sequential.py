@@ -130,8 +130,8 @@ def z_boundaries(schedule: tuple[int, ...], alpha: float = 0.05, spending: str =
         sub = cov[: k + 1, : k + 1]
         previous = np.asarray(bounds)
 
-        def excess(c):
-            return _first_crossing(previous, c, sub, sides) - target
+        def excess(c):  # used only in this iteration, so the loop variables it reads are this iteration's
+            return _first_crossing(previous, c, sub, sides) - target  # noqa: B023
 
         low = max(0.5, marginal - 2.0)
         bounds.append(marginal if excess(low) <= 0 else float(_brentq(excess, low, marginal)))

@@ -109,7 +109,8 @@ def interval_note(result: dict, grid: str) -> str:
     if result["correction"] == "none" or m <= 1:
         return text + f"; diff — {level} t interval of the primary test (excludes 0 exactly when p < {result['alpha']:g})"
     name = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}[result["correction"]]
-    return text + (f"; diff — Bonferroni-simultaneous: each a {each * 100:.4g}% t interval (1 − {1 - result['confidence']:g}/{m}), "
+    return text + ("; diff — Bonferroni-simultaneous: "
+                   f"each a {each * 100:.4g}% t interval (1 − {1 - result['confidence']:g}/{m}), "
                    f"together covering all {m} differences with at least {level}; an interval excludes 0 only where "
                    f"the {name}-corrected test is significant")
 

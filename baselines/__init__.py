@@ -8,7 +8,7 @@ baseline and every interpretation choice.
 """
 import timm
 
-from . import ghostnet_cifar, mobilenetv2_cifar, resnet_cifar
+from . import ghostnet_cifar, mobilenetv2_cifar, resnet_cifar  # noqa: F401  (importing them registers their networks)
 from .dynamic_conv import (
     CondConv,
     DynamicConv2d,

@@ -102,7 +102,8 @@ class DynamicConv2d(nn.Module):
         if self.kernel_size == 1 and self.stride == 1 and self.groups == 1:
             y = torch.einsum("boi,bihw->bohw", weight.view(b, self.out_chs, c), x)
             return y if bias is None else y + bias.view(b, self.out_chs, 1, 1)
-        y = F.conv2d(x.reshape(1, b * c, h, w), weight.view(b * self.out_chs, c // self.groups, self.kernel_size, self.kernel_size),
+        y = F.conv2d(x.reshape(1, b * c, h, w),
+                     weight.view(b * self.out_chs, c // self.groups, self.kernel_size, self.kernel_size),
                      None if bias is None else bias.flatten(), self.stride, self.kernel_size // 2, groups=b * self.groups)
         return y.view(b, self.out_chs, y.shape[-2], y.shape[-1])
 

@@ -27,7 +27,7 @@ by ptflops' module hooks. Nothing here imports a network.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -20,7 +20,7 @@ plain Conv/BatchNorm modules.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -57,7 +57,7 @@ class MobileNetV2Cifar(EfficientNet):
         """Trainer hook: anneal dynamic convolutions' tau 30 -> 1; returns tau (None if none)."""
         return set_epoch_temperature(self, epoch, num_epochs, self.anneal_epochs)
 
-    def fuse(self) -> "MobileNetV2Cifar":
+    def fuse(self) -> MobileNetV2Cifar:
         """Fold MDConv/MAConv into static convolutions in place (call in eval mode)."""
         return fuse_modules(self)
 

@@ -21,8 +21,8 @@ Departures / choices (documented in docs/baselines.md):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +87,8 @@ class ResNetCifar(nn.Module):
         blocks_per_stage = (depth - 2) // 6
         conv_layer = partial(create_conv, conv, **(conv_kwargs or {}))
         self.num_classes, self.num_features = num_classes, STAGE_WIDTHS[-1]
-        self.stem = nn.Sequential(static_conv(in_chans, STAGE_WIDTHS[0], 3), nn.BatchNorm2d(STAGE_WIDTHS[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(static_conv(in_chans, STAGE_WIDTHS[0], 3), nn.BatchNorm2d(STAGE_WIDTHS[0]),
+                                  nn.ReLU(inplace=True))
         stages, in_chs = [], STAGE_WIDTHS[0]
         for index, width in enumerate(STAGE_WIDTHS):
             blocks = []
@@ -103,7 +104,7 @@ class ResNetCifar(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def fuse(self) -> "ResNetCifar":
+    def fuse(self) -> ResNetCifar:
         """Fold MDConv/MAConv into static 3x3 convolutions in place (call in eval mode)."""
         return fuse_modules(self)
 

@@ -12,8 +12,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -94,8 +94,8 @@ def protocol_for(steps: int, batch_size: int, num_classes: int, epochs: int = 2)
 def trainer_epoch(model: str = "dyclotnet_050", steps: int = 20, batch_size: int = 64, threads: int | None = None,
                   quick: bool = False, channels_last: bool = True, epochs: int = 2) -> dict:
     """Images/s of the last of ``epochs`` epochs of our trainer (``experiments.trainer.fit``), as ``run.py train`` runs it."""
-    import dyclot  # noqa: F401 -- registers the models
     import baselines  # noqa: F401
+    import dyclot  # noqa: F401 -- registers the models
     from experiments.config import RunConfig, Runtime, Seeds
     from experiments.runner import torch_settings
     from experiments.store import RunStore
@@ -122,8 +122,8 @@ def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor
 
 
 def build(model: str, num_classes: int = 10, channels_last: bool = False) -> nn.Module:
-    import dyclot  # noqa: F401
     import baselines  # noqa: F401
+    import dyclot  # noqa: F401
     from experiments.registry import create_model
     from experiments.speed import to_memory_format
 

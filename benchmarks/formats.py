@@ -18,7 +18,8 @@ from benchmarks.common import MODELS, alternate, build, fresh, seconds, set_thre
 def _batch(batch_size: int, channels_last: bool):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, 32, 32, generator=generator)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x, torch.randint(0, 10, (batch_size,), generator=generator)
+    labels = torch.randint(0, 10, (batch_size,), generator=generator)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x, labels
 
 
 def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 10, channels_last: bool = True) -> dict:
@@ -35,7 +36,8 @@ def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 1
     compile_seconds = time.perf_counter() - start
     sgd_step(compiled, optimizer, x, y)
     return {"compile_seconds": compile_seconds,
-            "images_per_second": steps * batch_size / seconds(lambda: [sgd_step(compiled, optimizer, x, y) for _ in range(steps)])}
+            "images_per_second": steps * batch_size
+            / seconds(lambda: [sgd_step(compiled, optimizer, x, y) for _ in range(steps)])}
 
 
 def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 2,

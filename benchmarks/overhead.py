@@ -25,7 +25,7 @@ def run(models: tuple[str, ...] = MODELS, steps: int = 10, batch_size: int = 64,
     batches = Batches(data.train, batch_size, data.mean, data.std, torch.device("cpu"), train=True,
                       memory_format=torch.channels_last, order_generator=torch.Generator().manual_seed(0),
                       aug_generator=torch.Generator().manual_seed(0))
-    in_memory = [b for _, b in zip(range(steps), batches)]
+    in_memory = [b for _, b in zip(range(steps), batches, strict=False)]  # the first `steps` batches
     rows = {}
     for model in models:
         def bare(m=model) -> float:  # a fresh model each time, like each trainer epoch measured (built untimed)

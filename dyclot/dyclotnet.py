@@ -27,8 +27,9 @@ Departures from / readings of the paper (each a constructor option; see docs/int
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import torch
 from timm.layers import get_act_layer, make_divisible
@@ -95,7 +96,8 @@ class DCTBottleneck(nn.Module):
                 f"p={p} cannot split out_chs={out_chs}: the DCT bottleneck needs out_chs divisible by 2p={2 * p}"
             )
         squeezed = out_chs // (2 * p)
-        self.dw = conv_norm_act(in_chs, in_chs, 3, stride, groups=in_chs, act_layer=act_layer if dw_act else None, norm_layer=norm_layer)
+        self.dw = conv_norm_act(in_chs, in_chs, 3, stride, groups=in_chs, act_layer=act_layer if dw_act else None,
+                                norm_layer=norm_layer)
         pw_act_layer = act_layer if pw_act else None
         self.pw1 = conv_norm_act(in_chs, squeezed, 1, act_layer=pw_act_layer, norm_layer=norm_layer)
         self.pw2 = conv_norm_act(squeezed, squeezed, 1, act_layer=pw_act_layer, norm_layer=norm_layer)
@@ -198,7 +200,7 @@ class DyClotNet(nn.Module):
         block = partial(DCTBottleneck, p=p, expansion=expansion, expansion_kwargs=expansion_kwargs, residual=residual,
                         dw_act=dw_act, pw_act=pw_act, expansion_norm=expansion_norm, act_layer=act)
         blocks, in_chs = [], stem_chs
-        for (repeats, _, stride), out_chs in zip(stages, widths):
+        for (repeats, _, stride), out_chs in zip(stages, widths, strict=True):
             for i in range(repeats):
                 blocks.append(block(in_chs, out_chs, stride if i == 0 else 1))
                 in_chs = out_chs

@@ -10,7 +10,8 @@ Nothing here imports a network; networks assemble these operators.
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn

@@ -15,10 +15,10 @@ import os
 import pickle
 import struct
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ def decode_image_folder(path: Path) -> Arrays:
     size = images["train"][0].size
     arrays: Arrays = {"classes": np.array(classes)}
     for split, entries in (("train", found["train"]), ("test", test)):
-        for im, (_, name, _) in zip(images[split], entries):
+        for im, (_, name, _) in zip(images[split], entries, strict=True):
             if im.size != size:
                 raise ValueError(f"{path}: image {name} is {im.size[0]}x{im.size[1]}, others are {size[0]}x{size[1]}")
         x = np.stack([np.asarray(im.convert(mode)) for im in images[split]])
@@ -310,7 +310,7 @@ def stratified_take(y: torch.Tensor, counts: list[int | None], seed: int, what: 
             raise ValueError(f"{what}: class {label} has {len(members)} images, the protocol asks for {needed} "
                              f"({' + '.join(str(c) for c in counts if c is not None)})")
         start = 0
-        for part, count in zip(parts, counts):
+        for part, count in zip(parts, counts, strict=True):
             stop = len(members) if count is None else start + count
             part.append(members[start:stop])
             start = stop

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 from filelock import Timeout
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -69,7 +70,8 @@ def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str
         pending = {task.remote(cfg, runtime, results): cfg for cfg in configs}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            yield _collected(lambda: ray.get(ref), pending.pop(ref), results, record_loss=True)
+            # _collected calls the lambda before the loop moves on: `ref` is this iteration's.
+            yield _collected(lambda: ray.get(ref), pending.pop(ref), results, record_loss=True)  # noqa: B023
     finally:
         if started:
             ray.shutdown()
@@ -83,7 +85,7 @@ def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path, record_lo
     """
     try:
         payload = get()
-    except Exception as error:  # the worker itself died
+    except Exception as error:  # noqa: BLE001 -- the worker itself died, whatever Ray raises
         reason = one_line(error).splitlines()[0][:300]
         log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, reason)
         lost = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.LOST, "reason": reason}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from analysis.status import RunStatus
@@ -32,7 +32,7 @@ from .store import RunStore, read_json, write_error
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _network_identity(model: str, kwargs_json: str) -> str | None:
     """The built network's class and resolved constructor arguments, or None if unknown."""
     from .registry import create_model

@@ -4,9 +4,9 @@ from __future__ import annotations
 import importlib
 import logging
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from filelock import Timeout
@@ -72,7 +72,7 @@ def measure_cost(model: torch.nn.Module, input_shape: tuple[int, int, int], repe
                          ("latency_ms", lambda: profiling.measure_latency_ms(model, input_shape, repeats=repeats, threads=1))):
         try:
             cost[key] = measure()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- a cost that cannot be measured is a warning, never a failed run
             log.warning("could not measure %s: %s", key, error)
             cost[key] = None
     if cost["macs"] is not None:
@@ -210,7 +210,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
         store.error_log.unlink(missing_ok=True)  # of an earlier, failed attempt (--retry-failed)
     except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- any failure of one run is recorded; the grid goes on
         log.warning("run %s (%s seed %d) failed: %s", cfg.run_id, cfg.variant, cfg.seed, one_line(error))
         try:
             store.error_log.write_text(traceback.format_exc())

@@ -10,9 +10,10 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from filelock import FileLock, Timeout
@@ -110,7 +111,8 @@ class RunStore:
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
         self.config, self.env, self.metrics = self.dir / "config.json", self.dir / "env.json", self.dir / "metrics.jsonl"
-        self.checkpoint, self.result, self.error_log = self.dir / "checkpoint.pt", self.dir / "result.json", self.dir / "error.log"
+        self.checkpoint, self.result = self.dir / "checkpoint.pt", self.dir / "result.json"
+        self.error_log = self.dir / "error.log"
         self.lock = FileLock(self.dir / "run.lock", timeout=0)
 
     @classmethod
@@ -180,7 +182,7 @@ class RunStore:
             if not isinstance(state, dict) or len(state["history"]) != state["epoch"]:
                 raise ValueError("inconsistent checkpoint")
             return state
-        except Exception as error:  # truncated or corrupt: restart the run from scratch
+        except Exception as error:  # noqa: BLE001 -- truncated or corrupt: restart the run from scratch
             log.warning("%s is unreadable (%s); restarting the run", self.checkpoint, error)
             self.checkpoint.unlink(missing_ok=True)
             return None

@@ -28,7 +28,7 @@ class Tracker:
                 name=f"{cfg.grid}/{cfg.variant}/seed{cfg.seed}", id=cfg.run_id, resume="allow",
                 config=cfg.model_dump(mode="json"), dir=os.environ.get("WANDB_DIR") or str(run_dir), mode=mode,
                 reinit="create_new", settings=wandb.Settings(init_timeout=60, console="off"))
-        except Exception as error:  # no network, no login, bad install: training goes on
+        except Exception as error:  # noqa: BLE001 -- no network, no login, bad install: training goes on
             log.warning("wandb disabled for run %s: %s", cfg.run_id, str(error).splitlines()[0] if str(error) else error)
             self.run = None
 
@@ -49,5 +49,5 @@ class Tracker:
             return
         try:
             action()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- wandb never fails a run
             log.warning("wandb call failed (ignored): %s", error)

@@ -9,8 +9,8 @@ missing seeds: no seed and no look is counted twice. RESULTS/<grid>/sequential.j
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd

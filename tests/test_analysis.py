@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as st
 
 from analysis import stats
-from analysis.compare import analyze, compare, compare_samples, family_confidence, higher_is_better, verdict
+from analysis.compare import analyze, compare, family_confidence, higher_is_better, verdict
 from analysis.tables import COMPARISON_KEYS, SUMMARY_KEYS, render, to_dict
 
 X = np.array([71.2, 70.8, 71.9, 70.5, 71.4])

@@ -281,7 +281,8 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     assert "2.90x fewer" in claims[1] and "| supported |" in claims[1]  # 6.1e6 / 2.1e6
     assert "1.40x fewer" in claims[2] and "| supported |" in claims[2]
     assert claims[3].startswith("| DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-100: +0.3 points top-1 |")
-    assert "| not testable here | no CIFAR-100 data on this machine; where it exists: `python run.py ablate paper-claim --dataset cifar100" in claims[3]
+    assert ("| not testable here | no CIFAR-100 data on this machine; where it exists: "
+            "`python run.py ablate paper-claim --dataset cifar100") in claims[3]
     assert "| no results |" in claims[4] and "| no results |" in claims[5]  # no expansion-op, core-fashion-mnist here
     # rerun: byte-identical report and figures, no stale files
     (figures / "stale.png").write_bytes(b"old")
@@ -304,7 +305,8 @@ def test_report_claims_without_paper_grid(tmp_path):
     assert "| not testable here |" in claims[3]
     assert "| supported |" in claims[4] and "one-sided 95% lower bound" in claims[4]
     q3 = text.split("### Q3.", 1)[1].split("### Q4.", 1)[0]
-    assert "| `expansion-op` | CIFAR-10 (JPEG re-encoding) | `dct` - `pointwise` | 5/5 |" in q3 and "(not run, or not finished): `core-fashion-mnist`, `expansion-alternatives`." in q3
+    assert "| `expansion-op` | CIFAR-10 (JPEG re-encoding) | `dct` - `pointwise` | 5/5 |" in q3
+    assert "(not run, or not finished): `core-fashion-mnist`, `expansion-alternatives`." in q3
     assert "| `r-sweep`" not in text.split("### Q2.", 1)[1].split("### Q3.", 1)[0]  # not analysable: no rows
     assert "](r_figures/expansion-op_seeds.png)" in text
     assert set(figures) == {"expansion-op_seeds", "expansion-op_curves", "pareto_macs_cifar10-jpeg",
@@ -337,7 +339,7 @@ def test_cost_claim_says_more_when_the_ratio_is_below_one():
 def _set_epochs(run_dir: Path, losses: list[float], top1: list[float], num_classes: int | None = None) -> None:
     (run_dir / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": e, "train_loss": loss, "train_top1": acc, "test_top1": None}) + "\n"
-        for e, (loss, acc) in enumerate(zip(losses, top1), start=1)))
+        for e, (loss, acc) in enumerate(zip(losses, top1, strict=True), start=1)))
     result = json.loads((run_dir / "result.json").read_text())
     if num_classes is not None:
         result["num_classes"] = num_classes

@@ -29,8 +29,8 @@ from baselines import (
     temperature_at,
 )
 from baselines.dynamic_conv import DynamicLinearDecomposition, dcd_hsigmoid
-from dyclot.layers import create_expansion, list_expansions
 from conftest import registered_models
+from dyclot.layers import create_expansion, list_expansions
 from experiments.profiling import count_macs, count_params, profile_model
 
 CIFAR = (3, 32, 32)  # input shape of the MAC counts
@@ -332,7 +332,8 @@ def test_count_macs_closed_forms() -> None:
     assert count_macs(CondConv(16, 32, 1), shape) == static + 4 * 32 * 16 + gap + 17 * 4 + 4
     # DCD 16 -> 32 (widening, 2x2 descriptor of 64): L = 4, S = 4: products W0, Q, Phi, P; scale+sum;
     # latent BNs+identity; dynamic branch (pooling, FC 64->4, gate, Phi and Lambda heads)
-    dcd = hw * (32 * 16 + 4 * 16 + 4 * 4 + 32 * 4) + 2 * 32 * hw + 5 * 4 * hw + gap + 64 * 4 + 4 * 4 + 2 * 4 + 4 * 16 + 4 * 32 + 2 * 32
+    dcd = (hw * (32 * 16 + 4 * 16 + 4 * 4 + 32 * 4) + 2 * 32 * hw + 5 * 4 * hw
+           + gap + 64 * 4 + 4 * 4 + 2 * 4 + 4 * 16 + 4 * 32 + 2 * 32)
     assert count_macs(DynamicConvDecomposition(16, 32), shape) == dcd
     # DCD classifier 64 -> 10, L = 4, S = 6: products and bias; scale, sum, norms, identity; dynamic branch
     linear = 10 * 64 + 10 + 4 * 64 + 4 * 4 + 10 * 4 + 2 * 10 + 5 * 4 + 64 * 6 + 6 * 6 + 2 * 6 + 6 * 16 + 6 * 10 + 2 * 10
@@ -411,7 +412,8 @@ def test_network_fold_is_exact_and_removes_extra_cost(name: str) -> None:
     static = timm.create_model(static_name, num_classes=10)
     assert count_params(model) == count_params(static)
     assert count_macs(model.float(), CIFAR) == count_macs(static, CIFAR)
-    assert count_params(timm.create_model(name, num_classes=10, **options)) > count_params(static)  # over-parameterised in training
+    # over-parameterised in training
+    assert count_params(timm.create_model(name, num_classes=10, **options)) > count_params(static)
 
 
 def test_mdconv_is_per_example_by_default() -> None:

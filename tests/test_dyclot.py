@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import timm
@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import dyclot
-from dyclot import DCTBottleneck, DynamicCloneTransformer, stage_widths
 from conftest import registered_models
+from dyclot import DCTBottleneck, DynamicCloneTransformer, stage_widths
 from dyclot.layers import CLONE_ORDERS, RECALIBRATORS
 from experiments.profiling import count_flops, count_macs, count_params
 
@@ -30,7 +30,8 @@ VARIANT_OPTIONS = (
     + [{"recalibrator": name} for name in RECALIBRATORS]
     + [{"clone_order": order} for order in CLONE_ORDERS]
     + [{"recalibrator_width_base": "out"}, {"residual": False}, {"dw_act": False}, {"pw_act": False},
-       {"expansion_norm": "after", "head_norm": False}, {"expansion_norm": "none"}, {"head_norm": False}, {"channel_divisor": None}, {"act_layer": "relu6"}, {"act_layer": "hard_swish"},
+       {"expansion_norm": "after", "head_norm": False}, {"expansion_norm": "none"}, {"head_norm": False},
+       {"channel_divisor": None}, {"act_layer": "relu6"}, {"act_layer": "hard_swish"},
        {"p": 1}, {"p": 4}, {"p": 8, "channel_divisor": None}, {"r": 1}, {"r": 16}, {"drop_rate": 0.2}]
 )
 
@@ -257,7 +258,8 @@ def test_mac_counter_counts_subclasses_of_layers_ptflops_knows():
 
     shape = (16, 8, 8)
     assert count_macs(PointwiseExpansion(16, p=2), shape) == count_macs(nn.Conv2d(16, 32, 1, bias=False), shape) == 32 * 16 * 64
-    assert count_macs(BatchNormAct2d(16, act_layer=nn.ReLU), shape) == count_macs(nn.Sequential(nn.BatchNorm2d(16), nn.ReLU()), shape) > 0
+    bn_relu = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU())
+    assert count_macs(BatchNormAct2d(16, act_layer=nn.ReLU), shape) == count_macs(bn_relu, shape) > 0
     pointwise = timm.create_model("dyclotnet_050", expansion="pointwise")
     replicator = timm.create_model("dyclotnet_050", expansion="dct", recalibrator="none")
     convs = [m for m in pointwise.modules() if isinstance(m, PointwiseExpansion)]

@@ -22,7 +22,8 @@ def tiny_grid(monkeypatch):
 def test_list_and_show(capsys):
     assert run.main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("replicator-vs-recalibrator", "p-sweep", "r-sweep", "expansion-op", "expansion-alternatives", "core-fashion-mnist", "baselines", "paper-claim", "lr-check", "paper-claim-lr", "smoke"):
+    for name in ("replicator-vs-recalibrator", "p-sweep", "r-sweep", "expansion-op", "expansion-alternatives",
+                 "core-fashion-mnist", "baselines", "paper-claim", "lr-check", "paper-claim-lr", "smoke"):
         assert name in out
     assert run.main(["show", "tiny", "--seeds", "2", "--import", "conftest"]) == 0
     out = capsys.readouterr().out

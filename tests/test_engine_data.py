@@ -34,7 +34,7 @@ def write_cifar(root: Path, cifar100: bool) -> tuple[np.ndarray, np.ndarray]:
     folder.mkdir(parents=True)
     train = ["train"] if cifar100 else [f"data_batch_{i}" for i in range(1, 6)]
     chunks = np.array_split(np.arange(12), len(train))
-    for name, idx in zip(train, chunks):
+    for name, idx in zip(train, chunks, strict=True):
         (folder / name).write_bytes(pickle.dumps({"data": flat[idx], label_key: [y[i] for i in idx]}))
     (folder / ("test" if cifar100 else "test_batch")).write_bytes(pickle.dumps({"data": flat[:3], label_key: y[:3]}))
     (folder / ("meta" if cifar100 else "batches.meta")).write_bytes(pickle.dumps({names_key: ["a", "b", "c"]}))
@@ -82,7 +82,8 @@ def test_image_folder_png_exact(tmp_path, packed):
 
 def test_image_folder_jpeg_and_grayscale(tmp_path):
     write_image_folder(tmp_path / "jpg", ".jpg")
-    assert load_dataset("cifar10-jpeg", make_tar(tmp_path / "jpg", tmp_path / "c.tar.gz"), tmp_path / "c").input_shape == (3, 8, 8)
+    archive = make_tar(tmp_path / "jpg", tmp_path / "c.tar.gz")
+    assert load_dataset("cifar10-jpeg", archive, tmp_path / "c").input_shape == (3, 8, 8)
     write_image_folder(tmp_path / "gray", ".png", mode="L")
     assert load_dataset("imagefolder", tmp_path / "gray", tmp_path / "c").input_shape == (1, 8, 8)
 
@@ -152,7 +153,7 @@ def test_batches_are_seeded_and_crops_are_windows():
     first, again, other = epoch(0), epoch(0), epoch(5)
     assert len(first) == len(train) // 32 and first[0].shape == (32, 3, 32, 32)
     assert first[0].is_contiguous(memory_format=torch.channels_last)
-    assert all(torch.equal(a, b) for a, b in zip(first, again)) and not torch.equal(first[0], other[0])
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True)) and not torch.equal(first[0], other[0])
     padded = torch.nn.functional.pad(train.x[:6], (4,) * 4)
     crops = random_crop(padded, 32, torch.Generator().manual_seed(1))
     windows = padded.unfold(2, 32, 1).unfold(3, 32, 1)  # N C 9 9 32 32

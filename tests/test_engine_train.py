@@ -56,7 +56,8 @@ def test_run_directory_follows_the_results_format(tmp_path):
     store = RunStore.of(tmp_path, config())
     assert store.dir == tmp_path / "tiny" / config().run_id and len(config().run_id) == 16
     saved = json.loads(store.config.read_text())
-    assert saved["run_id"] == config().run_id and RunConfig.model_validate({k: v for k, v in saved.items() if k != "run_id"}) == config()
+    assert saved["run_id"] == config().run_id
+    assert RunConfig.model_validate({k: v for k, v in saved.items() if k != "run_id"}) == config()
     env = json.loads(store.env.read_text())
     assert {"git", "packages", "cpu", "torch_threads"} <= env.keys() and env["torch_threads"] == 1
     assert set(json.loads(store.metrics.read_text().splitlines()[0])) >= {

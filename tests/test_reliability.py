@@ -127,7 +127,8 @@ def test_sigkilled_grid_resumes_without_losing_or_repeating_runs(tmp_path, capsy
     deadline = time.time() + 180
     while not marker.exists() and child.poll() is None and time.time() < deadline:
         time.sleep(0.1)
-    assert marker.exists(), f"the grid never reached its third run: {child.poll()} {child.stderr.read() if child.poll() is not None else ''}"
+    assert marker.exists(), (f"the grid never reached its third run: {child.poll()} "
+                             f"{child.stderr.read() if child.poll() is not None else ''}")
     os.kill(child.pid, signal.SIGKILL)
     child.communicate()
     assert child.returncode == -signal.SIGKILL

@@ -220,7 +220,8 @@ def test_profile_rejects_garbage(data):
     bad = data.draw(st.lists(st.sampled_from(list(PROFILE_BAD)), min_size=1, max_size=3, unique=True))
     argv = ["profile", "--no-timing"]
     for option in bad:
-        value = data.draw(PROFILE_BAD[option].filter(lambda v: option != "--input" or not _profile_input_valid(v)))
+        # the filter is drawn from at once, inside this iteration
+        value = data.draw(PROFILE_BAD[option].filter(lambda v: option != "--input" or not _profile_input_valid(v)))  # noqa: B023
         argv += [option, value]
     if "--models" not in bad:
         argv += ["--models", "engine_test_net,nope_" + data.draw(st.text("abc", max_size=3))]

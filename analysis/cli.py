@@ -4,15 +4,16 @@ Bad input raises ``ValueError``/``FileNotFoundError`` naming the value and what 
 run.py turns those into one-line ``error: ...`` messages with exit code 2.
 """
 from pathlib import Path
-from typing import List, Optional
 
 import typer
+
+from .terminal import keep_names_whole
 
 RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md)"
 FORMAT_HELP = "table | md | latex | csv | json"
 
 
-def _frame(results: Path, csv: Optional[Path], reference: Optional[str]):
+def _frame(results: Path, csv: Path | None, reference: str | None):
     from .load import load_results, load_table
 
     if csv is not None:
@@ -20,7 +21,7 @@ def _frame(results: Path, csv: Optional[Path], reference: Optional[str]):
     return load_results(results)
 
 
-def _check_margin(margin: Optional[float], option: str = "--margin") -> None:
+def _check_margin(margin: float | None, option: str = "--margin") -> None:
     """A margin (or effect of interest) is a positive, finite distance in metric units."""
     import math
 
@@ -37,7 +38,7 @@ def _emit(result: dict, fmt: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=160)
+    console = Console()
     for grid in tables.grids_of(result):
         frame = tables.display_table(result, grid)
         table = Table(title=f"{grid} — {result['metric']}", title_justify="left")
@@ -45,7 +46,7 @@ def _emit(result: dict, fmt: str) -> None:
             table.add_column(str(column))
         for row in frame.itertuples(index=False):
             table.add_row(*map(str, row))
-        console.print(table)
+        console.print(keep_names_whole(table))
         console.print(tables.interval_note(result, grid))
         console.print(tables.exclusion_line(result, grid))
 
@@ -54,19 +55,19 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def analyze(
         results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        csv: Optional[Path] = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
-        grid: Optional[List[str]] = typer.Option(None, "--grid", help="grid(s) to analyse (default: all)"),
+        csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
+        grid: list[str] | None = typer.Option(None, "--grid", help="grid(s) to analyse (default: all)"),
         metric: str = typer.Option("test_top1", "--metric", help="metric column"),
         fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
-        reference: Optional[str] = typer.Option(None, "--reference", help="reference variant (overrides grid.json)"),
+        reference: str | None = typer.Option(None, "--reference", help="reference variant (overrides grid.json)"),
         pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
         correction: str = typer.Option("holm", "--correction", help="holm | fdr_bh | none"),
         alpha: float = typer.Option(0.05, "--alpha"),
-        margin: Optional[float] = typer.Option(None, "--margin",
-                                               help="non-inferiority margin in metric units (default 0.5 for top-1)"),
+        margin: float | None = typer.Option(None, "--margin",
+                                            help="non-inferiority margin in metric units (default 0.5 for top-1)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-        detect: Optional[float] = typer.Option(None, "--detect",
-                                               help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
+        detect: float | None = typer.Option(None, "--detect",
+                                            help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
     ) -> None:
         """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
         from . import tables
@@ -85,15 +86,15 @@ def register(app: typer.Typer) -> None:
         a: str = typer.Argument(..., help="variant, or GRID/VARIANT when the name is in several grids"),
         b: str = typer.Argument(..., help="the variant to compare against"),
         results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        csv: Optional[Path] = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
+        csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
         metric: str = typer.Option("test_top1", "--metric"),
         fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
         pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
         alpha: float = typer.Option(0.05, "--alpha"),
-        margin: Optional[float] = typer.Option(None, "--margin"),
+        margin: float | None = typer.Option(None, "--margin"),
         seed: int = typer.Option(0, "--seed"),
-        detect: Optional[float] = typer.Option(None, "--detect",
-                                               help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
+        detect: float | None = typer.Option(None, "--detect",
+                                            help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
     ) -> None:
         """Any two variants: A against B (uncorrected single comparison)."""
         from . import tables
@@ -113,7 +114,7 @@ def register(app: typer.Typer) -> None:
         metric: str = typer.Option("test_top1", "--metric"),
         correction: str = typer.Option("holm", "--correction"),
         alpha: float = typer.Option(0.05, "--alpha"),
-        margin: Optional[float] = typer.Option(None, "--margin"),
+        margin: float | None = typer.Option(None, "--margin"),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Write the reproduction report (setup, claims, one section per grid, figures)."""
@@ -139,7 +140,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def plan(
         results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        effect: float = typer.Option(0.5, "--effect", help="smallest effect of interest, metric points (planned, never observed)"),
+        effect: float = typer.Option(0.5, "--effect",
+                                     help="smallest effect of interest, metric points (planned, never observed)"),
         power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
         min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a budget must reach"),
         reps: int = typer.Option(2000, "--reps", min=200, max=100_000, help="simulated comparisons per power estimate"),

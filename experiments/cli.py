@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.status import ENGINE_STATES, RunStatus
+from analysis.terminal import keep_names_whole
 
 from .config import PROTOCOLS, Runtime, choose
 
@@ -70,7 +71,7 @@ def _print_results(results: list[dict]) -> None:
         note = r.get("reason") or ("finished before" if r.get("skipped") else "")
         table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]), fmt(metrics.get("test_top1")),
                       fmt(metrics.get("val_top1")), r.get("run_id", "?"), note)
-    console.print(table)
+    console.print(keep_names_whole(table))
 
 
 def parse_kwargs(pairs: list[str] | None) -> dict:
@@ -103,7 +104,7 @@ def register(app: typer.Typer) -> None:
         table = Table("grid", "variants", "protocol", "description")
         for grid in GRIDS.values():
             table.add_row(grid.name, str(len(grid.variants)), grid.protocol, grid.description)
-        console.print(table)
+        console.print(keep_names_whole(table))
 
     @app.command()
     def show(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
@@ -124,7 +125,7 @@ def register(app: typer.Typer) -> None:
                     else f"[red]missing, ablate refuses[/]: {missing[name]}")
             table.add_row(name + (" (reference)" if name == g.reference else ""), variant.model,
                           json.dumps(variant.model_kwargs), note)
-        console.print(table)
+        console.print(keep_names_whole(table))
 
     @app.command()
     def ablate(
@@ -274,7 +275,7 @@ def register(app: typer.Typer) -> None:
             state = RunStore.of(results, cfg).status()
             counts[state] += 1
             table.add_row(cfg.variant, str(cfg.seed), str(state), cfg.run_id)
-        console.print(table)
+        console.print(keep_names_whole(table))
         console.print(", ".join(f"{'to do' if k == RunStatus.TODO else k} {v}" for k, v in counts.items()))
 
     @app.command()
@@ -288,7 +289,7 @@ def register(app: typer.Typer) -> None:
         table = Table("run", "MACs before", "MACs now", "note")
         for row in rows:
             table.add_row(row["run"], str(row["old"]), str(row["new"] if row["new"] is not None else "-"), row["note"])
-        console.print(table)
+        console.print(keep_names_whole(table))
         changed = sum(r["note"] == "recounted" for r in rows)
         console.print(f"{changed} run(s) recounted, {len(rows) - changed} left unchanged")
         if len(rows) != changed:

@@ -9,6 +9,10 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from analysis.terminal import keep_names_whole
 
 from .store import atomic_write
 
@@ -28,6 +32,14 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     if not 1 <= chans <= 4 or not (8 <= height <= 1024 and 8 <= width <= 1024):
         raise ValueError(f"--input {text!r} is out of range: channels 1-4, height and width 8-1024")
     return chans, height, width
+
+
+def _short_count(n: int) -> str:
+    """A count to 3 significant digits: 2236682 -> "2.24M", 950 -> "950"."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
 
 
 def parse_model_names(text: str) -> list[str]:
@@ -79,20 +91,25 @@ def register(app: typer.Typer) -> None:
         if format is not ProfileFormat.table:
             typer.echo(render(rows, format))
             return
-        from rich.console import Console
-        from rich.table import Table
-
+        console = Console()
         table = Table(title=f"Model cost at {input} ({rows[0]['threads']} threads; medians)")
         columns = [("model", "model", str), ("params", "params", "{:,}".format), ("MACs (ptflops)", "macs", "{:,}".format),
                    ("MACs after fuse()", "macs_fused", "{:,}".format),
                    ("FLOPs (torch)", "flops", "{:,}".format), ("latency b1 ms", "latency_ms", "{:.2f}".format),
                    (f"train img/s b{batch_size}", "train_images_per_s", "{:.0f}".format),
                    ("peak train MiB", "peak_train_mib", "{:.0f}".format)]
+        if console.width < 120:  # whole model names first; --format csv or json gives every count exactly
+            table = Table(title=table.title, show_edge=False)
+            short = {"params": "params", "macs": "MACs", "macs_fused": "fused", "latency_ms": "ms b1",
+                     "train_images_per_s": "img/s", "peak_train_mib": "MiB"}  # FLOPs: in csv/json
+            columns = [(short.get(key, title), key, _short_count if fmt == "{:,}".format else fmt)
+                       for title, key, fmt in columns if key == "model" or key in short
+                       and any(row[key] is not None for row in rows)]
         for title, *_ in columns:
             table.add_column(title, justify="left" if title == "model" else "right")
         for row in rows:
             table.add_row(*("-" if row[key] is None else fmt(row[key]) for _, key, fmt in columns))
-        Console().print(table)
+        console.print(keep_names_whole(table))
 
     @app.command("claim-costs")
     def claim_costs(

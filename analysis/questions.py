@@ -1,4 +1,4 @@
-"""The study's questions (issue 8), each answered from the grid comparisons with its cost trade-off.
+"""The study's questions, each answered from the grid comparisons with its cost trade-off.
 
 Every row is one comparison ``variant - reference`` of one grid: the difference in the primary
 metric with its CI and corrected p-value (from :func:`analysis.compare.analyze`), and the cost of

@@ -1,4 +1,4 @@
-"""``run.py bench NAME``: the side-by-side benchmarks of issue 6."""
+"""``run.py bench NAME``: the side-by-side benchmarks."""
 from __future__ import annotations
 
 import importlib

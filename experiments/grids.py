@@ -91,7 +91,7 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          protocol="quick", fallback_protocol="smoke"),
 )}
 
-# The study of issue 8 (`run.py study`): each grid with its seeds per variant, in the order they run
+# The study (`run.py study`): each grid with its seeds per variant, in the order they run
 # (the core questions first, the most expensive last), on the grid's own protocol and dataset.
 STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "core-fashion-mnist": 3, "p-sweep": 3,
                          "r-sweep": 3, "paper-claim": 3, "baselines": 3, "expansion-alternatives": 3,

@@ -1,4 +1,4 @@
-"""Issue 7: faults, interruptions and bad input lose nothing (docs/reliability.md lists the guarantees).
+"""Faults, interruptions and bad input lose nothing (docs/reliability.md lists the guarantees).
 
 Every case really does the fault: a grid process killed with SIGKILL, two grid processes on one
 results directory, truncated files, a full tmpfs, a NaN loss, a Ray worker killing itself. The runs

@@ -1,4 +1,4 @@
-"""Issue 7: the CLI and the config/results layer under generated garbage (hypothesis).
+"""The CLI and the config/results layer under generated garbage (hypothesis).
 
 Every command gets generated argument lists holding at least one invalid value (unknown names,
 negative or huge numbers, wrong types, bad paths), so nothing ever trains; ``run.main`` must

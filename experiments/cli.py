@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,14 +16,18 @@ from analysis.terminal import keep_names_whole
 from .config import PROTOCOLS, Runtime, choose
 
 console = Console()
+# The commands import the engine (grids, executors, runner: torch and the models) inside their bodies,
+# so that `run.py --help` and `run.py list` stay quick.
 
-Protocol_ = Annotated[Optional[str], typer.Option("--protocol", "-p", help=f"Budget: {', '.join(PROTOCOLS)} (default: the grid's).")]
+Protocol_ = Annotated[str | None, typer.Option("--protocol", "-p",
+                                               help=f"Budget: {', '.join(PROTOCOLS)} (default: the grid's).")]
 Seeds_ = Annotated[int, typer.Option("--seeds", "-n", min=1, max=1000, help="Seeds 0..N-1 per variant.")]
-Dataset_ = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset (default: the protocol's).")]
+Dataset_ = Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset (default: the protocol's).")]
 Vary_ = Annotated[str, typer.Option("--vary", help="Seed source varied with the seed: all, init, data or aug (others fixed).")]
 Results_ = Annotated[Path, typer.Option("--results", "-r", help="Results directory.")]
-DataRoot_ = Annotated[Optional[Path], typer.Option("--data-root", help="Dataset file or folder (else $DYCLOT_DATA, then defaults).")]
-Import_ = Annotated[Optional[list[str]], typer.Option("--import", help="Extra module registering models (repeatable).")]
+DataRoot_ = Annotated[Path | None, typer.Option("--data-root",
+                                                help="Dataset file or folder (else $DYCLOT_DATA, then defaults).")]
+Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra module registering models (repeatable).")]
 
 
 def _runtime(data_root: Path | None, download: bool, device: str, threads: int | None, compile: bool, wandb: str,
@@ -136,21 +140,28 @@ def register(app: typer.Typer) -> None:
         data_root: DataRoot_ = None,
         results: Results_ = Path("results"),
         executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
-        workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size (the cores are split among them).")] = 1,
-        address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")] = None,
-        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads per run (default: all cores / workers; 1 per Ray task).")] = None,
+        workers: Annotated[int, typer.Option(min=1, max=256,
+                                             help="Local process pool size (the cores are split among them).")] = 1,
+        address: Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")] = None,
+        threads: Annotated[int | None, typer.Option(
+            min=1, max=1024, help="torch threads per run (default: all cores / workers; 1 per Ray task).")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
         vary: Vary_ = "all",
         wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
         compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
         download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
-        reuse: Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")] = True,
+        reuse: Annotated[bool, typer.Option(
+            help="Copy a finished twin run of another grid instead of training it again.")] = True,
         plugins: Import_ = None,
-        until_decided: Annotated[bool, typer.Option("--until-decided", help="Add seeds in looks until each comparison with the reference is decided (docs/study.md); --seeds is then ignored.")] = False,
-        max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000, help="With --until-decided: the last look's seeds.")] = 40,
-        margin: Annotated[float, typer.Option("--margin", min=0.01, help="With --until-decided: equivalence margin, points.")] = 0.5,
-        only_variants: Annotated[Optional[list[str]], typer.Option(hidden=True)] = None,
+        until_decided: Annotated[bool, typer.Option(
+            "--until-decided", help="Add seeds in looks until each comparison with the reference is decided "
+            "(docs/study.md); --seeds is then ignored.")] = False,
+        max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000,
+                                               help="With --until-decided: the last look's seeds.")] = 40,
+        margin: Annotated[float, typer.Option("--margin", min=0.01,
+                                              help="With --until-decided: equivalence margin, points.")] = 0.5,
+        only_variants: Annotated[list[str] | None, typer.Option(hidden=True)] = None,
     ) -> None:
         """Run a grid: every variant x seed not finished yet (interrupted runs resume)."""
         from .executors import run_grid
@@ -211,17 +222,18 @@ def register(app: typer.Typer) -> None:
     def study(
         protocol: Protocol_ = None,
         results: Results_ = Path("results"),
-        only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this grid of the plan (repeatable).")] = None,
+        only: Annotated[list[str] | None, typer.Option("--only", help="Run only this grid of the plan (repeatable).")] = None,
         data_root: DataRoot_ = None,
         executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
         workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size.")] = 1,
-        address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. auto).")] = None,
-        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads per run.")] = None,
+        address: Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto).")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, max=1024, help="torch threads per run.")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
         wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
         download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
-        reuse: Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")] = True,
+        reuse: Annotated[bool, typer.Option(
+            help="Copy a finished twin run of another grid instead of training it again.")] = True,
         plugins: Import_ = None,
     ) -> None:
         """Run the whole study: every grid of the plan (experiments.grids.STUDY) with its seeds, in order.
@@ -298,14 +310,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         model: str,
-        kw: Annotated[Optional[list[str]], typer.Option("--kw", help="Model option KEY=VALUE (repeatable).")] = None,
+        kw: Annotated[list[str] | None, typer.Option("--kw", help="Model option KEY=VALUE (repeatable).")] = None,
         protocol: Annotated[str, typer.Option("--protocol", "-p", help=f"Budget: {', '.join(PROTOCOLS)}.")] = "cpu",
         seed: Annotated[int, typer.Option(min=0, max=2**31 - 1)] = 0,
-        epochs: Annotated[Optional[int], typer.Option(min=1, max=10000, help="Override the protocol's epochs.")] = None,
+        epochs: Annotated[int | None, typer.Option(min=1, max=10000, help="Override the protocol's epochs.")] = None,
         dataset: Dataset_ = None,
         data_root: DataRoot_ = None,
         results: Results_ = Path("results"),
-        threads: Annotated[Optional[int], typer.Option(min=1, max=1024, help="torch threads.")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, max=1024, help="torch threads.")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
         wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
         compile: Annotated[bool, typer.Option("--compile")] = False,
@@ -313,9 +325,9 @@ def register(app: typer.Typer) -> None:
         plugins: Import_ = None,
     ) -> None:
         """Train one model (results under RESULTS/train/)."""
-        from .executors import run_grid
         from filelock import FileLock
 
+        from .executors import run_grid
         from .grids import Grid, Variant, grid_json, resolve
         from .store import check_writable, read_json, write_json
 
@@ -330,7 +342,8 @@ def register(app: typer.Typer) -> None:
         with FileLock(grid_dir / "grid.json.lock"):  # accumulate the variants trained so far
             previous = read_json(grid_dir / "grid.json") or {}
             write_json(grid_dir / "grid.json", {**grid_json(single, configs, {}), "reference": None, "paired": False,
-                                                "variants": {**previous.get("variants", {}), variant: Variant(model, kwargs).as_json()}})
+                                                "variants": {**previous.get("variants", {}),
+                                                             variant: Variant(model, kwargs).as_json()}})
         outcome = run_grid(configs, runtime, results, show_progress=True, title=f"train {variant}")
         _print_results(outcome)
         if outcome[0]["status"] != RunStatus.OK:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from .config import PROTOCOLS, RunConfig, Seeds, Vary, choose, get_protocol
 
@@ -102,7 +102,7 @@ def get_grid(name: str) -> Grid:
     return GRIDS[choose("grid", name, GRIDS)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _unavailable(model: str, kwargs_json: str) -> str | None:
     """Why a variant cannot be built (unknown model, rejected option), or None if it can."""
     from .registry import check_model_name, create_model
@@ -133,7 +133,8 @@ def check_variants(grid: Grid, plugins: tuple[str, ...] = (), strict: bool = Tru
 
 
 def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: str | None = None, vary: Vary = "all",
-            plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0, **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
+            plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0,
+            **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
     """One RunConfig per (variant, seed first_seed..first_seed+seeds-1), and the optional variants left out (with reasons)."""
     from .data import DATASETS
 
@@ -161,4 +162,5 @@ def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> 
             "seeds": sorted({c.seed for c in configs}), "vary": configs[0].vary if configs else None}
 
 
-__all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "check_variants", "get_grid", "grid_json", "resolve"]
+__all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "check_variants", "get_grid", "grid_json",
+           "resolve"]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import sequential, stats
 from .compare import adjust_family, family_confidence
+from .tables import markdown_table
 
 DIFF_SD = 1.4  # SD of a paired difference, points
 SEED_SD = 1.0  # SD of the effect a seed has on every variant, points
@@ -125,8 +126,6 @@ def calibration_table(reps: int = 1000, seed: int = 0, sizes=(3, 5, 10), familie
 
 def calibration_markdown(reps: int = 1000, seed: int = 0, sequential_reps: int = 4000) -> str:
     """The Markdown calibration table of docs/analysis.md."""
-    from .tables import markdown_table
-
     table, seq = calibration_table(reps, seed, sequential_reps=sequential_reps)
     shown = pd.DataFrame({
         "seeds n": table["n"].astype(str), "variants m": table["m"].astype(str),

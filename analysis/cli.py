@@ -9,6 +9,8 @@ import typer
 
 from .terminal import keep_names_whole
 
+# The commands import the analysis modules inside their bodies: run.py imports this module at
+# start-up, and `run.py --help` should not load pandas, scipy and matplotlib.
 RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md)"
 FORMAT_HELP = "table | md | latex | csv | json"
 

@@ -32,6 +32,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
+from .stats import seeds_for_power as fixed_seeds
+
 SPENDING = ("obf", "pocock", "none")
 STATISTICS = ("t", "z")
 DEFAULT_MARGIN = 0.5
@@ -265,8 +267,6 @@ def seeds_for_power(sd: float, effect: float = 0.5, power: float = 0.8, alpha: f
     Returns a ``SeedsPlan`` (maximum and expected seeds per variant under the effect and under no
     difference) or ``None`` when more than ``max_cap`` seeds would be needed.
     """
-    from .stats import seeds_for_power as fixed_seeds
-
     if not (sd > 0 and effect > 0 and math.isfinite(sd)):
         raise ValueError(f"sd ({sd}) and effect ({effect}) must be positive and finite")
     fixed = fixed_seeds(effect / sd, paired=True, alpha=alpha / n_comparisons, power=power, max_seeds=max_cap)

@@ -18,7 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from experiments.config import RunConfig, Runtime, Seeds, get_protocol
+from experiments.data import load_dataset
 from experiments.profiling import median_seconds
+from experiments.registry import create_model  # importing the registry registers dyclot's and the baselines' models
+from experiments.runner import torch_settings
+from experiments.speed import to_memory_format, tune_allocator
+from experiments.store import RunStore
+from experiments.trainer import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("dyclotnet_050", "mobilenetv2_cifar_100")  # the two models of targets 1, 2 and 4
@@ -73,8 +80,6 @@ def set_threads(threads: int | None) -> int:
 
 def load_data(quick: bool = False):
     """CIFAR-10 (JPEG re-encoding) through the decode cache if the archive is present, else the synthetic set."""
-    from experiments.data import load_dataset
-
     if not quick:
         try:
             return load_dataset("cifar10-jpeg")
@@ -85,8 +90,6 @@ def load_data(quick: bool = False):
 
 def protocol_for(steps: int, batch_size: int, num_classes: int, epochs: int = 2):
     """The ``cpu`` recipe cut to ``steps`` training steps per epoch and a token test set."""
-    from experiments.config import get_protocol
-
     return get_protocol("cpu", epochs=epochs, batch_size=batch_size, train_per_class=math.ceil(steps * batch_size / num_classes),
                         val_per_class=0, test_per_class=1)
 
@@ -94,13 +97,6 @@ def protocol_for(steps: int, batch_size: int, num_classes: int, epochs: int = 2)
 def trainer_epoch(model: str = "dyclotnet_050", steps: int = 20, batch_size: int = 64, threads: int | None = None,
                   quick: bool = False, channels_last: bool = True, epochs: int = 2) -> dict:
     """Images/s of the last of ``epochs`` epochs of our trainer (``experiments.trainer.fit``), as ``run.py train`` runs it."""
-    import baselines  # noqa: F401
-    import dyclot  # noqa: F401 -- registers the models
-    from experiments.config import RunConfig, Runtime, Seeds
-    from experiments.runner import torch_settings
-    from experiments.store import RunStore
-    from experiments.trainer import fit
-
     data = load_data(quick)
     protocol = protocol_for(steps, batch_size, len(data.classes), epochs)
     cfg = RunConfig(grid="bench", variant=model, model=model, dataset=data.name, protocol=protocol, seed=0,
@@ -108,8 +104,6 @@ def trainer_epoch(model: str = "dyclotnet_050", steps: int = 20, batch_size: int
     runtime = Runtime(threads=threads or torch.get_num_threads(), channels_last=channels_last, device="cpu")
     with tempfile.TemporaryDirectory() as tmp, torch_settings(runtime):
         _, history = fit(cfg, data, runtime, RunStore(Path(tmp)))
-    from experiments.speed import tune_allocator
-
     return {"images_per_second": history[-1]["images_per_second"], "threads": runtime.threads,
             "allocator_tuned": tune_allocator(), "dataset": data.name}
 
@@ -122,11 +116,6 @@ def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor
 
 
 def build(model: str, num_classes: int = 10, channels_last: bool = False) -> nn.Module:
-    import baselines  # noqa: F401
-    import dyclot  # noqa: F401
-    from experiments.registry import create_model
-    from experiments.speed import to_memory_format
-
     torch.manual_seed(0)
     net = create_model(model, num_classes=num_classes)
     return to_memory_format(net, torch.channels_last) if channels_last else net

@@ -14,23 +14,20 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import alternate, seconds
+from benchmarks.common import alternate, load_data, seconds
+from experiments.config import Runtime, default_threads
+from experiments.executors import run_grid
+from experiments.grids import get_grid, resolve
 
 CUT = dict(epochs=1, train_per_class=100, val_per_class=10, test_per_class=20)
 
 
 def run(seeds: int = 1, rounds: int = 2, workers: int = 2, threads: int | None = None, quick: bool = False, echo=print,
         **protocol_overrides) -> dict:
-    from experiments.config import Runtime, default_threads
-    from experiments.executors import run_grid
-    from experiments.grids import get_grid, resolve
-
     cores = threads or default_threads()
     if quick:
         grid_name, protocol, dataset = "smoke", "smoke", "synthetic"
     else:
-        from benchmarks.common import load_data
-
         grid_name, protocol, dataset = "replicator-vs-recalibrator", "cpu", load_data().name
         protocol_overrides = {**CUT, **protocol_overrides}
     configs, _ = resolve(get_grid(grid_name), protocol, seeds=seeds, dataset=dataset, **protocol_overrides)

@@ -13,6 +13,7 @@ import time
 import torch
 
 from benchmarks.common import MODELS, alternate, build, fresh, seconds, set_threads, sgd_step
+from experiments.speed import tune_allocator
 
 
 def _batch(batch_size: int, channels_last: bool):
@@ -24,8 +25,6 @@ def _batch(batch_size: int, channels_last: bool):
 
 def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 10, channels_last: bool = True) -> dict:
     """Seconds until the first compiled training step is done, then images/s of ``steps`` more."""
-    from experiments.speed import tune_allocator
-
     tune_allocator()
     set_threads(threads)
     net = build(model, channels_last=channels_last).train()
@@ -43,8 +42,6 @@ def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 1
 def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 2,
         rounds: int = 2, compile: bool = True, compile_timeout: float = 150, threads: int | None = None,
         echo=print) -> dict:
-    from experiments.speed import tune_allocator
-
     tune_allocator()
     thread_counts = (threads,) if threads else thread_counts
     rows = {}

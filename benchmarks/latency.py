@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import alternate, build, seconds, set_threads, spearman
+from experiments.profiling import count_macs
+from experiments.speed import tune_allocator
 
 MODELS = ("dyclotnet_050", "dyclotnet_100", "dyclotnet_200", "mobilenetv2_cifar_100", "ghostnet_cifar_100",
           "mobilenetv2_cifar_dynconv_100", "mobilenetv2_cifar_condconv_100", "mobilenetv2_cifar_dcd_100")
@@ -17,9 +19,6 @@ MODELS = ("dyclotnet_050", "dyclotnet_100", "dyclotnet_200", "mobilenetv2_cifar_
 
 def run(models: tuple[str, ...] = MODELS, rounds: int = 3, latency_repeats: int = 10, batch_size: int = 128,
         threads: int | None = None, echo=print) -> dict:
-    from experiments.profiling import count_macs
-    from experiments.speed import tune_allocator
-
     tune_allocator()
     threads = set_threads(threads)
     nets = {m: build(m).eval() for m in models}

@@ -13,13 +13,12 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import MODELS, alternate, build, load_data, seconds, set_threads, sgd_step, trainer_epoch
+from experiments.data import Batches
+from experiments.speed import tune_allocator
 
 
 def run(models: tuple[str, ...] = MODELS, steps: int = 10, batch_size: int = 64, rounds: int = 2,
         threads: int | None = None, quick: bool = False, echo=print) -> dict:
-    from experiments.data import Batches
-    from experiments.speed import tune_allocator
-
     threads, tuned = set_threads(threads), tune_allocator()  # as the trainer does
     data = load_data(quick)
     batches = Batches(data.train, batch_size, data.mean, data.std, torch.device("cpu"), train=True,

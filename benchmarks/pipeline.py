@@ -14,7 +14,7 @@ images/s are medians over rounds, each after warm-up (ours: the second of two ep
 """
 from __future__ import annotations
 
-from benchmarks.common import MODELS, alternate, fresh, seconds, set_threads
+from benchmarks.common import MODELS, alternate, build, fresh, load_data, seconds, set_threads, sgd_step
 
 WORKERS = (0, 2)
 
@@ -27,8 +27,6 @@ def usual_loop(model: str = "dyclotnet_050", steps: int = 20, batch_size: int = 
     from PIL import Image
     from torchvision import transforms
     from torchvision.datasets import VisionDataset
-
-    from benchmarks.common import build, load_data, sgd_step
 
     threads = set_threads(threads)
     data = load_data(quick)

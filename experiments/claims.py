@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import itertools
 
+from .profiling import count_macs, count_params
+from .registry import create_model
+
 PUBLISHED_MACS_RATIO = 2.9
 PUBLISHED_PARAMS_RATIO = 1.4
 MATCH_TOLERANCE = 0.05  # relative: a ratio within 5% of the published one (rounded to one decimal) "matches"
@@ -32,9 +35,6 @@ MOBILENET_READINGS: dict[str, tuple[str, dict, tuple[int, int, int], int]] = {
 
 def claim_cost_rows() -> list[dict]:
     """One row per (DyClotNet reading, MobileNetV2 reading): both costs and both ratios."""
-    from .profiling import count_macs, count_params
-    from .registry import create_model
-
     def cost(name: str, kwargs: dict, shape: tuple[int, int, int], classes: int) -> tuple[int, int]:
         model = create_model(name, num_classes=classes, in_chans=shape[0], **kwargs)
         return count_params(model), count_macs(model, shape)

@@ -16,6 +16,9 @@ from analysis.terminal import keep_names_whole
 
 from .store import atomic_write
 
+# The registry, profiling and claims modules are imported inside the commands: they load timm and
+# every model's registration, which `run.py --help` does not need.
+
 
 class ProfileFormat(str, Enum):
     table = "table"

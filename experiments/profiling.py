@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .registry import create_model
+
 InputShape = tuple[int, int, int]
 
 
@@ -195,8 +197,6 @@ def profile_model(name: str, input_shape: InputShape = (3, 32, 32), num_classes:
     training-throughput measurement: exact when the process measured nothing bigger before,
     which :func:`profile_models` guarantees by profiling each model in a fresh process.
     """
-    from .registry import create_model
-
     threads = threads or torch.get_num_threads()
     torch.manual_seed(0)
     model = create_model(name, num_classes=num_classes, in_chans=input_shape[0], **(model_kwargs or {}))

@@ -27,6 +27,7 @@ from pathlib import Path
 from analysis.status import RunStatus
 
 from .config import RunConfig
+from .registry import create_model
 from .store import RunStore, read_json, write_error
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 @cache
 def _network_identity(model: str, kwargs_json: str) -> str | None:
     """The built network's class and resolved constructor arguments, or None if unknown."""
-    from .registry import create_model
-
     try:
         net = create_model(model, num_classes=10, **json.loads(kwargs_json))
     except Exception:  # noqa: BLE001 -- a config that cannot build has no twin

@@ -13,10 +13,14 @@ from filelock import Timeout
 
 from analysis.status import RunStatus
 
+from . import profiling
 from .config import RunConfig, Runtime
+from .data import load_dataset
 from .reuse import copy_twin, find_twin
-from .store import ResultsWriteError, RunStore, environment, write_error, write_json
+from .speed import to_memory_format
+from .store import ResultsWriteError, RunStore, environment, read_json, write_error, write_json
 from .tracking import Tracker
+from .trainer import build_model, fit
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1")
@@ -62,8 +66,6 @@ def summarise(history: list[dict]) -> dict:
 
 def measure_cost(model: torch.nn.Module, input_shape: tuple[int, int, int], repeats: int) -> dict:
     """Parameters, MACs and CPU batch-1 latency (1 thread, median); nulls where profiling fails."""
-    from . import profiling
-    from .speed import to_memory_format
 
     model = to_memory_format(model.to("cpu"), torch.contiguous_format).eval()
     cost: dict = {}
@@ -89,10 +91,6 @@ def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path |
     recorded one the run is left unchanged and reported ("params differ"). Only ``cost.macs`` and
     ``cost.macs_counter`` change: metrics, latency and every other file stay as they are.
     """
-    from . import profiling
-    from .data import load_dataset
-    from .store import read_json
-    from .trainer import build_model
 
     datasets, rows = {}, []
     for path in sorted(Path(results).glob("*/*/result.json")):
@@ -183,8 +181,6 @@ def _find_twin(cfg: RunConfig, store: RunStore, env: dict):
 
 
 def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, on_epoch) -> dict:
-    from .data import load_dataset
-    from .trainer import fit
 
     tracker = Tracker(runtime.wandb, cfg, store.dir)
     cost = None

@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import RunConfig, Runtime
 from .data import Batches, Dataset, make_splits
+from .registry import create_model
 from .speed import to_memory_format, tune_allocator
 from .store import RunStore
 
@@ -27,8 +28,6 @@ class Diverged(FloatingPointError):
 
 
 def build_model(cfg: RunConfig, data: Dataset) -> nn.Module:
-    from .registry import create_model
-
     torch.manual_seed(cfg.seeds.init)
     return create_model(cfg.model, num_classes=len(data.classes), in_chans=data.input_shape[0], **cfg.model_kwargs)
 

@@ -1,4 +1,4 @@
-# Set-up and test entry points. `make setup` works on a fresh machine; `make test` runs the suite.
+# Set-up and test entry points. `make setup` works on a fresh machine; `make test` runs ruff, then the suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .stats import pareto_front
+from .stats import pareto_front, t_mean_ci
 
 LABELS = {"test_top1": "test top-1 (%)", "val_top1": "validation top-1 (%)", "macs": "MACs",
           "latency_ms": "latency (ms, CPU, batch 1)", "params": "parameters"}
@@ -63,6 +63,27 @@ def sweep_plot(summary: pd.DataFrame, x_name: str, metric: str, ax=None):
     return fig, ax
 
 
+# (dx, dy) in points, nearest first: right then left of the point, alternating above and below
+LABEL_OFFSETS = tuple((dx, dy) for dy in (3, -10, 12, -19, 21, -28, 30, -37, 39, -46) for dx in (4, -4))
+
+
+def place_labels(ax, labels: list[str], x: np.ndarray, y: np.ndarray, fontsize: int = 7) -> None:
+    """Annotate points without overlapping labels: each label takes the first of ``LABEL_OFFSETS`` (points)
+    whose box meets no label placed before it (left-hand offsets align right); deterministic."""
+    ax.autoscale_view()  # the view limits are computed lazily: fix them before measuring boxes
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for label, xi, yi in sorted(zip(labels, x, y, strict=True), key=lambda item: (item[1], -item[2], item[0])):
+        for dx, dy in LABEL_OFFSETS:
+            text = ax.annotate(label, (xi, yi), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               ha="left" if dx > 0 else "right")
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or (dx, dy) == LABEL_OFFSETS[-1]:
+                placed.append(box)
+                break
+            text.remove()
+
+
 def pareto_plot(points: pd.DataFrame, cost: str, metric: str, ax=None):
     """Score against cost with error bars and the Pareto front (lower cost, higher score).
 
@@ -78,24 +99,29 @@ def pareto_plot(points: pd.DataFrame, cost: str, metric: str, ax=None):
     if len(front):
         ax.step(data["cost"].iloc[front], data["mean"].iloc[front], where="post", color="0.3",
                 linestyle="--", linewidth=1, label="Pareto front")
-    for row in data.itertuples(index=False):
-        ax.annotate(row.label, (row.cost, row.mean), xytext=(3, 3), textcoords="offset points", fontsize=7)
     if len(data) and data["cost"].gt(0).all() and data["cost"].max() / data["cost"].min() > 10:
         ax.set_xscale("log")
+    place_labels(ax, data["label"].tolist(), data["cost"].to_numpy(float), data["mean"].to_numpy(float))
     ax.set_xlabel(LABELS.get(cost, cost))
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.legend(loc="best", fontsize="small")
     return fig, ax
 
 
+def _t_band(values) -> tuple[float, float]:
+    """The 95% t interval of the mean over seeds (the report's interval for a mean at every n)."""
+    ci = t_mean_ci(np.asarray(values, float))
+    return ci["low"], ci["high"]
+
+
 def curves_plot(curves: pd.DataFrame, metric: str, order: list[str], seed: int, ax=None):
-    """Per-epoch ``metric`` by variant: mean over seeds with seaborn's bootstrap 95% band (seeded).
+    """Per-epoch ``metric`` by variant: mean over seeds with the 95% t band of the mean (``seed`` is kept for API stability).
 
     ``curves``: rows ``variant, seed, epoch, <metric>`` of one grid.
     """
     fig, ax = _axes(ax)
-    sns.lineplot(data=curves, x="epoch", y=metric, hue="variant", hue_order=order, errorbar=("ci", 95),
-                 n_boot=1000, seed=seed, marker="o", markersize=3, ax=ax)
+    sns.lineplot(data=curves, x="epoch", y=metric, hue="variant", hue_order=order, errorbar=_t_band,
+                 seed=seed, marker="o", markersize=3, ax=ax)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.legend(loc="best", fontsize="small", title=None)

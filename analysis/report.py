@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import plots, stats
+from . import plots, second_edition, stats
 from .compare import analyze, compare_samples, grid_reference, natural_key
 from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
 from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study
@@ -430,13 +430,14 @@ def grid_section(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFram
             lines += [_figure(figures, f"{slug}_sweep",
                               f"{grid}: mean {metric} against {key} with the 95% t interval of the mean")]
     grid_curves = curves[curves["grid"] == grid] if len(curves) else curves
+    # a curve needs more than one epoch: the test set of most protocols is evaluated after the last epoch only
     curve_metric = next((m for m in (metric, "val_top1", "test_top1") if m in grid_curves
-                         and grid_curves[m].notna().any()), None)
+                         and grid_curves.dropna(subset=[m])["epoch"].nunique() > 1), None)
     if curve_metric:
         figures[f"{slug}_curves"] = plots.curves_plot(grid_curves.dropna(subset=[curve_metric]), curve_metric,
                                                       [v for v in order if v in set(grid_curves["variant"])],
                                                       seed=result["seed"])[0]
-        lines += [_figure(figures, f"{slug}_curves", f"{grid}: {curve_metric} per epoch (mean, 95% band over seeds)")]
+        lines += [_figure(figures, f"{slug}_curves", f"{grid}: {curve_metric} per epoch (mean, 95% t band over seeds)")]
     extra = "" if metric == "test_top1" else f" --metric {metric}"
     lines += ["Regenerate: " + _cmd("analyze", "--results", results_arg, "--grid", grid + extra, "--format", "md"), ""]
     return lines
@@ -632,6 +633,11 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
              f"Generated from `{results_arg}` by {_cmd('report', '--results', results_arg, '--out', out_arg + options)}; "
              "every number is recomputed from the run files and rerunning the command reproduces this file "
              "byte for byte.", ""]
+    lines += second_edition.findings_lines(results, frame) + second_edition.budget_lines(results, figures)
+    lines += ["# First pass and all runs", "",
+              "Everything below analyses every grid's newest engine version as it stands. Grids whose runs are all "
+              "of engine version 1 are the first pass: one shared learning rate for every network, a budget chosen "
+              "without measuring power (docs/study.md); read them as an untuned, underpowered first pass.", ""]
     accounting = frame.groupby("grid")["status"].value_counts().unstack(fill_value=0)
     accounting = accounting.reindex(columns=[s for s in STATUSES
                                              if s in accounting.columns])

@@ -163,10 +163,15 @@ def register(app: typer.Typer) -> None:
                                               help="With --until-decided: equivalence margin, points.")] = 0.5,
         only_variants: Annotated[list[str] | None, typer.Option(hidden=True)] = None,
     ) -> None:
-        """Run a grid: every variant x seed not finished yet (interrupted runs resume)."""
+        """Run a grid: every variant x seed not finished yet (interrupted runs resume).
+
+        Where ``run.py tune GRID`` chose learning rates on validation under the same protocol, every
+        variant trains at its chosen rate.
+        """
         from .executors import run_grid
         from .grids import get_grid, grid_json, resolve
         from .store import check_writable, write_json
+        from .tuning import read_choice
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         choose("executor", executor, ("local", "ray"))
@@ -197,8 +202,13 @@ def register(app: typer.Typer) -> None:
             for variant, state in states.items():
                 console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
             return
+        protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+        learning_rates = read_choice(Path(results), g, protocol_name)
+        if learning_rates:
+            console.print(f"learning rates chosen on validation ({Path(results) / (g.name + '-lr') / 'chosen.json'}): "
+                          + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
         configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
-                                   runtime.plugins)
+                                   runtime.plugins, learning_rates=learning_rates)
         check_data(configs[0].dataset, runtime)
         for name, reason in missing.items():
             console.print(f"[yellow]left out[/] {name}: {reason}")
@@ -274,13 +284,59 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @app.command()
+    def tune(
+        grid: str,
+        protocol: Protocol_ = None,
+        candidates: Annotated[str, typer.Option(help="Peak learning rates to try, comma-separated.")] = "0.025,0.05,0.1,0.2",
+        seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, max=100,
+                                           help="Seeds per candidate (1000, 1001, ...).")] = 2,
+        data_root: DataRoot_ = None,
+        results: Results_ = Path("results"),
+        workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size.")] = 1,
+        threads: Annotated[int | None, typer.Option(min=1, max=1024, help="torch threads per run.")] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+        wandb: Annotated[str, typer.Option(help="off, offline or online.")] = "offline",
+        plugins: Import_ = None,
+    ) -> None:
+        """Choose each variant's learning rate on validation, the same search for every network (docs/study.md)."""
+        from .executors import run_grid
+        from .grids import get_grid, grid_json, resolve
+        from .store import check_writable, write_json
+        from .tuning import TUNING_FIRST_SEED, choose_learning_rates, tuning_grid, write_choice
+
+        try:
+            values = tuple(float(c) for c in candidates.split(","))
+        except ValueError:
+            raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
+        runtime = _runtime(data_root, False, device, threads, False, wandb, plugins)
+        g = get_grid(grid)
+        search = tuning_grid(g, values)
+        configs, missing = resolve(search, protocol, seeds, plugins=runtime.plugins, first_seed=TUNING_FIRST_SEED)
+        check_data(configs[0].dataset, runtime)
+        grid_dir = check_writable(Path(results) / search.name)
+        write_json(grid_dir / "grid.json", grid_json(search, configs, missing))
+        outcome = run_grid(configs, runtime, results, "local", workers, None, show_progress=True,
+                           title=f"{search.name} ({configs[0].protocol.name})")
+        _print_results(outcome)
+        chosen = choose_learning_rates(Path(results), g)
+        path = write_choice(Path(results), g, configs[0].protocol.name, chosen)
+        for variant, entry in chosen.items():
+            console.print(f"{variant}: lr {entry['lr']:g} (mean validation top-1 by lr: "
+                          + ", ".join(f"{lr} {v:.2f}" for lr, v in entry["val_top1"].items()) + ")")
+        console.print(f"wrote {path}; run.py ablate {g.name} now trains at these rates")
+
+    @app.command()
     def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
                results: Results_ = Path("results"), vary: Vary_ = "all", plugins: Import_ = None) -> None:
         """Count a grid's runs: ok / running / failed / partial (resumable) / to do."""
         from .grids import get_grid, resolve
         from .store import RunStore
+        from .tuning import read_choice
 
-        configs, _ = resolve(get_grid(grid), protocol, seeds, dataset, vary, tuple(plugins or ()))
+        g = get_grid(grid)
+        protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+        configs, _ = resolve(g, protocol, seeds, dataset, vary, tuple(plugins or ()),
+                             learning_rates=read_choice(Path(results), g, protocol_name))
         counts = dict.fromkeys(ENGINE_STATES, 0)
         table = Table("variant", "seed", "status", "run")
         for cfg in configs:

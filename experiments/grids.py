@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 
-from .config import PROTOCOLS, RunConfig, Seeds, Vary, choose, get_protocol
+from .config import PROTOCOLS, Protocol, RunConfig, Seeds, Vary, choose, get_protocol
 
 
 @dataclass(frozen=True)
@@ -13,9 +13,10 @@ class Variant:
     model: str
     model_kwargs: dict = field(default_factory=dict)
     optional: bool = False  # left out (with a note) while its model or option does not exist yet
+    lr: float | None = None  # peak learning rate replacing the protocol's (a learning-rate search's candidate)
 
     def as_json(self) -> dict:
-        return {"model": self.model, "model_kwargs": dict(self.model_kwargs)}
+        return {"model": self.model, "model_kwargs": dict(self.model_kwargs), **({"lr": self.lr} if self.lr else {})}
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,12 @@ def check_variants(grid: Grid, plugins: tuple[str, ...] = (), strict: bool = Tru
 
 def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: str | None = None, vary: Vary = "all",
             plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0,
-            **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
-    """One RunConfig per (variant, seed first_seed..first_seed+seeds-1), and the optional variants left out (with reasons)."""
+            learning_rates: dict[str, float] | None = None, **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
+    """One RunConfig per (variant, seed first_seed..first_seed+seeds-1), and the optional variants left out (with reasons).
+
+    A variant's peak learning rate is, first, ``learning_rates[variant]`` (chosen on validation by
+    ``experiments.tuning``), then the variant's own ``lr``, then the protocol's (times the grid's ``lr_scale``).
+    """
     from .data import DATASETS
 
     if not isinstance(seeds, int) or seeds < 1:
@@ -146,8 +151,11 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
         proto = get_protocol(protocol_name, **protocol_overrides, lr=proto.lr * grid.lr_scale)
     dataset = choose("dataset", dataset if dataset is not None else grid.dataset or proto.dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
+    learning_rates = learning_rates or {}
+    protocols = {name: proto if (lr := learning_rates.get(name, v.lr)) is None
+                 else Protocol.model_validate({**proto.model_dump(), "lr": lr}) for name, v in variants.items()}
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,
-                         protocol=proto, seed=seed, vary=vary, seeds=Seeds.derive(seed, vary))
+                         protocol=protocols[name], seed=seed, vary=vary, seeds=Seeds.derive(seed, vary))
                for seed in range(first_seed, first_seed + seeds) for name, v in variants.items()]
     return configs, missing
 

@@ -421,3 +421,19 @@ def test_json_schema(result):
 def test_unknown_format():
     with pytest.raises(ValueError, match=r"unknown format 'markdown'.*allowed: table, md, latex, csv, json"):
         render({}, "markdown")
+
+
+def test_pareto_labels_do_not_overlap_when_points_crowd():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from analysis.plots import pareto_plot
+
+    points = pd.DataFrame({"label": [f"network_{i}" for i in range(8)], "group": "g", "cost": 1e7 + np.arange(8) * 1e4,
+                           "mean": 40 + np.arange(8) * 0.05, "ci_low": 39.0, "ci_high": 41.0})
+    fig, ax = pareto_plot(points, "macs", "test_top1")
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(points["label"])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)

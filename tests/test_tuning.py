@@ -1,0 +1,64 @@
+"""Learning rates chosen on validation, the same search for every network."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.grids import get_grid, resolve
+from experiments.tuning import LR_CANDIDATES, TUNING_FIRST_SEED, choose_learning_rates, read_choice, tuning_grid, write_choice
+
+
+def test_the_search_is_a_grid_of_every_variant_at_every_candidate():
+    grid = get_grid("replicator-vs-recalibrator")
+    search = tuning_grid(grid)
+    assert search.name == "replicator-vs-recalibrator-lr"
+    assert set(search.variants) == {f"{v}@lr{lr:g}" for v in grid.variants for lr in LR_CANDIDATES}
+    configs, _ = resolve(search, "cpu", 2, check=False, first_seed=TUNING_FIRST_SEED)
+    assert {c.seed for c in configs} == {1000, 1001}  # disjoint from the main runs' seeds
+    assert {c.protocol.lr for c in configs if c.variant.startswith("dct@")} == set(LR_CANDIDATES)
+    with pytest.raises(ValueError, match="positive finite"):
+        tuning_grid(grid, (0.1, -1.0))
+
+
+def test_main_runs_train_at_the_chosen_rates():
+    grid = get_grid("replicator-vs-recalibrator")
+    plain, _ = resolve(grid, "cpu", 1, check=False)
+    tuned, _ = resolve(grid, "cpu", 1, check=False, learning_rates={"dct": 0.05})
+    lrs = {c.variant: c.protocol.lr for c in tuned}
+    assert lrs["dct"] == 0.05 and lrs["replicator"] == 0.1
+    assert {c.run_id for c in tuned if c.variant == "dct"} != {c.run_id for c in plain if c.variant == "dct"}
+
+
+def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok") -> None:
+    run = root / "g-lr" / f"{variant}-{seed}".replace("@", "_")
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": 2}))
+    (run / "result.json").write_text(json.dumps({
+        "run_id": run.name, "grid": "g-lr", "variant": variant, "seed": seed, "model": "m", "dataset": "d",
+        "protocol": "cpu", "status": status, "reason": None if status == "ok" else "diverged",
+        "metrics": {"test_top1": 99.0 - val, "val_top1": val}, "cost": {"params": 1, "macs": 1, "latency_ms": 1.0}}))
+
+
+def test_the_choice_uses_validation_only_and_ties_go_to_the_smaller_rate(tmp_path):
+    from experiments.grids import Grid, Variant
+
+    grid = Grid("g", "test", "a", {"a": Variant("m"), "b": Variant("m"), "c": Variant("m")})
+    (tmp_path / "g-lr").mkdir()
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    for seed, (low, high) in enumerate([(60.0, 70.0), (62.0, 68.0)]):  # a: 0.2 wins on validation (test says 0.1)
+        _search_run(tmp_path, "a@lr0.1", seed, low)
+        _search_run(tmp_path, "a@lr0.2", seed, high)
+        _search_run(tmp_path, "b@lr0.1", seed, 65.0)  # a tie: the smaller rate
+        _search_run(tmp_path, "b@lr0.2", seed, 65.0)
+        _search_run(tmp_path, "c@lr0.1", seed, 65.0, "failed" if seed else "ok")  # not all finished: left out
+    chosen = choose_learning_rates(tmp_path, grid)
+    assert chosen["a"] == {"lr": 0.2, "val_top1": {"0.1": 61.0, "0.2": 69.0}, "runs": {"0.1": 2, "0.2": 2}}
+    assert chosen["b"]["lr"] == 0.1 and "c" not in chosen
+    write_choice(tmp_path, grid, "cpu", chosen)
+    assert read_choice(tmp_path, grid, "cpu") == {"a": 0.2, "b": 0.1}
+    assert read_choice(tmp_path, grid, "cpu-full") == {}  # chosen under another budget: not applied
+    (tmp_path / "g-lr" / "chosen.json").write_text("{}")
+    with pytest.raises(ValueError, match="is not a learning-rate choice"):
+        read_choice(tmp_path, grid, "cpu")

@@ -141,7 +141,7 @@ def test_sigkilled_grid_resumes_without_losing_or_repeating_runs(tmp_path, capsy
     assert len(finished) == 2 and {p.parent.name for p in finished} == {configs[0].run_id, configs[1].run_id}
     assert epochs_of(stores[interrupted]) == [1] and not stores[interrupted].result.exists()
     assert run.main(["status", "rel", "--seeds", "2", "--results", str(results), "--import", "conftest"]) == 0
-    assert "done 2, running 0, failed 0, partial 1, to do 1" in capsys.readouterr().out  # the lock died with it
+    assert "ok 2, running 0, failed 0, partial 1, to do 1" in capsys.readouterr().out  # the lock died with it
 
     code, out, err = finish(grid_process(results, REL_TRACE=str(trace)))
     assert code == 0, err

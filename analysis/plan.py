@@ -46,12 +46,14 @@ class BudgetRow:
     max_seeds: int | None
     expected_seeds: float | None
     cpu_hours: float | None
+    seeds_cap: int
 
 
 def run_threads(run_dir: Path) -> float:
     """Torch threads the run trained with (env.json), NaN when unknown."""
     try:
-        threads = json.loads((run_dir / "env.json").read_text()).get("threads")
+        env = json.loads((run_dir / "env.json").read_text())
+        threads = env.get("torch_threads", env.get("threads"))
     except (OSError, ValueError, AttributeError):
         return math.nan
     return float(threads) if isinstance(threads, (int, float)) and threads > 0 else math.nan
@@ -84,7 +86,8 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
                 budget=grid[len(PILOT_PREFIX):], question=question, pairs=len(seeds),
                 reference_top1=float(reference.mean()), diff=float(diffs.mean()), sd=sd, sd_upper=sd_up,
                 cpu_seconds_per_run=cpu_seconds, max_seeds=plan.max_seeds if plan else None, expected_seeds=expected,
-                cpu_hours=2 * expected * cpu_seconds / 3600 if expected is not None and math.isfinite(cpu_seconds) else None))
+                cpu_hours=2 * expected * cpu_seconds / 3600 if expected is not None and math.isfinite(cpu_seconds) else None,
+                seeds_cap=max_seeds_cap))
     return rows
 
 
@@ -112,5 +115,6 @@ def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
     return pd.DataFrame([{
         "budget": r.budget, "question": r.question, "pairs": str(r.pairs), "ref top-1": fmt(r.reference_top1, "{:.1f}"),
         "mean diff": fmt(r.diff, "{:+.2f}"), "paired SD (80% UB)": f"{fmt(r.sd, '{:.2f}')} ({fmt(r.sd_upper, '{:.2f}')})",
-        "CPU-s/run": fmt(r.cpu_seconds_per_run, "{:.0f}"), "max seeds": fmt(r.max_seeds, "{}"),
+        "CPU-s/run": fmt(r.cpu_seconds_per_run, "{:.0f}"),
+        "max seeds": fmt(r.max_seeds, "{}") if r.max_seeds or not math.isfinite(r.sd_upper) else f"> {r.seeds_cap}",
         "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), "CPU-h": fmt(r.cpu_hours, "{:.1f}")} for r in rows])

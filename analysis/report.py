@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from study.claims import CIFAR100_CLAIM, MACS_RATIO_HEADER, PAPER_CLAIMS, PARAMS_RATIO_HEADER
+
 from . import plots, second_edition, stats
 from .compare import analyze, compare_samples, grid_reference, natural_key
 from .health import LEARNED_FACTOR, SPIKE_FACTOR, training_health
@@ -282,15 +284,11 @@ def claim_rows(frame: pd.DataFrame, usable: pd.DataFrame) -> tuple[pd.DataFrame,
     """The paper-claims table, and the DyClotNet and MobileNetV2 variants of ``paper-claim`` it used."""
     rows = []
     grid, grids = "paper-claim", set(frame["grid"])
-    paper = [("DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-10: +0.9 points top-1", "acc", 0.9),
-             ("DyClotNet 2.0x needs 2.9x fewer MACs than MobileNetV2 1.0x", "macs", 2.9),
-             ("DyClotNet 2.0x has 1.4x fewer parameters than MobileNetV2 1.0x", "params", 1.4),
-             ("(no paper claim) CPU latency of DyClotNet 2.0x vs MobileNetV2 1.0x", "latency_ms", None)]
     in_grid = frame[frame["grid"] == grid]
     dyclot = _pick(in_grid, None, r"^dyclotnet_200$", r"dyclotnet\W?_?2(00|\.0)", r"dyclot")
     mobile = _pick(in_grid, dyclot, r"^mobilenetv2_cifar8_100$", r"^mobilenetv2_(cifar_)?100$", r"mobilenet\w*1(00|\.0)",
                    r"mobilenet")
-    for claim, kind, claimed in paper:
+    for claim, kind, claimed in PAPER_CLAIMS:
         if grid not in grids or dyclot is None or mobile is None:
             rows.append((claim, grid, "–", "no results", f"grid `{grid}` " + (
                 "absent" if grid not in grids else "lacks a dyclotnet or mobilenetv2 variant")))
@@ -302,7 +300,7 @@ def claim_rows(frame: pd.DataFrame, usable: pd.DataFrame) -> tuple[pd.DataFrame,
         if kind == "acc" and datasets and not all("cifar" in d.lower() and "10" in d for d in datasets):
             reason += f"; measured on {', '.join(datasets)}, not CIFAR-10"
         rows.append((claim, f"{grid}: `{dyclot}` vs `{mobile}`", measured, verdict, reason))
-    rows.append(("DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-100: +0.3 points top-1", "–", "–",
+    rows.append((CIFAR100_CLAIM, "–", "–",
                  "not testable here", "no CIFAR-100 data on this machine; where it exists: "
                  + _cmd("ablate", "paper-claim", "--dataset", "cifar100", "--data-root", "CIFAR100_DIR")))
     for grid in NONINFERIORITY_GRIDS:
@@ -326,16 +324,16 @@ def cost_readings_lines(results: Path, results_arg: str) -> list[str]:
         rows = json.loads(path.read_text())
         table = pd.DataFrame([{"DyClotNet-2.0 reading": r["dyclotnet_200 reading"],
                                "MobileNetV2-1.0 reading": r["mobilenetv2_100 reading"],
-                               "params ratio (claim 1.4x)": (f"{r['params_ratio']:.2f}x"
+                               PARAMS_RATIO_HEADER: (f"{r['params_ratio']:.2f}x"
                                                              + (" (matches)" if r["params_match"] else "")),
-                               "MACs ratio (claim 2.9x)": f"{r['macs_ratio']:.2f}x" + (" (matches)" if r["macs_match"] else "")}
+                               MACS_RATIO_HEADER: f"{r['macs_ratio']:.2f}x" + (" (matches)" if r["macs_match"] else "")}
                               for r in rows])
     except FileNotFoundError:
         return []
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"'{path}' is not a claim-costs file ({error}); rewrite it with run.py claim-costs --out") from None
-    both = table[table["params ratio (claim 1.4x)"].str.endswith("(matches)")
-                 & table["MACs ratio (claim 2.9x)"].str.endswith("(matches)")]
+    both = table[table[PARAMS_RATIO_HEADER].str.endswith("(matches)")
+                 & table[MACS_RATIO_HEADER].str.endswith("(matches)")]
     summary = ("Both published ratios are reproduced only by: " + "; ".join(
         f"{r[0]} against {r[1]}" for r in both.itertuples(index=False)) + "." if len(both)
         else "No single reading reproduces both published ratios.")

@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
+from study.questions import CORE_QUESTIONS
 
 from .plan import pilot_rows, plan_table, recommend, run_threads
 from .status import RunStatus
 from .tables import markdown_table
 
 SECOND_EDITION_ENGINE = 2
-
-
-@dataclass(frozen=True)
-class CoreQuestion:
-    key: str
-    text: str
-    grid: str
-    variant: str | None  # compared with the grid's reference; None: every variant
-
-
-CORE_QUESTIONS = (
-    CoreQuestion("a", "Does the recalibrator help over the replicator alone?", "replicator-vs-recalibrator", "replicator"),
-    CoreQuestion("b", "Is DCT as good as the pointwise expansion it replaces?", "expansion-op", "pointwise"),
-    CoreQuestion("c", "The headline: DyClotNet-2.0 vs the MobileNetV2-1.0 that reproduces the published costs",
-                 "paper-claim", "mobilenetv2-1.0-8x8"),
-    CoreQuestion("d", "DyClotNet vs GhostNet and the dynamic-convolution baselines", "baselines", None),
-)
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:

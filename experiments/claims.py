@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 
+from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
+
 from .profiling import count_macs, count_params
 from .registry import create_model
-
-PUBLISHED_MACS_RATIO = 2.9
-PUBLISHED_PARAMS_RATIO = 1.4
-MATCH_TOLERANCE = 0.05  # relative: a ratio within 5% of the published one (rounded to one decimal) "matches"
 
 DYCLOT_READINGS: dict[str, dict] = {
     "default (p=2, r=4, hidden=N/r)": {},

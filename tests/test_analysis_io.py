@@ -84,6 +84,16 @@ def test_analysis_never_imports_the_engine_or_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
+def test_the_study_definition_imports_no_torch_and_no_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys, study, study.grids, study.questions, study.claims\n"
+            "bad = [m for m in ('torch', 'experiments', 'analysis', 'dyclot', 'baselines') if m in sys.modules]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
 # ------------------------------------------------------------------------------------------ loader
 def test_load_results_flattens_result_json(results):
     frame = load_results(results)

@@ -1,0 +1,104 @@
+"""The study's named ablation grids: variants of models and options, and the plan they run in.
+
+Definitions only (no torch, no engine): ``experiments.grids`` resolves them into run configs,
+``analysis`` and the report read them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Variant:
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    optional: bool = False  # left out (with a note) while its model or option does not exist yet
+    lr: float | None = None  # peak learning rate replacing the protocol's (a learning-rate search's candidate)
+
+    def as_json(self) -> dict:
+        return {"model": self.model, "model_kwargs": dict(self.model_kwargs), **({"lr": self.lr} if self.lr else {})}
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    description: str
+    reference: str
+    variants: dict[str, Variant]
+    protocol: str = "cpu"  # default protocol
+    dataset: str | None = None  # None: the protocol's dataset; --dataset overrides either
+    paired: bool = True  # runs with the same seed share init and data-order seeds
+    lr_scale: float = 1.0  # the protocol's learning rate times this (a sensitivity check of the schedule)
+    fallback_protocol: str | None = None  # default protocol where the default one's dataset is not installed
+
+
+def sweep(model: str, option: str, values: tuple, **fixed) -> dict[str, Variant]:
+    return {f"{option}{value}": Variant(model, {**fixed, option: value}) for value in values}
+
+
+# Width 0.5 (and ResNet-20 for the seed methods that were published on ResNets): the 1.0-width set
+# costs more than the cpu-protocol study can afford on 2 cores (docs/engine.md, REPORT.md).
+BASELINE_MODELS = ("mobilenetv2_cifar_050", "ghostnet_cifar_050", "mobilenetv2_cifar_dynconv_050",
+                   "mobilenetv2_cifar_condconv_050", "mobilenetv2_cifar_dcd_050", "resnet20_cifar",
+                   "resnet20_cifar_ftm", "resnet20_cifar_mdconv", "resnet20_cifar_maconv")
+CORE = {"dct": Variant("dyclotnet_050", {"expansion": "dct"}), "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}
+# The headline pair: DyClotNet-2.0 against the MobileNetV2-1.0 adaptation whose costs reproduce both
+# published ratios (ends at 8x8); the common 4x4 adaptation stays as an extra row.
+HEADLINE = {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0-8x8": Variant("mobilenetv2_cifar8_100"),
+            "mobilenetv2-1.0": Variant("mobilenetv2_cifar_100")}
+# The bottleneck's normalisation as engine version 1 placed it: a BN after the expansion (it cancels
+# the batch-constant part of the DCT's Psi in train mode) and no head BN.
+NORM_AFTER = {"expansion_norm": "after", "head_norm": False}
+
+# The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
+PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
+PILOT_VARIANTS = {"dct": Variant("dyclotnet_050"), "replicator": Variant("dyclotnet_050", {"recalibrator": "none"}),
+                  "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}
+
+GRIDS: dict[str, Grid] = {g.name: g for g in (
+    Grid("replicator-vs-recalibrator", "Does the DCT's recalibrator help over the replicator alone (DyClotNet-0.5)?",
+         "dct", {"dct": Variant("dyclotnet_050", {"recalibrator": "sigmoid_add"}),
+                 "replicator": Variant("dyclotnet_050", {"recalibrator": "none"}),
+                 "dct-norm-after": Variant("dyclotnet_050", {"recalibrator": "sigmoid_add", **NORM_AFTER})}),
+    *(Grid(f"pilot-{budget}", f"The budget pilot under protocol {budget} (docs/study.md): the core pairs -- the "
+           "recalibrator against the replicator alone, DCT against the pointwise expansion it replaces "
+           "(DyClotNet-0.5).", "dct", PILOT_VARIANTS, protocol=budget) for budget in PILOT_BUDGETS),
+    Grid("p-sweep", "Expansion ratio p of DyClotNet-0.5's DCTs.", "p2", sweep("dyclotnet_050", "p", (1, 2, 4, 8))),
+    Grid("r-sweep", "Reduction ratio r of the DCT recalibrator (DyClotNet-0.5).", "r4",
+         sweep("dyclotnet_050", "r", (1, 2, 4, 8, 16))),
+    Grid("expansion-op", "The operator in the expansion slot of DyClotNet-0.5's bottleneck: DCT, the pointwise "
+         "expansion it replaces, and the DCT's replicator alone.", "dct",
+         {**CORE, "replicator-only": Variant("dyclotnet_050", {"expansion": "dct", "recalibrator": "none"})}),
+    Grid("expansion-alternatives", "Other cheap expansion operators in DyClotNet-0.5's expansion slot: Ghost "
+         "(GhostNet's cheap operation) and FTM, against DCT.", "dct",
+         {"dct": CORE["dct"], "ghost": Variant("dyclotnet_050", {"expansion": "ghost"}, optional=True),
+          "ftm": Variant("dyclotnet_050", {"expansion": "ftm"}, optional=True)}),
+    Grid("core-fashion-mnist", "The core comparison (DCT vs the pointwise expansion it replaces, DyClotNet-0.5) on "
+         "Fashion-MNIST.", "dct", CORE, dataset="fashion-mnist"),
+    Grid("baselines", "DyClotNet-0.5 against the efficient-CNN baselines at width 0.5 and the seed methods on ResNet-20.",
+         "dyclotnet", {"dyclotnet": Variant("dyclotnet_050"), **{m: Variant(m, optional=True) for m in BASELINE_MODELS}}),
+    Grid("paper-claim", "The paper's headline: DyClotNet-2.0 against MobileNetV2-1.0 on CIFAR.", "dyclotnet-2.0",
+         HEADLINE),
+    Grid("lr-check", "DyClotNet-0.5 against MobileNetV2-0.5 at half the protocol's learning rate: at the full "
+         "rate every MobileNetV2-family run's training loss spiked above chance (REPORT.md, Training health). Does "
+         "the comparison change when the schedule is gentler?", "dyclotnet",
+         {"dyclotnet": Variant("dyclotnet_050"), "mobilenetv2_cifar_050": Variant("mobilenetv2_cifar_050")},
+         lr_scale=0.5),
+    Grid("paper-claim-lr", "The paper's headline pair (DyClotNet-2.0 vs MobileNetV2-1.0) at half the protocol's "
+         "learning rate: at the full rate every MobileNetV2-1.0 run's training loss spiked above chance. Does the "
+         "headline comparison depend on that?", "dyclotnet-2.0", HEADLINE, lr_scale=0.5),
+    Grid("smoke", "Two tiny variants (DyClotNet-0.25 with and without the recalibrator), for tests and the README.",
+         "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
+         protocol="quick", fallback_protocol="smoke"),
+)}
+
+# The study (`run.py study`): each grid with its seeds per variant, in the order they run
+# (the core questions first, the most expensive last), on the grid's own protocol and dataset.
+STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "core-fashion-mnist": 3, "p-sweep": 3,
+                         "r-sweep": 3, "paper-claim": 3, "baselines": 3, "expansion-alternatives": 3,
+                         "lr-check": 3, "paper-claim-lr": 3}
+
+
+
+__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_VARIANTS", "STUDY",
+           "Grid", "Variant", "sweep"]

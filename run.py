@@ -21,7 +21,7 @@ app = typer.Typer(
 def _register_commands() -> None:
     import importlib
 
-    for module_name in ("experiments.profile_cli", "experiments.cli", "experiments.gpu", "analysis.cli", "benchmarks.cli"):
+    for module_name in ("costing.cli", "experiments.cli", "experiments.gpu", "analysis.cli", "benchmarks.cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:  # a package still without a CLI

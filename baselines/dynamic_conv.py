@@ -20,7 +20,7 @@ and :func:`set_epoch_temperature` (what a network's ``set_epoch(epoch, num_epoch
 MAC counting: ptflops' module hooks cannot see ``F.conv2d``/``torch.einsum`` inside these
 operators, so each declares its whole cost in ``count_macs(x, y)`` (the batch's operations,
 counted the way ptflops counts layers: a multiply-add per weight use, one per bias and per
-element of activations, BatchNorm 2 per element). ``experiments.profiling`` installs every
+element of activations, BatchNorm 2 per element). ``costing.profiling`` installs every
 ``count_macs`` method as a ptflops custom hook (ptflops then does not descend into the module).
 
 Nothing here imports a network.

@@ -13,7 +13,7 @@ Names: ``conv`` (:func:`~baselines.folding.static_conv`), ``dynconv``
 
 MAC counting: operators whose work ptflops' module hooks cannot see (per-example kernels via
 ``F.conv2d``/``einsum``, gates, products) declare their whole cost in ``count_macs(x, y)``, which
-``experiments.profiling`` installs as a ptflops hook: :class:`DynamicConv2d`, :class:`CondConv`,
+``costing.profiling`` installs as a ptflops hook: :class:`DynamicConv2d`, :class:`CondConv`,
 :class:`DynamicConvDecomposition` (and the DCD classifier), :class:`MDConv2d`, :class:`MAConv2d` and
 :class:`~baselines.ftm.FTMExpansion` (also inside FTM). Ghost expansion and static convs are
 plain Conv/BatchNorm modules.

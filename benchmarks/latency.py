@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import alternate, build, seconds, set_threads, spearman
-from experiments.profiling import count_macs
+from costing.profiling import count_macs
 from experiments.speed import tune_allocator
 
 MODELS = ("dyclotnet_050", "dyclotnet_100", "dyclotnet_200", "mobilenetv2_cifar_100", "ghostnet_cifar_100",

@@ -93,13 +93,6 @@ def parse_kwargs(pairs: list[str] | None) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    try:
-        from . import profile_cli
-    except ImportError:
-        profile_cli = None
-    if profile_cli is not None:
-        profile_cli.register(app)
-
     @app.command("list")
     def list_grids() -> None:
         """List the named ablation grids."""

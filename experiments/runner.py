@@ -12,8 +12,8 @@ import torch
 from filelock import Timeout
 
 from analysis.status import RunStatus
+from costing import profiling
 
-from . import profiling
 from .config import RunConfig, Runtime
 from .data import load_dataset
 from .reuse import copy_twin, find_twin

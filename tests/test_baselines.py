@@ -30,8 +30,8 @@ from baselines import (
 )
 from baselines.dynamic_conv import DynamicLinearDecomposition, dcd_hsigmoid
 from conftest import registered_models
+from costing.profiling import count_macs, count_params, profile_model
 from dyclot.layers import create_expansion, list_expansions
-from experiments.profiling import count_macs, count_params, profile_model
 
 CIFAR = (3, 32, 32)  # input shape of the MAC counts
 FOLDABLE = {  # foldable network -> the static network it must become after fuse(), and the options that make it foldable

@@ -12,9 +12,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import dyclot
 from conftest import registered_models
+from costing.profiling import count_flops, count_macs, count_params
 from dyclot import DCTBottleneck, DynamicCloneTransformer, stage_widths
 from dyclot.layers import CLONE_ORDERS, RECALIBRATORS
-from experiments.profiling import count_flops, count_macs, count_params
 
 
 def test_models_are_registered_with_timm():
@@ -253,8 +253,8 @@ def test_mac_counter_counts_subclasses_of_layers_ptflops_knows():
     must be counted like their base classes, or DCT's saving over the pointwise expansion vanishes."""
     from timm.layers import BatchNormAct2d
 
+    from costing.profiling import count_macs
     from dyclot.layers import PointwiseExpansion
-    from experiments.profiling import count_macs
 
     shape = (16, 8, 8)
     assert count_macs(PointwiseExpansion(16, p=2), shape) == count_macs(nn.Conv2d(16, 32, 1, bias=False), shape) == 32 * 16 * 64

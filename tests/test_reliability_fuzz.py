@@ -205,7 +205,7 @@ PROFILE_BAD = {
 
 
 def _profile_input_valid(value: str) -> bool:
-    from experiments.profile_cli import parse_input_shape
+    from costing.cli import parse_input_shape
 
     try:
         parse_input_shape(value)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .registry import create_model
+from experiments.registry import create_model
 
 InputShape = tuple[int, int, int]
 
@@ -217,7 +217,7 @@ def profile_model(name: str, input_shape: InputShape = (3, 32, 32), num_classes:
 def _profile_in_subprocess(kwargs: dict) -> dict:
     import subprocess
 
-    code = ("import json, sys; from experiments.profiling import profile_model; from dataclasses import asdict; "
+    code = ("import json, sys; from costing.profiling import profile_model; from dataclasses import asdict; "
             "print(json.dumps(asdict(profile_model(**json.loads(sys.argv[1])))))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     completed = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, cwd=root)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import itertools
 
+from experiments.registry import create_model
 from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
 
 from .profiling import count_macs, count_params
-from .registry import create_model
 
 DYCLOT_READINGS: dict[str, dict] = {
     "default (p=2, r=4, hidden=N/r)": {},

@@ -1,4 +1,4 @@
-"""``run.py profile``: parameters, MACs, FLOPs, latency, throughput and memory of registered models."""
+"""``run.py profile`` and ``claim-costs``: the cost of registered models, and the published cost claim under each reading."""
 from __future__ import annotations
 
 import csv
@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.terminal import keep_names_whole
-
-from .store import atomic_write
+from experiments.store import atomic_write
 
 # The registry, profiling and claims modules are imported inside the commands: they load timm and
 # every model's registration, which `run.py --help` does not need.
@@ -46,7 +45,7 @@ def _short_count(n: int) -> str:
 
 
 def parse_model_names(text: str) -> list[str]:
-    from .registry import check_model_name
+    from experiments.registry import check_model_name
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -82,8 +81,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Parameters, MACs (ptflops; also after ``fuse()`` where a model has one), FLOPs (torch counter), batch-1 latency,
         batch-128 training throughput, peak memory."""
+        from experiments.registry import list_models as registered
+
         from .profiling import profile_models, profiles_as_dicts
-        from .registry import list_models as registered
 
         if list_models:
             typer.echo("\n".join(name for name in registered() if "cifar" in name or name.startswith("dyclotnet")))

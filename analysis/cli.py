@@ -53,119 +53,110 @@ def _emit(result: dict, fmt: str) -> None:
         console.print(tables.exclusion_line(result, grid))
 
 
+def analyze(
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
+    grid: list[str] | None = typer.Option(None, "--grid", help="grid(s) to analyse (default: all)"),
+    metric: str = typer.Option("test_top1", "--metric", help="metric column"),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    reference: str | None = typer.Option(None, "--reference", help="reference variant (overrides grid.json)"),
+    pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
+    correction: str = typer.Option("holm", "--correction", help="holm | fdr_bh | none"),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    margin: float | None = typer.Option(None, "--margin",
+                                        help="non-inferiority margin in metric units (default 0.5 for top-1)"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+    detect: float | None = typer.Option(None, "--detect",
+                                        help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
+) -> None:
+    """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
+    from . import tables
+    from .compare import analyze as run_analysis
+
+    tables.check_format(fmt)
+    _check_margin(margin)
+    _check_margin(detect, "--detect")
+    frame = _frame(results, csv, reference)
+    result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
+                          alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
+    _emit(result, fmt)
+
+
+def compare(
+    a: str = typer.Argument(..., help="variant, or GRID/VARIANT when the name is in several grids"),
+    b: str = typer.Argument(..., help="the variant to compare against"),
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
+    metric: str = typer.Option("test_top1", "--metric"),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    margin: float | None = typer.Option(None, "--margin"),
+    seed: int = typer.Option(0, "--seed"),
+    detect: float | None = typer.Option(None, "--detect",
+                                        help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
+) -> None:
+    """Any two variants: A against B (uncorrected single comparison)."""
+    from . import tables
+    from .compare import compare as run_compare
+
+    tables.check_format(fmt)
+    _check_margin(margin)
+    _check_margin(detect, "--detect")
+    result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
+                         margin=margin, seed=seed, detect=detect)
+    _emit(result, fmt)
+
+
+def report(
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    out: Path = typer.Option(Path("REPORT.md"), "--out", help="report file; figures go to <stem>_figures/"),
+    metric: str = typer.Option("test_top1", "--metric"),
+    correction: str = typer.Option("holm", "--correction"),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    margin: float | None = typer.Option(None, "--margin"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write the reproduction report (setup, claims, one section per grid, figures)."""
+    from .report import write_report
+
+    _check_margin(margin)
+    if out.suffix.lower() != ".md":
+        raise ValueError(f"--out '{out}' must be a Markdown file ending in .md")
+    path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,
+                        seed=seed)
+    typer.echo(f"wrote {path} and {path.parent / (path.stem.lower() + '_figures')}/")
+
+
+def calibrate(
+    reps: int = typer.Option(1000, "--reps", min=100, max=100_000, help="simulated grids per row"),
+    seed: int = typer.Option(0, "--seed", min=0, help="simulation seed"),
+) -> None:
+    """Print the calibration table of docs/analysis.md (simulated null and at-margin grids)."""
+    from .calibration import calibration_markdown
+
+    typer.echo(calibration_markdown(reps, seed), nl=False)
+
+
+def plan(
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    effect: float = typer.Option(0.5, "--effect",
+                                 help="smallest effect of interest, metric points (planned, never observed)"),
+    power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
+    min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a budget must reach"),
+    reps: int = typer.Option(2000, "--reps", min=200, max=100_000, help="simulated comparisons per power estimate"),
+    fmt: str = typer.Option("md", "--format", help="md or json"),
+) -> None:
+    """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""
+    from .plan import plan_output
+
+    _check_margin(effect, "--effect")
+    if fmt not in ("md", "json"):
+        raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+    for text in plan_output(results, effect, power, min_accuracy, reps, fmt):
+        typer.echo(text)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def analyze(
-        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
-        grid: list[str] | None = typer.Option(None, "--grid", help="grid(s) to analyse (default: all)"),
-        metric: str = typer.Option("test_top1", "--metric", help="metric column"),
-        fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
-        reference: str | None = typer.Option(None, "--reference", help="reference variant (overrides grid.json)"),
-        pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
-        correction: str = typer.Option("holm", "--correction", help="holm | fdr_bh | none"),
-        alpha: float = typer.Option(0.05, "--alpha"),
-        margin: float | None = typer.Option(None, "--margin",
-                                            help="non-inferiority margin in metric units (default 0.5 for top-1)"),
-        seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-        detect: float | None = typer.Option(None, "--detect",
-                                            help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
-    ) -> None:
-        """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
-        from . import tables
-        from .compare import analyze as run_analysis
-
-        tables.check_format(fmt)
-        _check_margin(margin)
-        _check_margin(detect, "--detect")
-        frame = _frame(results, csv, reference)
-        result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
-                              alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
-        _emit(result, fmt)
-
-    @app.command()
-    def compare(
-        a: str = typer.Argument(..., help="variant, or GRID/VARIANT when the name is in several grids"),
-        b: str = typer.Argument(..., help="the variant to compare against"),
-        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
-        metric: str = typer.Option("test_top1", "--metric"),
-        fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
-        pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
-        alpha: float = typer.Option(0.05, "--alpha"),
-        margin: float | None = typer.Option(None, "--margin"),
-        seed: int = typer.Option(0, "--seed"),
-        detect: float | None = typer.Option(None, "--detect",
-                                            help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
-    ) -> None:
-        """Any two variants: A against B (uncorrected single comparison)."""
-        from . import tables
-        from .compare import compare as run_compare
-
-        tables.check_format(fmt)
-        _check_margin(margin)
-        _check_margin(detect, "--detect")
-        result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
-                             margin=margin, seed=seed, detect=detect)
-        _emit(result, fmt)
-
-    @app.command()
-    def report(
-        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        out: Path = typer.Option(Path("REPORT.md"), "--out", help="report file; figures go to <stem>_figures/"),
-        metric: str = typer.Option("test_top1", "--metric"),
-        correction: str = typer.Option("holm", "--correction"),
-        alpha: float = typer.Option(0.05, "--alpha"),
-        margin: float | None = typer.Option(None, "--margin"),
-        seed: int = typer.Option(0, "--seed"),
-    ) -> None:
-        """Write the reproduction report (setup, claims, one section per grid, figures)."""
-        from .report import write_report
-
-        _check_margin(margin)
-        if out.suffix.lower() != ".md":
-            raise ValueError(f"--out '{out}' must be a Markdown file ending in .md")
-        path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,
-                            seed=seed)
-        typer.echo(f"wrote {path} and {path.parent / (path.stem.lower() + '_figures')}/")
-
-    @app.command()
-    def calibrate(
-        reps: int = typer.Option(1000, "--reps", min=100, max=100_000, help="simulated grids per row"),
-        seed: int = typer.Option(0, "--seed", min=0, help="simulation seed"),
-    ) -> None:
-        """Print the calibration table of docs/analysis.md (simulated null and at-margin grids)."""
-        from .calibration import calibration_markdown
-
-        typer.echo(calibration_markdown(reps, seed), nl=False)
-
-    @app.command()
-    def plan(
-        results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-        effect: float = typer.Option(0.5, "--effect",
-                                     help="smallest effect of interest, metric points (planned, never observed)"),
-        power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
-        min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a budget must reach"),
-        reps: int = typer.Option(2000, "--reps", min=200, max=100_000, help="simulated comparisons per power estimate"),
-        fmt: str = typer.Option("md", "--format", help="md or json"),
-    ) -> None:
-        """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""
-        import json
-        from dataclasses import asdict
-
-        from .plan import pilot_rows, plan_table, recommend
-        from .tables import markdown_table
-
-        _check_margin(effect, "--effect")
-        if fmt not in ("md", "json"):
-            raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
-        rows = pilot_rows(results, effect, power, reps)
-        budget, why = recommend(rows, min_accuracy)
-        if fmt == "json":
-            typer.echo(json.dumps({"effect": effect, "power": power, "min_accuracy": min_accuracy,
-                                   "rows": [asdict(r) for r in rows], "recommended": budget, "why": why}, indent=2))
-            return
-        if rows:
-            typer.echo(markdown_table(plan_table(rows)))
-        typer.echo(f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
-                   f"{power:.0%} power under the sequential rule (docs/study.md)")
+    for command in (analyze, compare, report, calibrate, plan):
+        app.command()(command)

@@ -118,3 +118,17 @@ def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
         "CPU-s/run": fmt(r.cpu_seconds_per_run, "{:.0f}"),
         "max seeds": fmt(r.max_seeds, "{}") if r.max_seeds or not math.isfinite(r.sd_upper) else f"> {r.seeds_cap}",
         "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), "CPU-h": fmt(r.cpu_hours, "{:.1f}")} for r in rows])
+
+
+def plan_output(results: Path, effect: float, power: float, min_accuracy: float, reps: int, fmt: str) -> list[str]:
+    """What ``run.py plan`` prints, one string per echo: the pilot's table (md) or JSON, and the recommended budget."""
+    from .tables import markdown_table
+
+    rows = pilot_rows(results, effect, power, reps)
+    budget, why = recommend(rows, min_accuracy)
+    if fmt == "json":
+        return [json.dumps({"effect": effect, "power": power, "min_accuracy": min_accuracy,
+                            "rows": [asdict(r) for r in rows], "recommended": budget, "why": why}, indent=2)]
+    return ([markdown_table(plan_table(rows))] if rows else []) + [
+        f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
+        f"{power:.0%} power under the sequential rule (docs/study.md)"]

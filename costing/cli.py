@@ -67,70 +67,78 @@ def render(rows: list[dict], fmt: ProfileFormat) -> str:
     raise ValueError(f"format {fmt!r} is rendered by rich")
 
 
+def profile(
+    models: str = typer.Option("dyclotnet_050,dyclotnet_100,dyclotnet_200", help="Comma-separated registered model names."),
+    input: str = typer.Option("3x32x32", "--input", help="Input shape CxHxW."),
+    num_classes: int = typer.Option(10, min=1, max=100000, help="Classifier outputs."),
+    format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="Output format."),
+    timing: bool = typer.Option(True, help="Measure latency, throughput and memory (--no-timing: counts only)."),
+    batch_size: int = typer.Option(128, min=1, max=4096, help="Batch of the training-throughput measurement."),
+    threads: int = typer.Option(0, min=0, max=1024, help="torch threads for timing (0: torch's default)."),
+    list_models: bool = typer.Option(False, "--list", help="List the registered model names and exit."),
+) -> None:
+    """Parameters, MACs (ptflops; also after ``fuse()`` where a model has one), FLOPs (torch counter), batch-1 latency,
+    batch-128 training throughput, peak memory."""
+    from experiments.registry import list_models as registered
+
+    from .profiling import profile_models, profiles_as_dicts
+
+    if list_models:
+        typer.echo("\n".join(name for name in registered() if "cifar" in name or name.startswith("dyclotnet")))
+        return
+    names, shape = parse_model_names(models), parse_input_shape(input)
+    rows = profiles_as_dicts(profile_models(names, input_shape=shape, num_classes=num_classes, timing=timing,
+                                            batch_size=batch_size, threads=threads or None))
+    if format is not ProfileFormat.table:
+        typer.echo(render(rows, format))
+        return
+    print_profiles(rows, input, batch_size)
+
+
+def claim_costs(
+    format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="table (markdown), json or csv."),
+    update_docs: bool = typer.Option(False, help="Also write the markdown table into docs/interpretation.md."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the rows as JSON here (the report reads "
+                                    "RESULTS/claim_costs.json)."),
+) -> None:
+    """DyClotNet-2.0 vs MobileNetV2-1.0 parameter and MAC ratios under each reading of the open points."""
+    from .claims import claim_cost_rows, rows_as_markdown
+
+    rows = claim_cost_rows()
+    text = rows_as_markdown(rows) if format is ProfileFormat.table else render(rows, format)
+    typer.echo(text)
+    if update_docs:
+        _replace_block(DOCS_INTERPRETATION, "claim-costs", rows_as_markdown(rows))
+    if out is not None:
+        atomic_write(out, render(rows, ProfileFormat.json) + "\n")
+
+
+def print_profiles(rows: list[dict], input: str, batch_size: int) -> None:
+    """The profile rows as a rich table; below 120 columns a narrow one with whole model names."""
+    console = Console()
+    table = Table(title=f"Model cost at {input} ({rows[0]['threads']} threads; medians)")
+    columns = [("model", "model", str), ("params", "params", "{:,}".format), ("MACs (ptflops)", "macs", "{:,}".format),
+               ("MACs after fuse()", "macs_fused", "{:,}".format),
+               ("FLOPs (torch)", "flops", "{:,}".format), ("latency b1 ms", "latency_ms", "{:.2f}".format),
+               (f"train img/s b{batch_size}", "train_images_per_s", "{:.0f}".format),
+               ("peak train MiB", "peak_train_mib", "{:.0f}".format)]
+    if console.width < 120:  # whole model names first; --format csv or json gives every count exactly
+        table = Table(title=table.title, show_edge=False)
+        short = {"params": "params", "macs": "MACs", "macs_fused": "fused", "latency_ms": "ms b1",
+                 "train_images_per_s": "img/s", "peak_train_mib": "MiB"}  # FLOPs: in csv/json
+        columns = [(short.get(key, title), key, _short_count if fmt == "{:,}".format else fmt)
+                   for title, key, fmt in columns if key == "model" or key in short
+                   and any(row[key] is not None for row in rows)]
+    for title, *_ in columns:
+        table.add_column(title, justify="left" if title == "model" else "right")
+    for row in rows:
+        table.add_row(*("-" if row[key] is None else fmt(row[key]) for _, key, fmt in columns))
+    console.print(keep_names_whole(table))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def profile(
-        models: str = typer.Option("dyclotnet_050,dyclotnet_100,dyclotnet_200", help="Comma-separated registered model names."),
-        input: str = typer.Option("3x32x32", "--input", help="Input shape CxHxW."),
-        num_classes: int = typer.Option(10, min=1, max=100000, help="Classifier outputs."),
-        format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="Output format."),
-        timing: bool = typer.Option(True, help="Measure latency, throughput and memory (--no-timing: counts only)."),
-        batch_size: int = typer.Option(128, min=1, max=4096, help="Batch of the training-throughput measurement."),
-        threads: int = typer.Option(0, min=0, max=1024, help="torch threads for timing (0: torch's default)."),
-        list_models: bool = typer.Option(False, "--list", help="List the registered model names and exit."),
-    ) -> None:
-        """Parameters, MACs (ptflops; also after ``fuse()`` where a model has one), FLOPs (torch counter), batch-1 latency,
-        batch-128 training throughput, peak memory."""
-        from experiments.registry import list_models as registered
-
-        from .profiling import profile_models, profiles_as_dicts
-
-        if list_models:
-            typer.echo("\n".join(name for name in registered() if "cifar" in name or name.startswith("dyclotnet")))
-            return
-        names, shape = parse_model_names(models), parse_input_shape(input)
-        rows = profiles_as_dicts(profile_models(names, input_shape=shape, num_classes=num_classes, timing=timing,
-                                                batch_size=batch_size, threads=threads or None))
-        if format is not ProfileFormat.table:
-            typer.echo(render(rows, format))
-            return
-        console = Console()
-        table = Table(title=f"Model cost at {input} ({rows[0]['threads']} threads; medians)")
-        columns = [("model", "model", str), ("params", "params", "{:,}".format), ("MACs (ptflops)", "macs", "{:,}".format),
-                   ("MACs after fuse()", "macs_fused", "{:,}".format),
-                   ("FLOPs (torch)", "flops", "{:,}".format), ("latency b1 ms", "latency_ms", "{:.2f}".format),
-                   (f"train img/s b{batch_size}", "train_images_per_s", "{:.0f}".format),
-                   ("peak train MiB", "peak_train_mib", "{:.0f}".format)]
-        if console.width < 120:  # whole model names first; --format csv or json gives every count exactly
-            table = Table(title=table.title, show_edge=False)
-            short = {"params": "params", "macs": "MACs", "macs_fused": "fused", "latency_ms": "ms b1",
-                     "train_images_per_s": "img/s", "peak_train_mib": "MiB"}  # FLOPs: in csv/json
-            columns = [(short.get(key, title), key, _short_count if fmt == "{:,}".format else fmt)
-                       for title, key, fmt in columns if key == "model" or key in short
-                       and any(row[key] is not None for row in rows)]
-        for title, *_ in columns:
-            table.add_column(title, justify="left" if title == "model" else "right")
-        for row in rows:
-            table.add_row(*("-" if row[key] is None else fmt(row[key]) for _, key, fmt in columns))
-        console.print(keep_names_whole(table))
-
-    @app.command("claim-costs")
-    def claim_costs(
-        format: ProfileFormat = typer.Option(ProfileFormat.table, "--format", help="table (markdown), json or csv."),
-        update_docs: bool = typer.Option(False, help="Also write the markdown table into docs/interpretation.md."),
-        out: Path | None = typer.Option(None, "--out", help="Also write the rows as JSON here (the report reads "
-                                        "RESULTS/claim_costs.json)."),
-    ) -> None:
-        """DyClotNet-2.0 vs MobileNetV2-1.0 parameter and MAC ratios under each reading of the open points."""
-        from .claims import claim_cost_rows, rows_as_markdown
-
-        rows = claim_cost_rows()
-        text = rows_as_markdown(rows) if format is ProfileFormat.table else render(rows, format)
-        typer.echo(text)
-        if update_docs:
-            _replace_block(DOCS_INTERPRETATION, "claim-costs", rows_as_markdown(rows))
-        if out is not None:
-            atomic_write(out, render(rows, ProfileFormat.json) + "\n")
+    app.command()(profile)
+    app.command("claim-costs")(claim_costs)
 
 
 DOCS_INTERPRETATION = __import__("pathlib").Path(__file__).resolve().parent.parent / "docs" / "interpretation.md"

@@ -279,8 +279,8 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     {variant: state} with until_decided}``. Bad input raises ValueError/FileNotFoundError before anything
     trains.
     """
-    from .cli import check_data
     from .data import load_dataset
+    from .runs import check_data
 
     start = clock()
     if not (isinstance(minutes, (int, float)) and minutes > 0):

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -64,15 +65,24 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
-        on_step: Callable[[int, int], None] | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict]]:
-    """Train (or finish training) one run; returns the model and one metrics dict per epoch.
+@dataclass
+class Training:
+    """Everything one run's training loop works on, built by :func:`prepare` (in that order: it seeds)."""
+    model: nn.Module
+    batches: Batches
+    eval_batches: dict[str, Batches]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    autocast: object
+    order_gen: torch.Generator
+    aug_gen: torch.Generator
+    device: torch.device
 
-    ``on_step(step, steps_per_epoch)`` and ``on_epoch(metrics)`` report progress. Raises
-    :class:`Diverged` if the loss is not finite.
-    """
-    tune_allocator()  # keep large activations' memory in the heap: no page faults every step (experiments/speed.py)
+
+def prepare(cfg: RunConfig, data: Dataset, runtime: Runtime) -> Training:
+    """The model (seeded by ``cfg.seeds.init``), the batches, the optimiser and schedule, mixed precision."""
     protocol, device = cfg.protocol, torch.device(runtime.device)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     train, val, test = make_splits(data, protocol)
@@ -96,61 +106,89 @@ def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     autocast = torch.autocast("cuda", dtype=amp_dtype) if device.type == "cuda" else nullcontext()
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
+    return Training(model, batches, eval_batches, optimizer, scheduler, scaler, criterion, autocast, order_gen, aug_gen,
+                    device)
 
-    history: list[dict] = []
-    state = store.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        order_gen.set_state(state["rng"]["data"])
-        aug_gen.set_state(state["rng"]["aug"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        history = state["history"]
+
+def resume(t: Training, state: dict | None) -> list[dict]:
+    """Restore the checkpoint ``state`` (if any) into ``t``; the metrics history so far."""
+    if state is None:
+        return []
+    t.model.load_state_dict(state["model"])
+    t.optimizer.load_state_dict(state["optimizer"])
+    t.scheduler.load_state_dict(state["scheduler"])
+    t.scaler.load_state_dict(state["scaler"])
+    t.order_gen.set_state(state["rng"]["data"])
+    t.aug_gen.set_state(state["rng"]["aug"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if t.device.type == "cuda" and state["rng"]["cuda"] is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], t.device)
+    return state["history"]
+
+
+def checkpoint(t: Training, epoch: int, history: list[dict]) -> dict:
+    """What ``checkpoint.pt`` holds after ``epoch``: everything :func:`resume` restores."""
+    return {"epoch": epoch, "history": history, "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(), "scaler": t.scaler.state_dict(),
+            "rng": {"data": t.order_gen.get_state(), "aug": t.aug_gen.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(t.device) if t.device.type == "cuda" else None}}
+
+
+def train_epoch(t: Training, forward: Callable, epoch: int, on_step: Callable[[int, int], None] | None) -> dict:
+    """One epoch of training steps; its training metrics (running loss and top-1 over the augmented batches)."""
+    t.model.train()
+    start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+    for step, (x, y) in enumerate(t.batches, 1):
+        with t.autocast:
+            logits = forward(x)
+            loss = t.criterion(logits.float(), y)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise Diverged(f"loss is {loss_value} at epoch {epoch} step {step}")
+        t.optimizer.zero_grad(set_to_none=True)
+        t.scaler.scale(loss).backward()
+        t.scaler.step(t.optimizer)
+        t.scaler.update()
+        t.scheduler.step()
+        loss_sum += loss_value * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        if on_step:
+            on_step(step, len(t.batches))
+    seconds = time.perf_counter() - start
+    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen,
+            "val_loss": None, "val_top1": None, "test_loss": None, "test_top1": None,
+            "lr": t.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "images_per_second": seen / seconds}
+
+
+def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
+        on_step: Callable[[int, int], None] | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict]]:
+    """Train (or finish training) one run; returns the model and one metrics dict per epoch.
+
+    ``on_step(step, steps_per_epoch)`` and ``on_epoch(metrics)`` report progress. Raises
+    :class:`Diverged` if the loss is not finite.
+    """
+    tune_allocator()  # keep large activations' memory in the heap: no page faults every step (experiments/speed.py)
+    protocol = cfg.protocol
+    t = prepare(cfg, data, runtime)
+    history = resume(t, store.load_checkpoint())
     store.rewrite_metrics(history)  # metrics.jsonl always agrees with the checkpoint
 
-    forward = torch.compile(model) if runtime.compile else model
+    forward = torch.compile(t.model) if runtime.compile else t.model
     for epoch in range(len(history) + 1, protocol.epochs + 1):
-        if callable(getattr(model, "set_epoch", None)):
-            model.set_epoch(epoch - 1, protocol.epochs)  # 0-based epoch index
-        model.train()
-        start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-        for step, (x, y) in enumerate(batches, 1):
-            with autocast:
-                logits = forward(x)
-                loss = criterion(logits.float(), y)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise Diverged(f"loss is {loss_value} at epoch {epoch} step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            loss_sum += loss_value * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            if on_step:
-                on_step(step, steps_per_epoch)
-        seconds = time.perf_counter() - start
-        metrics = {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen,
-                   "val_loss": None, "val_top1": None, "test_loss": None, "test_top1": None,
-                   "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "images_per_second": seen / seconds}
-        for name, split_batches in eval_batches.items():
+        if callable(getattr(t.model, "set_epoch", None)):
+            t.model.set_epoch(epoch - 1, protocol.epochs)  # 0-based epoch index
+        start = time.perf_counter()
+        metrics = train_epoch(t, forward, epoch, on_step)
+        for name, split_batches in t.eval_batches.items():
             if name == "val" or protocol.test_every_epoch or epoch == protocol.epochs:
-                loss_, top1 = evaluate(forward, split_batches, autocast)
+                loss_, top1 = evaluate(forward, split_batches, t.autocast)
                 metrics[f"{name}_loss"], metrics[f"{name}_top1"] = _finite(loss_), top1
-        metrics["eval_seconds"] = time.perf_counter() - start - seconds
+        metrics["eval_seconds"] = time.perf_counter() - start - metrics["epoch_seconds"]
         history.append(metrics)
         store.append_metrics(metrics)
-        store.save_checkpoint({
-            "epoch": epoch, "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "rng": {"data": order_gen.get_state(), "aug": aug_gen.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}})
+        store.save_checkpoint(checkpoint(t, epoch, history))
         if on_epoch:
             on_epoch(metrics)
-    return model, history
+    return t.model, history

@@ -11,8 +11,7 @@ from rich.table import Table
 
 import run
 from analysis.terminal import keep_names_whole
-from experiments import cli as engine_cli
-from experiments import grids
+from experiments import grids, runs
 
 LONG = "mobilenetv2_cifar_condconv_100"
 
@@ -21,7 +20,7 @@ LONG = "mobilenetv2_cifar_condconv_100"
 def narrow(monkeypatch):
     """An 80-column terminal: for the Consoles made per command (COLUMNS) and the engine's module-level one."""
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(engine_cli, "console", Console(width=80))
+    monkeypatch.setattr(runs, "console", Console(width=80))
 
 
 def printed(capsys, *args: str) -> str:
@@ -76,7 +75,7 @@ def test_list_show_and_status_tables(narrow, capsys, tmp_path):
 
 
 def test_ablate_result_table(narrow, capsys):
-    engine_cli._print_results([{"variant": LONG, "seed": 0, "status": "ok", "run_id": "0123456789abcdef",
+    runs.print_results([{"variant": LONG, "seed": 0, "status": "ok", "run_id": "0123456789abcdef",
                                 "metrics": {"test_top1": 71.234, "val_top1": 70.5},
                                 "reason": "a long note about why this run is worth a second look"}])
     out = capsys.readouterr().out

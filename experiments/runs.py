@@ -1,0 +1,328 @@
+"""What the engine's commands do (``run.py list / show / ablate / study / tune / status / recount / train``).
+
+Each function here is one command's work after its options were parsed (``experiments/cli.py``):
+checks, the runs, and what the command prints. It returns whether every run finished.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from analysis.status import ENGINE_STATES, RunStatus
+from analysis.terminal import keep_names_whole
+
+from .config import Runtime, choose
+
+console = Console()
+# The engine (grids, executors, runner: torch and the models) is imported inside the functions,
+# so that `run.py --help` and `run.py list` stay quick.
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How and where runs execute, as given on the command line (checked by :meth:`runtime`)."""
+    data_root: Path | None = None
+    download: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    compile: bool = False
+    wandb: str = "offline"
+    plugins: tuple[str, ...] = ()
+    retry_failed: bool = False
+    reuse: bool = True
+    executor: str = "local"
+    workers: int = 1
+    address: str | None = None
+
+    def runtime(self) -> Runtime:
+        choose("wandb mode", self.wandb, ("off", "offline", "online"))
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"unknown device {self.device!r} (choose from: auto, cpu, cuda, cuda:N)")
+        if self.data_root is not None and not self.data_root.exists():
+            raise FileNotFoundError(f"--data-root {self.data_root} does not exist")
+        return Runtime(data_root=self.data_root, download=self.download, device=self.device, threads=self.threads,
+                       compile=self.compile, wandb=self.wandb, plugins=tuple(self.plugins or ()),
+                       retry_failed=self.retry_failed, reuse=self.reuse)
+
+
+def check_data(dataset: str, runtime: Runtime) -> None:
+    """Fail before any training if the dataset's files cannot be found (FileNotFoundError says where we looked)."""
+    from .data import DATASETS, cache_dir, resolve_source
+
+    spec = DATASETS[dataset]
+    if spec.decode is not None and not (runtime.download and spec.download):
+        resolve_source(spec, runtime.data_root, cache_dir(runtime.cache_dir))
+
+
+def grid_protocol(grid, runtime: Runtime) -> str:
+    """The grid's default protocol, or its fallback (said in one line) where the default's dataset is absent."""
+    from .config import get_protocol
+
+    if grid.fallback_protocol is None or runtime.data_root is not None:
+        return grid.protocol
+    dataset = grid.dataset or get_protocol(grid.protocol).dataset
+    try:
+        check_data(dataset, runtime)
+        return grid.protocol
+    except FileNotFoundError:
+        fallback = get_protocol(grid.fallback_protocol)
+        console.print(f"{dataset} is not installed: grid {grid.name} runs on protocol {fallback.name} "
+                      f"({fallback.dataset} data) instead", soft_wrap=True)
+        return fallback.name
+
+
+def print_results(results: list[dict]) -> None:
+    table = Table("variant", "seed", "status", "test top-1", "val top-1", "run", "note")
+    for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
+        metrics = r.get("metrics") or {}
+        fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+        note = r.get("reason") or ("finished before" if r.get("skipped") else "")
+        table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]), fmt(metrics.get("test_top1")),
+                      fmt(metrics.get("val_top1")), r.get("run_id", "?"), note)
+    console.print(keep_names_whole(table))
+
+
+def parse_kwargs(pairs: list[str] | None) -> dict:
+    """``["p=4", "recalibrator=none"]`` -> ``{"p": 4, "recalibrator": "none"}`` (values parsed as JSON if they are)."""
+    kwargs = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--kw {pair!r} is not KEY=VALUE (e.g. --kw p=4 --kw recalibrator=none)")
+        try:
+            kwargs[key.strip()] = json.loads(value)
+        except ValueError:
+            kwargs[key.strip()] = value
+    return kwargs
+
+
+def list_grids() -> None:
+    """Print the named grids."""
+    from .grids import GRIDS
+
+    table = Table("grid", "variants", "protocol", "description")
+    for grid in GRIDS.values():
+        table.add_row(grid.name, str(len(grid.variants)), grid.protocol, grid.description)
+    console.print(keep_names_whole(table))
+
+
+def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, plugins: tuple[str, ...]) -> None:
+    """Print a grid's variants, which of them can be built now, and its runs."""
+    from .grids import check_variants, get_grid, resolve
+
+    g = get_grid(grid)
+    ready, missing = check_variants(g, plugins, strict=False)
+    configs, _ = resolve(g, protocol, seeds, dataset, plugins=plugins, check=False)
+    configs = [c for c in configs if c.variant in ready]
+    console.print(f"[bold]{g.name}[/]: {g.description}\nreference: {g.reference}; protocol: "
+                  f"{configs[0].protocol.name if configs else '-'}; dataset: {configs[0].dataset if configs else '-'}; "
+                  f"{len(configs)} runs ({len(ready)} variants x {seeds} seeds)")
+    table = Table("variant", "model", "options", "available")
+    for name, variant in g.variants.items():
+        note = ("yes" if name in ready else f"[yellow]left out[/]: {missing[name]}" if variant.optional
+                else f"[red]missing, ablate refuses[/]: {missing[name]}")
+        table.add_row(name + (" (reference)" if name == g.reference else ""), variant.model,
+                      json.dumps(variant.model_kwargs), note)
+    console.print(keep_names_whole(table))
+
+
+def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
+           options: RunOptions, until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5,
+           only_variants: list[str] | None = None) -> bool:
+    """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran)."""
+    from .grids import get_grid
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    choose("executor", options.executor, ("local", "ray"))
+    if options.address and options.executor != "ray":
+        raise ValueError(f"--address {options.address!r} needs --executor ray")
+    runtime = options.runtime()
+    g = get_grid(grid)
+    if protocol is None and dataset is None:
+        protocol = grid_protocol(g, runtime)
+    if until_decided:
+        ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin)
+        return True
+    return run_grid_command(g, protocol, seeds, dataset, vary, results, runtime, options, only_variants)
+
+
+def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
+                         max_seeds: int, margin: float) -> None:
+    """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict."""
+    from .grids import resolve
+    from .until_decided import run_until_decided
+
+    def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
+        ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants])
+
+    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    states = run_until_decided(g.name, g.reference, [v for v in g.variants if v != g.reference], protocol_name,
+                               Path(results), max_seeds, margin, train)
+    for variant, state in states.items():
+        console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
+
+
+def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
+                     runtime: Runtime, options: RunOptions, only_variants: list[str] | None = None) -> bool:
+    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome."""
+    from .executors import run_grid
+    from .grids import grid_json, resolve
+    from .store import check_writable, write_json
+    from .tuning import read_choice
+
+    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    learning_rates = read_choice(Path(results), g, protocol_name)
+    if learning_rates:
+        console.print(f"learning rates chosen on validation ({Path(results) / (g.name + '-lr') / 'chosen.json'}): "
+                      + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
+    configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
+                               runtime.plugins, learning_rates=learning_rates)
+    check_data(configs[0].dataset, runtime)
+    for name, reason in missing.items():
+        console.print(f"[yellow]left out[/] {name}: {reason}")
+    grid_dir = check_writable(Path(results) / g.name)
+    write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
+    if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
+        configs = [c for c in configs if c.variant in only_variants]
+    outcome = run_grid(configs, runtime, results, options.executor, options.workers, options.address,
+                       show_progress=True, title=f"{g.name} ({configs[0].protocol.name})")
+    print_results(outcome)
+    failed = [r for r in outcome if r["status"] not in (RunStatus.OK, RunStatus.RUNNING)]
+    executed = [r for r in outcome if not r.get("skipped")]
+    copied = sum(bool(r.get("reused_from")) for r in executed)
+    console.print(f"{len(outcome)} runs: {len(executed) - copied} trained now, {copied} copied from twin runs, "
+                  f"{len(outcome) - len(executed)} finished before or running elsewhere, {len(failed)} failed; "
+                  f"results in {grid_dir}")
+    return not failed
+
+
+def run_plan(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions) -> list[str]:
+    """Every grid of the study's plan with its seeds, in order (``run.py study``); the grids that failed.
+
+    Writes RESULTS/study.json (the whole plan, also with ``only``). A grid that fails (failed runs,
+    missing data) does not stop the others; a full or unwritable disk does.
+    """
+    from .config import get_protocol
+    from .grids import STUDY, get_grid
+    from .store import ResultsWriteError, check_writable, write_json
+
+    for name in only or ():
+        choose("study grid", name, STUDY)
+    if protocol is not None:
+        get_protocol(protocol)  # an unknown protocol is an error before anything is written
+    replace(options, compile=False, retry_failed=False, reuse=True).runtime()  # the same checks, before writing
+    plan = {g: n for g, n in STUDY.items() if not only or g in only}
+    root = check_writable(Path(results))
+    write_json(root / "study.json", {"grids": [
+        {"grid": g, "seeds": n, "protocol": protocol or get_grid(g).protocol} for g, n in STUDY.items()]})
+    failed = []
+    for grid, seeds in plan.items():
+        console.rule(f"{grid}: {seeds} seeds")
+        try:
+            if not ablate(grid, protocol, seeds, None, "all", results, options):
+                failed.append(grid)
+        except ResultsWriteError:  # the disk: every later grid would fail the same way
+            raise
+        except (ValueError, KeyError, OSError) as error:  # e.g. this grid's dataset is missing here
+            console.print(f"[red]error[/] in grid {grid}: {error}")
+            failed.append(grid)
+    return failed
+
+
+def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
+         options: RunOptions) -> None:
+    """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it."""
+    from .executors import run_grid
+    from .grids import get_grid, grid_json, resolve
+    from .store import check_writable, write_json
+    from .tuning import TUNING_FIRST_SEED, choose_learning_rates, tuning_grid, write_choice
+
+    runtime = options.runtime()
+    g = get_grid(grid)
+    search = tuning_grid(g, candidates)
+    configs, missing = resolve(search, protocol, seeds, plugins=runtime.plugins, first_seed=TUNING_FIRST_SEED)
+    check_data(configs[0].dataset, runtime)
+    grid_dir = check_writable(Path(results) / search.name)
+    write_json(grid_dir / "grid.json", grid_json(search, configs, missing))
+    outcome = run_grid(configs, runtime, results, "local", options.workers, None, show_progress=True,
+                       title=f"{search.name} ({configs[0].protocol.name})")
+    print_results(outcome)
+    chosen = choose_learning_rates(Path(results), g)
+    path = write_choice(Path(results), g, configs[0].protocol.name, chosen)
+    for variant, entry in chosen.items():
+        console.print(f"{variant}: lr {entry['lr']:g} (mean validation top-1 by lr: "
+                      + ", ".join(f"{lr} {v:.2f}" for lr, v in entry["val_top1"].items()) + ")")
+    console.print(f"wrote {path}; run.py ablate {g.name} now trains at these rates")
+
+
+def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
+                plugins: tuple[str, ...]) -> None:
+    """Print a grid's runs and their counts: ok / running / failed / partial (resumable) / to do."""
+    from .grids import get_grid, resolve
+    from .store import RunStore
+    from .tuning import read_choice
+
+    g = get_grid(grid)
+    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins,
+                         learning_rates=read_choice(Path(results), g, protocol_name))
+    counts = dict.fromkeys(ENGINE_STATES, 0)
+    table = Table("variant", "seed", "status", "run")
+    for cfg in configs:
+        state = RunStore.of(results, cfg).status()
+        counts[state] += 1
+        table.add_row(cfg.variant, str(cfg.seed), str(state), cfg.run_id)
+    console.print(keep_names_whole(table))
+    console.print(", ".join(f"{'to do' if k == RunStatus.TODO else k} {v}" for k, v in counts.items()))
+
+
+def recount(results: Path, data_root: Path | None) -> bool:
+    """Recount the MACs of runs counted by an older counter and print what changed; False if a run was left unchanged."""
+    from .runner import recount_macs
+
+    if not Path(results).is_dir():
+        raise FileNotFoundError(f"--results {results} is not a directory")
+    rows = recount_macs(Path(results), data_root)
+    table = Table("run", "MACs before", "MACs now", "note")
+    for row in rows:
+        table.add_row(row["run"], str(row["old"]), str(row["new"] if row["new"] is not None else "-"), row["note"])
+    console.print(keep_names_whole(table))
+    changed = sum(r["note"] == "recounted" for r in rows)
+    console.print(f"{changed} run(s) recounted, {len(rows) - changed} left unchanged")
+    return len(rows) == changed
+
+
+def train_one(model: str, kw: list[str] | None, protocol: str, seed: int, epochs: int | None, dataset: str | None,
+              results: Path, options: RunOptions) -> bool:
+    """Train one model under RESULTS/train/ (``run.py train``); False if the run failed."""
+    from filelock import FileLock
+
+    from .executors import run_grid
+    from .grids import Grid, Variant, grid_json, resolve
+    from .store import check_writable, read_json, write_json
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    runtime = options.runtime()
+    kwargs = parse_kwargs(kw)
+    variant = model + "".join(f",{k}={v}" for k, v in sorted(kwargs.items()))
+    single = Grid("train", "Single runs from `run.py train`.", variant, {variant: Variant(model, kwargs)}, "cpu")
+    configs, _ = resolve(single, protocol, 1, dataset, first_seed=seed, plugins=runtime.plugins, epochs=epochs)
+    check_data(configs[0].dataset, runtime)
+    grid_dir = check_writable(Path(results) / single.name)
+    with FileLock(grid_dir / "grid.json.lock"):  # accumulate the variants trained so far
+        previous = read_json(grid_dir / "grid.json") or {}
+        write_json(grid_dir / "grid.json", {**grid_json(single, configs, {}), "reference": None, "paired": False,
+                                            "variants": {**previous.get("variants", {}),
+                                                         variant: Variant(model, kwargs).as_json()}})
+    outcome = run_grid(configs, runtime, results, show_progress=True, title=f"train {variant}")
+    print_results(outcome)
+    return outcome[0]["status"] == RunStatus.OK
+
+
+__all__ = ["RunOptions", "ablate", "check_data", "grid_protocol", "grid_status", "list_grids", "parse_kwargs",
+           "print_results", "recount", "run_grid_command", "run_plan", "show_grid", "train_one", "tune"]

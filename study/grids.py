@@ -99,6 +99,5 @@ STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "co
                          "lr-check": 3, "paper-claim-lr": 3}
 
 
-
 __all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_VARIANTS", "STUDY",
            "Grid", "Variant", "sweep"]

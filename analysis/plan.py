@@ -5,7 +5,8 @@ variants paired by seed) and each core question (a variant against the reference
 
 * the reference's mean test top-1;
 * the paired SD of the difference and its upper confidence bound (``stats.sd_upper_bound``);
-* CPU-seconds per run: training seconds x torch threads (``env.json``), the runs' mean;
+* CPU-seconds per run: training seconds x torch threads (``env.json``), the runs' median (runs trained
+  while the machine was shared take longer; the median keeps the typical run);
 * the sequential rule's maximum and expected seeds per variant that decide a pre-specified smallest
   effect of interest with the given power (``sequential.seeds_for_power``, planned with the SD's
   upper bound, never the observed effect), and the CPU-hours that costs (2 variants x expected seeds).
@@ -68,7 +69,7 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
     rows = []
     for grid, runs in sorted(frame.groupby("grid"), key=lambda item: item[0]):
         threads = np.array([run_threads(results / grid / str(run_id)) for run_id in runs["run_id"]])
-        cpu_seconds = (float(np.nanmean(runs["train_seconds"].to_numpy(float) * threads))
+        cpu_seconds = (float(np.nanmedian(runs["train_seconds"].to_numpy(float) * threads))
                        if np.isfinite(threads).any() else math.nan)
         reference = runs[runs["variant"] == REFERENCE].set_index("seed")["test_top1"]
         for variant, question in QUESTIONS.items():
@@ -115,7 +116,7 @@ def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
     return pd.DataFrame([{
         "budget": r.budget, "question": r.question, "pairs": str(r.pairs), "ref top-1": fmt(r.reference_top1, "{:.1f}"),
         "mean diff": fmt(r.diff, "{:+.2f}"), "paired SD (80% UB)": f"{fmt(r.sd, '{:.2f}')} ({fmt(r.sd_upper, '{:.2f}')})",
-        "CPU-s/run": fmt(r.cpu_seconds_per_run, "{:.0f}"),
+        "CPU-s/run (median)": fmt(r.cpu_seconds_per_run, "{:.0f}"),
         "max seeds": fmt(r.max_seeds, "{}") if r.max_seeds or not math.isfinite(r.sd_upper) else f"> {r.seeds_cap}",
         "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), "CPU-h": fmt(r.cpu_hours, "{:.1f}")} for r in rows])
 

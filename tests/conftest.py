@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import timm
 import torch
 from torch import nn
@@ -25,6 +26,21 @@ def registered_models(package: str | None = None) -> list[str]:
     packages = (package,) if package else ("dyclot", "baselines")
     return [name for name in timm.list_models()
             if timm.models.model_entrypoint(name).__module__.split(".")[0] in packages]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of model tests: on the shared 2-core machine, 2 threads under load
+    ran them 20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def seeded() -> None:
+    torch.manual_seed(0)
 
 
 class TinyNet(nn.Module):

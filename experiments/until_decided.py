@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.load import TIDY_COLUMNS, load_results
 from analysis.sequential import plan_looks, sequential_decision
+from analysis.stats import sd_upper_bound, seeds_for_power
 from analysis.status import RunStatus
 
 from .store import write_json
@@ -36,6 +37,16 @@ def paired_differences(frame: pd.DataFrame, grid: str, protocol: str, variant: s
     return np.array([top1[variant][s] - top1[reference][s] for s in seeds], float)
 
 
+def seeds_to_decide(diffs: np.ndarray, effect: float, comparisons: int) -> str:
+    """The plan's estimate for a comparison left open at the last look: paired seeds per variant that detect
+    ``effect`` with 80% power (a fixed design at alpha / comparisons), with the SD's 80% upper bound."""
+    sd_up = sd_upper_bound(float(np.std(diffs, ddof=1)), len(diffs) - 1)
+    seeds = seeds_for_power(effect / sd_up, paired=True, alpha=0.05 / comparisons) if sd_up > 0 else None
+    need = f"about {seeds}" if seeds else "more than 10,000"
+    return (f"{need} paired seeds per variant would detect {effect:g} points with 80% power (fixed design, "
+            f"alpha 0.05/{comparisons}; paired SD taken as its 80% upper bound {sd_up:.2f})")
+
+
 def decide(frame: pd.DataFrame, grid: str, protocol: str, reference: str, variants: list[str],
            schedule: tuple[int, ...], margin: float) -> dict[str, dict]:
     """Each variant's state after the looks its run files allow: ``{variant: {label, look, n, estimate,
@@ -50,6 +61,8 @@ def decide(frame: pd.DataFrame, grid: str, protocol: str, reference: str, varian
             decision = sequential_decision(diffs, look, schedule, margin, n_comparisons=len(variants))
             state = {"label": decision.label, "look": look, "n": n, "estimate": decision.estimate,
                      "ci": list(decision.ci), "p": decision.p, "boundary": decision.boundary}
+            if decision.label.startswith("inconclusive"):
+                state["to_decide"] = seeds_to_decide(diffs, margin, len(variants))
             if decision.label != OPEN:
                 break
         out[variant] = state

@@ -68,6 +68,8 @@ def test_run_until_decided_trains_only_open_variants_and_resumes_after_a_kill(tm
     assert states["big"]["label"] == "better" and states["big"]["look"] == 2
     assert {seed for v, seed in runs if v == "big"} == set(range(5))  # decided at look 2: no more seeds
     assert states["none"]["look"] >= 3 and {seed for v, seed in runs if v == "none"} == set(range(states["none"]["n"]))
+    if states["none"]["label"].startswith("inconclusive"):
+        assert "paired seeds per variant would detect 0.5 points with 80% power" in states["none"]["to_decide"]
     recorded = json.loads((tmp_path / GRID / "sequential.json").read_text())
     assert recorded["schedule"] == list(plan_looks(12)) and recorded["variants"]["big"]["label"] == "better"
     again = Trainer(tmp_path, effects, sd=0.3)
@@ -81,3 +83,10 @@ def test_a_variant_without_ok_pairs_is_stopped_and_said_so(tmp_path):
             write_run(tmp_path, "ref", seed, 70.0)
     states = run_until_decided(GRID, "ref", ["broken"], PROTOCOL, tmp_path, 5, 0.5, train)
     assert states["broken"]["label"].startswith("stopped before look 1: a seed of it or of the reference has no ok run")
+
+
+def test_seeds_to_decide_plans_with_the_sd_upper_bound():
+    from experiments.until_decided import seeds_to_decide
+
+    text = seeds_to_decide(np.array([1.0, -1.0, 0.5, -0.5, 0.0]), 0.5, 2)
+    assert text.startswith("about 61 paired seeds") and "alpha 0.05/2" in text and "upper bound 1.23)" in text

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from baselines.registry import create_model  # importing the registry registers dyclot's and the baselines' models
 from costing.profiling import median_seconds
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
 from experiments.data import load_dataset
-from experiments.registry import create_model  # importing the registry registers dyclot's and the baselines' models
 from experiments.runner import torch_settings
 from experiments.speed import to_memory_format, tune_allocator
 from experiments.store import RunStore

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 
-from experiments.registry import create_model
+from baselines.registry import create_model
 from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
 
 from .profiling import count_macs, count_params

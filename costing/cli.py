@@ -45,7 +45,7 @@ def _short_count(n: int) -> str:
 
 
 def parse_model_names(text: str) -> list[str]:
-    from experiments.registry import check_model_name
+    from baselines.registry import check_model_name
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -79,7 +79,7 @@ def profile(
 ) -> None:
     """Parameters, MACs (ptflops; also after ``fuse()`` where a model has one), FLOPs (torch counter), batch-1 latency,
     batch-128 training throughput, peak memory."""
-    from experiments.registry import list_models as registered
+    from baselines.registry import list_models as registered
 
     from .profiling import profile_models, profiles_as_dicts
 

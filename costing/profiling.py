@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from experiments.registry import create_model
+from baselines.registry import create_model
 
 InputShape = tuple[int, int, int]
 

@@ -16,7 +16,7 @@ def get_grid(name: str) -> Grid:
 @cache
 def _unavailable(model: str, kwargs_json: str) -> str | None:
     """Why a variant cannot be built (unknown model, rejected option), or None if it can."""
-    from .registry import check_model_name, create_model
+    from baselines.registry import check_model_name, create_model
 
     try:
         check_model_name(model)

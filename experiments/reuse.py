@@ -25,9 +25,9 @@ from functools import cache
 from pathlib import Path
 
 from analysis.status import RunStatus
+from baselines.registry import create_model
 
 from .config import RunConfig
-from .registry import create_model
 from .store import RunStore, read_json, write_error
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines.registry import create_model
+
 from .config import RunConfig, Runtime
 from .data import Batches, Dataset, make_splits
-from .registry import create_model
 from .speed import to_memory_format, tune_allocator
 from .store import RunStore
 

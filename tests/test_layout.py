@@ -31,3 +31,30 @@ def test_the_study_definition_imports_no_torch():
     code = ("import sys, study, study.grids, study.questions, study.claims\n"
             "assert 'torch' not in sys.modules and 'experiments' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The project's top-level packages a module imports, anywhere in it (function bodies included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names & set(PACKAGES)
+
+
+# What each package's modules may not import: data flows run.py -> experiments -> models -> results -> analysis.
+# A command module (cli.py) sits above every package and is exempt.
+FORBIDDEN = {"dyclot": {"baselines", "study", "costing", "experiments", "analysis"},
+             "baselines": {"study", "costing", "experiments", "analysis"},
+             "study": {"dyclot", "baselines", "costing", "experiments", "analysis"},
+             "costing": {"experiments", "analysis"},
+             "analysis": {"dyclot", "baselines", "costing", "experiments"}}
+
+
+def test_imports_flow_one_way():
+    wrong = [f"{path.relative_to(ROOT)} imports {', '.join(sorted(bad))}"
+             for package, banned in FORBIDDEN.items() for path in sorted((ROOT / package).rglob("*.py"))
+             if path.name != "cli.py" and (bad := imported_packages(path) & banned)]
+    assert not wrong, "; ".join(wrong)

@@ -7,8 +7,8 @@ import pytest
 import timm
 import torch
 
+from baselines.registry import create_model
 from conftest import registered_models
-from experiments.registry import create_model
 from experiments.speed import to_memory_format
 
 MODELS = registered_models()

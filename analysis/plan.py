@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from study.grids import GRIDS
+from study.questions import CORE_QUESTIONS, CoreQuestion
+
 from . import sequential, stats
 from .load import load_results
 from .status import RunStatus
@@ -108,6 +111,78 @@ def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | 
     if not math.isfinite(per_budget[budget]):
         return None, "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
     return budget, f"{per_budget[budget]:.1f} CPU-hours per decided question, reference >= {min_accuracy:g}% top-1"
+
+
+@dataclass(frozen=True)
+class QuestionPlan:
+    """What deciding one core question would take at one pilot budget."""
+    key: str
+    budget: str
+    recommended: bool
+    comparisons: int
+    sd_upper: float
+    sd_source: str  # the pilot's pair the planning SD comes from
+    max_seeds: int | None
+    expected_seeds: float | None
+    cpu_hours: float | None  # every variant of the grid at the expected seeds; None when a cost is unknown
+    cost_source: str
+
+
+def study_costs(results: Path) -> dict[tuple[str, str], int]:
+    """(grid, variant) -> MACs from RESULTS/study_costs.json (``run.py study-costs``); empty when absent."""
+    try:
+        rows = json.loads((Path(results) / "study_costs.json").read_text())
+        return {(str(r["grid"]), str(r["variant"])): int(r["macs"]) for r in rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
+                  macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
+                  reps: int = 1000) -> QuestionPlan:
+    """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
+
+    The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
+    the largest of the pilot's pairs at that budget (an assumption: the other networks are not piloted). The rule
+    splits alpha over the grid's comparisons, as ``ablate --until-decided`` does. A run's CPU time is the
+    pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
+    question's first runs measure it."""
+    at_budget = [r for r in rows if r.budget == budget]
+    own = {"replicator": QUESTIONS["replicator"], "pointwise": QUESTIONS["pointwise"]}.get(question.variant or "")
+    source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
+    grid = GRIDS[question.grid]
+    comparisons = len(grid.variants) - 1
+    plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
+                                       max_cap=source.seeds_cap)
+            if math.isfinite(source.sd_upper) and source.sd_upper > 0 else None)
+    reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
+    variant_macs = [macs.get((question.grid, name)) for name in grid.variants]
+    known = reference_macs is not None and None not in variant_macs and math.isfinite(source.cpu_seconds_per_run)
+    cpu_hours = (plan.expected_seeds * sum(variant_macs) / reference_macs * source.cpu_seconds_per_run / 3600
+                 if plan and known else None)
+    return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
+                        plan.max_seeds if plan else None, plan.expected_seeds if plan else None, cpu_hours,
+                        "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`")
+
+
+def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
+                   reps: int = 1000) -> dict[str, QuestionPlan]:
+    """Per core question, its plan at the recommended ``budget``, else at the most accurate piloted budget."""
+    if not rows:
+        return {}
+    chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
+    macs = study_costs(Path(results))
+    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, reps=reps) for q in CORE_QUESTIONS}
+
+
+def plan_text(plan: QuestionPlan) -> str:
+    """One line of the findings table: seeds and CPU-hours, or what is missing."""
+    where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    if plan.max_seeds is None:
+        return f"{where}: more than the cap of seeds (SD bound {plan.sd_upper:.2f} from {plan.sd_source})"
+    cost = f"{plan.cpu_hours:.1f} CPU-h" if plan.cpu_hours is not None else "CPU-h unknown"
+    return (f"{where}: E[seeds] {plan.expected_seeds:.1f}, at most {plan.max_seeds} per variant, "
+            f"{plan.comparisons} comparison(s); {cost} (SD bound {plan.sd_upper:.2f} from {plan.sd_source})")
 
 
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:

@@ -631,7 +631,9 @@ def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric:
              f"Generated from `{results_arg}` by {_cmd('report', '--results', results_arg, '--out', out_arg + options)}; "
              "every number is recomputed from the run files and rerunning the command reproduces this file "
              "byte for byte.", ""]
-    lines += second_edition.findings_lines(results, frame) + second_edition.budget_lines(results, figures)
+    pilot = second_edition.pilot_rows(results, reps=1000)
+    lines += (second_edition.findings_lines(results, frame, pilot)
+              + second_edition.budget_lines(results, figures, rows=pilot))
     lines += ["# First pass and all runs", "",
               "Everything below analyses every grid's newest engine version as it stands. Grids whose runs are all "
               "of engine version 1 are the first pass: one shared learning rate for every network, a budget chosen "

@@ -14,11 +14,12 @@ import pandas as pd
 
 from study.questions import CORE_QUESTIONS
 
-from .plan import pilot_rows, plan_table, recommend, run_threads
+from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
 from .status import RunStatus
 from .tables import markdown_table
 
 SECOND_EDITION_ENGINE = 2
+DECIDED = ("better", "worse", "equivalent")
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
@@ -29,8 +30,11 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     return sum(s for s in seconds if math.isfinite(s)) / 3600
 
 
-def findings_lines(results: Path, frame: pd.DataFrame) -> list[str]:
-    """"Findings at a glance": per core question, the second edition's sequential verdict or its status."""
+def findings_lines(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | None = None) -> list[str]:
+    """"Findings at a glance": per core question, the second edition's sequential verdict or its status, and
+    what deciding it would take (the plan at the pilot's budget; ``rows`` are the pilot's, computed if None)."""
+    rows = pilot_rows(results, reps=1000) if rows is None else rows
+    plans = question_plans(results, rows, recommend(rows)[0])
     table = []
     for q in CORE_QUESTIONS:
         path = results / q.grid / "sequential.json"
@@ -38,9 +42,10 @@ def findings_lines(results: Path, frame: pd.DataFrame) -> list[str]:
         variants = (state or {}).get("variants", {})
         names = [q.variant] if q.variant else sorted(variants)
         cpu = _cpu_hours(results, frame, q.grid)
+        plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
         if not variants or not any(n in variants for n in names):
             table.append({"question": f"({q.key}) {q.text}", "comparison": f"`{q.grid}`", "verdict": "not run yet",
-                          "difference [CI]": "–", "seeds (looks)": "–", "CPU-h": f"{cpu:.2f}"})
+                          "difference [CI]": "–", "seeds (looks)": "–", "CPU-h": f"{cpu:.2f}", "to decide": plan})
             continue
         for name in names:
             s = variants.get(name)
@@ -51,13 +56,20 @@ def findings_lines(results: Path, frame: pd.DataFrame) -> list[str]:
                 "question": f"({q.key}) {q.text}", "comparison": f"`{q.grid}`: `{name}` - `{state['reference']}`",
                 "verdict": s["label"],
                 "difference [CI]": f"{s['estimate']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–",
-                "seeds (looks)": f"{s['n']} ({s['look']} of {len(state['schedule'])})", "CPU-h": f"{cpu:.2f}"})
+                "seeds (looks)": f"{s['n']} ({s['look']} of {len(state['schedule'])})", "CPU-h": f"{cpu:.2f}",
+                "to decide": "decided" if s["label"] in DECIDED else s.get("to_decide") or plan})
     return ["## Findings at a glance", "",
             "The second edition (engine version 2, docs/study.md): each core question is decided by adding seeds "
             "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
             "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
-            "the grid's engine-2 runs. The first pass (engine version 1: one shared learning rate, a budget "
-            "chosen without measuring power) is reported below as it was, never pooled with the second edition.", "",
+            "the grid's engine-2 runs. *To decide*: the plan (`run.py plan`) for a smallest effect of interest of "
+            "0.5 points with 80% power: the expected and maximum seeds per variant under the sequential rule with "
+            "alpha split over the grid's comparisons, planned with the pilot's paired SD (its 80% upper bound; "
+            "for networks the pilot does not train, the largest of the pilot's pairs: an assumption), and the "
+            "CPU-hours of all the grid's variants, each run's time the pilot's DyClotNet-0.5 median scaled by its "
+            "MACs (`results/study_costs.json`; a proxy until the first runs measure it). The first pass (engine "
+            "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
+            "it was, never pooled with the second edition.", "",
             markdown_table(pd.DataFrame(table)), ""]
 
 
@@ -75,9 +87,10 @@ def budget_figure(table: pd.DataFrame):
     return fig, (ax_sd, ax_cost)
 
 
-def budget_lines(results: Path, figures: dict, effect: float = 0.5, reps: int = 1000) -> list[str]:
+def budget_lines(results: Path, figures: dict, effect: float = 0.5, reps: int = 1000,
+                 rows: list[BudgetRow] | None = None) -> list[str]:
     """"Choosing the budget": the pilot's table (``run.py plan``), the recommendation and a figure."""
-    rows = pilot_rows(results, effect, reps=reps)
+    rows = pilot_rows(results, effect, reps=reps) if rows is None else rows
     budget, why = recommend(rows)
     lines = ["## Choosing the budget", "",
              f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "

@@ -10,6 +10,8 @@ import itertools
 
 from baselines.registry import create_model
 from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
+from study.grids import GRIDS
+from study.questions import CORE_QUESTIONS
 
 from .profiling import count_macs, count_params
 
@@ -65,3 +67,19 @@ def rows_as_markdown(rows: list[dict]) -> str:
             f"{row['params_ratio']:.2f}x{mark(row['params_match'])}", f"{row['macs_ratio']:.2f}x{mark(row['macs_match'])}",
         ]) + " |")
     return "\n".join(lines)
+
+
+def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
+    """Parameters and MACs (3x32x32 input, 10 classes) of every variant of the core questions' grids and the
+    pilot: what the plan scales the pilot's measured CPU time by for networks the pilot does not train."""
+    names = grids or tuple(dict.fromkeys([q.grid for q in CORE_QUESTIONS] + [n for n in GRIDS if n.startswith("pilot-")]))
+    unknown = sorted(set(names) - set(GRIDS))
+    if unknown:
+        raise ValueError(f"unknown grid(s) {unknown}; known: {', '.join(sorted(GRIDS))}")
+    rows = []
+    for grid in names:
+        for variant, spec in GRIDS[grid].variants.items():
+            model = create_model(spec.model, num_classes=10, **spec.model_kwargs)
+            rows.append({"grid": grid, "variant": variant, "model": spec.model, "model_kwargs": dict(spec.model_kwargs),
+                         "params": count_params(model), "macs": count_macs(model, (3, 32, 32))})
+    return rows

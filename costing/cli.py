@@ -113,6 +113,19 @@ def claim_costs(
         atomic_write(out, render(rows, ProfileFormat.json) + "\n")
 
 
+def study_costs(
+    out: Path | None = typer.Option(None, "--out", help="Also write the rows as JSON here (the plan reads "
+                                    "RESULTS/study_costs.json)."),
+) -> None:
+    """Parameters and MACs of every variant of the core questions' grids and of the pilot (the plan's cost scale)."""
+    from .claims import study_cost_rows
+
+    rows = study_cost_rows()
+    typer.echo(render([{k: v for k, v in row.items() if k != "model_kwargs"} for row in rows], ProfileFormat.csv))
+    if out is not None:
+        atomic_write(out, json.dumps(rows, indent=1) + "\n")
+
+
 def print_profiles(rows: list[dict], input: str, batch_size: int) -> None:
     """The profile rows as a rich table; below 120 columns a narrow one with whole model names."""
     console = Console()
@@ -139,6 +152,7 @@ def print_profiles(rows: list[dict], input: str, batch_size: int) -> None:
 def register(app: typer.Typer) -> None:
     app.command()(profile)
     app.command("claim-costs")(claim_costs)
+    app.command("study-costs")(study_costs)
 
 
 DOCS_INTERPRETATION = __import__("pathlib").Path(__file__).resolve().parent.parent / "docs" / "interpretation.md"

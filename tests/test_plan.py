@@ -77,3 +77,29 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     assert ("| (b) Is DCT as good as the pointwise expansion it replaces? | `expansion-op`: `pointwise` - `dct` | "
             "equivalent | +0.12 [-0.30, +0.41] | 5 (2 of 3) |") in text
     assert "| (a) Does the recalibrator help over the replicator alone? | `replicator-vs-recalibrator` | not run yet |" in text
+
+
+def test_each_core_question_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):
+    from analysis.plan import plan_text, question_plans
+    from study.grids import GRIDS
+
+    plans = question_plans(pilot, rows, "cpu-full", effect=4.0, reps=200)
+    assert sorted(plans) == ["a", "b", "c", "d"] and all(p.budget == "cpu-full" and p.recommended for p in plans.values())
+    at_full = {r.question: r for r in rows if r.budget == "cpu-full"}
+    assert plans["a"].sd_upper == at_full["recalibrator vs replicator-only"].sd_upper  # its own pilot pair
+    assert plans["b"].sd_upper == at_full["DCT vs pointwise expansion"].sd_upper
+    assert plans["c"].sd_upper == max(r.sd_upper for r in at_full.values())  # not piloted: the largest pair's
+    assert plans["d"].comparisons == len(GRIDS["baselines"].variants) - 1
+    assert all(p.cpu_hours is None for p in plans.values()) and "CPU-h unknown" in plan_text(plans["a"])
+
+    costs = [{"grid": g, "variant": v, "macs": 1000 * (i + 1)} for g in ("pilot-cpu-full", "paper-claim")
+             for i, v in enumerate(GRIDS[g].variants)]
+    (pilot / "study_costs.json").write_text(json.dumps(costs))
+    try:
+        plan = question_plans(pilot, rows, None, effect=4.0, reps=200)["c"]
+    finally:
+        (pilot / "study_costs.json").unlink()
+    assert plan.budget == "cpu-full" and not plan.recommended  # none recommended: the most accurate budget
+    # paper-claim's three variants cost 1, 2 and 3 times the pilot's DyClotNet-0.5 reference (25 CPU-s a run)
+    assert plan.cpu_hours == pytest.approx(plan.expected_seeds * 6 * 25 / 3600)
+    assert "not yet a recommended budget" in plan_text(plan) and f"{plan.cpu_hours:.1f} CPU-h" in plan_text(plan)

@@ -36,9 +36,12 @@ import typer
 from analysis.status import RunStatus
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
+from .data import load_dataset
 from .grids import Grid, get_grid, grid_json, resolve
 from .runner import execute, one_line
+from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
+from .until_decided import run_until_decided
 
 log = logging.getLogger(__name__)
 
@@ -279,9 +282,6 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     {variant: state} with until_decided}``. Bad input raises ValueError/FileNotFoundError before anything
     trains.
     """
-    from .data import load_dataset
-    from .runs import check_data
-
     start = clock()
     if not (isinstance(minutes, (int, float)) and minutes > 0):
         raise ValueError(f"--minutes must be a number of minutes > 0, got {minutes!r}")
@@ -303,8 +303,6 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
 
     if not until_decided:
         return {"grid": g.name, "dir": grid_dir, "rows": train(configs, configs), "missing": missing}
-
-    from .until_decided import run_until_decided
 
     rows: dict[str, dict] = {}
     reference = g.reference

@@ -8,6 +8,9 @@ from study.grids import GRIDS, PILOT_BUDGETS, STUDY, Grid, Variant
 
 from .config import PROTOCOLS, Protocol, RunConfig, Seeds, Vary, choose, get_protocol
 
+# The registry, the runner and the data module load torch and every model: they are imported inside the
+# functions that build or check models, so that `run.py list` and `run.py --help` stay quick.
+
 
 def get_grid(name: str) -> Grid:
     return GRIDS[choose("grid", name, GRIDS)]

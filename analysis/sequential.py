@@ -9,7 +9,11 @@ says, per comparison, ``better`` / ``worse`` / ``equivalent`` (within ±margin) 
   ``alpha(t) = 2 - 2 Phi(z_{1-alpha/2} / sqrt(t))`` (``"pocock"``: ``alpha log(1 + (e - 1) t)``), information
   fraction ``t = n / max_seeds``. Each look's z boundary solves "probability of first crossing at this
   look = alpha spent at this look" under the canonical joint normal law of the z statistics
-  (correlation sqrt(n_j / n_k)), with ``scipy.stats.multivariate_normal.cdf`` (seeded, so deterministic).
+  (correlation sqrt(n_j / n_k)), computed by the recursive numerical integration of Armitage, McPherson
+  & Rowe (1969) on the grid of Jennison & Turnbull (2000, chapter 19): the density of the not yet
+  stopped z statistic is carried from look to look by convolution with the normal increment density
+  over the continuation region (Simpson's rule on their grid, ``GRID_R`` points per sd); deterministic,
+  and within a few 1e-6 in z of an 8 times finer grid, even for looks only 1% of the seeds apart.
 - Small samples: each boundary is used as a *nominal p-value level* (``2 (1 - Phi(c_k))``) for the paired
   t-test at that look (scipy ``ttest_1samp``), not as a threshold for the t statistic itself; with 3-8
   pairs the t statistic's heavy tails make z thresholds anticonservative (docs/analysis.md shows both).
@@ -31,6 +35,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import stats
+from scipy.integrate import simpson
+from scipy.optimize import brentq
 
 from .stats import seeds_for_power as fixed_seeds
 
@@ -38,6 +44,7 @@ SPENDING = ("obf", "pocock", "none")
 STATISTICS = ("t", "z")
 DEFAULT_MARGIN = 0.5
 DEFAULT_MAX_SEEDS = 40
+GRID_R = 32  # Jennison & Turnbull's grid parameter r: 6r - 1 points, 3 / (2r) sd apart within 3 sd of the mean
 
 
 @dataclass(frozen=True)
@@ -97,16 +104,38 @@ def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
     raise ValueError(f"unknown spending '{spending}'; allowed: obf, pocock")
 
 
-def _first_crossing(c_prev: np.ndarray, c: float, cov: np.ndarray, sides: int) -> float:
-    """P(no crossing at the earlier looks, crossing at this one) for boundaries ``c_prev`` then ``c``."""
-    k = len(c_prev) + 1
-    if k == 1:
-        return sides * stats.norm.sf(c)
-    lower = np.concatenate([-c_prev if sides == 2 else np.full(k - 1, -np.inf), [c]])
-    upper = np.concatenate([c_prev, [np.inf]])
-    p = stats.multivariate_normal.cdf(upper, mean=np.zeros(k), cov=cov, lower_limit=lower, abseps=1e-9,
-                                      releps=1e-4, maxpts=20_000 * k, rng=np.random.default_rng(20240601))
-    return sides * float(p)
+def _grid(a: float, b: float, r: int = GRID_R) -> np.ndarray:
+    """Jennison & Turnbull's (2000, chapter 19) integration points for a standard normal z restricted to
+    ``[a, b]``: spacing 3 / (2r) within 3 sd of 0, widening logarithmically out to 3 + 4 log r sd, the ends
+    ``a`` and ``b`` added, and every interval's midpoint inserted, so that Simpson's rule applies to each
+    interval (odd count)."""
+    i = np.arange(1, r)
+    x = np.concatenate([-3 - 4 * np.log(r / i), -3 + 3 * np.arange(4 * r + 1) / (2 * r), 3 + 4 * np.log(r / i[::-1])])
+    x = np.concatenate([[a] if a > x[0] else [], x[(x > a) & (x < b)], [b] if b < x[-1] else []])
+    z = np.empty(2 * len(x) - 1)
+    z[0::2], z[1::2] = x, (x[1:] + x[:-1]) / 2
+    return z
+
+
+def _crossing(z: np.ndarray, density: np.ndarray, c: float, n_prev: float, n: float, sides: int) -> float:
+    """P(not stopped before this look, ``|Z| >= c`` (``Z >= c`` one-sided) at it), from the sub-density
+    ``density`` of the previous look's z statistic at grid points ``z``. The score ``Z sqrt(n)`` gains an
+    independent N(0, n - n_prev) increment between looks."""
+    step = math.sqrt(n - n_prev)
+    p = stats.norm.sf((c * math.sqrt(n) - z * math.sqrt(n_prev)) / step)
+    if sides == 2:
+        p = p + stats.norm.cdf((-c * math.sqrt(n) - z * math.sqrt(n_prev)) / step)
+    return float(simpson(density * p, x=z))
+
+
+def _carry(z: np.ndarray, density: np.ndarray, c: float, n_prev: float, n: float,
+           sides: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sub-density of this look's z statistic on its continuation region ``(-c, c)`` (``(-inf, c)``
+    one-sided), as grid points and values: the previous one convolved with the increment density."""
+    z_new = _grid(-c if sides == 2 else -math.inf, c)
+    step = math.sqrt(n - n_prev)
+    kernel = stats.norm.pdf((z_new[:, None] * math.sqrt(n) - z[None, :] * math.sqrt(n_prev)) / step) * math.sqrt(n) / step
+    return z_new, simpson(kernel * density[None, :], x=z, axis=1)
 
 
 @lru_cache(maxsize=256)
@@ -122,30 +151,25 @@ def z_boundaries(schedule: tuple[int, ...], alpha: float = 0.05, spending: str =
     n = np.asarray(schedule, float)
     cumulative = spent(n / n[-1], alpha, spending)
     increments = np.diff(np.concatenate([[0.0], cumulative]))
-    cov = np.sqrt(np.minimum.outer(n, n) / np.maximum.outer(n, n))
     bounds: list[float] = []
+    z = density = None
     for k, target in enumerate(increments):
         marginal = float(stats.norm.isf(target / sides))  # ignores the earlier looks: conservative
-        if k == 0 or target < 1e-7:
-            bounds.append(marginal)
-            continue
-        sub = cov[: k + 1, : k + 1]
-        previous = np.asarray(bounds)
+        if k == 0 or target < 1e-7:  # spends this small (early O'Brien-Fleming looks): earlier looks' share negligible
+            c = marginal
+        else:
+            def excess(c, z=z, density=density, k=k, target=target):
+                return _crossing(z, density, c, n[k - 1], n[k], sides) / target - 1
 
-        def excess(c):  # used only in this iteration, so the loop variables it reads are this iteration's
-            return _first_crossing(previous, c, sub, sides) - target  # noqa: B023
-
-        low = max(0.5, marginal - 2.0)
-        bounds.append(marginal if excess(low) <= 0 else float(_brentq(excess, low, marginal)))
+            low = max(0.5, marginal - 2.0)
+            c = marginal if excess(low) <= 0 or excess(marginal) >= 0 else float(brentq(excess, low, marginal, xtol=1e-10))
+        bounds.append(c)
+        if k == 0:  # the first look's z is standard normal
+            z = _grid(-c if sides == 2 else -math.inf, c)
+            density = stats.norm.pdf(z)
+        elif k < len(increments) - 1:
+            z, density = _carry(z, density, c, n[k - 1], n[k], sides)
     return tuple(bounds)
-
-
-def _brentq(f, a: float, b: float) -> float:
-    from scipy.optimize import brentq
-
-    if f(b) >= 0:
-        return b
-    return brentq(f, a, b, xtol=1e-6)
 
 
 def nominal_levels(schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",

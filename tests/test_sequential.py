@@ -29,6 +29,47 @@ def test_boundaries_spend_alpha_as_planned():
     assert sq.spent([1.0], 0.05, "pocock")[0] == pytest.approx(0.05)
 
 
+def test_boundaries_match_published_lan_demets_values():
+    # O'Brien-Fleming-type spending 2 - 2 Phi(z_{1-a/2} / sqrt(t)), 5 and 3 equally spaced looks, one-sided a = 0.025:
+    # gsDesign (sfLDOF) / ldbounds print these as the "two-sided 0.05" design, whose sides each spend this one-sided
+    # function (crossing one side and later the other is negligibly likely, so the boundaries agree to 1e-3)
+    assert sq.z_boundaries((1, 2, 3, 4, 5), 0.025, "obf", 1) == pytest.approx((4.877, 3.357, 2.680, 2.290, 2.031), abs=1e-3)
+    assert sq.z_boundaries((1, 2, 3), 0.025, "obf", 1) == pytest.approx((3.710, 2.511, 1.993), abs=1e-3)
+    # this module's two-sided design spends 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)) in total (Lan & DeMets 1983), so its
+    # first boundary is z_{1-alpha/2} / sqrt(t_1) exactly; Pocock-type spending is linear in alpha, so both
+    # conventions coincide there (values checked against scipy's multivariate normal integration)
+    assert sq.z_boundaries((1, 2, 3, 4, 5))[0] == pytest.approx(st.norm.isf(0.025) / math.sqrt(0.2), abs=1e-9)
+    assert sq.z_boundaries((1, 2, 3, 4, 5), 0.05, "pocock") == pytest.approx((2.438, 2.427, 2.410, 2.397, 2.386), abs=1e-3)
+
+
+@pytest.mark.parametrize("schedule, alpha, spending, sides", [
+    ((3, 5, 8, 12, 18, 27, 40), 0.05, "obf", 1), ((3, 5, 8, 12, 18, 27, 40), 0.025, "pocock", 2),
+    (sq.plan_looks(237), 0.05, "pocock", 2), ((100, 101, 102, 103), 0.05, "obf", 2)])
+def test_null_crossing_probability_over_all_looks_is_alpha(schedule, alpha, spending, sides):
+    z = np.asarray(sq.z_boundaries(schedule, alpha, spending, sides))
+    rng = np.random.default_rng(7)
+    n = np.asarray(schedule, float)
+    scores = np.cumsum(rng.normal(0, 1, (400_000, len(n))) * np.sqrt(np.diff(np.concatenate([[0.0], n]))), axis=1)
+    crossed = (((np.abs(scores) if sides == 2 else scores) / np.sqrt(n)) >= z).any(axis=1).mean()
+    assert crossed == pytest.approx(alpha, abs=4 * math.sqrt(alpha * (1 - alpha) / 400_000))
+
+
+@pytest.mark.parametrize("spending", ["obf", "pocock"])
+@pytest.mark.parametrize("sides", [1, 2])
+def test_two_look_crossing_probability_is_alpha_by_quadrature(spending, sides):
+    from scipy.integrate import quad
+
+    c1, c2 = sq.z_boundaries((3, 5), 0.05, spending, sides)
+
+    def second(z):  # density of Z_1 times P(cross at look 2 | Z_1 = z)
+        shift = z * math.sqrt(3)
+        p = st.norm.sf((c2 * math.sqrt(5) - shift) / math.sqrt(2))
+        return st.norm.pdf(z) * (p + (st.norm.cdf((-c2 * math.sqrt(5) - shift) / math.sqrt(2)) if sides == 2 else 0))
+
+    total = sides * st.norm.sf(c1) + quad(second, -c1 if sides == 2 else -np.inf, c1, epsabs=1e-13, epsrel=1e-11)[0]
+    assert total == pytest.approx(0.05, abs=1e-8)
+
+
 def test_decision_labels_and_repeated_interval():
     rng = np.random.default_rng(4)
     strong = rng.normal(3.0, 1.0, 40)

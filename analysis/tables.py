@@ -54,6 +54,11 @@ def fmt_ci(low, high) -> str:
     return f"[{fmt_num(low)}, {fmt_num(high)}]"
 
 
+def command(*parts: str) -> str:
+    """A ``run.py`` command line as inline Markdown code."""
+    return "`python run.py " + " ".join(parts) + "`"
+
+
 def grids_of(result: dict) -> list[str]:
     return sorted(result["summaries"]["grid"].unique(), key=natural_key) if len(result["summaries"]) else []
 

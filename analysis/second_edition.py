@@ -1,12 +1,14 @@
 """The report's second-edition sections (docs/study.md): findings at a glance, choosing the budget.
 
-Each function computes from the results files and returns Markdown lines; figures are returned as
-matplotlib figures for the report to save. Only files are read.
+``findings_lines`` computes from the results files and returns Markdown lines; the budget is computed by
+``budget_findings`` and written by ``budget_lines`` (Markdown) and ``budget_figure`` (a matplotlib figure for
+the report to save). Only files are read.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,7 +16,7 @@ import pandas as pd
 
 from study.questions import CORE_QUESTIONS
 
-from .plan import pilot_rows, plan_table, recommend, run_threads
+from .plan import BudgetRow, pilot_rows, plan_table, recommend, run_threads
 from .status import RunStatus
 from .tables import markdown_table
 
@@ -75,22 +77,33 @@ def budget_figure(table: pd.DataFrame):
     return fig, (ax_sd, ax_cost)
 
 
-def budget_lines(results: Path, figures: dict, effect: float = 0.5, reps: int = 1000) -> list[str]:
-    """"Choosing the budget": the pilot's table (``run.py plan``), the recommendation and a figure."""
+@dataclass(frozen=True)
+class BudgetFindings:
+    """The pilot's plan (``run.py plan``) behind "Choosing the budget": its rows and the recommended budget."""
+    results: str
+    effect: float
+    rows: tuple[BudgetRow, ...]
+    budget: str | None
+    why: str
+
+
+def budget_findings(results: Path, effect: float = 0.5, reps: int = 1000) -> BudgetFindings:
+    """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
-    budget, why = recommend(rows)
+    return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows))
+
+
+def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
+    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
     lines = ["## Choosing the budget", "",
              f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
-             f"Seeds and CPU-hours are planned for a smallest effect of interest of {effect:g} points with 80% power "
+             f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
              "under the sequential rule, with the paired SD's 80% upper confidence bound (never the observed "
              "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
              "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
-             f"{results}`.", ""]
-    if not rows:
+             f"{budget.results}`.", ""]
+    if not budget.rows:
         return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", ""]
-    frame = pd.DataFrame([r.__dict__ for r in rows])
-    figures["budget_pilot"] = budget_figure(frame)[0]
-    folder = figures["__folder__"]
-    return lines + [markdown_table(plan_table(rows)), "",
-                    f"Recommended budget: **{budget or 'none yet'}** ({why}).", "",
+    return lines + [markdown_table(plan_table(list(budget.rows))), "",
+                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "",
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]

@@ -7,7 +7,7 @@ from importlib import import_module
 
 _EXPORTS = {"load_results": "load", "load_table": "load", "load_curves": "load",
             "analyze": "compare", "render": "tables", "to_dict": "tables",
-            "build_report": "report", "write_report": "report"}
+            "build_report": "report", "write_report": "report", "compute_findings": "findings"}
 __all__ = sorted(_EXPORTS)
 
 

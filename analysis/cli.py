@@ -1,9 +1,10 @@
-"""Commands ``analyze``, ``compare``, ``report`` and ``calibrate`` (registered on run.py's Typer app).
+"""Commands ``analyze``, ``compare``, ``report``, ``calibrate`` and ``plan`` (registered on run.py's Typer app).
 
 Bad input raises ``ValueError``/``FileNotFoundError`` naming the value and what is allowed;
 run.py turns those into one-line ``error: ...`` messages with exit code 2.
 """
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,6 +14,20 @@ from .terminal import keep_names_whole
 # start-up, and `run.py --help` should not load pandas, scipy and matplotlib.
 RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md)"
 FORMAT_HELP = "table | md | latex | csv | json"
+DETECT_HELP = "smallest effect of interest behind the seeds needed (default 0.5 for top-1)"
+
+# The options analyze, compare, report and plan share (the defaults are the parameters' defaults).
+ResultsOption = Annotated[Path, typer.Option("--results", help=RESULTS_HELP)]
+CsvOption = Annotated[Path | None, typer.Option("--csv", help="tidy CSV/Parquet instead of --results")]
+MetricOption = Annotated[str, typer.Option("--metric", help="metric column")]
+FormatOption = Annotated[str, typer.Option("--format", help=FORMAT_HELP)]
+PairingOption = Annotated[str, typer.Option("--pairing", help="auto | paired | unpaired")]
+CorrectionOption = Annotated[str, typer.Option("--correction", help="holm | fdr_bh | none")]
+AlphaOption = Annotated[float, typer.Option("--alpha", help="significance level")]
+MarginOption = Annotated[float | None, typer.Option(
+    "--margin", help="non-inferiority margin in metric units (default 0.5 for top-1)")]
+SeedOption = Annotated[int, typer.Option("--seed", help="bootstrap seed")]
+DetectOption = Annotated[float | None, typer.Option("--detect", help=DETECT_HELP)]
 
 
 def _frame(results: Path, csv: Path | None, reference: str | None):
@@ -54,20 +69,18 @@ def _emit(result: dict, fmt: str) -> None:
 
 
 def analyze(
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-    csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
-    grid: list[str] | None = typer.Option(None, "--grid", help="grid(s) to analyse (default: all)"),
-    metric: str = typer.Option("test_top1", "--metric", help="metric column"),
-    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
-    reference: str | None = typer.Option(None, "--reference", help="reference variant (overrides grid.json)"),
-    pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
-    correction: str = typer.Option("holm", "--correction", help="holm | fdr_bh | none"),
-    alpha: float = typer.Option(0.05, "--alpha"),
-    margin: float | None = typer.Option(None, "--margin",
-                                        help="non-inferiority margin in metric units (default 0.5 for top-1)"),
-    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-    detect: float | None = typer.Option(None, "--detect",
-                                        help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
+    results: ResultsOption = Path("results"),
+    csv: CsvOption = None,
+    grid: Annotated[list[str] | None, typer.Option("--grid", help="grid(s) to analyse (default: all)")] = None,
+    metric: MetricOption = "test_top1",
+    fmt: FormatOption = "table",
+    reference: Annotated[str | None, typer.Option("--reference", help="reference variant (overrides grid.json)")] = None,
+    pairing: PairingOption = "auto",
+    correction: CorrectionOption = "holm",
+    alpha: AlphaOption = 0.05,
+    margin: MarginOption = None,
+    seed: SeedOption = 0,
+    detect: DetectOption = None,
 ) -> None:
     """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
     from . import tables
@@ -83,18 +96,17 @@ def analyze(
 
 
 def compare(
-    a: str = typer.Argument(..., help="variant, or GRID/VARIANT when the name is in several grids"),
-    b: str = typer.Argument(..., help="the variant to compare against"),
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-    csv: Path | None = typer.Option(None, "--csv", help="tidy CSV/Parquet instead of --results"),
-    metric: str = typer.Option("test_top1", "--metric"),
-    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
-    pairing: str = typer.Option("auto", "--pairing", help="auto | paired | unpaired"),
-    alpha: float = typer.Option(0.05, "--alpha"),
-    margin: float | None = typer.Option(None, "--margin"),
-    seed: int = typer.Option(0, "--seed"),
-    detect: float | None = typer.Option(None, "--detect",
-                                        help="smallest effect of interest behind the seeds needed (default 0.5 for top-1)"),
+    a: Annotated[str, typer.Argument(help="variant, or GRID/VARIANT when the name is in several grids")],
+    b: Annotated[str, typer.Argument(help="the variant to compare against")],
+    results: ResultsOption = Path("results"),
+    csv: CsvOption = None,
+    metric: MetricOption = "test_top1",
+    fmt: FormatOption = "table",
+    pairing: PairingOption = "auto",
+    alpha: AlphaOption = 0.05,
+    margin: MarginOption = None,
+    seed: SeedOption = 0,
+    detect: DetectOption = None,
 ) -> None:
     """Any two variants: A against B (uncorrected single comparison)."""
     from . import tables
@@ -109,23 +121,33 @@ def compare(
 
 
 def report(
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
-    out: Path = typer.Option(Path("REPORT.md"), "--out", help="report file; figures go to <stem>_figures/"),
-    metric: str = typer.Option("test_top1", "--metric"),
-    correction: str = typer.Option("holm", "--correction"),
-    alpha: float = typer.Option(0.05, "--alpha"),
-    margin: float | None = typer.Option(None, "--margin"),
-    seed: int = typer.Option(0, "--seed"),
+    results: ResultsOption = Path("results"),
+    out: Annotated[Path, typer.Option("--out", help="report file; figures go to <stem>_figures/")] = Path("REPORT.md"),
+    metric: MetricOption = "test_top1",
+    correction: CorrectionOption = "holm",
+    alpha: AlphaOption = 0.05,
+    margin: MarginOption = None,
+    seed: SeedOption = 0,
+    fmt: Annotated[str, typer.Option("--format", help="md: write --out and its figures; json: print the report's "
+                                                       "findings as JSON to stdout and write nothing")] = "md",
 ) -> None:
-    """Write the reproduction report (setup, claims, one section per grid, figures)."""
-    from .report import write_report
-
+    """Write the reproduction report (setup, claims, one section per grid, figures), or print its findings as JSON."""
     _check_margin(margin)
+    if fmt not in ("md", "json"):
+        raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+    if fmt == "json":
+        from .findings import compute_findings, findings_json
+
+        findings = compute_findings(results, metric, alpha, correction, margin, seed)
+        typer.echo(findings_json(findings), nl=False)
+        return
+    from .report import figure_folder, write_report
+
     if out.suffix.lower() != ".md":
         raise ValueError(f"--out '{out}' must be a Markdown file ending in .md")
     path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,
                         seed=seed)
-    typer.echo(f"wrote {path} and {path.parent / (path.stem.lower() + '_figures')}/")
+    typer.echo(f"wrote {path} and {path.parent / figure_folder(path)}/")
 
 
 def calibrate(
@@ -139,7 +161,7 @@ def calibrate(
 
 
 def plan(
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    results: ResultsOption = Path("results"),
     effect: float = typer.Option(0.5, "--effect",
                                  help="smallest effect of interest, metric points (planned, never observed)"),
     power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),

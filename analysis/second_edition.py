@@ -1,12 +1,15 @@
 """The report's second-edition sections (docs/study.md): findings at a glance, choosing the budget.
 
-Each function computes from the results files and returns Markdown lines; figures are returned as
-matplotlib figures for the report to save. Only files are read.
+``glance_rows`` computes "Findings at a glance" from the results files and ``glance_lines`` renders it; the
+budget is computed by
+``budget_findings`` and written by ``budget_lines`` (Markdown) and ``budget_figure`` (a matplotlib figure for
+the report to save). Only files are read.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,47 +33,68 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     return sum(s for s in seconds if math.isfinite(s)) / 3600
 
 
-def findings_lines(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | None = None) -> list[str]:
-    """"Findings at a glance": per core question, the second edition's sequential verdict or its status, and
-    what deciding it would take (the plan at the pilot's budget; ``rows`` are the pilot's, computed if None)."""
-    rows = pilot_rows(results, reps=1000) if rows is None else rows
-    plans = question_plans(results, rows, recommend(rows)[0])
-    table = []
+@dataclass(frozen=True)
+class GlanceRow:
+    """One line of "Findings at a glance": a core question's comparison, its sequential state and its plan."""
+    question: str
+    comparison: str
+    verdict: str  # the sequential rule's label, or "not run yet"
+    estimate: float | None = None
+    ci: tuple[float, float] | None = None
+    seeds: int | None = None
+    look: int | None = None
+    looks: int | None = None
+    cpu_hours: float = 0.0  # spent on the grid's engine-2 runs
+    to_decide: str = ""  # "decided", the rule's estimate for a comparison left open, or the plan
+
+
+def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
+    """Per core question, the second edition's sequential verdict (``sequential.json``) or its status, and what
+    deciding it would take: the plan at the pilot's budget, from the pilot's ``rows``."""
+    plans = question_plans(results, list(rows), recommend(list(rows))[0])
+    out = []
     for q in CORE_QUESTIONS:
         path = results / q.grid / "sequential.json"
-        state = json.loads(path.read_text()) if path.exists() else None
-        variants = (state or {}).get("variants", {})
+        state = json.loads(path.read_text()) if path.exists() else {}
+        variants = state.get("variants", {})
         names = [q.variant] if q.variant else sorted(variants)
         cpu = _cpu_hours(results, frame, q.grid)
         plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
-        if not variants or not any(n in variants for n in names):
-            table.append({"question": f"({q.key}) {q.text}", "comparison": f"`{q.grid}`", "verdict": "not run yet",
-                          "difference [CI]": "–", "seeds (looks)": "–", "CPU-h": f"{cpu:.2f}", "to decide": plan})
+        question = f"({q.key}) {q.text}"
+        if not any(n in variants for n in names):
+            out.append(GlanceRow(question, f"`{q.grid}`", "not run yet", cpu_hours=cpu, to_decide=plan))
             continue
-        for name in names:
-            s = variants.get(name)
-            if s is None:
-                continue
-            ci = s.get("ci")
-            table.append({
-                "question": f"({q.key}) {q.text}", "comparison": f"`{q.grid}`: `{name}` - `{state['reference']}`",
-                "verdict": s["label"],
-                "difference [CI]": f"{s['estimate']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–",
-                "seeds (looks)": f"{s['n']} ({s['look']} of {len(state['schedule'])})", "CPU-h": f"{cpu:.2f}",
-                "to decide": "decided" if s["label"] in DECIDED else s.get("to_decide") or plan})
-    return ["## Findings at a glance", "",
-            "The second edition (engine version 2, docs/study.md): each core question is decided by adding seeds "
-            "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
-            "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
-            "the grid's engine-2 runs. *To decide*: the plan (`run.py plan`) for a smallest effect of interest of "
-            "0.5 points with 80% power: the expected and maximum seeds per variant under the sequential rule with "
-            "alpha split over the grid's comparisons, planned with the pilot's paired SD (its 80% upper bound; "
-            "for networks the pilot does not train, the largest of the pilot's pairs: an assumption), and the "
-            "CPU-hours of all the grid's variants, each run's time the pilot's DyClotNet-0.5 median scaled by its "
-            "MACs (`results/study_costs.json`; a proxy until the first runs measure it). The first pass (engine "
-            "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
-            "it was, never pooled with the second edition.", "",
-            markdown_table(pd.DataFrame(table)), ""]
+        for name in (n for n in names if n in variants):
+            s = variants[name]
+            out.append(GlanceRow(
+                question, f"`{q.grid}`: `{name}` - `{state['reference']}`", s["label"], s.get("estimate"),
+                tuple(s["ci"]) if s.get("ci") else None, s.get("n"), s.get("look"), len(state["schedule"]), cpu,
+                "decided" if s["label"] in DECIDED else s.get("to_decide") or plan))
+    return tuple(out)
+
+
+GLANCE_INTRO = (
+    "The second edition (engine version 2, docs/study.md): each core question is decided by adding seeds "
+    "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
+    "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
+    "the grid's engine-2 runs. *To decide*: the plan (`run.py plan`) for a smallest effect of interest of "
+    "0.5 points with 80% power: the expected and maximum seeds per variant under the sequential rule with "
+    "alpha split over the grid's comparisons, planned with the pilot's paired SD (its 80% upper bound; "
+    "for networks the pilot does not train, the largest of the pilot's pairs: an assumption), and the "
+    "CPU-hours of all the grid's variants, each run's time the pilot's DyClotNet-0.5 median scaled by its "
+    "MACs (`results/study_costs.json`; a proxy until the first runs measure it). The first pass (engine "
+    "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
+    "it was, never pooled with the second edition.")
+
+
+def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
+    """"Findings at a glance" as Markdown."""
+    table = [{"question": r.question, "comparison": r.comparison, "verdict": r.verdict,
+              "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
+                                  if r.ci is not None and r.estimate is not None else "–"),
+              "seeds (looks)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
+              "CPU-h": f"{r.cpu_hours:.2f}", "to decide": r.to_decide} for r in rows]
+    return ["## Findings at a glance", "", GLANCE_INTRO, "", markdown_table(pd.DataFrame(table)), ""]
 
 
 def budget_figure(table: pd.DataFrame):
@@ -87,23 +111,33 @@ def budget_figure(table: pd.DataFrame):
     return fig, (ax_sd, ax_cost)
 
 
-def budget_lines(results: Path, figures: dict, effect: float = 0.5, reps: int = 1000,
-                 rows: list[BudgetRow] | None = None) -> list[str]:
-    """"Choosing the budget": the pilot's table (``run.py plan``), the recommendation and a figure."""
-    rows = pilot_rows(results, effect, reps=reps) if rows is None else rows
-    budget, why = recommend(rows)
+@dataclass(frozen=True)
+class BudgetFindings:
+    """The pilot's plan (``run.py plan``) behind "Choosing the budget": its rows and the recommended budget."""
+    results: str
+    effect: float
+    rows: tuple[BudgetRow, ...]
+    budget: str | None
+    why: str
+
+
+def budget_findings(results: Path, effect: float = 0.5, reps: int = 1000) -> BudgetFindings:
+    """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
+    rows = pilot_rows(results, effect, reps=reps)
+    return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows))
+
+
+def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
+    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
     lines = ["## Choosing the budget", "",
              f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
-             f"Seeds and CPU-hours are planned for a smallest effect of interest of {effect:g} points with 80% power "
+             f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
              "under the sequential rule, with the paired SD's 80% upper confidence bound (never the observed "
              "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
              "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
-             f"{results}`.", ""]
-    if not rows:
+             f"{budget.results}`.", ""]
+    if not budget.rows:
         return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", ""]
-    frame = pd.DataFrame([r.__dict__ for r in rows])
-    figures["budget_pilot"] = budget_figure(frame)[0]
-    folder = figures["__folder__"]
-    return lines + [markdown_table(plan_table(rows)), "",
-                    f"Recommended budget: **{budget or 'none yet'}** ({why}).", "",
+    return lines + [markdown_table(plan_table(list(budget.rows))), "",
+                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "",
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]

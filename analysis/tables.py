@@ -54,6 +54,11 @@ def fmt_ci(low, high) -> str:
     return f"[{fmt_num(low)}, {fmt_num(high)}]"
 
 
+def command(*parts: str) -> str:
+    """A ``run.py`` command line as inline Markdown code."""
+    return "`python run.py " + " ".join(parts) + "`"
+
+
 def grids_of(result: dict) -> list[str]:
     return sorted(result["summaries"]["grid"].unique(), key=natural_key) if len(result["summaries"]) else []
 
@@ -201,12 +206,12 @@ def to_csv(result: dict) -> str:
 
 
 def _clean(value, key: str = ""):
-    """JSON-safe: NaN/None -> null, numpy scalars -> Python, counts -> int."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """JSON-safe: NaN, infinities and None -> null, numpy scalars -> Python, counts -> int."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     if hasattr(value, "item"):
         value = value.item()
-        if isinstance(value, float) and math.isnan(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return None
     if key in INT_KEYS and isinstance(value, float):
         return int(value)

@@ -56,24 +56,26 @@ def test_plan_command(pilot, capsys):
 
 def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp_path):
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     from analysis.load import load_results
-    from analysis.second_edition import budget_lines, findings_lines
+    from analysis.second_edition import budget_figure, budget_findings, budget_lines, glance_lines, glance_rows
 
-    figures = {"__folder__": "r_figures"}
-    lines = "\n".join(budget_lines(pilot, figures, effect=4.0, reps=200))
+    budget = budget_findings(pilot, effect=4.0, reps=200)
+    lines = "\n".join(budget_lines(budget, "r_figures"))
     assert "## Choosing the budget" in lines and "| cpu-full | DCT vs pointwise expansion | 4 |" in lines
     assert "Recommended budget: **cpu-full**" in lines and "](r_figures/budget_pilot.png)" in lines
-    assert set(figures) == {"__folder__", "budget_pilot"}
-    plt.close(figures["budget_pilot"])
+    fig = budget_figure(pd.DataFrame([r.__dict__ for r in budget.rows]))[0]
+    assert len(fig.axes) == 2
+    plt.close(fig)
 
     root = tmp_path / "results"
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=3)
-    assert "No pilot grid has 2 paired seeds yet" in "\n".join(budget_lines(root, {"__folder__": "f"}))
+    assert "No pilot grid has 2 paired seeds yet" in "\n".join(budget_lines(budget_findings(root), "f"))
     (root / "expansion-op" / "sequential.json").write_text(json.dumps({
         "grid": "expansion-op", "reference": "dct", "schedule": [3, 5, 8],
         "variants": {"pointwise": {"label": "equivalent", "look": 2, "n": 5, "estimate": 0.12, "ci": [-0.3, 0.41]}}}))
-    text = "\n".join(findings_lines(root, load_results(root)))
+    text = "\n".join(glance_lines(glance_rows(root, load_results(root), [])))
     assert ("| (b) Is DCT as good as the pointwise expansion it replaces? | `expansion-op`: `pointwise` - `dct` | "
             "equivalent | +0.12 [-0.30, +0.41] | 5 (2 of 3) |") in text
     assert "| (a) Does the recalibrator help over the replicator alone? | `replicator-vs-recalibrator` | not run yet |" in text

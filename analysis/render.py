@@ -1,0 +1,356 @@
+"""The report's sections as Markdown: each ``render_*`` takes findings (``analysis.findings``) and returns lines.
+
+Pure functions: no file is read or written, nothing is computed from the runs; the same findings give
+the same text. ``source`` is the results directory as the reader should type it, ``folder`` the
+figure folder beside the report (figures are drawn by ``analysis.report_figures``).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
+
+from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimRow, ClaimsFindings
+from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
+from .health import LEARNED_FACTOR, SPIKE_FACTOR
+from .tables import ci_note, command, display_table, exclusion_line, fmt_num, fmt_p, interval_note, markdown_table
+
+JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
+TABLE_ROWS = 60  # rows of the setup tables; the rest is counted
+
+
+def values_text(values: tuple[str, ...] | list[str], limit: int = 3) -> str:
+    shown = "; ".join(f"`{v}`" for v in values[:limit])
+    return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
+
+
+def demote(markdown: str, levels: int = 2) -> str:
+    """Shift headings down so an included document nests under a report section."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        fenced ^= line.lstrip().startswith("```")
+        out.append("#" * levels + line if not fenced and re.match(r"#{1,4} ", line) else line)
+    return "\n".join(out)
+
+
+def figure_link(folder: str, name: str, caption: str) -> str:
+    return f"![{caption}]({folder}/{name}.png)\n\n[{name}.pdf]({folder}/{name}.pdf)\n"
+
+
+# --------------------------------------------------------------------------------------------- runs
+def render_runs(runs: RunsFindings) -> list[str]:
+    """"Runs": run folders by status per grid, the training compute, the study plan against the runs."""
+    rows = [{"grid": f"`{g.grid}`", "reference": f"`{'–' if g.reference is None else g.reference}`",
+             **{s: str(n) for s, n in g.counts.items()},
+             "engine": ", ".join(str(v) for v in g.engine_versions) or "–"} for g in runs.grids]
+    lines = ["## Runs", "", "`engine` is the engine version the grid's runs were trained with (docs/engine.md): version 1 "
+             "predates the fidelity fixes of the DCT bottleneck's normalisation and of DCD, FTM and MDConv; a grid's "
+             "runs of an older version than its newest are `superseded`, never paired or pooled with newer ones.", "",
+             markdown_table(pd.DataFrame(rows)), ""]
+    line = (f"Compute: {runs.trained} runs trained, {runs.train_seconds / 3600:.2f} h of training in total (the sum of "
+            "the runs' training seconds; evaluation and profiling not included).")
+    if runs.trained < runs.ok:
+        line += (f" {runs.ok - runs.trained} further runs are copies of a twin run in another grid (the same network, "
+                 "data, protocol, seeds and numerics settings; `reused_from` in their result.json) and cost nothing. "
+                 "Copies put the same runs into several grids: agreement between such grids is not an independent "
+                 "replication (Questions and answers shows such a comparison once).")
+    lines += [line, ""]
+    if runs.plan_problem:
+        return lines + [f"Study plan not shown: {runs.plan_problem}.", ""]
+    if not runs.plan:
+        return lines
+    plan = [{"grid": f"`{p.grid}`", "protocol": f"`{'–' if p.protocol is None else p.protocol}`",
+             "seeds planned": str(p.seeds), "variants": str(p.variants) if p.variants else "–",
+             "runs ok / planned": f"{p.ok} / {p.variants * p.seeds}" if p.variants else f"{p.ok} / –", "state": p.state}
+            for p in runs.plan]
+    return lines + ["The study plan (`results/study.json`, written by `run.py study`) against the runs above:", "",
+                    markdown_table(pd.DataFrame(plan)), ""]
+
+
+def render_health(health: pd.DataFrame) -> list[str]:
+    """"Training health": runs whose training loss rose far above chance or that never learned."""
+    trained = health[health["reused_from"].isna()]
+    if not len(trained):
+        return []
+    flagged = trained[trained["flagged"]]
+    unknown = int(trained["spike"].isna().sum())
+    lines = ["## Training health", "",
+             f"A network guessing uniformly over C classes has a training loss of ln C. A run is flagged when an "
+             f"epoch's mean training loss exceeded {SPIKE_FACTOR:g} x ln C (*loss spike*: it diverged and spent "
+             f"epochs recovering) or its final training accuracy stayed below {LEARNED_FACTOR:g} x chance "
+             f"(*did not learn*). Trained runs only (copies are their twins)."
+             + (f" {unknown} run(s) could not be checked (number of classes unknown)." if unknown else ""), ""]
+    if not len(flagged):
+        return lines + [f"None of the {len(trained)} trained runs is flagged.", ""]
+    per_variant = (flagged.groupby(["grid", "variant"]).size().rename("flagged").reset_index()
+                   .merge(trained.groupby(["grid", "variant"]).size().rename("runs").reset_index()))
+    table = flagged.assign(
+        seed=flagged["seed"].astype(int).astype(str),
+        flag=[", ".join(name for name, on in (("loss spike", r.spike == True), ("did not learn", r.not_learned == True)) if on)  # noqa: E712
+              for r in flagged.itertuples()],
+        **{"first-epoch loss": flagged["first_loss"].map("{:.2f}".format),
+           "peak loss (epoch)": [f"{r.peak_loss:.2f} ({r.peak_epoch})" for r in flagged.itertuples()],
+           "chance loss": flagged["classes"].map(lambda c: f"{math.log(c):.2f}"),
+           "final loss": flagged["final_loss"].map("{:.2f}".format),
+           "final train top-1": flagged["final_train_top1"].map("{:.1f}".format)})
+    lines += [f"{len(flagged)} of {len(trained)} trained runs are flagged, in "
+              + "; ".join(f"`{r.grid}` `{r.variant}` ({r.flagged} of {r.runs} runs)" for r in per_variant.itertuples())
+              + ". Comparisons that involve these variants measure how each network copes with the shared "
+              "protocol's learning-rate schedule (Protocol below) as much as its architecture; read their rows in "
+              "the questions with that in mind. Grids that halve the learning rate (`Grid.lr_scale`) show how much of "
+              "a comparison the schedule decides; a per-network learning-rate search is the next study to make.", "",
+              markdown_table(table[["grid", "variant", "seed", "flag", "first-epoch loss", "peak loss (epoch)",
+                                    "chance loss", "final loss", "final train top-1"]]), ""]
+    return lines
+
+
+# -------------------------------------------------------------------------------------------- setup
+def _recorded(setup: SetupFindings) -> list[str]:
+    lines = ["### Hardware and software", ""]
+    if setup.env_runs:
+        rows = [{"key": f"`{k}`", "value(s)": values_text(v)} for k, v in setup.env_values.items()]
+        lines += [f"From the `env.json` of {setup.env_runs} run(s); several values mean runs differ.", "",
+                  markdown_table(pd.DataFrame(rows[:TABLE_ROWS])), ""]
+        if len(rows) > TABLE_ROWS:
+            lines += [f"({len(rows) - TABLE_ROWS} more keys in the runs' `env.json`.)", ""]
+    else:
+        lines += ["No `env.json` found: hardware and software versions are unknown.", ""]
+    lines += ["### Protocol", ""]
+    if setup.config_runs:
+        constant = [k for k, v in setup.config_values.items() if len(v) == 1]
+        varying = [k for k, v in setup.config_values.items() if len(v) > 1]
+        rows = [{"setting": f"`{k}`", "value": f"`{setup.config_values[k][0]}`"} for k in constant]
+        lines += [f"Settings shared by all {setup.config_runs} run configs (`config.json`):", "",
+                  markdown_table(pd.DataFrame(rows[:TABLE_ROWS])) if rows else "(none)", ""]
+        if varying:
+            lines += ["Settings that differ between runs: " + ", ".join(f"`{k}`" for k in varying[:40])
+                      + (" ..." if len(varying) > 40 else "") + ".", ""]
+    else:
+        lines += ["No `config.json` found.", ""]
+    return lines
+
+
+def render_setup(setup: SetupFindings, analysis: dict, source: str, out: str) -> list[str]:
+    """"Setup": hardware and software, protocol, data and the statistical protocol (``out``: the report's
+    path with the options it was written with)."""
+    lines = ["## Setup", "", *_recorded(setup)]
+    lines += [f"Protocol(s) named in the results: {', '.join(f'`{p}`' for p in setup.protocols) or 'none recorded'}.", ""]
+    lines += ["### Data", "", f"Dataset(s): {', '.join(f'`{d}`' for d in setup.datasets) or 'none recorded'}.", ""]
+    if setup.jpeg:
+        lines += [f"> **Caveat: {JPEG_CAVEAT}.** The CIFAR-10 images were decoded from a JPEG re-encoded "
+                  "archive, not the original lossless arrays. JPEG artefacts change the inputs, so absolute "
+                  "accuracies are not directly comparable with published CIFAR-10 numbers; differences between "
+                  "variants trained and tested on the same data remain comparable.", ""]
+    margin = "none" if analysis["margin"] is None else f"{analysis['margin']:g} points"
+    return lines + ["### Statistical protocol", "",
+                    f"Primary metric `{analysis['metric']}`; alpha {analysis['alpha']:g}; multiplicity correction "
+                    f"`{analysis['correction']}` within each grid; non-inferiority margin {margin}; "
+                    f"{round(analysis['confidence'] * 100)}% intervals; bootstrap seed {analysis['seed']}. "
+                    "Tests and verdict rules: `docs/analysis.md`.", "",
+                    "Regenerate: " + command("report", "--results", source, "--out", out) + " (this section is "
+                    "read from the run files).", ""]
+
+
+# ------------------------------------------------------------------------------------------- claims
+def comparison_text(row: ClaimRow) -> str:
+    """'grid: `variant` vs `reference`', the grid alone when it has no such pair, '–' without a grid."""
+    if row.grid is None:
+        return "–"
+    return f"{row.grid}: `{row.variant}` vs `{row.reference}`" if row.variant else row.grid
+
+
+def render_claims(claims: ClaimsFindings, source: str) -> list[str]:
+    table = pd.DataFrame([(r.claim, comparison_text(r), r.measured, r.verdict, r.reason) for r in claims.rows],
+                         columns=["claim", "grid: variant vs reference", "measured (95% CI)", "verdict", "reason"])
+    return ["## Paper claims", "",
+            "Each claim is tested once on its own grid (no correction across claims). Accuracy claims use "
+            "the t interval of the difference; cost claims compare medians (costs are deterministic).", "",
+            markdown_table(table), "",
+            "Regenerate: " + command("compare", f"{HEADLINE_GRID}/{claims.dyclot or 'DYCLOTNET'}",
+                                     f"{HEADLINE_GRID}/{claims.mobile or 'MOBILENETV2'}", "--results", source) + ", "
+            + ", ".join(command("compare", f"{g}/dct", f"{g}/pointwise", "--results", source)
+                        for g in NONINFERIORITY_GRIDS) + ".", ""]
+
+
+def render_cost_readings(readings: tuple[CostReading, ...] | None, source: str) -> list[str]:
+    """Which reading of the open points reproduces which published cost ratio (absent without claim_costs.json)."""
+    if readings is None:
+        return []
+    table = pd.DataFrame([{"DyClotNet-2.0 reading": r.dyclot_reading, "MobileNetV2-1.0 reading": r.mobile_reading,
+                           PARAMS_RATIO_HEADER: f"{r.params_ratio:.2f}x" + (" (matches)" if r.params_match else ""),
+                           MACS_RATIO_HEADER: f"{r.macs_ratio:.2f}x" + (" (matches)" if r.macs_match else "")}
+                          for r in readings])
+    both = [r for r in readings if r.params_match and r.macs_match]
+    summary = ("Both published ratios are reproduced only by: " + "; ".join(
+        f"{r.dyclot_reading} against {r.mobile_reading}" for r in both) + "." if both
+        else "No single reading reproduces both published ratios.")
+    return ["### Which reading reproduces which published cost", "",
+            "The published cost ratios under each reading of the paper's open points and each adaptation of "
+            f"MobileNetV2-1.0 to 32x32 input (ratios within 5% of the claim match), from `{source}/claim_costs.json` "
+            f"({command('claim-costs', '--out', source + '/claim_costs.json')}). {summary} The accuracy comparison of "
+            "the headline uses that adaptation; the others stay as extra rows.", "",
+            markdown_table(table), ""]
+
+
+# -------------------------------------------------------------------------------------------- grids
+def _grid_tables(grid: GridFindings, analysis: dict) -> list[str]:
+    """The grid's comparison table, its verdicts in detail, excluded runs and costs."""
+    name = grid.grid
+    lines = [markdown_table(display_table(analysis, name)), "", interval_note(analysis, name) + ".", ""]
+    if ci_note(analysis, name):
+        lines += [ci_note(analysis, name) + ".", ""]
+    comps = analysis["comparisons"]
+    comps = comps[comps["grid"] == name] if len(comps) else pd.DataFrame()
+    if len(comps):
+        lines += ["Verdicts in detail:", ""]
+        lines += [f"- `{c.variant}`: **{c.verdict}** — {c.reason} (rank test {c.rank_test}: "
+                  f"{c.rank_note or 'p_adj ' + fmt_p(c.p_rank_adj)}{'; ' + c.note if c.note else ''})"
+                  for c in comps.itertuples()]
+        lines += [""]
+    excluded = analysis["excluded"][analysis["excluded"]["grid"] == name]
+    if len(excluded):
+        table = excluded.assign(seed=excluded["seed"].map(lambda s: "–" if pd.isna(s) else str(int(s))),
+                                reason=excluded["reason"].fillna("").astype(str))
+        lines += ["Excluded runs (counted, never averaged):", "",
+                  markdown_table(table[["variant", "seed", "run_id", "status", "reason"]].fillna("–")), ""]
+    if grid.cost_columns:
+        table = pd.DataFrame([{"variant": v, **{c: fmt_num(costs[c]) for c in grid.cost_columns}}
+                              for v, costs in grid.costs.items()])
+        lines += ["Cost per variant (median over runs):", "", markdown_table(table), ""]
+    return lines
+
+
+def render_grid(grid: GridFindings, analysis: dict, source: str, folder: str) -> list[str]:
+    """A grid's section: what it compares, its tables and figures, the command that regenerates it."""
+    lines = [f"## Grid `{grid.grid}`", ""]
+    if grid.skipped is not None:
+        return lines + [f"Not analysed: {grid.skipped}.", ""]
+    metric = analysis["metric"]
+    if grid.description:
+        lines += [grid.description, ""]
+    lines += [f"Reference `{grid.order[0]}`; tests {'paired by seed' if grid.paired else 'unpaired'}; datasets "
+              + (", ".join(f"`{d}`" for d in grid.datasets) or "unknown")
+              + "; " + exclusion_line(analysis, grid.grid) + ".", ""]
+    if grid.left_out:
+        lines += ["Variants left out of this grid: " + "; ".join(
+            f"`{v}` ({reason})" for v, reason in grid.left_out.items()) + ".", ""]
+    lines += _grid_tables(grid, analysis)
+    if grid.seeds_data is not None:
+        lines += [figure_link(folder, grid.figure("seeds"), f"{grid.grid}: per-seed {metric} over box plots")]
+    if grid.sweep_key:
+        lines += [figure_link(folder, grid.figure("sweep"),
+                              f"{grid.grid}: mean {metric} against {grid.sweep_key} with the 95% t interval of the mean")]
+    if grid.curve_metric:
+        lines += [figure_link(folder, grid.figure("curves"),
+                              f"{grid.grid}: {grid.curve_metric} per epoch (mean, 95% t band over seeds)")]
+    extra = "" if metric == "test_top1" else f" --metric {metric}"
+    return lines + ["Regenerate: " + command("analyze", "--results", source, "--grid", grid.grid + extra, "--format", "md"),
+                    ""]
+
+
+def render_pareto(pareto: ParetoFindings, metric: str, source: str, folder: str) -> list[str]:
+    """"Accuracy against cost": the Pareto figures and whether fewer MACs meant faster (absent without figures)."""
+    if not pareto.panels:
+        return []
+    lines = [figure_link(folder, p.name, f"{metric} against {p.cost} on {p.dataset} (" + ", ".join(p.grids)
+                         + "), with the Pareto front") for p in pareto.panels]
+    for c in pareto.correlations:
+        lines += [f"Does fewer MACs mean faster here? On `{c.dataset}`, over the {c.networks} distinct networks "
+                  f"above, the Spearman rank correlation of MACs with measured CPU latency (batch 1, 1 thread) "
+                  f"is {c.rho:.2f} (p = {fmt_p(c.p)}; 1 would mean the MAC order is the "
+                  "latency order); `run.py bench latency` adds throughput at batch 128 for the baselines.", ""]
+    return ["## Accuracy against cost", "",
+            "Each point is one variant of one grid: mean over seeds with its 95% CI against the median cost; "
+            "the dashed line is the Pareto front (no other point is cheaper and at least as accurate). One figure "
+            "per dataset, since accuracies on different test sets are not comparable.", "", *lines,
+            "Regenerate: " + command("analyze", "--results", source, "--format", "csv") + " (means, CIs) and "
+            "the cost tables of the grid sections.", ""]
+
+
+# ------------------------------------------------------------------------------- interpretation, limits
+def render_interpretation(text: str | None, correction: str) -> list[str]:
+    """"Interpretation choices": docs/interpretation.md (``text``) and the analysis choices."""
+    lines = ["## Interpretation choices", ""]
+    if text is not None:
+        text = re.sub(r"\A# [^\n]*\n+", "", text)  # its title duplicates this section's
+        lines += ["From `docs/interpretation.md`:", "", demote(text), ""]
+    else:
+        lines += ["The interpretation of the paper's ambiguities is recorded in `docs/interpretation.md` "
+                  "(not present when this report was generated).", ""]
+    return lines + [
+        "Analysis choices (see `docs/analysis.md`):", "",
+        "- Primary test: Welch's t-test, or the paired t-test when a grid pairs runs by seed; the rank "
+        "test (Mann-Whitney U / Wilcoxon signed-rank) is reported beside it as a check where its smallest "
+        "possible p, after the correction, is below alpha, and said to be omitted elsewhere.",
+        "- Intervals: t intervals throughout (the bootstrap undercovers at these seed counts); a grid's "
+        "difference intervals are Bonferroni-simultaneous, so one that excludes 0 always has a significant "
+        "corrected test.",
+        f"- Multiplicity: `{correction}` across the comparisons of each grid (Benjamini-Hochberg "
+        "also in the JSON/CSV output).",
+        "- 'Comparable accuracy' is only claimed from a non-inferiority / TOST test with the stated margin, "
+        "never from a non-significant difference test.",
+        f"- Cost claims are supported when the measured ratio is within {COST_TOLERANCE:.0%} of the paper's "
+        "(MAC counting conventions differ between tools).",
+        "- Failed, corrupt, unfinished and duplicate runs are excluded and counted; they are never averaged.", ""]
+
+
+def _measurement_lines(lim: LimitationsFindings) -> list[str]:
+    """Latency spread, training budgets and hardware."""
+    lines = []
+    if lim.latency_spread:
+        s = lim.latency_spread
+        lines.append(f"- Each run measures its network's latency once, after training, under whatever else the machine "
+                     f"was doing; over the {s.networks} networks trained more than once, the slowest of a network's runs "
+                     f"measured {s.median:.2f}x its fastest (median; up to {s.max:.2f}x). Latency ratios are medians over "
+                     "runs and are rougher than the accuracy figures; `run.py bench latency` measures all networks side "
+                     "by side in one process.")
+    lines.append("- Results come from the suite's training protocol, not the paper's full schedule; absolute "
+                 "accuracies are therefore lower, and only differences between variants are compared with claims.")
+    for b in lim.budgets:
+        per_class = {"None": "all", "?": "an unrecorded number of"}.get(b.train_per_class, b.train_per_class)
+        lines.append(f"- Short budget: the `{b.name}` protocol trains {b.epochs} epochs on {per_class} training images "
+                     f"per class (batch {', '.join(b.batch_sizes)}, peak learning rate {', '.join(b.learning_rates)}, "
+                     "the same schedule for every network of a grid, not tuned per network) "
+                     f"and tests on {b.test_per_class} images per class; "
+                     "differences that need longer training to appear cannot appear here.")
+    if not lim.env_runs:
+        lines.append("- Hardware unknown: no run recorded an `env.json`.")
+    elif lim.gpus:
+        lines.append(f"- {lim.gpu_runs} of {lim.env_runs} runs used a GPU ({', '.join(lim.gpus)}); "
+                     "the latency column is CPU batch-1 latency in every case.")
+    else:
+        lines.append("- CPU only: no run here used a GPU, and every latency and speed figure is a CPU figure.")
+    return lines
+
+
+def render_limitations(lim: LimitationsFindings) -> list[str]:
+    lines = ["## Limitations", "",
+             f"- Seeds per variant range from {lim.seeds_min} to {lim.seeds_max}; with few seeds only large differences "
+             "are detectable (see the seeds-needed figures in the verdicts).",
+             f"- {lim.excluded_runs} of {lim.runs} run folders were excluded "
+             "(failed, corrupt, unfinished or duplicate); if failures depend on the variant, the surviving runs "
+             "are a biased sample.",
+             "- Latency is measured on the machine that ran the experiments (CPU, batch 1, median) and does not "
+             "transfer to other hardware; MACs depend on the counting tool's conventions.",
+             *_measurement_lines(lim),
+             "- Datasets: " + ", ".join(f"`{d}`" for d in lim.datasets) + (
+                 "; CIFAR-10 is the JPEG re-encoding, not the original arrays (see Data)"
+                 if "cifar10-jpeg" in lim.datasets else "") + ".",
+             "- Every choice the paper leaves open was fixed by us (Interpretation choices above); the ones that can "
+             "change results are grids of their own, the others are not tested here.",
+             "- The `baselines` grid compares DyClotNet-0.5 with the efficient nets at width 0.5 and the seed "
+             "methods on ResNet-20, not the width-1.0 set, which the CPU budget cannot afford; the paper's own "
+             "comparison (DyClotNet-2.0 vs MobileNetV2-1.0) is the `paper-claim` grid.",
+             "- The same study under the `paper` protocol (full CIFAR-10 from torchvision, 200 epochs) on GPUs "
+             "through Ray, with the results directory on storage every node shares: "
+             + command("study", "--protocol", "paper", "--executor", "ray", "--address", "auto", "--device", "cuda",
+                       "--download", "--results", "results-paper") + ", then "
+             + command("report", "--results", "results-paper", "--out", "REPORT-paper.md") + "."]
+    if lim.paired_below_6:
+        lines.append("- With fewer than 6 pairs the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
+                     "(minimum two-sided p = 0.0625 for 5 pairs, 0.25 for 3), so it is omitted there; the paired "
+                     "t-test is the primary test.")
+    return lines + [""]

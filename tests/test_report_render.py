@@ -1,0 +1,301 @@
+"""The report's renderers on hand-built findings: no results directory, no file read.
+
+Each ``render_*`` takes dataclasses of ``analysis.findings`` (and the analysis dict of
+``compare.analyze`` run on an in-memory table) and returns Markdown lines; the findings also
+serialise to JSON whose per-grid comparisons are ``analyze --format json``'s.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import tables
+from analysis.claims import ClaimRow, ClaimsFindings, headline_pair
+from analysis.compare import analyze
+from analysis.findings import (
+    CostReading,
+    GridFindings,
+    GridRuns,
+    LatencySpread,
+    LimitationsFindings,
+    ParetoFindings,
+    ParetoPanel,
+    PlanRow,
+    ProtocolBudget,
+    RankCorrelation,
+    ReportFindings,
+    RunsFindings,
+    SetupFindings,
+    findings_json,
+    sweep_axis,
+)
+from analysis.plan import BudgetRow
+from analysis.questions import (
+    FlaggedVariant,
+    ParetoCheck,
+    QuestionFindings,
+    QuestionRow,
+    QuestionsFindings,
+    Repeat,
+    UnsettledRow,
+    render_questions,
+)
+from analysis.render import (
+    render_claims,
+    render_cost_readings,
+    render_grid,
+    render_health,
+    render_limitations,
+    render_pareto,
+    render_runs,
+    render_setup,
+)
+from analysis.report import render_report
+from analysis.report_figures import build_figures
+from analysis.second_edition import BudgetFindings, budget_lines
+
+
+def runs_table() -> pd.DataFrame:
+    """One grid in memory: reference `a` and variant `b`, 3 paired seeds each, `b` without latency."""
+    rows = [{"grid": "g", "variant": v, "seed": s, "test_top1": m + d, "status": "ok", "reference": "a", "paired": True,
+             "reason": None, "run_id": f"{v}{s}", "dataset": "cifar10-jpeg", "macs": 2e6 if v == "a" else 1e6,
+             "latency_ms": 4.0 if v == "a" else np.nan, "reused_from": None}
+            for v, m, noise in (("a", 70.0, (0.1, -0.2, 0.15)), ("b", 71.0, (0.3, -0.4, 0.0))) for s, d in enumerate(noise)]
+    rows.append({**rows[0], "seed": 3, "run_id": "a3", "status": "failed", "reason": "loss is nan", "test_top1": np.nan})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    return analyze(runs_table(), "test_top1")
+
+
+# ------------------------------------------------------------------------------------------- claims
+def test_claims_name_each_verdict_and_a_claim_without_a_grid():
+    claims = ClaimsFindings((
+        ClaimRow("X beats Y by 0.9", "paper-claim", "x", "y", "+0.1 points [-1, 1]", "not supported", "CI below"),
+        ClaimRow("CIFAR-100 claim", None, None, None, "–", "not testable here", "no data"),
+        ClaimRow("DCT non-inferior", "expansion-op", None, None, "–", "no results", "grid absent")), None, None)
+    text = "\n".join(render_claims(claims, "res"))
+    assert "| X beats Y by 0.9 | paper-claim: `x` vs `y` | +0.1 points [-1, 1] | not supported | CI below |" in text
+    assert "| CIFAR-100 claim | – | – | not testable here | no data |" in text
+    assert "| DCT non-inferior | expansion-op | – | no results | grid absent |" in text
+    assert "`python run.py compare paper-claim/DYCLOTNET paper-claim/MOBILENETV2 --results res`" in text
+
+
+def test_cost_readings_name_the_reading_that_matches_both_ratios():
+    assert render_cost_readings(None, "res") == []
+    readings = (CostReading("default", "ends at 8x8", 1.372, True, 2.806, True),
+                CostReading("default", "ends at 4x4", 1.372, True, 0.84, False))
+    text = "\n".join(render_cost_readings(readings, "res"))
+    assert "Both published ratios are reproduced only by: default against ends at 8x8." in text
+    assert "| default | ends at 4x4 | 1.37x (matches) | 0.84x |" in text
+    assert "No single reading reproduces both" in "\n".join(render_cost_readings(readings[1:], "res"))
+
+
+def test_the_headline_pair_comes_from_the_grid_definition():
+    assert headline_pair({"dyclotnet-2.0": "dyclotnet_200", "mobilenetv2-1.0": "mobilenetv2_cifar_100",
+                          "mobilenetv2-1.0-8x8": "mobilenetv2_cifar8_100"}) == ("dyclotnet-2.0", "mobilenetv2-1.0-8x8")
+    assert headline_pair({"dyclotnet-2.0": "dyclotnet_200", "mobilenetv2-1.0": "mobilenetv2_cifar_100"}) == (
+        "dyclotnet-2.0", "mobilenetv2-1.0")
+    assert headline_pair({"big": "dyclotnet_200", "small": "mobilenetv2_100"}) == ("big", "small")  # by model
+    assert headline_pair({"resnet": "resnet20_cifar", "mobile": "mobilenetv2_100"}) == (None, None)
+
+
+def test_the_swept_key_is_the_one_the_grid_definition_sweeps():
+    meta = {"variants": {f"p{p}": {"model_kwargs": {"p": p, "r": 8 // p}} for p in (1, 2, 4)}}
+    rows = pd.DataFrame(columns=["variant", "model_kwargs"])
+    assert sweep_axis(meta, rows, "p-sweep") == ("p", {"p1": 1.0, "p2": 2.0, "p4": 4.0})
+    assert sweep_axis(meta, rows, "r-sweep")[0] == "r"
+    assert sweep_axis(meta, rows, "my-grid") is None  # two keys vary and no definition says which
+
+
+# --------------------------------------------------------------------------------------------- runs
+def test_runs_table_the_copies_and_the_study_plan():
+    runs = RunsFindings((GridRuns("g", None, {"ok": 6, "failed": 1}, ()), GridRuns("h", "a", {"ok": 2, "failed": 0}, (1, 2))),
+                        ok=8, trained=5, train_seconds=7200.0,
+                        plan=(PlanRow("g", "cpu", 3, 2, 6, "complete"), PlanRow("z", None, 3, 0, 0, "not started")),
+                        plan_problem=None)
+    text = "\n".join(render_runs(runs))
+    assert "| `g` | `–` | 6 | 1 | – |" in text and "| `h` | `a` | 2 | 0 | 1, 2 |" in text
+    assert "Compute: 5 runs trained, 2.00 h of training" in text and " 3 further runs are copies" in text
+    assert "| `g` | `cpu` | 3 | 2 | 6 / 6 | complete |" in text and "| `z` | `–` | 3 | – | 0 / – | not started |" in text
+    broken = RunsFindings(runs.grids, 5, 5, 0.0, (), "study.json is not valid JSON")
+    text = "\n".join(render_runs(broken))
+    assert "Study plan not shown: study.json is not valid JSON." in text and "copies" not in text
+
+
+def test_training_health_lists_flagged_trained_runs_only():
+    health = pd.DataFrame([
+        {"grid": "g", "variant": "b", "seed": 1, "run_id": "b1", "reused_from": None, "classes": 10.0, "first_loss": 5.4,
+         "peak_loss": 5.4, "peak_epoch": 1, "final_loss": 2.3, "final_train_top1": 10.5, "spike": True,
+         "not_learned": True, "flagged": True},
+        {"grid": "g", "variant": "a", "seed": 1, "run_id": "a1", "reused_from": None, "classes": 10.0, "first_loss": 2.2,
+         "peak_loss": 2.2, "peak_epoch": 1, "final_loss": 1.7, "final_train_top1": 45.0, "spike": False,
+         "not_learned": False, "flagged": False},
+        {"grid": "h", "variant": "b", "seed": 1, "run_id": "c1", "reused_from": "g/b1", "classes": 10.0, "first_loss": 5.4,
+         "peak_loss": 5.4, "peak_epoch": 1, "final_loss": 2.3, "final_train_top1": 10.5, "spike": True,
+         "not_learned": True, "flagged": True}])
+    text = "\n".join(render_health(health))
+    assert "1 of 2 trained runs are flagged, in `g` `b` (1 of 1 runs)" in text
+    assert "| g | b | 1 | loss spike, did not learn | 5.40 | 5.40 (1) | 2.30 | 2.30 | 10.5 |" in text
+    assert "| h |" not in text  # a copy is its twin
+    assert "None of the 1 trained runs is flagged." in "\n".join(render_health(health.iloc[[1]]))
+    assert render_health(health.iloc[[2]]) == []
+
+
+# -------------------------------------------------------------------------------------------- setup
+def test_setup_shows_recorded_values_the_jpeg_caveat_and_the_protocol(analysis):
+    setup = SetupFindings(0, {}, 2, {"lr": ("0.1",), "seed": ("0", "1")}, ("cpu",), ("cifar10-jpeg",), True)
+    text = "\n".join(render_setup(setup, analysis, "res", "R.md"))
+    assert "No `env.json` found: hardware and software versions are unknown." in text
+    assert "| `lr` | `0.1` |" in text and "Settings that differ between runs: `seed`." in text
+    assert "**Caveat: CIFAR-10 (JPEG re-encoding).**" in text
+    assert "multiplicity correction `holm`" in text and "non-inferiority margin 0.5 points" in text
+    assert "`python run.py report --results res --out R.md`" in text
+    plain = SetupFindings(1, {"cpu": ("A", "B", "C", "D")}, 0, {}, (), ("fashion-mnist",), False)
+    text = "\n".join(render_setup(plain, analysis, "res", "R.md"))
+    assert "| `cpu` | `A`; `B`; `C` (+1 more) |" in text and "Caveat" not in text and "No `config.json` found." in text
+
+
+def test_limitations_name_gpus_budgets_and_the_latency_spread():
+    lim = LimitationsFindings(2, 5, 20, 3, True, LatencySpread(4, 1.234, 2.5),
+                              (ProtocolBudget("cpu", "15", "None", "100", ("128",), ("0.1", "0.2")),), 20, 4, ("H200",),
+                              ("cifar10-jpeg",))
+    text = "\n".join(render_limitations(lim))
+    assert "Seeds per variant range from 2 to 5" in text and "- 3 of 20 run folders were excluded" in text
+    assert "measured 1.23x its fastest (median; up to 2.50x)" in text
+    assert "trains 15 epochs on all training images per class (batch 128, peak learning rate 0.1, 0.2" in text
+    assert "- 4 of 20 runs used a GPU (H200)" in text and "JPEG re-encoding, not the original arrays" in text
+    assert "exact Wilcoxon signed-rank test cannot reach p < 0.05" in text
+    cpu = LimitationsFindings(3, 3, 6, 0, False, None, (), 0, 0, (), ("fashion-mnist",))
+    text = "\n".join(render_limitations(cpu))
+    assert "Hardware unknown: no run recorded an `env.json`." in text and "Each run measures" not in text
+    assert "Wilcoxon" not in text
+
+
+# -------------------------------------------------------------------------------------------- grids
+def test_a_grid_section_renders_its_tables_missing_costs_and_figure_links(analysis):
+    grid = GridFindings("g", description="A test grid.", order=("a", "b"), paired=True, datasets=("cifar10-jpeg",),
+                        left_out={"c": "no such model"}, cost_columns=("macs", "latency_ms"),
+                        costs={"a": {"macs": 2e6, "latency_ms": 4.0}, "b": {"macs": 1e6, "latency_ms": math.nan}},
+                        sweep_key=None, curve_metric="val_top1", seeds_data=pd.DataFrame({"variant": ["a"]}))
+    text = "\n".join(render_grid(grid, analysis, "res", "figs"))
+    assert text.startswith("## Grid `g`\n\nA test grid.\n\nReference `a`; tests paired by seed; datasets `cifar10-jpeg`")
+    assert "Variants left out of this grid: `c` (no such model)." in text
+    assert "| a | 2,000,000 | 4.00 |" in text and "| b | 1,000,000 | – |" in text  # no latency: –
+    assert "- `b`: **" in text and "| a | 3 | a3 | failed | loss is nan |" in text  # verdict and the excluded run
+    assert "](figs/g_seeds.png)" in text and "[g_curves.pdf](figs/g_curves.pdf)" in text and "_sweep" not in text
+    skipped = "\n".join(render_grid(GridFindings("bad", skipped="grid.json is corrupt"), analysis, "res", "figs"))
+    assert skipped == "## Grid `bad`\n\nNot analysed: grid.json is corrupt.\n"
+
+
+def test_pareto_section_is_absent_without_figures_and_reports_the_rank_correlation():
+    assert render_pareto(ParetoFindings((), ()), "test_top1", "res", "f") == []
+    pareto = ParetoFindings((ParetoPanel("pareto_macs_x", "macs", "x", ("g", "h"), pd.DataFrame()),),
+                            (RankCorrelation("x", 5, 0.9, 0.0004),))
+    text = "\n".join(render_pareto(pareto, "test_top1", "res", "f"))
+    assert "![test_top1 against macs on x (g, h), with the Pareto front](f/pareto_macs_x.png)" in text
+    assert "is 0.90 (p = <0.001;" in text
+
+
+# ---------------------------------------------------------------------------------------- questions
+def test_questions_render_rows_repeats_flags_claims_and_missing_values():
+    row = QuestionRow("g", "CIFAR-10", "b", "a", 3, 3, math.nan, math.nan, math.nan, math.nan, "inconclusive",
+                      {"MACs": 0.5, "latency": None})
+    q = QuestionFindings(1, "Does b help?", "Rows are b minus a.", (row,), (Repeat("h", "b", "a", "g"),),
+                         (FlaggedVariant("g", "b", 2, 3),), ("k",), (ParetoCheck("g", "MACs", "a", False, ("b",)),),
+                         (ClaimRow("b beats a", "g", "b", "a", "+1 points", "supported", "CI above 0"),), ("z",))
+    text = "\n".join(render_questions(QuestionsFindings((q,), (UnsettledRow("g", "b", "a", 3, 3, 0.4, 0.5, None, 12, None),))))
+    assert "### Q1. Does b help?\n\nRows are b minus a." in text
+    assert "| `g` | CIFAR-10 | `b` - `a` | 3/3 | – | – | inconclusive | 0.50x | – |" in text
+    assert "Verdicts: 1 inconclusive." in text
+    assert "- `h`: `b` - `a` uses the same runs as the `g` row (copied twins) and is not shown twice." in text
+    assert "- Training health: flagged runs in `g` `b` (2 of 3 runs);" in text
+    assert "see its section): `k`." in text and "`a` is **not on** the Pareto front of `g` (front: `b`;" in text
+    assert "- b beats a: +1 points; **supported** (CI above 0)." in text and "(not run, or not finished): `z`." in text
+    assert "| seeds to detect 0.50 points | seeds to show non-inferiority (margin –) |" in text
+    assert "| `g` | `b` - `a` | 3/3 | +0.40 | 12 | – |" in text
+    assert "No comparison is inconclusive." in "\n".join(render_questions(QuestionsFindings((), ())))
+
+
+def test_choosing_the_budget_without_and_with_pilot_rows():
+    empty = BudgetFindings("res", 0.5, (), None, "no pilot runs yet")
+    assert "No pilot grid has 2 paired seeds yet" in "\n".join(budget_lines(empty, "f"))
+    row = BudgetRow("cpu", "DCT vs pointwise expansion", 4, 71.0, 0.1, 0.5, 0.8, 25.0, 10, 6.5, 0.09, 400)
+    text = "\n".join(budget_lines(BudgetFindings("res", 0.5, (row,), "cpu", "cheapest"), "f"))
+    assert "Recommended budget: **cpu** (cheapest)." in text and "](f/budget_pilot.png)" in text
+
+
+# ------------------------------------------------------------------------------------ whole report
+def whole_findings(analysis) -> ReportFindings:
+    grid = GridFindings("g", order=("a", "b"), paired=True, datasets=("cifar10-jpeg",),
+                        seeds_data=runs_table().query("status == 'ok'"))
+    return ReportFindings(
+        source="res", metric="test_top1", analysis=analysis, glance=(),
+        budget=BudgetFindings("res", 0.5, (), None, "none"), runs=RunsFindings((), 6, 6, 60.0, (), None),
+        health=pd.DataFrame(columns=["reused_from", "flagged", "spike"]),
+        setup=SetupFindings(0, {}, 0, {}, (), (), False), questions=QuestionsFindings((), ()),
+        claims=ClaimsFindings((), None, None), cost_readings=None, grids=(grid,), pareto=ParetoFindings((), ()),
+        interpretation="# Title\n\n# Choice\n\nText.",
+        limitations=LimitationsFindings(3, 3, 7, 1, True, None, (), 0, 0, (), ("cifar10-jpeg",)))
+
+
+def test_the_report_links_exactly_the_figures_built_from_the_same_findings(analysis):
+    findings = whole_findings(analysis)
+    text = render_report(findings, "out/R.md", "r_figures")
+    figures = build_figures(findings)
+    try:
+        assert set(figures) == {"g_seeds"}
+        assert "](r_figures/g_seeds.png)" in text and "`python run.py report --results res --out out/R.md`" in text
+        assert "### Choice" in text and "# Title" not in text  # the included document's headings nest
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+
+
+def test_the_findings_json_round_trips_with_the_analyze_comparisons(analysis):
+    findings = whole_findings(analysis)
+    doc = json.loads(findings_json(findings))
+    analyze_doc = json.loads(tables.to_json(analysis))  # what `run.py analyze --format json` prints
+    assert doc["analysis"] == analyze_doc
+    assert [(c["grid"], c["variant"], c["reference"]) for c in doc["analysis"]["comparisons"]] == [("g", "b", "a")]
+    assert doc["grids"][0]["grid"] == "g" and "seeds_data" not in doc["grids"][0]  # figure data left out
+    assert doc["limitations"]["paired_below_6"] is True and doc["cost_readings"] is None
+    nan = ReportFindings("res", "test_top1", analysis, grids=(GridFindings("g", costs={"a": {"macs": math.nan}}),))
+    assert json.loads(findings_json(nan))["grids"][0]["costs"] == {"a": {"macs": None}}
+
+
+def test_report_format_json_prints_the_findings(tmp_path, capsys):
+    from tests.test_analysis_io import cli, write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "smoke", "dct", {"dct": 80.0, "pointwise": 80.1}, seeds=2, dataset="fashion-mnist")
+    code, out, err = cli(capsys, "report", "--results", str(root), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {c["variant"] for c in doc["analysis"]["comparisons"]} == {"pointwise"}
+    assert doc["source"] == str(root) and not (tmp_path / "REPORT.md").exists()
+
+
+def test_an_infinite_statistic_is_null_in_the_json():
+    frame = runs_table()
+    frame.loc[frame["variant"] == "b", "test_top1"] = frame.loc[frame["variant"] == "a", "test_top1"].to_numpy()[:3] + 1
+    result = analyze(frame, "test_top1")  # every paired difference is exactly 1: t is infinite
+    assert math.isinf(result["comparisons"]["statistic"].iloc[0])
+    assert json.loads(tables.to_json(result))["comparisons"][0]["statistic"] is None
+
+
+def test_findings_at_a_glance_renders_verdicts_and_plans_without_files():
+    from analysis.second_edition import GlanceRow, glance_lines
+
+    rows = (GlanceRow("(a) q", "`g`: `v` - `dct`", "better", 1.234, (0.5, 2.0), 5, 2, 7, 0.5, "decided"),
+            GlanceRow("(b) q", "`h`", "not run yet", to_decide="at `cpu-full`: E[seeds] 9.0"))
+    text = "\n".join(glance_lines(rows))
+    assert "| (a) q | `g`: `v` - `dct` | better | +1.23 [+0.50, +2.00] | 5 (2 of 7) | 0.50 | decided |" in text
+    assert "| (b) q | `h` | not run yet | – | – | 0.00 | at `cpu-full`: E[seeds] 9.0 |" in text

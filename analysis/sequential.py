@@ -98,7 +98,7 @@ def spent(t: np.ndarray, alpha: float, spending: str = "obf") -> np.ndarray:
     """Cumulative alpha spent at information fractions ``t`` (shape ``(k,)``, in (0, 1])."""
     t = np.asarray(t, float)
     if spending == "obf":
-        return 2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / np.sqrt(t))
+        return 2 * stats.norm.sf(stats.norm.isf(alpha / 2) / np.sqrt(t))  # sf, not 1 - cdf: no rounding to 0 early
     if spending == "pocock":
         return alpha * np.log(1 + (math.e - 1) * t)
     raise ValueError(f"unknown spending '{spending}'; allowed: obf, pocock")

@@ -56,8 +56,9 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> str:
              f"Generated from `{source}` by {command('report', '--results', source, '--out', out + options)}; "
              "every number is recomputed from the run files and rerunning the command reproduces this file "
              "byte for byte.", ""]
-    lines += [*second_edition.glance_lines(findings.glance), *second_edition.budget_lines(findings.budget, folder)]
-    lines += ["# First pass and all runs", "", FIRST_PASS, ""]
+    if findings.glance:  # the study's sections, where the results hold its grids
+        lines += [*second_edition.glance_lines(findings.glance), *second_edition.budget_lines(findings.budget, folder)]
+        lines += ["# First pass and all runs", "", FIRST_PASS, ""]
     lines += render_runs(findings.runs) + render_health(findings.health)
     lines += render_setup(findings.setup, analysis, source, out + options)
     lines += render_questions(findings.questions)

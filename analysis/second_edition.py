@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from study.grids import PILOT_BUDGETS
 from study.questions import CORE_QUESTIONS
 
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -51,6 +52,9 @@ class GlanceRow:
 def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
     """Per core question, the second edition's sequential verdict (``sequential.json``) or its status, and what
     deciding it would take: the plan at the pilot's budget, from the pilot's ``rows``."""
+    studied = {q.grid for q in CORE_QUESTIONS} | {f"pilot-{b}" for b in PILOT_BUDGETS}
+    if not rows and not studied & set(frame["grid"].astype(str)):
+        return ()  # results of other grids only (e.g. the README's smoke grid): the study is not theirs
     plans = question_plans(results, list(rows), recommend(list(rows))[0])
     out = []
     for q in CORE_QUESTIONS:
@@ -88,7 +92,9 @@ GLANCE_INTRO = (
 
 
 def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
-    """"Findings at a glance" as Markdown."""
+    """"Findings at a glance" as Markdown; nothing when no row (results without the study's grids)."""
+    if not rows:
+        return []
     table = [{"question": r.question, "comparison": r.comparison, "verdict": r.verdict,
               "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
                                   if r.ci is not None and r.estimate is not None else "–"),

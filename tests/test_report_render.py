@@ -299,3 +299,16 @@ def test_findings_at_a_glance_renders_verdicts_and_plans_without_files():
     text = "\n".join(glance_lines(rows))
     assert "| (a) q | `g`: `v` - `dct` | better | +1.23 [+0.50, +2.00] | 5 (2 of 7) | 0.50 | decided |" in text
     assert "| (b) q | `h` | not run yet | – | – | 0.00 | at `cpu-full`: E[seeds] 9.0 |" in text
+
+
+def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
+    from analysis.load import load_results
+    from analysis.second_edition import glance_lines, glance_rows
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "smoke", "dct", {"dct": 76.0, "replicator": 75.5}, seeds=2, dataset="fashion-mnist")
+    assert glance_rows(root, load_results(root), []) == () and glance_lines(()) == []
+    write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
+    rows = glance_rows(root, load_results(root), [])
+    assert [r.verdict for r in rows] == ["not run yet"] * 4  # a study grid present: every core question listed

@@ -19,7 +19,7 @@ import pandas as pd
 
 from study.grids import GRIDS
 
-from . import second_edition, tables
+from . import learning_rates, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
 from .compare import analyze, grid_reference, natural_key
 from .health import training_health
@@ -193,6 +193,7 @@ class ReportFindings:
     analysis: dict = field(metadata={"json": tables.to_dict})  # compare.analyze's result
     glance: tuple[second_edition.GlanceRow, ...] = ()  # "Findings at a glance", one row per core comparison
     budget: second_edition.BudgetFindings | None = None
+    learning_rates: tuple[learning_rates.LearningRateSearch, ...] = ()  # run.py tune's choices
     runs: RunsFindings | None = None
     health: pd.DataFrame | None = None  # analysis.health.training_health
     setup: SetupFindings | None = None
@@ -415,7 +416,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     return ReportFindings(
         source=str(results_dir), metric=metric, analysis=result,
         glance=second_edition.glance_rows(results, frame, budget.rows), budget=budget,
-        runs=_runs(results, frame, grids), health=health,
+        learning_rates=learning_rates.searches(results, curves), runs=_runs(results, frame, grids), health=health,
         setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
         claims=claims, cost_readings=_cost_readings(results), grids=grid_findings, pareto=_pareto(usable, result),
         interpretation=INTERPRETATION.read_text(encoding="utf-8").strip() if INTERPRETATION.exists() else None,

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 from . import second_edition
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
+from .learning_rates import search_lines
 from .questions import render_questions
 from .render import (
     render_claims,
@@ -58,6 +59,8 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> str:
              "byte for byte.", ""]
     if findings.glance:  # the study's sections, where the results hold its grids
         lines += [*second_edition.glance_lines(findings.glance), *second_edition.budget_lines(findings.budget, folder)]
+    lines += search_lines(findings.learning_rates, folder)
+    if findings.glance:
         lines += ["# First pass and all runs", "", FIRST_PASS, ""]
     lines += render_runs(findings.runs) + render_health(findings.health)
     lines += render_setup(findings.setup, analysis, source, out + options)

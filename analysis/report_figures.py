@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import pandas as pd
 
-from . import plots
+from . import learning_rates, plots
 from .findings import ReportFindings
 from .second_edition import budget_figure
 
@@ -24,6 +24,9 @@ def build_figures(findings: ReportFindings) -> dict:
     figures = {}
     if findings.budget is not None and findings.budget.rows:
         figures["budget_pilot"] = budget_figure(pd.DataFrame([r.__dict__ for r in findings.budget.rows]))[0]
+    for search in findings.learning_rates:
+        if search.curves is not None:
+            figures[learning_rates.figure_name(search)] = learning_rates.search_figure(search)
     for grid in findings.grids:
         if grid.seeds_data is not None:
             figures[grid.figure("seeds")] = plots.seeds_plot(grid.seeds_data, metric, list(grid.order))[0]

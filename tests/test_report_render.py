@@ -312,3 +312,33 @@ def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
     rows = glance_rows(root, load_results(root), [])
     assert [r.verdict for r in rows] == ["not run yet"] * 4  # a study grid present: every core question listed
+
+
+def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path):
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from analysis.learning_rates import search_figure, search_lines, searches
+    from analysis.load import load_curves, load_results
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0}, seeds=2)
+    for run in (root / "g-lr").glob("*/metrics.jsonl"):
+        lr = json.loads((run.parent / "result.json").read_text())["variant"].split("@lr")[1]
+        run.write_text("".join(json.dumps({"epoch": e, "val_top1": 50 + 10 * e * float(lr)}) + "\n" for e in (1, 2)))
+    (root / "g-lr" / "chosen.json").write_text(json.dumps({
+        "grid": "g", "protocol": "cpu", "variants": {
+            "a": {"lr": 0.2, "val_top1": {"0.1": 52.0, "0.2": 54.0}, "runs": {"0.1": 2, "0.2": 2}}}}))
+    found = searches(root, load_curves(root, load_results(root)))
+    assert [(s.grid, s.protocol, [c.lr for c in s.choices]) for s in found] == [("g", "cpu", [0.2])]
+    curve = found[0].curves.set_index(["lr", "epoch"])["val_top1"]
+    assert curve[(0.2, 2)] == pytest.approx(54.0) and curve[(0.1, 1)] == pytest.approx(51.0)  # mean over seeds
+    text = "\n".join(search_lines(found, "f"))
+    assert "| `a` | 52.00 | **54.00** | 0.2 | 2 |" in text and "](f/lr_search_g.png)" in text
+    assert len(search_figure(found[0]).axes) == 1
+    plt.close("all")
+    (root / "g-lr" / "chosen.json").write_text("[]")
+    assert "Not shown: " in "\n".join(search_lines(searches(root, None), "f"))
+    assert search_lines((), "f") == []

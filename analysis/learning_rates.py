@@ -1,0 +1,116 @@
+"""The report's learning-rate searches (``run.py tune``, docs/study.md section 2): compute, render, draw.
+
+A search for grid G is the grid ``G-lr`` (variants ``<network>@lr<value>``) plus the choice the engine
+wrote to ``RESULTS/G-lr/chosen.json``: per network, the candidate with the best mean final validation
+top-1. ``searches`` reads those files and the search runs' validation curves; ``search_lines`` and
+``search_figure`` render them without touching files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .tables import markdown_table
+
+SEPARATOR = "@lr"  # the search grid's variant names: <network>@lr<value> (experiments/tuning.py)
+
+
+@dataclass(frozen=True)
+class LearningRateChoice:
+    network: str  # a variant of the searched grid
+    lr: float  # the chosen peak learning rate
+    val_top1: dict[str, float]  # candidate -> mean final validation top-1 over the search's seeds
+    runs: dict[str, int]  # candidate -> runs behind the mean
+
+
+@dataclass(frozen=True)
+class LearningRateSearch:
+    grid: str  # the searched grid (its runs then train at the chosen rates)
+    protocol: str
+    choices: tuple[LearningRateChoice, ...] = ()
+    problem: str | None = None  # why chosen.json could not be read
+    curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
+
+
+def _curves(curves: pd.DataFrame, search_grid: str) -> pd.DataFrame | None:
+    """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs."""
+    if curves is None or curves.empty or "val_top1" not in curves:
+        return None
+    rows = curves[(curves["grid"] == search_grid) & curves["variant"].astype(str).str.contains(SEPARATOR, regex=False)]
+    rows = rows.dropna(subset=["val_top1"])
+    if rows.empty:
+        return None
+    split = rows["variant"].astype(str).str.rsplit(SEPARATOR, n=1, expand=True)
+    rows = rows.assign(network=split[0], lr=split[1].astype(float))
+    return rows.groupby(["network", "lr", "epoch"], as_index=False)["val_top1"].mean()
+
+
+def searches(results: str | Path, curves: pd.DataFrame | None) -> tuple[LearningRateSearch, ...]:
+    """Every ``*-lr/chosen.json`` under ``results``, with the validation curves of its search runs."""
+    out = []
+    for path in sorted(Path(results).glob("*-lr/chosen.json")):
+        search_grid = path.parent.name
+        try:
+            choice = json.loads(path.read_text(encoding="utf-8"))
+            choices = tuple(LearningRateChoice(str(name), float(entry["lr"]),
+                                               {str(k): float(v) for k, v in entry["val_top1"].items()},
+                                               {str(k): int(v) for k, v in entry.get("runs", {}).items()})
+                            for name, entry in sorted(choice["variants"].items()))
+            out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
+                                          curves=_curves(curves, search_grid)))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            out.append(LearningRateSearch(search_grid.removesuffix("-lr"), "?", problem=f"'{path}' unreadable ({error})"))
+    return tuple(out)
+
+
+def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str]:
+    """"Learning rates, chosen on validation": one table (and figure) per search; nothing when none was made."""
+    if not found:
+        return []
+    lines = ["## Learning rates, chosen on validation", "",
+             "Every network of a grid gets the same search before its main runs (`run.py tune GRID`, docs/study.md): "
+             "each candidate peak learning rate trained with the same seeds (1000 on, disjoint from the main runs') "
+             "under the grid's protocol; the chosen rate (bold) has the best mean final *validation* top-1, ties to "
+             "the smaller rate. The test set is never looked at. The main runs record the rate in `config.json` "
+             "(`protocol.lr`).", ""]
+    for search in found:
+        if search.problem:
+            lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
+            continue
+        candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
+        rows = [{"network": f"`{choice.network}`",
+                 **{f"lr {c}": ("–" if c not in choice.val_top1 else
+                                (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
+                    for c in candidates},
+                 "chosen": f"{choice.lr:g}", "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
+                for choice in search.choices]
+        lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
+                  "Mean final validation top-1 per candidate:", "",
+                  markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
+        if search.curves is not None:
+            lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
+    return lines
+
+
+def figure_name(search: LearningRateSearch) -> str:
+    return f"lr_search_{search.grid}"
+
+
+def search_figure(search: LearningRateSearch):
+    """Validation top-1 per epoch (mean over the search's seeds), one panel per network, one line per rate."""
+    networks = sorted(search.curves["network"].unique())
+    fig, axes = plt.subplots(1, len(networks), figsize=(3.2 * len(networks), 2.8), squeeze=False, sharey=True)
+    chosen = {choice.network: choice.lr for choice in search.choices}
+    for ax, network in zip(axes[0], networks, strict=True):
+        for lr, rows in search.curves[search.curves["network"] == network].groupby("lr"):
+            ax.plot(rows["epoch"], rows["val_top1"], marker=".", lw=2.2 if chosen.get(network) == lr else 1.0,
+                    label=f"lr {lr:g}" + (" (chosen)" if chosen.get(network) == lr else ""))
+        ax.set(title=network, xlabel="epoch")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation top-1 (%)")
+    fig.tight_layout()
+    return fig

@@ -36,12 +36,13 @@ def _classes(run) -> float:
 
 
 def training_health(frame: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``ok`` run with epoch metrics: loss levels and the two flags (NaN when C is unknown)."""
+    """One row per ``ok`` (or already ``flagged``) run with epoch metrics: loss levels and the two flags (NaN
+    when C is unknown)."""
     if not len(curves) or "train_loss" not in curves:
         return pd.DataFrame(columns=list(HEALTH_COLUMNS))
     by_run = {key: rows.sort_values("epoch") for key, rows in curves.groupby(["grid", "run_id"], sort=False)}
     rows = []
-    for run in frame[frame["status"] == RunStatus.OK].itertuples(index=False):
+    for run in frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])].itertuples(index=False):
         epochs = by_run.get((run.grid, run.run_id))
         if epochs is None or epochs["train_loss"].notna().sum() == 0:
             continue
@@ -62,3 +63,14 @@ def training_health(frame: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     health = pd.DataFrame(rows, columns=list(HEALTH_COLUMNS))
     health["flagged"] = (health["spike"] == True) | (health["not_learned"] == True)  # noqa: E712 (NaN = unknown)
     return health
+
+
+def flag_reason(row) -> str:
+    """Why a run is flagged, in words, from one row of :func:`training_health`."""
+    reasons = []
+    if row.spike == True:  # noqa: E712 (NaN = unknown)
+        reasons.append(f"loss spike: epoch {row.peak_epoch}'s training loss {row.peak_loss:.2f} > {SPIKE_FACTOR:g} x "
+                       f"ln {row.classes:g}")
+    if row.not_learned == True:  # noqa: E712
+        reasons.append(f"did not learn: final training top-1 {row.final_train_top1:.1f}% < {LEARNED_FACTOR:g} x chance")
+    return "; ".join(reasons)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from .health import flag_reason, training_health
 from .status import ANALYSIS_STATUSES, FINISHED, RunStatus
 
 METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1", "epochs",
@@ -176,7 +177,25 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
             rows.append(row)
     if not rows:
         raise ValueError(f"results directory '{root}' holds grids ({', '.join(grids)}) but no run folders yet")
-    return _mark_duplicates(pd.DataFrame(rows, columns=list(TIDY_COLUMNS)))
+    return _mark_unhealthy(root, _mark_duplicates(pd.DataFrame(rows, columns=list(TIDY_COLUMNS))))
+
+
+FLAGGED_FROM_ENGINE = 2  # the second edition never compares a run that diverged or never learned
+
+
+def _mark_unhealthy(root: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Mark ``ok`` runs of engine version >= ``FLAGGED_FROM_ENGINE`` whose training diverged or never learned
+    ``flagged`` (``analysis.health``; the first pass keeps them ``ok``, shown and warned about in the report)."""
+    version = pd.to_numeric(frame["engine_version"], errors="coerce")
+    candidates = frame[(frame["status"] == RunStatus.OK) & (version >= FLAGGED_FROM_ENGINE)]
+    if candidates.empty:
+        return frame
+    health = training_health(candidates, load_curves(root, candidates))
+    flagged = health[health["flagged"]]
+    for row in flagged.itertuples(index=False):
+        at = (frame["grid"] == row.grid) & (frame["run_id"] == row.run_id)
+        frame.loc[at, ["status", "reason"]] = [RunStatus.FLAGGED.value, flag_reason(row)]
+    return frame
 
 
 def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:

@@ -49,7 +49,8 @@ def choose_learning_rates(results: Path, grid: Grid) -> dict[str, dict]:
     chosen = {}
     for name in grid.variants:
         rows = frame[frame["variant"].astype(str).str.startswith(f"{name}{SEPARATOR}")]
-        if rows.empty or (rows["status"] != RunStatus.OK).any():
+        # a candidate that diverged (``flagged``) still competes with its validation score; it just loses
+        if rows.empty or (~rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED])).any():
             continue
         lrs = rows["variant"].str.slice(len(name) + len(SEPARATOR)).astype(float)
         means = rows.groupby(lrs)["val_top1"].mean()

@@ -94,7 +94,7 @@ def run_until_decided(grid: str, reference: str, variants: list[str], protocol: 
     for state in states.values():
         if state["label"] == OPEN:
             state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "
-                              "(failed or unfinished)")
+                              "(failed, flagged by the training-health check, or unfinished)")
     write_json(Path(results) / grid / "sequential.json", {
         "grid": grid, "protocol": protocol, "reference": reference, "schedule": list(schedule), "margin": margin,
         "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal levels, Bonferroni over "

@@ -172,6 +172,28 @@ def test_runs_of_an_older_engine_are_superseded_never_paired(results):
     assert "| grid | reference | ok | superseded | engine |" in runs and "| `smoke` | `dct` | 1 | 4 | 1, 2 |" in runs
 
 
+def test_second_edition_runs_that_diverged_are_flagged_and_never_compared(tmp_path):
+    """Engine version 2 on: a run whose training loss spiked is excluded (status ``flagged``, with the reason);
+    the first pass (engine version 1) keeps such runs ``ok`` and only warns."""
+    for version in (1, 2):
+        root = tmp_path / f"v{version}"
+        write_grid(root, "g", "a", {"a": 60.0, "b": 61.0}, seeds=3)
+        for config in (root / "g").glob("*/config.json"):
+            config.write_text(json.dumps({**json.loads(config.read_text()), "engine_version": version}))
+        spiked = sorted((root / "g").glob("*/result.json"))[0].parent
+        (spiked / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "train_loss": loss, "train_top1": 50.0})
+                                                      + "\n" for e, loss in ((1, 2.0), (2, 4.5), (3, 1.0))))
+        frame = load_results(root).set_index("run_id")
+        status = frame.loc[spiked.name, "status"]
+        if version == 1:
+            assert status == "ok"
+        else:
+            assert status == "flagged" and frame.loc[spiked.name, "reason"] == (
+                "loss spike: epoch 2's training loss 4.50 > 1.2 x ln 10")
+            assert (frame.drop(index=spiked.name)["status"] == "ok").all()
+            assert analyze(load_results(root), grids=["g"])["summaries"]["n"].sum() == 5  # 6 runs, 1 flagged
+
+
 def test_load_results_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_results(tmp_path / "nowhere")

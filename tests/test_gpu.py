@@ -68,11 +68,13 @@ def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp
     assert run.main(["ablate", "tiny", "--protocol", "smoke", "--seeds", "2", "--results", str(out), "--wandb", "off",
                      *CPU]) == 0
     frame = load_results(out)
-    assert set(frame["status"]) == {RunStatus.OK}
+    # nothing duplicate or superseded; a tiny network that did not learn in 2 epochs is flagged, never compared
+    assert set(frame["status"]) <= {RunStatus.OK, RunStatus.FLAGGED} and len(frame) == 8
     assert frame.groupby("grid")["protocol"].nunique().to_dict() == {"tiny": 1, "tiny-gpu": 1}
     assert set(frame.loc[frame["grid"] == "tiny-gpu", "protocol"]) == {"gpu"}
     summaries = analyze(frame)["summaries"].set_index(["grid", "variant"])["n"]
-    assert summaries.to_dict() == {("tiny", "a"): 2, ("tiny", "b"): 2, ("tiny-gpu", "a"): 2, ("tiny-gpu", "b"): 2}
+    ok = frame[frame["status"] == RunStatus.OK].groupby(["grid", "variant"]).size()
+    assert summaries.to_dict() == ok.to_dict() and set(ok.index.get_level_values("grid")) == {"tiny", "tiny-gpu"}
 
 
 def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_path, capsys):

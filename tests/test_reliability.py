@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -387,11 +388,13 @@ def test_a_diverging_run_is_failed_the_grid_goes_on_and_analysis_excludes_it(tmp
 
     assert run.main(["analyze", "--results", str(results)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "runs: 4 used, 2 failed (excluded runs are not averaged)" in out
+    # the 4 healthy runs are used, or flagged where a tiny network did not learn in the test's 2 epochs
+    used = re.search(r"runs: (\d) used, 2 failed(?:, (\d) flagged)? \(excluded runs are not averaged\)", out)
+    assert used and int(used[1]) + int(used[2] or 0) == 4
     assert run.main(["analyze", "--results", str(results), "--format", "json"]) == 0
-    excluded = json.loads(capsys.readouterr().out)["excluded"]
+    excluded = [e for e in json.loads(capsys.readouterr().out)["excluded"] if e["status"] == "failed"]
     assert len(excluded) == 2 and {e["reason"] for e in excluded} == {"Diverged: loss is nan at epoch 1 step 3"}
-    assert {e["status"] for e in excluded} == {"failed"} and {e["variant"] for e in excluded} == {"nan"}
+    assert {e["variant"] for e in excluded} == {"nan"}
 
     out_md = tmp_path / "REPORT.md"
     assert run.main(["report", "--results", str(results), "--out", str(out_md)]) == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from study.grids import PILOT_BUDGETS
+from study.grids import PILOT_BUDGETS, PILOT_SEEDS, PILOT_VARIANTS
 from study.questions import CORE_QUESTIONS
 
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -125,12 +125,24 @@ class BudgetFindings:
     rows: tuple[BudgetRow, ...]
     budget: str | None
     why: str
+    pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the pilot budgets without a row yet
+
+
+def _ok_runs(grid_dir: Path) -> int:
+    count = 0
+    for path in grid_dir.glob("*/result.json"):
+        try:
+            count += json.loads(path.read_text()).get("status") == RunStatus.OK
+        except (OSError, ValueError, AttributeError):
+            continue
+    return count
 
 
 def budget_findings(results: Path, effect: float = 0.5, reps: int = 1000) -> BudgetFindings:
     """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
-    return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows))
+    pending = tuple((b, _ok_runs(Path(results) / f"pilot-{b}")) for b in PILOT_BUDGETS if b not in {r.budget for r in rows})
+    return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows), pending=pending)
 
 
 def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
@@ -142,8 +154,12 @@ def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
              "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
              "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
              f"{budget.results}`.", ""]
+    runs = len(PILOT_VARIANTS) * PILOT_SEEDS
+    pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
+                + ", ".join(f"`{b}` ({ok} of {runs} runs finished)" for b, ok in budget.pending) + ".", ""]
+               if budget.pending else [])
     if not budget.rows:
-        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", ""]
+        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
     return lines + [markdown_table(plan_table(list(budget.rows))), "",
-                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "",
+                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]

@@ -52,6 +52,7 @@ NORM_AFTER = {"expansion_norm": "after", "head_norm": False}
 
 # The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
 PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
+PILOT_SEEDS = 4  # paired seeds per variant and budget (docs/study.md)
 PILOT_VARIANTS = {"dct": Variant("dyclotnet_050"), "replicator": Variant("dyclotnet_050", {"recalibrator": "none"}),
                   "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}
 
@@ -99,5 +100,5 @@ STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "co
                          "lr-check": 3, "paper-claim-lr": 3}
 
 
-__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_VARIANTS", "STUDY",
-           "Grid", "Variant", "sweep"]
+__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS",
+           "STUDY", "Grid", "Variant", "sweep"]

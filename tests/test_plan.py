@@ -65,6 +65,7 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     lines = "\n".join(budget_lines(budget, "r_figures"))
     assert "## Choosing the budget" in lines and "| cpu-full | DCT vs pointwise expansion | 4 |" in lines
     assert "Recommended budget: **cpu-full**" in lines and "](r_figures/budget_pilot.png)" in lines
+    assert budget.pending == (("cpu-1k", 0),) and "`cpu-1k` (0 of 12 runs finished)" in lines  # not piloted yet
     fig = budget_figure(pd.DataFrame([r.__dict__ for r in budget.rows]))[0]
     assert len(fig.axes) == 2
     plt.close(fig)

@@ -46,6 +46,15 @@ def _check_margin(margin: float | None, option: str = "--margin") -> None:
         raise ValueError(f"{option} must be a positive finite number of metric units, got {margin}")
 
 
+def _check_options(fmt: str, margin: float | None, detect: float | None) -> None:
+    """The checks ``analyze`` and ``compare`` share: the output format, the margin and the effect of interest."""
+    from . import tables
+
+    tables.check_format(fmt)
+    _check_margin(margin)
+    _check_margin(detect, "--detect")
+
+
 def _emit(result: dict, fmt: str) -> None:
     from . import tables
 
@@ -83,12 +92,9 @@ def analyze(
     detect: DetectOption = None,
 ) -> None:
     """Each variant of a grid against the grid's reference, with corrected p-values and verdicts."""
-    from . import tables
     from .compare import analyze as run_analysis
 
-    tables.check_format(fmt)
-    _check_margin(margin)
-    _check_margin(detect, "--detect")
+    _check_options(fmt, margin, detect)
     frame = _frame(results, csv, reference)
     result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
                           alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
@@ -109,12 +115,9 @@ def compare(
     detect: DetectOption = None,
 ) -> None:
     """Any two variants: A against B (uncorrected single comparison)."""
-    from . import tables
     from .compare import compare as run_compare
 
-    tables.check_format(fmt)
-    _check_margin(margin)
-    _check_margin(detect, "--detect")
+    _check_options(fmt, margin, detect)
     result = run_compare(_frame(results, csv, None), a, b, metric, pairing=pairing, alpha=alpha,
                          margin=margin, seed=seed, detect=detect)
     _emit(result, fmt)

@@ -9,7 +9,7 @@ BENCHMARKS = {
     "dct": ("benchmarks.dct_op", "target 3: DCT expansion vs the 1x1 conv it replaces, and vs a plain copy"),
     "pipeline": ("benchmarks.pipeline", "target 1: our trainer vs the usual DataLoader + PIL transforms pipeline"),
     "overhead": ("benchmarks.overhead", "target 2: a trainer epoch vs bare steps on batches in memory"),
-    "formats": ("benchmarks.formats", "target 4: contiguous vs channels_last vs torch.compile x threads"),
+    "formats": ("benchmarks.formats", "target 4: contiguous vs channels_last, fp32 vs bf16 autocast, torch.compile x threads"),
     "latency": ("benchmarks.latency", "target 5: latency b1 and throughput b128 beside MACs"),
     "executor": ("benchmarks.executor", "target 6: process pool of 1-thread workers vs one worker, on a grid"),
     "allocator": ("benchmarks.allocator", "the trainer with and without the glibc malloc tuning"),

@@ -108,10 +108,13 @@ def trainer_epoch(model: str = "dyclotnet_050", steps: int = 20, batch_size: int
             "allocator_tuned": tune_allocator(), "dataset": data.name}
 
 
-def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-    """The model's own forward, cross-entropy, backward and optimiser step."""
+def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             bf16: bool = False) -> None:
+    """The model's own forward, cross-entropy (both under CPU bf16 autocast if ``bf16``), backward and optimiser step."""
     optimizer.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = nn.functional.cross_entropy(model(x).float(), y)
+    loss.backward()
     optimizer.step()
 
 

@@ -1,10 +1,11 @@
-"""Target 4: memory format, ``torch.compile`` and torch threads, per model (training steps, batch 64).
+"""Target 4: memory format, bf16 autocast, ``torch.compile`` and torch threads, per model (training steps, batch 64).
 
-Eager contiguous (NCHW) and eager channels-last (NHWC) at 1 and 2 threads are measured in this
-process, alternating, medians over rounds (images/s of SGD steps on an in-memory batch, the
-allocator tuned as in the trainer). ``torch.compile`` (inductor, default mode) runs in a fresh
-process with a time limit, for the first model at the first thread count only (compiling the
-training step takes minutes here): its compile time and its steady-state images/s.
+Eager contiguous (NCHW) and eager channels-last (NHWC), each in fp32 and under CPU bf16 autocast,
+at 1 and 2 threads are measured in this process, alternating, medians over rounds (images/s of
+SGD steps on an in-memory batch, the allocator tuned as in the trainer). ``torch.compile``
+(inductor, default mode) runs in a fresh process with a time limit, for the first model at the
+first thread count only (compiling the training step takes minutes here): its compile time and its
+steady-state images/s.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def compiled_rate(model: str, threads: int, batch_size: int = 64, steps: int = 1
 
 
 def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2), batch_size: int = 64, steps: int = 2,
-        rounds: int = 2, compile: bool = True, compile_timeout: float = 150, threads: int | None = None,
+        rounds: int = 2, compile: bool = True, bf16: bool = True, compile_timeout: float = 150, threads: int | None = None,
         echo=print) -> dict:
     tune_allocator()
     thread_counts = (threads,) if threads else thread_counts
@@ -51,12 +52,13 @@ def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2
             net = build(model, channels_last=channels_last).train()
             optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
             x, y = _batch(batch_size, channels_last)
-            for t in thread_counts:
-                def case(net=net, optimizer=optimizer, x=x, y=y, t=t) -> float:
+            for autocast, t in ((a, t) for a in ((False, True) if bf16 else (False,)) for t in thread_counts):
+                def case(net=net, optimizer=optimizer, x=x, y=y, t=t, autocast=autocast) -> float:
                     set_threads(t)
-                    return steps * batch_size / seconds(lambda: [sgd_step(net, optimizer, x, y) for _ in range(steps)])
+                    return steps * batch_size / seconds(
+                        lambda: [sgd_step(net, optimizer, x, y, bf16=autocast) for _ in range(steps)])
 
-                cases[f"{'channels_last' if channels_last else 'contiguous'} {t}t"] = case
+                cases[f"{'channels_last' if channels_last else 'contiguous'}{' bf16' if autocast else ''} {t}t"] = case
         rate = alternate(cases, rounds, warmup_rounds=1)
         for t in thread_counts[:1] if compile and model == models[0] else ():  # minutes each: one measurement
             try:
@@ -70,6 +72,10 @@ def run(models: tuple[str, ...] = MODELS, thread_counts: tuple[int, ...] = (1, 2
         best = max(rate, key=rate.get)
         echo(f"{model:22s} " + " | ".join(f"{k} {v:6.1f}" for k, v in rate.items()) + f" img/s | best: {best}")
     ratios = {m: r[f"channels_last {t}t"] / r[f"contiguous {t}t"] for m, r in rows.items() for t in thread_counts[-1:]}
+    if bf16:
+        echo("bf16 autocast / fp32, channels_last (images/s, " + f"{thread_counts[-1]} threads): " + ", ".join(
+            f"{m} {r[f'channels_last bf16 {t}t'] / r[f'channels_last {t}t']:.2f}x" for m, r in rows.items()
+            for t in thread_counts[-1:]))
     echo(f"batch {batch_size}, {steps} steps per measurement, medians of {rounds} alternating rounds")
     echo("ratio: channels_last / contiguous (images/s, " + f"{thread_counts[-1]} threads): "
          + ", ".join(f"{m} {v:.2f}x" for m, v in ratios.items()))

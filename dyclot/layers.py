@@ -95,8 +95,15 @@ class DynamicCloneTransformer(nn.Module):
         self.h2 = nn.Linear(hidden, self.out_chs)
 
     def recalibration(self, x: torch.Tensor) -> torch.Tensor:
-        """``h2(act(h1(GAP(x))))`` before its output nonlinearity, shape (B, p*C)."""
-        return self.h2(self.act(self.h1(x.mean((2, 3)))))
+        """``h2(act(h1(GAP(x))))`` before its output nonlinearity, shape (B, p*C).
+
+        GAP averages in the tensor's own memory order, so that its gradient is channels-last when
+        ``x`` is: a channels-first gradient would send the preceding batch norm's backward pass
+        down its slow mixed-format path (1.3x slower training steps for DyClotNet-0.5 on CPU).
+        """
+        nhwc = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        gap = x.permute(0, 2, 3, 1).mean((1, 2)) if nhwc else x.mean((2, 3))
+        return self.h2(self.act(self.h1(gap)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

@@ -75,15 +75,18 @@ def reference_dct(module: DynamicCloneTransformer, x: torch.Tensor) -> torch.Ten
 def test_dct_matches_explicit_replication(recalibrator, clone_order, channels_last):
     torch.manual_seed(0)
     module = DynamicCloneTransformer(6, p=3, r=2, recalibrator=recalibrator, clone_order=clone_order)
-    x = torch.randn(2, 6, 5, 4)
+    x, weights = torch.randn(2, 6, 5, 4, requires_grad=True), torch.randn(2, 18, 5, 4)
     expected = reference_dct(module, x)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = module(x)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+    x = x.detach().contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    y = module(x.requires_grad_())
     assert y.shape == (2, 18, 5, 4)
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
-    if channels_last:
+    (grad,) = torch.autograd.grad((y * weights).sum(), x)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-5)
+    if channels_last:  # a channels-first gradient sends the batch norm before the DCT down its slow path
         assert y.is_contiguous(memory_format=torch.channels_last)
+        assert grad.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_clone_order_tile_vs_interleave():

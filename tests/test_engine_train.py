@@ -230,3 +230,14 @@ def test_runs_without_the_nan_fill_of_new_tensors_equal_runs_with_it(tmp_path, m
     assert untimed(without["metrics"]) == untimed(with_fill["metrics"])
     assert untimed(RunStore.of(tmp_path / "without", cfg).load_metrics()) == untimed(
         RunStore.of(tmp_path / "with", cfg).load_metrics())
+
+
+def test_committed_run_ids_recompute_from_their_configs():
+    """A setting added to the configs must leave the ids of finished runs as they were (or bump ENGINE_VERSION)."""
+    configs = sorted(Path(__file__).resolve().parent.parent.glob("results/*/*/config.json"))
+    if not configs:
+        pytest.skip("no committed runs in this checkout")
+    for path in configs:
+        saved = json.loads(path.read_text())
+        assert RunConfig.model_validate({k: v for k, v in saved.items() if k != "run_id"}).run_id == saved["run_id"], path
+

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.grids import GRIDS
+from study.grids import CPU_SEED_CAP, GRIDS
 from study.questions import CORE_QUESTIONS, CoreQuestion
 
 from . import sequential, stats
@@ -126,6 +126,9 @@ class QuestionPlan:
     expected_seeds: float | None
     cpu_hours: float | None  # every variant of the grid at the expected seeds; None when a cost is unknown
     cost_source: str
+    seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds: the plan's maximum, at most the CPU cap
+    decidable_effect: float | None = None  # smallest effect decided with the power at seed_cap seeds
+    cap_cpu_hours: float | None = None  # every variant of the grid at seed_cap seeds: the most it can cost
 
 
 def study_costs(results: Path) -> dict[tuple[str, str], int]:
@@ -139,14 +142,17 @@ def study_costs(results: Path) -> dict[tuple[str, str], int]:
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
                   macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
-                  reps: int = 1000) -> QuestionPlan:
+                  reps: int = 1000, cap: int = CPU_SEED_CAP) -> QuestionPlan:
     """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
 
     The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
     the largest of the pilot's pairs at that budget (an assumption: the other networks are not piloted). The rule
     splits alpha over the grid's comparisons, as ``ablate --until-decided`` does. A run's CPU time is the
     pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
-    question's first runs measure it."""
+    question's first runs measure it.
+
+    The main runs' seed cap is the plan's maximum, at most ``cap`` (the CPU cap, docs/study.md); the plan
+    gives the smallest effect the rule decides with ``power`` at that cap, and what the cap costs at most."""
     at_budget = [r for r in rows if r.budget == budget]
     own = {"replicator": QUESTIONS["replicator"], "pointwise": QUESTIONS["pointwise"]}.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
@@ -158,11 +164,16 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
     variant_macs = [macs.get((question.grid, name)) for name in grid.variants]
     known = reference_macs is not None and None not in variant_macs and math.isfinite(source.cpu_seconds_per_run)
-    cpu_hours = (plan.expected_seeds * sum(variant_macs) / reference_macs * source.cpu_seconds_per_run / 3600
-                 if plan and known else None)
+    run_hours = sum(variant_macs) / reference_macs * source.cpu_seconds_per_run / 3600 if known else None
+    seed_cap = min(plan.max_seeds, cap) if plan else cap
     return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
-                        plan.max_seeds if plan else None, plan.expected_seeds if plan else None, cpu_hours,
-                        "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`")
+                        plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
+                        plan.expected_seeds * run_hours if plan and known else None,
+                        "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`",
+                        seed_cap,
+                        sequential.decidable_effect(source.sd_upper, seed_cap, power, n_comparisons=comparisons, reps=reps)
+                        if math.isfinite(source.sd_upper) and source.sd_upper > 0 else None,
+                        seed_cap * run_hours if known else None)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
@@ -179,10 +190,19 @@ def plan_text(plan: QuestionPlan) -> str:
     """One line of the findings table: seeds and CPU-hours, or what is missing."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
     if plan.max_seeds is None:
-        return f"{where}: more than the cap of seeds (SD bound {plan.sd_upper:.2f} from {plan.sd_source})"
+        return (f"{where}: more seeds than the plan searches (SD bound {plan.sd_upper:.2f} from {plan.sd_source}); "
+                f"{cap_text(plan)}")
     cost = f"{plan.cpu_hours:.1f} CPU-h" if plan.cpu_hours is not None else "CPU-h unknown"
-    return (f"{where}: E[seeds] {plan.expected_seeds:.1f}, at most {plan.max_seeds} per variant, "
+    text = (f"{where}: E[seeds] {plan.expected_seeds:.1f}, at most {plan.max_seeds} per variant, "
             f"{plan.comparisons} comparison(s); {cost} (SD bound {plan.sd_upper:.2f} from {plan.sd_source})")
+    return text if plan.max_seeds <= plan.seed_cap else f"{text}; {cap_text(plan)}"
+
+
+def cap_text(plan: QuestionPlan) -> str:
+    """What the main runs decide at their seed cap, where the plan needs more seeds than the cap."""
+    cost = f", at most {plan.cap_cpu_hours:.1f} CPU-h" if plan.cap_cpu_hours is not None else ""
+    effect = f"{plan.decidable_effect:.2f}" if plan.decidable_effect is not None else "–"
+    return f"capped at {plan.seed_cap} seeds: decides effects of {effect} points or more with 80% power{cost}"
 
 
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:

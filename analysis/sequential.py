@@ -314,3 +314,26 @@ def seeds_for_power(sd: float, effect: float = 0.5, power: float = 0.8, alpha: f
     null = simulate(schedule, 0.0, sd, reps, seed + 1, margin, alpha, spending, n_comparisons)
     return SeedsPlan(schedule, schedule[-1], true["expected_seeds"], null["expected_seeds"], true["power"],
                      effect, sd)
+
+
+def decidable_effect(sd: float, max_seeds: int, power: float = 0.8, alpha: float = 0.05, *,
+                     margin: float = DEFAULT_MARGIN, spending: str = "obf", n_comparisons: int = 1, first: int = 3,
+                     growth: float = 1.5, reps: int = 4000, seed: int = 0, tolerance: float = 0.01) -> float:
+    """The smallest true effect that the rule with looks ``plan_looks(max_seeds, first, growth)`` decides
+    (``better``) with at least ``power`` when paired differences have SD ``sd``: ``seeds_for_power``
+    turned around, for a seed cap fixed by cost. Found by bisection on the simulated power (the same
+    draws for every effect), to within ``tolerance`` x ``sd``."""
+    if not (sd > 0 and math.isfinite(sd)):
+        raise ValueError(f"sd ({sd}) must be positive and finite")
+    schedule = plan_looks(max_seeds, first, growth)
+
+    def decides(effect: float) -> bool:
+        return simulate(schedule, effect, sd, reps, seed, margin, alpha, spending, n_comparisons)["power"] >= power
+
+    low, high = 0.0, sd
+    while not decides(high):
+        low, high = high, 2 * high
+    while high - low > tolerance * sd:
+        middle = (low + high) / 2
+        low, high = (low, middle) if decides(middle) else (middle, high)
+    return high

@@ -105,4 +105,14 @@ def test_each_core_question_is_planned_at_the_budget_with_its_grid_costs(pilot, 
     assert plan.budget == "cpu-full" and not plan.recommended  # none recommended: the most accurate budget
     # paper-claim's three variants cost 1, 2 and 3 times the pilot's DyClotNet-0.5 reference (25 CPU-s a run)
     assert plan.cpu_hours == pytest.approx(plan.expected_seeds * 6 * 25 / 3600)
+    assert plan.seed_cap == min(plan.max_seeds, 12) and plan.cap_cpu_hours == pytest.approx(plan.seed_cap * 6 * 25 / 3600)
     assert "not yet a recommended budget" in plan_text(plan) and f"{plan.cpu_hours:.1f} CPU-h" in plan_text(plan)
+
+
+def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):
+    from analysis.plan import plan_text, question_plans
+
+    plan = question_plans(pilot, rows, "cpu-full", effect=0.05, reps=200)["a"]  # a tiny effect: far beyond 12 seeds
+    assert plan.max_seeds is None or plan.max_seeds > 12
+    assert plan.seed_cap == 12 and plan.decidable_effect > 0.05
+    assert f"capped at 12 seeds: decides effects of {plan.decidable_effect:.2f} points or more" in plan_text(plan)

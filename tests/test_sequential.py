@@ -115,3 +115,13 @@ def test_seeds_for_power_reaches_the_power_it_plans():
     smaller = sq.simulate(sq.plan_looks(plan.max_seeds - 1), 2.0, 1.4, reps=4000, seed=0)
     assert smaller["power"] < 0.8 or plan.max_seeds - 1 < 3
     assert math.isclose(sq.seeds_for_power(1.4, 2.0, reps=4000).expected_seeds, plan.expected_seeds)
+
+
+def test_decidable_effect_is_the_smallest_effect_the_capped_rule_decides_with_the_power():
+    sd, cap = 2.0, 12
+    effect = sq.decidable_effect(sd, cap, power=0.8, n_comparisons=2, reps=1000)
+    power = lambda e: sq.simulate(sq.plan_looks(cap), e, sd, reps=1000, n_comparisons=2)["power"]  # noqa: E731
+    assert power(effect) >= 0.8 > power(effect - 0.05 * sd)
+    assert sq.decidable_effect(sd, 20, n_comparisons=2, reps=1000) < effect  # more seeds decide smaller effects
+    plan = sq.seeds_for_power(sd, effect, 0.8, n_comparisons=2, reps=1000)
+    assert plan is not None and plan.max_seeds <= cap  # turned around, the plan fits under the cap

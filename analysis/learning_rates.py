@@ -14,9 +14,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .tables import markdown_table
+from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR
 
-SEPARATOR = "@lr"  # the search grid's variant names: <network>@lr<value> (experiments/tuning.py)
+from .tables import markdown_table
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,11 @@ def _curves(curves: pd.DataFrame, search_grid: str) -> pd.DataFrame | None:
     """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs."""
     if curves is None or curves.empty or "val_top1" not in curves:
         return None
-    rows = curves[(curves["grid"] == search_grid) & curves["variant"].astype(str).str.contains(SEPARATOR, regex=False)]
+    rows = curves[(curves["grid"] == search_grid) & curves["variant"].astype(str).str.contains(LR_SEPARATOR, regex=False)]
     rows = rows.dropna(subset=["val_top1"])
     if rows.empty:
         return None
-    split = rows["variant"].astype(str).str.rsplit(SEPARATOR, n=1, expand=True)
+    split = rows["variant"].astype(str).str.rsplit(LR_SEPARATOR, n=1, expand=True)
     rows = rows.assign(network=split[0], lr=split[1].astype(float))
     return rows.groupby(["network", "lr", "epoch"], as_index=False)["val_top1"].mean()
 
@@ -52,7 +52,7 @@ def _curves(curves: pd.DataFrame, search_grid: str) -> pd.DataFrame | None:
 def searches(results: str | Path, curves: pd.DataFrame | None) -> tuple[LearningRateSearch, ...]:
     """Every ``*-lr/chosen.json`` under ``results``, with the validation curves of its search runs."""
     out = []
-    for path in sorted(Path(results).glob("*-lr/chosen.json")):
+    for path in sorted(Path(results).glob(f"*{LR_SEARCH_SUFFIX}/chosen.json")):
         search_grid = path.parent.name
         try:
             choice = json.loads(path.read_text(encoding="utf-8"))
@@ -63,7 +63,8 @@ def searches(results: str | Path, curves: pd.DataFrame | None) -> tuple[Learning
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
                                           curves=_curves(curves, search_grid)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            out.append(LearningRateSearch(search_grid.removesuffix("-lr"), "?", problem=f"'{path}' unreadable ({error})"))
+            out.append(LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), "?",
+                                          problem=f"'{path}' unreadable ({error})"))
     return tuple(out)
 
 

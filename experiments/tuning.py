@@ -19,6 +19,7 @@ from pathlib import Path
 
 from analysis.load import load_results
 from analysis.status import RunStatus
+from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR
 
 from .grids import Grid, Variant
 from .store import write_json
@@ -26,33 +27,32 @@ from .store import write_json
 LR_CANDIDATES: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
 TUNING_SEEDS = 2
 TUNING_FIRST_SEED = 1000
-SEPARATOR = "@lr"
 
 
 def tuning_grid(grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES) -> Grid:
     """The search as a grid: every variant of ``grid`` at every candidate learning rate."""
     if not candidates or any(not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0) for c in candidates):
         raise ValueError(f"learning-rate candidates must be positive finite numbers, got {list(candidates)}")
-    variants = {f"{name}{SEPARATOR}{lr:g}": Variant(v.model, dict(v.model_kwargs), v.optional, float(lr))
+    variants = {f"{name}{LR_SEPARATOR}{lr:g}": Variant(v.model, dict(v.model_kwargs), v.optional, float(lr))
                 for name, v in grid.variants.items() for lr in sorted(candidates)}
-    reference = f"{grid.reference}{SEPARATOR}{sorted(candidates)[len(candidates) // 2]:g}"
-    return Grid(f"{grid.name}-lr", f"Learning-rate search for grid {grid.name} on validation (docs/study.md).",
+    reference = f"{grid.reference}{LR_SEPARATOR}{sorted(candidates)[len(candidates) // 2]:g}"
+    return Grid(f"{grid.name}{LR_SEARCH_SUFFIX}", f"Learning-rate search for grid {grid.name} on validation (docs/study.md).",
                 reference, variants, protocol=grid.protocol, dataset=grid.dataset, paired=grid.paired)
 
 
 def choose_learning_rates(results: Path, grid: Grid) -> dict[str, dict]:
     """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs; a variant
     whose runs are not all finished ok at some candidate is left out."""
-    search = f"{grid.name}-lr"
+    search = f"{grid.name}{LR_SEARCH_SUFFIX}"
     frame = load_results(results)
     frame = frame[frame["grid"] == search]
     chosen = {}
     for name in grid.variants:
-        rows = frame[frame["variant"].astype(str).str.startswith(f"{name}{SEPARATOR}")]
+        rows = frame[frame["variant"].astype(str).str.startswith(f"{name}{LR_SEPARATOR}")]
         # a candidate that diverged (``flagged``) still competes with its validation score; it just loses
         if rows.empty or (~rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED])).any():
             continue
-        lrs = rows["variant"].str.slice(len(name) + len(SEPARATOR)).astype(float)
+        lrs = rows["variant"].str.slice(len(name) + len(LR_SEPARATOR)).astype(float)
         means = rows.groupby(lrs)["val_top1"].mean()
         counts = rows.groupby(lrs).size()
         if means.isna().any():
@@ -64,7 +64,7 @@ def choose_learning_rates(results: Path, grid: Grid) -> dict[str, dict]:
 
 
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:
-    path = Path(results) / f"{grid.name}-lr" / "chosen.json"
+    path = Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
     write_json(path, {"grid": grid.name, "protocol": protocol,
                       "rule": "best mean final validation top-1 over the search's seeds; ties to "
                       "the smaller rate (docs/study.md)", "variants": chosen})
@@ -73,7 +73,7 @@ def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dic
 
 def read_choice(results: Path, grid: Grid, protocol: str) -> dict[str, float]:
     """``{variant: lr}`` chosen for ``grid`` under ``protocol`` ({} when no search was made under it)."""
-    path = Path(results) / f"{grid.name}-lr" / "chosen.json"
+    path = Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
     if not path.exists():
         return {}
     try:

@@ -50,6 +50,10 @@ HEADLINE = {"dyclotnet-2.0": Variant("dyclotnet_200"), "mobilenetv2-1.0-8x8": Va
 # the batch-constant part of the DCT's Psi in train mode) and no head BN.
 NORM_AFTER = {"expansion_norm": "after", "head_norm": False}
 
+# A learning-rate search for grid G is the grid G + LR_SEARCH_SUFFIX, its variants <network> + LR_SEPARATOR + <rate>
+# (experiments/tuning.py trains it, analysis/learning_rates.py reports it; docs/study.md, section 2)
+LR_SEARCH_SUFFIX, LR_SEPARATOR = "-lr", "@lr"
+
 # The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
 PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
 PILOT_SEEDS = 4  # paired seeds per variant and budget (docs/study.md)

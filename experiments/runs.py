@@ -172,7 +172,7 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome."""
     from .executors import run_grid
     from .grids import grid_json, resolve
-    from .store import check_writable, write_json
+    from .store import check_writable, mixed_settings, write_json
     from .tuning import read_choice
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
@@ -186,6 +186,12 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     for name, reason in missing.items():
         console.print(f"[yellow]left out[/] {name}: {reason}")
     grid_dir = check_writable(Path(results) / g.name)
+    clashes = mixed_settings(grid_dir, configs)
+    if clashes:
+        shown = "; ".join(clashes[:3]) + (f"; and {len(clashes) - 3} more" if len(clashes) > 3 else "")
+        raise ValueError(f"{grid_dir} already holds finished runs of these variants and seeds that trained otherwise, "
+                         f"which the analysis would mix with the runs asked for (move them away or use another "
+                         f"--results folder): {shown}")
     write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
     if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
         configs = [c for c in configs if c.variant in only_variants]

@@ -87,6 +87,19 @@ def test_ablate_twice_trains_once_then_status(tmp_path, capsys):
     assert "ok 4, running 0, failed 0, partial 0, to do 2" in capsys.readouterr().out
 
 
+def test_ablate_refuses_to_mix_runs_of_another_protocol_into_a_grid_and_deletes_nothing(tmp_path, capsys, monkeypatch):
+    args = ["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 0
+    finished = sorted(tmp_path.glob("tiny/*/result.json"))
+    monkeypatch.setitem(grids.GRIDS, "tiny", grids.Grid(**{**TINY.__dict__, "lr_scale": 0.5}))  # as after tuning
+    assert run.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "already holds finished runs" in err and "(a, seed 0): lr 0.05 (now 0.025)" in err
+    assert sorted(tmp_path.glob("tiny/*/result.json")) == finished and len(finished) == 2
+    assert run.main([*args[:2], "--seeds", "1", "--results", str(tmp_path / "other"), *FAST]) == 0
+
+
 def test_train_single_run(tmp_path, capsys):
     args = ["train", "engine_test_net", "--kw", "width=4", "--protocol", "smoke", "--epochs", "1", "--seed", "3",
             "--results", str(tmp_path), *FAST]

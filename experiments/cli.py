@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from study.grids import CPU_SEED_CAP
+
 from . import runs
 from .config import PROTOCOLS
 from .runs import RunOptions, check_data, grid_protocol, parse_kwargs
@@ -101,16 +103,26 @@ def study(
     retry_failed: RetryFailed_ = False,
     reuse: Reuse_ = True,
     plugins: Import_ = None,
+    until_decided: Annotated[bool, typer.Option(
+        "--until-decided", help="The second edition (docs/study.md): per core grid, then the p and r sweeps, the "
+        "learning-rate search on validation, then seeds in looks until decided. Needs --protocol.")] = False,
+    max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000,
+                                           help="With --until-decided: the last look's seeds.")] = CPU_SEED_CAP,
+    margin: Annotated[float, typer.Option("--margin", min=0.01,
+                                          help="With --until-decided: equivalence margin, points.")] = 0.5,
 ) -> None:
     """Run the whole study: every grid of the plan (experiments.grids.STUDY) with its seeds, in order.
 
     Resumable like ``ablate``: finished runs are skipped, twins are copied. Writes RESULTS/study.json
     (the whole plan, also with --only) for the report. A grid that fails (failed runs, missing data)
-    does not stop the others; the exit code is then 1.
+    does not stop the others; the exit code is then 1. With ``--until-decided``, the second edition
+    instead: ``run.py tune`` then ``run.py ablate --until-decided`` per grid of
+    ``study.questions.SECOND_EDITION``, at most ``--max-seeds`` seeds (the CPU cap by default).
     """
     options = RunOptions(data_root, download, device, threads, False, wandb, tuple(plugins or ()), retry_failed, reuse,
                          executor, workers, address)
-    failed = runs.run_plan(protocol, results, only, options)
+    failed = (runs.run_second_edition(protocol, results, only, options, max_seeds, margin) if until_decided
+              else runs.run_plan(protocol, results, only, options))
     if failed:
         runs.console.print(f"grids with failed runs: {', '.join(failed)}")
         raise typer.Exit(1)

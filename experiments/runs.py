@@ -240,6 +240,37 @@ def run_plan(protocol: str | None, results: Path, only: list[str] | None, option
     return failed
 
 
+def run_second_edition(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions,
+                       max_seeds: int, margin: float) -> list[str]:
+    """The second edition (``run.py study --until-decided``): per grid of ``study.questions.SECOND_EDITION``,
+    in order, the learning-rate search on validation, then seeds in looks until each comparison is decided
+    (docs/study.md). Resumable: finished runs are skipped. A grid that fails does not stop the others;
+    returns the grids that failed. Writes no study.json (that is the first edition's fixed plan)."""
+    from study.questions import SECOND_EDITION
+
+    from .config import get_protocol
+    from .store import ResultsWriteError
+    from .tuning import LR_CANDIDATES, TUNING_SEEDS
+
+    if protocol is None:
+        raise ValueError("study --until-decided needs --protocol: the budget `run.py plan` recommends (docs/study.md)")
+    get_protocol(protocol)
+    for name in only or ():
+        choose("second-edition grid", name, SECOND_EDITION)
+    failed = []
+    for grid in (g for g in SECOND_EDITION if not only or g in only):
+        console.rule(f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})")
+        try:
+            tune(grid, protocol, LR_CANDIDATES, TUNING_SEEDS, results, options)
+            ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin)
+        except ResultsWriteError:
+            raise
+        except (ValueError, KeyError, OSError) as error:
+            console.print(f"[red]error[/] in grid {grid}: {error}")
+            failed.append(grid)
+    return failed
+
+
 def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
          options: RunOptions) -> None:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it."""

@@ -53,5 +53,9 @@ CORE_QUESTIONS = (
     CoreQuestion("d", "DyClotNet vs GhostNet and the dynamic-convolution baselines", "baselines", None),
 )
 
+# The second edition's order (docs/study.md, section 4; `run.py study --until-decided`): the core
+# questions' grids, then the p and r sweeps
+SECOND_EDITION = (*(q.grid for q in CORE_QUESTIONS), "p-sweep", "r-sweep")
 
-__all__ = ["CORE_QUESTIONS", "QUESTIONS", "CoreQuestion", "Question"]
+
+__all__ = ["CORE_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "CoreQuestion", "Question"]

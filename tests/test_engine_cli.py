@@ -164,6 +164,30 @@ def test_study_runs_its_plan_writes_it_and_goes_past_a_grid_that_fails(tmp_path,
     assert run.main(args + ["--only", "nope"]) == 2
 
 
+def test_study_until_decided_tunes_then_adds_seeds_per_grid_in_the_second_editions_order(tmp_path, capsys, monkeypatch):
+    from experiments import tuning
+    from study import questions
+
+    unbuildable = grids.Grid("unbuildable", "A grid whose network is not registered.", "a",
+                             {"a": grids.Variant("no_such_model_anywhere")}, protocol="smoke")
+    monkeypatch.setitem(grids.GRIDS, "unbuildable", unbuildable)
+    monkeypatch.setattr(questions, "SECOND_EDITION", ("unbuildable", "tiny"))
+    monkeypatch.setattr(tuning, "LR_CANDIDATES", (0.02, 0.05))
+    args = ["study", "--until-decided", "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 2 and "needs --protocol" in capsys.readouterr().err
+    assert run.main([*args, "--protocol", "smoke", "--max-seeds", "3"]) == 1  # the first grid failed, the second ran
+    out = " ".join(capsys.readouterr().out.split())
+    assert "error in grid unbuildable" in out and "grids with failed runs: unbuildable" in out
+    chosen = json.loads((tmp_path / "tiny-lr" / "chosen.json").read_text())
+    assert chosen["protocol"] == "smoke" and set(chosen["variants"]) == {"a", "b"}
+    assert len(list(tmp_path.glob("tiny-lr/*/result.json"))) == 2 * 2 * 2  # candidates x seeds x variants
+    decisions = json.loads((tmp_path / "tiny" / "sequential.json").read_text())
+    assert decisions["schedule"] == [3] and len(list(tmp_path.glob("tiny/*/result.json"))) == 2 * 3
+    lrs = {json.loads(p.read_text())["protocol"]["lr"] for p in tmp_path.glob("tiny/*/config.json")}
+    assert lrs <= {0.02, 0.05}  # the main runs train at the rates chosen on validation
+    assert not (tmp_path / "study.json").exists()  # that is the first edition's fixed plan
+
+
 def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, capsys):
     assert run.main(["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]) == 0
     paths = sorted(tmp_path.glob("tiny/*/result.json"))

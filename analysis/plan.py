@@ -97,10 +97,16 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
 
 def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | None, str]:
     """(budget, why): the fewest CPU-hours per decided question among budgets whose reference reaches
-    ``min_accuracy`` test top-1."""
+    ``min_accuracy`` test top-1 and whose pilot answers every question (2 paired seeds or more of each pair)."""
     if not rows:
         return None, "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
     table = pd.DataFrame([asdict(r) for r in rows])
+    answered = table.groupby("budget")["question"].transform("nunique") == len(QUESTIONS)
+    if not answered.any():  # a budget is chosen on every question's cost, never on one pair alone
+        return None, ("no budget has at least 2 paired seeds of every pilot pair yet ("
+                      + ", ".join(f"{b}: {', '.join(q)}" for b, q in table.groupby("budget")["question"].agg(list).items())
+                      + ")")
+    table = table[answered]
     accurate = table[table["reference_top1"] >= min_accuracy]
     if accurate.empty:
         best = table.groupby("budget")["reference_top1"].mean().sort_values().index[-1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from study.grids import PILOT_BUDGETS, PILOT_SEEDS, PILOT_VARIANTS
+from study.grids import CPU_SEED_CAP, PILOT_BUDGETS, PILOT_SEEDS, PILOT_VARIANTS
 from study.questions import CORE_QUESTIONS
 
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -86,7 +86,10 @@ GLANCE_INTRO = (
     "alpha split over the grid's comparisons, planned with the pilot's paired SD (its 80% upper bound; "
     "for networks the pilot does not train, the largest of the pilot's pairs: an assumption), and the "
     "CPU-hours of all the grid's variants, each run's time the pilot's DyClotNet-0.5 median scaled by its "
-    "MACs (`results/study_costs.json`; a proxy until the first runs measure it). The first pass (engine "
+    "MACs (`results/study_costs.json`; a proxy until the first runs measure it). Where the plan needs more "
+    f"seeds than the CPU cap ({CPU_SEED_CAP}; `run.py study --until-decided`, docs/study.md), the main runs stop "
+    "at the cap, and *to decide* gives the smallest effect the capped rule decides with 80% power and the "
+    "most the cap costs. The first pass (engine "
     "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
     "it was, never pooled with the second edition.")
 

@@ -101,17 +101,17 @@ def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | 
     if not rows:
         return None, "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
     table = pd.DataFrame([asdict(r) for r in rows])
-    answered = table.groupby("budget")["question"].transform("nunique") == len(QUESTIONS)
-    if not answered.any():  # a budget is chosen on every question's cost, never on one pair alone
-        return None, ("no budget has at least 2 paired seeds of every pilot pair yet ("
-                      + ", ".join(f"{b}: {', '.join(q)}" for b, q in table.groupby("budget")["question"].agg(list).items())
-                      + ")")
-    table = table[answered]
     accurate = table[table["reference_top1"] >= min_accuracy]
     if accurate.empty:
         best = table.groupby("budget")["reference_top1"].mean().sort_values().index[-1]
         return None, (f"no budget's reference reaches {min_accuracy:g}% test top-1 (best: {best}, "
                       f"{table.loc[table['budget'] == best, 'reference_top1'].iloc[0]:.1f}%): a larger budget must be piloted")
+    answered = accurate.groupby("budget")["question"].transform("nunique") == len(QUESTIONS)
+    if not answered.any():  # a budget is chosen on every question's cost, never on one pair alone
+        missing = {b: sorted(set(QUESTIONS.values()) - set(q)) for b, q in accurate.groupby("budget")["question"]}
+        return None, ("; ".join(f"{b} reaches {min_accuracy:g}% test top-1, but its pilot has fewer than 2 paired "
+                                f"seeds of: {', '.join(m)}" for b, m in missing.items()))
+    accurate = accurate[answered]
     per_budget = accurate.groupby("budget")["cpu_hours"].apply(lambda h: h.mean() if h.notna().all() else math.inf)
     budget = str(per_budget.idxmin())
     if not math.isfinite(per_budget[budget]):

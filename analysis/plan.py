@@ -164,9 +164,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
     grid = GRIDS[question.grid]
     comparisons = len(grid.variants) - 1
+    plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
     plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
-                                       max_cap=source.seeds_cap)
-            if math.isfinite(source.sd_upper) and source.sd_upper > 0 else None)
+                                       max_cap=source.seeds_cap) if plannable else None)
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
     variant_macs = [macs.get((question.grid, name)) for name in grid.variants]
     known = reference_macs is not None and None not in variant_macs and math.isfinite(source.cpu_seconds_per_run)
@@ -178,7 +178,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                         "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`",
                         seed_cap,
                         sequential.decidable_effect(source.sd_upper, seed_cap, power, n_comparisons=comparisons, reps=reps)
-                        if math.isfinite(source.sd_upper) and source.sd_upper > 0 else None,
+                        if plannable else None,
                         seed_cap * run_hours if known else None)
 
 

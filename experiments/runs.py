@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -215,7 +216,7 @@ def run_plan(protocol: str | None, results: Path, only: list[str] | None, option
     """
     from .config import get_protocol
     from .grids import STUDY, get_grid
-    from .store import ResultsWriteError, check_writable, write_json
+    from .store import check_writable, write_json
 
     for name in only or ():
         choose("study grid", name, STUDY)
@@ -226,18 +227,24 @@ def run_plan(protocol: str | None, results: Path, only: list[str] | None, option
     root = check_writable(Path(results))
     write_json(root / "study.json", {"grids": [
         {"grid": g, "seeds": n, "protocol": protocol or get_grid(g).protocol} for g, n in STUDY.items()]})
-    failed = []
-    for grid, seeds in plan.items():
-        console.rule(f"{grid}: {seeds} seeds")
-        try:
-            if not ablate(grid, protocol, seeds, None, "all", results, options):
-                failed.append(grid)
-        except ResultsWriteError:  # the disk: every later grid would fail the same way
-            raise
-        except (ValueError, KeyError, OSError) as error:  # e.g. this grid's dataset is missing here
-            console.print(f"[red]error[/] in grid {grid}: {error}")
-            failed.append(grid)
-    return failed
+    return [grid for grid, seeds in plan.items()
+            if not _grid_step(grid, f"{grid}: {seeds} seeds",
+                              lambda grid=grid, seeds=seeds: ablate(grid, protocol, seeds, None, "all", results, options))]
+
+
+def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
+    """One grid of a study under a rule: ``step()``, or False with the error printed when the grid cannot run
+    (e.g. its dataset is missing here). A full or unwritable disk stops the study: every later grid would fail."""
+    from .store import ResultsWriteError
+
+    console.rule(title)
+    try:
+        return step()
+    except ResultsWriteError:
+        raise
+    except (ValueError, KeyError, OSError) as error:
+        console.print(f"[red]error[/] in grid {grid}: {error}")
+        return False
 
 
 def run_second_edition(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions,
@@ -249,7 +256,6 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     from study.questions import SECOND_EDITION
 
     from .config import get_protocol
-    from .store import ResultsWriteError
     from .tuning import LR_CANDIDATES, TUNING_SEEDS
 
     if protocol is None:
@@ -257,18 +263,14 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     get_protocol(protocol)
     for name in only or ():
         choose("second-edition grid", name, SECOND_EDITION)
-    failed = []
-    for grid in (g for g in SECOND_EDITION if not only or g in only):
-        console.rule(f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})")
-        try:
-            tune(grid, protocol, LR_CANDIDATES, TUNING_SEEDS, results, options)
-            ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin)
-        except ResultsWriteError:
-            raise
-        except (ValueError, KeyError, OSError) as error:
-            console.print(f"[red]error[/] in grid {grid}: {error}")
-            failed.append(grid)
-    return failed
+
+    def tune_then_decide(grid: str) -> bool:
+        tune(grid, protocol, LR_CANDIDATES, TUNING_SEEDS, results, options)
+        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin)
+
+    return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
+        grid, f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})",
+        lambda grid=grid: tune_then_decide(grid))]
 
 
 def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,

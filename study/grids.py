@@ -67,8 +67,11 @@ PILOT_VARIANTS = {"dct": Variant("dyclotnet_050"), "replicator": Variant("dyclot
 GRIDS: dict[str, Grid] = {g.name: g for g in (
     Grid("replicator-vs-recalibrator", "Does the DCT's recalibrator help over the replicator alone (DyClotNet-0.5)?",
          "dct", {"dct": Variant("dyclotnet_050", {"recalibrator": "sigmoid_add"}),
-                 "replicator": Variant("dyclotnet_050", {"recalibrator": "none"}),
-                 "dct-norm-after": Variant("dyclotnet_050", {"recalibrator": "sigmoid_add", **NORM_AFTER})}),
+                 "replicator": Variant("dyclotnet_050", {"recalibrator": "none"})}),
+    Grid("norm-placement", "Where the DCT bottleneck normalises (DyClotNet-0.5): before the expansion with a head BN "
+         "(the default), or after the expansion without one (engine version 1's placement, which cancels the "
+         "batch-constant part of the recalibrator's Psi in train mode).", "dct",
+         {"dct": Variant("dyclotnet_050"), "dct-norm-after": Variant("dyclotnet_050", NORM_AFTER)}),
     *(Grid(f"pilot-{budget}", f"The budget pilot under protocol {budget} (docs/study.md): the core pairs -- the "
            "recalibrator against the replicator alone, DCT against the pointwise expansion it replaces "
            "(DyClotNet-0.5).", "dct", PILOT_VARIANTS, protocol=budget) for budget in PILOT_BUDGETS),

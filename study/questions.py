@@ -54,8 +54,9 @@ CORE_QUESTIONS = (
 )
 
 # The second edition's order (docs/study.md, section 4; `run.py study --until-decided`): the core
-# questions' grids, then the p and r sweeps
-SECOND_EDITION = (*(q.grid for q in CORE_QUESTIONS), "p-sweep", "r-sweep")
+# questions' grids, then the p and r sweeps, then the normalisation placement (an interpretation choice,
+# docs/interpretation.md row 5)
+SECOND_EDITION = (*(q.grid for q in CORE_QUESTIONS), "p-sweep", "r-sweep", "norm-placement")
 
 
 __all__ = ["CORE_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "CoreQuestion", "Question"]

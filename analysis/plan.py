@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.grids import CPU_SEED_CAP, GRIDS
+from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, TUNING_SEEDS
 from study.questions import CORE_QUESTIONS, CoreQuestion
 
 from . import sequential, stats
@@ -135,6 +135,7 @@ class QuestionPlan:
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds: the plan's maximum, at most the CPU cap
     decidable_effect: float | None = None  # smallest effect decided with the power at seed_cap seeds
     cap_cpu_hours: float | None = None  # every variant of the grid at seed_cap seeds: the most it can cost
+    tune_cpu_hours: float | None = None  # the grid's learning-rate search (docs/study.md, section 2), before its seeds
 
 
 def study_costs(results: Path) -> dict[tuple[str, str], int]:
@@ -155,7 +156,8 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     the largest of the pilot's pairs at that budget (an assumption: the other networks are not piloted). The rule
     splits alpha over the grid's comparisons, as ``ablate --until-decided`` does. A run's CPU time is the
     pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
-    question's first runs measure it.
+    question's first runs measure it. The grid's learning-rate search (every variant at every candidate rate
+    and tuning seed) comes first and is costed apart.
 
     The main runs' seed cap is the plan's maximum, at most ``cap`` (the CPU cap, docs/study.md); the plan
     gives the smallest effect the rule decides with ``power`` at that cap, and what the cap costs at most."""
@@ -179,7 +181,8 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                         seed_cap,
                         sequential.decidable_effect(source.sd_upper, seed_cap, power, n_comparisons=comparisons, reps=reps)
                         if plannable else None,
-                        seed_cap * run_hours if known else None)
+                        seed_cap * run_hours if known else None,
+                        len(LR_CANDIDATES) * TUNING_SEEDS * run_hours if known else None)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
@@ -193,15 +196,18 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
 
 
 def plan_text(plan: QuestionPlan) -> str:
-    """One line of the findings table: seeds and CPU-hours, or what is missing."""
+    """One line of the findings table: seeds and CPU-hours, or what is missing; then the learning-rate search's cost."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    search = ("" if plan.tune_cpu_hours is None else
+              f"; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} rates x "
+              f"{TUNING_SEEDS} seeds per network; a twin already trained in another grid's search is copied)")
     if plan.max_seeds is None:
         return (f"{where}: more seeds than the plan searches (SD bound {plan.sd_upper:.2f} from {plan.sd_source}); "
-                f"{cap_text(plan)}")
+                f"{cap_text(plan)}{search}")
     cost = f"{plan.cpu_hours:.1f} CPU-h" if plan.cpu_hours is not None else "CPU-h unknown"
     text = (f"{where}: E[seeds] {plan.expected_seeds:.1f}, at most {plan.max_seeds} per variant, "
             f"{plan.comparisons} comparison(s); {cost} (SD bound {plan.sd_upper:.2f} from {plan.sd_source})")
-    return text if plan.max_seeds <= plan.seed_cap else f"{text}; {cap_text(plan)}"
+    return (text if plan.max_seeds <= plan.seed_cap else f"{text}; {cap_text(plan)}") + search
 
 
 def cap_text(plan: QuestionPlan) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from study.grids import CPU_SEED_CAP, PILOT_BUDGETS, PILOT_SEEDS, PILOT_VARIANTS
+from study.grids import CPU_SEED_CAP, LR_SEARCH_SUFFIX, PILOT_BUDGETS, PILOT_SEEDS, PILOT_VARIANTS
 from study.questions import CORE_QUESTIONS
 
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -27,10 +27,12 @@ DECIDED = ("better", "worse", "equivalent")
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
-    rows = frame[(frame["grid"] == grid) & (frame["status"] == RunStatus.OK)
+    """CPU-hours the grid's engine-2 runs and its learning-rate search trained (copies of twins cost nothing)."""
+    rows = frame[frame["grid"].isin([grid, f"{grid}{LR_SEARCH_SUFFIX}"]) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
                  & frame["reused_from"].isna()]
-    seconds = [s * run_threads(results / grid / str(r)) for s, r in zip(rows["train_seconds"], rows["run_id"], strict=True)]
+    seconds = [s * run_threads(results / g / str(r))
+               for s, g, r in zip(rows["train_seconds"], rows["grid"], rows["run_id"], strict=True)]
     return sum(s for s in seconds if math.isfinite(s)) / 3600
 
 
@@ -81,7 +83,8 @@ GLANCE_INTRO = (
     "The second edition (engine version 2, docs/study.md): each core question is decided by adding seeds "
     "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
     "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
-    "the grid's engine-2 runs. *To decide*: the plan (`run.py plan`) for a smallest effect of interest of "
+    "the grid's engine-2 runs and of its learning-rate search (flagged runs included: they cost time too). "
+    "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of "
     "0.5 points with 80% power: the expected and maximum seeds per variant under the sequential rule with "
     "alpha split over the grid's comparisons, planned with the pilot's paired SD (its 80% upper bound; "
     "for networks the pilot does not train, the largest of the pilot's pairs: an assumption), and the "

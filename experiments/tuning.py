@@ -19,13 +19,11 @@ from pathlib import Path
 
 from analysis.load import load_results
 from analysis.status import RunStatus
-from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR
+from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR
 
 from .grids import Grid, Variant
 from .store import write_json
 
-LR_CANDIDATES: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
-TUNING_SEEDS = 2
 TUNING_FIRST_SEED = 1000
 
 

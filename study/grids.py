@@ -53,6 +53,9 @@ NORM_AFTER = {"expansion_norm": "after", "head_norm": False}
 # A learning-rate search for grid G is the grid G + LR_SEARCH_SUFFIX, its variants <network> + LR_SEPARATOR + <rate>
 # (experiments/tuning.py trains it, analysis/learning_rates.py reports it; docs/study.md, section 2)
 LR_SEARCH_SUFFIX, LR_SEPARATOR = "-lr", "@lr"
+# The search's budget, the same for every network: candidate peak rates x seeds per candidate
+LR_CANDIDATES: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
+TUNING_SEEDS = 2
 
 # The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
 PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
@@ -111,5 +114,5 @@ STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "co
                          "lr-check": 3, "paper-claim-lr": 3}
 
 
-__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS",
-           "STUDY", "Grid", "Variant", "sweep"]
+__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "LR_CANDIDATES", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS",
+           "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "sweep"]

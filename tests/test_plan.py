@@ -110,6 +110,9 @@ def test_each_core_question_is_planned_at_the_budget_with_its_grid_costs(pilot, 
     assert plan.cpu_hours == pytest.approx(plan.expected_seeds * 6 * 25 / 3600)
     assert plan.seed_cap == min(plan.max_seeds, 12) and plan.cap_cpu_hours == pytest.approx(plan.seed_cap * 6 * 25 / 3600)
     assert "not yet a recommended budget" in plan_text(plan) and f"{plan.cpu_hours:.1f} CPU-h" in plan_text(plan)
+    # the learning-rate search first: every variant at 4 rates x 2 seeds
+    assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 6 * 25 / 3600)
+    assert f"the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):
@@ -119,3 +122,19 @@ def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pil
     assert plan.max_seeds is None or plan.max_seeds > 12
     assert plan.seed_cap == 12 and plan.decidable_effect > 0.05
     assert f"capped at 12 seeds: decides effects of {plan.decidable_effect:.2f} points or more" in plan_text(plan)
+
+
+def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_old_runs(tmp_path):
+    import pandas as pd
+
+    from analysis.second_edition import _cpu_hours
+
+    rows = [("expansion-op", "a", "ok", 2, None, 1800.0), ("expansion-op-lr", "b", "ok", 2, None, 900.0),
+            ("expansion-op-lr", "c", "flagged", 2, None, 900.0),  # a diverged candidate still cost its time
+            ("expansion-op", "d", "ok", 2, "pilot-cpu-full/x", 1800.0),  # a copy of a twin costs nothing
+            ("expansion-op", "e", "ok", 1, None, 1800.0), ("pilot-cpu-full", "f", "ok", 2, None, 1800.0)]
+    frame = pd.DataFrame(rows, columns=["grid", "run_id", "status", "engine_version", "reused_from", "train_seconds"])
+    for grid, run_id, *_ in rows:
+        (tmp_path / grid / run_id).mkdir(parents=True)
+        (tmp_path / grid / run_id / "env.json").write_text(json.dumps({"torch_threads": 2}))
+    assert _cpu_hours(tmp_path, frame, "expansion-op") == pytest.approx(2 * (1800 + 900 + 900) / 3600)

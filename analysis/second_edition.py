@@ -131,7 +131,7 @@ class BudgetFindings:
     rows: tuple[BudgetRow, ...]
     budget: str | None
     why: str
-    pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the pilot budgets without a row yet
+    pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the pilot budgets not finished yet
 
 
 def _ok_runs(grid_dir: Path) -> int:
@@ -147,7 +147,8 @@ def _ok_runs(grid_dir: Path) -> int:
 def budget_findings(results: Path, effect: float = 0.5, reps: int = 1000) -> BudgetFindings:
     """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
-    pending = tuple((b, _ok_runs(Path(results) / f"pilot-{b}")) for b in PILOT_BUDGETS if b not in {r.budget for r in rows})
+    runs = len(PILOT_VARIANTS) * PILOT_SEEDS
+    pending = tuple((b, n) for b in PILOT_BUDGETS if (n := _ok_runs(Path(results) / f"pilot-{b}")) < runs)
     return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows), pending=pending)
 
 

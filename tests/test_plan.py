@@ -76,6 +76,10 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     root = tmp_path / "results"
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=3)
     assert "No pilot grid has 2 paired seeds yet" in "\n".join(budget_lines(budget_findings(root), "f"))
+    write_grid(root, "pilot-cpu-full", "dct", {"dct": 80.0, "replicator": 79.5, "pointwise": 80.2}, seeds=2)
+    partial = budget_findings(root, effect=4.0, reps=200)
+    assert partial.rows and ("cpu-full", 6) in partial.pending  # planned from 2 pairs, still running
+    assert "`cpu-full` (6 of 12 runs finished)" in "\n".join(budget_lines(partial, "f"))
     (root / "expansion-op" / "sequential.json").write_text(json.dumps({
         "grid": "expansion-op", "reference": "dct", "schedule": [3, 5, 8],
         "variants": {"pointwise": {"label": "equivalent", "look": 2, "n": 5, "estimate": 0.12, "ci": [-0.3, 0.41]}}}))

@@ -121,21 +121,28 @@ def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | 
 
 @dataclass(frozen=True)
 class QuestionPlan:
-    """What deciding one core question would take at one pilot budget."""
+    """What deciding one core question would take at one pilot budget.
+
+    ``max_seeds`` and ``expected_seeds`` are the free design's (the schedule the effect of interest needs);
+    the main runs use the CPU cap's schedule, ``plan_looks(seed_cap)``, whatever that design says, and the
+    fields after ``seed_cap`` describe that schedule."""
     key: str
     budget: str
     recommended: bool
     comparisons: int
     sd_upper: float
     sd_source: str  # the pilot's pair the planning SD comes from
-    max_seeds: int | None
+    max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
-    cpu_hours: float | None  # every variant of the grid at the expected seeds; None when a cost is unknown
+    cpu_hours: float | None  # every variant of the grid at the capped schedule's expected seeds; None when unknown
     cost_source: str
-    seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds: the plan's maximum, at most the CPU cap
-    decidable_effect: float | None = None  # smallest effect decided with the power at seed_cap seeds
+    seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
+    decidable_effect: float | None = None  # smallest effect decided with 80% power at the capped schedule
     cap_cpu_hours: float | None = None  # every variant of the grid at seed_cap seeds: the most it can cost
     tune_cpu_hours: float | None = None  # the grid's learning-rate search (docs/study.md, section 2), before its seeds
+    power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
+    expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
+    effect: float = 0.5
 
 
 def study_costs(results: Path) -> dict[tuple[str, str], int]:
@@ -159,8 +166,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     question's first runs measure it. The grid's learning-rate search (every variant at every candidate rate
     and tuning seed) comes first and is costed apart.
 
-    The main runs' seed cap is the plan's maximum, at most ``cap`` (the CPU cap, docs/study.md); the plan
-    gives the smallest effect the rule decides with ``power`` at that cap, and what the cap costs at most."""
+    The main runs always look up to ``cap`` seeds (the CPU cap, docs/study.md, section 3), whatever the free
+    design's maximum; the plan gives that schedule's power and expected seeds for ``effect``, the smallest
+    effect it decides with ``power``, and what it costs, expected and at most."""
     at_budget = [r for r in rows if r.budget == budget]
     own = {"replicator": QUESTIONS["replicator"], "pointwise": QUESTIONS["pointwise"]}.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
@@ -169,20 +177,22 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
     plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
                                        max_cap=source.seeds_cap) if plannable else None)
+    capped = (sequential.simulate(sequential.plan_looks(cap), effect, source.sd_upper, reps,
+                                  n_comparisons=comparisons) if plannable else None)
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
     variant_macs = [macs.get((question.grid, name)) for name in grid.variants]
     known = reference_macs is not None and None not in variant_macs and math.isfinite(source.cpu_seconds_per_run)
     run_hours = sum(variant_macs) / reference_macs * source.cpu_seconds_per_run / 3600 if known else None
-    seed_cap = min(plan.max_seeds, cap) if plan else cap
     return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
                         plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
-                        plan.expected_seeds * run_hours if plan and known else None,
+                        capped["expected_seeds"] * run_hours if capped and known else None,
                         "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`",
-                        seed_cap,
-                        sequential.decidable_effect(source.sd_upper, seed_cap, power, n_comparisons=comparisons, reps=reps)
+                        cap,
+                        sequential.decidable_effect(source.sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                         if plannable else None,
-                        seed_cap * run_hours if known else None,
-                        len(LR_CANDIDATES) * TUNING_SEEDS * run_hours if known else None)
+                        cap * run_hours if known else None,
+                        len(LR_CANDIDATES) * TUNING_SEEDS * run_hours if known else None,
+                        capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
@@ -196,25 +206,29 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
 
 
 def plan_text(plan: QuestionPlan) -> str:
-    """One line of the findings table: seeds and CPU-hours, or what is missing; then the learning-rate search's cost."""
+    """One line of the findings table: what the effect of interest needs, what the main runs (looks to the CPU
+    cap) decide and cost, then the learning-rate search's cost."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
-    search = ("" if plan.tune_cpu_hours is None else
-              f"; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} rates x "
-              f"{TUNING_SEEDS} seeds per network; a twin already trained in another grid's search is copied)")
-    if plan.max_seeds is None:
-        return (f"{where}: more seeds than the plan searches (SD bound {plan.sd_upper:.2f} from {plan.sd_source}); "
-                f"{cap_text(plan)}{search}")
-    cost = f"{plan.cpu_hours:.1f} CPU-h" if plan.cpu_hours is not None else "CPU-h unknown"
-    text = (f"{where}: E[seeds] {plan.expected_seeds:.1f}, at most {plan.max_seeds} per variant, "
-            f"{plan.comparisons} comparison(s); {cost} (SD bound {plan.sd_upper:.2f} from {plan.sd_source})")
-    return (text if plan.max_seeds <= plan.seed_cap else f"{text}; {cap_text(plan)}") + search
+    needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f})" if plan.max_seeds is not None
+             else "more seeds than the plan searches")
+    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {plan.sd_source}, {plan.comparisons} comparison(s): "
+            f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
+    if plan.tune_cpu_hours is None:
+        return f"{text}; CPU-h unknown"
+    return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
+            f"rates x {TUNING_SEEDS} seeds per network; a twin already trained in another grid's search is copied)")
 
 
 def cap_text(plan: QuestionPlan) -> str:
-    """What the main runs decide at their seed cap, where the plan needs more seeds than the cap."""
-    cost = f", at most {plan.cap_cpu_hours:.1f} CPU-h" if plan.cap_cpu_hours is not None else ""
-    effect = f"{plan.decidable_effect:.2f}" if plan.decidable_effect is not None else "–"
-    return f"capped at {plan.seed_cap} seeds: decides effects of {effect} points or more with 80% power{cost}"
+    """What the main runs, looks to the CPU cap, decide and cost."""
+    looks = ", ".join(str(n) for n in sequential.plan_looks(plan.seed_cap))
+    if plan.power_at_cap is None:
+        return f"the main runs (looks at {looks} seeds) cannot be planned without an SD"
+    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f}"
+            if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
+    return (f"the main runs (looks at {looks} seeds) decide it with {plan.power_at_cap:.0%} power in "
+            f"E {plan.expected_at_cap:.1f} seeds{cost}, and effects of {plan.decidable_effect:.2f} points or more "
+            "with 80% power")
 
 
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from study.grids import CPU_SEED_CAP, LR_SEARCH_SUFFIX, PILOT_BUDGETS, PILOT_SEE
 from study.questions import CORE_QUESTIONS
 
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
+from .sequential import plan_looks
 from .status import RunStatus
 from .tables import markdown_table
 
@@ -84,15 +85,15 @@ GLANCE_INTRO = (
     "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
     "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
     "the grid's engine-2 runs and of its learning-rate search (flagged runs included: they cost time too). "
-    "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of "
-    "0.5 points with 80% power: the expected and maximum seeds per variant under the sequential rule with "
-    "alpha split over the grid's comparisons, planned with the pilot's paired SD (its 80% upper bound; "
-    "for networks the pilot does not train, the largest of the pilot's pairs: an assumption), and the "
-    "CPU-hours of all the grid's variants, each run's time the pilot's DyClotNet-0.5 median scaled by its "
-    "MACs (`results/study_costs.json`; a proxy until the first runs measure it). Where the plan needs more "
-    f"seeds than the CPU cap ({CPU_SEED_CAP}; `run.py study --until-decided`, docs/study.md), the main runs stop "
-    "at the cap, and *to decide* gives the smallest effect the capped rule decides with 80% power and the "
-    "most the cap costs. The first pass (engine "
+    "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of 0.5 points, with the pilot's "
+    "paired SD (its 80% upper bound; for networks the pilot does not train, the largest of the pilot's pairs: "
+    "an assumption) and alpha split over the grid's comparisons. First the seeds per variant a free "
+    "sequential design needs for 80% power (maximum and expected); then what the main runs do, which always "
+    f"look at {', '.join(map(str, plan_looks(CPU_SEED_CAP)))} seeds (the CPU cap; `run.py study --until-decided`, "
+    "docs/study.md): their power for the 0.5-point effect and expected seeds, their CPU-hours (all the grid's "
+    "variants, each run's time the pilot's DyClotNet-0.5 median scaled by its MACs, `results/study_costs.json`; "
+    "a proxy until the first runs measure it), expected and at most, and the smallest effect they decide with "
+    "80% power; last, the learning-rate search that comes before them. The first pass (engine "
     "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
     "it was, never pooled with the second edition.")
 

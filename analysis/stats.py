@@ -16,7 +16,6 @@ import warnings
 import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower, TTestPower
 
 CORRECTIONS = ("holm", "fdr_bh", "none")
 SD_UPPER_CONFIDENCE = 0.8  # one-sided confidence of the SD upper bound used for planning seeds
@@ -185,11 +184,28 @@ def sd_upper_bound(sd: float, df: int, confidence: float = SD_UPPER_CONFIDENCE) 
     return float(sd * math.sqrt(df / stats.chi2.ppf(1 - confidence, df)))
 
 
+def t_test_power(effect_size: float, n: int, paired: bool, alpha: float = 0.05, alternative: str = "two-sided") -> float:
+    """Power of the paired (d_z) or two-sample (equal groups of ``n``) t-test against ``effect_size``.
+
+    The same formula as statsmodels' ``TTestPower`` / ``TTestIndPower`` (which agree to 1e-15 where they
+    are finite, ``tests/test_stats.py``), evaluated with ``scipy.stats.nct``: statsmodels evaluates the
+    noncentral t with ``scipy.special.nctdtr``, which returns NaN for a noncentrality above ~39
+    (``TTestPower().power(6.25, 40, 0.0028, alternative="larger")``), and a NaN power then passes or fails
+    every comparison. ``scipy.stats.nct.cdf`` too returns NaN for some far tails (``nct.cdf(-12.7, 1, 8.84)``);
+    a two-sided test's far tail counts 0 then: it is below the near tail's miss, which is small there."""
+    df, noncentrality = (n - 1, effect_size * math.sqrt(n)) if paired else (2 * n - 2, effect_size * math.sqrt(n / 2))
+    level = alpha / 2 if alternative == "two-sided" else alpha
+    power = float(stats.nct.sf(stats.t.isf(level, df), df, noncentrality))
+    if alternative == "two-sided":
+        far_tail = float(stats.nct.cdf(stats.t.ppf(level, df), df, noncentrality))
+        power += far_tail if math.isfinite(far_tail) else 0.0
+    return power
+
+
 def seeds_for_power(effect_size: float, paired: bool, alpha: float = 0.05, power: float = 0.8,
                     alternative: str = "two-sided", max_seeds: int = 10_000) -> int | None:
-    """Seeds per variant for a t-test to detect ``effect_size`` with ``power``.
-
-    Uses statsmodels' ``TTestPower`` (paired, d_z) or ``TTestIndPower`` (equal group sizes).
+    """Seeds per variant for a t-test to detect ``effect_size`` with ``power``: the smallest n in
+    2..``max_seeds`` whose ``t_test_power`` reaches it, by bisection (power grows with n).
     ``alternative``: ``"two-sided"`` or ``"larger"`` (one-sided, for non-inferiority).
     Returns ``None`` when no feasible number (effect 0/NaN, or more than ``max_seeds``).
     """
@@ -198,21 +214,17 @@ def seeds_for_power(effect_size: float, paired: bool, alpha: float = 0.05, power
     effect = abs(effect_size) if alternative == "two-sided" else effect_size
     if effect <= 0:
         return None
-    solver = TTestPower() if paired else TTestIndPower()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            n = float(np.squeeze(solver.solve_power(effect_size=effect, alpha=alpha, power=power,
-                                                    alternative=alternative)))
-        except (ValueError, RuntimeError, ZeroDivisionError):
-            return None
-        if not math.isfinite(n) or n > max_seeds:
-            return None
-        n = max(2, math.ceil(n - 1e-9))
-        # guard against a non-converged solve: the answer must actually reach the power
-        if solver.power(effect, n, alpha, alternative=alternative) < power - 1e-6:
-            return None
-    return n
+
+    def reaches(n: int) -> bool:
+        return t_test_power(effect, n, paired, alpha, alternative) >= power
+
+    if not reaches(max_seeds):
+        return None
+    low, high = 1, max_seeds  # reaches(high); n = 1 has no degrees of freedom
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle, high)
+    return high
 
 
 def margin_tests(x: np.ndarray, y: np.ndarray, margin: float, paired: bool,

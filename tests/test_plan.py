@@ -111,9 +111,13 @@ def test_each_core_question_is_planned_at_the_budget_with_its_grid_costs(pilot, 
         (pilot / "study_costs.json").unlink()
     assert plan.budget == "cpu-full" and not plan.recommended  # none recommended: the most accurate budget
     # paper-claim's three variants cost 1, 2 and 3 times the pilot's DyClotNet-0.5 reference (25 CPU-s a run)
-    assert plan.cpu_hours == pytest.approx(plan.expected_seeds * 6 * 25 / 3600)
-    assert plan.seed_cap == min(plan.max_seeds, 12) and plan.cap_cpu_hours == pytest.approx(plan.seed_cap * 6 * 25 / 3600)
-    assert "not yet a recommended budget" in plan_text(plan) and f"{plan.cpu_hours:.1f} CPU-h" in plan_text(plan)
+    # the main runs always look at 3, 5, 8 and 12 seeds (the CPU cap), whatever the free design needs
+    assert plan.seed_cap == 12 and plan.expected_at_cap <= 12 and plan.power_at_cap >= 0.8
+    assert plan.cpu_hours == pytest.approx(plan.expected_at_cap * 6 * 25 / 3600)
+    assert plan.cap_cpu_hours == pytest.approx(12 * 6 * 25 / 3600)
+    text = plan_text(plan)
+    assert "not yet a recommended budget" in text and f"{plan.cpu_hours:.1f} CPU-h expected, at most" in text
+    assert f"the main runs (looks at 3, 5, 8, 12 seeds) decide it with {plan.power_at_cap:.0%} power" in text
     # the learning-rate search first: every variant at 4 rates x 2 seeds
     assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 6 * 25 / 3600)
     assert f"the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
@@ -124,8 +128,8 @@ def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pil
 
     plan = question_plans(pilot, rows, "cpu-full", effect=0.05, reps=200)["a"]  # a tiny effect: far beyond 12 seeds
     assert plan.max_seeds is None or plan.max_seeds > 12
-    assert plan.seed_cap == 12 and plan.decidable_effect > 0.05
-    assert f"capped at 12 seeds: decides effects of {plan.decidable_effect:.2f} points or more" in plan_text(plan)
+    assert plan.seed_cap == 12 and plan.decidable_effect > 0.05 and plan.power_at_cap < 0.8
+    assert f"and effects of {plan.decidable_effect:.2f} points or more with 80% power" in plan_text(plan)
 
 
 def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_old_runs(tmp_path):

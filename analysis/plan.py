@@ -123,9 +123,10 @@ def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | 
 class QuestionPlan:
     """What deciding one core question would take at one pilot budget.
 
-    ``max_seeds`` and ``expected_seeds`` are the free design's (the schedule the effect of interest needs);
-    the main runs use the CPU cap's schedule, ``plan_looks(seed_cap)``, whatever that design says, and the
-    fields after ``seed_cap`` describe that schedule."""
+    ``max_seeds`` and ``expected_seeds`` are the free design's (the schedule the effect of interest needs).
+    The main runs use the CPU cap's schedule, ``plan_looks(seed_cap)``, whatever that design says;
+    ``cpu_hours``, ``decidable_effect``, ``cap_cpu_hours``, ``power_at_cap`` and ``expected_at_cap`` describe
+    that schedule, and ``tune_cpu_hours`` the learning-rate search before it."""
     key: str
     budget: str
     recommended: bool
@@ -170,7 +171,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     design's maximum; the plan gives that schedule's power and expected seeds for ``effect``, the smallest
     effect it decides with ``power``, and what it costs, expected and at most."""
     at_budget = [r for r in rows if r.budget == budget]
-    own = {"replicator": QUESTIONS["replicator"], "pointwise": QUESTIONS["pointwise"]}.get(question.variant or "")
+    own = QUESTIONS.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
     grid = GRIDS[question.grid]
     comparisons = len(grid.variants) - 1
@@ -209,12 +210,14 @@ def plan_text(plan: QuestionPlan) -> str:
     """One line of the findings table: what the effect of interest needs, what the main runs (looks to the CPU
     cap) decide and cost, then the learning-rate search's cost."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    if plan.power_at_cap is None:
+        return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
     needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f})" if plan.max_seeds is not None
              else "more seeds than the plan searches")
     text = (f"{where}, SD bound {plan.sd_upper:.2f} from {plan.sd_source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
     if plan.tune_cpu_hours is None:
-        return f"{text}; CPU-h unknown"
+        return f"{text}; CPU-h unknown ({plan.cost_source})"
     return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
             f"rates x {TUNING_SEEDS} seeds per network; a twin already trained in another grid's search is copied)")
 
@@ -222,8 +225,6 @@ def plan_text(plan: QuestionPlan) -> str:
 def cap_text(plan: QuestionPlan) -> str:
     """What the main runs, looks to the CPU cap, decide and cost."""
     looks = ", ".join(str(n) for n in sequential.plan_looks(plan.seed_cap))
-    if plan.power_at_cap is None:
-        return f"the main runs (looks at {looks} seeds) cannot be planned without an SD"
     cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f}"
             if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
     return (f"the main runs (looks at {looks} seeds) decide it with {plan.power_at_cap:.0%} power in "

@@ -24,6 +24,7 @@ from .status import RunStatus
 from .tables import markdown_table
 
 SECOND_EDITION_ENGINE = 2
+PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
 
 
@@ -48,7 +49,7 @@ class GlanceRow:
     seeds: int | None = None
     look: int | None = None
     looks: int | None = None
-    cpu_hours: float = 0.0  # spent on the grid's engine-2 runs
+    cpu_hours: float = 0.0  # spent on the grid's engine-2 runs and its learning-rate search
     to_decide: str = ""  # "decided", the rule's estimate for a comparison left open, or the plan
 
 
@@ -92,8 +93,9 @@ GLANCE_INTRO = (
     f"look at {', '.join(map(str, plan_looks(CPU_SEED_CAP)))} seeds (the CPU cap; `run.py study --until-decided`, "
     "docs/study.md): their power for the 0.5-point effect and expected seeds, their CPU-hours (all the grid's "
     "variants, each run's time the pilot's DyClotNet-0.5 median scaled by its MACs, `results/study_costs.json`; "
-    "a proxy until the first runs measure it), expected and at most, and the smallest effect they decide with "
-    "80% power; last, the learning-rate search that comes before them. The first pass (engine "
+    "a proxy until the first runs measure it), expected and at most (the expected figure lets every variant "
+    "stop with this question's comparison: a lower bound where the grid has others), and the smallest effect "
+    "they decide with 80% power; last, the learning-rate search that comes before them. The first pass (engine "
     "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
     "it was, never pooled with the second edition.")
 
@@ -148,8 +150,7 @@ def _ok_runs(grid_dir: Path) -> int:
 def budget_findings(results: Path, effect: float = 0.5, reps: int = 1000) -> BudgetFindings:
     """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
-    runs = len(PILOT_VARIANTS) * PILOT_SEEDS
-    pending = tuple((b, n) for b in PILOT_BUDGETS if (n := _ok_runs(Path(results) / f"pilot-{b}")) < runs)
+    pending = tuple((b, n) for b in PILOT_BUDGETS if (n := _ok_runs(Path(results) / f"pilot-{b}")) < PILOT_RUNS)
     return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows), pending=pending)
 
 
@@ -162,9 +163,8 @@ def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
              "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
              "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
              f"{budget.results}`.", ""]
-    runs = len(PILOT_VARIANTS) * PILOT_SEEDS
     pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
-                + ", ".join(f"`{b}` ({ok} of {runs} runs finished)" for b, ok in budget.pending) + ".", ""]
+                + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)" for b, ok in budget.pending) + ".", ""]
                if budget.pending else [])
     if not budget.rows:
         return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]

@@ -187,8 +187,8 @@ def sd_upper_bound(sd: float, df: int, confidence: float = SD_UPPER_CONFIDENCE) 
 def t_test_power(effect_size: float, n: int, paired: bool, alpha: float = 0.05, alternative: str = "two-sided") -> float:
     """Power of the paired (d_z) or two-sample (equal groups of ``n``) t-test against ``effect_size``.
 
-    The same formula as statsmodels' ``TTestPower`` / ``TTestIndPower`` (which agree to 1e-15 where they
-    are finite, ``tests/test_stats.py``), evaluated with ``scipy.stats.nct``: statsmodels evaluates the
+    The same formula as statsmodels' ``TTestPower`` / ``TTestIndPower`` (the two agree to 1e-9 where
+    statsmodels is finite, ``tests/test_analysis.py``), evaluated with ``scipy.stats.nct``: statsmodels evaluates the
     noncentral t with ``scipy.special.nctdtr``, which returns NaN for a noncentrality above ~39
     (``TTestPower().power(6.25, 40, 0.0028, alternative="larger")``), and a NaN power then passes or fails
     every comparison. ``scipy.stats.nct.cdf`` too returns NaN for some far tails (``nct.cdf(-12.7, 1, 8.84)``);

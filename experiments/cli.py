@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from study.grids import CPU_SEED_CAP
+from study.grids import CPU_SEED_CAP, LR_CANDIDATES, TUNING_SEEDS
 
 from . import runs
 from .config import PROTOCOLS
@@ -104,8 +104,8 @@ def study(
     reuse: Reuse_ = True,
     plugins: Import_ = None,
     until_decided: Annotated[bool, typer.Option(
-        "--until-decided", help="The second edition (docs/study.md): per core grid, then the p and r sweeps, the "
-        "learning-rate search on validation, then seeds in looks until decided. Needs --protocol.")] = False,
+        "--until-decided", help="The second edition (docs/study.md): per core grid, then the p and r sweeps and "
+        "norm-placement, the learning-rate search on validation, then seeds in looks until decided. Needs --protocol.")] = False,
     max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000,
                                            help="With --until-decided: the last look's seeds.")] = CPU_SEED_CAP,
     margin: Annotated[float, typer.Option("--margin", min=0.01,
@@ -131,9 +131,10 @@ def study(
 def tune(
     grid: str,
     protocol: Protocol_ = None,
-    candidates: Annotated[str, typer.Option(help="Peak learning rates to try, comma-separated.")] = "0.025,0.05,0.1,0.2",
+    candidates: Annotated[str, typer.Option(help="Peak learning rates to try, comma-separated.")] = ",".join(
+        f"{lr:g}" for lr in LR_CANDIDATES),
     seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, max=100,
-                                       help="Seeds per candidate (1000, 1001, ...).")] = 2,
+                                       help="Seeds per candidate (1000, 1001, ...).")] = TUNING_SEEDS,
     data_root: DataRoot_ = None,
     results: Results_ = Path("results"),
     workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size.")] = 1,

@@ -1,7 +1,7 @@
 """Twin runs: a finished run in another grid that trained the same network on the same data with the same seeds.
 
 Grids overlap (the DCT reference of DyClotNet-0.5 is in ``replicator-vs-recalibrator``,
-``expansion-op``, ``p-sweep``, ``r-sweep`` and ``baselines``). A run with a twin copies the
+``expansion-op``, ``p-sweep``, ``r-sweep``, ``norm-placement`` and ``baselines``). A run with a twin copies the
 twin's metrics, cost and environment instead of training again, and its result.json says so
 (``reused_from``, naming the run that trained).
 

@@ -60,9 +60,9 @@ TUNING_SEEDS = 2
 # The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
 PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
 PILOT_SEEDS = 4  # paired seeds per variant and budget (docs/study.md)
-# The most seeds per variant a core question gets on CPU (docs/study.md, section 3): where the plan's
-# maximum for the effect of interest is larger, the main runs stop here and the report gives the
-# smallest effect the rule decides at this cap
+# The most seeds per variant a second-edition grid gets on CPU (docs/study.md, section 3): every grid
+# looks at sequential.plan_looks(CPU_SEED_CAP) = 3, 5, 8, 12 seeds, whatever the plan's maximum; the
+# report gives that schedule's power and the smallest effect it decides
 CPU_SEED_CAP = 12
 PILOT_VARIANTS = {"dct": Variant("dyclotnet_050"), "replicator": Variant("dyclotnet_050", {"recalibrator": "none"}),
                   "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}

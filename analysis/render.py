@@ -310,12 +310,15 @@ def _measurement_lines(lim: LimitationsFindings) -> list[str]:
     lines.append("- Results come from the suite's training protocol, not the paper's full schedule; absolute "
                  "accuracies are therefore lower, and only differences between variants are compared with claims.")
     for b in lim.budgets:
-        per_class = {"None": "all", "?": "an unrecorded number of"}.get(b.train_per_class, b.train_per_class)
-        lines.append(f"- Short budget: the `{b.name}` protocol trains {b.epochs} epochs on {per_class} training images "
-                     f"per class (batch {', '.join(b.batch_sizes)}, peak learning rate {', '.join(b.learning_rates)}, "
-                     "the same schedule for every network of a grid, not tuned per network) "
-                     f"and tests on {b.test_per_class} images per class; "
-                     "differences that need longer training to appear cannot appear here.")
+        train = {"None": "all the training images left after validation",
+                 "?": "an unrecorded number of training images per class"}.get(
+            b.train_per_class, f"{b.train_per_class} training images per class")
+        test = {"None": "the whole test set", "?": "an unrecorded test subset"}.get(
+            b.test_per_class, f"{b.test_per_class} test images per class")
+        lines.append(f"- Short budget: the `{b.name}` protocol trains {b.epochs} epochs on {train} "
+                     f"(batch {', '.join(b.batch_sizes)}, peak learning rate {', '.join(b.learning_rates)}; a grid's "
+                     "networks share one rate unless a learning-rate search on validation chose each its own) "
+                     f"and tests on {test}; differences that need longer training to appear cannot appear here.")
     if not lim.env_runs:
         lines.append("- Hardware unknown: no run recorded an `env.json`.")
     elif lim.gpus:

@@ -144,6 +144,7 @@ class QuestionPlan:
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
+    power: float = 0.8  # the power the free design and decidable_effect plan for
 
 
 def study_costs(results: Path) -> dict[tuple[str, str], int]:
@@ -193,17 +194,18 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                         if plannable else None,
                         cap * run_hours if known else None,
                         len(LR_CANDIDATES) * TUNING_SEEDS * run_hours if known else None,
-                        capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect)
+                        capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect,
+                        power)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
-                   reps: int = 1000) -> dict[str, QuestionPlan]:
+                   reps: int = 1000, power: float = 0.8) -> dict[str, QuestionPlan]:
     """Per core question, its plan at the recommended ``budget``, else at the most accurate piloted budget."""
     if not rows:
         return {}
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
-    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, reps=reps) for q in CORE_QUESTIONS}
+    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps) for q in CORE_QUESTIONS}
 
 
 def plan_text(plan: QuestionPlan) -> str:
@@ -212,7 +214,8 @@ def plan_text(plan: QuestionPlan) -> str:
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
     if plan.power_at_cap is None:
         return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
-    needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f})" if plan.max_seeds is not None
+    needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
+             if plan.max_seeds is not None
              else "more seeds than the plan searches")
     text = (f"{where}, SD bound {plan.sd_upper:.2f} from {plan.sd_source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
@@ -229,7 +232,7 @@ def cap_text(plan: QuestionPlan) -> str:
             if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
     return (f"the main runs (looks at {looks} seeds) decide it with {plan.power_at_cap:.0%} power in "
             f"E {plan.expected_at_cap:.1f} seeds{cost}, and effects of {plan.decidable_effect:.2f} points or more "
-            "with 80% power")
+            f"with {plan.power:.0%} power")
 
 
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
@@ -249,9 +252,13 @@ def plan_output(results: Path, effect: float, power: float, min_accuracy: float,
 
     rows = pilot_rows(results, effect, power, reps)
     budget, why = recommend(rows, min_accuracy)
+    questions = question_plans(results, rows, budget, effect, reps, power)
     if fmt == "json":
         return [json.dumps({"effect": effect, "power": power, "min_accuracy": min_accuracy,
-                            "rows": [asdict(r) for r in rows], "recommended": budget, "why": why}, indent=2)]
+                            "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
+                            "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
+    texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in CORE_QUESTIONS}
     return ([markdown_table(plan_table(rows))] if rows else []) + [
         f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
-        f"{power:.0%} power under the sequential rule (docs/study.md)"]
+        f"{power:.0%} power under the sequential rule (docs/study.md)"] + [
+        f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()]

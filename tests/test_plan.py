@@ -51,8 +51,11 @@ def test_plan_command(pilot, capsys):
     assert code == 0
     plan = json.loads(out)
     assert plan["recommended"] == "cpu-full" and plan["effect"] == 4.0 and len(plan["rows"]) == 4
-    code, out, _ = cli(capsys, "plan", "--results", str(pilot), "--effect", "4", "--reps", "200")
+    assert sorted(plan["questions"]) == ["a", "b", "c", "d"] and plan["questions"]["a"]["budget"] == "cpu-full"
+    code, out, _ = cli(capsys, "plan", "--results", str(pilot), "--effect", "4", "--reps", "200", "--power", "0.9")
     assert code == 0 and "| budget | question |" in out and "recommended budget: cpu-full" in out
+    assert "(a) Does the recalibrator help over the replicator alone? (`replicator-vs-recalibrator`): at `cpu-full`" in out
+    assert "or more with 90% power" in out  # the power asked for, not a fixed 80%
     code, _, err = cli(capsys, "plan", "--results", str(pilot), "--effect", "-1")
     assert code == 2 and "--effect must be a positive finite number" in err
 

@@ -446,15 +446,3 @@ def test_report_names_the_reading_that_reproduces_both_published_costs(results):
     with pytest.raises(ValueError, match="claim_costs.json' is not a claim-costs file"):
         build_report(results, results.parent / "R.md")
 
-
-def test_a_budget_on_the_whole_training_and_test_sets_says_so():
-    from analysis.findings import LimitationsFindings, ProtocolBudget
-    from analysis.render import _measurement_lines
-
-    budgets = (ProtocolBudget("cpu-full", "15", "None", "None", ("128",), ("0.1",)),
-               ProtocolBudget("cpu", "8", "250", "500", ("64",), ("0.05", "0.1")))
-    lines = "\n".join(_measurement_lines(LimitationsFindings(3, 5, 10, 0, False, None, budgets, 0, 0, (), ())))
-    assert ("the `cpu-full` protocol trains 15 epochs on all the training images left after validation (batch 128, "
-            "peak learning rate 0.1;") in lines and "and tests on the whole test set;" in lines
-    assert "trains 8 epochs on 250 training images per class" in lines and "tests on 500 test images per class" in lines
-    assert "None" not in lines

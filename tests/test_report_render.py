@@ -165,12 +165,16 @@ def test_setup_shows_recorded_values_the_jpeg_caveat_and_the_protocol(analysis):
 
 def test_limitations_name_gpus_budgets_and_the_latency_spread():
     lim = LimitationsFindings(2, 5, 20, 3, True, LatencySpread(4, 1.234, 2.5),
-                              (ProtocolBudget("cpu", "15", "None", "100", ("128",), ("0.1", "0.2")),), 20, 4, ("H200",),
+                              (ProtocolBudget("cpu", "15", "None", "100", ("128",), ("0.1", "0.2")),
+                               ProtocolBudget("cpu-1k", "10", "1000", "None", ("64",), ("0.1",))), 20, 4, ("H200",),
                               ("cifar10-jpeg",))
     text = "\n".join(render_limitations(lim))
     assert "Seeds per variant range from 2 to 5" in text and "- 3 of 20 run folders were excluded" in text
     assert "measured 1.23x its fastest (median; up to 2.50x)" in text
-    assert "trains 15 epochs on all training images per class (batch 128, peak learning rate 0.1, 0.2" in text
+    assert ("trains 15 epochs on all the training images left after validation (batch 128, peak learning rate 0.1, "
+            "0.2;") in text and "tests on 100 test images per class;" in text
+    assert "trains 10 epochs on 1000 training images per class" in text and "tests on the whole test set;" in text
+    assert "None" not in text.replace("None of", "")
     assert "- 4 of 20 runs used a GPU (H200)" in text and "JPEG re-encoding, not the original arrays" in text
     assert "exact Wilcoxon signed-rank test cannot reach p < 0.05" in text
     cpu = LimitationsFindings(3, 3, 6, 0, False, None, (), 0, 0, (), ("fashion-mnist",))

@@ -138,7 +138,7 @@ class QuestionPlan:
     cpu_hours: float | None  # every variant of the grid at the capped schedule's expected seeds; None when unknown
     cost_source: str
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
-    decidable_effect: float | None = None  # smallest effect decided with 80% power at the capped schedule
+    decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
     cap_cpu_hours: float | None = None  # every variant of the grid at seed_cap seeds: the most it can cost
     tune_cpu_hours: float | None = None  # the grid's learning-rate search (docs/study.md, section 2), before its seeds
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest

@@ -253,11 +253,10 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     in order, the learning-rate search on validation, then seeds in looks until each comparison is decided
     (docs/study.md). Resumable: finished runs are skipped. A grid that fails does not stop the others;
     returns the grids that failed. Writes no study.json (that is the first edition's fixed plan)."""
-    from study.grids import TUNING_SEEDS
+    from study import grids
     from study.questions import SECOND_EDITION
 
     from .config import get_protocol
-    from .tuning import LR_CANDIDATES  # looked up here, so that a test can shrink the search
 
     if protocol is None:
         raise ValueError("study --until-decided needs --protocol: the budget `run.py plan` recommends (docs/study.md)")
@@ -266,7 +265,7 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
         choose("second-edition grid", name, SECOND_EDITION)
 
     def tune_then_decide(grid: str) -> bool:
-        tune(grid, protocol, LR_CANDIDATES, TUNING_SEEDS, results, options)
+        tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options)
         return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin)
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(

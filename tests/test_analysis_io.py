@@ -445,4 +445,3 @@ def test_report_names_the_reading_that_reproduces_both_published_costs(results):
     (results / "claim_costs.json").write_text("[{}]")
     with pytest.raises(ValueError, match="claim_costs.json' is not a claim-costs file"):
         build_report(results, results.parent / "R.md")
-

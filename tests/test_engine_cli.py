@@ -165,14 +165,14 @@ def test_study_runs_its_plan_writes_it_and_goes_past_a_grid_that_fails(tmp_path,
 
 
 def test_study_until_decided_tunes_then_adds_seeds_per_grid_in_the_second_editions_order(tmp_path, capsys, monkeypatch):
-    from experiments import tuning
+    from study import grids as study_grids
     from study import questions
 
     unbuildable = grids.Grid("unbuildable", "A grid whose network is not registered.", "a",
                              {"a": grids.Variant("no_such_model_anywhere")}, protocol="smoke")
     monkeypatch.setitem(grids.GRIDS, "unbuildable", unbuildable)
     monkeypatch.setattr(questions, "SECOND_EDITION", ("unbuildable", "tiny"))
-    monkeypatch.setattr(tuning, "LR_CANDIDATES", (0.02, 0.05))
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))
     args = ["study", "--until-decided", "--results", str(tmp_path), *FAST]
     assert run.main(args) == 2 and "needs --protocol" in capsys.readouterr().err
     assert run.main([*args, "--protocol", "smoke", "--max-seeds", "3"]) == 1  # the first grid failed, the second ran

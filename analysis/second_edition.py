@@ -15,7 +15,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from study.grids import CPU_SEED_CAP, LR_SEARCH_SUFFIX, PILOT_BUDGETS, PILOT_SEEDS, PILOT_VARIANTS
+from study.grids import (
+    CPU_SEED_CAP,
+    GRIDS,
+    LR_CANDIDATES,
+    LR_SEARCH_SUFFIX,
+    PILOT_BUDGETS,
+    PILOT_SEEDS,
+    PILOT_VARIANTS,
+    TUNING_SEEDS,
+)
 from study.questions import CORE_QUESTIONS
 
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -38,12 +47,24 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     return sum(s for s in seconds if math.isfinite(s)) / 3600
 
 
+def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str) -> str:
+    """Where a question without main runs stands: its learning-rate search's finished runs (copies of twins
+    included) out of the search's budget, or the rates chosen, or "not run yet"."""
+    search = f"{grid}{LR_SEARCH_SUFFIX}"
+    if (results / search / "chosen.json").exists():
+        return "learning rates chosen; main runs not started"
+    done = int((frame["grid"].eq(search) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+                & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)).sum())
+    planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS
+    return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
+
+
 @dataclass(frozen=True)
 class GlanceRow:
     """One line of "Findings at a glance": a core question's comparison, its sequential state and its plan."""
     question: str
     comparison: str
-    verdict: str  # the sequential rule's label, or "not run yet"
+    verdict: str  # the sequential rule's label, or where the question stands before its main runs
     estimate: float | None = None
     ci: tuple[float, float] | None = None
     seeds: int | None = None
@@ -70,7 +91,8 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
         plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
         question = f"({q.key}) {q.text}"
         if not any(n in variants for n in names):
-            out.append(GlanceRow(question, f"`{q.grid}`", "not run yet", cpu_hours=cpu, to_decide=plan))
+            out.append(GlanceRow(question, f"`{q.grid}`", _before_main_runs(results, frame, q.grid), cpu_hours=cpu,
+                                 to_decide=plan))
             continue
         for name in (n for n in names if n in variants):
             s = variants[name]

@@ -152,3 +152,24 @@ def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_
         (tmp_path / grid / run_id).mkdir(parents=True)
         (tmp_path / grid / run_id / "env.json").write_text(json.dumps({"torch_threads": 2}))
     assert _cpu_hours(tmp_path, frame, "expansion-op") == pytest.approx(2 * (1800 + 900 + 900) / 3600)
+
+
+def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(tmp_path):
+    import pandas as pd
+
+    from analysis.second_edition import _before_main_runs
+
+    columns = ["grid", "status", "engine_version"]
+    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1)], columns=columns)
+    assert _before_main_runs(tmp_path, nothing, "replicator-vs-recalibrator") == "not run yet"
+    rows = [("replicator-vs-recalibrator-lr", "ok", 2), ("replicator-vs-recalibrator-lr", "flagged", 2),
+            ("replicator-vs-recalibrator-lr", "failed", 2),  # not finished: not counted
+            ("replicator-vs-recalibrator-lr", "ok", 1),  # engine version 1: not this edition's search
+            ("expansion-op-lr", "ok", 2)]  # another grid's search
+    frame = pd.DataFrame(rows, columns=columns)
+    # 2 networks x 4 candidate rates x 2 seeds
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
+    assert _before_main_runs(tmp_path, frame, "expansion-op") == "learning-rate search: 1 of 24 runs finished"
+    (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
+    (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text("{}")
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning rates chosen; main runs not started"

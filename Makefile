@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test data clean
+.PHONY: setup test data clean gpu-carry
 
 setup: $(VENV)/.installed data
 
@@ -31,3 +31,15 @@ test: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# For a session lent this workplace's GPU (experiments/gpu_session.sh, docs/study.md section 5): the data and the
+# wheels its image lacks, at the versions installed here, into the git-ignored .carry/ that the device call carries.
+GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops typer
+CIFAR10_JPEG ?= ../shared/data/cifar10-jpeg.tar.gz
+gpu-carry: $(VENV)/.installed
+	rm -rf .carry && mkdir -p .carry/wheels
+	cp $(CIFAR10_JPEG) .carry/cifar10-jpeg.tar.gz
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .carry/wheels \
+	  $$($(PY) -c 'import importlib.metadata as m, sys; print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $(GPU_WHEELS))
+	du -sh .carry

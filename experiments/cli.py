@@ -149,7 +149,8 @@ def tune(
     except ValueError:
         raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
     options = RunOptions(data_root, False, device, threads, False, wandb, tuple(plugins or ()), workers=workers)
-    runs.tune(grid, protocol, values, seeds, results, options)
+    if not runs.tune(grid, protocol, values, seeds, results, options):
+        raise typer.Exit(1)
 
 
 def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,

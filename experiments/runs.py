@@ -264,8 +264,9 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     for name in only or ():
         choose("second-edition grid", name, SECOND_EDITION)
 
-    def tune_then_decide(grid: str) -> bool:
-        tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options)
+    def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
+        if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options):
+            return False
         return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin)
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
@@ -274,8 +275,12 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
 
 
 def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
-         options: RunOptions) -> None:
-    """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it."""
+         options: RunOptions) -> bool:
+    """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
+
+    False (printed) when a network got no rate: one of its search runs failed or is still running elsewhere."""
+    from study.grids import LR_SEPARATOR
+
     from .executors import run_grid
     from .grids import get_grid, grid_json, resolve
     from .store import check_writable, write_json
@@ -291,12 +296,18 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
     outcome = run_grid(configs, runtime, results, "local", options.workers, None, show_progress=True,
                        title=f"{search.name} ({configs[0].protocol.name})")
     print_results(outcome)
-    chosen = choose_learning_rates(Path(results), g)
-    path = write_choice(Path(results), g, configs[0].protocol.name, chosen)
+    chosen = choose_learning_rates(Path(results), g, candidates, seeds)
     for variant, entry in chosen.items():
         console.print(f"{variant}: lr {entry['lr']:g} (mean validation top-1 by lr: "
                       + ", ".join(f"{lr} {v:.2f}" for lr, v in entry["val_top1"].items()) + ")")
+    waiting = [v for v in dict.fromkeys(c.variant.partition(LR_SEPARATOR)[0] for c in configs) if v not in chosen]
+    if waiting:  # a partial choice is never written: no main run trains at a rate that was not chosen
+        console.print(f"[red]no learning rate chosen[/] for {', '.join(waiting)}: a search run of each failed or is "
+                      f"still running elsewhere ({grid_dir}); nothing written, rerun when they are finished")
+        return False
+    path = write_choice(Path(results), g, configs[0].protocol.name, chosen)
     console.print(f"wrote {path}; run.py ablate {g.name} now trains at these rates")
+    return True
 
 
 def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,

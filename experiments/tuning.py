@@ -19,7 +19,7 @@ from pathlib import Path
 
 from analysis.load import load_results
 from analysis.status import RunStatus
-from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR
+from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
 
 from .grids import Grid, Variant
 from .store import write_json
@@ -38,9 +38,10 @@ def tuning_grid(grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES) -> Gr
                 reference, variants, protocol=grid.protocol, dataset=grid.dataset, paired=grid.paired)
 
 
-def choose_learning_rates(results: Path, grid: Grid) -> dict[str, dict]:
+def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES,
+                          seeds: int = TUNING_SEEDS) -> dict[str, dict]:
     """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs; a variant
-    whose runs are not all finished ok at some candidate is left out."""
+    is left out until every one of its ``candidates`` has ``seeds`` runs and all of them finished (ok or flagged)."""
     search = f"{grid.name}{LR_SEARCH_SUFFIX}"
     frame = load_results(results)
     frame = frame[frame["grid"] == search]
@@ -53,8 +54,8 @@ def choose_learning_rates(results: Path, grid: Grid) -> dict[str, dict]:
         lrs = rows["variant"].str.slice(len(name) + len(LR_SEPARATOR)).astype(float)
         means = rows.groupby(lrs)["val_top1"].mean()
         counts = rows.groupby(lrs).size()
-        if means.isna().any():
-            continue
+        if means.isna().any() or any(counts.get(float(lr), 0) < seeds for lr in candidates):
+            continue  # a candidate not (fully) trained yet: no choice among the others
         best = float(means[means == means.max()].index.min())
         chosen[name] = {"lr": best, "val_top1": {f"{lr:g}": round(float(m), 4) for lr, m in means.items()},
                         "runs": {f"{lr:g}": int(n) for lr, n in counts.items()}}

@@ -188,6 +188,33 @@ def test_study_until_decided_tunes_then_adds_seeds_per_grid_in_the_second_editio
     assert not (tmp_path / "study.json").exists()  # that is the first edition's fixed plan
 
 
+def test_a_search_with_a_run_still_running_elsewhere_chooses_nothing_and_the_study_waits(tmp_path, capsys, monkeypatch):
+    from experiments.store import RunStore
+    from experiments.tuning import TUNING_FIRST_SEED, tuning_grid
+    from study import grids as study_grids
+    from study import questions
+
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))
+    monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
+    monkeypatch.setattr(questions, "SECOND_EDITION", ("tiny",))
+    search, _ = grids.resolve(tuning_grid(TINY, (0.02, 0.05)), "smoke", 1, plugins=("conftest",),
+                              first_seed=TUNING_FIRST_SEED)
+    held = RunStore.of(tmp_path, next(c for c in search if c.variant == "a@lr0.05"))
+    held.dir.mkdir(parents=True)
+    with held.lock.acquire():  # another process trains this search run
+        assert run.main(["tune", "tiny", "--protocol", "smoke", "--candidates", "0.02,0.05", "--seeds", "1",
+                         "--results", str(tmp_path), *FAST]) == 1
+        out = " ".join(capsys.readouterr().out.split())
+        assert "no learning rate chosen for a:" in out and "b: lr " in out
+        assert not (tmp_path / "tiny-lr" / "chosen.json").exists()  # a partial choice is never written
+        assert run.main(["study", "--until-decided", "--protocol", "smoke", "--max-seeds", "3",
+                         "--results", str(tmp_path), *FAST]) == 1
+        assert not (tmp_path / "tiny").exists()  # no main run trained at a rate that was not chosen
+    assert run.main(["study", "--until-decided", "--protocol", "smoke", "--max-seeds", "3",
+                     "--results", str(tmp_path), *FAST]) == 0
+    assert set(json.loads((tmp_path / "tiny-lr" / "chosen.json").read_text())["variants"]) == {"a", "b"}
+
+
 def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, capsys):
     assert run.main(["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]) == 0
     paths = sorted(tmp_path.glob("tiny/*/result.json"))

@@ -54,14 +54,14 @@ def test_the_gpu_protocol_is_whole_cifar10_and_its_runs_are_its_own(monkeypatch)
 
 def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp_path, capsys):
     out = tmp_path / "results"
-    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", *CPU]) == 0
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", "--no-tune", *CPU]) == 0
     said = capsys.readouterr().out
     assert "tiny-gpu: 4 planned runs: 4 finished now, 0 finished before" in said
     results = [json.loads(p.read_text()) for p in out.glob("tiny-gpu/*/result.json")]
     assert len(results) == 4 and {(r["status"], r["protocol"], r["grid"]) for r in results} == {("ok", "gpu", "tiny-gpu")}
     assert json.loads((out / "tiny-gpu" / "grid.json").read_text())["protocol"] == "gpu"
 
-    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", *CPU]) == 0
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", "--no-tune", *CPU]) == 0
     assert "0 finished now, 4 finished before" in capsys.readouterr().out
 
     # the same grid on the CPU, in the same results folder: separate grids, nothing duplicate or pooled
@@ -79,12 +79,39 @@ def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp
 
 def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_path, capsys):
     out = tmp_path / "results"
-    args = ["gpu-next", "tiny", "--out", str(out), "--until-decided", "--max-seeds", "3", "--minutes", "5", *CPU]
+    args = ["gpu-next", "tiny", "--out", str(out), "--until-decided", "--max-seeds", "3", "--minutes", "5", "--no-tune",
+            *CPU]
     assert run.main(args) == 0
     said = capsys.readouterr().out
     assert "tiny-gpu: 6 planned runs: 6 finished now" in said and "b: " in said
     record = json.loads((out / "tiny-gpu" / "sequential.json").read_text())
     assert record["protocol"] == "gpu" and record["schedule"] == [3] and set(record["variants"]) == {"b"}
+
+
+def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_choice(tmp_path, capsys, monkeypatch):
+    from study import grids as study_grids
+
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))  # the search shrunk: 2 rates x 1 seed
+    monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
+    out = tmp_path / "results"
+    # no time for any run: the search does not start, and no main run starts before it is finished
+    outcome = gpu.gpu_next("tiny", out, seeds=1, minutes=0.5, device="cpu", threads=1, plugins=("conftest",))
+    assert [r["status"] for r in outcome["rows"]] == [RunStatus.TODO] * 4
+    assert {r["variant"] for r in outcome["rows"]} == {"a@lr0.02", "a@lr0.05", "b@lr0.02", "b@lr0.05"}
+    assert "learning-rate search of a, b is not finished" in outcome["waiting"] and outcome["learning_rates"] == {}
+    assert not (out / "tiny-gpu-lr" / "chosen.json").exists() and not list(out.glob("tiny-gpu/*/config.json"))
+
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "1", "--minutes", "5", *CPU]) == 0
+    said = capsys.readouterr().out
+    assert "tiny-gpu and its learning-rate search: 6 planned runs: 6 finished now" in said
+    choice = json.loads((out / "tiny-gpu-lr" / "chosen.json").read_text())
+    rates = {v: entry["lr"] for v, entry in choice["variants"].items()}
+    assert choice["protocol"] == "gpu" and set(rates) == {"a", "b"} and set(rates.values()) <= {0.02, 0.05}
+    assert f"learning rates chosen on validation: a {rates['a']:g}, b {rates['b']:g}" in said
+    searched = [json.loads(p.read_text()) for p in out.glob("tiny-gpu-lr/*/config.json")]
+    assert len(searched) == 4 and {c["seed"] for c in searched} == {1000}  # never a main run's seed
+    main = [json.loads(p.read_text()) for p in out.glob("tiny-gpu/*/config.json")]
+    assert {(c["variant"], c["seed"], c["protocol"]["lr"]) for c in main} == {("a", 0, rates["a"]), ("b", 0, rates["b"])}
 
 
 def test_estimates_come_from_measured_epochs_of_the_same_network_and_protocol(tmp_path):

@@ -44,7 +44,6 @@ def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "
 def test_the_choice_uses_validation_only_and_ties_go_to_the_smaller_rate(tmp_path):
     from experiments.grids import Grid, Variant
 
-    grid = Grid("g", "test", "a", {"a": Variant("m"), "b": Variant("m"), "c": Variant("m")})
     (tmp_path / "g-lr").mkdir()
     (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
     for seed, (low, high) in enumerate([(60.0, 70.0), (62.0, 68.0)]):  # a: 0.2 wins on validation (test says 0.1)
@@ -53,9 +52,15 @@ def test_the_choice_uses_validation_only_and_ties_go_to_the_smaller_rate(tmp_pat
         _search_run(tmp_path, "b@lr0.1", seed, 65.0)  # a tie: the smaller rate
         _search_run(tmp_path, "b@lr0.2", seed, 65.0)
         _search_run(tmp_path, "c@lr0.1", seed, 65.0, "failed" if seed else "ok")  # not all finished: left out
-    chosen = choose_learning_rates(tmp_path, grid)
+        _search_run(tmp_path, "c@lr0.2", seed, 60.0)
+        _search_run(tmp_path, "d@lr0.1", seed, 60.0)  # d's other candidate not trained yet: left out
+    _search_run(tmp_path, "e@lr0.1", 0, 60.0)  # e: one seed of two at each candidate: left out
+    _search_run(tmp_path, "e@lr0.2", 0, 70.0)
+    grid = Grid("g", "test", "a", {name: Variant("m") for name in "abcde"})
+    chosen = choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2)
     assert chosen["a"] == {"lr": 0.2, "val_top1": {"0.1": 61.0, "0.2": 69.0}, "runs": {"0.1": 2, "0.2": 2}}
-    assert chosen["b"]["lr"] == 0.1 and "c" not in chosen
+    assert chosen["b"]["lr"] == 0.1 and set(chosen) == {"a", "b"}
+    assert set(choose_learning_rates(tmp_path, grid, (0.1, 0.2), 1)) == {"a", "b", "e"}
     write_choice(tmp_path, grid, "cpu", chosen)
     assert read_choice(tmp_path, grid, "cpu") == {"a": 0.2, "b": 0.1}
     assert read_choice(tmp_path, grid, "cpu-full") == {}  # chosen under another budget: not applied

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One call of this workplace's device tool (docs/study.md, section 5): the second edition's next runs on its GPU.
+#   here, once:    make gpu-carry       (the data and the wheels the GPU image lacks, into the git-ignored .carry/)
+#   device call:   carry [".carry"] plus, where an earlier session brought back stopped runs, their grid folders
+#                  ("results/<grid>-gpu", "results/<grid>-gpu-lr"); command
+#                  `bash experiments/gpu_session.sh GRID:MINUTES [GRID:MINUTES ...]`
+#   back here:     tar xzf <files_at>/<grid>-gpu.tar.gz -C results, then commit as docs/study.md says
+# Per grid: `run.py gpu-next GRID --until-decided` (the learning-rate search first, then seeds in looks) within
+# MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
+# as $OUT/<grid>.log. WORKERS (default 4) runs share the GPU.
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
+out=${OUT:?OUT is not set: run this through the device tool}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .carry/wheels/*.whl || exit 1
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
+rc=0
+for job in "$@"; do
+  grid=${job%%:*} minutes=${job#*:}
+  python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --workers "${WORKERS:-4}" \
+      --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  folders=$(cd results && ls -d "$grid-gpu" "$grid-gpu-lr" 2>/dev/null)
+  [ -n "$folders" ] || continue
+  # a finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
+  (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >/tmp/finished.txt
+  tar czf "$out/$grid-gpu.tar.gz" -C results --exclude-from=/tmp/finished.txt $folders || rc=1
+done
+exit $rc

@@ -280,10 +280,10 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 
     With ``tune`` (the study's design, docs/study.md section 2) the plan starts with the grid's learning-rate
-    search on validation, ``out/<grid>-<protocol>-lr/`` (``study.grids.LR_CANDIDATES`` x ``TUNING_SEEDS``
-    per network, as on the CPU); once every network's search runs are finished, the choice is written to
-    its ``chosen.json`` and the main runs train at those rates in the time left. Until then no main run
-    starts.
+    search on validation, ``out/<grid>-<protocol>-lr/`` (the CPU's candidates scaled to the protocol's rate,
+    ``study.grids.lr_candidates``, x ``TUNING_SEEDS`` per network); once every network's search runs are
+    finished, the choice is written to its ``chosen.json`` and the main runs train at those rates in the time
+    left. Until then no main run starts.
 
     Returns ``{"grid": folder name, "dir": path, "rows": [one row per planned run, the search's first],
     "decisions": {variant: state} with until_decided, "learning_rates": {variant: rate} chosen (empty
@@ -310,15 +310,15 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
 
     search_rows: list[dict] = []
     if tune:  # the learning-rate search first, on validation, the same budget for every network
-        search = tuning_grid(g, study_grids.LR_CANDIDATES)
+        candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
+        search = tuning_grid(g, candidates)
         search_configs, _ = resolve(search, protocol, study_grids.TUNING_SEEDS, plugins=plugins,
                                     first_seed=TUNING_FIRST_SEED)
         write_json(check_writable(Path(out) / search.name) / "grid.json", grid_json(search, search_configs, missing))
         search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row)
         waiting = list(dict.fromkeys(r["variant"].partition(study_grids.LR_SEPARATOR)[0] for r in search_rows
                                      if r["status"] not in (RunStatus.OK, RunStatus.FLAGGED)))
-        chosen = {} if waiting else choose_learning_rates(Path(out), g, study_grids.LR_CANDIDATES,
-                                                          study_grids.TUNING_SEEDS)
+        chosen = {} if waiting else choose_learning_rates(Path(out), g, candidates, study_grids.TUNING_SEEDS)
         waiting += [v for v in g.variants if v not in missing and v not in chosen and v not in waiting]
         if waiting:
             return {**outcome, "rows": search_rows, "waiting": "the learning-rate search of " + ", ".join(waiting)

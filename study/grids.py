@@ -56,6 +56,15 @@ LR_SEARCH_SUFFIX, LR_SEPARATOR = "-lr", "@lr"
 # The search's budget, the same for every network: candidate peak rates x seeds per candidate
 LR_CANDIDATES: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
 TUNING_SEEDS = 2
+# LR_CANDIDATES are for the CPU protocols' peak rate of 0.1 (batch 128); a protocol with another rate searches
+# the same multiples of its own (`gpu`: 0.05 to 0.4 around its 0.2 at batch 512)
+LR_CANDIDATES_AT = 0.1
+
+
+def lr_candidates(protocol_lr: float) -> tuple[float, ...]:
+    """The search's candidates for a protocol whose peak rate is ``protocol_lr``: LR_CANDIDATES scaled to it."""
+    return tuple(round(c * protocol_lr / LR_CANDIDATES_AT, 10) for c in LR_CANDIDATES)
+
 
 # The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
 PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
@@ -115,4 +124,4 @@ STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "co
 
 
 __all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "LR_CANDIDATES", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS",
-           "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "sweep"]
+           "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "lr_candidates", "sweep"]

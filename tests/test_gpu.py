@@ -50,6 +50,10 @@ def test_the_gpu_protocol_is_whole_cifar10_and_its_runs_are_its_own(monkeypatch)
     assert {c.grid for c in on_gpu} == {"expansion-op-gpu"} and {c.protocol.name for c in on_gpu} == {"gpu"}
     assert not {c.run_id for c in on_gpu} & {c.run_id for c in on_cpu}
     assert gpu.device_grid(grids.GRIDS["lr-check"], "gpu").lr_scale == 0.5  # the grid's own settings stay
+    # the learning-rate search: the CPU's candidates around 0.1 (batch 128) scaled to the gpu protocol's 0.2
+    from study.grids import LR_CANDIDATES, lr_candidates
+    assert LR_CANDIDATES == (0.025, 0.05, 0.1, 0.2) and lr_candidates(protocol.lr) == (0.05, 0.1, 0.2, 0.4)
+    assert lr_candidates(config.PROTOCOLS["cpu-full"].lr) == LR_CANDIDATES
 
 
 def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp_path, capsys):
@@ -91,8 +95,8 @@ def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_pat
 def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_choice(tmp_path, capsys, monkeypatch):
     from study import grids as study_grids
 
-    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))  # the search shrunk: 2 rates x 1 seed
-    monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.04, 0.1))  # the search shrunk: 2 rates x 1 seed,
+    monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)  # scaled to the (shrunk) gpu protocol's rate of 0.05
     out = tmp_path / "results"
     # no time for any run: the search does not start, and no main run starts before it is finished
     outcome = gpu.gpu_next("tiny", out, seeds=1, minutes=0.5, device="cpu", threads=1, plugins=("conftest",))

@@ -83,15 +83,22 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
             lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
             continue
         candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
+        edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
         rows = [{"network": f"`{choice.network}`",
                  **{f"lr {c}": ("–" if c not in choice.val_top1 else
                                 (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
                     for c in candidates},
-                 "chosen": f"{choice.lr:g}", "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
+                 "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
+                 "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
                 for choice in search.choices]
         lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
                   "Mean final validation top-1 per candidate:", "",
                   markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
+        at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
+        if at_edge:
+            lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. The grid does not bracket these "
+                      "networks' best rate, which may lie beyond it; every network keeps the same candidates and "
+                      "seeds (the same budget), so the search is not extended for them.", ""]
         if search.curves is not None:
             lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
     return lines

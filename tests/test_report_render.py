@@ -340,7 +340,13 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
     curve = found[0].curves.set_index(["lr", "epoch"])["val_top1"]
     assert curve[(0.2, 2)] == pytest.approx(54.0) and curve[(0.1, 1)] == pytest.approx(51.0)  # mean over seeds
     text = "\n".join(search_lines(found, "f"))
-    assert "| `a` | 52.00 | **54.00** | 0.2 | 2 |" in text and "](f/lr_search_g.png)" in text
+    assert "| `a` | 52.00 | **54.00** | 0.2 (the highest candidate) | 2 |" in text and "](f/lr_search_g.png)" in text
+    assert "Chosen at an edge of the candidates: `a`." in text
+    (root / "g-lr" / "chosen.json").write_text(json.dumps({
+        "grid": "g", "protocol": "cpu", "variants": {
+            "a": {"lr": 0.2, "val_top1": {"0.1": 52.0, "0.2": 54.0, "0.4": 53.0}, "runs": {"0.1": 2, "0.2": 2, "0.4": 2}}}}))
+    text = "\n".join(search_lines(searches(root, None), "f"))
+    assert "| `a` | 52.00 | **54.00** | 53.00 | 0.2 | 2 |" in text and "edge" not in text  # bracketed
     assert len(search_figure(found[0]).axes) == 1
     plt.close("all")
     (root / "g-lr" / "chosen.json").write_text("[]")

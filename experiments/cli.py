@@ -141,6 +141,7 @@ def tune(
     threads: Threads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed search runs again.")] = False,
     plugins: Import_ = None,
 ) -> None:
     """Choose each variant's learning rate on validation, the same search for every network (docs/study.md)."""
@@ -148,7 +149,8 @@ def tune(
         values = tuple(float(c) for c in candidates.split(","))
     except ValueError:
         raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
-    options = RunOptions(data_root, False, device, threads, False, wandb, tuple(plugins or ()), workers=workers)
+    options = RunOptions(data_root, False, device, threads, False, wandb, tuple(plugins or ()), retry_failed,
+                         workers=workers)
     if not runs.tune(grid, protocol, values, seeds, results, options):
         raise typer.Exit(1)
 

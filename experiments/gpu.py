@@ -41,7 +41,7 @@ from .grids import Grid, get_grid, grid_json, resolve
 from .runner import execute, one_line
 from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
-from .tuning import TUNING_FIRST_SEED, choose_learning_rates, tuning_grid, write_choice
+from .tuning import TUNING_FIRST_SEED, check_searchable, settle, tuning_grid
 from .until_decided import run_until_decided
 
 log = logging.getLogger(__name__)
@@ -275,19 +275,19 @@ def _pool(start_next, done, runtime: Runtime, out: Path, deadline: float, worker
 def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str = DEFAULT_PROTOCOL,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
-             tune: bool = True, plugins: tuple[str, ...] = (), clock: Clock = time.time,
+             plugins: tuple[str, ...] = (), clock: Clock = time.time,
              on_row: Callable[[dict], None] | None = None) -> dict:
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 
-    With ``tune`` (the study's design, docs/study.md section 2) the plan starts with the grid's learning-rate
+    As in the study's design (docs/study.md section 2) the plan starts with the grid's learning-rate
     search on validation, ``out/<grid>-<protocol>-lr/`` (the CPU's candidates scaled to the protocol's rate,
     ``study.grids.lr_candidates``, x ``TUNING_SEEDS`` per network); once every network's search runs are
     finished, the choice is written to its ``chosen.json`` and the main runs train at those rates in the time
     left. Until then no main run starts.
 
     Returns ``{"grid": folder name, "dir": path, "rows": [one row per planned run, the search's first],
-    "decisions": {variant: state} with until_decided, "learning_rates": {variant: rate} chosen (empty
-    without ``tune``), "waiting": why the main runs did not start (or None)}``. Bad input raises
+    "decisions": {variant: state} with until_decided, "learning_rates": {variant: rate} chosen, "waiting": why
+    the main runs did not start (or None)}``. Bad input (also a protocol without a validation split) raises
     ValueError/FileNotFoundError before anything trains.
     """
     from study import grids as study_grids
@@ -302,30 +302,25 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     runtime = runtime.model_copy(update={"retry_failed": retry_failed})
     g = device_grid(get_grid(grid), protocol)
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
+    check_searchable(configs[0].protocol)
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(out) / g.name)
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
     deadline = start + minutes * 60 - STOP_MARGIN_S
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
 
-    search_rows: list[dict] = []
-    if tune:  # the learning-rate search first, on validation, the same budget for every network
-        candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
-        search = tuning_grid(g, candidates)
-        search_configs, _ = resolve(search, protocol, study_grids.TUNING_SEEDS, plugins=plugins,
-                                    first_seed=TUNING_FIRST_SEED)
-        write_json(check_writable(Path(out) / search.name) / "grid.json", grid_json(search, search_configs, missing))
-        search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row)
-        waiting = list(dict.fromkeys(r["variant"].partition(study_grids.LR_SEPARATOR)[0] for r in search_rows
-                                     if r["status"] not in (RunStatus.OK, RunStatus.FLAGGED)))
-        chosen = {} if waiting else choose_learning_rates(Path(out), g, candidates, study_grids.TUNING_SEEDS)
-        waiting += [v for v in g.variants if v not in missing and v not in chosen and v not in waiting]
-        if waiting:
-            return {**outcome, "rows": search_rows, "waiting": "the learning-rate search of " + ", ".join(waiting)
-                    + f" is not finished ({Path(out) / search.name})"}
-        write_choice(Path(out), g, protocol, chosen)
-        outcome["learning_rates"] = {v: entry["lr"] for v, entry in chosen.items()}
-        configs, _ = resolve(g, protocol, seeds, plugins=plugins, learning_rates=outcome["learning_rates"])
+    # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
+    candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
+    search = tuning_grid(g, candidates)
+    search_configs, _ = resolve(search, protocol, study_grids.TUNING_SEEDS, plugins=plugins, first_seed=TUNING_FIRST_SEED)
+    write_json(check_writable(Path(out) / search.name) / "grid.json", grid_json(search, search_configs, missing))
+    search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row)
+    chosen, unchosen = settle(Path(out), g, search_rows, candidates, study_grids.TUNING_SEEDS, protocol)
+    if unchosen:
+        return {**outcome, "rows": search_rows, "waiting": "; ".join(
+            f"{network}: {why}" for network, why in unchosen.items()) + f" ({Path(out) / search.name})"}
+    outcome["learning_rates"] = {v: entry["lr"] for v, entry in chosen.items()}
+    configs, _ = resolve(g, protocol, seeds, plugins=plugins, learning_rates=outcome["learning_rates"])
 
     def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
         write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # every variant, as ablate writes it
@@ -379,9 +374,6 @@ def register(app: typer.Typer) -> None:
         max_seeds: MaxSeeds_ = 40,
         margin: Margin_ = 0.5,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
-        tune: Annotated[bool, typer.Option("--tune/--no-tune", help="First the learning-rate search on validation "
-                                           "(the study's design); --no-tune trains every network at the protocol's "
-                                           "rate (e.g. to time a network).")] = True,
         plugins: Import_ = None,
     ) -> None:
         """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
@@ -399,7 +391,7 @@ def register(app: typer.Typer) -> None:
 
         outcome = gpu_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
                            data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
-                           max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, tune=tune,
+                           max_seeds=max_seeds, margin=margin, retry_failed=retry_failed,
                            plugins=tuple(plugins or ()), on_row=show)
         for name, reason in outcome["missing"].items():
             console.print(f"left out {name}: {reason}", soft_wrap=True)
@@ -407,11 +399,11 @@ def register(app: typer.Typer) -> None:
         before = [r for r in rows if r.get("note") == "finished before"]
         now = [r for r in rows if r.get("note") != "finished before"]
         count = lambda status: sum(r["status"] == status for r in now)  # noqa: E731
-        what = f"{outcome['grid']}{' and its learning-rate search' if tune else ''}"
-        console.print(f"{what}: {len(rows)} planned runs: {count(RunStatus.OK)} finished now, "
-                      f"{len(before)} finished before, {count(RunStatus.PARTIAL)} stopped at the deadline (they resume "
-                      f"next time), {count(RunStatus.TODO)} not started, {count(RunStatus.RUNNING)} running elsewhere, "
-                      f"{count(RunStatus.FAILED) + count(RunStatus.LOST)} failed or lost", soft_wrap=True)
+        console.print(f"{outcome['grid']} and its learning-rate search: {len(rows)} planned runs: "
+                      f"{count(RunStatus.OK)} finished now, {len(before)} finished before, {count(RunStatus.PARTIAL)} "
+                      f"stopped at the deadline (they resume next time), {count(RunStatus.TODO)} not started, "
+                      f"{count(RunStatus.RUNNING)} running elsewhere, {count(RunStatus.FAILED) + count(RunStatus.LOST)} "
+                      "failed or lost", soft_wrap=True)
         if outcome["learning_rates"]:
             console.print("learning rates chosen on validation: " + ", ".join(
                 f"{v} {lr:g}" for v, lr in outcome["learning_rates"].items()), soft_wrap=True)

@@ -278,36 +278,34 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
          options: RunOptions) -> bool:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
 
-    False (printed) when a network got no rate: one of its search runs failed or is still running elsewhere."""
-    from study.grids import LR_SEPARATOR
-
+    False (printed, with why) when a network got no rate: nothing is written then, and an older choice under the
+    same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose."""
     from .executors import run_grid
     from .grids import get_grid, grid_json, resolve
     from .store import check_writable, write_json
-    from .tuning import TUNING_FIRST_SEED, choose_learning_rates, tuning_grid, write_choice
+    from .tuning import TUNING_FIRST_SEED, check_searchable, settle, tuning_grid
 
     runtime = options.runtime()
     g = get_grid(grid)
     search = tuning_grid(g, candidates)
     configs, missing = resolve(search, protocol, seeds, plugins=runtime.plugins, first_seed=TUNING_FIRST_SEED)
+    protocol_name = configs[0].protocol.name
+    check_searchable(configs[0].protocol)
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(results) / search.name)
     write_json(grid_dir / "grid.json", grid_json(search, configs, missing))
     outcome = run_grid(configs, runtime, results, "local", options.workers, None, show_progress=True,
-                       title=f"{search.name} ({configs[0].protocol.name})")
+                       title=f"{search.name} ({protocol_name})")
     print_results(outcome)
-    chosen = choose_learning_rates(Path(results), g, candidates, seeds)
+    chosen, unchosen = settle(Path(results), g, outcome, candidates, seeds, protocol_name)
     for variant, entry in chosen.items():
         console.print(f"{variant}: lr {entry['lr']:g} (mean validation top-1 by lr: "
                       + ", ".join(f"{lr} {v:.2f}" for lr, v in entry["val_top1"].items()) + ")")
-    waiting = [v for v in dict.fromkeys(c.variant.partition(LR_SEPARATOR)[0] for c in configs) if v not in chosen]
-    if waiting:  # a partial choice is never written: no main run trains at a rate that was not chosen
-        console.print(f"[red]no learning rate chosen[/] for {', '.join(waiting)}: a search run of each failed or is "
-                      f"still running elsewhere ({grid_dir}); nothing written, rerun when they are finished")
-        return False
-    path = write_choice(Path(results), g, configs[0].protocol.name, chosen)
-    console.print(f"wrote {path}; run.py ablate {g.name} now trains at these rates")
-    return True
+    for variant, why in unchosen.items():  # nothing written: no main run trains at a rate that was not chosen
+        console.print(f"[red]no learning rate chosen[/] for {variant}: {why} ({grid_dir}); no choice written")
+    if not unchosen:
+        console.print(f"wrote {grid_dir / 'chosen.json'}; run.py ablate {g.name} now trains at these rates")
+    return not unchosen
 
 
 def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from analysis.load import load_results
 from analysis.status import RunStatus
-from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
+from study.grids import GRIDS, LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
 
+from .config import Protocol
 from .grids import Grid, Variant
 from .store import write_json
 
@@ -28,38 +29,107 @@ TUNING_FIRST_SEED = 1000
 
 
 def tuning_grid(grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES) -> Grid:
-    """The search as a grid: every variant of ``grid`` at every candidate learning rate."""
+    """The search as a grid: every variant of ``grid`` at every candidate learning rate.
+
+    A candidate is named by ``f"{lr:g}"`` (``dct@lr0.05``), so it must be that number exactly; the search's
+    name must not be a named grid's (its runs would land in that grid's folder)."""
     if not candidates or any(not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0) for c in candidates):
         raise ValueError(f"learning-rate candidates must be positive finite numbers, got {list(candidates)}")
+    inexact = [c for c in candidates if float(f"{c:g}") != c]
+    if inexact:
+        raise ValueError(f"learning-rate candidates {inexact} are named by 6 significant digits ({[f'{c:g}' for c in inexact]}) "
+                         "and would train at one rate but be recorded at another: give them with at most 6 digits")
+    search = f"{grid.name}{LR_SEARCH_SUFFIX}"
+    if search in GRIDS:
+        raise ValueError(f"the learning-rate search of grid {grid.name} would be {search}, which is a grid of its own "
+                         f"(its runs would land in that grid's folder): rename one of them first")
     variants = {f"{name}{LR_SEPARATOR}{lr:g}": Variant(v.model, dict(v.model_kwargs), v.optional, float(lr))
                 for name, v in grid.variants.items() for lr in sorted(candidates)}
     reference = f"{grid.reference}{LR_SEPARATOR}{sorted(candidates)[len(candidates) // 2]:g}"
-    return Grid(f"{grid.name}{LR_SEARCH_SUFFIX}", f"Learning-rate search for grid {grid.name} on validation (docs/study.md).",
+    return Grid(search, f"Learning-rate search for grid {grid.name} on validation (docs/study.md).",
                 reference, variants, protocol=grid.protocol, dataset=grid.dataset, paired=grid.paired)
 
 
 def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES,
-                          seeds: int = TUNING_SEEDS) -> dict[str, dict]:
-    """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs; a variant
-    is left out until every one of its ``candidates`` has ``seeds`` runs and all of them finished (ok or flagged)."""
+                          seeds: int = TUNING_SEEDS, protocol: str | None = None) -> dict[str, dict]:
+    """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs under
+    ``protocol`` (any, if None) at ``candidates``; a variant is left out until every candidate has ``seeds``
+    runs and all of them finished (ok or flagged). Runs at other rates, under other protocols, of an older
+    engine (``superseded``) and second copies (``duplicate``) are not the search's."""
     search = f"{grid.name}{LR_SEARCH_SUFFIX}"
     frame = load_results(results)
-    frame = frame[frame["grid"] == search]
+    frame = frame[(frame["grid"] == search) & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
+    if protocol is not None:
+        frame = frame[frame["protocol"] == protocol]
+    wanted = [f"{lr:g}" for lr in sorted(candidates)]
     chosen = {}
     for name in grid.variants:
         rows = frame[frame["variant"].astype(str).str.startswith(f"{name}{LR_SEPARATOR}")]
+        rates = rows["variant"].astype(str).str.slice(len(name) + len(LR_SEPARATOR))
+        rows, rates = rows[rates.isin(wanted)], rates[rates.isin(wanted)]
         # a candidate that diverged (``flagged``) still competes with its validation score; it just loses
         if rows.empty or (~rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED])).any():
             continue
-        lrs = rows["variant"].str.slice(len(name) + len(LR_SEPARATOR)).astype(float)
-        means = rows.groupby(lrs)["val_top1"].mean()
-        counts = rows.groupby(lrs).size()
-        if means.isna().any() or any(counts.get(float(lr), 0) < seeds for lr in candidates):
+        means = rows.groupby(rates)["val_top1"].mean()
+        counts = rows.groupby(rates).size()
+        if means.isna().any() or any(counts.get(rate, 0) < seeds for rate in wanted):
             continue  # a candidate not (fully) trained yet: no choice among the others
-        best = float(means[means == means.max()].index.min())
-        chosen[name] = {"lr": best, "val_top1": {f"{lr:g}": round(float(m), 4) for lr, m in means.items()},
-                        "runs": {f"{lr:g}": int(n) for lr, n in counts.items()}}
+        best = min((rate for rate in wanted if means[rate] == means.max()), key=float)  # ties to the smaller rate
+        chosen[name] = {"lr": float(best), "val_top1": {rate: round(float(means[rate]), 4) for rate in wanted},
+                        "runs": {rate: int(counts[rate]) for rate in wanted}}
     return chosen
+
+
+def check_searchable(protocol: Protocol) -> None:
+    """ValueError for a protocol without a validation split: the search chooses on validation, never on test."""
+    if protocol.val_per_class == 0:
+        raise ValueError(f"protocol {protocol.name} has no validation split (val_per_class 0): a learning-rate search "
+                         "chooses on validation, never on the test set; use a protocol with one")
+
+
+def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
+    """Per network of the search ``rows`` (one per search run: ``variant``, ``status``) left without a rate, why."""
+    statuses: dict[str, set] = {}
+    for row in rows:
+        statuses.setdefault(str(row["variant"]).partition(LR_SEPARATOR)[0], set()).add(str(row["status"]))
+    reasons = {}
+    for network, seen in statuses.items():
+        if network in chosen:
+            continue
+        if seen & {RunStatus.FAILED.value, RunStatus.LOST.value}:
+            reasons[network] = "a search run failed (rerun with --retry-failed)"
+        elif RunStatus.RUNNING.value in seen:
+            reasons[network] = "a search run is training in another process"
+        elif seen - {RunStatus.OK.value}:
+            reasons[network] = "search runs not finished yet"
+        else:
+            reasons[network] = "its search runs have no validation top-1"
+    return reasons
+
+
+def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float, ...], seeds: int,
+           protocol: str) -> tuple[dict[str, dict], dict[str, str]]:
+    """After a search's runs (``rows``): the rates chosen, and per network without one, why. Without a
+    complete choice nothing is written and an older choice under ``protocol`` is removed; with one it is
+    written to ``chosen.json``."""
+    trained = any(str(row["status"]) == RunStatus.OK.value for row in rows)
+    chosen = choose_learning_rates(results, grid, candidates, seeds, protocol) if trained else {}
+    unchosen = why_unchosen(rows, chosen)
+    if unchosen:
+        discard_choice(results, grid, protocol)
+    else:
+        write_choice(results, grid, protocol, chosen)
+    return chosen, unchosen
+
+
+def discard_choice(results: Path, grid: Grid, protocol: str) -> Path | None:
+    """Remove ``grid``'s choice made under ``protocol`` (a search that no longer chooses every network must not
+    leave an older choice behind for ``ablate`` to use); the removed path, or None."""
+    path = Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
+    if read_choice(results, grid, protocol):
+        path.unlink()
+        return path
+    return None
 
 
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:

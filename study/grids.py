@@ -56,8 +56,8 @@ LR_SEARCH_SUFFIX, LR_SEPARATOR = "-lr", "@lr"
 # The search's budget, the same for every network: candidate peak rates x seeds per candidate
 LR_CANDIDATES: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
 TUNING_SEEDS = 2
-# LR_CANDIDATES are for the CPU protocols' peak rate of 0.1 (batch 128); a protocol with another rate searches
-# the same multiples of its own (`gpu`: 0.05 to 0.4 around its 0.2 at batch 512)
+# LR_CANDIDATES surround the CPU protocols' peak rate of 0.1 (cpu-full's batch is 128); `gpu-next` searches the
+# same multiples of its protocol's own rate (`gpu`: 0.05 to 0.4 around its 0.2 at batch 512)
 LR_CANDIDATES_AT = 0.1
 
 

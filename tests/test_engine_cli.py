@@ -205,7 +205,7 @@ def test_a_search_with_a_run_still_running_elsewhere_chooses_nothing_and_the_stu
         assert run.main(["tune", "tiny", "--protocol", "smoke", "--candidates", "0.02,0.05", "--seeds", "1",
                          "--results", str(tmp_path), *FAST]) == 1
         out = " ".join(capsys.readouterr().out.split())
-        assert "no learning rate chosen for a:" in out and "b: lr " in out
+        assert "no learning rate chosen for a: a search run is training in another process" in out and "b: lr " in out
         assert not (tmp_path / "tiny-lr" / "chosen.json").exists()  # a partial choice is never written
         assert run.main(["study", "--until-decided", "--protocol", "smoke", "--max-seeds", "3",
                          "--results", str(tmp_path), *FAST]) == 1

@@ -24,8 +24,12 @@ CPU = ["--device", "cpu", "--threads", "1", "--import", "conftest"]
 
 @pytest.fixture(autouse=True)
 def tiny(monkeypatch, tmp_path):
+    from study import grids as study_grids
+
     monkeypatch.setitem(grids.GRIDS, "tiny", TINY)
     monkeypatch.setitem(config.PROTOCOLS, "gpu", SMALL_GPU)
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.1,))  # the search shrunk to one rate (the protocol's) x 1 seed
+    monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
     monkeypatch.setenv("DYCLOT_CACHE", str(tmp_path / "cache"))
 
 
@@ -58,20 +62,22 @@ def test_the_gpu_protocol_is_whole_cifar10_and_its_runs_are_its_own(monkeypatch)
 
 def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp_path, capsys):
     out = tmp_path / "results"
-    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", "--no-tune", *CPU]) == 0
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", *CPU]) == 0
     said = capsys.readouterr().out
-    assert "tiny-gpu: 4 planned runs: 4 finished now, 0 finished before" in said
+    assert "tiny-gpu and its learning-rate search: 6 planned runs: 6 finished now, 0 finished before" in said
     results = [json.loads(p.read_text()) for p in out.glob("tiny-gpu/*/result.json")]
     assert len(results) == 4 and {(r["status"], r["protocol"], r["grid"]) for r in results} == {("ok", "gpu", "tiny-gpu")}
     assert json.loads((out / "tiny-gpu" / "grid.json").read_text())["protocol"] == "gpu"
 
-    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", "--no-tune", *CPU]) == 0
-    assert "0 finished now, 4 finished before" in capsys.readouterr().out
+    assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "2", "--minutes", "5", *CPU]) == 0
+    assert "0 finished now, 6 finished before" in capsys.readouterr().out
 
     # the same grid on the CPU, in the same results folder: separate grids, nothing duplicate or pooled
     assert run.main(["ablate", "tiny", "--protocol", "smoke", "--seeds", "2", "--results", str(out), "--wandb", "off",
                      *CPU]) == 0
     frame = load_results(out)
+    assert set(frame["grid"]) == {"tiny", "tiny-gpu", "tiny-gpu-lr"}  # the GPU search's runs in a folder of their own
+    frame = frame[frame["grid"] != "tiny-gpu-lr"]
     # nothing duplicate or superseded; a tiny network that did not learn in 2 epochs is flagged, never compared
     assert set(frame["status"]) <= {RunStatus.OK, RunStatus.FLAGGED} and len(frame) == 8
     assert frame.groupby("grid")["protocol"].nunique().to_dict() == {"tiny": 1, "tiny-gpu": 1}
@@ -83,11 +89,10 @@ def test_gpu_next_writes_run_folders_that_analysis_never_pairs_with_cpu_runs(tmp
 
 def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_path, capsys):
     out = tmp_path / "results"
-    args = ["gpu-next", "tiny", "--out", str(out), "--until-decided", "--max-seeds", "3", "--minutes", "5", "--no-tune",
-            *CPU]
+    args = ["gpu-next", "tiny", "--out", str(out), "--until-decided", "--max-seeds", "3", "--minutes", "5", *CPU]
     assert run.main(args) == 0
     said = capsys.readouterr().out
-    assert "tiny-gpu: 6 planned runs: 6 finished now" in said and "b: " in said
+    assert "tiny-gpu and its learning-rate search: 8 planned runs: 8 finished now" in said and "b: " in said
     record = json.loads((out / "tiny-gpu" / "sequential.json").read_text())
     assert record["protocol"] == "gpu" and record["schedule"] == [3] and set(record["variants"]) == {"b"}
 
@@ -102,7 +107,8 @@ def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_cho
     outcome = gpu.gpu_next("tiny", out, seeds=1, minutes=0.5, device="cpu", threads=1, plugins=("conftest",))
     assert [r["status"] for r in outcome["rows"]] == [RunStatus.TODO] * 4
     assert {r["variant"] for r in outcome["rows"]} == {"a@lr0.02", "a@lr0.05", "b@lr0.02", "b@lr0.05"}
-    assert "learning-rate search of a, b is not finished" in outcome["waiting"] and outcome["learning_rates"] == {}
+    assert outcome["waiting"].startswith("a: search runs not finished yet; b: search runs not finished yet (")
+    assert outcome["learning_rates"] == {}
     assert not (out / "tiny-gpu-lr" / "chosen.json").exists() and not list(out.glob("tiny-gpu/*/config.json"))
 
     assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "1", "--minutes", "5", *CPU]) == 0
@@ -180,6 +186,7 @@ def test_several_runs_at_once_in_worker_processes(tmp_path):
     (["gpu-next", "tiny", "--out", "{tmp}", "--minutes", "0", *CPU], "--minutes must be a number of minutes > 0"),
     (["gpu-next", "tiny", "--out", "{tmp}", "--minutes", "-3", *CPU], "--minutes must be a number of minutes > 0"),
     (["gpu-next", "tiny", "--out", "{tmp}", "--protocol", "gpuu", *CPU], "unknown protocol 'gpuu'"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--protocol", "paper", *CPU], "protocol paper has no validation split"),
     (["gpu-next", "tiny", "--out", "{tmp}", "--device", "tpu"], "unknown device 'tpu'"),
     (["gpu-next", "tiny", "--out", "{tmp}", "--device", "cuda"], "no CUDA device is visible here"),
     (["gpu-next", "tiny", "--out", "{tmp}/file/out", *CPU], "is not writable"),

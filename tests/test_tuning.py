@@ -67,3 +67,49 @@ def test_the_choice_uses_validation_only_and_ties_go_to_the_smaller_rate(tmp_pat
     (tmp_path / "g-lr" / "chosen.json").write_text("{}")
     with pytest.raises(ValueError, match="is not a learning-rate choice"):
         read_choice(tmp_path, grid, "cpu")
+
+
+def test_the_choice_is_made_from_this_protocols_runs_at_the_candidates_only(tmp_path):
+    from experiments.grids import Grid, Variant
+
+    grid = Grid("g", "test", "a", {"a": Variant("m")})
+    (tmp_path / "g-lr").mkdir()
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    for seed in (0, 1):
+        _search_run(tmp_path, "a@lr0.1", seed, 60.0)
+        _search_run(tmp_path, "a@lr0.2", seed, 62.0)
+        _search_run(tmp_path, "a@lr0.05", seed, 70.0)  # a leftover of another search's candidates: not this one's
+    assert choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2, "cpu")["a"]["lr"] == 0.2
+    assert choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2, "cpu-full") == {}  # no run under that protocol
+
+
+def test_a_search_names_its_candidates_exactly_and_never_a_named_grids_folder():
+    from experiments.grids import get_grid
+
+    with pytest.raises(ValueError, match="named by 6 significant digits"):
+        tuning_grid(get_grid("replicator-vs-recalibrator"), (0.1, 0.1234567))
+    with pytest.raises(ValueError, match="would be paper-claim-lr, which is a grid of its own"):
+        tuning_grid(get_grid("paper-claim"))
+
+
+def test_a_search_that_does_not_choose_every_network_says_why_writes_nothing_and_removes_an_older_choice(tmp_path):
+    from experiments.grids import Grid, Variant
+    from experiments.tuning import settle, why_unchosen
+
+    rows = [{"variant": "a@lr0.1", "status": "ok"}, {"variant": "b@lr0.1", "status": "failed"},
+            {"variant": "c@lr0.1", "status": "running"}, {"variant": "d@lr0.1", "status": "todo"},
+            {"variant": "e@lr0.1", "status": "ok"}]
+    assert why_unchosen(rows, {"a": {}}) == {
+        "b": "a search run failed (rerun with --retry-failed)", "c": "a search run is training in another process",
+        "d": "search runs not finished yet", "e": "its search runs have no validation top-1"}
+    grid = Grid("g", "test", "a", {"a": Variant("m"), "b": Variant("m")})
+    for seed in (0, 1):
+        _search_run(tmp_path, "a@lr0.1", seed, 60.0)
+        _search_run(tmp_path, "b@lr0.1", seed, 60.0, "failed" if seed else "ok")
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    write_choice(tmp_path, grid, "cpu", {"a": {"lr": 0.1}, "b": {"lr": 0.1}})  # an older, complete choice
+    rows = [{"variant": f"{v}@lr0.1", "status": "failed" if (v, seed) == ("b", 1) else "ok"}
+            for v in "ab" for seed in (0, 1)]
+    chosen, unchosen = settle(tmp_path, grid, rows, (0.1,), 2, "cpu")
+    assert set(chosen) == {"a"} and set(unchosen) == {"b"}
+    assert not (tmp_path / "g-lr" / "chosen.json").exists()  # neither the partial choice nor the older one

@@ -51,8 +51,11 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str) -> str:
     """Where a question without main runs stands: its learning-rate search's finished runs (copies of twins
     included) out of the search's budget, or the rates chosen, or "not run yet"."""
     search = f"{grid}{LR_SEARCH_SUFFIX}"
-    if (results / search / "chosen.json").exists():
-        return "learning rates chosen; main runs not started"
+    try:
+        return (f"learning rates chosen under `{json.loads((results / search / 'chosen.json').read_text())['protocol']}`; "
+                "main runs not started")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no choice (yet), or one the report's learning-rate section names as unreadable
     done = int((frame["grid"].eq(search) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)).sum())
     planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS

@@ -171,5 +171,8 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
     assert _before_main_runs(tmp_path, frame, "expansion-op") == "learning-rate search: 1 of 24 runs finished"
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
-    (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text("{}")
-    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning rates chosen; main runs not started"
+    (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text("{}")  # unreadable: not a choice
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
+    (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
+    assert (_before_main_runs(tmp_path, frame, "replicator-vs-recalibrator")
+            == "learning rates chosen under `cpu-full`; main runs not started")

@@ -41,7 +41,7 @@ from .grids import Grid, get_grid, grid_json, resolve
 from .runner import execute, one_line
 from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
-from .tuning import TUNING_FIRST_SEED, check_searchable, settle, tuning_grid
+from .tuning import search_runs, settle
 from .until_decided import run_until_decided
 
 log = logging.getLogger(__name__)
@@ -302,17 +302,15 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     runtime = runtime.model_copy(update={"retry_failed": retry_failed})
     g = device_grid(get_grid(grid), protocol)
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
-    check_searchable(configs[0].protocol)
+    # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
+    candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
+    search, search_configs, _ = search_runs(g, protocol, candidates, study_grids.TUNING_SEEDS, plugins)
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(out) / g.name)
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
     deadline = start + minutes * 60 - STOP_MARGIN_S
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
 
-    # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
-    candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
-    search = tuning_grid(g, candidates)
-    search_configs, _ = resolve(search, protocol, study_grids.TUNING_SEEDS, plugins=plugins, first_seed=TUNING_FIRST_SEED)
     write_json(check_writable(Path(out) / search.name) / "grid.json", grid_json(search, search_configs, missing))
     search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row)
     chosen, unchosen = settle(Path(out), g, search_rows, candidates, study_grids.TUNING_SEEDS, protocol)

@@ -281,16 +281,14 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
     False (printed, with why) when a network got no rate: nothing is written then, and an older choice under the
     same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose."""
     from .executors import run_grid
-    from .grids import get_grid, grid_json, resolve
+    from .grids import get_grid, grid_json
     from .store import check_writable, write_json
-    from .tuning import TUNING_FIRST_SEED, check_searchable, settle, tuning_grid
+    from .tuning import search_runs, settle
 
     runtime = options.runtime()
     g = get_grid(grid)
-    search = tuning_grid(g, candidates)
-    configs, missing = resolve(search, protocol, seeds, plugins=runtime.plugins, first_seed=TUNING_FIRST_SEED)
+    search, configs, missing = search_runs(g, protocol, candidates, seeds, runtime.plugins)
     protocol_name = configs[0].protocol.name
-    check_searchable(configs[0].protocol)
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(results) / search.name)
     write_json(grid_dir / "grid.json", grid_json(search, configs, missing))

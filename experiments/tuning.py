@@ -21,8 +21,8 @@ from analysis.load import load_results
 from analysis.status import RunStatus
 from study.grids import GRIDS, LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
 
-from .config import Protocol
-from .grids import Grid, Variant
+from .config import RunConfig
+from .grids import Grid, Variant, resolve
 from .store import write_json
 
 TUNING_FIRST_SEED = 1000
@@ -48,6 +48,18 @@ def tuning_grid(grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES) -> Gr
     reference = f"{grid.reference}{LR_SEPARATOR}{sorted(candidates)[len(candidates) // 2]:g}"
     return Grid(search, f"Learning-rate search for grid {grid.name} on validation (docs/study.md).",
                 reference, variants, protocol=grid.protocol, dataset=grid.dataset, paired=grid.paired)
+
+
+def search_runs(grid: Grid, protocol: str | None, candidates: tuple[float, ...], seeds: int,
+                plugins: tuple[str, ...] = ()) -> tuple[Grid, list[RunConfig], dict[str, str]]:
+    """The search of ``grid`` under ``protocol``: its grid, its runs (seeds from ``TUNING_FIRST_SEED``) and the
+    variants left out; ValueError for a protocol without a validation split."""
+    search = tuning_grid(grid, candidates)
+    configs, missing = resolve(search, protocol, seeds, plugins=plugins, first_seed=TUNING_FIRST_SEED)
+    if configs[0].protocol.val_per_class == 0:  # the search chooses on validation, never on the test set
+        raise ValueError(f"protocol {configs[0].protocol.name} has no validation split (val_per_class 0): a "
+                         "learning-rate search chooses on validation, never on the test set; use a protocol with one")
+    return search, configs, missing
 
 
 def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES,
@@ -80,13 +92,6 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
     return chosen
 
 
-def check_searchable(protocol: Protocol) -> None:
-    """ValueError for a protocol without a validation split: the search chooses on validation, never on test."""
-    if protocol.val_per_class == 0:
-        raise ValueError(f"protocol {protocol.name} has no validation split (val_per_class 0): a learning-rate search "
-                         "chooses on validation, never on the test set; use a protocol with one")
-
-
 def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
     """Per network of the search ``rows`` (one per search run: ``variant``, ``status``) left without a rate, why."""
     statuses: dict[str, set] = {}
@@ -115,21 +120,11 @@ def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float,
     trained = any(str(row["status"]) == RunStatus.OK.value for row in rows)
     chosen = choose_learning_rates(results, grid, candidates, seeds, protocol) if trained else {}
     unchosen = why_unchosen(rows, chosen)
-    if unchosen:
-        discard_choice(results, grid, protocol)
-    else:
+    if not unchosen:
         write_choice(results, grid, protocol, chosen)
+    elif read_choice(results, grid, protocol):  # an older choice must not stay behind for ``ablate`` to use
+        (Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json").unlink()
     return chosen, unchosen
-
-
-def discard_choice(results: Path, grid: Grid, protocol: str) -> Path | None:
-    """Remove ``grid``'s choice made under ``protocol`` (a search that no longer chooses every network must not
-    leave an older choice behind for ``ablate`` to use); the removed path, or None."""
-    path = Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
-    if read_choice(results, grid, protocol):
-        path.unlink()
-        return path
-    return None
 
 
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:

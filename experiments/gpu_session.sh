@@ -7,7 +7,8 @@
 #   back here:     tar xzf <files_at>/<grid>-gpu.tar.gz -C results, then commit as docs/study.md says
 # Per grid: `run.py gpu-next GRID --until-decided` (the learning-rate search first, then seeds in looks) within
 # MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
-# as $OUT/<grid>.log. WORKERS (default 4) runs share the GPU.
+# as $OUT/<grid>.log. WORKERS (default 4) runs share the GPU. TOTAL_MINUTES (default: the sum of the grids') caps the
+# whole call: a grid decided early leaves its time to the next; one that would get under a minute is not started.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
 out=${OUT:?OUT is not set: run this through the device tool}
@@ -15,9 +16,14 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     .carry/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
+total=0
+for job in "$@"; do total=$(awk -v a="$total" -v b="${job#*:}" 'BEGIN { print a + b }'); done
+end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d", now + 60 * m }')
 rc=0
 for job in "$@"; do
-  grid=${job%%:*} minutes=${job#*:}
+  grid=${job%%:*}
+  minutes=$(awk -v m="${job#*:}" -v left="$((end - SECONDS))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
+  if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$grid: not started, $minutes minutes left" | tee "$out/$grid.log"; continue; fi
   python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --workers "${WORKERS:-4}" \
       --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1

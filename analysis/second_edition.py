@@ -17,6 +17,7 @@ import pandas as pd
 
 from study.grids import (
     CPU_SEED_CAP,
+    GPU_PROTOCOL,
     GRIDS,
     LR_CANDIDATES,
     LR_SEARCH_SUFFIX,
@@ -47,10 +48,11 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     return sum(s for s in seconds if math.isfinite(s)) / 3600
 
 
-def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str) -> str:
+def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> str:
     """Where a question without main runs stands: its learning-rate search's finished runs (copies of twins
-    included) out of the search's budget, or the rates chosen, or "not run yet"."""
-    search = f"{grid}{LR_SEARCH_SUFFIX}"
+    included) out of the search's budget, or the rates chosen, or "not run yet". ``folder``: the grid's runs
+    under another protocol (``<grid>-gpu``), if not the grid's own folder."""
+    search = f"{folder or grid}{LR_SEARCH_SUFFIX}"
     try:
         return (f"learning rates chosen under `{json.loads((results / search / 'chosen.json').read_text())['protocol']}`; "
                 "main runs not started")
@@ -73,7 +75,7 @@ class GlanceRow:
     seeds: int | None = None
     look: int | None = None
     looks: int | None = None
-    cpu_hours: float = 0.0  # spent on the grid's engine-2 runs and its learning-rate search
+    cpu_hours: float | None = 0.0  # spent on the grid's engine-2 runs and its search; None on a GPU
     to_decide: str = ""  # "decided", the rule's estimate for a comparison left open, or the plan
 
 
@@ -86,24 +88,45 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
     plans = question_plans(results, list(rows), recommend(list(rows))[0])
     out = []
     for q in CORE_QUESTIONS:
-        path = results / q.grid / "sequential.json"
-        state = json.loads(path.read_text()) if path.exists() else {}
-        variants = state.get("variants", {})
-        names = [q.variant] if q.variant else sorted(variants)
-        cpu = _cpu_hours(results, frame, q.grid)
         plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
-        question = f"({q.key}) {q.text}"
-        if not any(n in variants for n in names):
-            out.append(GlanceRow(question, f"`{q.grid}`", _before_main_runs(results, frame, q.grid), cpu_hours=cpu,
-                                 to_decide=plan))
-            continue
-        for name in (n for n in names if n in variants):
-            s = variants[name]
-            out.append(GlanceRow(
-                question, f"`{q.grid}`: `{name}` - `{state['reference']}`", s["label"], s.get("estimate"),
-                tuple(s["ci"]) if s.get("ci") else None, s.get("n"), s.get("look"), len(state["schedule"]), cpu,
-                "decided" if s["label"] in DECIDED else s.get("to_decide") or plan))
+        out += _question_rows(results, frame, q, q.grid, _cpu_hours(results, frame, q.grid), plan)
+        gpu = f"{q.grid}-{GPU_PROTOCOL}"
+        if frame["grid"].isin([gpu, f"{gpu}{LR_SEARCH_SUFFIX}"]).any():
+            out += _question_rows(results, frame, q, gpu, None, _gpu_text(frame, q.grid, gpu))
     return tuple(out)
+
+
+def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, hours: float | None, plan: str) -> list[GlanceRow]:
+    """A question's rows for its runs in ``folder`` (its grid, or the grid under the GPU protocol): one per
+    comparison with a sequential state, else one saying where its learning-rate search stands."""
+    path = results / folder / "sequential.json"
+    state = json.loads(path.read_text()) if path.exists() else {}
+    variants = state.get("variants", {})
+    names = [q.variant] if q.variant else sorted(variants)
+    question = f"({q.key}) {q.text}"
+    if not any(n in variants for n in names):
+        return [GlanceRow(question, f"`{folder}`", _before_main_runs(results, frame, q.grid, folder), cpu_hours=hours,
+                          to_decide=plan)]
+    rows = []
+    for name in (n for n in names if n in variants):
+        s = variants[name]
+        rows.append(GlanceRow(question, f"`{folder}`: `{name}` - `{state['reference']}`", s["label"], s.get("estimate"),
+                              tuple(s["ci"]) if s.get("ci") else None, s.get("n"), s.get("look"),
+                              len(state["schedule"]), hours,
+                              "decided" if s["label"] in DECIDED else s.get("to_decide") or plan))
+    return rows
+
+
+def _gpu_text(frame: pd.DataFrame, grid: str, folder: str) -> str:
+    """What a question's GPU runs are and cost: their protocol, how many trained, their training wall time."""
+    rows = frame[frame["grid"].isin([folder, f"{folder}{LR_SEARCH_SUFFIX}"]) & frame["status"].isin(
+        [RunStatus.OK, RunStatus.FLAGGED]) & frame["reused_from"].isna()]
+    seconds = pd.to_numeric(rows["train_seconds"], errors="coerce").dropna()
+    return (f"protocol `{GPU_PROTOCOL}` on one GPU, never pooled with the CPU runs: {len(rows)} runs trained, "
+            f"{seconds.sum() / 3600:.2f} h of training wall time in all (median {seconds.median():.0f} s a run; runs "
+            "share the device, so its time is less); it goes on in sessions lent a GPU "
+            f"(`bash experiments/gpu_session.sh {grid}:MINUTES`, docs/study.md section 5)") if len(seconds) else (
+            f"protocol `{GPU_PROTOCOL}` on one GPU, never pooled with the CPU runs: no run finished yet")
 
 
 GLANCE_INTRO = (
@@ -122,7 +145,8 @@ GLANCE_INTRO = (
     "stop with this question's comparison: a lower bound where the grid has others), and the smallest effect "
     "they decide with 80% power; last, the learning-rate search that comes before them. The first pass (engine "
     "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
-    "it was, never pooled with the second edition.")
+    "it was, never pooled with the second edition. A question trained on a GPU too (`run.py gpu-next`, its own "
+    "protocol and grid folder `<grid>-gpu`) has a row of its own for those runs, never pooled with the CPU's.")
 
 
 def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
@@ -133,7 +157,7 @@ def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
               "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
                                   if r.ci is not None and r.estimate is not None else "–"),
               "seeds (looks)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
-              "CPU-h": f"{r.cpu_hours:.2f}", "to decide": r.to_decide} for r in rows]
+              "CPU-h": f"{r.cpu_hours:.2f}" if r.cpu_hours is not None else "– (GPU)", "to decide": r.to_decide} for r in rows]
     return ["## Findings at a glance", "", GLANCE_INTRO, "", markdown_table(pd.DataFrame(table)), ""]
 
 

@@ -12,7 +12,8 @@ first, then seed by seed, every variant of a seed together), are started while t
 expected to finish before the deadline. The expectation is measured, not guessed: the median wall
 time of an epoch (training plus evaluation) of runs of the same network and protocol already in the
 output folder, finished or still running, times the epochs left, plus ``RUN_OVERHEAD_S``. A network
-without a measured epoch is started while at least ``RUN_OVERHEAD_S`` are left. At the deadline a
+without a measured epoch is started while at least ``RUN_OVERHEAD_S`` are left. With ``--finish-later`` a run
+starts while its next epoch is expected to end in time (for budgets shorter than a run). At the deadline a
 run still training stops at its next step; its last epoch's checkpoint stays and the next call
 resumes it from there. ``workers > 1`` trains that many runs at once in spawned processes sharing
 the device (several small networks use a GPU better than one).
@@ -34,6 +35,7 @@ from typing import Annotated
 import typer
 
 from analysis.status import RunStatus
+from study.grids import GPU_PROTOCOL
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
 from .data import load_dataset
@@ -46,7 +48,7 @@ from .until_decided import run_until_decided
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROTOCOL = "gpu"
+DEFAULT_PROTOCOL = GPU_PROTOCOL
 RUN_OVERHEAD_S = 20.0  # per run besides its epochs: start-up, data to the device, cost measurement (CPU)
 STOP_MARGIN_S = 20.0  # training stops this long before --minutes end: interrupted runs wind down, workers exit
 JOIN_TIMEOUT_S = 60.0  # a worker still busy this long after the deadline is terminated (its run resumes later)
@@ -121,12 +123,14 @@ def measured_epoch_seconds(out: Path, protocol: str) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in samples.items() if values}
 
 
-def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: dict[str, float]) -> float | None:
-    """Expected wall seconds to finish ``cfg`` from ``epochs_done``; None if nothing like it was measured."""
+def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: dict[str, float], epochs: int | None = None) -> float | None:
+    """Expected wall seconds to finish ``cfg`` from ``epochs_done`` (or to train ``epochs`` more of it); None if
+    nothing like it was measured."""
     seconds = per_epoch.get(_network_key(cfg.model, cfg.model_kwargs), per_epoch.get(cfg.model))
     if seconds is None:
         return None
-    return RUN_OVERHEAD_S + max(0, cfg.protocol.epochs - epochs_done) * seconds
+    left = max(0, cfg.protocol.epochs - epochs_done)
+    return RUN_OVERHEAD_S + (left if epochs is None else min(epochs, left)) * seconds
 
 
 def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -> tuple[dict[str, dict], list[RunConfig]]:
@@ -181,8 +185,10 @@ def _worker(inbox, outbox, runtime: Runtime, out: Path, deadline: float) -> None
 
 
 def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: float, workers: int = 1,
-               clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train the not-finished runs of ``configs`` in order while each is expected to finish by ``deadline``.
+               clock: Clock = time.time, on_row: Callable[[dict], None] | None = None,
+               finish_later: bool = False) -> list[dict]:
+    """Train the not-finished runs of ``configs`` in order while each is expected to finish by ``deadline``
+    (with ``finish_later``: while one more epoch of it is expected to end by then; the rest resumes next time).
 
     Returns one row per config (``status``: ok, failed, partial -- stopped at the deadline --,
     todo -- not started: it would not finish in time --, running, lost; ``note`` says why).
@@ -193,10 +199,12 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
 
     def fits(cfg: RunConfig) -> tuple[bool, str]:
         left = deadline - clock()
-        expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()), measured_epoch_seconds(out, protocol))
+        expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()), measured_epoch_seconds(out, protocol),
+                                    1 if finish_later else None)
         if expected is None:
             return left > RUN_OVERHEAD_S, f"no epoch of {cfg.model} measured yet and {max(0.0, left):.0f} s left"
-        return expected <= left, f"needs ~{expected:.0f} s, {max(0.0, left):.0f} s left"
+        what = "its next epoch needs" if finish_later else "needs"
+        return expected <= left, f"{what} ~{expected:.0f} s, {max(0.0, left):.0f} s left"
 
     def done(row: dict) -> None:
         rows[row["run_id"]] = row
@@ -275,7 +283,7 @@ def _pool(start_next, done, runtime: Runtime, out: Path, deadline: float, worker
 def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str = DEFAULT_PROTOCOL,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
-             plugins: tuple[str, ...] = (), clock: Clock = time.time,
+             finish_later: bool = False, plugins: tuple[str, ...] = (), clock: Clock = time.time,
              on_row: Callable[[dict], None] | None = None) -> dict:
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 
@@ -312,7 +320,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
 
     write_json(check_writable(Path(out) / search.name) / "grid.json", grid_json(search, search_configs, missing))
-    search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row)
+    search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
     chosen, unchosen = settle(Path(out), g, search_rows, candidates, study_grids.TUNING_SEEDS, protocol)
     if unchosen:
         return {**outcome, "rows": search_rows, "waiting": "; ".join(
@@ -322,7 +330,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
 
     def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
         write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # every variant, as ablate writes it
-        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row)
+        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
 
     if not until_decided:
         return {**outcome, "rows": search_rows + train(configs, configs)}
@@ -372,6 +380,9 @@ def register(app: typer.Typer) -> None:
         max_seeds: MaxSeeds_ = 40,
         margin: Margin_ = 0.5,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+        finish_later: Annotated[bool, typer.Option("--finish-later", help="Start a run while one more epoch of it fits "
+                                                   "(not the whole run); it stops at the deadline and resumes next "
+                                                   "time from its checkpoint, which must travel to the next call.")] = False,
         plugins: Import_ = None,
     ) -> None:
         """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
@@ -381,15 +392,16 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
         def show(row: dict) -> None:
-            top1 = (row.get("metrics") or {}).get("test_top1")
+            metrics = row.get("metrics") or {}
             console.print(f"{row['variant']} seed {row['seed']}: {row['status']}"
-                          + (f", test top-1 {top1:.2f}" if isinstance(top1, (int, float)) else "")
+                          + "".join(f", {split} top-1 {metrics[f'{split}_top1']:.2f}" for split in ("val", "test")
+                                    if isinstance(metrics.get(f"{split}_top1"), (int, float)))
                           + (f", {row['seconds']:.0f} s" if isinstance(row.get("seconds"), (int, float)) else "")
                           + f" ({row['note']})", soft_wrap=True)
 
         outcome = gpu_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
                            data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
-                           max_seeds=max_seeds, margin=margin, retry_failed=retry_failed,
+                           max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
                            plugins=tuple(plugins or ()), on_row=show)
         for name, reason in outcome["missing"].items():
             console.print(f"left out {name}: {reason}", soft_wrap=True)

@@ -7,8 +7,10 @@
 #   back here:     tar xzf <files_at>/<grid>-gpu.tar.gz -C results, then commit as docs/study.md says
 # Per grid: `run.py gpu-next GRID --until-decided` (the learning-rate search first, then seeds in looks) within
 # MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
-# as $OUT/<grid>.log. WORKERS (default 4) runs share the GPU. TOTAL_MINUTES (default: the sum of the grids') caps the
-# whole call: a grid decided early leaves its time to the next; one that would get under a minute is not started.
+# as $OUT/<grid>.log. WORKERS (default 8, as measured in docs/study.md) runs share the GPU. A run starts while its
+# next epoch fits (--finish-later): what the deadline stops comes back with its checkpoint and resumes in the next
+# call. TOTAL_MINUTES (default: the sum of the grids') caps the whole call: a grid decided early leaves its time to
+# the next; one that would get under a minute is not started.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
 out=${OUT:?OUT is not set: run this through the device tool}
@@ -24,7 +26,7 @@ for job in "$@"; do
   grid=${job%%:*}
   minutes=$(awk -v m="${job#*:}" -v left="$((end - SECONDS))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
   if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$grid: not started, $minutes minutes left" | tee "$out/$grid.log"; continue; fi
-  python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --workers "${WORKERS:-4}" \
+  python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --finish-later --workers "${WORKERS:-8}" \
       --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
   folders=$(cd results && ls -d "$grid-gpu" "$grid-gpu-lr" 2>/dev/null)

@@ -59,6 +59,9 @@ TUNING_SEEDS = 2
 # LR_CANDIDATES surround the CPU protocols' peak rate of 0.1 (cpu-full's batch is 128); `gpu-next` searches the
 # same multiples of its protocol's own rate (`gpu`: 0.05 to 0.4 around its 0.2 at batch 512)
 LR_CANDIDATES_AT = 0.1
+# `run.py gpu-next` trains grid G under the GPU protocol into a grid folder of its own, G + "-" + GPU_PROTOCOL
+# (its search: that + LR_SEARCH_SUFFIX), never pooled with G's CPU runs (docs/study.md, section 5)
+GPU_PROTOCOL = "gpu"
 
 
 def lr_candidates(protocol_lr: float) -> tuple[float, ...]:

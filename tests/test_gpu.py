@@ -199,3 +199,19 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys, monkeypatch, args, mess
     assert run.main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_finish_later_starts_a_run_whose_next_epoch_fits_not_one_whose_whole_run_does(tmp_path):
+    plan = configs(2)
+    folder = tmp_path / "earlier-gpu" / "run"  # a measured epoch of the networks: 100 s
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(plan[0].model_dump(mode="json")))
+    (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "epoch_seconds": 100.0, "eval_seconds": 0.0}) + "\n")
+    now = 1000.0
+    # 2 epochs (220 s with the overhead) do not fit in 150 s, one (120 s) does: the first run starts, and it
+    # stops at the deadline, which the frozen clock has reached by its first step
+    clock = itertools.chain([now, now], itertools.repeat(now + 151)).__next__
+    rows = gpu.run_within(plan[:1], runtime(), tmp_path, deadline=now + 150, clock=clock, finish_later=True)
+    assert [r["status"] for r in rows] == [RunStatus.PARTIAL]
+    rows = gpu.run_within(plan[1:2], runtime(), tmp_path, deadline=now + 110, clock=lambda: now, finish_later=True)
+    assert [r["status"] for r in rows] == [RunStatus.TODO] and "its next epoch needs ~120 s, 110 s left" in rows[0]["note"]

@@ -176,3 +176,23 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
     assert (_before_main_runs(tmp_path, frame, "replicator-vs-recalibrator")
             == "learning rates chosen under `cpu-full`; main runs not started")
+
+
+def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cpu_one(tmp_path):
+    import pandas as pd
+
+    from analysis.second_edition import glance_lines, glance_rows
+
+    columns = ["grid", "run_id", "status", "engine_version", "reused_from", "train_seconds"]
+    rows = [("replicator-vs-recalibrator-gpu-lr", f"r{i}", "ok", 2, None, 500.0) for i in range(3)]
+    rows += [("replicator-vs-recalibrator-gpu-lr", "r9", "failed", 2, None, 80.0),  # not finished: not counted
+             ("pilot-cpu-full", "p0", "ok", 2, None, 3000.0)]
+    glance = glance_rows(tmp_path, pd.DataFrame(rows, columns=columns), [])
+    gpu = [r for r in glance if r.comparison == "`replicator-vs-recalibrator-gpu`"]
+    assert len(gpu) == 1 and gpu[0].cpu_hours is None  # GPU wall time is not CPU-hours
+    assert gpu[0].verdict == "learning-rate search: 3 of 16 runs finished"
+    assert "protocol `gpu` on one GPU, never pooled with the CPU runs: 3 runs trained, 0.42 h" in gpu[0].to_decide
+    cpu = [r for r in glance if r.comparison == "`replicator-vs-recalibrator`"]
+    assert cpu[0].verdict == "not run yet" and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
+    assert not any("expansion-op-gpu" in r.comparison for r in glance)  # no GPU runs: no GPU row
+    assert "| – (GPU) |" in "\n".join(glance_lines(glance))

@@ -401,10 +401,13 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     """Read the results directory once and compute every finding of the report."""
     results = Path(results_dir)
     frame = load_results(results)
-    analysable, skipped = _analysable(frame, results)
+    grids = load_grids(results)
+    # a learning-rate search's runs are tuning runs: shown on validation (learning_rates), never compared on test
+    searches = {g for g, meta in grids.items() if learning_rates.is_search(g, meta)}
+    analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results)
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
-    usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna()]
-    grids, curves = load_grids(results), load_curves(results, frame)
+    usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna() & ~frame["grid"].isin(searches)]
+    curves = load_curves(results, frame)
     envs = [env for _, _, env in load_run_files(results, "env.json")]
     configs = [config for _, _, config in load_run_files(results, "config.json")]
     health = training_health(frame, curves)
@@ -416,7 +419,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     return ReportFindings(
         source=str(results_dir), metric=metric, analysis=result,
         glance=second_edition.glance_rows(results, frame, budget.rows), budget=budget,
-        learning_rates=learning_rates.searches(results, curves), runs=_runs(results, frame, grids), health=health,
+        learning_rates=learning_rates.searches(results, curves, frame, grids), runs=_runs(results, frame, grids), health=health,
         setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
         claims=claims, cost_readings=_cost_readings(results), grids=grid_findings, pareto=_pareto(usable, result),
         interpretation=INTERPRETATION.read_text(encoding="utf-8").strip() if INTERPRETATION.exists() else None,

@@ -2,8 +2,10 @@
 
 A search for grid G is the grid ``G-lr`` (variants ``<network>@lr<value>``) plus the choice the engine
 wrote to ``RESULTS/G-lr/chosen.json``: per network, the candidate with the best mean final validation
-top-1. ``searches`` reads those files and the search runs' validation curves; ``search_lines`` and
-``search_figure`` render them without touching files.
+top-1. ``searches`` reads those files (or, for a search still without a choice, its finished runs' validation
+scores) and the search runs' validation curves; ``search_lines`` and ``search_figure`` render them without
+touching files. A search's runs are tuning runs: the report shows their validation scores here and never
+compares them on the test set (``is_search``: the report's analysis leaves them out).
 """
 from __future__ import annotations
 
@@ -14,15 +16,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR
+from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
 
+from .status import RunStatus
 from .tables import markdown_table
 
 
 @dataclass(frozen=True)
 class LearningRateChoice:
     network: str  # a variant of the searched grid
-    lr: float  # the chosen peak learning rate
+    lr: float | None  # the chosen peak learning rate; None while the search goes on
     val_top1: dict[str, float]  # candidate -> mean final validation top-1 over the search's seeds
     runs: dict[str, int]  # candidate -> runs behind the mean
 
@@ -33,6 +36,7 @@ class LearningRateSearch:
     protocol: str
     choices: tuple[LearningRateChoice, ...] = ()
     problem: str | None = None  # why chosen.json could not be read
+    progress: str | None = None  # a search without a choice yet: how many of its runs finished
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
 
@@ -49,10 +53,44 @@ def _curves(curves: pd.DataFrame, search_grid: str) -> pd.DataFrame | None:
     return rows.groupby(["network", "lr", "epoch"], as_index=False)["val_top1"].mean()
 
 
-def searches(results: str | Path, curves: pd.DataFrame | None) -> tuple[LearningRateSearch, ...]:
-    """Every ``*-lr/chosen.json`` under ``results``, with the validation curves of its search runs."""
+def is_search(grid: str, meta: dict | None) -> bool:
+    """Whether ``grid`` (with its grid.json ``meta``) is a learning-rate search: named ``<grid>-lr``, every variant
+    ``<network>@lr<rate>`` (the first pass's ``paper-claim-lr`` compares networks, and is not one)."""
+    variants = (meta or {}).get("variants") or {}
+    return grid.endswith(LR_SEARCH_SUFFIX) and bool(variants) and all(LR_SEPARATOR in str(v) for v in variants)
+
+
+def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
+    """A search without ``chosen.json``: the mean final validation top-1 of its finished runs per candidate."""
+    rows = frame[(frame["grid"] == search_grid) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+                 & frame["variant"].astype(str).str.contains(LR_SEPARATOR, regex=False)]
+    split = rows["variant"].astype(str).str.rsplit(LR_SEPARATOR, n=1, expand=True)
+    rows = rows.assign(network=split[0], lr=split[1]) if len(rows) else rows.assign(network=[], lr=[])
+    scored = rows.dropna(subset=["val_top1"])
+    choices = tuple(LearningRateChoice(str(network), None,
+                                       {str(lr): float(v) for lr, v in part.groupby("lr")["val_top1"].mean().items()},
+                                       {str(lr): int(n) for lr, n in part.groupby("lr").size().items()})
+                    for network, part in scored.groupby("network"))
+    protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
+    planned = len(meta.get("variants") or {}) * TUNING_SEEDS
+    return LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), ", ".join(protocols) or "?", choices,
+                              curves=_curves(curves, search_grid),
+                              progress=f"{len(rows)} of {planned} runs finished; no rate is chosen before every "
+                                       "candidate's seeds have finished")
+
+
+def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFrame | None = None,
+             grids: dict | None = None) -> tuple[LearningRateSearch, ...]:
+    """Every ``*-lr/chosen.json`` under ``results``, with the validation curves of its search runs; with the
+    results ``frame`` and the grids' ``grid.json`` (``grids``), also every search still without a choice."""
     out = []
-    for path in sorted(Path(results).glob(f"*{LR_SEARCH_SUFFIX}/chosen.json")):
+    chosen = {path.parent.name: path for path in Path(results).glob(f"*{LR_SEARCH_SUFFIX}/chosen.json")}
+    pending = {g for g, meta in (grids or {}).items() if is_search(g, meta) and g not in chosen} if frame is not None else set()
+    for name in sorted(chosen.keys() | pending):
+        if name in pending:
+            out.append(_in_progress(name, grids[name], frame, curves))
+            continue
+        path = chosen[name]
         search_grid = path.parent.name
         try:
             choice = json.loads(path.read_text(encoding="utf-8"))
@@ -81,6 +119,18 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
     for search in found:
         if search.problem:
             lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
+            continue
+        if search.progress:
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
+                      f"{search.progress[0].upper()}{search.progress[1:]}. Mean final validation top-1 of the finished "
+                      "runs per candidate (runs behind each mean in brackets):", ""]
+            candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
+            rows = [{"network": f"`{choice.network}`",
+                     **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
+                        for c in candidates}} for choice in search.choices]
+            lines += [markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
+            if search.curves is not None:
+                lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
             continue
         candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
         edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}

@@ -352,3 +352,27 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
     (root / "g-lr" / "chosen.json").write_text("[]")
     assert "Not shown: " in "\n".join(search_lines(searches(root, None), "f"))
     assert search_lines((), "f") == []
+
+
+def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_test(tmp_path):
+    import json
+
+    from analysis.findings import compute_findings
+    from analysis.learning_rates import search_lines
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0, "b@lr0.1": 59.0}, seeds=1)
+    for result in (root / "g-lr").glob("*/result.json"):
+        run = json.loads(result.read_text())
+        run["metrics"]["val_top1"] = {"a@lr0.1": 55.0, "a@lr0.2": 57.5, "b@lr0.1": 54.0}[run["variant"]]
+        result.write_text(json.dumps(run))
+    findings = compute_findings(root)
+    assert [g.grid for g in findings.grids] == ["expansion-op"]  # the search has no test comparison of its own
+    assert "g-lr" not in set(findings.analysis["summaries"]["grid"])
+    (search,) = findings.learning_rates
+    assert search.grid == "g" and search.progress.startswith("3 of 6 runs finished")  # 3 variants x 2 seeds
+    text = "\n".join(search_lines(findings.learning_rates, "f"))
+    assert "### `g` (protocol `cpu`): in progress" in text
+    assert "| `a` | 55.00 (1) | 57.50 (1) |" in text and "| `b` | 54.00 (1) | – |" in text

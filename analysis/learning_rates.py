@@ -147,8 +147,8 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
         at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
         if at_edge:
             lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. The grid does not bracket these "
-                      "networks' best rate, which may lie beyond it; every network keeps the same candidates and "
-                      "seeds (the same budget), so the search is not extended for them.", ""]
+                      "networks' best rate, which may lie beyond it: a search is widened beyond an edge for every "
+                      "network alike at most once a side (the same budget for every network; docs/study.md).", ""]
         if search.curves is not None:
             lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
     return lines

@@ -222,7 +222,9 @@ def plan_text(plan: QuestionPlan) -> str:
     if plan.tune_cpu_hours is None:
         return f"{text}; CPU-h unknown ({plan.cost_source})"
     return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
-            f"rates x {TUNING_SEEDS} seeds per network; a twin already trained in another grid's search is copied)")
+            f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
+            "widened by where a best rate is an edge of the candidates; a twin already trained in another grid's search "
+            "is copied)")
 
 
 def cap_text(plan: QuestionPlan) -> str:

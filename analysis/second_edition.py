@@ -60,7 +60,10 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
         pass  # no choice (yet), or one the report's learning-rate section names as unreadable
     done = int((frame["grid"].eq(search) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)).sum())
-    planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS
+    try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
+        planned = len(json.loads((results / search / "grid.json").read_text())["variants"]) * TUNING_SEEDS
+    except (OSError, ValueError, KeyError, TypeError):
+        planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS
     return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
 
 

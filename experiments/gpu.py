@@ -43,7 +43,7 @@ from .grids import Grid, get_grid, grid_json, resolve
 from .runner import execute, one_line
 from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
-from .tuning import search_runs, settle
+from .tuning import search_bracketed, search_runs
 from .until_decided import run_until_decided
 
 log = logging.getLogger(__name__)
@@ -312,16 +312,19 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
     # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
     candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
-    search, search_configs, _ = search_runs(g, protocol, candidates, study_grids.TUNING_SEEDS, plugins)
+    search_runs(g, protocol, candidates, study_grids.TUNING_SEEDS, plugins)  # a protocol it cannot search: refused now
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(out) / g.name)
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
     deadline = start + minutes * 60 - STOP_MARGIN_S
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
 
-    write_json(check_writable(Path(out) / search.name) / "grid.json", grid_json(search, search_configs, missing))
-    search_rows = run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
-    chosen, unchosen = settle(Path(out), g, search_rows, candidates, study_grids.TUNING_SEEDS, protocol)
+    def train_search(search_grid: Grid, search_configs: list[RunConfig], left_out: dict[str, str]) -> list[dict]:
+        write_json(check_writable(Path(out) / search_grid.name) / "grid.json", grid_json(search_grid, search_configs, left_out))
+        return run_within(search_configs, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
+
+    search, search_rows, chosen, unchosen = search_bracketed(g, protocol, candidates, study_grids.TUNING_SEEDS, Path(out),
+                                                             train_search, plugins)
     if unchosen:
         return {**outcome, "rows": search_rows, "waiting": "; ".join(
             f"{network}: {why}" for network, why in unchosen.items()) + f" ({Path(out) / search.name})"}

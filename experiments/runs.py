@@ -283,19 +283,26 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
     from .executors import run_grid
     from .grids import get_grid, grid_json
     from .store import check_writable, write_json
-    from .tuning import search_runs, settle
+    from .tuning import search_bracketed
 
     runtime = options.runtime()
     g = get_grid(grid)
-    search, configs, missing = search_runs(g, protocol, candidates, seeds, runtime.plugins)
-    protocol_name = configs[0].protocol.name
-    check_data(configs[0].dataset, runtime)
-    grid_dir = check_writable(Path(results) / search.name)
-    write_json(grid_dir / "grid.json", grid_json(search, configs, missing))
-    outcome = run_grid(configs, runtime, results, "local", options.workers, None, show_progress=True,
-                       title=f"{search.name} ({protocol_name})")
-    print_results(outcome)
-    chosen, unchosen = settle(Path(results), g, outcome, candidates, seeds, protocol_name)
+
+    def train(search, configs, missing):
+        check_data(configs[0].dataset, runtime)
+        write_json(check_writable(Path(results) / search.name) / "grid.json", grid_json(search, configs, missing))
+        outcome = run_grid(configs, runtime, results, "local", options.workers, None, show_progress=True,
+                           title=f"{search.name} ({configs[0].protocol.name})")
+        print_results(outcome)
+        return outcome
+
+    def widened(searched, wider):
+        console.print(f"a best rate is an edge of {', '.join(f'{c:g}' for c in searched)}: every network is also "
+                      f"searched at {', '.join(f'{c:g}' for c in wider if c not in searched)} (docs/study.md)")
+
+    search, _, chosen, unchosen = search_bracketed(g, protocol, candidates, seeds, Path(results), train,
+                                                   runtime.plugins, widened)
+    grid_dir = Path(results) / search.name
     for variant, entry in chosen.items():
         console.print(f"{variant}: lr {entry['lr']:g} (mean validation top-1 by lr: "
                       + ", ".join(f"{lr} {v:.2f}" for lr, v in entry["val_top1"].items()) + ")")

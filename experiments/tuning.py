@@ -8,6 +8,10 @@ with every candidate's validation mean and the runs it came from, is written to
 ``RESULTS/<grid>-lr/chosen.json``; ``ablate`` then trains the grid's main runs at those rates
 (recorded in every run's ``config.json`` as ``protocol.lr``).
 
+Where a network's best rate is an edge of the candidates, the grid does not bracket it: the search is widened
+by one candidate beyond that edge for every network alike (``widen``; at most ``LR_EXTENSIONS`` times a side of
+the first candidates), and the choice is made among all of them.
+
 The search's seeds (``TUNING_FIRST_SEED`` on) are disjoint from the main runs' seeds 0, 1, ..., so a
 main run is never the run its learning rate was selected on.
 """
@@ -15,10 +19,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from analysis.load import load_results
 from analysis.status import RunStatus
+from study import grids as study_grids
 from study.grids import GRIDS, LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
 
 from .config import RunConfig
@@ -112,19 +118,37 @@ def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
     return reasons
 
 
+def widen(candidates: tuple[float, ...], chosen: dict[str, dict], first: tuple[float, ...]) -> tuple[float, ...] | None:
+    """``candidates`` with one more beyond each edge that some network's best rate in ``chosen`` lies on (the
+    step between that edge and its neighbour again), for every network alike; a side is widened at most
+    ``LR_EXTENSIONS`` times beyond the ``first`` candidates. None when nothing is widened."""
+    rates, now, base = {float(entry["lr"]) for entry in chosen.values()}, sorted(candidates), sorted(first)
+    extensions = study_grids.LR_EXTENSIONS
+    if len(now) < 2:
+        return None
+    wider = list(now)
+    if now[-1] in rates and sum(c > base[-1] for c in now) < extensions:
+        wider.append(float(f"{now[-1] * now[-1] / now[-2]:.6g}"))
+    if now[0] in rates and sum(c < base[0] for c in now) < extensions:
+        wider.insert(0, float(f"{now[0] * now[0] / now[1]:.6g}"))
+    return tuple(wider) if len(wider) > len(now) else None
+
+
 def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float, ...], seeds: int,
-           protocol: str) -> tuple[dict[str, dict], dict[str, str]]:
-    """After a search's runs (``rows``): the rates chosen, and per network without one, why. Without a
-    complete choice nothing is written and an older choice under ``protocol`` is removed; with one it is
-    written to ``chosen.json``."""
+           protocol: str, first: tuple[float, ...] | None = None) -> tuple[dict[str, dict], dict[str, str], tuple | None]:
+    """After a search's runs (``rows``) at ``candidates`` (widened from ``first``, by default themselves): the
+    rates chosen, per network without one why, and the wider candidates to search next where a best rate is
+    at an edge (``widen``; else None). Only a complete choice that needs no widening is written, to
+    ``chosen.json``; otherwise an older choice under ``protocol`` is removed."""
     trained = any(str(row["status"]) == RunStatus.OK.value for row in rows)
     chosen = choose_learning_rates(results, grid, candidates, seeds, protocol) if trained else {}
     unchosen = why_unchosen(rows, chosen)
-    if not unchosen:
+    wider = None if unchosen else widen(candidates, chosen, first or candidates)
+    if not unchosen and wider is None:
         write_choice(results, grid, protocol, chosen)
     elif read_choice(results, grid, protocol):  # an older choice must not stay behind for ``ablate`` to use
         (Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json").unlink()
-    return chosen, unchosen
+    return chosen, unchosen, wider
 
 
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:
@@ -147,3 +171,21 @@ def read_choice(results: Path, grid: Grid, protocol: str) -> dict[str, float]:
         return {name: float(entry["lr"]) for name, entry in choice["variants"].items()}
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"'{path}' is not a learning-rate choice ({error}); rerun run.py tune {grid.name}") from None
+
+
+def search_bracketed(grid: Grid, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
+                     train: Callable[[Grid, list[RunConfig], dict[str, str]], list[dict]], plugins: tuple[str, ...] = (),
+                     on_widen: Callable[[tuple, tuple], None] | None = None) -> tuple[Grid, list[dict], dict, dict]:
+    """The search of ``grid`` at ``candidates``, widened (``widen``) while a best rate is an edge: each round's runs
+    go to ``train(search grid, configs, variants left out)``, which returns one row per run, and are settled
+    (``settle``); ``on_widen(searched, wider)`` hears of each widening. Returns (the search grid, the last
+    round's rows, the rates chosen, per network without one why)."""
+    searched, wider = tuple(candidates), tuple(candidates)
+    while wider is not None:
+        searched = wider
+        search, configs, missing = search_runs(grid, protocol, searched, seeds, plugins)
+        rows = train(search, configs, missing)
+        chosen, unchosen, wider = settle(Path(results), grid, rows, searched, seeds, configs[0].protocol.name, candidates)
+        if wider is not None and on_widen is not None:
+            on_widen(searched, wider)
+    return search, rows, chosen, unchosen

@@ -59,6 +59,9 @@ TUNING_SEEDS = 2
 # LR_CANDIDATES surround the CPU protocols' peak rate of 0.1 (cpu-full's batch is 128); `gpu-next` searches the
 # same multiples of its protocol's own rate (`gpu`: 0.05 to 0.4 around its 0.2 at batch 512)
 LR_CANDIDATES_AT = 0.1
+# A search where some network's best rate is an edge of the candidates is widened by one more candidate beyond that
+# edge (the grid's step again), for every network alike, at most LR_EXTENSIONS times a side (docs/study.md, section 2)
+LR_EXTENSIONS = 1
 # `run.py gpu-next` trains grid G under the GPU protocol into a grid folder of its own, G + "-" + GPU_PROTOCOL
 # (its search: that + LR_SEARCH_SUFFIX), never pooled with G's CPU runs (docs/study.md, section 5)
 GPU_PROTOCOL = "gpu"
@@ -126,5 +129,5 @@ STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "co
                          "lr-check": 3, "paper-claim-lr": 3}
 
 
-__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "LR_CANDIDATES", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS",
-           "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "lr_candidates", "sweep"]
+__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER",
+           "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "lr_candidates", "sweep"]

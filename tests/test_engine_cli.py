@@ -173,6 +173,7 @@ def test_study_until_decided_tunes_then_adds_seeds_per_grid_in_the_second_editio
     monkeypatch.setitem(grids.GRIDS, "unbuildable", unbuildable)
     monkeypatch.setattr(questions, "SECOND_EDITION", ("unbuildable", "tiny"))
     monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 0)  # 2 candidates: every best rate is an edge
     args = ["study", "--until-decided", "--results", str(tmp_path), *FAST]
     assert run.main(args) == 2 and "needs --protocol" in capsys.readouterr().err
     assert run.main([*args, "--protocol", "smoke", "--max-seeds", "3"]) == 1  # the first grid failed, the second ran
@@ -196,6 +197,7 @@ def test_a_search_with_a_run_still_running_elsewhere_chooses_nothing_and_the_stu
 
     monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))
     monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 0)  # 2 candidates: every best rate is an edge
     monkeypatch.setattr(questions, "SECOND_EDITION", ("tiny",))
     search, _ = grids.resolve(tuning_grid(TINY, (0.02, 0.05)), "smoke", 1, plugins=("conftest",),
                               first_seed=TUNING_FIRST_SEED)
@@ -233,3 +235,19 @@ def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, c
                                                                  "macs_counter": 2}}
     assert json.loads(paths[1].read_text()) == alien
     assert run.main(["recount", "--results", str(tmp_path / "missing")]) != 0
+
+
+def test_tune_widens_the_search_for_every_network_where_a_best_rate_is_an_edge(tmp_path, capsys):
+    # 2 candidates: every best rate is an edge, so the search is widened once (LR_EXTENSIONS) on each side a
+    # best rate lies, for both networks alike, and the choice is made among all the rates searched
+    assert run.main(["tune", "tiny", "--protocol", "smoke", "--candidates", "0.02,0.05", "--seeds", "1",
+                     "--results", str(tmp_path), *FAST]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "a best rate is an edge of 0.02, 0.05: every network is also searched at" in out
+    chosen = json.loads((tmp_path / "tiny-lr" / "chosen.json").read_text())
+    rates = {network: sorted(entry["val_top1"], key=float) for network, entry in chosen["variants"].items()}
+    assert rates["a"] == rates["b"] and len(rates["a"]) in (3, 4) and {"0.02", "0.05"} < set(rates["a"])
+    assert set(rates["a"]) <= {"0.008", "0.02", "0.05", "0.125"}  # one step of the grid's ratio beyond each edge
+    variants = json.loads((tmp_path / "tiny-lr" / "grid.json").read_text())["variants"]
+    assert len(variants) == 2 * len(rates["a"])
+    assert len(list(tmp_path.glob("tiny-lr/*/result.json"))) == 2 * len(rates["a"])

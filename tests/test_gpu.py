@@ -102,6 +102,7 @@ def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_cho
 
     monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.04, 0.1))  # the search shrunk: 2 rates x 1 seed,
     monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)  # scaled to the (shrunk) gpu protocol's rate of 0.05
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 0)  # 2 candidates: every best rate is an edge (widening: test_tuning)
     out = tmp_path / "results"
     # no time for any run: the search does not start, and no main run starts before it is finished
     outcome = gpu.gpu_next("tiny", out, seeds=1, minutes=0.5, device="cpu", threads=1, plugins=("conftest",))

@@ -196,3 +196,16 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     assert cpu[0].verdict == "not run yet" and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
     assert not any("expansion-op-gpu" in r.comparison for r in glance)  # no GPU runs: no GPU row
     assert "| – (GPU) |" in "\n".join(glance_lines(glance))
+
+
+def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_path):
+    import pandas as pd
+
+    from analysis.second_edition import _before_main_runs
+
+    frame = pd.DataFrame([("replicator-vs-recalibrator-lr", "ok", 2)] * 16, columns=["grid", "status", "engine_version"])
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 16 of 16 runs finished"
+    (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
+    variants = {f"{n}@lr{lr}": {} for n in ("dct", "replicator") for lr in ("0.025", "0.05", "0.1", "0.2", "0.4")}
+    (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants}))
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 16 of 20 runs finished"

@@ -110,6 +110,44 @@ def test_a_search_that_does_not_choose_every_network_says_why_writes_nothing_and
     write_choice(tmp_path, grid, "cpu", {"a": {"lr": 0.1}, "b": {"lr": 0.1}})  # an older, complete choice
     rows = [{"variant": f"{v}@lr0.1", "status": "failed" if (v, seed) == ("b", 1) else "ok"}
             for v in "ab" for seed in (0, 1)]
-    chosen, unchosen = settle(tmp_path, grid, rows, (0.1,), 2, "cpu")
-    assert set(chosen) == {"a"} and set(unchosen) == {"b"}
+    chosen, unchosen, wider = settle(tmp_path, grid, rows, (0.1,), 2, "cpu")
+    assert set(chosen) == {"a"} and set(unchosen) == {"b"} and wider is None
     assert not (tmp_path / "g-lr" / "chosen.json").exists()  # neither the partial choice nor the older one
+
+
+def test_a_best_rate_at_an_edge_widens_the_search_for_every_network_once_a_side():
+    from experiments.tuning import widen
+
+    first = (0.025, 0.05, 0.1, 0.2)
+    assert widen(first, {"a": {"lr": 0.1}, "b": {"lr": 0.05}}, first) is None  # bracketed: nothing to widen
+    assert widen(first, {"a": {"lr": 0.2}, "b": {"lr": 0.05}}, first) == (0.025, 0.05, 0.1, 0.2, 0.4)
+    assert widen(first, {"a": {"lr": 0.2}, "b": {"lr": 0.025}}, first) == (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
+    widened = (0.025, 0.05, 0.1, 0.2, 0.4)
+    assert widen(widened, {"a": {"lr": 0.4}}, first) is None  # LR_EXTENSIONS (1) a side: the edge stays
+    assert widen(widened, {"a": {"lr": 0.4}, "b": {"lr": 0.025}}, first) == (0.0125, *widened)
+    assert widen((0.2, 0.4, 0.8), {"a": {"lr": 0.8}}, (0.2, 0.4, 0.8)) == (0.2, 0.4, 0.8, 1.6)  # the grid's own step
+
+
+def test_settle_writes_no_choice_at_an_edge_until_the_widened_search_has_finished(tmp_path):
+    from experiments.grids import Grid, Variant
+    from experiments.tuning import settle
+
+    grid = Grid("g", "test", "a", {"a": Variant("m"), "b": Variant("m")})
+    for seed in (0, 1):
+        for network, scores in {"a": (55.0, 60.0, 65.0), "b": (58.0, 63.0, 61.0)}.items():
+            for lr, score in zip(("0.05", "0.1", "0.2"), scores, strict=True):
+                _search_run(tmp_path, f"{network}@lr{lr}", seed, score)
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    write_choice(tmp_path, grid, "cpu", {"a": {"lr": 0.1}, "b": {"lr": 0.1}})  # an older choice
+    rows = [{"variant": f"{n}@lr{lr}", "status": "ok"} for n in "ab" for lr in ("0.05", "0.1", "0.2") for _ in (0, 1)]
+    chosen, unchosen, wider = settle(tmp_path, grid, rows, (0.05, 0.1, 0.2), 2, "cpu")
+    assert chosen["a"]["lr"] == 0.2 and not unchosen and wider == (0.05, 0.1, 0.2, 0.4)  # a's best: the top edge
+    assert not (tmp_path / "g-lr" / "chosen.json").exists()  # nor the older choice: ablate must wait
+    for seed in (0, 1):
+        _search_run(tmp_path, "a@lr0.4", seed, 64.0)
+        _search_run(tmp_path, "b@lr0.4", seed, 50.0)
+    rows += [{"variant": f"{n}@lr0.4", "status": "ok"} for n in "ab" for _ in (0, 1)]
+    chosen, unchosen, wider = settle(tmp_path, grid, rows, (0.05, 0.1, 0.2, 0.4), 2, "cpu", (0.05, 0.1, 0.2))
+    assert {n: c["lr"] for n, c in chosen.items()} == {"a": 0.2, "b": 0.1} and wider is None
+    assert read_choice(tmp_path, grid, "cpu") == {"a": 0.2, "b": 0.1}
+    assert chosen["a"]["val_top1"] == {"0.05": 55.0, "0.1": 60.0, "0.2": 65.0, "0.4": 64.0}

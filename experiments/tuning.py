@@ -41,6 +41,8 @@ def tuning_grid(grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES) -> Gr
     name must not be a named grid's (its runs would land in that grid's folder)."""
     if not candidates or any(not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0) for c in candidates):
         raise ValueError(f"learning-rate candidates must be positive finite numbers, got {list(candidates)}")
+    if len(set(candidates)) < len(candidates):
+        raise ValueError(f"learning-rate candidates {list(candidates)} repeat a rate: give each rate once")
     inexact = [c for c in candidates if float(f"{c:g}") != c]
     if inexact:
         raise ValueError(f"learning-rate candidates {inexact} are named by 6 significant digits ({[f'{c:g}' for c in inexact]}) "
@@ -122,7 +124,7 @@ def widen(candidates: tuple[float, ...], chosen: dict[str, dict], first: tuple[f
     """``candidates`` with one more beyond each edge that some network's best rate in ``chosen`` lies on (the
     step between that edge and its neighbour again), for every network alike; a side is widened at most
     ``LR_EXTENSIONS`` times beyond the ``first`` candidates. None when nothing is widened."""
-    rates, now, base = {float(entry["lr"]) for entry in chosen.values()}, sorted(candidates), sorted(first)
+    rates, now, base = {float(entry["lr"]) for entry in chosen.values()}, sorted(set(candidates)), sorted(set(first))
     extensions = study_grids.LR_EXTENSIONS
     if len(now) < 2:
         return None
@@ -173,6 +175,23 @@ def read_choice(results: Path, grid: Grid, protocol: str) -> dict[str, float]:
         raise ValueError(f"'{path}' is not a learning-rate choice ({error}); rerun run.py tune {grid.name}") from None
 
 
+def widened_before(results: Path, grid: Grid, candidates: tuple[float, ...], seeds: int,
+                   configs: list[RunConfig]) -> tuple[float, ...]:
+    """The widest candidates the finished search runs under ``results`` already call for (``widen`` applied as
+    far as every network's runs have finished), computed without training or writing anything; so that a
+    new process neither shrinks the search's grid.json nor removes a choice made after a widening."""
+    networks = {c.variant.partition(LR_SEPARATOR)[0] for c in configs}
+    protocol, searched = configs[0].protocol.name, tuple(candidates)
+    if not list((Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}").glob("*/result.json")):
+        return searched  # no search run has finished here yet
+    while True:
+        chosen = choose_learning_rates(results, grid, searched, seeds, protocol)
+        wider = widen(searched, chosen, candidates) if networks <= set(chosen) else None
+        if wider is None:
+            return searched
+        searched = wider
+
+
 def search_bracketed(grid: Grid, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
                      train: Callable[[Grid, list[RunConfig], dict[str, str]], list[dict]], plugins: tuple[str, ...] = (),
                      on_widen: Callable[[tuple, tuple], None] | None = None) -> tuple[Grid, list[dict], dict, dict]:
@@ -180,7 +199,8 @@ def search_bracketed(grid: Grid, protocol: str | None, candidates: tuple[float, 
     go to ``train(search grid, configs, variants left out)``, which returns one row per run, and are settled
     (``settle``); ``on_widen(searched, wider)`` hears of each widening. Returns (the search grid, the last
     round's rows, the rates chosen, per network without one why)."""
-    searched, wider = tuple(candidates), tuple(candidates)
+    first = search_runs(grid, protocol, tuple(candidates), seeds, plugins)[1]
+    wider = widened_before(Path(results), grid, tuple(candidates), seeds, first)  # a search widened before resumes there
     while wider is not None:
         searched = wider
         search, configs, missing = search_runs(grid, protocol, searched, seeds, plugins)

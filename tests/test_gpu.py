@@ -216,3 +216,24 @@ def test_finish_later_starts_a_run_whose_next_epoch_fits_not_one_whose_whole_run
     assert [r["status"] for r in rows] == [RunStatus.PARTIAL]
     rows = gpu.run_within(plan[1:2], runtime(), tmp_path, deadline=now + 110, clock=lambda: now, finish_later=True)
     assert [r["status"] for r in rows] == [RunStatus.TODO] and "its next epoch needs ~120 s, 110 s left" in rows[0]["note"]
+
+
+def test_no_main_run_starts_before_a_widened_search_has_finished(tmp_path, monkeypatch):
+    from study import grids as study_grids
+
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.04, 0.1))  # 0.02 and 0.05 at the shrunk gpu protocol's rate
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 1)
+    train_within = gpu.run_within
+
+    def first_rates_only(configs, *args, **kwargs):  # time for the first candidates, none for the widened ones
+        rows = train_within([c for c in configs if c.protocol.lr in (0.02, 0.05)], *args, **kwargs)
+        trained = {row["run_id"] for row in rows}
+        return rows + [gpu._row(c, RunStatus.TODO, "not started") for c in configs if c.run_id not in trained]
+
+    monkeypatch.setattr(gpu, "run_within", first_rates_only)
+    out = tmp_path / "results"
+    outcome = gpu.gpu_next("tiny", out, seeds=1, minutes=5, device="cpu", threads=1, plugins=("conftest",))
+    variants = json.loads((out / "tiny-gpu-lr" / "grid.json").read_text())["variants"]
+    assert len(variants) in (6, 8)  # 2 candidates: every best rate is an edge, so the search was widened
+    assert "search runs not finished yet" in outcome["waiting"] and outcome["learning_rates"] == {}
+    assert not (out / "tiny-gpu-lr" / "chosen.json").exists() and not list(out.glob("tiny-gpu/*/config.json"))

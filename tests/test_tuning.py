@@ -31,13 +31,13 @@ def test_main_runs_train_at_the_chosen_rates():
     assert {c.run_id for c in tuned if c.variant == "dct"} != {c.run_id for c in plain if c.variant == "dct"}
 
 
-def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok") -> None:
+def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok", protocol: str = "cpu") -> None:
     run = root / "g-lr" / f"{variant}-{seed}".replace("@", "_")
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": 2}))
     (run / "result.json").write_text(json.dumps({
         "run_id": run.name, "grid": "g-lr", "variant": variant, "seed": seed, "model": "m", "dataset": "d",
-        "protocol": "cpu", "status": status, "reason": None if status == "ok" else "diverged",
+        "protocol": protocol, "status": status, "reason": None if status == "ok" else "diverged",
         "metrics": {"test_top1": 99.0 - val, "val_top1": val}, "cost": {"params": 1, "macs": 1, "latency_ms": 1.0}}))
 
 
@@ -151,3 +151,30 @@ def test_settle_writes_no_choice_at_an_edge_until_the_widened_search_has_finishe
     assert {n: c["lr"] for n, c in chosen.items()} == {"a": 0.2, "b": 0.1} and wider is None
     assert read_choice(tmp_path, grid, "cpu") == {"a": 0.2, "b": 0.1}
     assert chosen["a"]["val_top1"] == {"0.05": 55.0, "0.1": 60.0, "0.2": 65.0, "0.4": 64.0}
+
+
+def test_a_search_widened_before_resumes_at_its_widest_without_removing_its_choice(tmp_path):
+    from experiments.grids import Grid, Variant
+    from experiments.tuning import search_bracketed
+
+    grid = Grid("g", "test", "a", {"a": Variant("engine_test_net"), "b": Variant("engine_test_net")})
+    scores = {"a": {"0.05": 55.0, "0.1": 60.0, "0.2": 65.0, "0.4": 64.0}, "b": {"0.05": 58.0, "0.1": 63.0, "0.2": 61.0,
+                                                                             "0.4": 50.0}}
+    for seed in (1000, 1001):  # every run of the search, widened to 0.4 by an earlier process, has finished
+        for network, by_rate in scores.items():
+            for lr, score in by_rate.items():
+                _search_run(tmp_path, f"{network}@lr{lr}", seed, score, protocol="smoke")
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    write_choice(tmp_path, grid, "smoke", {"a": {"lr": 0.2}, "b": {"lr": 0.1}})
+    rounds = []
+
+    def train(search, configs, missing):  # what a new process would train: nothing is left to train
+        rounds.append(sorted({c.variant for c in configs}))
+        assert read_choice(tmp_path, grid, "smoke") == {"a": 0.2, "b": 0.1}  # never removed on the way
+        return [{"variant": c.variant, "status": "ok"} for c in configs]
+
+    _, _, chosen, unchosen = search_bracketed(grid, "smoke", (0.05, 0.1, 0.2), 2, tmp_path, train, ("conftest",))
+    assert rounds == [[f"{n}@lr{lr}" for n in "ab" for lr in ("0.05", "0.1", "0.2", "0.4")]]  # one round, widest
+    assert not unchosen and {n: c["lr"] for n, c in chosen.items()} == {"a": 0.2, "b": 0.1}
+    with pytest.raises(ValueError, match="repeat a rate"):
+        search_bracketed(grid, "smoke", (0.1, 0.2, 0.2), 2, tmp_path, train, ("conftest",))

@@ -96,6 +96,17 @@ def analyze(
 
     _check_options(fmt, margin, detect)
     frame = _frame(results, csv, reference)
+    if not grid and csv is None:  # a learning-rate search's runs are tuning runs: not compared on test unless named
+        from .learning_rates import is_search
+        from .load import load_grids
+
+        metas = load_grids(results)
+        searches = sorted(g for g in frame["grid"].astype(str).unique() if is_search(g, metas.get(g)))
+        grid = [g for g in frame["grid"].astype(str).unique() if g not in searches] if searches else None
+        if searches and grid:
+            typer.echo(f"left out the learning-rate searches {', '.join(searches)} (tuning runs, shown on validation "
+                       "in the report); name one with --grid to analyse it", err=True)
+        grid = grid or None
     result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
                           alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
     _emit(result, fmt)

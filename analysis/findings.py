@@ -409,7 +409,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna() & ~frame["grid"].isin(searches)]
     curves = load_curves(results, frame)
     envs = [env for _, _, env in load_run_files(results, "env.json")]
-    configs = [config for _, _, config in load_run_files(results, "config.json")]
+    run_configs = load_run_files(results, "config.json")
+    configs = [config for _, _, config in run_configs]
     health = training_health(frame, curves)
     budget = second_edition.budget_findings(results)
     claims = claim_findings(frame, usable)
@@ -423,7 +424,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
         setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
         claims=claims, cost_readings=_cost_readings(results), grids=grid_findings, pareto=_pareto(usable, result),
         interpretation=INTERPRETATION.read_text(encoding="utf-8").strip() if INTERPRETATION.exists() else None,
-        limitations=_limitations(frame, result, envs, configs))
+        # a search's candidate rates are not a protocol's rate: Limitations leaves its runs' configs out
+        limitations=_limitations(frame, result, envs, [c for grid, _, c in run_configs if grid not in searches]))
 
 
 # --------------------------------------------------------------------------------------------- JSON

@@ -60,6 +60,13 @@ def is_search(grid: str, meta: dict | None) -> bool:
     return grid.endswith(LR_SEARCH_SUFFIX) and bool(variants) and all(LR_SEPARATOR in str(v) for v in variants)
 
 
+def planned_runs(meta: dict) -> int:
+    """A search's runs as its grid.json ``meta`` plans them: its variants (networks x candidates, widened ones
+    too) x its seeds (``TUNING_SEEDS`` where grid.json does not list them)."""
+    seeds = meta.get("seeds") if isinstance(meta.get("seeds"), list) else None
+    return len(meta.get("variants") or {}) * (len(seeds) if seeds else TUNING_SEEDS)
+
+
 def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
     """A search without ``chosen.json``: the mean final validation top-1 of its finished runs per candidate."""
     rows = frame[(frame["grid"] == search_grid) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
@@ -72,7 +79,7 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
                                        {str(lr): int(n) for lr, n in part.groupby("lr").size().items()})
                     for network, part in scored.groupby("network"))
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
-    planned = len(meta.get("variants") or {}) * TUNING_SEEDS
+    planned = planned_runs(meta)
     return LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), ", ".join(protocols) or "?", choices,
                               curves=_curves(curves, search_grid),
                               progress=f"{len(rows)} of {planned} runs finished; no rate is chosen before every "

@@ -28,6 +28,7 @@ from study.grids import (
 )
 from study.questions import CORE_QUESTIONS
 
+from .learning_rates import planned_runs
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
 from .sequential import plan_looks
 from .status import RunStatus
@@ -61,8 +62,8 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
     done = int((frame["grid"].eq(search) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)).sum())
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
-        planned = len(json.loads((results / search / "grid.json").read_text())["variants"]) * TUNING_SEEDS
-    except (OSError, ValueError, KeyError, TypeError):
+        planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS
     return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
 

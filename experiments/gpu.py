@@ -35,7 +35,7 @@ from typing import Annotated
 import typer
 
 from analysis.status import RunStatus
-from study.grids import GPU_PROTOCOL
+from study.grids import GPU_PROTOCOL, LR_SEPARATOR
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
 from .data import load_dataset
@@ -394,10 +394,13 @@ def register(app: typer.Typer) -> None:
         console = Console()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+        def splits(row: dict) -> tuple[str, ...]:  # a search run is judged on validation only: its test score is not shown
+            return ("val",) if LR_SEPARATOR in str(row.get("variant")) else ("val", "test")
+
         def show(row: dict) -> None:
             metrics = row.get("metrics") or {}
             console.print(f"{row['variant']} seed {row['seed']}: {row['status']}"
-                          + "".join(f", {split} top-1 {metrics[f'{split}_top1']:.2f}" for split in ("val", "test")
+                          + "".join(f", {split} top-1 {metrics[f'{split}_top1']:.2f}" for split in splits(row)
                                     if isinstance(metrics.get(f"{split}_top1"), (int, float)))
                           + (f", {row['seconds']:.0f} s" if isinstance(row.get("seconds"), (int, float)) else "")
                           + f" ({row['note']})", soft_wrap=True)

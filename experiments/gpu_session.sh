@@ -9,8 +9,8 @@
 # MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
 # as $OUT/<grid>.log. WORKERS (default 8, as measured in docs/study.md) runs share the GPU. A run starts while its
 # next epoch fits (--finish-later): what the deadline stops comes back with its checkpoint and resumes in the next
-# call. TOTAL_MINUTES (default: the sum of the grids') caps the whole call: a grid decided early leaves its time to
-# the next; one that would get under a minute is not started.
+# call. TOTAL_MINUTES (default: the sum of the grids' plus one) caps the whole call, its last minute kept for stopping
+# and packing: a grid decided early leaves its time to the next; one that would get under a minute is not started.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
 out=${OUT:?OUT is not set: run this through the device tool}
@@ -20,11 +20,12 @@ export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
 total=0
 for job in "$@"; do total=$(awk -v a="$total" -v b="${job#*:}" 'BEGIN { print a + b }'); done
-end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d", now + 60 * m }')
+end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$((${total%.*} + 1))}" 'BEGIN { printf "%d", now + 60 * m }')
 rc=0
 for job in "$@"; do
   grid=${job%%:*}
-  minutes=$(awk -v m="${job#*:}" -v left="$((end - SECONDS))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
+  # gpu-next may run up to ~40 s past its --minutes (stopping workers), then the tar: the last minute is kept for that
+  minutes=$(awk -v m="${job#*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
   if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$grid: not started, $minutes minutes left" | tee "$out/$grid.log"; continue; fi
   python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --finish-later --workers "${WORKERS:-8}" \
       --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"

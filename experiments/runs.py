@@ -16,6 +16,7 @@ from rich.table import Table
 
 from analysis.status import ENGINE_STATES, RunStatus
 from analysis.terminal import keep_names_whole
+from study.grids import LR_SEPARATOR
 
 from .config import Runtime, choose
 
@@ -83,7 +84,9 @@ def print_results(results: list[dict]) -> None:
         metrics = r.get("metrics") or {}
         fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
         note = r.get("reason") or ("finished before" if r.get("skipped") else "")
-        table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]), fmt(metrics.get("test_top1")),
+        search = LR_SEPARATOR in str(r.get("variant"))  # a search run is judged on validation only
+        table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]),
+                      "(search run)" if search else fmt(metrics.get("test_top1")),
                       fmt(metrics.get("val_top1")), r.get("run_id", "?"), note)
     console.print(keep_names_whole(table))
 

@@ -246,6 +246,17 @@ def test_analyze_every_format(results, capsys, fmt):
         assert all(c["test"] == "paired t-test" for c in doc["comparisons"])
 
 
+def test_analyze_leaves_learning_rate_searches_out_unless_named(tmp_path, capsys):
+    root = tmp_path / "results"
+    write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=3)
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0}, seeds=3)
+    code, out, err = cli(capsys, "analyze", "--results", str(root), "--format", "json")
+    assert code == 0 and {c["grid"] for c in json.loads(out)["comparisons"]} == {"expansion-op"}
+    assert "left out the learning-rate searches g-lr" in err
+    code, out, _ = cli(capsys, "analyze", "--results", str(root), "--grid", "g-lr", "--format", "json")
+    assert code == 0 and {c["grid"] for c in json.loads(out)["comparisons"]} == {"g-lr"}  # named: analysed
+
+
 def test_analyze_csv_input(tmp_path, capsys):
     pd.DataFrame({"grid": ["g"] * 6, "variant": list("aaabbb"), "seed": [0, 1, 2] * 2,
                   "acc_top1": [70, 71, 70.5, 72, 73, 72.5]}).to_csv(tmp_path / "t.csv", index=False)

@@ -346,7 +346,7 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
         "grid": "g", "protocol": "cpu", "variants": {
             "a": {"lr": 0.2, "val_top1": {"0.1": 52.0, "0.2": 54.0, "0.4": 53.0}, "runs": {"0.1": 2, "0.2": 2, "0.4": 2}}}}))
     text = "\n".join(search_lines(searches(root, None), "f"))
-    assert "| `a` | 52.00 | **54.00** | 53.00 | 0.2 | 2 |" in text and "edge" not in text  # bracketed
+    assert "| `a` | 52.00 | **54.00** | 53.00 | 0.2 | 2 |" in text and "Chosen at an edge" not in text  # bracketed
     assert len(search_figure(found[0]).axes) == 1
     plt.close("all")
     (root / "g-lr" / "chosen.json").write_text("[]")

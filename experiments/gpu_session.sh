@@ -20,7 +20,7 @@ export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
 total=0
 for job in "$@"; do total=$(awk -v a="$total" -v b="${job#*:}" 'BEGIN { print a + b }'); done
-end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$((${total%.*} + 1))}" 'BEGIN { printf "%d", now + 60 * m }')
+end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$(awk -v t="$total" 'BEGIN { print t + 1 }')}" 'BEGIN { printf "%d", now + 60 * m }')
 rc=0
 for job in "$@"; do
   grid=${job%%:*}

@@ -128,11 +128,12 @@ def widen(candidates: tuple[float, ...], chosen: dict[str, dict], first: tuple[f
     extensions = study_grids.LR_EXTENSIONS
     if len(now) < 2:
         return None
+    above, below = float(f"{now[-1] * now[-1] / now[-2]:.6g}"), float(f"{now[0] * now[0] / now[1]:.6g}")
     wider = list(now)
-    if now[-1] in rates and sum(c > base[-1] for c in now) < extensions:
-        wider.append(float(f"{now[-1] * now[-1] / now[-2]:.6g}"))
-    if now[0] in rates and sum(c < base[0] for c in now) < extensions:
-        wider.insert(0, float(f"{now[0] * now[0] / now[1]:.6g}"))
+    if now[-1] in rates and sum(c > base[-1] for c in now) < extensions and above > now[-1]:
+        wider.append(above)
+    if now[0] in rates and sum(c < base[0] for c in now) < extensions and below < now[0]:
+        wider.insert(0, below)  # (a step lost to rounding adds nothing: no rate is searched twice)
     return tuple(wider) if len(wider) > len(now) else None
 
 

@@ -5,6 +5,7 @@ never imported.
 """
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,12 @@ def test_analyze_leaves_learning_rate_searches_out_unless_named(tmp_path, capsys
     assert "left out the learning-rate searches g-lr" in err
     code, out, _ = cli(capsys, "analyze", "--results", str(root), "--grid", "g-lr", "--format", "json")
     assert code == 0 and {c["grid"] for c in json.loads(out)["comparisons"]} == {"g-lr"}  # named: analysed
+    load_results(root).to_csv(tmp_path / "runs.csv", index=False)  # a table without grid.json: its variants tell
+    code, out, err = cli(capsys, "analyze", "--csv", str(tmp_path / "runs.csv"), "--format", "json")
+    assert code == 0 and {c["grid"] for c in json.loads(out)["comparisons"]} == {"expansion-op"}
+    shutil.rmtree(root / "expansion-op")
+    code, out, err = cli(capsys, "analyze", "--results", str(root))
+    assert code != 0 and "the results hold only learning-rate searches (g-lr)" in err
 
 
 def test_analyze_csv_input(tmp_path, capsys):

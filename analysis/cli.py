@@ -97,21 +97,18 @@ def analyze(
     _check_options(fmt, margin, detect)
     frame = _frame(results, csv, reference)
     if not grid:  # a learning-rate search's runs are tuning runs: not compared on test unless named
-        from .compare import natural_key
-        from .learning_rates import is_search
+        from .learning_rates import search_grids
         from .load import load_grids
 
-        metas = load_grids(results) if csv is None else {}  # a table has no grid.json: its variants tell
-        names = sorted(frame["grid"].astype(str).unique(), key=natural_key)
-        searches = [g for g in names if is_search(g, metas.get(g) or {
-            "variants": dict.fromkeys(frame.loc[frame["grid"].astype(str) == g, "variant"].astype(str))})]
-        if searches and len(searches) == len(names):
+        searches = search_grids(frame, load_grids(results) if csv is None else {})  # a table: its variants tell
+        names = [g for g in frame["grid"].astype(str).unique() if g not in searches]
+        if searches and not names:
             raise ValueError(f"the results hold only learning-rate searches ({', '.join(searches)}): tuning runs, "
                              "judged on validation; name one with --grid to compare its runs on the test set anyway")
         if searches:
             typer.echo(f"left out the learning-rate searches {', '.join(searches)} (tuning runs, shown on validation "
                        "in the report); name one with --grid to analyse it", err=True)
-            grid = [g for g in names if g not in searches]
+            grid = names
     result = run_analysis(frame, metric, grids=grid or None, reference=reference, pairing=pairing,
                           alpha=alpha, correction=correction, margin=margin, seed=seed, detect=detect)
     _emit(result, fmt)

@@ -403,7 +403,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     frame = load_results(results)
     grids = load_grids(results)
     # a learning-rate search's runs are tuning runs: shown on validation (learning_rates), never compared on test
-    searches = {g for g, meta in grids.items() if learning_rates.is_search(g, meta)}
+    searches = set(learning_rates.search_grids(frame, grids))
     analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results)
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
     usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna() & ~frame["grid"].isin(searches)]

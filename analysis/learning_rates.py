@@ -40,17 +40,24 @@ class LearningRateSearch:
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
 
+def _search_rows(rows: pd.DataFrame, search_grid: str) -> pd.DataFrame:
+    """The rows of ``search_grid``'s runs, with their variant ``<network>@lr<rate>`` split into ``network`` and
+    ``lr`` (the rate as named)."""
+    rows = rows[(rows["grid"] == search_grid) & rows["variant"].astype(str).str.contains(LR_SEPARATOR, regex=False)]
+    if rows.empty:
+        return rows.assign(network=[], lr=[])
+    split = rows["variant"].astype(str).str.rsplit(LR_SEPARATOR, n=1, expand=True)
+    return rows.assign(network=split[0], lr=split[1])
+
+
 def _curves(curves: pd.DataFrame, search_grid: str) -> pd.DataFrame | None:
     """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs."""
     if curves is None or curves.empty or "val_top1" not in curves:
         return None
-    rows = curves[(curves["grid"] == search_grid) & curves["variant"].astype(str).str.contains(LR_SEPARATOR, regex=False)]
-    rows = rows.dropna(subset=["val_top1"])
+    rows = _search_rows(curves, search_grid).dropna(subset=["val_top1"])
     if rows.empty:
         return None
-    split = rows["variant"].astype(str).str.rsplit(LR_SEPARATOR, n=1, expand=True)
-    rows = rows.assign(network=split[0], lr=split[1].astype(float))
-    return rows.groupby(["network", "lr", "epoch"], as_index=False)["val_top1"].mean()
+    return rows.assign(lr=rows["lr"].astype(float)).groupby(["network", "lr", "epoch"], as_index=False)["val_top1"].mean()
 
 
 def is_search(grid: str, meta: dict | None) -> bool:
@@ -58,6 +65,16 @@ def is_search(grid: str, meta: dict | None) -> bool:
     ``<network>@lr<rate>`` (the first pass's ``paper-claim-lr`` compares networks, and is not one)."""
     variants = (meta or {}).get("variants") or {}
     return grid.endswith(LR_SEARCH_SUFFIX) and bool(variants) and all(LR_SEPARATOR in str(v) for v in variants)
+
+
+def search_grids(frame: pd.DataFrame, metas: dict[str, dict]) -> list[str]:
+    """The learning-rate searches among the grids of ``frame`` and of their grid.json ``metas`` (``is_search``;
+    a grid without grid.json, e.g. from a table, is judged by its variants in ``frame``)."""
+    from .compare import natural_key
+
+    names = sorted(set(frame["grid"].astype(str)) | set(metas), key=natural_key)
+    return [g for g in names if is_search(g, metas.get(g) or {
+        "variants": dict.fromkeys(frame.loc[frame["grid"].astype(str) == g, "variant"].astype(str))})]
 
 
 def planned_runs(meta: dict) -> int:
@@ -69,10 +86,7 @@ def planned_runs(meta: dict) -> int:
 
 def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
     """A search without ``chosen.json``: the mean final validation top-1 of its finished runs per candidate."""
-    rows = frame[(frame["grid"] == search_grid) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
-                 & frame["variant"].astype(str).str.contains(LR_SEPARATOR, regex=False)]
-    split = rows["variant"].astype(str).str.rsplit(LR_SEPARATOR, n=1, expand=True)
-    rows = rows.assign(network=split[0], lr=split[1]) if len(rows) else rows.assign(network=[], lr=[])
+    rows = _search_rows(frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])], search_grid)
     scored = rows.dropna(subset=["val_top1"])
     choices = tuple(LearningRateChoice(str(network), None,
                                        {str(lr): float(v) for lr, v in part.groupby("lr")["val_top1"].mean().items()},
@@ -128,35 +142,32 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
         if search.problem:
             lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
             continue
+        candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
         if search.progress:
-            lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
-                      f"{search.progress[0].upper()}{search.progress[1:]}. Mean final validation top-1 of the finished "
-                      "runs per candidate (runs behind each mean in brackets):", ""]
-            candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
             rows = [{"network": f"`{choice.network}`",
                      **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
                         for c in candidates}} for choice in search.choices]
-            lines += [markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
-            if search.curves is not None:
-                lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
-            continue
-        candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
-        edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
-        rows = [{"network": f"`{choice.network}`",
-                 **{f"lr {c}": ("–" if c not in choice.val_top1 else
-                                (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
-                    for c in candidates},
-                 "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
-                 "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
-                for choice in search.choices]
-        lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
-                  "Mean final validation top-1 per candidate:", "",
-                  markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
-        at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
-        if at_edge:
-            lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. The grid does not bracket these "
-                      "networks' best rate, which may lie beyond it: a search is widened beyond an edge for every "
-                      "network alike at most once a side (the same budget for every network; docs/study.md).", ""]
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
+                      f"{search.progress[0].upper()}{search.progress[1:]}. Mean final validation top-1 of the finished "
+                      "runs per candidate (runs behind each mean in brackets):", "",
+                      markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
+        else:
+            edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
+            rows = [{"network": f"`{choice.network}`",
+                     **{f"lr {c}": ("–" if c not in choice.val_top1 else
+                                    (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
+                        for c in candidates},
+                     "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
+                     "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
+                    for choice in search.choices]
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
+                      "Mean final validation top-1 per candidate:", "",
+                      markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
+            at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
+            if at_edge:
+                lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. The grid does not bracket these "
+                          "networks' best rate, which may lie beyond it: a search is widened beyond an edge for every "
+                          "network alike at most once a side (the same budget for every network; docs/study.md).", ""]
         if search.curves is not None:
             lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
     return lines

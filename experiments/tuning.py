@@ -150,12 +150,16 @@ def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float,
     if not unchosen and wider is None:
         write_choice(results, grid, protocol, chosen)
     elif read_choice(results, grid, protocol):  # an older choice must not stay behind for ``ablate`` to use
-        (Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json").unlink()
+        choice_path(results, grid).unlink()
     return chosen, unchosen, wider
 
 
+def choice_path(results: Path, grid: Grid) -> Path:
+    return Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
+
+
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:
-    path = Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
+    path = choice_path(results, grid)
     write_json(path, {"grid": grid.name, "protocol": protocol,
                       "rule": "best mean final validation top-1 over the search's seeds; ties to "
                       "the smaller rate (docs/study.md)", "variants": chosen})
@@ -164,7 +168,7 @@ def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dic
 
 def read_choice(results: Path, grid: Grid, protocol: str) -> dict[str, float]:
     """``{variant: lr}`` chosen for ``grid`` under ``protocol`` ({} when no search was made under it)."""
-    path = Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
+    path = choice_path(results, grid)
     if not path.exists():
         return {}
     try:

@@ -22,12 +22,14 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.load import load_results
 from analysis.status import RunStatus
 from study import grids as study_grids
 from study.grids import GRIDS, LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
 
-from .config import RunConfig
+from .config import ENGINE_VERSION, RunConfig
 from .grids import Grid, Variant, resolve
 from .store import write_json
 
@@ -74,11 +76,14 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
                           seeds: int = TUNING_SEEDS, protocol: str | None = None) -> dict[str, dict]:
     """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs under
     ``protocol`` (any, if None) at ``candidates``; a variant is left out until every candidate has ``seeds``
-    runs and all of them finished (ok or flagged). Runs at other rates, under other protocols, of an older
-    engine (``superseded``) and second copies (``duplicate``) are not the search's."""
+    runs and all of them finished (ok or flagged). Runs at other rates, under other protocols, of another engine
+    version than this one's (whose main runs the choice is for; ``superseded`` marks them only once a run of the
+    newer version has finished) and second copies (``duplicate``) are not the search's."""
     search = f"{grid.name}{LR_SEARCH_SUFFIX}"
     frame = load_results(results)
-    frame = frame[(frame["grid"] == search) & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
+    version = pd.to_numeric(frame["engine_version"], errors="coerce")
+    frame = frame[(frame["grid"] == search) & (version == ENGINE_VERSION)
+                  & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
     if protocol is not None:
         frame = frame[frame["protocol"] == protocol]
     wanted = [f"{lr:g}" for lr in sorted(candidates)]
@@ -202,10 +207,13 @@ def search_bracketed(grid: Grid, protocol: str | None, candidates: tuple[float, 
                      on_widen: Callable[[tuple, tuple], None] | None = None) -> tuple[Grid, list[dict], dict, dict]:
     """The search of ``grid`` at ``candidates``, widened (``widen``) while a best rate is an edge: each round's runs
     go to ``train(search grid, configs, variants left out)``, which returns one row per run, and are settled
-    (``settle``); ``on_widen(searched, wider)`` hears of each widening. Returns (the search grid, the last
+    (``settle``); ``on_widen(searched, wider)`` hears of each widening, including one made before that this
+    call resumes. Returns (the search grid, the last
     round's rows, the rates chosen, per network without one why)."""
     first = search_runs(grid, protocol, tuple(candidates), seeds, plugins)[1]
     wider = widened_before(Path(results), grid, tuple(candidates), seeds, first)  # a search widened before resumes there
+    if wider != tuple(candidates) and on_widen is not None:
+        on_widen(tuple(candidates), wider)
     while wider is not None:
         searched = wider
         search, configs, missing = search_runs(grid, protocol, searched, seeds, plugins)

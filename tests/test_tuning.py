@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.config import ENGINE_VERSION
 from experiments.grids import get_grid, resolve
 from experiments.tuning import LR_CANDIDATES, TUNING_FIRST_SEED, choose_learning_rates, read_choice, tuning_grid, write_choice
 
@@ -31,10 +32,11 @@ def test_main_runs_train_at_the_chosen_rates():
     assert {c.run_id for c in tuned if c.variant == "dct"} != {c.run_id for c in plain if c.variant == "dct"}
 
 
-def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok", protocol: str = "cpu") -> None:
-    run = root / "g-lr" / f"{variant}-{seed}".replace("@", "_")
+def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok", protocol: str = "cpu",
+                engine_version: int = ENGINE_VERSION) -> None:
+    run = root / "g-lr" / f"{variant}-{seed}-v{engine_version}".replace("@", "_")
     run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": 2}))
+    (run / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": engine_version}))
     (run / "result.json").write_text(json.dumps({
         "run_id": run.name, "grid": "g-lr", "variant": variant, "seed": seed, "model": "m", "dataset": "d",
         "protocol": protocol, "status": status, "reason": None if status == "ok" else "diverged",
@@ -81,6 +83,25 @@ def test_the_choice_is_made_from_this_protocols_runs_at_the_candidates_only(tmp_
         _search_run(tmp_path, "a@lr0.05", seed, 70.0)  # a leftover of another search's candidates: not this one's
     assert choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2, "cpu")["a"]["lr"] == 0.2
     assert choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2, "cpu-full") == {}  # no run under that protocol
+
+
+def test_runs_of_another_engine_version_never_choose_nor_widen_even_before_a_run_of_this_one_finishes(tmp_path):
+    from experiments.grids import Grid, Variant
+    from experiments.tuning import search_runs, widened_before
+
+    (tmp_path / "g-lr").mkdir()
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    grid = Grid("g", "test", "a", {"a": Variant("engine_test_net")})
+    for seed in (0, 1):  # the older engine's search put the best rate at the top edge; this engine's has no run yet
+        _search_run(tmp_path, "a@lr0.1", seed, 60.0, protocol="smoke", engine_version=ENGINE_VERSION - 1)
+        _search_run(tmp_path, "a@lr0.2", seed, 70.0, protocol="smoke", engine_version=ENGINE_VERSION - 1)
+    assert choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2) == {}
+    configs = search_runs(grid, "smoke", (0.1, 0.2), 2, ("conftest",))[1]
+    assert widened_before(tmp_path, grid, (0.1, 0.2), 2, configs) == (0.1, 0.2)  # not widened from them
+    for seed in (0, 1):  # this engine's runs choose, whatever the older ones said
+        _search_run(tmp_path, "a@lr0.1", seed, 70.0, protocol="smoke")
+        _search_run(tmp_path, "a@lr0.2", seed, 60.0, protocol="smoke")
+    assert choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2)["a"]["lr"] == 0.1
 
 
 def test_a_search_names_its_candidates_exactly_and_never_a_named_grids_folder():
@@ -174,7 +195,10 @@ def test_a_search_widened_before_resumes_at_its_widest_without_removing_its_choi
         assert read_choice(tmp_path, grid, "smoke") == {"a": 0.2, "b": 0.1}  # never removed on the way
         return [{"variant": c.variant, "status": "ok"} for c in configs]
 
-    _, _, chosen, unchosen = search_bracketed(grid, "smoke", (0.05, 0.1, 0.2), 2, tmp_path, train, ("conftest",))
+    widenings = []
+    _, _, chosen, unchosen = search_bracketed(grid, "smoke", (0.05, 0.1, 0.2), 2, tmp_path, train, ("conftest",),
+                                              lambda searched, wider: widenings.append((searched, wider)))
+    assert widenings == [((0.05, 0.1, 0.2), (0.05, 0.1, 0.2, 0.4))]  # the resumed widening is announced
     assert rounds == [[f"{n}@lr{lr}" for n in "ab" for lr in ("0.05", "0.1", "0.2", "0.4")]]  # one round, widest
     assert not unchosen and {n: c["lr"] for n, c in chosen.items()} == {"a": 0.2, "b": 0.1}
     with pytest.raises(ValueError, match="repeat a rate"):

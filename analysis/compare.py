@@ -332,7 +332,8 @@ def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | N
             raise unknown("grid", grid, all_grids)
     usable, excluded = _split(frame, metric)
     summaries, comparisons = [], []
-    for grid in grids or all_grids:
+    chosen = all_grids if grids is None else list(grids)  # [] analyses none (a results folder of searches only)
+    for grid in chosen:
         ref = grid_reference(frame, grid, reference)
         variants = sorted(frame.loc[frame["grid"] == grid, "variant"].dropna().astype(str).unique(),
                           key=lambda v: (v != ref, natural_key(v)))
@@ -343,7 +344,6 @@ def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | N
         pairs = [(v, by_variant[v], ref, by_variant[ref]) for v in variants if v != ref]
         comparisons += _family(pairs, grid, metric, pairing=pairing, margin=margin, alpha=alpha,
                                correction=correction, confidence=confidence, detect=detect)
-    chosen = grids or all_grids
     excluded = excluded[excluded["grid"].isin(chosen)]
     return {"metric": metric, "alpha": alpha, "correction": correction, "margin": margin,
             "confidence": confidence, "seed": seed,

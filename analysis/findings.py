@@ -382,8 +382,9 @@ def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: l
         tuple(sorted(frame["dataset"].dropna().astype(str).unique())))
 
 
-def _analysable(frame: pd.DataFrame, results: Path) -> tuple[list[str], dict[str, str]]:
-    """The grids whose reference is known, and why each other grid is skipped."""
+def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple[list[str], dict[str, str]]:
+    """The grids whose reference is known, and why each other grid is skipped; none while the results hold only
+    learning-rate ``searches`` (a study's first hours: the report then shows them alone)."""
     skipped = {}
     for grid in sorted(frame["grid"].unique(), key=natural_key):
         try:
@@ -391,7 +392,7 @@ def _analysable(frame: pd.DataFrame, results: Path) -> tuple[list[str], dict[str
         except ValueError as error:  # e.g. a corrupt grid.json: report it, analyse the rest
             skipped[grid] = str(error)
     analysable = [g for g in sorted(frame["grid"].unique(), key=natural_key) if g not in skipped]
-    if not analysable:
+    if not analysable and not (searches and not skipped):
         raise ValueError(f"no grid in '{results}' can be analysed: " + "; ".join(skipped.values()))
     return analysable, skipped
 
@@ -404,24 +405,26 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     grids = load_grids(results)
     # a learning-rate search's runs are tuning runs: shown on validation (learning_rates), never compared on test
     searches = set(learning_rates.search_grids(frame, grids))
-    analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results)
+    analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results, searches)
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
-    usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna() & ~frame["grid"].isin(searches)]
     curves = load_curves(results, frame)
+    health = training_health(frame, curves)
+    budget = second_edition.budget_findings(results)
+    common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
+              "glance": second_edition.glance_rows(results, frame, budget.rows), "health": health,
+              "learning_rates": learning_rates.searches(results, curves, frame, grids), "runs": _runs(results, frame, grids)}
+    if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet
+        return ReportFindings(**common)
+    usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna() & ~frame["grid"].isin(searches)]
     envs = [env for _, _, env in load_run_files(results, "env.json")]
     run_configs = load_run_files(results, "config.json")
     configs = [config for _, _, config in run_configs]
-    health = training_health(frame, curves)
-    budget = second_edition.budget_findings(results)
     claims = claim_findings(frame, usable)
     analysed = set(result["summaries"]["grid"])
     grid_findings = tuple(GridFindings(g, skipped[g]) if g in skipped else _grid(g, grids[g], frame, usable, curves, result)
                           for g in sorted(grids, key=natural_key) if g in skipped or g in analysed)
     return ReportFindings(
-        source=str(results_dir), metric=metric, analysis=result,
-        glance=second_edition.glance_rows(results, frame, budget.rows), budget=budget,
-        learning_rates=learning_rates.searches(results, curves, frame, grids), runs=_runs(results, frame, grids), health=health,
-        setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
+        **common, setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
         claims=claims, cost_readings=_cost_readings(results), grids=grid_findings, pareto=_pareto(usable, result),
         interpretation=INTERPRETATION.read_text(encoding="utf-8").strip() if INTERPRETATION.exists() else None,
         # a search's candidate rates are not a protocol's rate: Limitations leaves its runs' configs out

@@ -43,6 +43,10 @@ FIRST_PASS = ("Everything below analyses every grid's newest engine version as i
               "of engine version 1 are the first pass: one shared learning rate for every network, a budget chosen "
               "without measuring power (docs/study.md); read them as an untuned, underpowered first pass.")
 
+SEARCHES_ONLY = ("No main run has finished yet: the results hold learning-rate searches only (above, on validation). "
+                 "Their runs are never compared on the test set, so the comparisons, claims and Pareto fronts come "
+                 "with the grids' first main runs.")
+
 
 def figure_folder(out: str | Path) -> str:
     """The figure folder's name beside the report ``out``: ``REPORT.md`` -> ``report_figures``."""
@@ -63,6 +67,8 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> str:
     if findings.glance:
         lines += ["# First pass and all runs", "", FIRST_PASS, ""]
     lines += render_runs(findings.runs) + render_health(findings.health)
+    if findings.setup is None:  # only learning-rate searches so far (analysis.findings.compute_findings)
+        return "\n".join(lines + [SEARCHES_ONLY, ""])
     lines += render_setup(findings.setup, analysis, source, out + options)
     lines += render_questions(findings.questions)
     lines += render_claims(findings.claims, source) + render_cost_readings(findings.cost_readings, source)

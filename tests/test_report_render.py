@@ -376,3 +376,26 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     text = "\n".join(search_lines(findings.learning_rates, "f"))
     assert "### `g` (protocol `cpu`): in progress" in text
     assert "| `a` | 55.00 (1) | 57.50 (1) |" in text and "| `b` | 54.00 (1) | – |" in text
+
+
+def test_results_holding_only_searches_report_them_on_validation_and_compare_nothing(tmp_path):
+    import json
+
+    from analysis.findings import compute_findings, findings_json
+    from analysis.report import SEARCHES_ONLY, write_report
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0}, seeds=1)
+    findings = compute_findings(root)
+    assert findings.analysis["summaries"].empty and findings.analysis["comparisons"].empty
+    assert [s.grid for s in findings.learning_rates] == ["g"] and findings.grids == ()
+    assert json.loads(findings_json(findings))["learning_rates"][0]["grid"] == "g"
+    text = write_report(root, tmp_path / "REPORT.md").read_text()
+    assert "### `g` (protocol `cpu`): in progress" in text and text.rstrip().endswith(SEARCHES_ONLY)
+    assert "## Grid" not in text and "p-value" not in text
+    (root / "broken").mkdir()  # a main grid that cannot be analysed is still an error, never silently dropped
+    (root / "broken" / "grid.json").write_text("{")
+    (root / "broken" / "r0").mkdir()
+    with pytest.raises(ValueError, match="no grid in .* can be analysed"):
+        compute_findings(root)

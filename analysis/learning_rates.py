@@ -37,6 +37,7 @@ class LearningRateSearch:
     choices: tuple[LearningRateChoice, ...] = ()
     problem: str | None = None  # why chosen.json could not be read
     progress: str | None = None  # a search without a choice yet: how many of its runs finished
+    candidates: tuple[str, ...] = ()  # a search without a choice yet: every rate its grid.json plans (widened too)
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
 
@@ -88,16 +89,20 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
     """A search without ``chosen.json``: the mean final validation top-1 of its finished runs per candidate."""
     rows = _search_rows(frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])], search_grid)
     scored = rows.dropna(subset=["val_top1"])
-    choices = tuple(LearningRateChoice(str(network), None,
-                                       {str(lr): float(v) for lr, v in part.groupby("lr")["val_top1"].mean().items()},
-                                       {str(lr): int(n) for lr, n in part.groupby("lr").size().items()})
-                    for network, part in scored.groupby("network"))
+    plan = [str(v).rsplit(LR_SEPARATOR, 1) for v in meta.get("variants") or {} if LR_SEPARATOR in str(v)]
+    networks = sorted({network for network, _ in plan} | set(scored["network"]))
+    by_network = dict(list(scored.groupby("network")))
+    choices = tuple(LearningRateChoice(network, None, *(
+        ({str(lr): float(v) for lr, v in part.groupby("lr")["val_top1"].mean().items()},
+         {str(lr): int(n) for lr, n in part.groupby("lr").size().items()}) if (part := by_network.get(network)) is not None
+        else ({}, {}))) for network in networks)
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
     planned = planned_runs(meta)
     return LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), ", ".join(protocols) or "?", choices,
                               curves=_curves(curves, search_grid),
                               progress=f"{len(rows)} of {planned} runs finished; no rate is chosen before every "
-                                       "candidate's seeds have finished")
+                                       "candidate's seeds have finished",
+                              candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
 def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFrame | None = None,
@@ -142,14 +147,14 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
         if search.problem:
             lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
             continue
-        candidates = sorted({c for choice in search.choices for c in choice.val_top1}, key=float)
+        candidates = sorted({c for choice in search.choices for c in choice.val_top1} | set(search.candidates), key=float)
         if search.progress:
             rows = [{"network": f"`{choice.network}`",
                      **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
                         for c in candidates}} for choice in search.choices]
             lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
                       f"{search.progress[0].upper()}{search.progress[1:]}. Mean final validation top-1 of the finished "
-                      "runs per candidate (runs behind each mean in brackets):", "",
+                      "runs per candidate (runs behind each mean in brackets; – where none has finished yet):", "",
                       markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
         else:
             edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}

@@ -376,6 +376,14 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     text = "\n".join(search_lines(findings.learning_rates, "f"))
     assert "### `g` (protocol `cpu`): in progress" in text
     assert "| `a` | 55.00 (1) | 57.50 (1) |" in text and "| `b` | 54.00 (1) | – |" in text
+    meta = json.loads((root / "g-lr" / "grid.json").read_text())  # widened to 0.4, and a network c still to train
+    meta["variants"] = {**meta["variants"], **{f"{n}@lr{lr}": {} for n in "abc" for lr in ("0.1", "0.2", "0.4")}}
+    (root / "g-lr" / "grid.json").write_text(json.dumps(meta))
+    (search,) = compute_findings(root).learning_rates
+    assert search.candidates == ("0.1", "0.2", "0.4") and search.progress.startswith("3 of 18 runs finished")
+    text = "\n".join(search_lines((search,), "f"))
+    assert "| network | lr 0.1 | lr 0.2 | lr 0.4 |" in text and "| `a` | 55.00 (1) | 57.50 (1) | – |" in text
+    assert "| `c` | – | – | – |" in text  # planned, nothing finished yet
 
 
 def test_results_holding_only_searches_report_them_on_validation_and_compare_nothing(tmp_path):

@@ -219,6 +219,12 @@ def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
                              ).reset_index(drop=True)
 
 
+def of_engine_version(frame: pd.DataFrame, version: int) -> pd.DataFrame:
+    """The rows of runs trained by engine ``version``. ``superseded`` marks an older version's runs only once a
+    newer run has finished; a caller about to train under ``version`` must not read the older runs before then."""
+    return frame[pd.to_numeric(frame["engine_version"], errors="coerce") == version]
+
+
 def load_table(path: str | Path, reference: str | None = None) -> pd.DataFrame:
     """A tidy CSV/Parquet with at least ``grid, variant, seed`` and one numeric metric column.
 

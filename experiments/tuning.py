@@ -22,9 +22,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
-from analysis.load import load_results
+from analysis.load import load_results, of_engine_version
 from analysis.status import RunStatus
 from study import grids as study_grids
 from study.grids import GRIDS, LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
@@ -80,10 +78,8 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
     version than this one's (whose main runs the choice is for; ``superseded`` marks them only once a run of the
     newer version has finished) and second copies (``duplicate``) are not the search's."""
     search = f"{grid.name}{LR_SEARCH_SUFFIX}"
-    frame = load_results(results)
-    version = pd.to_numeric(frame["engine_version"], errors="coerce")
-    frame = frame[(frame["grid"] == search) & (version == ENGINE_VERSION)
-                  & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
+    frame = of_engine_version(load_results(results), ENGINE_VERSION)
+    frame = frame[(frame["grid"] == search) & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
     if protocol is not None:
         frame = frame[frame["protocol"] == protocol]
     wanted = [f"{lr:g}" for lr in sorted(candidates)]

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import TIDY_COLUMNS, load_results
+from analysis.load import TIDY_COLUMNS, load_results, of_engine_version
 from analysis.sequential import plan_looks, sequential_decision
 from analysis.stats import sd_upper_bound, seeds_for_power
 from analysis.status import RunStatus
 
+from .config import ENGINE_VERSION
 from .store import write_json
 
 OPEN = "continue"
@@ -27,8 +28,9 @@ OPEN = "continue"
 
 def paired_differences(frame: pd.DataFrame, grid: str, protocol: str, variant: str, reference: str,
                        n: int) -> np.ndarray | None:
-    """``variant - reference`` test top-1 of seeds ``0..n-1`` (ok runs of the protocol), or None while
-    a seed lacks a finished ok pair."""
+    """``variant - reference`` test top-1 of seeds ``0..n-1`` (ok runs of the protocol, trained by this engine
+    version), or None while a seed lacks a finished ok pair."""
+    frame = of_engine_version(frame, ENGINE_VERSION)
     rows = frame[(frame["grid"] == grid) & (frame["protocol"] == protocol) & (frame["status"] == RunStatus.OK)]
     top1 = {v: rows[rows["variant"] == v].set_index("seed")["test_top1"] for v in (variant, reference)}
     seeds = range(n)

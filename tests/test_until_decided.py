@@ -14,11 +14,11 @@ from experiments.until_decided import decide, run_until_decided
 GRID, PROTOCOL = "g", "cpu"
 
 
-def write_run(root: Path, variant: str, seed: int, top1: float) -> None:
+def write_run(root: Path, variant: str, seed: int, top1: float, engine_version: int = 2) -> None:
     run_dir = root / GRID / f"{variant}-{seed:04d}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (root / GRID / "grid.json").write_text(json.dumps({"grid": GRID, "reference": "ref", "paired": True}))
-    (run_dir / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": 2}))
+    (run_dir / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": engine_version}))
     (run_dir / "result.json").write_text(json.dumps({
         "run_id": run_dir.name, "grid": GRID, "variant": variant, "seed": seed, "model": "m", "dataset": "d",
         "protocol": PROTOCOL, "status": "ok", "reason": None, "metrics": {"test_top1": top1},
@@ -54,6 +54,14 @@ def test_a_large_effect_stops_early_and_no_effect_goes_on(tmp_path):
     states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "none"], schedule, 0.5)
     assert states["big"]["label"] == "better" and states["big"]["look"] == 2 and states["big"]["n"] == 5
     assert states["none"]["label"] == "continue" and states["none"]["look"] == 2
+
+
+def test_an_older_engines_runs_never_decide_a_look_even_before_a_newer_run_finishes(tmp_path):
+    for seed in range(5):  # engine version 1's seeds would decide look 2; no run of this version has finished
+        write_run(tmp_path, "ref", seed, 70.0, engine_version=1)
+        write_run(tmp_path, "big", seed, 76.0 + 0.1 * seed, engine_version=1)
+    states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big"], plan_looks(12), 0.5)
+    assert states["big"]["label"] == "continue" and states["big"]["look"] == 0  # nothing to decide from yet
 
 
 def test_run_until_decided_trains_only_open_variants_and_resumes_after_a_kill(tmp_path):

@@ -392,7 +392,7 @@ def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple
         except ValueError as error:  # e.g. a corrupt grid.json: report it, analyse the rest
             skipped[grid] = str(error)
     analysable = [g for g in sorted(frame["grid"].unique(), key=natural_key) if g not in skipped]
-    if not analysable and not (searches and not skipped):
+    if not analysable and (skipped or not searches):
         raise ValueError(f"no grid in '{results}' can be analysed: " + "; ".join(skipped.values()))
     return analysable, skipped
 

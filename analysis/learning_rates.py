@@ -91,11 +91,11 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
     scored = rows.dropna(subset=["val_top1"])
     plan = [str(v).rsplit(LR_SEPARATOR, 1) for v in meta.get("variants") or {} if LR_SEPARATOR in str(v)]
     networks = sorted({network for network, _ in plan} | set(scored["network"]))
-    by_rate = {network: part.groupby("lr")["val_top1"] for network, part in scored.groupby("network")}
-    choices = tuple(LearningRateChoice(network, None, *(
-        ({str(lr): float(v) for lr, v in by_rate[network].mean().items()},
-         {str(lr): int(n) for lr, n in by_rate[network].size().items()}) if network in by_rate else ({}, {})))
-        for network in networks)
+    per_rate = scored.groupby(["network", "lr"])["val_top1"].agg(["mean", "size"])
+    choices = tuple(LearningRateChoice(network, None,
+                                       {str(lr): float(row["mean"]) for (n, lr), row in per_rate.iterrows() if n == network},
+                                       {str(lr): int(row["size"]) for (n, lr), row in per_rate.iterrows() if n == network})
+                    for network in networks)
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
     planned = planned_runs(meta)
     return LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), ", ".join(protocols) or "?", choices,

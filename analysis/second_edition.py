@@ -37,6 +37,7 @@ from .tables import markdown_table
 SECOND_EDITION_ENGINE = 2
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
+OPEN = "continue"  # sequential.json's label of a comparison whose next look is training
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
@@ -51,14 +52,18 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
 
 def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> str:
     """Where a question without main runs stands: its learning-rate search's finished runs (copies of twins
-    included) out of the search's budget, or the rates chosen, or "not run yet". ``folder``: the grid's runs
+    included) out of the search's budget, or the rates chosen and the first look's finished runs, or "not run
+    yet". ``folder``: the grid's runs
     under another protocol (``<grid>-gpu``), if not the grid's own folder."""
     search = f"{folder or grid}{LR_SEARCH_SUFFIX}"
     try:
-        return (f"learning rates chosen under `{json.loads((results / search / 'chosen.json').read_text())['protocol']}`; "
-                "main runs not started")
+        protocol = json.loads((results / search / 'chosen.json').read_text())['protocol']
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no choice (yet), or one the report's learning-rate section names as unreadable
+    else:  # the main runs' first look, before its state is first recorded (experiments/until_decided.py)
+        seeds = plan_looks(CPU_SEED_CAP)[0]
+        return (f"learning rates chosen under `{protocol}`; main runs: look 1 ({seeds} seeds a variant) "
+                f"{_finished(frame, folder or grid, seeds)} of {seeds * len(GRIDS[grid].variants)} runs finished")
     done = int((frame["grid"].eq(search) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)).sum())
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
@@ -114,11 +119,30 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, hours: fl
     rows = []
     for name in (n for n in names if n in variants):
         s = variants[name]
-        rows.append(GlanceRow(question, f"`{folder}`: `{name}` - `{state['reference']}`", s["label"], s.get("estimate"),
-                              tuple(s["ci"]) if s.get("ci") else None, s.get("n"), s.get("look"),
+        verdict = (_look_training(frame, folder, state, name) if s["label"] == OPEN else s["label"])
+        rows.append(GlanceRow(question, f"`{folder}`: `{name}` - `{state['reference']}`", verdict, s.get("estimate"),
+                              tuple(s["ci"]) if s.get("ci") else None, s.get("n") or None, s.get("look"),
                               len(state["schedule"]), hours,
                               "decided" if s["label"] in DECIDED else s.get("to_decide") or plan))
     return rows
+
+
+def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) -> str:
+    """A comparison still open (``sequential.json`` is written before each look trains): the look it waits for
+    and how many of that look's runs (the variant's and the reference's seeds ``0..n-1``) have finished."""
+    look = state["variants"][variant]["look"]
+    seeds = state["schedule"][look]
+    after = f"open after look {look} of {len(state['schedule'])}; " if look else ""
+    return (f"{after}look {look + 1} ({seeds} seeds a variant) training: "
+            f"{_finished(frame, folder, seeds, [variant, state['reference']])} of {2 * seeds} runs finished")
+
+
+def _finished(frame: pd.DataFrame, folder: str, seeds: int, variants: list[str] | None = None) -> int:
+    """Finished (ok or flagged) second-edition runs in ``folder`` of seeds ``0..seeds-1`` (of ``variants``)."""
+    rows = frame[frame["grid"].eq(folder) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
+    rows = rows[pd.to_numeric(rows["seed"]) < seeds]
+    return len(rows if variants is None else rows[rows["variant"].isin(variants)])
 
 
 def _gpu_text(frame: pd.DataFrame, grid: str, folder: str) -> str:

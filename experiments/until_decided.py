@@ -84,21 +84,28 @@ def _runs(results: Path, grid: str) -> pd.DataFrame:
 def run_until_decided(grid: str, reference: str, variants: list[str], protocol: str, results: Path,
                       max_seeds: int, margin: float, train: Callable[[int, list[str]], None]) -> dict[str, dict]:
     """Train seeds ``0..n-1`` of the reference and the open variants look by look (``train(n, variants)``),
-    deciding after each; returns the final states and writes ``sequential.json``."""
+    deciding after each; returns the final states. ``sequential.json`` records the states before each look's
+    training (``continue`` for a comparison still open: its next look is training) and the final ones."""
     schedule = plan_looks(max_seeds)
+
+    def record(states: dict[str, dict]) -> None:
+        write_json(Path(results) / grid / "sequential.json", {
+            "grid": grid, "protocol": protocol, "reference": reference, "schedule": list(schedule), "margin": margin,
+            "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal levels, Bonferroni over "
+            "the grid's comparisons (docs/study.md)", "variants": states})
+
     for n in schedule:
         states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin)
         open_variants = [v for v, s in states.items() if s["label"] == OPEN]
         if not open_variants:
             break
+        if (Path(results) / grid).is_dir():  # before each look's training (once the grid has a run folder): a
+            record(states)                   # process stopped mid-look leaves where each comparison stands
         train(n, open_variants)
     states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin)
     for state in states.values():
         if state["label"] == OPEN:
             state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "
                               "(failed, flagged by the training-health check, or unfinished)")
-    write_json(Path(results) / grid / "sequential.json", {
-        "grid": grid, "protocol": protocol, "reference": reference, "schedule": list(schedule), "margin": margin,
-        "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal levels, Bonferroni over "
-        "the grid's comparisons (docs/study.md)", "variants": states})
+    record(states)
     return states

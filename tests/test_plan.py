@@ -159,13 +159,15 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
 
     from analysis.second_edition import _before_main_runs
 
-    columns = ["grid", "status", "engine_version"]
-    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1)], columns=columns)
+    columns = ["grid", "status", "engine_version", "seed"]
+    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1, 0)], columns=columns)
     assert _before_main_runs(tmp_path, nothing, "replicator-vs-recalibrator") == "not run yet"
-    rows = [("replicator-vs-recalibrator-lr", "ok", 2), ("replicator-vs-recalibrator-lr", "flagged", 2),
-            ("replicator-vs-recalibrator-lr", "failed", 2),  # not finished: not counted
-            ("replicator-vs-recalibrator-lr", "ok", 1),  # engine version 1: not this edition's search
-            ("expansion-op-lr", "ok", 2)]  # another grid's search
+    rows = [("replicator-vs-recalibrator-lr", "ok", 2, 1000), ("replicator-vs-recalibrator-lr", "flagged", 2, 1000),
+            ("replicator-vs-recalibrator-lr", "failed", 2, 1001),  # not finished: not counted
+            ("replicator-vs-recalibrator-lr", "ok", 1, 1001),  # engine version 1: not this edition's search
+            ("expansion-op-lr", "ok", 2, 1000),  # another grid's search
+            ("replicator-vs-recalibrator", "ok", 2, 0), ("replicator-vs-recalibrator", "ok", 2, 2),  # main runs
+            ("replicator-vs-recalibrator", "ok", 2, 3), ("replicator-vs-recalibrator", "ok", 1, 1)]  # not look 1's
     frame = pd.DataFrame(rows, columns=columns)
     # 2 networks x 4 candidate rates x 2 seeds
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
@@ -175,7 +177,31 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
     assert (_before_main_runs(tmp_path, frame, "replicator-vs-recalibrator")
-            == "learning rates chosen under `cpu-full`; main runs not started")
+            == "learning rates chosen under `cpu-full`; main runs: look 1 (3 seeds a variant) 2 of 6 runs finished")
+
+
+def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_have_finished(tmp_path):
+    import pandas as pd
+
+    from analysis.second_edition import glance_rows
+
+    grid = "replicator-vs-recalibrator"
+    columns = ["grid", "run_id", "variant", "seed", "status", "engine_version", "reused_from", "train_seconds"]
+    rows = [(grid, f"{v}{s}", v, s, "ok", 2, None, 3000.0) for v in ("dct", "replicator") for s in range(3)]
+    rows += [(grid, "dct3", "dct", 3, "ok", 2, None, 3000.0), (grid, "dct4", "dct", 4, "failed", 2, None, 80.0),
+             (grid, "old3", "replicator", 3, "ok", 1, None, 3000.0)]  # unfinished; an older engine's: not counted
+    (tmp_path / grid).mkdir()
+    state = {"grid": grid, "reference": "dct", "schedule": [3, 5, 8, 12],
+             "variants": {"replicator": {"label": "continue", "look": 1, "n": 3, "estimate": 0.2, "ci": [-1.5, 1.9]}}}
+    (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
+    frame = pd.DataFrame(rows, columns=columns)
+    row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
+    assert row.verdict == "open after look 1 of 4; look 2 (5 seeds a variant) training: 7 of 10 runs finished"
+    assert (row.seeds, row.look, row.ci) == (3, 1, (-1.5, 1.9))  # the repeated CI at look 1 holds at any look
+    state["variants"]["replicator"] = {"label": "continue", "look": 0, "n": 0}  # written before look 1 trains
+    (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
+    row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
+    assert row.verdict == "look 1 (3 seeds a variant) training: 6 of 6 runs finished" and row.seeds is None
 
 
 def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cpu_one(tmp_path):

@@ -85,6 +85,20 @@ def test_run_until_decided_trains_only_open_variants_and_resumes_after_a_kill(tm
     assert again.trained == []  # a rerun of a finished procedure trains nothing and repeats no look
 
 
+def test_a_procedure_stopped_mid_look_leaves_its_state_in_sequential_json(tmp_path):
+    """A process killed while a look trains (every session's end on the CPU) has recorded where each
+    comparison stood, so that the report can say so before the procedure ends."""
+    path = tmp_path / GRID / "sequential.json"
+    with pytest.raises(KeyboardInterrupt):  # look 1 (3 seeds x 3 networks) trains, then look 2 is killed
+        run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5,
+                          Trainer(tmp_path, {"big": 6.0, "none": 0.0}, sd=0.3, die_after=11))
+    recorded = json.loads(path.read_text())
+    assert recorded["schedule"] == [3, 5, 8, 12] and recorded["reference"] == "ref"
+    assert {v: (s["label"], s["look"], s["n"]) for v, s in recorded["variants"].items()} == {
+        "big": ("continue", 1, 3), "none": ("continue", 1, 3)}  # look 1 decided nothing; look 2 was training
+    assert "ci" in recorded["variants"]["big"]
+
+
 def test_a_variant_without_ok_pairs_is_stopped_and_said_so(tmp_path):
     def train(n, open_variants):
         for seed in range(n):

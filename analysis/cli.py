@@ -35,7 +35,15 @@ def _frame(results: Path, csv: Path | None, reference: str | None):
 
     if csv is not None:
         return load_table(csv, reference=reference)
-    return load_results(results)
+    from .load import without
+    from .second_edition import main_runs
+
+    frame = load_results(results)
+    main = main_runs(frame)
+    if main.any():  # as in the report: the sequential rule judges them, never a fixed-sample test
+        typer.echo(f"left out the second edition's main runs ({', '.join(sorted(set(frame.loc[main, 'grid'])))}): the "
+                   "sequential rule judges them (their grid's sequential.json; REPORT.md, Findings at a glance)", err=True)
+    return without(frame, main)
 
 
 def _check_margin(margin: float | None, option: str = "--margin") -> None:

@@ -23,7 +23,7 @@ from . import learning_rates, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
 from .compare import analyze, grid_reference, natural_key
 from .health import training_health
-from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study
+from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
 from .questions import QuestionsFindings, question_findings
 from .status import RunStatus
 
@@ -401,18 +401,24 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
                      correction: str = "holm", margin: float | None = None, seed: int = 0) -> ReportFindings:
     """Read the results directory once and compute every finding of the report."""
     results = Path(results_dir)
-    frame = load_results(results)
+    every = load_results(results)
     grids = load_grids(results)
+    # the second edition's main runs are judged by the sequential rule (Findings at a glance): everything else is
+    # compared below, their grids' first-pass runs included (not superseded by them: apart, never pooled)
+    main = second_edition.main_runs(every)
+    frame = without(every, main)
     # a learning-rate search's runs are tuning runs: shown on validation (learning_rates), never compared on test
     searches = set(learning_rates.search_grids(frame, grids))
     analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results, searches)
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
-    curves = load_curves(results, frame)
-    health = training_health(frame, curves)
+    curves = load_curves(results, every)
+    accounted = pd.concat([frame, every[main]]).reset_index(drop=True)  # every run, each with its own edition's status
+    health = training_health(accounted, curves)
     budget = second_edition.budget_findings(results)
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
-              "glance": second_edition.glance_rows(results, frame, budget.rows), "health": health,
-              "learning_rates": learning_rates.searches(results, curves, frame, grids), "runs": _runs(results, frame, grids)}
+              "glance": second_edition.glance_rows(results, every, budget.rows), "health": health,
+              "learning_rates": learning_rates.searches(results, curves, every, grids),
+              "runs": _runs(results, accounted, grids)}
     if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet
         return ReportFindings(**common)
     usable = frame[(frame["status"] == RunStatus.OK) & frame[metric].notna() & ~frame["grid"].isin(searches)]

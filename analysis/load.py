@@ -219,6 +219,16 @@ def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
                              ).reset_index(drop=True)
 
 
+def without(frame: pd.DataFrame, drop: pd.Series) -> pd.DataFrame:
+    """``frame`` without the rows ``drop`` marks, statuses derived again from what is left: a run that only a dropped
+    run superseded is ``ok`` again, and duplicates are chosen among the rest."""
+    rest = frame[~drop].copy()
+    restore = rest["status"] == RunStatus.SUPERSEDED
+    rest.loc[restore, "status"] = RunStatus.OK.value
+    rest.loc[restore, "reason"] = None
+    return _mark_duplicates(rest)
+
+
 def of_engine_version(frame: pd.DataFrame, version: int) -> pd.DataFrame:
     """The rows of runs trained by engine ``version``. ``superseded`` marks an older version's runs only once a
     newer run has finished; a caller about to train under ``version`` must not read the older runs before then."""

@@ -26,7 +26,7 @@ from study.grids import (
     PILOT_VARIANTS,
     TUNING_SEEDS,
 )
-from study.questions import CORE_QUESTIONS
+from study.questions import CORE_QUESTIONS, SECOND_EDITION
 
 from .learning_rates import planned_runs
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -71,6 +71,14 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS
     return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
+
+
+def main_runs(frame: pd.DataFrame) -> pd.Series:
+    """The second edition's main runs: engine-2 runs in its grids (``study.questions.SECOND_EDITION``, on the CPU or
+    in their ``-gpu`` folders). The sequential rule judges them (Findings at a glance), never the first pass's
+    fixed-sample tests; the same grid folders' engine-1 runs are the first pass, reported apart, never pooled."""
+    grids = {*SECOND_EDITION, *(f"{g}-{GPU_PROTOCOL}" for g in SECOND_EDITION)}
+    return frame["grid"].isin(grids) & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
 
 
 @dataclass(frozen=True)

@@ -407,3 +407,37 @@ def test_results_holding_only_searches_report_them_on_validation_and_compare_not
     (root / "broken" / "r0").mkdir()
     with pytest.raises(ValueError, match="no grid in .* can be analysed"):
         compute_findings(root)
+
+
+def test_a_study_grids_first_pass_stays_reported_and_its_main_runs_are_left_to_the_sequential_rule(tmp_path):
+    """The second edition trains its main runs in the first pass's grid folders (engine version 2 there, 1
+    before): the first pass is still analysed as it was, never superseded by nor pooled with them; the main
+    runs are counted in the run accounting, and the sequential rule alone judges them (no fixed-sample row)."""
+    import json
+
+    from analysis.cli import _frame
+    from analysis.findings import compute_findings
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    grid = "replicator-vs-recalibrator"
+    write_grid(root, grid, "dct", {"dct": 36.0, "replicator": 36.5}, seeds=3)
+    for config in (root / grid).glob("*/config.json"):
+        config.write_text(json.dumps({**json.loads(config.read_text()), "engine_version": 1}))
+    for variant, top1 in (("dct", 83.0), ("replicator", 99.0)):  # a main run, seed 0: far from the first pass
+        run = root / grid / f"main-{variant}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"variant": variant, "seed": 0, "engine_version": 2}))
+        old = json.loads(next(p for p in sorted((root / grid).glob("*/result.json"))
+                              if json.loads(p.read_text())["variant"] == variant).read_text())
+        (run / "result.json").write_text(json.dumps({**old, "run_id": run.name, "seed": 0, "protocol": "cpu-full",
+                                                     "metrics": {**old["metrics"], "test_top1": top1}}))
+    findings = compute_findings(root)
+    summary = findings.analysis["summaries"].set_index("variant")
+    assert summary.loc["dct", "n"] == 3 and summary.loc["replicator", "n"] == 3  # the first pass, as it was
+    assert summary.loc["replicator", "mean"] < 40  # the 99.0 of the main run is never pooled in
+    (runs,) = [r for r in findings.runs.grids if r.grid == grid]
+    assert runs.counts.get("ok") == 8 and not runs.counts.get("superseded") and runs.engine_versions == (1, 2)
+    assert findings.runs.trained == 8
+    frame = _frame(root, None, None)  # run.py analyze / compare read the same: the main runs left out
+    assert len(frame) == 6 and (frame["status"] == "ok").all()

@@ -411,8 +411,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     searches = set(learning_rates.search_grids(frame, grids))
     analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results, searches)
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
-    curves = load_curves(results, every)
     accounted = pd.concat([frame, every[main]]).reset_index(drop=True)  # every run, each with its own edition's status
+    curves = load_curves(results, accounted)
     health = training_health(accounted, curves)
     budget = second_edition.budget_findings(results)
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
@@ -427,7 +427,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     configs = [config for _, _, config in run_configs]
     claims = claim_findings(frame, usable)
     analysed = set(result["summaries"]["grid"])
-    grid_findings = tuple(GridFindings(g, skipped[g]) if g in skipped else _grid(g, grids[g], frame, usable, curves, result)
+    compared = curves[~curves["run_id"].isin(every.loc[main, "run_id"])] if len(curves) else curves
+    grid_findings = tuple(GridFindings(g, skipped[g]) if g in skipped else _grid(g, grids[g], frame, usable, compared, result)
                           for g in sorted(grids, key=natural_key) if g in skipped or g in analysed)
     return ReportFindings(
         **common, setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),

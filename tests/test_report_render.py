@@ -428,6 +428,8 @@ def test_a_study_grids_first_pass_stays_reported_and_its_main_runs_are_left_to_t
         run = root / grid / f"main-{variant}"
         run.mkdir()
         (run / "config.json").write_text(json.dumps({"variant": variant, "seed": 0, "engine_version": 2}))
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "train_loss": 1 / e, "test_top1": top1})
+                                                   + "\n" for e in (1, 2)))
         old = json.loads(next(p for p in sorted((root / grid).glob("*/result.json"))
                               if json.loads(p.read_text())["variant"] == variant).read_text())
         (run / "result.json").write_text(json.dumps({**old, "run_id": run.name, "seed": 0, "protocol": "cpu-full",
@@ -439,5 +441,7 @@ def test_a_study_grids_first_pass_stays_reported_and_its_main_runs_are_left_to_t
     (runs,) = [r for r in findings.runs.grids if r.grid == grid]
     assert runs.counts.get("ok") == 8 and not runs.counts.get("superseded") and runs.engine_versions == (1, 2)
     assert findings.runs.trained == 8
+    (shown,) = [g for g in findings.grids if g.grid == grid]
+    assert len(shown.curves_data) == 12 and not shown.curves_data["run_id"].str.startswith("main-").any()
     frame = _frame(root, None, None)  # run.py analyze / compare read the same: the main runs left out
     assert len(frame) == 6 and (frame["status"] == "ok").all()

@@ -64,8 +64,7 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
         seeds = plan_looks(CPU_SEED_CAP)[0]
         return (f"learning rates chosen under `{protocol}`; main runs: look 1 ({seeds} seeds a variant) "
                 f"{_finished(frame, folder or grid, seeds)} of {seeds * len(GRIDS[grid].variants)} runs finished")
-    done = int((frame["grid"].eq(search) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
-                & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)).sum())
+    done = _finished(frame, search)
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
         planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -145,11 +144,12 @@ def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) 
             f"{_finished(frame, folder, seeds, [variant, state['reference']])} of {2 * seeds} runs finished")
 
 
-def _finished(frame: pd.DataFrame, folder: str, seeds: int, variants: list[str] | None = None) -> int:
-    """Finished (ok or flagged) second-edition runs in ``folder`` of seeds ``0..seeds-1`` (of ``variants``)."""
+def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, variants: list[str] | None = None) -> int:
+    """Finished (ok or flagged) second-edition runs in ``folder`` (of seeds ``0..seeds-1``, of ``variants``)."""
     rows = frame[frame["grid"].eq(folder) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
-    rows = rows[pd.to_numeric(rows["seed"]) < seeds]
+    if seeds is not None:
+        rows = rows[pd.to_numeric(rows["seed"]) < seeds]
     return len(rows if variants is None else rows[rows["variant"].isin(variants)])
 
 

@@ -30,14 +30,13 @@ from study.questions import CORE_QUESTIONS, SECOND_EDITION
 
 from .learning_rates import planned_runs
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
-from .sequential import plan_looks
+from .sequential import OPEN, plan_looks
 from .status import RunStatus
 from .tables import markdown_table
 
 SECOND_EDITION_ENGINE = 2
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
-OPEN = "continue"  # sequential.json's label of a comparison whose next look is training
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:

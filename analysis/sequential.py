@@ -40,6 +40,7 @@ from scipy.optimize import brentq
 
 from .stats import seeds_for_power as fixed_seeds
 
+OPEN = "continue"  # the label of a comparison that the rule leaves open for another look
 SPENDING = ("obf", "pocock", "none")
 STATISTICS = ("t", "z")
 DEFAULT_MARGIN = 0.5
@@ -237,7 +238,7 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
     elif looks_done == len(schedule):
         label = f"inconclusive at max seeds ({n})"
     else:
-        label = "continue"
+        label = OPEN
     return Decision(label, looks_done, n, float(p_two[k]), float(z[k]), mean, (float(ci.low), float(ci.high)),
                     float(out["p"]))
 

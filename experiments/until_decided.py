@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import TIDY_COLUMNS, load_results, of_engine_version
-from analysis.sequential import plan_looks, sequential_decision
+from analysis.sequential import OPEN, plan_looks, sequential_decision
 from analysis.stats import sd_upper_bound, seeds_for_power
 from analysis.status import RunStatus
 
 from .config import ENGINE_VERSION
 from .store import write_json
-
-OPEN = "continue"
 
 
 def paired_differences(frame: pd.DataFrame, grid: str, protocol: str, variant: str, reference: str,

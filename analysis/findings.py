@@ -434,8 +434,9 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
         **common, setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
         claims=claims, cost_readings=_cost_readings(results), grids=grid_findings, pareto=_pareto(usable, result),
         interpretation=INTERPRETATION.read_text(encoding="utf-8").strip() if INTERPRETATION.exists() else None,
-        # a search's candidate rates are not a protocol's rate: Limitations leaves its runs' configs out
-        limitations=_limitations(frame, result, envs, [c for grid, _, c in run_configs if grid not in searches]))
+        # a search's candidate rates are not a protocol's rate: Limitations leaves its runs' configs out; it counts
+        # the runs of both editions, as the run accounting and the hardware line do
+        limitations=_limitations(accounted, result, envs, [c for grid, _, c in run_configs if grid not in searches]))
 
 
 # --------------------------------------------------------------------------------------------- JSON

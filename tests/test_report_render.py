@@ -441,6 +441,7 @@ def test_a_study_grids_first_pass_stays_reported_and_its_main_runs_are_left_to_t
     (runs,) = [r for r in findings.runs.grids if r.grid == grid]
     assert runs.counts.get("ok") == 8 and not runs.counts.get("superseded") and runs.engine_versions == (1, 2)
     assert findings.runs.trained == 8
+    assert findings.limitations.runs == 8  # Limitations counts the runs of both editions, as the accounting does
     (shown,) = [g for g in findings.grids if g.grid == grid]
     assert len(shown.curves_data) == 12 and not shown.curves_data["run_id"].str.startswith("main-").any()
     frame = _frame(root, None, None)  # run.py analyze / compare read the same: the main runs left out

@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
+from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
 from .status import RunStatus
 from .tables import markdown_table
@@ -98,7 +98,7 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
                     for network in networks)
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
     planned = planned_runs(meta)
-    return LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), ", ".join(protocols) or "?", choices,
+    return LearningRateSearch(searched_grid(search_grid), ", ".join(protocols) or "?", choices,
                               curves=_curves(curves, search_grid),
                               progress=f"{len(rows)} of {planned} runs finished; no rate is chosen before every "
                                        "candidate's seeds have finished",
@@ -127,7 +127,7 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
                                           curves=_curves(curves, search_grid)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            out.append(LearningRateSearch(search_grid.removesuffix(LR_SEARCH_SUFFIX), "?",
+            out.append(LearningRateSearch(searched_grid(search_grid), "?",
                                           problem=f"'{path}' unreadable ({error})"))
     return tuple(out)
 

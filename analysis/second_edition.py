@@ -20,11 +20,11 @@ from study.grids import (
     GPU_PROTOCOL,
     GRIDS,
     LR_CANDIDATES,
-    LR_SEARCH_SUFFIX,
     PILOT_BUDGETS,
     PILOT_SEEDS,
     PILOT_VARIANTS,
     TUNING_SEEDS,
+    search_name,
 )
 from study.questions import CORE_QUESTIONS, SECOND_EDITION
 
@@ -41,7 +41,7 @@ DECIDED = ("better", "worse", "equivalent")
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     """CPU-hours the grid's engine-2 runs and its learning-rate search trained (copies of twins cost nothing)."""
-    rows = frame[frame["grid"].isin([grid, f"{grid}{LR_SEARCH_SUFFIX}"]) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+    rows = frame[frame["grid"].isin([grid, search_name(grid)]) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
                  & frame["reused_from"].isna()]
     seconds = [s * run_threads(results / g / str(r))
@@ -54,7 +54,7 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
     included) out of the search's budget, or the rates chosen and the first look's finished runs, or "not run
     yet". ``folder``: the grid's runs
     under another protocol (``<grid>-gpu``), if not the grid's own folder."""
-    search = f"{folder or grid}{LR_SEARCH_SUFFIX}"
+    search = search_name(folder or grid)
     try:
         protocol = json.loads((results / search / 'chosen.json').read_text())['protocol']
     except (OSError, ValueError, KeyError, TypeError):
@@ -106,7 +106,7 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
         plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
         out += _question_rows(results, frame, q, q.grid, _cpu_hours(results, frame, q.grid), plan)
         gpu = f"{q.grid}-{GPU_PROTOCOL}"
-        if frame["grid"].isin([gpu, f"{gpu}{LR_SEARCH_SUFFIX}"]).any():
+        if frame["grid"].isin([gpu, search_name(gpu)]).any():
             out += _question_rows(results, frame, q, gpu, None, _gpu_text(frame, q.grid, gpu))
     return tuple(out)
 
@@ -154,7 +154,7 @@ def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, varian
 
 def _gpu_text(frame: pd.DataFrame, grid: str, folder: str) -> str:
     """What a question's GPU runs are and cost: their protocol, how many trained, their training wall time."""
-    rows = frame[frame["grid"].isin([folder, f"{folder}{LR_SEARCH_SUFFIX}"]) & frame["status"].isin(
+    rows = frame[frame["grid"].isin([folder, search_name(folder)]) & frame["status"].isin(
         [RunStatus.OK, RunStatus.FLAGGED]) & frame["reused_from"].isna()]
     seconds = pd.to_numeric(rows["train_seconds"], errors="coerce").dropna()
     return (f"protocol `{GPU_PROTOCOL}` on one GPU, never pooled with the CPU runs: {len(rows)} runs trained, "

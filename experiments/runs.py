@@ -177,12 +177,12 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     from .executors import run_grid
     from .grids import grid_json, resolve
     from .store import check_writable, mixed_settings, write_json
-    from .tuning import read_choice
+    from .tuning import choice_path, read_choice
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
     learning_rates = read_choice(Path(results), g, protocol_name)
     if learning_rates:
-        console.print(f"learning rates chosen on validation ({Path(results) / (g.name + '-lr') / 'chosen.json'}): "
+        console.print(f"learning rates chosen on validation ({choice_path(Path(results), g)}): "
                       + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
     configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
                                runtime.plugins, learning_rates=learning_rates)

@@ -25,7 +25,7 @@ from pathlib import Path
 from analysis.load import load_results, of_engine_version
 from analysis.status import RunStatus
 from study import grids as study_grids
-from study.grids import GRIDS, LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS
+from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 
 from .config import ENGINE_VERSION, RunConfig
 from .grids import Grid, Variant, resolve
@@ -47,10 +47,7 @@ def tuning_grid(grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES) -> Gr
     if inexact:
         raise ValueError(f"learning-rate candidates {inexact} are named by 6 significant digits ({[f'{c:g}' for c in inexact]}) "
                          "and would train at one rate but be recorded at another: give them with at most 6 digits")
-    search = f"{grid.name}{LR_SEARCH_SUFFIX}"
-    if search in GRIDS:
-        raise ValueError(f"the learning-rate search of grid {grid.name} would be {search}, which is a grid of its own "
-                         f"(its runs would land in that grid's folder): rename one of them first")
+    search = search_name(grid.name)
     variants = {f"{name}{LR_SEPARATOR}{lr:g}": Variant(v.model, dict(v.model_kwargs), v.optional, float(lr))
                 for name, v in grid.variants.items() for lr in sorted(candidates)}
     reference = f"{grid.reference}{LR_SEPARATOR}{sorted(candidates)[len(candidates) // 2]:g}"
@@ -77,7 +74,7 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
     runs and all of them finished (ok or flagged). Runs at other rates, under other protocols, of another engine
     version than this one's (whose main runs the choice is for; ``superseded`` marks them only once a run of the
     newer version has finished) and second copies (``duplicate``) are not the search's."""
-    search = f"{grid.name}{LR_SEARCH_SUFFIX}"
+    search = search_name(grid.name)
     frame = of_engine_version(load_results(results), ENGINE_VERSION)
     frame = frame[(frame["grid"] == search) & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
     if protocol is not None:
@@ -156,7 +153,7 @@ def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float,
 
 
 def choice_path(results: Path, grid: Grid) -> Path:
-    return Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}" / "chosen.json"
+    return Path(results) / search_name(grid.name) / "chosen.json"
 
 
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:
@@ -188,7 +185,7 @@ def widened_before(results: Path, grid: Grid, candidates: tuple[float, ...], see
     new process neither shrinks the search's grid.json nor removes a choice made after a widening."""
     networks = {c.variant.partition(LR_SEPARATOR)[0] for c in configs}
     protocol, searched = configs[0].protocol.name, tuple(candidates)
-    if not list((Path(results) / f"{grid.name}{LR_SEARCH_SUFFIX}").glob("*/result.json")):
+    if not list((Path(results) / search_name(grid.name)).glob("*/result.json")):
         return searched  # no search run has finished here yet
     while True:
         chosen = choose_learning_rates(results, grid, searched, seeds, protocol)

@@ -53,6 +53,9 @@ NORM_AFTER = {"expansion_norm": "after", "head_norm": False}
 # A learning-rate search for grid G is the grid G + LR_SEARCH_SUFFIX, its variants <network> + LR_SEPARATOR + <rate>
 # (experiments/tuning.py trains it, analysis/learning_rates.py reports it; docs/study.md, section 2)
 LR_SEARCH_SUFFIX, LR_SEPARATOR = "-lr", "@lr"
+# ... except where G + LR_SEARCH_SUFFIX is a named grid of its own: then G + LR_SEARCH_SPARE + LR_SEARCH_SUFFIX
+# (`search_name`; (c)'s CPU search is `paper-claim-search-lr`, the first pass's `paper-claim-lr` being a grid)
+LR_SEARCH_SPARE = "-search"
 # The search's budget, the same for every network: candidate peak rates x seeds per candidate
 LR_CANDIDATES: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
 TUNING_SEEDS = 2
@@ -129,5 +132,21 @@ STUDY: dict[str, int] = {"replicator-vs-recalibrator": 5, "expansion-op": 5, "co
                          "lr-check": 3, "paper-claim-lr": 3}
 
 
+def search_name(grid: str) -> str:
+    """The grid (folder) of ``grid``'s learning-rate search: ``grid + LR_SEARCH_SUFFIX``, or, where that is a named
+    grid of its own (the first pass's ``paper-claim-lr``), ``grid + LR_SEARCH_SPARE + LR_SEARCH_SUFFIX``: a search's
+    runs never land in another grid's folder."""
+    name = f"{grid}{LR_SEARCH_SUFFIX}"
+    return f"{grid}{LR_SEARCH_SPARE}{LR_SEARCH_SUFFIX}" if name in GRIDS else name
+
+
+def searched_grid(search: str) -> str:
+    """The grid a learning-rate search (named by ``search_name``) is for."""
+    grid = search.removesuffix(LR_SEARCH_SUFFIX)
+    spared = grid.removesuffix(LR_SEARCH_SPARE)
+    return spared if spared != grid and search_name(spared) == search else grid
+
+
 __all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER",
-           "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "lr_candidates", "sweep"]
+           "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "lr_candidates",
+           "search_name", "searched_grid", "sweep"]

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from analysis.report import build_report
+from study.grids import searched_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python run.py report --results results --out REPORT.md"
@@ -60,5 +61,5 @@ def test_the_committed_report_covers_every_grid_with_results(regenerated):
              if list(p.parent.glob("*/result.json"))}
     searches = {g for g, meta in grids.items() if is_search(g, meta)}  # shown on validation, not as grids of their own
     assert grids and all(f"## Grid `{g}`" in text for g in set(grids) - searches)
-    assert all(f"### `{g.removesuffix('-lr')}` (protocol" in text and f"## Grid `{g}`" not in text for g in searches)
+    assert all(f"### `{searched_grid(g)}` (protocol" in text and f"## Grid `{g}`" not in text for g in searches)
     assert "## Limitations" in text and "--protocol paper --executor ray" in text and "JPEG" in text

@@ -105,12 +105,19 @@ def test_runs_of_another_engine_version_never_choose_nor_widen_even_before_a_run
 
 
 def test_a_search_names_its_candidates_exactly_and_never_a_named_grids_folder():
+    from analysis.learning_rates import is_search
     from experiments.grids import get_grid
+    from study.grids import search_name, searched_grid
 
     with pytest.raises(ValueError, match="named by 6 significant digits"):
         tuning_grid(get_grid("replicator-vs-recalibrator"), (0.1, 0.1234567))
-    with pytest.raises(ValueError, match="would be paper-claim-lr, which is a grid of its own"):
-        tuning_grid(get_grid("paper-claim"))
+    # the first pass's paper-claim-lr is a grid of its own: (c)'s search lands beside it, and is read back as (c)'s
+    search = tuning_grid(get_grid("paper-claim"))
+    assert search.name == "paper-claim-search-lr" and searched_grid(search.name) == "paper-claim"
+    assert is_search(search.name, {"variants": search.variants}) and not is_search("paper-claim-lr", {
+        "variants": get_grid("paper-claim-lr").variants})
+    for grid in ("replicator-vs-recalibrator", "replicator-vs-recalibrator-gpu", "lr-check", "paper-claim-gpu"):
+        assert search_name(grid) == f"{grid}-lr" and searched_grid(search_name(grid)) == grid
 
 
 def test_a_search_that_does_not_choose_every_network_says_why_writes_nothing_and_removes_an_older_choice(tmp_path):

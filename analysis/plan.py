@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, TUNING_SEEDS
-from study.questions import CORE_QUESTIONS, CoreQuestion
+from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion
 
 from . import sequential, stats
 from .load import load_results
@@ -200,12 +200,14 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
                    reps: int = 1000, power: float = 0.8) -> dict[str, QuestionPlan]:
-    """Per core question, its plan at the recommended ``budget``, else at the most accurate piloted budget."""
+    """Per question of the second edition, its plan at the recommended ``budget``, else at the most accurate
+    piloted budget."""
     if not rows:
         return {}
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
-    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps) for q in CORE_QUESTIONS}
+    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps)
+            for q in SECOND_EDITION_QUESTIONS}
 
 
 def plan_text(plan: QuestionPlan) -> str:
@@ -259,7 +261,7 @@ def plan_output(results: Path, effect: float, power: float, min_accuracy: float,
         return [json.dumps({"effect": effect, "power": power, "min_accuracy": min_accuracy,
                             "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
                             "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
-    texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in CORE_QUESTIONS}
+    texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in SECOND_EDITION_QUESTIONS}
     return ([markdown_table(plan_table(rows))] if rows else []) + [
         f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
         f"{power:.0%} power under the sequential rule (docs/study.md)"] + [

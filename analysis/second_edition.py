@@ -26,7 +26,7 @@ from study.grids import (
     TUNING_SEEDS,
     search_name,
 )
-from study.questions import CORE_QUESTIONS, SECOND_EDITION
+from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS
 
 from .learning_rates import planned_runs
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -95,14 +95,15 @@ class GlanceRow:
 
 
 def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
-    """Per core question, the second edition's sequential verdict (``sequential.json``) or its status, and what
-    deciding it would take: the plan at the pilot's budget, from the pilot's ``rows``."""
+    """Per question of the second edition (the core ones, then the sweeps), its sequential verdict
+    (``sequential.json``) or its status, and what deciding it would take: the plan at the pilot's budget, from the
+    pilot's ``rows``."""
     studied = {q.grid for q in CORE_QUESTIONS} | {f"pilot-{b}" for b in PILOT_BUDGETS}
     if not rows and not studied & set(frame["grid"].astype(str)):
         return ()  # results of other grids only (e.g. the README's smoke grid): the study is not theirs
     plans = question_plans(results, list(rows), recommend(list(rows))[0])
     out = []
-    for q in CORE_QUESTIONS:
+    for q in SECOND_EDITION_QUESTIONS:
         plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
         out += _question_rows(results, frame, q, q.grid, _cpu_hours(results, frame, q.grid), plan)
         gpu = f"{q.grid}-{GPU_PROTOCOL}"
@@ -165,7 +166,8 @@ def _gpu_text(frame: pd.DataFrame, grid: str, folder: str) -> str:
 
 
 GLANCE_INTRO = (
-    "The second edition (engine version 2, docs/study.md): each core question is decided by adding seeds "
+    "The second edition (engine version 2, docs/study.md): each question, the core ones (a)-(d) first, then "
+    "(e)-(g), is decided by adding seeds "
     "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
     "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
     "the grid's engine-2 runs and of its learning-rate search (flagged runs included: they cost time too). "

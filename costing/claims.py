@@ -11,7 +11,7 @@ import itertools
 from baselines.registry import create_model
 from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
 from study.grids import GRIDS
-from study.questions import CORE_QUESTIONS
+from study.questions import SECOND_EDITION
 
 from .profiling import count_macs, count_params
 
@@ -70,9 +70,9 @@ def rows_as_markdown(rows: list[dict]) -> str:
 
 
 def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
-    """Parameters and MACs (3x32x32 input, 10 classes) of every variant of the core questions' grids and the
+    """Parameters and MACs (3x32x32 input, 10 classes) of every variant of the second edition's grids and the
     pilot: what the plan scales the pilot's measured CPU time by for networks the pilot does not train."""
-    names = grids or tuple(dict.fromkeys([q.grid for q in CORE_QUESTIONS] + [n for n in GRIDS if n.startswith("pilot-")]))
+    names = grids or tuple(dict.fromkeys([*SECOND_EDITION, *(n for n in GRIDS if n.startswith("pilot-"))]))
     unknown = sorted(set(names) - set(GRIDS))
     if unknown:
         raise ValueError(f"unknown grid(s) {unknown}; known: {', '.join(sorted(GRIDS))}")

@@ -53,10 +53,18 @@ CORE_QUESTIONS = (
     CoreQuestion("d", "DyClotNet vs GhostNet and the dynamic-convolution baselines", "baselines", None),
 )
 
-# The second edition's order (docs/study.md, section 4; `run.py study --until-decided`): the core
-# questions' grids, then the p and r sweeps, then the normalisation placement (an interpretation choice,
-# docs/interpretation.md row 5)
-SECOND_EDITION = (*(q.grid for q in CORE_QUESTIONS), "p-sweep", "r-sweep", "norm-placement")
+# After the core questions (docs/study.md, section 4): the p and r sweeps, then the normalisation placement
+# (an interpretation choice, docs/interpretation.md row 5); every variant against the grid's reference
+LATER_QUESTIONS = (
+    CoreQuestion("e", "How does the expansion ratio p trade accuracy for cost (p = 1, 4, 8 vs the default 2)?",
+                 "p-sweep", None),
+    CoreQuestion("f", "How does the reduction ratio r trade accuracy for cost (each r vs the default 4)?", "r-sweep", None),
+    CoreQuestion("g", "Does the bottleneck's normalisation placement change DCT's accuracy?", "norm-placement", None),
+)
+# The second edition's questions, in the order `run.py study --until-decided` runs their grids
+SECOND_EDITION_QUESTIONS = (*CORE_QUESTIONS, *LATER_QUESTIONS)
+SECOND_EDITION = tuple(q.grid for q in SECOND_EDITION_QUESTIONS)
 
 
-__all__ = ["CORE_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "CoreQuestion", "Question"]
+__all__ = ["CORE_QUESTIONS", "LATER_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "SECOND_EDITION_QUESTIONS",
+           "CoreQuestion", "Question"]

@@ -51,7 +51,7 @@ def test_plan_command(pilot, capsys):
     assert code == 0
     plan = json.loads(out)
     assert plan["recommended"] == "cpu-full" and plan["effect"] == 4.0 and len(plan["rows"]) == 4
-    assert sorted(plan["questions"]) == ["a", "b", "c", "d"] and plan["questions"]["a"]["budget"] == "cpu-full"
+    assert sorted(plan["questions"]) == ["a", "b", "c", "d", "e", "f", "g"] and plan["questions"]["a"]["budget"] == "cpu-full"
     code, out, _ = cli(capsys, "plan", "--results", str(pilot), "--effect", "4", "--reps", "200", "--power", "0.9")
     assert code == 0 and "| budget | question |" in out and "recommended budget: cpu-full" in out
     assert "(a) Does the recalibrator help over the replicator alone? (`replicator-vs-recalibrator`): at `cpu-full`" in out
@@ -92,13 +92,18 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     assert "| (a) Does the recalibrator help over the replicator alone? | `replicator-vs-recalibrator` | not run yet |" in text
 
 
-def test_each_core_question_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):
+def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):
     from analysis.plan import plan_text, question_plans
     from analysis.sequential import plan_looks, simulate
     from study.grids import GRIDS
+    from study.questions import SECOND_EDITION
 
     plans = question_plans(pilot, rows, "cpu-full", effect=4.0, reps=200)
-    assert sorted(plans) == ["a", "b", "c", "d"] and all(p.budget == "cpu-full" and p.recommended for p in plans.values())
+    # the core questions (a)-(d), then the sweeps and the normalisation placement: every grid `study` trains
+    assert sorted(plans) == ["a", "b", "c", "d", "e", "f", "g"] and all(
+        p.budget == "cpu-full" and p.recommended for p in plans.values())
+    assert [GRIDS[g].name for g in SECOND_EDITION][4:] == ["p-sweep", "r-sweep", "norm-placement"]
+    assert plans["f"].comparisons == len(GRIDS["r-sweep"].variants) - 1
     at_full = {r.question: r for r in rows if r.budget == "cpu-full"}
     assert plans["a"].sd_upper == at_full["recalibrator vs replicator-only"].sd_upper  # its own pilot pair
     assert plans["b"].sd_upper == at_full["DCT vs pointwise expansion"].sd_upper

@@ -12,6 +12,7 @@ import pytest
 
 from analysis.report import build_report
 from study.grids import searched_grid
+from study.questions import SECOND_EDITION
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python run.py report --results results --out REPORT.md"
@@ -63,3 +64,5 @@ def test_the_committed_report_covers_every_grid_with_results(regenerated):
     assert grids and all(f"## Grid `{g}`" in text for g in set(grids) - searches)
     assert all(f"### `{searched_grid(g)}` (protocol" in text and f"## Grid `{g}`" not in text for g in searches)
     assert "## Limitations" in text and "--protocol paper --executor ray" in text and "JPEG" in text
+    # every question `study --until-decided` trains is planned with its costs (results/study_costs.json covers it)
+    assert all(f"| `{g}` |" in text for g in SECOND_EDITION) and "MACs unknown" not in text

@@ -315,7 +315,7 @@ def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
     assert glance_rows(root, load_results(root), []) == () and glance_lines(()) == []
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
     rows = glance_rows(root, load_results(root), [])
-    assert [r.verdict for r in rows] == ["not run yet"] * 4  # a study grid present: every core question listed
+    assert [r.verdict for r in rows] == ["not run yet"] * 7  # a study grid present: every question of the second edition listed
 
 
 def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path):

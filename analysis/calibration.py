@@ -15,6 +15,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from study.grids import CPU_SEED_CAP
+
 from . import sequential, stats
 from .compare import adjust_family, family_confidence
 from .tables import markdown_table
@@ -103,14 +105,22 @@ def family_rates(n: int, m: int, reps: int = 1000, seed: int = 0, margin: float 
 
 
 def sequential_rates(reps: int = 4000, seed: int = 0, max_seeds: int = sequential.DEFAULT_MAX_SEEDS,
-                     margin: float = 0.5, alpha: float = 0.05) -> dict:
-    """The sequential rule on its real schedule ``plan_looks(max_seeds)``: no difference, and a true
-    difference at the margin (false ``equivalent``), with the repeated CI's coverage."""
+                     margin: float = 0.5, alpha: float = 0.05, n_comparisons: int = 1) -> dict:
+    """The sequential rule on its real schedule ``plan_looks(max_seeds)`` at alpha / ``n_comparisons``: no
+    difference, and a true difference at the margin (false ``equivalent``), with the repeated CI's coverage.
+    ``fpr`` is per comparison; ``family_bound`` (``n_comparisons`` x ``fpr``) bounds the family-wise rate."""
     schedule = sequential.plan_looks(max_seeds)
-    null = sequential.simulate(schedule, 0.0, DIFF_SD, reps, seed, margin, alpha)
-    edge = sequential.simulate(schedule, -margin, DIFF_SD, reps, seed + 1, margin, alpha)
-    return {"schedule": schedule, "fpr": null["better"] + null["worse"], "false_equivalent": edge["equivalent"],
-            "coverage": min(null["coverage"], edge["coverage"]), "expected_seeds_null": null["expected_seeds"]}
+    null = sequential.simulate(schedule, 0.0, DIFF_SD, reps, seed, margin, alpha, n_comparisons=n_comparisons)
+    edge = sequential.simulate(schedule, -margin, DIFF_SD, reps, seed + 1, margin, alpha, n_comparisons=n_comparisons)
+    fpr = null["better"] + null["worse"]
+    return {"schedule": schedule, "m": n_comparisons, "fpr": fpr, "family_bound": n_comparisons * fpr,
+            "false_equivalent": edge["equivalent"], "coverage": min(null["coverage"], edge["coverage"]),
+            "expected_seeds_null": null["expected_seeds"]}
+
+
+# (max_seeds, comparisons) of the sequential rows: the study's CPU cap with the second edition's family sizes
+# (1: (a), (g); 2: (b), (c); 9: (d)), and the default schedule
+SEQUENTIAL_DESIGNS = ((CPU_SEED_CAP, 1), (CPU_SEED_CAP, 2), (CPU_SEED_CAP, 9), (sequential.DEFAULT_MAX_SEEDS, 1))
 
 
 def _pct(value: float) -> str:
@@ -118,13 +128,15 @@ def _pct(value: float) -> str:
 
 
 def calibration_table(reps: int = 1000, seed: int = 0, sizes=(3, 5, 10), families=(2, 5),
-                      sequential_reps: int = 4000) -> tuple[pd.DataFrame, dict]:
-    """``(table, sequential rates)``: one row per (n, m) from ``family_rates``."""
+                      sequential_reps: int = 20_000) -> tuple[pd.DataFrame, list[dict]]:
+    """``(table, sequential rates)``: one row per (n, m) from ``family_rates``; one sequential row per
+    ``SEQUENTIAL_DESIGNS``."""
     rows = [family_rates(n, m, reps, seed) for n in sizes for m in families]
-    return pd.DataFrame(rows), sequential_rates(sequential_reps, seed)
+    return pd.DataFrame(rows), [sequential_rates(sequential_reps, seed, cap, n_comparisons=m)
+                                for cap, m in SEQUENTIAL_DESIGNS]
 
 
-def calibration_markdown(reps: int = 1000, seed: int = 0, sequential_reps: int = 4000) -> str:
+def calibration_markdown(reps: int = 1000, seed: int = 0, sequential_reps: int = 20_000) -> str:
     """The Markdown calibration table of docs/analysis.md."""
     table, seq = calibration_table(reps, seed, sequential_reps=sequential_reps)
     shown = pd.DataFrame({
@@ -138,12 +150,18 @@ def calibration_markdown(reps: int = 1000, seed: int = 0, sequential_reps: int =
         "diff CI coverage, each": table["diff_coverage"].map(_pct),
         "diff CIs, all m covered": table["diff_simultaneous"].map(_pct),
     })
-    schedule = ", ".join(map(str, seq["schedule"]))
+    sequential_rows = pd.DataFrame({
+        "looks at seeds": [", ".join(map(str, r["schedule"])) for r in seq],
+        "comparisons m (alpha 0.05/m each)": [str(r["m"]) for r in seq],
+        "false better/worse per comparison, no difference": [_pct(r["fpr"]) for r in seq],
+        "m x that (bounds the family-wise rate)": [_pct(r["family_bound"]) for r in seq],
+        "false 'equivalent' at -0.5 (the margin)": [_pct(r["false_equivalent"]) for r in seq],
+        "repeated-CI coverage at the stopping look": [_pct(r["coverage"]) for r in seq],
+        "expected seeds, no difference": [f"{r['expected_seeds_null']:.1f}" for r in seq],
+    })
     return "\n".join([
         f"Simulated paired grids ({reps} per row, paired-difference SD {DIFF_SD:g} points, seed SD {SEED_SD:g}, "
         f"alpha 0.05, margin 0.5, seed {seed}):", "", markdown_table(shown), "",
-        f"Sequential rule (looks at {schedule} seeds, O'Brien-Fleming-type spending, paired t at nominal levels; "
-        f"{sequential_reps} simulated comparisons each): false better/worse with no difference "
-        f"{_pct(seq['fpr'])}; false 'equivalent' at a true difference of -0.5 (the margin) "
-        f"{_pct(seq['false_equivalent'])}; repeated-CI coverage at the stopping look {_pct(seq['coverage'])}; "
-        f"expected seeds with no difference {seq['expected_seeds_null']:.1f}.", ""])
+        f"Sequential rule (O'Brien-Fleming-type spending, paired t at nominal levels; {sequential_reps} simulated "
+        f"comparisons a row, paired-difference SD {DIFF_SD:g}); the first rows are the study's CPU schedule with "
+        "the second edition's family sizes:", "", markdown_table(sequential_rows), ""])

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from study.grids import PLAN_REPS
+
 from .terminal import keep_names_whole
 
 # The commands import the analysis modules inside their bodies: run.py imports this module at
@@ -190,7 +192,8 @@ def plan(
                                  help="smallest effect of interest, metric points (planned, never observed)"),
     power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
     min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a budget must reach"),
-    reps: int = typer.Option(2000, "--reps", min=200, max=100_000, help="simulated comparisons per power estimate"),
+    reps: int = typer.Option(PLAN_REPS, "--reps", min=200, max=100_000,
+                              help="simulated comparisons per power estimate (the report's number)"),
     fmt: str = typer.Option("md", "--format", help="md or json"),
 ) -> None:
     """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, TUNING_SEEDS
+from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS
 from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion
 
 from . import sequential, stats
@@ -63,7 +63,7 @@ def run_threads(run_dir: Path) -> float:
     return float(threads) if isinstance(threads, (int, float)) and threads > 0 else math.nan
 
 
-def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, reps: int = 2000,
+def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, reps: int = PLAN_REPS,
                max_seeds_cap: int = 400) -> list[BudgetRow]:
     """The plan's rows for every pilot grid under ``results`` that has at least 2 paired seeds."""
     results = Path(results)
@@ -135,12 +135,12 @@ class QuestionPlan:
     sd_source: str  # the pilot's pair the planning SD comes from
     max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
-    cpu_hours: float | None  # every variant of the grid at the capped schedule's expected seeds; None when unknown
+    cpu_hours: float | None  # the networks the main runs train, at the capped schedule's expected seeds; None: unknown
     cost_source: str
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
-    cap_cpu_hours: float | None = None  # every variant of the grid at seed_cap seeds: the most it can cost
-    tune_cpu_hours: float | None = None  # the grid's learning-rate search (docs/study.md, section 2), before its seeds
+    cap_cpu_hours: float | None = None  # those networks at seed_cap seeds: the most it can cost
+    tune_cpu_hours: float | None = None  # the learning-rate search of every network of the grid (docs/study.md, section 2)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
@@ -158,12 +158,13 @@ def study_costs(results: Path) -> dict[tuple[str, str], int]:
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
                   macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
-                  reps: int = 1000, cap: int = CPU_SEED_CAP) -> QuestionPlan:
+                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP) -> QuestionPlan:
     """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
 
     The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
     the largest of the pilot's pairs at that budget (an assumption: the other networks are not piloted). The rule
-    splits alpha over the grid's comparisons, as ``ablate --until-decided`` does. A run's CPU time is the
+    splits alpha over the comparisons ``study --until-decided`` decides: the question's own (``variant``) where it
+    names one, else every variant against the reference; only those networks get main runs. A run's CPU time is the
     pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
     question's first runs measure it. The grid's learning-rate search (every variant at every candidate rate
     and tuning seed) comes first and is costed apart.
@@ -175,16 +176,20 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     own = QUESTIONS.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
     grid = GRIDS[question.grid]
-    comparisons = len(grid.variants) - 1
+    trained = [grid.reference, question.variant] if question.variant else list(grid.variants)  # the main runs'
+    comparisons = len(trained) - 1  # as `study --until-decided` runs them: the question's own comparison, else all
     plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
     plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
                                        max_cap=source.seeds_cap) if plannable else None)
     capped = (sequential.simulate(sequential.plan_looks(cap), effect, source.sd_upper, reps,
                                   n_comparisons=comparisons) if plannable else None)
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
-    variant_macs = [macs.get((question.grid, name)) for name in grid.variants]
-    known = reference_macs is not None and None not in variant_macs and math.isfinite(source.cpu_seconds_per_run)
-    run_hours = sum(variant_macs) / reference_macs * source.cpu_seconds_per_run / 3600 if known else None
+    variant_macs = {name: macs.get((question.grid, name)) for name in grid.variants}
+    known = (reference_macs is not None and None not in variant_macs.values()
+             and math.isfinite(source.cpu_seconds_per_run))
+    hours = (lambda names: sum(variant_macs[n] for n in names) / reference_macs * source.cpu_seconds_per_run / 3600
+             ) if known else (lambda names: None)
+    run_hours, search_hours = hours(trained), hours(grid.variants)  # a seed of the main runs; of every searched network
     return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
                         plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
                         capped["expected_seeds"] * run_hours if capped and known else None,
@@ -193,13 +198,13 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                         sequential.decidable_effect(source.sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                         if plannable else None,
                         cap * run_hours if known else None,
-                        len(LR_CANDIDATES) * TUNING_SEEDS * run_hours if known else None,
+                        len(LR_CANDIDATES) * TUNING_SEEDS * search_hours if known else None,
                         capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect,
                         power)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
-                   reps: int = 1000, power: float = 0.8) -> dict[str, QuestionPlan]:
+                   reps: int = PLAN_REPS, power: float = 0.8) -> dict[str, QuestionPlan]:
     """Per question of the second edition, its plan at the recommended ``budget``, else at the most accurate
     piloted budget."""
     if not rows:
@@ -234,9 +239,9 @@ def cap_text(plan: QuestionPlan) -> str:
     looks = ", ".join(str(n) for n in sequential.plan_looks(plan.seed_cap))
     cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f}"
             if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
-    return (f"the main runs (looks at {looks} seeds) decide it with {plan.power_at_cap:.0%} power in "
-            f"E {plan.expected_at_cap:.1f} seeds{cost}, and effects of {plan.decidable_effect:.2f} points or more "
-            f"with {plan.power:.0%} power")
+    return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
+            f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
+            f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
 
 
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:

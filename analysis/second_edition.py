@@ -23,6 +23,7 @@ from study.grids import (
     PILOT_BUDGETS,
     PILOT_SEEDS,
     PILOT_VARIANTS,
+    PLAN_REPS,
     TUNING_SEEDS,
     search_name,
 )
@@ -92,6 +93,7 @@ class GlanceRow:
     looks: int | None = None
     cpu_hours: float | None = 0.0  # spent on the grid's engine-2 runs and its search; None on a GPU
     to_decide: str = ""  # "decided", the rule's estimate for a comparison left open, or the plan
+    level: float | None = None  # the repeated CI's confidence: 1 - the look's nominal two-sided p level
 
 
 def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
@@ -130,7 +132,8 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, hours: fl
         rows.append(GlanceRow(question, f"`{folder}`: `{name}` - `{state['reference']}`", verdict, s.get("estimate"),
                               tuple(s["ci"]) if s.get("ci") else None, s.get("n") or None, s.get("look"),
                               len(state["schedule"]), hours,
-                              "decided" if s["label"] in DECIDED else s.get("to_decide") or plan))
+                              "decided" if s["label"] in DECIDED else s.get("to_decide") or plan,
+                              1 - s["boundary"] if s.get("boundary") is not None else None))
     return rows
 
 
@@ -141,7 +144,8 @@ def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) 
     seeds = state["schedule"][look]
     after = f"open after look {look} of {len(state['schedule'])}; " if look else ""
     return (f"{after}look {look + 1} ({seeds} seeds a variant) training: "
-            f"{_finished(frame, folder, seeds, [variant, state['reference']])} of {2 * seeds} runs finished")
+            f"{_finished(frame, folder, seeds, [variant, state['reference']])} of {2 * seeds} runs "
+            f"(seeds 0-{seeds - 1}) finished")
 
 
 def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, variants: list[str] | None = None) -> int:
@@ -169,18 +173,21 @@ GLANCE_INTRO = (
     "The second edition (engine version 2, docs/study.md): each question, the core ones (a)-(d) first, then "
     "(e)-(g), is decided by adding seeds "
     "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
-    "rule's repeated confidence interval at its stopping look. CPU-hours: training seconds x threads of "
+    "rule's repeated confidence interval at the last look made (the stopping look once decided), at that "
+    "look's level (1 minus its nominal p level, shown with it: near 100% early, near 95% at the last look, "
+    "higher where alpha is split over several comparisons). CPU-hours: training seconds x threads of "
     "the grid's engine-2 runs and of its learning-rate search (flagged runs included: they cost time too). "
     "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of 0.5 points, with the pilot's "
     "paired SD (its 80% upper bound; for networks the pilot does not train, the largest of the pilot's pairs: "
-    "an assumption) and alpha split over the grid's comparisons. First the seeds per variant a free "
+    "an assumption) and alpha split over the comparisons the main runs decide (the question's own, or every "
+    "variant of the grid against its reference where the question names none). First the seeds per variant a free "
     "sequential design needs for 80% power (maximum and expected); then what the main runs do, which always "
     f"look at {', '.join(map(str, plan_looks(CPU_SEED_CAP)))} seeds (the CPU cap; `run.py study --until-decided`, "
-    "docs/study.md): their power for the 0.5-point effect and expected seeds, their CPU-hours (all the grid's "
-    "variants, each run's time the pilot's DyClotNet-0.5 median scaled by its MACs, `results/study_costs.json`; "
+    "docs/study.md): their power for the 0.5-point effect and expected seeds, their CPU-hours (the networks "
+    "they train, each run's time the pilot's DyClotNet-0.5 median scaled by its MACs, `results/study_costs.json`; "
     "a proxy until the first runs measure it), expected and at most (the expected figure lets every variant "
-    "stop with this question's comparison: a lower bound where the grid has others), and the smallest effect "
-    "they decide with 80% power; last, the learning-rate search that comes before them. The first pass (engine "
+    "stop with this question's comparison: a lower bound where the grid has others), and the smallest true effect "
+    "they declare better with 80% power; last, the learning-rate search that comes before them. The first pass (engine "
     "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
     "it was, never pooled with the second edition. A question trained on a GPU too (`run.py gpu-next`, its own "
     "protocol and grid folder `<grid>-gpu`) has a row of its own for those runs, never pooled with the CPU's.")
@@ -192,6 +199,7 @@ def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
         return []
     table = [{"question": r.question, "comparison": r.comparison, "verdict": r.verdict,
               "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
+                                  + (f" ({100 * r.level:.4g}% repeated CI, look {r.look})" if r.level is not None else "")
                                   if r.ci is not None and r.estimate is not None else "–"),
               "seeds (looks)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
               "CPU-h": f"{r.cpu_hours:.2f}" if r.cpu_hours is not None else "– (GPU)", "to decide": r.to_decide} for r in rows]
@@ -233,7 +241,7 @@ def _ok_runs(grid_dir: Path) -> int:
     return count
 
 
-def budget_findings(results: Path, effect: float = 0.5, reps: int = 1000) -> BudgetFindings:
+def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -> BudgetFindings:
     """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
     pending = tuple((b, n) for b in PILOT_BUDGETS if (n := _ok_runs(Path(results) / f"pilot-{b}")) < PILOT_RUNS)

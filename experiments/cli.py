@@ -71,9 +71,13 @@ def ablate(
         "--until-decided", help="Add seeds in looks until each comparison with the reference is decided "
         "(docs/study.md); --seeds is then ignored.")] = False,
     max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000,
-                                           help="With --until-decided: the last look's seeds.")] = 40,
+                                           help="With --until-decided: the last look's seeds (the study's CPU cap "
+                                           "by default; fixed once the first look is recorded).")] = CPU_SEED_CAP,
     margin: Annotated[float, typer.Option("--margin", min=0.01,
                                           help="With --until-decided: equivalence margin, points.")] = 0.5,
+    compare: Annotated[list[str] | None, typer.Option(
+        "--compare", help="With --until-decided: a variant to compare with the reference (repeatable; default every "
+        "other variant). Alpha is split over these only; the grid's other variants get no main runs.")] = None,
     only_variants: Annotated[list[str] | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a grid: every variant x seed not finished yet (interrupted runs resume).
@@ -83,8 +87,11 @@ def ablate(
     """
     options = RunOptions(data_root, download, device, threads, compile, wandb, tuple(plugins or ()), retry_failed,
                          reuse, executor, workers, address)
+    if compare and not until_decided:
+        raise ValueError(f"--compare {' '.join(compare)} needs --until-decided (it names the comparisons the sequential "
+                         "rule decides)")
     if not runs.ablate(grid, protocol, seeds, dataset, vary, results, options, until_decided, max_seeds, margin,
-                       only_variants):
+                       only_variants, compare):
         raise typer.Exit(1)
 
 

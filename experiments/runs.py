@@ -16,7 +16,7 @@ from rich.table import Table
 
 from analysis.status import ENGINE_STATES, RunStatus
 from analysis.terminal import keep_names_whole
-from study.grids import LR_SEPARATOR
+from study.grids import CPU_SEED_CAP, LR_SEPARATOR
 
 from .config import Runtime, choose
 
@@ -136,8 +136,8 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
 
 
 def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
-           options: RunOptions, until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5,
-           only_variants: list[str] | None = None) -> bool:
+           options: RunOptions, until_decided: bool = False, max_seeds: int = CPU_SEED_CAP, margin: float = 0.5,
+           only_variants: list[str] | None = None, compared: list[str] | None = None) -> bool:
     """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran)."""
     from .grids import get_grid
 
@@ -150,14 +150,16 @@ def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, var
     if protocol is None and dataset is None:
         protocol = grid_protocol(g, runtime)
     if until_decided:
-        ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin)
+        ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin, compared)
         return True
     return run_grid_command(g, protocol, seeds, dataset, vary, results, runtime, options, only_variants)
 
 
 def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
-                         max_seeds: int, margin: float) -> None:
-    """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict."""
+                         max_seeds: int, margin: float, compared: list[str] | None = None) -> None:
+    """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
+    ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
+    split over them, and the grid's other variants get no main runs."""
     from .grids import resolve
     from .until_decided import run_until_decided
 
@@ -165,8 +167,10 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
         ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants])
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
-    states = run_until_decided(g.name, g.reference, [v for v in g.variants if v != g.reference], protocol_name,
-                               Path(results), max_seeds, margin, train)
+    others = [v for v in g.variants if v != g.reference]
+    variants = [choose(f"variant of grid {g.name} to compare with {g.reference}", v, others) for v in compared or others]
+    states = run_until_decided(g.name, g.reference, list(dict.fromkeys(variants)), protocol_name, Path(results),
+                               max_seeds, margin, train)
     for variant, state in states.items():
         console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
 
@@ -257,7 +261,7 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     (docs/study.md). Resumable: finished runs are skipped. A grid that fails does not stop the others;
     returns the grids that failed. Writes no study.json (that is the first edition's fixed plan)."""
     from study import grids
-    from study.questions import SECOND_EDITION
+    from study.questions import SECOND_EDITION, SECOND_EDITION_QUESTIONS
 
     from .config import get_protocol
 
@@ -270,7 +274,9 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
         if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options):
             return False
-        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin)
+        named = next((q.variant for q in SECOND_EDITION_QUESTIONS if q.grid == grid), None)  # the question's own
+        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin,  # comparison only
+                      compared=[named] if named else None)
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
         grid, f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})",

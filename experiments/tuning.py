@@ -3,7 +3,8 @@
 For a grid, every variant (network) is trained at each candidate peak learning rate with the same
 seeds under the same protocol: the runs form an ordinary grid, ``<grid>-lr``, whose variants are
 ``<variant>@lr<value>``. A variant's learning rate is the candidate with the best mean final
-*validation* top-1 (the test set is never looked at); ties go to the smaller rate. The choice,
+*validation* top-1 (the choice never reads the test set, which a search run records like every run);
+ties go to the smaller rate. The choice,
 with every candidate's validation mean and the runs it came from, is written to
 ``RESULTS/<grid>-lr/chosen.json``; ``ablate`` then trains the grid's main runs at those rates
 (recorded in every run's ``config.json`` as ``protocol.lr``).

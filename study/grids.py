@@ -82,6 +82,9 @@ PILOT_SEEDS = 4  # paired seeds per variant and budget (docs/study.md)
 # looks at sequential.plan_looks(CPU_SEED_CAP) = 3, 5, 8, 12 seeds, whatever the plan's maximum; the
 # report gives that schedule's power and the smallest effect it decides
 CPU_SEED_CAP = 12
+# simulated comparisons per power estimate of the plan: `run.py plan` and the report use the same, so each
+# reproduces the other's numbers
+PLAN_REPS = 1000
 PILOT_VARIANTS = {"dct": Variant("dyclotnet_050"), "replicator": Variant("dyclotnet_050", {"recalibrator": "none"}),
                   "pointwise": Variant("dyclotnet_050", {"expansion": "pointwise"})}
 

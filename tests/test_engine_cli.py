@@ -189,6 +189,26 @@ def test_study_until_decided_tunes_then_adds_seeds_per_grid_in_the_second_editio
     assert not (tmp_path / "study.json").exists()  # that is the first edition's fixed plan
 
 
+
+def test_until_decided_compares_only_the_named_variants_and_trains_no_other(tmp_path, capsys, monkeypatch):
+    """A question that names its comparison (`--compare`, as `study --until-decided` passes a question's own
+    variant) splits alpha over it alone, and the grid's other variants get no main runs."""
+    three = grids.Grid("three", "Three tiny test networks.", "a", {
+        "a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4}),
+        "c": grids.Variant("engine_test_net", {"width": 2})}, protocol="smoke")
+    monkeypatch.setitem(grids.GRIDS, "three", three)
+    args = ["ablate", "three", "--results", str(tmp_path), *FAST]
+    assert run.main([*args, "--compare", "b"]) == 2 and "--compare b needs --until-decided" in capsys.readouterr().err
+    assert run.main([*args, "--until-decided", "--compare", "nope"]) == 2
+    assert "unknown variant of grid three to compare with a 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "three").exists()  # refused before anything trained
+    assert run.main([*args, "--until-decided", "--max-seeds", "3", "--compare", "b"]) == 0
+    decisions = json.loads((tmp_path / "three" / "sequential.json").read_text())
+    assert set(decisions["variants"]) == {"b"}
+    trained = {json.loads(p.read_text())["variant"] for p in tmp_path.glob("three/*/result.json")}
+    assert trained == {"a", "b"} and len(list(tmp_path.glob("three/*/result.json"))) == 2 * 3
+
+
 def test_a_search_with_a_run_still_running_elsewhere_chooses_nothing_and_the_study_waits(tmp_path, capsys, monkeypatch):
     from experiments.store import RunStore
     from experiments.tuning import TUNING_FIRST_SEED, tuning_grid

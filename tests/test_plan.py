@@ -55,7 +55,7 @@ def test_plan_command(pilot, capsys):
     code, out, _ = cli(capsys, "plan", "--results", str(pilot), "--effect", "4", "--reps", "200", "--power", "0.9")
     assert code == 0 and "| budget | question |" in out and "recommended budget: cpu-full" in out
     assert "(a) Does the recalibrator help over the replicator alone? (`replicator-vs-recalibrator`): at `cpu-full`" in out
-    assert "or more with 90% power" in out  # the power asked for, not a fixed 80%
+    assert "or more better with 90% power" in out  # the power asked for, not a fixed 80%
     code, _, err = cli(capsys, "plan", "--results", str(pilot), "--effect", "-1")
     assert code == 2 and "--effect must be a positive finite number" in err
 
@@ -109,6 +109,9 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     assert plans["b"].sd_upper == at_full["DCT vs pointwise expansion"].sd_upper
     assert plans["c"].sd_upper == max(r.sd_upper for r in at_full.values())  # not piloted: the largest pair's
     assert plans["d"].comparisons == len(GRIDS["baselines"].variants) - 1
+    # a question that names its comparison is decided on it alone: (b) is pointwise vs dct, not also (a)'s
+    # replicator-only vs dct again on the same copied runs; (c) is the 8x8 MobileNetV2 reading only
+    assert (plans["b"].comparisons, plans["c"].comparisons, plans["a"].comparisons) == (1, 1, 1)
     assert all(p.cpu_hours is None for p in plans.values())
     assert "CPU-h unknown (MACs unknown: run `run.py study-costs`)" in plan_text(plans["a"])
 
@@ -120,15 +123,17 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     finally:
         (pilot / "study_costs.json").unlink()
     assert plan.budget == "cpu-full" and not plan.recommended  # none recommended: the most accurate budget
-    # paper-claim's three variants cost 1, 2 and 3 times the pilot's DyClotNet-0.5 reference (25 CPU-s a run)
+    # paper-claim's three variants cost 1, 2 and 3 times the pilot's DyClotNet-0.5 reference (25 CPU-s a run);
+    # the main runs train dyclotnet-2.0 (1x) and the question's mobilenetv2-1.0-8x8 (2x), the search all three
     # the main runs always look at 3, 5, 8 and 12 seeds (the CPU cap), whatever the free design needs
     capped = simulate(plan_looks(12), 4.0, plan.sd_upper, 200, n_comparisons=plan.comparisons)
     assert (plan.power_at_cap, plan.expected_at_cap) == (capped["power"], capped["expected_seeds"])
-    assert plan.cpu_hours == pytest.approx(plan.expected_at_cap * 6 * 25 / 3600)
-    assert plan.cap_cpu_hours == pytest.approx(12 * 6 * 25 / 3600)
+    assert plan.cpu_hours == pytest.approx(plan.expected_at_cap * 3 * 25 / 3600)
+    assert plan.cap_cpu_hours == pytest.approx(12 * 3 * 25 / 3600)
+    assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 6 * 25 / 3600)  # 4 rates x 2 seeds, every network
     text = plan_text(plan)
     assert "not yet a recommended budget" in text and f"{plan.cpu_hours:.1f} CPU-h expected, at most" in text
-    assert f"the main runs (looks at 3, 5, 8, 12 seeds) decide it with {plan.power_at_cap:.0%} power" in text
+    assert f"the main runs (looks at 3, 5, 8, 12 seeds) declare the effect better with {plan.power_at_cap:.0%} power" in text
     # the learning-rate search first: every variant at 4 rates x 2 seeds
     assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 6 * 25 / 3600)
     assert f"the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
@@ -140,7 +145,7 @@ def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pil
     plan = question_plans(pilot, rows, "cpu-full", effect=0.05, reps=200)["a"]  # a tiny effect: far beyond 12 seeds
     assert plan.max_seeds is None or plan.max_seeds > 12
     assert plan.seed_cap == 12 and plan.decidable_effect > 0.05 and plan.power_at_cap < 0.8
-    assert f"and effects of {plan.decidable_effect:.2f} points or more with 80% power" in plan_text(plan)
+    assert f"and true effects of {plan.decidable_effect:.2f} points or more better with 80% power" in plan_text(plan)
 
 
 def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_old_runs(tmp_path):
@@ -188,7 +193,7 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
 def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_have_finished(tmp_path):
     import pandas as pd
 
-    from analysis.second_edition import glance_rows
+    from analysis.second_edition import glance_lines, glance_rows
 
     grid = "replicator-vs-recalibrator"
     columns = ["grid", "run_id", "variant", "seed", "status", "engine_version", "reused_from", "train_seconds"]
@@ -197,16 +202,18 @@ def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_h
              (grid, "old3", "replicator", 3, "ok", 1, None, 3000.0)]  # unfinished; an older engine's: not counted
     (tmp_path / grid).mkdir()
     state = {"grid": grid, "reference": "dct", "schedule": [3, 5, 8, 12],
-             "variants": {"replicator": {"label": "continue", "look": 1, "n": 3, "estimate": 0.2, "ci": [-1.5, 1.9]}}}
+             "variants": {"replicator": {"label": "continue", "look": 1, "n": 3, "estimate": 0.2, "ci": [-1.5, 1.9],
+                                         "boundary": 8.857543832140365e-05}}}
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
     frame = pd.DataFrame(rows, columns=columns)
     row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
-    assert row.verdict == "open after look 1 of 4; look 2 (5 seeds a variant) training: 7 of 10 runs finished"
+    assert row.verdict == "open after look 1 of 4; look 2 (5 seeds a variant) training: 7 of 10 runs (seeds 0-4) finished"
     assert (row.seeds, row.look, row.ci) == (3, 1, (-1.5, 1.9))  # the repeated CI at look 1 holds at any look
+    assert "| +0.20 [-1.50, +1.90] (99.99% repeated CI, look 1) |" in "\n".join(glance_lines((row,)))
     state["variants"]["replicator"] = {"label": "continue", "look": 0, "n": 0}  # written before look 1 trains
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
     row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
-    assert row.verdict == "look 1 (3 seeds a variant) training: 6 of 6 runs finished" and row.seeds is None
+    assert row.verdict == "look 1 (3 seeds a variant) training: 6 of 6 runs (seeds 0-2) finished" and row.seeds is None
 
 
 def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cpu_one(tmp_path):

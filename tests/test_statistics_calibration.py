@@ -63,7 +63,10 @@ def test_the_calibration_fails_without_the_correction(rates):
     assert np.mean(calibration._claims(raw["verdict"], calibration.NULL_CLAIMS).any(axis=1)) > 0.15
 
 
-def test_sequential_rule_is_calibrated():
-    seq = calibration.sequential_rates(reps=4000, seed=2)
-    assert seq["schedule"] == (3, 5, 8, 12, 18, 27, 40)
-    assert seq["fpr"] <= 0.06 and seq["false_equivalent"] <= 0.06 and seq["coverage"] >= 0.93, seq
+@pytest.mark.parametrize("max_seeds, m, schedule", [(40, 1, (3, 5, 8, 12, 18, 27, 40)), (12, 1, (3, 5, 8, 12)),
+                                                      (12, 2, (3, 5, 8, 12))])
+def test_sequential_rule_is_calibrated_on_the_default_and_the_studys_schedule(max_seeds, m, schedule):
+    seq = calibration.sequential_rates(reps=4000, seed=2, max_seeds=max_seeds, n_comparisons=m)
+    assert seq["schedule"] == schedule and seq["m"] == m
+    assert seq["family_bound"] <= 0.06 and seq["false_equivalent"] <= 0.06 and seq["coverage"] >= 0.93, seq
+

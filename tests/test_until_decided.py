@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,20 @@ def test_seeds_to_decide_plans_with_the_sd_upper_bound():
 
     text = seeds_to_decide(np.array([1.0, -1.0, 0.5, -0.5, 0.0]), 0.5, 2)
     assert text.startswith("about 61 paired seeds") and "alpha 0.05/2" in text and "upper bound 1.23)" in text
+
+
+def test_a_recorded_design_is_kept_and_another_one_is_refused_naming_both(tmp_path):
+    """The boundaries depend on the whole schedule: a rerun with another --max-seeds (or margin) after the first
+    look would re-decide the looks already made at other levels, so it is refused before anything trains."""
+    trainer = Trainer(tmp_path, {"none": 0.0}, sd=0.3, die_after=6)
+    with pytest.raises(KeyboardInterrupt):  # look 1 trained and recorded, look 2 killed
+        run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, trainer)
+    before = (tmp_path / GRID / "sequential.json").read_text()
+    for max_seeds, margin, named in ((40, 0.5, "schedule [3, 5, 8, 12]"), (12, 1.0, "margin 0.5")):
+        idle = Trainer(tmp_path, {"none": 0.0})
+        with pytest.raises(ValueError, match=r"records a sequential design with .*" + re.escape(named)) as err:
+            run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, max_seeds, margin, idle)
+        assert "--max-seeds 12 --margin 0.5" in str(err.value)
+        assert idle.trained == [] and (tmp_path / GRID / "sequential.json").read_text() == before
+    resumed = Trainer(tmp_path, {"none": 0.0}, sd=0.3)
+    assert run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, resumed)["none"]["look"] >= 2

@@ -119,8 +119,8 @@ def sequential_rates(reps: int = 4000, seed: int = 0, max_seeds: int = sequentia
 
 
 # (max_seeds, comparisons) of the sequential rows: the study's CPU cap with the second edition's family sizes
-# (1: (a), (g); 2: (b), (c); 9: (d)), and the default schedule
-SEQUENTIAL_DESIGNS = ((CPU_SEED_CAP, 1), (CPU_SEED_CAP, 2), (CPU_SEED_CAP, 9), (sequential.DEFAULT_MAX_SEEDS, 1))
+# (1: (a), (b), (c), (g); 3: (e) p-sweep; 4: (f) r-sweep; 9: (d)), and the default schedule
+SEQUENTIAL_DESIGNS = tuple((CPU_SEED_CAP, m) for m in (1, 3, 4, 9)) + ((sequential.DEFAULT_MAX_SEEDS, 1),)
 
 
 def _pct(value: float) -> str:

@@ -27,7 +27,7 @@ from study.grids import (
     TUNING_SEEDS,
     search_name,
 )
-from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS
+from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, own_comparison
 
 from .learning_rates import planned_runs
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -62,8 +62,10 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
         pass  # no choice (yet), or one the report's learning-rate section names as unreadable
     else:  # the main runs' first look, before its state is first recorded (experiments/until_decided.py)
         seeds = plan_looks(CPU_SEED_CAP)[0]
+        named = own_comparison(grid)  # the networks the main runs train
+        trained = [GRIDS[grid].reference, *named] if named else list(GRIDS[grid].variants)
         return (f"learning rates chosen under `{protocol}`; main runs: look 1 ({seeds} seeds a variant) "
-                f"{_finished(frame, folder or grid, seeds)} of {seeds * len(GRIDS[grid].variants)} runs finished")
+                f"{_finished(frame, folder or grid, seeds, trained)} of {seeds * len(trained)} runs finished")
     done = _finished(frame, search)
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
         planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
@@ -172,7 +174,8 @@ def _gpu_text(frame: pd.DataFrame, grid: str, folder: str) -> str:
 GLANCE_INTRO = (
     "The second edition (engine version 2, docs/study.md): each question, the core ones (a)-(d) first, then "
     "(e)-(g), is decided by adding seeds "
-    "until the group-sequential rule stops (`run.py ablate GRID --until-decided`); the interval is the "
+    "until the group-sequential rule stops (`run.py ablate GRID --until-decided --compare VARIANT`, as `run.py "
+    "study --until-decided` runs it); the interval is the "
     "rule's repeated confidence interval at the last look made (the stopping look once decided), at that "
     "look's level (1 minus its nominal p level, shown with it: near 100% early, near 95% at the last look, "
     "higher where alpha is split over several comparisons). CPU-hours: training seconds x threads of "
@@ -193,13 +196,19 @@ GLANCE_INTRO = (
     "protocol and grid folder `<grid>-gpu`) has a row of its own for those runs, never pooled with the CPU's.")
 
 
+def _percent(level: float) -> str:
+    """A confidence level near 100% with the digits that keep it below 100% (99.991%, 95.6%)."""
+    digits = max(1, -math.floor(math.log10(100 * (1 - level)))) if level < 1 else 1
+    return f"{100 * level:.{digits}f}%"
+
+
 def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
     """"Findings at a glance" as Markdown; nothing when no row (results without the study's grids)."""
     if not rows:
         return []
     table = [{"question": r.question, "comparison": r.comparison, "verdict": r.verdict,
               "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
-                                  + (f" ({100 * r.level:.4g}% repeated CI, look {r.look})" if r.level is not None else "")
+                                  + (f" ({_percent(r.level)} repeated CI, look {r.look})" if r.level is not None else "")
                                   if r.ci is not None and r.estimate is not None else "–"),
               "seeds (looks)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
               "CPU-h": f"{r.cpu_hours:.2f}" if r.cpu_hours is not None else "– (GPU)", "to decide": r.to_decide} for r in rows]

@@ -36,6 +36,7 @@ import typer
 
 from analysis.status import RunStatus
 from study.grids import GPU_PROTOCOL, LR_SEPARATOR
+from study.questions import own_comparison
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
 from .data import load_dataset
@@ -341,6 +342,8 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     rows: dict[str, dict] = {}
     reference = g.reference
     variants = [v for v in dict.fromkeys(c.variant for c in configs) if v != reference]
+    named = own_comparison(grid)  # a second-edition question's own comparison only, as on the CPU (docs/study.md)
+    variants = [v for v in variants if v in named] if named else variants
 
     def look(n: int, open_variants: list[str]) -> None:
         look_configs, _ = resolve(g, protocol, n, plugins=plugins, learning_rates=outcome["learning_rates"])

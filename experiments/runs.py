@@ -261,7 +261,7 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     (docs/study.md). Resumable: finished runs are skipped. A grid that fails does not stop the others;
     returns the grids that failed. Writes no study.json (that is the first edition's fixed plan)."""
     from study import grids
-    from study.questions import SECOND_EDITION, SECOND_EDITION_QUESTIONS
+    from study.questions import SECOND_EDITION, own_comparison
 
     from .config import get_protocol
 
@@ -274,9 +274,8 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
         if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options):
             return False
-        named = next((q.variant for q in SECOND_EDITION_QUESTIONS if q.grid == grid), None)  # the question's own
-        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin,  # comparison only
-                      compared=[named] if named else None)
+        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin,
+                      compared=own_comparison(grid))
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
         grid, f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})",

@@ -66,5 +66,12 @@ SECOND_EDITION_QUESTIONS = (*CORE_QUESTIONS, *LATER_QUESTIONS)
 SECOND_EDITION = tuple(q.grid for q in SECOND_EDITION_QUESTIONS)
 
 
+def own_comparison(grid: str) -> list[str] | None:
+    """The variants ``ablate --until-decided`` compares with the reference of ``grid`` in the second edition: the
+    question's own (``CoreQuestion.variant``) where it names one, else None (every variant; docs/study.md)."""
+    named = next((q.variant for q in SECOND_EDITION_QUESTIONS if q.grid == grid), None)
+    return [named] if named else None
+
+
 __all__ = ["CORE_QUESTIONS", "LATER_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "SECOND_EDITION_QUESTIONS",
-           "CoreQuestion", "Question"]
+           "CoreQuestion", "Question", "own_comparison"]

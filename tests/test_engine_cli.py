@@ -205,6 +205,8 @@ def test_until_decided_compares_only_the_named_variants_and_trains_no_other(tmp_
     assert run.main([*args, "--until-decided", "--max-seeds", "3", "--compare", "b"]) == 0
     decisions = json.loads((tmp_path / "three" / "sequential.json").read_text())
     assert set(decisions["variants"]) == {"b"}
+    assert run.main([*args, "--until-decided", "--max-seeds", "3"]) == 2  # every variant: another design, refused
+    assert "--compare b (the recorded design)" in capsys.readouterr().err
     trained = {json.loads(p.read_text())["variant"] for p in tmp_path.glob("three/*/result.json")}
     assert trained == {"a", "b"} and len(list(tmp_path.glob("three/*/result.json"))) == 2 * 3
 

@@ -169,15 +169,19 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
 
     from analysis.second_edition import _before_main_runs
 
-    columns = ["grid", "status", "engine_version", "seed"]
-    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1, 0)], columns=columns)
+    columns = ["grid", "status", "engine_version", "seed", "variant"]
+    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1, 0, "dct")], columns=columns)
     assert _before_main_runs(tmp_path, nothing, "replicator-vs-recalibrator") == "not run yet"
-    rows = [("replicator-vs-recalibrator-lr", "ok", 2, 1000), ("replicator-vs-recalibrator-lr", "flagged", 2, 1000),
-            ("replicator-vs-recalibrator-lr", "failed", 2, 1001),  # not finished: not counted
-            ("replicator-vs-recalibrator-lr", "ok", 1, 1001),  # engine version 1: not this edition's search
-            ("expansion-op-lr", "ok", 2, 1000),  # another grid's search
-            ("replicator-vs-recalibrator", "ok", 2, 0), ("replicator-vs-recalibrator", "ok", 2, 2),  # main runs
-            ("replicator-vs-recalibrator", "ok", 2, 3), ("replicator-vs-recalibrator", "ok", 1, 1)]  # not look 1's
+    rows = [("replicator-vs-recalibrator-lr", "ok", 2, 1000, "dct@lr0.1"),
+            ("replicator-vs-recalibrator-lr", "flagged", 2, 1000, "dct@lr0.2"),
+            ("replicator-vs-recalibrator-lr", "failed", 2, 1001, "dct@lr0.1"),  # not finished: not counted
+            ("replicator-vs-recalibrator-lr", "ok", 1, 1001, "dct@lr0.1"),  # engine version 1: not this edition's
+            ("expansion-op-lr", "ok", 2, 1000, "dct@lr0.1"),  # another grid's search
+            ("replicator-vs-recalibrator", "ok", 2, 0, "dct"), ("replicator-vs-recalibrator", "ok", 2, 2, "dct"),
+            ("replicator-vs-recalibrator", "ok", 2, 3, "dct"), ("replicator-vs-recalibrator", "ok", 1, 1, "dct"),
+            # (b)'s main runs train its own comparison only: replicator-only's (a copied twin) is not counted
+            ("expansion-op", "ok", 2, 0, "dct"), ("expansion-op", "ok", 2, 0, "pointwise"),
+            ("expansion-op", "ok", 2, 0, "replicator-only")]
     frame = pd.DataFrame(rows, columns=columns)
     # 2 networks x 4 candidate rates x 2 seeds
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
@@ -187,6 +191,10 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
     assert (_before_main_runs(tmp_path, frame, "replicator-vs-recalibrator")
+            == "learning rates chosen under `cpu-full`; main runs: look 1 (3 seeds a variant) 2 of 6 runs finished")
+    (tmp_path / "expansion-op-lr").mkdir()
+    (tmp_path / "expansion-op-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
+    assert (_before_main_runs(tmp_path, frame, "expansion-op")
             == "learning rates chosen under `cpu-full`; main runs: look 1 (3 seeds a variant) 2 of 6 runs finished")
 
 
@@ -209,7 +217,7 @@ def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_h
     row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
     assert row.verdict == "open after look 1 of 4; look 2 (5 seeds a variant) training: 7 of 10 runs (seeds 0-4) finished"
     assert (row.seeds, row.look, row.ci) == (3, 1, (-1.5, 1.9))  # the repeated CI at look 1 holds at any look
-    assert "| +0.20 [-1.50, +1.90] (99.99% repeated CI, look 1) |" in "\n".join(glance_lines((row,)))
+    assert "| +0.20 [-1.50, +1.90] (99.991% repeated CI, look 1) |" in "\n".join(glance_lines((row,)))
     state["variants"]["replicator"] = {"label": "continue", "look": 0, "n": 0}  # written before look 1 trains
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
     row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))

@@ -64,7 +64,7 @@ def test_the_calibration_fails_without_the_correction(rates):
 
 
 @pytest.mark.parametrize("max_seeds, m, schedule", [(40, 1, (3, 5, 8, 12, 18, 27, 40)), (12, 1, (3, 5, 8, 12)),
-                                                      (12, 2, (3, 5, 8, 12))])
+                                                      (12, 4, (3, 5, 8, 12))])
 def test_sequential_rule_is_calibrated_on_the_default_and_the_studys_schedule(max_seeds, m, schedule):
     seq = calibration.sequential_rates(reps=4000, seed=2, max_seeds=max_seeds, n_comparisons=m)
     assert seq["schedule"] == schedule and seq["m"] == m

@@ -130,3 +130,16 @@ def test_a_recorded_design_is_kept_and_another_one_is_refused_naming_both(tmp_pa
         assert idle.trained == [] and (tmp_path / GRID / "sequential.json").read_text() == before
     resumed = Trainer(tmp_path, {"none": 0.0}, sd=0.3)
     assert run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, resumed)["none"]["look"] >= 2
+
+
+def test_alpha_is_split_over_the_compared_variants_only(tmp_path):
+    """A variant of the grid that is not compared (trained or not) takes no share of alpha."""
+    from analysis.sequential import nominal_levels
+
+    trainer = Trainer(tmp_path, {"big": 6.0, "other": 0.0}, sd=0.3)
+    trainer(5, ["big", "other"])  # the grid holds runs of "other" too
+    alone = run_until_decided(GRID, "ref", ["big"], PROTOCOL, tmp_path, 12, 0.5, Trainer(tmp_path, {}))
+    assert alone["big"]["boundary"] == pytest.approx(nominal_levels(plan_looks(12), n_comparisons=1)[1][1])
+    both = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "other"], plan_looks(12), 0.5)
+    assert both["big"]["boundary"] == pytest.approx(nominal_levels(plan_looks(12), n_comparisons=2)[1][1])
+    assert both["big"]["boundary"] < alone["big"]["boundary"]

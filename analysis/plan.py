@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS
-from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion
+from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
 from . import sequential, stats
 from .load import load_results
@@ -176,8 +176,8 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     own = QUESTIONS.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
     grid = GRIDS[question.grid]
-    trained = [grid.reference, question.variant] if question.variant else list(grid.variants)  # the main runs'
-    comparisons = len(trained) - 1  # as `study --until-decided` runs them: the question's own comparison, else all
+    trained = trained_networks(question.grid, grid.reference, grid.variants)  # as `study --until-decided` runs them
+    comparisons = len(trained) - 1
     plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
     plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
                                        max_cap=source.seeds_cap) if plannable else None)

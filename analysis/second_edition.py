@@ -27,7 +27,7 @@ from study.grids import (
     TUNING_SEEDS,
     search_name,
 )
-from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, own_comparison
+from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
 from .learning_rates import planned_runs
 from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
@@ -62,8 +62,7 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
         pass  # no choice (yet), or one the report's learning-rate section names as unreadable
     else:  # the main runs' first look, before its state is first recorded (experiments/until_decided.py)
         seeds = plan_looks(CPU_SEED_CAP)[0]
-        named = own_comparison(grid)  # the networks the main runs train
-        trained = [GRIDS[grid].reference, *named] if named else list(GRIDS[grid].variants)
+        trained = trained_networks(grid, GRIDS[grid].reference, GRIDS[grid].variants)
         return (f"learning rates chosen under `{protocol}`; main runs: look 1 ({seeds} seeds a variant) "
                 f"{_finished(frame, folder or grid, seeds, trained)} of {seeds * len(trained)} runs finished")
     done = _finished(frame, search)

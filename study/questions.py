@@ -73,5 +73,12 @@ def own_comparison(grid: str) -> list[str] | None:
     return [named] if named else None
 
 
+def trained_networks(grid: str, reference: str, variants) -> list[str]:
+    """The networks the second edition's main runs of ``grid`` train: its reference and ``own_comparison``, else
+    every one of ``variants`` (the grid's, reference included)."""
+    named = own_comparison(grid)
+    return [reference, *named] if named else list(variants)
+
+
 __all__ = ["CORE_QUESTIONS", "LATER_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "SECOND_EDITION_QUESTIONS",
-           "CoreQuestion", "Question", "own_comparison"]
+           "CoreQuestion", "Question", "own_comparison", "trained_networks"]

@@ -140,25 +140,27 @@ class QuestionPlan:
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
     cap_cpu_hours: float | None = None  # those networks at seed_cap seeds: the most it can cost
-    tune_cpu_hours: float | None = None  # the learning-rate search of every network of the grid (docs/study.md, section 2)
+    tune_cpu_hours: float | None = None  # the learning-rate search of the networks it trains (docs/study.md, section 2)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
     power: float = 0.8  # the power the free design and decidable_effect plan for
 
 
-def study_costs(results: Path) -> dict[tuple[str, str], int]:
-    """(grid, variant) -> MACs from RESULTS/study_costs.json (``run.py study-costs``); empty when absent."""
+def study_costs(results: Path, field: str = "macs") -> dict[tuple[str, str], int | str]:
+    """(grid, variant) -> MACs (or another ``field``: ``architecture``) from RESULTS/study_costs.json
+    (``run.py study-costs``); empty when absent or unreadable, without the rows that lack ``field``."""
     try:
         rows = json.loads((Path(results) / "study_costs.json").read_text())
-        return {(str(r["grid"]), str(r["variant"])): int(r["macs"]) for r in rows}
-    except (OSError, ValueError, KeyError, TypeError):
+        cast = int if field == "macs" else str
+        return {(str(r["grid"]), str(r["variant"])): cast(r[field]) for r in rows if r.get(field) is not None}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
                   macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
-                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP) -> QuestionPlan:
+                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, searched: list[str] | None = None) -> QuestionPlan:
     """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
 
     The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
@@ -166,8 +168,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     splits alpha over the comparisons ``study --until-decided`` decides: the question's own (``variant``) where it
     names one, else every variant against the reference; only those networks get main runs. A run's CPU time is the
     pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
-    question's first runs measure it. The grid's learning-rate search (every variant at every candidate rate
-    and tuning seed) comes first and is costed apart.
+    question's first runs measure it. The learning-rate search of those networks (each at every candidate rate
+    and tuning seed) comes first and is costed apart, for the ``searched`` ones (default all of them): a network an
+    earlier question searched has twins there, copied rather than trained (``searched_networks``).
 
     The main runs always look up to ``cap`` seeds (the CPU cap, docs/study.md, section 3), whatever the free
     design's maximum; the plan gives that schedule's power and expected seeds for ``effect``, the smallest
@@ -189,7 +192,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
              and math.isfinite(source.cpu_seconds_per_run))
     hours = (lambda names: sum(variant_macs[n] for n in names) / reference_macs * source.cpu_seconds_per_run / 3600
              ) if known else (lambda names: None)
-    run_hours, search_hours = hours(trained), hours(grid.variants)  # a seed of the main runs; of every searched network
+    run_hours, search_hours = hours(trained), hours(trained if searched is None else searched)
     return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
                         plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
                         capped["expected_seeds"] * run_hours if capped and known else None,
@@ -211,8 +214,28 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
         return {}
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
-    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps)
-            for q in SECOND_EDITION_QUESTIONS}
+    searched = searched_networks(study_costs(Path(results), "architecture"))
+    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps,
+                                 searched=searched[q.key]) for q in SECOND_EDITION_QUESTIONS}
+
+
+def searched_networks(architectures: dict[tuple[str, str], str] | None = None) -> dict[str, list[str]]:
+    """Per question of the second edition, the networks its learning-rate search trains: those its main runs train
+    (``trained_networks``) less any an earlier question (in the order ``study`` runs them) already searched, whose
+    search runs are twins, copied (experiments/reuse.py). A network is the same as another when its
+    ``architectures`` entry (grid, variant) -> built class and resolved arguments (study_costs.json, the engine's
+    twin test) is, else its model name and options are; and its learning-rate settings and dataset are equal."""
+    architectures = architectures or {}
+    seen, out = set(), {}
+    for question in SECOND_EDITION_QUESTIONS:
+        grid = GRIDS[question.grid]
+        identity = {name: (architectures.get((grid.name, name)) or (v.model, json.dumps(v.model_kwargs, sort_keys=True)),
+                           v.lr, grid.dataset, grid.lr_scale)
+                    for name in trained_networks(question.grid, grid.reference, grid.variants)
+                    if (v := grid.variants[name])}
+        out[question.key] = [name for name, key in identity.items() if key not in seen]
+        seen |= set(identity.values())
+    return out
 
 
 def plan_text(plan: QuestionPlan) -> str:
@@ -230,8 +253,8 @@ def plan_text(plan: QuestionPlan) -> str:
         return f"{text}; CPU-h unknown ({plan.cost_source})"
     return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
             f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
-            "widened by where a best rate is an edge of the candidates; a twin already trained in another grid's search "
-            "is copied)")
+            "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
+            "counted: their runs are twins, copied)")
 
 
 def cap_text(plan: QuestionPlan) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 
 import timm
 from torch import nn
@@ -30,3 +31,13 @@ def create_model(name: str, **kwargs) -> nn.Module:
         return timm.create_model(name, **kwargs)
     except TypeError as error:  # an option the constructor does not take
         raise ValueError(f"model {name!r} rejected its options {sorted(kwargs)}: {error}") from None
+
+
+def architecture(net: nn.Module) -> str | None:
+    """The built network's class and resolved constructor arguments (``arch_args``, which
+    :class:`dyclot.DyClotNet` records), as one string; None for a model that records none. Two networks with the
+    same string are the same architecture however their options were spelled (``{"p": 2}`` and ``{}``)."""
+    args = getattr(net, "arch_args", None)
+    if not isinstance(args, dict):
+        return None
+    return json.dumps([f"{type(net).__module__}.{type(net).__qualname__}", args], sort_keys=True, default=str)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 
-from baselines.registry import create_model
+from baselines.registry import architecture, create_model
 from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
 from study.grids import GRIDS
 from study.questions import SECOND_EDITION
@@ -71,7 +71,8 @@ def rows_as_markdown(rows: list[dict]) -> str:
 
 def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
     """Parameters and MACs (3x32x32 input, 10 classes) of every variant of the second edition's grids and the
-    pilot: what the plan scales the pilot's measured CPU time by for networks the pilot does not train."""
+    pilot: what the plan scales the pilot's measured CPU time by for networks the pilot does not train; and each
+    one's ``architecture`` (the engine's twin test), by which the plan tells a network another grid already trains."""
     names = grids or tuple(dict.fromkeys([*SECOND_EDITION, *(n for n in GRIDS if n.startswith("pilot-"))]))
     unknown = sorted(set(names) - set(GRIDS))
     if unknown:
@@ -81,5 +82,6 @@ def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
         for variant, spec in GRIDS[grid].variants.items():
             model = create_model(spec.model, num_classes=10, **spec.model_kwargs)
             rows.append({"grid": grid, "variant": variant, "model": spec.model, "model_kwargs": dict(spec.model_kwargs),
-                         "params": count_params(model), "macs": count_macs(model, (3, 32, 32))})
+                         "params": count_params(model), "macs": count_macs(model, (3, 32, 32)),
+                         "architecture": architecture(model)})
     return rows

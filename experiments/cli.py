@@ -150,6 +150,9 @@ def tune(
     wandb: Wandb_ = "offline",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed search runs again.")] = False,
     plugins: Import_ = None,
+    compare: Annotated[list[str] | None, typer.Option(
+        "--compare", help="Search only the reference and this variant (repeatable; default every variant): the "
+        "networks `ablate --until-decided --compare` trains.")] = None,
 ) -> None:
     """Choose each variant's learning rate on validation, the same search for every network (docs/study.md)."""
     try:
@@ -158,7 +161,7 @@ def tune(
         raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
     options = RunOptions(data_root, False, device, threads, False, wandb, tuple(plugins or ()), retry_failed,
                          workers=workers)
-    if not runs.tune(grid, protocol, values, seeds, results, options):
+    if not runs.tune(grid, protocol, values, seeds, results, options, compare):
         raise typer.Exit(1)
 
 

@@ -40,7 +40,7 @@ from study.questions import own_comparison
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
 from .data import load_dataset
-from .grids import Grid, get_grid, grid_json, resolve
+from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runner import execute, one_line
 from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
@@ -309,7 +309,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     get_protocol(protocol)  # an unknown protocol is an error before anything else
     runtime = make_runtime(device, data_root, workers, threads, plugins)
     runtime = runtime.model_copy(update={"retry_failed": retry_failed})
-    g = device_grid(get_grid(grid), protocol)
+    g = device_grid(restrict(get_grid(grid), own_comparison(grid)), protocol)  # a question's own networks only
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
     # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
     candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
@@ -342,8 +342,6 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     rows: dict[str, dict] = {}
     reference = g.reference
     variants = [v for v in dict.fromkeys(c.variant for c in configs) if v != reference]
-    named = own_comparison(grid)  # a second-edition question's own comparison only, as on the CPU (docs/study.md)
-    variants = [v for v in variants if v in named] if named else variants
 
     def look(n: int, open_variants: list[str]) -> None:
         look_configs, _ = resolve(g, protocol, n, plugins=plugins, learning_rates=outcome["learning_rates"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 
 from study.grids import GRIDS, PILOT_BUDGETS, STUDY, Grid, Variant
@@ -73,6 +74,23 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
     return configs, missing
 
 
+def compared_variants(grid: Grid, compared: list[str] | None) -> list[str]:
+    """The variants of ``grid`` compared with its reference: ``compared`` (each checked to be one), else every
+    variant but the reference."""
+    others = [v for v in grid.variants if v != grid.reference]
+    named = [choose(f"variant of grid {grid.name} to compare with {grid.reference}", v, others) for v in compared or others]
+    return list(dict.fromkeys(named))
+
+
+def restrict(grid: Grid, compared: list[str] | None) -> Grid:
+    """``grid`` with only its reference and the ``compared`` variants (``compared_variants``; all when None): the
+    networks a question's search and main runs train (docs/study.md)."""
+    if not compared:
+        return grid
+    kept = {grid.reference, *compared_variants(grid, compared)}
+    return replace(grid, variants={name: v for name, v in grid.variants.items() if name in kept})
+
+
 def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> dict:
     """What grid.json holds (docs/results-format.md)."""
     present = {c.variant for c in configs}
@@ -83,5 +101,5 @@ def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> 
             "seeds": sorted({c.seed for c in configs}), "vary": configs[0].vary if configs else None}
 
 
-__all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "check_variants", "get_grid", "grid_json",
-           "resolve"]
+__all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "check_variants", "compared_variants",
+           "get_grid", "grid_json", "resolve", "restrict"]

@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from analysis.status import RunStatus
-from baselines.registry import create_model
+from baselines.registry import architecture, create_model
 
 from .config import RunConfig
 from .store import RunStore, read_json, write_error
@@ -40,10 +40,7 @@ def _network_identity(model: str, kwargs_json: str) -> str | None:
         net = create_model(model, num_classes=10, **json.loads(kwargs_json))
     except Exception:  # noqa: BLE001 -- a config that cannot build has no twin
         return None
-    args = getattr(net, "arch_args", None)
-    if not isinstance(args, dict):
-        return None
-    return json.dumps([f"{type(net).__module__}.{type(net).__qualname__}", args], sort_keys=True, default=str)
+    return architecture(net)
 
 
 def computation_key(cfg: RunConfig) -> str | None:

@@ -160,16 +160,14 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
     """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
     split over them, and the grid's other variants get no main runs."""
-    from .grids import resolve
+    from .grids import compared_variants, resolve
     from .until_decided import run_until_decided
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
         ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants])
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
-    others = [v for v in g.variants if v != g.reference]
-    variants = [choose(f"variant of grid {g.name} to compare with {g.reference}", v, others) for v in compared or others]
-    states = run_until_decided(g.name, g.reference, list(dict.fromkeys(variants)), protocol_name, Path(results),
+    states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
                                max_seeds, margin, train)
     for variant, state in states.items():
         console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
@@ -272,7 +270,7 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
         choose("second-edition grid", name, SECOND_EDITION)
 
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
-        if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options):
+        if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options, own_comparison(grid)):
             return False
         return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin,
                       compared=own_comparison(grid))
@@ -283,18 +281,20 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
 
 
 def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
-         options: RunOptions) -> bool:
+         options: RunOptions, compared: list[str] | None = None) -> bool:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
+    ``compared``: search only the reference and these variants (the networks ``ablate --until-decided --compare``
+    trains; default every variant of the grid).
 
     False (printed, with why) when a network got no rate: nothing is written then, and an older choice under the
     same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose."""
     from .executors import run_grid
-    from .grids import get_grid, grid_json
+    from .grids import get_grid, grid_json, restrict
     from .store import check_writable, write_json
     from .tuning import search_bracketed
 
     runtime = options.runtime()
-    g = get_grid(grid)
+    g = restrict(get_grid(grid), compared)
 
     def train(search, configs, missing):
         check_data(configs[0].dataset, runtime)

@@ -211,6 +211,39 @@ def test_until_decided_compares_only_the_named_variants_and_trains_no_other(tmp_
     assert trained == {"a", "b"} and len(list(tmp_path.glob("three/*/result.json"))) == 2 * 3
 
 
+def test_a_questions_search_tunes_only_the_networks_it_compares(tmp_path, capsys, monkeypatch):
+    """`tune --compare` (and `study --until-decided`, with each question's own comparison) searches the reference
+    and the compared variants only: the same budget for each network compared, none for a network never trained."""
+    from study import grids as study_grids
+    from study import questions
+
+    three = grids.Grid("three", "Three tiny test networks.", "a", {
+        "a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4}),
+        "c": grids.Variant("engine_test_net", {"width": 2})}, protocol="smoke")
+    monkeypatch.setitem(grids.GRIDS, "three", three)
+    tune = ["tune", "three", "--protocol", "smoke", "--candidates", "0.02,0.05", "--seeds", "1", *FAST]
+    assert run.main([*tune, "--results", str(tmp_path / "nope"), "--compare", "d"]) == 2
+    assert "unknown variant of grid three to compare with a 'd'" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+    assert run.main([*tune, "--results", str(tmp_path / "tune"), "--compare", "c"]) == 0
+    searched = {json.loads(p.read_text())["variant"].partition("@")[0] for p in tmp_path.glob("tune/three-lr/*/config.json")}
+    assert searched == {"a", "c"}
+    assert set(json.loads((tmp_path / "tune" / "three-lr" / "chosen.json").read_text())["variants"]) == {"a", "c"}
+    assert {v.partition("@")[0] for v in json.loads((tmp_path / "tune" / "three-lr" / "grid.json").read_text())[
+        "variants"]} == {"a", "c"}
+
+    monkeypatch.setattr(questions, "SECOND_EDITION_QUESTIONS", (questions.CoreQuestion("x", "?", "three", "b"),))
+    monkeypatch.setattr(questions, "SECOND_EDITION", ("three",))
+    monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.02, 0.05))
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 0)
+    monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
+    assert run.main(["study", "--until-decided", "--protocol", "smoke", "--max-seeds", "3",
+                     "--results", str(tmp_path / "study"), *FAST]) == 0
+    trained = {json.loads(p.read_text())["variant"].partition("@")[0] for p in (tmp_path / "study").glob("*/*/config.json")}
+    assert trained == {"a", "b"}  # c: neither searched nor trained
+    assert set(json.loads((tmp_path / "study" / "three-lr" / "chosen.json").read_text())["variants"]) == {"a", "b"}
+
+
 def test_a_search_with_a_run_still_running_elsewhere_chooses_nothing_and_the_study_waits(tmp_path, capsys, monkeypatch):
     from experiments.store import RunStore
     from experiments.tuning import TUNING_FIRST_SEED, tuning_grid

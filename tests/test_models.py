@@ -76,3 +76,15 @@ def test_study_costs_list_every_variant_of_the_asked_grids() -> None:
     assert macs["mobilenetv2-1.0-8x8"] / macs["dyclotnet-2.0"] == pytest.approx(2.9, rel=0.05)
     with pytest.raises(ValueError, match="unknown grid"):
         study_cost_rows(("no-such-grid",))
+
+
+def test_study_costs_record_one_architecture_for_the_same_network_spelled_differently() -> None:
+    from costing.claims import study_cost_rows
+
+    rows = {(r["grid"], r["variant"]): r["architecture"] for r in study_cost_rows(("replicator-vs-recalibrator",
+                                                                                    "expansion-op", "p-sweep"))}
+    # the DCT reference, spelled {"recalibrator": "sigmoid_add"}, {"expansion": "dct"} and {"p": 2}: one network
+    dct = rows[("replicator-vs-recalibrator", "dct")]
+    assert dct is not None and dct == rows[("expansion-op", "dct")] == rows[("p-sweep", "p2")]
+    assert len({dct, rows[("expansion-op", "pointwise")], rows[("p-sweep", "p4")],
+                rows[("replicator-vs-recalibrator", "replicator")]}) == 4

@@ -124,19 +124,36 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
         (pilot / "study_costs.json").unlink()
     assert plan.budget == "cpu-full" and not plan.recommended  # none recommended: the most accurate budget
     # paper-claim's three variants cost 1, 2 and 3 times the pilot's DyClotNet-0.5 reference (25 CPU-s a run);
-    # the main runs train dyclotnet-2.0 (1x) and the question's mobilenetv2-1.0-8x8 (2x), the search all three
+    # the main runs and the search train dyclotnet-2.0 (1x) and the question's mobilenetv2-1.0-8x8 (2x) only
     # the main runs always look at 3, 5, 8 and 12 seeds (the CPU cap), whatever the free design needs
     capped = simulate(plan_looks(12), 4.0, plan.sd_upper, 200, n_comparisons=plan.comparisons)
     assert (plan.power_at_cap, plan.expected_at_cap) == (capped["power"], capped["expected_seeds"])
     assert plan.cpu_hours == pytest.approx(plan.expected_at_cap * 3 * 25 / 3600)
     assert plan.cap_cpu_hours == pytest.approx(12 * 3 * 25 / 3600)
-    assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 6 * 25 / 3600)  # 4 rates x 2 seeds, every network
+    assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 3 * 25 / 3600)  # 4 rates x 2 seeds, the compared networks
     text = plan_text(plan)
     assert "not yet a recommended budget" in text and f"{plan.cpu_hours:.1f} CPU-h expected, at most" in text
     assert f"the main runs (looks at 3, 5, 8, 12 seeds) declare the effect better with {plan.power_at_cap:.0%} power" in text
-    # the learning-rate search first: every variant at 4 rates x 2 seeds
-    assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 6 * 25 / 3600)
+    # the learning-rate search first: each compared network at 4 rates x 2 seeds
     assert f"the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
+
+
+def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architecture_not_spelling():
+    from analysis.plan import searched_networks
+    from study.grids import GRIDS
+
+    # (a)'s dct spells {"recalibrator": "sigmoid_add"}, (b)'s {"expansion": "dct"}, the sweeps' {"p": 2} / {"r": 4}:
+    # one architecture (study_costs.json records it as the engine's twin test sees it), searched once, by (a)
+    dct = "DyClotNet(default options)"
+    architectures = {("replicator-vs-recalibrator", "dct"): dct, ("expansion-op", "dct"): dct, ("p-sweep", "p2"): dct,
+                     ("r-sweep", "r4"): dct, ("norm-placement", "dct"): dct, ("baselines", "dyclotnet"): dct}
+    searched = searched_networks(architectures)
+    assert searched["a"] == ["dct", "replicator"] and searched["b"] == ["pointwise"]
+    assert "p2" not in searched["e"] and "r4" not in searched["f"] and searched["g"] == ["dct-norm-after"]
+    assert "dyclotnet" not in searched["d"] and len(searched["d"]) == len(GRIDS["baselines"].variants) - 1
+    # without the file's architectures, only equal model names and options count as one network: nothing is
+    # taken for a copy that might not be one
+    assert searched_networks()["b"] == ["dct", "pointwise"]
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):

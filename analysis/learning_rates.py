@@ -137,12 +137,13 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
     if not found:
         return []
     lines = ["## Learning rates, chosen on validation", "",
-             "Every network of a grid gets the same search before its main runs (`run.py tune GRID`, docs/study.md): "
+             "Every network a grid's main runs train gets the same search before them (`run.py tune GRID`; a question "
+             "that names its comparison searches the reference and that network only, `--compare`, docs/study.md): "
              "each candidate peak learning rate trained with the same seeds (1000 on, disjoint from the main runs') "
              "under the grid's protocol; the chosen rate (bold) has the best mean final *validation* top-1, ties to "
              "the smaller rate. No choice reads the test set (a search run records its test top-1 like every run; "
              "the report does not show it). Where some network's best rate is an edge of the "
-             "candidates, every network of the grid is searched at one more rate beyond that edge, at most once a side "
+             "candidates, every searched network gets one more rate beyond that edge, at most once a side "
              "(the same budget for every network). The main runs record the rate in `config.json` (`protocol.lr`).", ""]
     for search in found:
         if search.problem:

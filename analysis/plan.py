@@ -147,15 +147,28 @@ class QuestionPlan:
     power: float = 0.8  # the power the free design and decidable_effect plan for
 
 
-def study_costs(results: Path, field: str = "macs") -> dict[tuple[str, str], int | str]:
-    """(grid, variant) -> MACs (or another ``field``: ``architecture``) from RESULTS/study_costs.json
-    (``run.py study-costs``); empty when absent or unreadable, without the rows that lack ``field``."""
+def _study_cost_rows(results: Path) -> list[dict]:
+    """RESULTS/study_costs.json (``run.py study-costs``): one row per (grid, variant); [] when absent or unreadable."""
     try:
         rows = json.loads((Path(results) / "study_costs.json").read_text())
-        cast = int if field == "macs" else str
-        return {(str(r["grid"]), str(r["variant"])): cast(r[field]) for r in rows if r.get(field) is not None}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return [r for r in rows if isinstance(r, dict) and "grid" in r and "variant" in r]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def study_costs(results: Path) -> dict[tuple[str, str], int]:
+    """(grid, variant) -> MACs from RESULTS/study_costs.json; empty when absent or unreadable."""
+    try:
+        return {(str(r["grid"]), str(r["variant"])): int(r["macs"]) for r in _study_cost_rows(results)}
+    except (KeyError, TypeError, ValueError):
         return {}
+
+
+def study_architectures(results: Path) -> dict[tuple[str, str], str]:
+    """(grid, variant) -> the built network's class and resolved arguments (the engine's twin test) from
+    RESULTS/study_costs.json, for the networks that record them (``baselines.registry.architecture``)."""
+    return {(str(r["grid"]), str(r["variant"])): str(r["architecture"]) for r in _study_cost_rows(results)
+            if isinstance(r.get("architecture"), str)}
 
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
@@ -214,7 +227,7 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
         return {}
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
-    searched = searched_networks(study_costs(Path(results), "architecture"))
+    searched = searched_networks(study_architectures(Path(results)))
     return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps,
                                  searched=searched[q.key]) for q in SECOND_EDITION_QUESTIONS}
 
@@ -223,14 +236,14 @@ def searched_networks(architectures: dict[tuple[str, str], str] | None = None) -
     """Per question of the second edition, the networks its learning-rate search trains: those its main runs train
     (``trained_networks``) less any an earlier question (in the order ``study`` runs them) already searched, whose
     search runs are twins, copied (experiments/reuse.py). A network is the same as another when its
-    ``architectures`` entry (grid, variant) -> built class and resolved arguments (study_costs.json, the engine's
-    twin test) is, else its model name and options are; and its learning-rate settings and dataset are equal."""
+    ``architectures`` entry (grid, variant) -> built class and resolved arguments (``study_architectures``, the
+    engine's twin test) and its learning-rate settings and dataset are equal. A network without an entry is
+    never taken for another, as the engine never copies a twin of a model that records no architecture."""
     architectures = architectures or {}
     seen, out = set(), {}
     for question in SECOND_EDITION_QUESTIONS:
         grid = GRIDS[question.grid]
-        identity = {name: (architectures.get((grid.name, name)) or (v.model, json.dumps(v.model_kwargs, sort_keys=True)),
-                           v.lr, grid.dataset, grid.lr_scale)
+        identity = {name: (architectures.get((grid.name, name)) or (grid.name, name), v.lr, grid.dataset, grid.lr_scale)
                     for name in trained_networks(question.grid, grid.reference, grid.variants)
                     if (v := grid.variants[name])}
         out[question.key] = [name for name, key in identity.items() if key not in seen]

@@ -68,8 +68,8 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
     done = _finished(frame, search)
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
         planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        planned = len(GRIDS[grid].variants) * len(LR_CANDIDATES) * TUNING_SEEDS
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # the networks the question searches
+        planned = len(trained_networks(grid, GRIDS[grid].reference, GRIDS[grid].variants)) * len(LR_CANDIDATES) * TUNING_SEEDS
     return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
 
 

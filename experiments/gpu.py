@@ -333,7 +333,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     configs, _ = resolve(g, protocol, seeds, plugins=plugins, learning_rates=outcome["learning_rates"])
 
     def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
-        write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # every variant, as ablate writes it
+        write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # the networks g trains, as ablate writes it
         return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
 
     if not until_decided:

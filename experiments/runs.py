@@ -138,8 +138,9 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
 def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
            options: RunOptions, until_decided: bool = False, max_seeds: int = CPU_SEED_CAP, margin: float = 0.5,
            only_variants: list[str] | None = None, compared: list[str] | None = None) -> bool:
-    """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran)."""
-    from .grids import get_grid
+    """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran).
+    ``compared`` (a look of ``--until-decided --compare``): the grid is its reference and these variants only."""
+    from .grids import get_grid, restrict
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     choose("executor", options.executor, ("local", "ray"))
@@ -152,7 +153,8 @@ def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, var
     if until_decided:
         ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin, compared)
         return True
-    return run_grid_command(g, protocol, seeds, dataset, vary, results, runtime, options, only_variants)
+    return run_grid_command(restrict(g, compared), protocol, seeds, dataset, vary, results, runtime, options,
+                            only_variants)
 
 
 def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
@@ -164,7 +166,8 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
     from .until_decided import run_until_decided
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
-        ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants])
+        ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants],
+               compared=compared)
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
     states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
@@ -188,6 +191,13 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
                       + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
     configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
                                runtime.plugins, learning_rates=learning_rates)
+    untuned = sorted({c.variant for c in configs if only_variants is None or c.variant in only_variants}
+                     - set(learning_rates)) if learning_rates else []
+    if untuned:  # a search of some networks only (tune --compare): the others have no rate chosen on validation
+        raise ValueError(f"{choice_path(Path(results), g)} chooses learning rates under {protocol_name} for "
+                         f"{', '.join(sorted(learning_rates))} only; {', '.join(untuned)} would train at a rate not "
+                         f"chosen on validation: run `run.py tune {g.name}` with them, or ablate the searched networks "
+                         f"only (`--until-decided --compare VARIANT`)")
     check_data(configs[0].dataset, runtime)
     for name, reason in missing.items():
         console.print(f"[yellow]left out[/] {name}: {reason}")
@@ -317,7 +327,8 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
     for variant, why in unchosen.items():  # nothing written: no main run trains at a rate that was not chosen
         console.print(f"[red]no learning rate chosen[/] for {variant}: {why} ({grid_dir}); no choice written")
     if not unchosen:
-        console.print(f"wrote {grid_dir / 'chosen.json'}; run.py ablate {g.name} now trains at these rates")
+        console.print(f"wrote {grid_dir / 'chosen.json'}; run.py ablate {g.name} now trains at these rates"
+                      + (f" (with --until-decided{''.join(f' --compare {v}' for v in compared)})" if compared else ""))
     return not unchosen
 
 

@@ -196,6 +196,21 @@ def widened_before(results: Path, grid: Grid, candidates: tuple[float, ...], see
         searched = wider
 
 
+def check_searched_networks(results: Path, grid: Grid, configs: list[RunConfig]) -> None:
+    """ValueError when ``chosen.json`` records a choice under the search's protocol for other networks than the
+    search ``configs`` train (``tune --compare`` against a whole-grid search, or the reverse): where a search is
+    widened, and so what it chooses, depends on the networks searched, so one choice must not replace the other
+    silently."""
+    networks = sorted({c.variant.partition(LR_SEPARATOR)[0] for c in configs})
+    recorded = sorted(read_choice(results, grid, configs[0].protocol.name))
+    if recorded and recorded != networks:
+        raise ValueError(f"{choice_path(results, grid)} records learning rates under {configs[0].protocol.name} "
+                         f"chosen by a search of {', '.join(recorded)}; this search is of {', '.join(networks)}, and "
+                         "the networks searched decide where a search is widened: search the recorded networks "
+                         f"(`run.py tune {grid.name}` with `--compare` for each but the reference) or move that "
+                         "chosen.json away first")
+
+
 def search_bracketed(grid: Grid, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
                      train: Callable[[Grid, list[RunConfig], dict[str, str]], list[dict]], plugins: tuple[str, ...] = (),
                      on_widen: Callable[[tuple, tuple], None] | None = None) -> tuple[Grid, list[dict], dict, dict]:
@@ -205,6 +220,7 @@ def search_bracketed(grid: Grid, protocol: str | None, candidates: tuple[float, 
     call resumes. Returns (the search grid, the last
     round's rows, the rates chosen, per network without one why)."""
     first = search_runs(grid, protocol, tuple(candidates), seeds, plugins)[1]
+    check_searched_networks(Path(results), grid, first)
     wider = widened_before(Path(results), grid, tuple(candidates), seeds, first)  # a search widened before resumes there
     if wider != tuple(candidates) and on_widen is not None:
         on_widen(tuple(candidates), wider)

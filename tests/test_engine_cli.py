@@ -231,6 +231,17 @@ def test_a_questions_search_tunes_only_the_networks_it_compares(tmp_path, capsys
     assert set(json.loads((tmp_path / "tune" / "three-lr" / "chosen.json").read_text())["variants"]) == {"a", "c"}
     assert {v.partition("@")[0] for v in json.loads((tmp_path / "tune" / "three-lr" / "grid.json").read_text())[
         "variants"]} == {"a", "c"}
+    # b has no rate chosen on validation: a plain ablate of the grid is refused before anything trains, and a
+    # search of other networks would silently replace the recorded choice: refused too
+    assert run.main(["ablate", "three", "--protocol", "smoke", "--seeds", "1", "--results", str(tmp_path / "tune"),
+                     *FAST]) == 2
+    assert "b would train at a rate not chosen on validation" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "tune" / "three").exists()
+    assert run.main([*tune, "--results", str(tmp_path / "tune")]) == 2
+    assert "chosen by a search of a, c; this search is of a, b, c" in " ".join(capsys.readouterr().err.split())
+    assert run.main(["ablate", "three", "--protocol", "smoke", "--until-decided", "--max-seeds", "3", "--compare", "c",
+                     "--results", str(tmp_path / "tune"), *FAST]) == 0
+    assert set(json.loads((tmp_path / "tune" / "three" / "grid.json").read_text())["variants"]) == {"a", "c"}
 
     monkeypatch.setattr(questions, "SECOND_EDITION_QUESTIONS", (questions.CoreQuestion("x", "?", "three", "b"),))
     monkeypatch.setattr(questions, "SECOND_EDITION", ("three",))

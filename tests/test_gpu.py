@@ -97,6 +97,22 @@ def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_pat
     assert record["protocol"] == "gpu" and record["schedule"] == [3] and set(record["variants"]) == {"b"}
 
 
+def test_a_question_that_names_its_comparison_searches_and_trains_only_its_networks_on_the_gpu(tmp_path, monkeypatch):
+    from study import questions
+
+    three = grids.Grid("three", "Three tiny test networks.", "a", {**TINY.variants,
+                       "c": grids.Variant("engine_test_net", {"width": 2})}, protocol="smoke")
+    monkeypatch.setitem(grids.GRIDS, "three", three)
+    monkeypatch.setattr(questions, "SECOND_EDITION_QUESTIONS", (questions.CoreQuestion("x", "?", "three", "c"),))
+    out = tmp_path / "results"
+    outcome = gpu.gpu_next("three", out, seeds=1, minutes=5, device="cpu", threads=1, plugins=("conftest",),
+                           until_decided=True, max_seeds=3)
+    trained = {json.loads(p.read_text())["variant"].partition("@")[0] for p in out.glob("*/*/config.json")}
+    assert trained == {"a", "c"} and set(outcome["learning_rates"]) == {"a", "c"}  # b: neither searched nor trained
+    assert set(json.loads((out / "three-gpu" / "grid.json").read_text())["variants"]) == {"a", "c"}
+    assert set(outcome["decisions"]) == {"c"}
+
+
 def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_choice(tmp_path, capsys, monkeypatch):
     from study import grids as study_grids
 

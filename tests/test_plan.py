@@ -151,9 +151,10 @@ def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architect
     assert searched["a"] == ["dct", "replicator"] and searched["b"] == ["pointwise"]
     assert "p2" not in searched["e"] and "r4" not in searched["f"] and searched["g"] == ["dct-norm-after"]
     assert "dyclotnet" not in searched["d"] and len(searched["d"]) == len(GRIDS["baselines"].variants) - 1
-    # without the file's architectures, only equal model names and options count as one network: nothing is
-    # taken for a copy that might not be one
+    # a network without a recorded architecture (a model without arch_args, or no study_costs.json) is never
+    # taken for another one, as the engine never copies a twin of it: the plan counts its search
     assert searched_networks()["b"] == ["dct", "pointwise"]
+    assert searched_networks({**architectures, ("expansion-op", "dct"): None})["b"] == ["dct", "pointwise"]
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):
@@ -200,9 +201,10 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
             ("expansion-op", "ok", 2, 0, "dct"), ("expansion-op", "ok", 2, 0, "pointwise"),
             ("expansion-op", "ok", 2, 0, "replicator-only")]
     frame = pd.DataFrame(rows, columns=columns)
-    # 2 networks x 4 candidate rates x 2 seeds
+    # 2 networks x 4 candidate rates x 2 seeds; (b) searches its own two networks too (replicator-only is not
+    # searched), where no grid.json says otherwise
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
-    assert _before_main_runs(tmp_path, frame, "expansion-op") == "learning-rate search: 1 of 24 runs finished"
+    assert _before_main_runs(tmp_path, frame, "expansion-op") == "learning-rate search: 1 of 16 runs finished"
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text("{}")  # unreadable: not a choice
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"

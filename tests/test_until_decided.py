@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ class Trainer:
                     continue  # finished before: never trained twice
                 if self.die_after is not None and len(self.trained) >= self.die_after:
                     raise KeyboardInterrupt("killed mid-look")
-                noise = np.random.default_rng([seed, hash(variant) % 1000]).normal(0, self.sd)
+                noise = np.random.default_rng([seed, zlib.crc32(variant.encode())]).normal(0, self.sd)
                 write_run(self.root, variant, seed, 70.0 + self.effects.get(variant, 0.0) + noise)
                 self.trained.append((variant, seed))
 

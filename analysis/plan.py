@@ -192,7 +192,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     own = QUESTIONS.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
     grid = GRIDS[question.grid]
-    trained = trained_networks(question.grid, grid.reference, grid.variants)  # as `study --until-decided` runs them
+    trained = trained_networks(question.grid)  # as `study --until-decided` runs them
     comparisons = len(trained) - 1
     plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
     plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
@@ -243,9 +243,8 @@ def searched_networks(architectures: dict[tuple[str, str], str] | None = None) -
     seen, out = set(), {}
     for question in SECOND_EDITION_QUESTIONS:
         grid = GRIDS[question.grid]
-        identity = {name: (architectures.get((grid.name, name)) or (grid.name, name), v.lr, grid.dataset, grid.lr_scale)
-                    for name in trained_networks(question.grid, grid.reference, grid.variants)
-                    if (v := grid.variants[name])}
+        identity = {name: (architectures.get((grid.name, name)) or (grid.name, name), grid.variants[name].lr,
+                           grid.dataset, grid.lr_scale) for name in trained_networks(question.grid)}
         out[question.key] = [name for name, key in identity.items() if key not in seen]
         seen |= set(identity.values())
     return out

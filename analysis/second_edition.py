@@ -18,7 +18,6 @@ import pandas as pd
 from study.grids import (
     CPU_SEED_CAP,
     GPU_PROTOCOL,
-    GRIDS,
     LR_CANDIDATES,
     PILOT_BUDGETS,
     PILOT_SEEDS,
@@ -62,14 +61,14 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
         pass  # no choice (yet), or one the report's learning-rate section names as unreadable
     else:  # the main runs' first look, before its state is first recorded (experiments/until_decided.py)
         seeds = plan_looks(CPU_SEED_CAP)[0]
-        trained = trained_networks(grid, GRIDS[grid].reference, GRIDS[grid].variants)
+        trained = trained_networks(grid)
         return (f"learning rates chosen under `{protocol}`; main runs: look 1 ({seeds} seeds a variant) "
                 f"{_finished(frame, folder or grid, seeds, trained)} of {seeds * len(trained)} runs finished")
     done = _finished(frame, search)
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
         planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # the networks the question searches
-        planned = len(trained_networks(grid, GRIDS[grid].reference, GRIDS[grid].variants)) * len(LR_CANDIDATES) * TUNING_SEEDS
+        planned = len(trained_networks(grid)) * len(LR_CANDIDATES) * TUNING_SEEDS
     return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
 
 

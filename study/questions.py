@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .grids import GRIDS
+
 
 @dataclass(frozen=True)
 class Question:
@@ -73,11 +75,11 @@ def own_comparison(grid: str) -> list[str] | None:
     return [named] if named else None
 
 
-def trained_networks(grid: str, reference: str, variants) -> list[str]:
-    """The networks the second edition's main runs of ``grid`` train: its reference and ``own_comparison``, else
-    every one of ``variants`` (the grid's, reference included)."""
+def trained_networks(grid: str) -> list[str]:
+    """The networks the second edition's main runs (and learning-rate search) of ``grid`` train: its reference and
+    ``own_comparison``, else every variant of the grid (reference included)."""
     named = own_comparison(grid)
-    return [reference, *named] if named else list(variants)
+    return [GRIDS[grid].reference, *named] if named else list(GRIDS[grid].variants)
 
 
 __all__ = ["CORE_QUESTIONS", "LATER_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "SECOND_EDITION_QUESTIONS",

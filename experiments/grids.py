@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from functools import cache
 
 from study.grids import GRIDS, PILOT_BUDGETS, STUDY, Grid, Variant
@@ -85,10 +84,7 @@ def compared_variants(grid: Grid, compared: list[str] | None) -> list[str]:
 def restrict(grid: Grid, compared: list[str] | None) -> Grid:
     """``grid`` with only its reference and the ``compared`` variants (``compared_variants``; all when None): the
     networks a question's search and main runs train (docs/study.md)."""
-    if not compared:
-        return grid
-    kept = {grid.reference, *compared_variants(grid, compared)}
-    return replace(grid, variants={name: v for name, v in grid.variants.items() if name in kept})
+    return grid.only(compared_variants(grid, compared) if compared else None)
 
 
 def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> dict:

@@ -5,7 +5,7 @@ Definitions only (no torch, no engine): ``experiments.grids`` resolves them into
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,15 @@ class Grid:
     paired: bool = True  # runs with the same seed share init and data-order seeds
     lr_scale: float = 1.0  # the protocol's learning rate times this (a sensitivity check of the schedule)
     fallback_protocol: str | None = None  # default protocol where the default one's dataset is not installed
+
+    def only(self, compared: list[str] | None) -> "Grid":
+        """This grid with only its reference and the ``compared`` variants (all when None or empty): the networks a
+        question's search and main runs train (docs/study.md). Names are not checked here; ``experiments.grids.restrict``
+        checks a user's."""
+        if not compared:
+            return self
+        kept = {self.reference, *compared}
+        return replace(self, variants={n: v for n, v in self.variants.items() if n in kept})
 
 
 def sweep(model: str, option: str, values: tuple, **fixed) -> dict[str, Variant]:

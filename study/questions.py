@@ -77,9 +77,8 @@ def own_comparison(grid: str) -> list[str] | None:
 
 def trained_networks(grid: str) -> list[str]:
     """The networks the second edition's main runs (and learning-rate search) of ``grid`` train: its reference and
-    ``own_comparison``, else every variant of the grid (reference included)."""
-    named = own_comparison(grid)
-    return [GRIDS[grid].reference, *named] if named else list(GRIDS[grid].variants)
+    ``own_comparison``, else every variant of the grid (reference included), in the grid's order (``Grid.only``)."""
+    return list(GRIDS[grid].only(own_comparison(grid)).variants)
 
 
 __all__ = ["CORE_QUESTIONS", "LATER_QUESTIONS", "QUESTIONS", "SECOND_EDITION", "SECOND_EDITION_QUESTIONS",

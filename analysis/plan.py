@@ -135,12 +135,12 @@ class QuestionPlan:
     sd_source: str  # the pilot's pair the planning SD comes from
     max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
-    cpu_hours: float | None  # the networks the main runs train, at the capped schedule's expected seeds; None: unknown
+    cpu_hours: float | None  # the networks the main runs train that no earlier question trains, at the capped schedule's expected seeds; None: unknown
     cost_source: str
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
-    cap_cpu_hours: float | None = None  # those networks at seed_cap seeds: the most it can cost
-    tune_cpu_hours: float | None = None  # the learning-rate search of the networks it trains (docs/study.md, section 2)
+    cap_cpu_hours: float | None = None  # those networks at seed_cap seeds, twins of an earlier question's included: the most it can cost
+    tune_cpu_hours: float | None = None  # the learning-rate search of those networks (docs/study.md, section 2)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
@@ -173,7 +173,7 @@ def study_architectures(results: Path) -> dict[tuple[str, str], str]:
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
                   macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
-                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, searched: list[str] | None = None) -> QuestionPlan:
+                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, new: list[str] | None = None) -> QuestionPlan:
     """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
 
     The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
@@ -182,8 +182,11 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     names one, else every variant against the reference; only those networks get main runs. A run's CPU time is the
     pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
     question's first runs measure it. The learning-rate search of those networks (each at every candidate rate
-    and tuning seed) comes first and is costed apart, for the ``searched`` ones (default all of them): a network an
-    earlier question searched has twins there, copied rather than trained (``searched_networks``).
+    and tuning seed) comes first and is costed apart, for the ``new`` ones (default all of them): a network an
+    earlier question trained has twins there, copied rather than trained (``new_networks``). Its main runs are
+    twins too where its chosen rate agrees (its search runs are copies, so it does unless the search is widened
+    further for another network) and the earlier question trained the seed: the expected cost counts the ``new``
+    networks only, the most it can cost every network at every seed.
 
     The main runs always look up to ``cap`` seeds (the CPU cap, docs/study.md, section 3), whatever the free
     design's maximum; the plan gives that schedule's power and expected seeds for ``effect``, the smallest
@@ -205,16 +208,16 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
              and math.isfinite(source.cpu_seconds_per_run))
     hours = (lambda names: sum(variant_macs[n] for n in names) / reference_macs * source.cpu_seconds_per_run / 3600
              ) if known else (lambda names: None)
-    run_hours, search_hours = hours(trained), hours(trained if searched is None else searched)
+    run_hours, new_hours = hours(trained), hours(trained if new is None else new)
     return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
                         plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
-                        capped["expected_seeds"] * run_hours if capped and known else None,
+                        capped["expected_seeds"] * new_hours if capped and known else None,
                         "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`",
                         cap,
                         sequential.decidable_effect(source.sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                         if plannable else None,
                         cap * run_hours if known else None,
-                        len(LR_CANDIDATES) * TUNING_SEEDS * search_hours if known else None,
+                        len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
                         capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect,
                         power)
 
@@ -227,15 +230,16 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
         return {}
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
-    searched = searched_networks(study_architectures(Path(results)))
+    new = new_networks(study_architectures(Path(results)))
     return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps,
-                                 searched=searched[q.key]) for q in SECOND_EDITION_QUESTIONS}
+                                 new=new[q.key]) for q in SECOND_EDITION_QUESTIONS}
 
 
-def searched_networks(architectures: dict[tuple[str, str], str] | None = None) -> dict[str, list[str]]:
-    """Per question of the second edition, the networks its learning-rate search trains: those its main runs train
-    (``trained_networks``) less any an earlier question (in the order ``study`` runs them) already searched, whose
-    search runs are twins, copied (experiments/reuse.py). A network is the same as another when its
+def new_networks(architectures: dict[tuple[str, str], str] | None = None) -> dict[str, list[str]]:
+    """Per question of the second edition, the networks it trains that no earlier question (in the order ``study``
+    runs them) trains: those its main runs and search train (``trained_networks``) less any an earlier question
+    already trained, whose search runs are twins, copied (experiments/reuse.py), and whose main runs are too where
+    the chosen rate agrees and the earlier question trained the seed. A network is the same as another when its
     ``architectures`` entry (grid, variant) -> built class and resolved arguments (``study_architectures``, the
     engine's twin test) and its learning-rate settings and dataset are equal. A network without an entry is
     never taken for another, as the engine never copies a twin of a model that records no architecture."""

@@ -139,7 +139,7 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
 
 
 def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architecture_not_spelling():
-    from analysis.plan import searched_networks
+    from analysis.plan import new_networks
     from study.grids import GRIDS
 
     # (a)'s dct spells {"recalibrator": "sigmoid_add"}, (b)'s {"expansion": "dct"}, the sweeps' {"p": 2} / {"r": 4}:
@@ -147,14 +147,45 @@ def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architect
     dct = "DyClotNet(default options)"
     architectures = {("replicator-vs-recalibrator", "dct"): dct, ("expansion-op", "dct"): dct, ("p-sweep", "p2"): dct,
                      ("r-sweep", "r4"): dct, ("norm-placement", "dct"): dct, ("baselines", "dyclotnet"): dct}
-    searched = searched_networks(architectures)
-    assert searched["a"] == ["dct", "replicator"] and searched["b"] == ["pointwise"]
-    assert "p2" not in searched["e"] and "r4" not in searched["f"] and searched["g"] == ["dct-norm-after"]
-    assert "dyclotnet" not in searched["d"] and len(searched["d"]) == len(GRIDS["baselines"].variants) - 1
+    new = new_networks(architectures)
+    assert new["a"] == ["dct", "replicator"] and new["b"] == ["pointwise"]
+    assert "p2" not in new["e"] and "r4" not in new["f"] and new["g"] == ["dct-norm-after"]
+    assert "dyclotnet" not in new["d"] and len(new["d"]) == len(GRIDS["baselines"].variants) - 1
     # a network without a recorded architecture (a model without arch_args, or no study_costs.json) is never
     # taken for another one, as the engine never copies a twin of it: the plan counts its search
-    assert searched_networks()["b"] == ["dct", "pointwise"]
-    assert searched_networks({**architectures, ("expansion-op", "dct"): None})["b"] == ["dct", "pointwise"]
+    assert new_networks()["b"] == ["dct", "pointwise"]
+    assert new_networks({**architectures, ("expansion-op", "dct"): None})["b"] == ["dct", "pointwise"]
+
+
+def test_a_network_an_earlier_question_trains_counts_in_the_most_a_question_costs_not_in_what_it_is_expected_to(
+        pilot, rows):
+    from analysis.plan import question_plans
+
+    # (b) trains dct and pointwise; dct is (a)'s dct (one architecture), so its search and main runs are copies of
+    # (a)'s where the chosen rate agrees: expected cost and search count pointwise only, the most counts both
+    dct = "DyClotNet(default options)"
+    costs = [{"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in GRIDS_PILOT]
+    costs += [{"grid": "replicator-vs-recalibrator", "variant": "dct", "macs": 1000, "architecture": dct},
+              {"grid": "replicator-vs-recalibrator", "variant": "replicator", "macs": 900, "architecture": "rep"},
+              {"grid": "expansion-op", "variant": "dct", "macs": 1000, "architecture": dct},
+              {"grid": "expansion-op", "variant": "pointwise", "macs": 3000, "architecture": "pw"},
+              {"grid": "expansion-op", "variant": "replicator-only", "macs": 900, "architecture": "rep"}]
+    (pilot / "study_costs.json").write_text(json.dumps(costs))
+    try:
+        plans = question_plans(pilot, rows, "cpu-full", effect=4.0, reps=200)
+    finally:
+        (pilot / "study_costs.json").unlink()
+    a, b = plans["a"], plans["b"]
+    at_full = {r.question: r.cpu_seconds_per_run for r in rows if r.budget == "cpu-full"}
+    seconds = at_full["DCT vs pointwise expansion"]
+    assert b.cpu_hours == pytest.approx(b.expected_at_cap * 3 * seconds / 3600)  # pointwise (3x) only
+    assert b.cap_cpu_hours == pytest.approx(12 * (1 + 3) * seconds / 3600)  # dct's twins too, at every seed
+    assert b.tune_cpu_hours == pytest.approx(4 * 2 * 3 * seconds / 3600)
+    seconds = at_full["recalibrator vs replicator-only"]
+    assert a.cpu_hours == pytest.approx(a.expected_at_cap * 1.9 * seconds / 3600)  # the first question: all its own
+
+
+GRIDS_PILOT = ("dct", "replicator", "pointwise")
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):

@@ -135,11 +135,12 @@ class QuestionPlan:
     sd_source: str  # the pilot's pair the planning SD comes from
     max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
-    cpu_hours: float | None  # the networks the main runs train that no earlier question trains, at the capped schedule's expected seeds; None: unknown
+    # the networks the main runs train that no earlier question trains, at the capped schedule's expected seeds
+    cpu_hours: float | None  # None: unknown
     cost_source: str
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
-    cap_cpu_hours: float | None = None  # those networks at seed_cap seeds, twins of an earlier question's included: the most it can cost
+    cap_cpu_hours: float | None = None  # every network it trains (twins included) at seed_cap seeds: the most it can cost
     tune_cpu_hours: float | None = None  # the learning-rate search of those networks (docs/study.md, section 2)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true

@@ -31,7 +31,7 @@ class Grid:
     lr_scale: float = 1.0  # the protocol's learning rate times this (a sensitivity check of the schedule)
     fallback_protocol: str | None = None  # default protocol where the default one's dataset is not installed
 
-    def only(self, compared: list[str] | None) -> "Grid":
+    def only(self, compared: list[str] | None) -> Grid:
         """This grid with only its reference and the ``compared`` variants (all when None or empty): the networks a
         question's search and main runs train (docs/study.md). Names are not checked here; ``experiments.grids.restrict``
         checks a user's."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from study.grids import GRIDS
 
-from . import learning_rates, second_edition, tables
+from . import learning_rates, looks, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
 from .compare import analyze, grid_reference, natural_key
 from .health import training_health
@@ -192,6 +192,7 @@ class ReportFindings:
     metric: str
     analysis: dict = field(metadata={"json": tables.to_dict})  # compare.analyze's result
     glance: tuple[second_edition.GlanceRow, ...] = ()  # "Findings at a glance", one row per core comparison
+    looks: tuple[looks.QuestionLooks, ...] = ()  # "Decisions, look by look", per question with a recorded design
     budget: second_edition.BudgetFindings | None = None
     learning_rates: tuple[learning_rates.LearningRateSearch, ...] = ()  # run.py tune's choices
     runs: RunsFindings | None = None
@@ -417,6 +418,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     budget = second_edition.budget_findings(results)
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
               "glance": second_edition.glance_rows(results, every, budget.rows), "health": health,
+              "looks": looks.decision_records(results, every, second_edition.SECOND_EDITION_ENGINE),
               "learning_rates": learning_rates.searches(results, curves, every, grids),
               "runs": _runs(results, accounted, grids)}
     if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet

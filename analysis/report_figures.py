@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import learning_rates, plots
 from .findings import ReportFindings
+from .looks import looks_figure
 from .second_edition import budget_figure
 
 # build_figures holds every figure of the report until the caller saves and closes each one.
@@ -24,6 +25,9 @@ def build_figures(findings: ReportFindings) -> dict:
     figures = {}
     if findings.budget is not None and findings.budget.rows:
         figures["budget_pilot"] = budget_figure(pd.DataFrame([r.__dict__ for r in findings.budget.rows]))[0]
+    for record in findings.looks:
+        if any(c.looks for c in record.comparisons):
+            figures[record.figure] = looks_figure(record)[0]
     for search in findings.learning_rates:
         if search.curves is not None:
             figures[learning_rates.figure_name(search)] = learning_rates.search_figure(search)

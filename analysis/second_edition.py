@@ -196,7 +196,7 @@ GLANCE_INTRO = (
     "protocol and grid folder `<grid>-gpu`) has a row of its own for those runs, never pooled with the CPU's.")
 
 
-def _percent(level: float) -> str:
+def percent(level: float) -> str:
     """A confidence level near 100% with the digits that keep it below 100% (99.991%, 95.6%)."""
     digits = max(1, -math.floor(math.log10(100 * (1 - level)))) if level < 1 else 1
     return f"{100 * level:.{digits}f}%"
@@ -208,7 +208,7 @@ def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
         return []
     table = [{"question": r.question, "comparison": r.comparison, "verdict": r.verdict,
               "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
-                                  + (f" ({_percent(r.level)} repeated CI, look {r.look})" if r.level is not None else "")
+                                  + (f" ({percent(r.level)} repeated CI, look {r.look})" if r.level is not None else "")
                                   if r.ci is not None and r.estimate is not None else "–"),
               "seeds (looks)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
               "CPU-h": f"{r.cpu_hours:.2f}" if r.cpu_hours is not None else "– (GPU)", "to decide": r.to_decide} for r in rows]

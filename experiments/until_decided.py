@@ -2,7 +2,7 @@
 
 docs/study.md has the design. The looks are ``analysis.sequential.plan_looks(max_seeds)``; after
 each, every open variant's paired differences against the grid's reference (seeds ``0..n-1``, read
-back from the run files) go through ``analysis.sequential.sequential_decision`` with alpha split
+back from the run files) go through ``analysis.decisions.decide`` (the rule of ``analysis.sequential``) with alpha split
 over the compared variants (``--compare``; default every variant but the reference). A decided variant gets
 no more seeds. The decisions are a pure function of the run files and of the design (schedule, margin,
 reference, protocol, compared variants), so a rerun after an
@@ -16,61 +16,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from analysis.load import TIDY_COLUMNS, load_results, of_engine_version
-from analysis.sequential import OPEN, plan_looks, sequential_decision
-from analysis.stats import sd_upper_bound, seeds_for_power
-from analysis.status import RunStatus
+from analysis.decisions import decide
+from analysis.load import TIDY_COLUMNS, load_results
+from analysis.sequential import OPEN, plan_looks
 
 from .config import ENGINE_VERSION
 from .store import write_json
-
-
-def paired_differences(frame: pd.DataFrame, grid: str, protocol: str, variant: str, reference: str,
-                       n: int) -> np.ndarray | None:
-    """``variant - reference`` test top-1 of seeds ``0..n-1`` (ok runs of the protocol, trained by this engine
-    version), or None while a seed lacks a finished ok pair."""
-    frame = of_engine_version(frame, ENGINE_VERSION)
-    rows = frame[(frame["grid"] == grid) & (frame["protocol"] == protocol) & (frame["status"] == RunStatus.OK)]
-    top1 = {v: rows[rows["variant"] == v].set_index("seed")["test_top1"] for v in (variant, reference)}
-    seeds = range(n)
-    if not all(s in top1[variant].index and s in top1[reference].index for s in seeds):
-        return None
-    return np.array([top1[variant][s] - top1[reference][s] for s in seeds], float)
-
-
-def seeds_to_decide(diffs: np.ndarray, effect: float, comparisons: int) -> str:
-    """The plan's estimate for a comparison left open at the last look: paired seeds per variant that detect
-    ``effect`` with 80% power (a fixed design at alpha / comparisons), with the SD's 80% upper bound."""
-    sd_up = sd_upper_bound(float(np.std(diffs, ddof=1)), len(diffs) - 1)
-    seeds = seeds_for_power(effect / sd_up, paired=True, alpha=0.05 / comparisons) if sd_up > 0 else None
-    need = f"about {seeds}" if seeds else "more than 10,000"
-    return (f"{need} paired seeds per variant would detect {effect:g} points with 80% power (fixed design, "
-            f"alpha 0.05/{comparisons}; paired SD taken as its 80% upper bound {sd_up:.2f})")
-
-
-def decide(frame: pd.DataFrame, grid: str, protocol: str, reference: str, variants: list[str],
-           schedule: tuple[int, ...], margin: float) -> dict[str, dict]:
-    """Each variant's state after the looks its run files allow: ``{variant: {label, look, n, estimate,
-    ci, p, boundary}}``; ``label`` is ``continue`` (not decided, or its next look's seeds are missing)."""
-    out = {}
-    for variant in variants:
-        state = {"label": OPEN, "look": 0, "n": 0}
-        for look, n in enumerate(schedule, 1):
-            diffs = paired_differences(frame, grid, protocol, variant, reference, n)
-            if diffs is None:
-                break
-            decision = sequential_decision(diffs, look, schedule, margin, n_comparisons=len(variants))
-            state = {"label": decision.label, "look": look, "n": n, "estimate": decision.estimate,
-                     "ci": list(decision.ci), "p": decision.p, "boundary": decision.boundary}
-            if decision.label.startswith("inconclusive"):
-                state["to_decide"] = seeds_to_decide(diffs, margin, len(variants))
-            if decision.label != OPEN:
-                break
-        out[variant] = state
-    return out
 
 
 def _runs(results: Path, grid: str) -> pd.DataFrame:
@@ -122,14 +75,14 @@ def run_until_decided(grid: str, reference: str, variants: list[str], protocol: 
             "the compared variants (docs/study.md)", "variants": states})
 
     for n in schedule:
-        states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin)
+        states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin, ENGINE_VERSION)
         open_variants = [v for v, s in states.items() if s["label"] == OPEN]
         if not open_variants:
             break
         if (Path(results) / grid).is_dir():  # before each look's training (once the grid has a run folder): a
             record(states)                   # process stopped mid-look leaves where each comparison stands
         train(n, open_variants)
-    states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin)
+    states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin, ENGINE_VERSION)
     for state in states.values():
         if state["label"] == OPEN:
             state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "

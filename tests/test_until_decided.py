@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.decisions import decide
 from analysis.load import load_results
 from analysis.sequential import plan_looks
-from experiments.until_decided import decide, run_until_decided
+from experiments.until_decided import run_until_decided
 
 GRID, PROTOCOL = "g", "cpu"
 
@@ -53,7 +54,7 @@ def test_a_large_effect_stops_early_and_no_effect_goes_on(tmp_path):
     assert schedule == (3, 5, 8, 12)
     trainer = Trainer(tmp_path, {"big": 6.0, "none": 0.0}, sd=0.3)
     trainer(schedule[1], ["big", "none"])
-    states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "none"], schedule, 0.5)
+    states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "none"], schedule, 0.5, 2)
     assert states["big"]["label"] == "better" and states["big"]["look"] == 2 and states["big"]["n"] == 5
     assert states["none"]["label"] == "continue" and states["none"]["look"] == 2
 
@@ -62,7 +63,7 @@ def test_an_older_engines_runs_never_decide_a_look_even_before_a_newer_run_finis
     for seed in range(5):  # engine version 1's seeds would decide look 2; no run of this version has finished
         write_run(tmp_path, "ref", seed, 70.0, engine_version=1)
         write_run(tmp_path, "big", seed, 76.0 + 0.1 * seed, engine_version=1)
-    states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big"], plan_looks(12), 0.5)
+    states = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big"], plan_looks(12), 0.5, 2)
     assert states["big"]["label"] == "continue" and states["big"]["look"] == 0  # nothing to decide from yet
 
 
@@ -110,7 +111,7 @@ def test_a_variant_without_ok_pairs_is_stopped_and_said_so(tmp_path):
 
 
 def test_seeds_to_decide_plans_with_the_sd_upper_bound():
-    from experiments.until_decided import seeds_to_decide
+    from analysis.decisions import seeds_to_decide
 
     text = seeds_to_decide(np.array([1.0, -1.0, 0.5, -0.5, 0.0]), 0.5, 2)
     assert text.startswith("about 61 paired seeds") and "alpha 0.05/2" in text and "upper bound 1.23)" in text
@@ -141,6 +142,6 @@ def test_alpha_is_split_over_the_compared_variants_only(tmp_path):
     trainer(5, ["big", "other"])  # the grid holds runs of "other" too
     alone = run_until_decided(GRID, "ref", ["big"], PROTOCOL, tmp_path, 12, 0.5, Trainer(tmp_path, {}))
     assert alone["big"]["boundary"] == pytest.approx(nominal_levels(plan_looks(12), n_comparisons=1)[1][1])
-    both = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "other"], plan_looks(12), 0.5)
+    both = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "other"], plan_looks(12), 0.5, 2)
     assert both["big"]["boundary"] == pytest.approx(nominal_levels(plan_looks(12), n_comparisons=2)[1][1])
     assert both["big"]["boundary"] < alone["big"]["boundary"]

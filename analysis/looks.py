@@ -1,0 +1,211 @@
+"""The report's "Decisions, look by look": every look the sequential rule made, recomputed from the run files.
+
+For each second-edition question whose main runs have a recorded design (``RESULTS/<grid>/sequential.json``,
+written by ``ablate --until-decided``), ``decision_records`` recomputes the looks with
+``analysis.decisions.look_history`` under that design, so that a reader can check the stopping look, and
+compares the outcome with the recorded one; ``looks_lines`` renders them (Markdown) and ``looks_figure``
+draws the per-seed differences and each look's repeated confidence interval. Only files are read.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter
+
+from study.grids import GPU_PROTOCOL
+from study.questions import SECOND_EDITION_QUESTIONS
+
+from .decisions import look_history, paired_differences
+from .second_edition import percent
+from .status import RunStatus
+from .tables import markdown_table
+
+COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
+
+
+@dataclass(frozen=True)
+class ComparisonLooks:
+    """One compared variant: its looks (``look_history`` states), the recorded state, the per-seed paired
+    differences of its last look's seeds, each network's mean test top-1 over those seeds, and the
+    variant / reference ratio of each cost's median over the grid's main runs."""
+    variant: str
+    looks: tuple[dict, ...]
+    recorded: dict
+    diffs: tuple[float, ...]
+    top1: tuple[float, float] | None  # (variant, reference)
+    cost_ratios: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class QuestionLooks:
+    """A question's main runs in ``folder`` under the design ``sequential.json`` records."""
+    question: str
+    folder: str
+    protocol: str
+    reference: str
+    schedule: tuple[int, ...]
+    margin: float
+    alpha: float
+    rule: str
+    comparisons: tuple[ComparisonLooks, ...]
+
+    @property
+    def figure(self) -> str:
+        return f"looks_{self.folder}"
+
+
+def _cost_ratios(rows: pd.DataFrame, variant: str, reference: str) -> tuple[tuple[str, float], ...]:
+    out = []
+    for column, name in COST_COLUMNS.items():
+        medians = [pd.to_numeric(rows.loc[rows["variant"] == v, column], errors="coerce").median()
+                   for v in (variant, reference)]
+        if all(np.isfinite(m) for m in medians) and medians[1] > 0:
+            out.append((name, float(medians[0] / medians[1])))
+    return tuple(out)
+
+
+def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, looks: list[dict],
+                engine_version: int) -> ComparisonLooks:
+    reference, protocol = design["reference"], design["protocol"]
+    n = looks[-1]["n"] if looks else 0
+    diffs = paired_differences(frame, folder, protocol, variant, reference, n, engine_version) if n else None
+    rows = frame[frame["grid"].eq(folder) & frame["status"].eq(RunStatus.OK) & frame["protocol"].eq(protocol)
+                 & (pd.to_numeric(frame["engine_version"], errors="coerce") == engine_version)]
+    top1 = None
+    if n:
+        used = rows[pd.to_numeric(rows["seed"], errors="coerce") < n]
+        top1 = tuple(float(used.loc[used["variant"] == v, "test_top1"].mean()) for v in (variant, reference))
+    return ComparisonLooks(variant, tuple(looks), design["variants"][variant],
+                           tuple(float(d) for d in diffs) if diffs is not None else (), top1,
+                           _cost_ratios(rows, variant, reference))
+
+
+def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) -> tuple[QuestionLooks, ...]:
+    """Per second-edition question (and its ``-gpu`` folder) with a readable ``sequential.json``: the looks
+    recomputed from the run files under the recorded design. An unreadable record is skipped here (Findings at
+    a glance reads the same file)."""
+    out = []
+    for q in SECOND_EDITION_QUESTIONS:
+        for folder in (q.grid, f"{q.grid}-{GPU_PROTOCOL}"):
+            try:
+                design = json.loads((Path(results) / folder / "sequential.json").read_text())
+                variants = sorted(design["variants"])
+                schedule = tuple(int(n) for n in design["schedule"])
+                margin, reference, protocol = float(design["margin"]), design["reference"], design["protocol"]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+            history = look_history(frame, folder, protocol, reference, variants, schedule, margin, engine_version)
+            comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version) for v in variants)
+            out.append(QuestionLooks(f"({q.key}) {q.text}", folder, protocol, reference, schedule, margin,
+                                     float(design.get("alpha", 0.05)), str(design.get("rule", "")), comparisons))
+    return tuple(out)
+
+
+LOOKS_INTRO = (
+    "Every look the rule made (`run.py ablate GRID --until-decided`), recomputed here from the run files under the "
+    "design its `sequential.json` records (`analysis.decisions.look_history`): at each look, the paired differences "
+    "*variant - reference* of test top-1 over seeds 0 to n-1, their mean, the repeated confidence interval at the "
+    "look's level, the paired t-test's p-value and the look's nominal level. A comparison is decided *better* or "
+    "*worse* at the first look whose p-value is below the nominal level, *equivalent* when the repeated interval "
+    "at twice the one-sided level lies within the margin; it gets no more seeds after that.")
+
+
+def _ci(state: dict) -> str:
+    low, high = state["ci"]
+    return f"[{low:+.2f}, {high:+.2f}] ({percent(1 - state['boundary'])})"
+
+
+def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
+    """The last look's outcome in words: decided (which way, by how much), or still open."""
+    s = c.looks[-1]
+    where = f"at look {s['look']} ({s['n']} seeds a variant)"
+    if s["label"] in ("better", "worse"):
+        low, high = sorted(abs(x) for x in s["ci"])
+        return (f"Decided {where}: `{c.variant}` is {s['label']} than `{reference}` by {abs(s['estimate']):.2f} points "
+                f"(repeated CI {low:.2f} to {high:.2f}).")
+    if s["label"] == "equivalent":
+        return f"Decided {where}: `{c.variant}` is equivalent to `{reference}` within ±{margin:g} points."
+    return f"{s['label'][0].upper()}{s['label'][1:]} {where}."
+
+
+def _record_note(c: ComparisonLooks) -> list[str]:
+    """A line where the recomputed outcome differs from the recorded one (e.g. a look's runs finished after the
+    process that trains them stopped: the next ``--until-decided`` run records it)."""
+    last = c.looks[-1] if c.looks else {"label": "continue", "look": 0}
+    recorded = c.recorded or {}
+    if (recorded.get("label"), recorded.get("look")) == (last["label"], last["look"]) or (
+            str(recorded.get("label", "")).startswith("stopped") and recorded.get("look") == last["look"]):
+        return []
+    return [f"- `{c.variant}`: `sequential.json` records *{recorded.get('label')}* after look {recorded.get('look')}; "
+            f"the run files now give *{last['label']}* after look {last['look']} (the next `--until-decided` run "
+            "records it).", ""]
+
+
+def looks_lines(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
+    """"Decisions, look by look" as Markdown, with the figure of each question in ``folder``."""
+    if not records:
+        return []
+    lines = ["## Decisions, look by look", "", LOOKS_INTRO, ""]
+    for r in records:
+        lines += [f"### {r.question} (`{r.folder}`, protocol `{r.protocol}`)", "",
+                  f"Design, fixed before the first look: reference `{r.reference}`; looks at "
+                  f"{', '.join(map(str, r.schedule))} seeds a variant; margin ±{r.margin:g} points; alpha {r.alpha:g} "
+                  f"split over {len(r.comparisons)} comparison(s); {r.rule}.", ""]
+        rows = [{"comparison": f"`{c.variant}` - `{r.reference}`", "look": s["look"], "seeds a variant": s["n"],
+                 "difference": f"{s['estimate']:+.2f}", "repeated CI (level)": _ci(s), "p": f"{s['p']:.4f}",
+                 "nominal level": f"{s['boundary']:.4f}", "outcome": s["label"]}
+                for c in r.comparisons for s in c.looks]
+        if not rows:
+            lines += ["Look 1's seeds have not all finished yet.", ""]
+            continue
+        lines += [markdown_table(pd.DataFrame(rows)), ""]
+        for c in r.comparisons:
+            if not c.diffs:
+                continue
+            seeds = ", ".join(f"{d:+.2f}" for d in c.diffs)
+            costs = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in c.cost_ratios)
+            lines += [f"- {_outcome(c, r.reference, r.margin)} Per seed (0 to {len(c.diffs) - 1}): {seeds}; paired SD "
+                      f"{np.std(c.diffs, ddof=1):.2f}. Mean test top-1 over these seeds: `{c.variant}` {c.top1[0]:.2f}, "
+                      f"`{r.reference}` {c.top1[1]:.2f}."
+                      + (f" Cost of `{c.variant}` against `{r.reference}` (medians of the main runs): {costs}." if costs
+                         else "")]
+        lines.append("")
+        for c in r.comparisons:
+            lines += _record_note(c)
+        lines += [f"![per-seed differences and each look's repeated confidence interval]({folder}/{r.figure}.png)", ""]
+    return lines
+
+
+def looks_figure(record: QuestionLooks):
+    """Per compared variant: the per-seed paired differences (dots at their seed's position in the order of the
+    looks), each look's estimate with its repeated confidence interval at the look's seeds, zero and the margin."""
+    shown = [c for c in record.comparisons if c.looks]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.6 * max(1, len(shown)), 3.4), squeeze=False)
+    for ax, c in zip(axes[0], shown, strict=False):
+        ax.axhspan(-record.margin, record.margin, color="0.9", label=f"±{record.margin:g} margin")
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.plot(np.arange(1, len(c.diffs) + 1), c.diffs, "o", color="0.55", ms=4, label="one seed's difference")
+        n = np.array([s["n"] for s in c.looks], float)
+        estimate = np.array([s["estimate"] for s in c.looks])
+        low, high = np.array([s["ci"] for s in c.looks]).T
+        ax.errorbar(n + 0.15, estimate, yerr=[estimate - low, high - estimate], fmt="s", color="C0", capsize=4,
+                    label="look: mean, repeated CI")
+        for x, s in zip(n, c.looks, strict=True):
+            ax.annotate(s["label"], (x + 0.15, s["ci"][1]), textcoords="offset points", xytext=(0, 4), ha="center",
+                        fontsize=7)
+        # linear within twice the margin, logarithmic beyond: the first looks' wide intervals stay on the axes
+        # without flattening the per-seed differences
+        ax.set_yscale("symlog", linthresh=2 * record.margin, linscale=2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set(xlabel="seeds a variant", ylabel=f"{c.variant} - {record.reference}, test top-1 points\n"
+               f"(symmetric log beyond ±{2 * record.margin:g})",
+               xticks=list(record.schedule), xlim=(0.3, record.schedule[-1] + 0.8))
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{record.folder}: looks of the sequential rule", fontsize=9)
+    fig.tight_layout()
+    return fig, axes

@@ -1,0 +1,89 @@
+"""The report's "Decisions, look by look": the looks recomputed from the run files agree with what
+`ablate --until-decided` recorded, and say so where they do not."""
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.load import load_results
+from analysis.looks import decision_records, looks_figure, looks_lines
+from experiments.until_decided import run_until_decided
+
+GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid
+PARAMS = {"dct": 100, "replicator": 50}
+
+
+def top1(variant: str, seed: int, effect: float) -> float:
+    return 80.0 + (effect if variant != REFERENCE else 0.0) + np.random.default_rng(
+        [seed, zlib.crc32(variant.encode())]).normal(0, 0.3)
+
+
+def write_run(root: Path, variant: str, seed: int, value: float) -> None:
+    run_dir = root / GRID / f"{variant}-{seed:04d}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (root / GRID / "grid.json").write_text(json.dumps({"grid": GRID, "reference": REFERENCE, "paired": True}))
+    (run_dir / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": 2}))
+    (run_dir / "result.json").write_text(json.dumps({
+        "run_id": run_dir.name, "grid": GRID, "variant": variant, "seed": seed, "model": "m", "dataset": "d",
+        "protocol": PROTOCOL, "status": "ok", "reason": None, "metrics": {"test_top1": value},
+        "cost": {"params": PARAMS[variant], "macs": 10, "latency_ms": 1.0}}))
+
+
+def train(root: Path, effect: float):
+    def run(n: int, variants: list[str]) -> None:
+        for seed in range(n):
+            for variant in (REFERENCE, *variants):
+                write_run(root, variant, seed, top1(variant, seed, effect))
+    return run
+
+
+def test_every_look_is_recomputed_from_the_runs_and_ends_where_the_rule_stopped(tmp_path):
+    recorded = run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
+    assert recorded["replicator"]["label"] == "worse"
+    (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
+    (comparison,) = record.comparisons
+    looks = comparison.looks
+    assert [s["label"] for s in looks[:-1]] == ["continue"] * (len(looks) - 1)  # stopped at its first decision
+    assert looks[-1] == recorded["replicator"]
+    diffs = [top1("replicator", s, -3.0) - top1(REFERENCE, s, -3.0) for s in range(looks[-1]["n"])]
+    assert comparison.diffs == pytest.approx(diffs)
+    for state in looks:  # each look's mean is that of its own seeds 0..n-1 only
+        assert state["estimate"] == pytest.approx(np.mean(diffs[:state["n"]]))
+    assert dict(comparison.cost_ratios)["params"] == pytest.approx(0.5)
+
+    text = "\n".join(looks_lines((record,), "figs"))
+    low, high = sorted(abs(x) for x in looks[-1]["ci"])
+    assert (f"Decided at look {looks[-1]['look']} ({looks[-1]['n']} seeds a variant): `replicator` is worse than "
+            f"`dct` by {abs(looks[-1]['estimate']):.2f} points (repeated CI {low:.2f} to {high:.2f})") in text
+    assert text.count("| `replicator` - `dct` |") == len(looks) and "params 0.50x" in text
+    assert "the run files now give" not in text  # the record agrees with the run files: no note
+    assert f"(figs/{record.figure}.png)" in text
+    fig, axes = looks_figure(record)
+    assert len(axes[0][0].lines) >= 2  # zero line and the per-seed differences
+
+
+def test_a_look_the_runs_allow_but_the_record_lacks_is_named(tmp_path):
+    """A process stopped after a look's runs finished but before it recorded them: the report recomputes
+    the look, shows it, and says that the record is behind."""
+    run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, 0.0))
+    path = tmp_path / GRID / "sequential.json"
+    state = json.loads(path.read_text())
+    looks_recorded = state["variants"]["replicator"]["look"]
+    state["variants"]["replicator"] = {"label": "continue", "look": looks_recorded - 1, "n": 0}
+    path.write_text(json.dumps(state))
+    (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
+    text = "\n".join(looks_lines((record,), "figs"))
+    assert (f"`sequential.json` records *continue* after look {looks_recorded - 1}; the run files now give "
+            f"*{record.comparisons[0].looks[-1]['label']}* after look {looks_recorded}") in text
+
+
+def test_no_section_without_a_recorded_design_and_an_unreadable_one_is_skipped(tmp_path):
+    write_run(tmp_path, REFERENCE, 0, 80.0)
+    assert decision_records(tmp_path, load_results(tmp_path), 2) == ()
+    (tmp_path / GRID / "sequential.json").write_text("{not json")
+    assert decision_records(tmp_path, load_results(tmp_path), 2) == ()
+    assert looks_lines((), "figs") == []

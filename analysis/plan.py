@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS
+from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
 from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
 from . import sequential, stats
@@ -32,6 +32,7 @@ from .load import load_results
 from .status import RunStatus
 
 PILOT_PREFIX = "pilot-"
+SECOND_EDITION_ENGINE = 2  # the engine version of the second edition's runs (docs/study.md)
 QUESTIONS = {"replicator": "recalibrator vs replicator-only", "pointwise": "DCT vs pointwise expansion"}
 REFERENCE = "dct"
 
@@ -174,15 +175,17 @@ def study_architectures(results: Path) -> dict[tuple[str, str], str]:
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
                   macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
-                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, new: list[str] | None = None) -> QuestionPlan:
+                  reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, new: list[str] | None = None,
+                  measured: dict[str, float] | None = None) -> QuestionPlan:
     """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
 
     The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
     the largest of the pilot's pairs at that budget (an assumption: the other networks are not piloted). The rule
     splits alpha over the comparisons ``study --until-decided`` decides: the question's own (``variant``) where it
     names one, else every variant against the reference; only those networks get main runs. A run's CPU time is the
-    pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until the
-    question's first runs measure it. The learning-rate search of those networks (each at every candidate rate
+    network's ``measured`` median CPU-seconds a run under the budget (``measured_cpu_seconds``) where it has finished
+    runs, else the pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until
+    the question's first runs measure it. The learning-rate search of those networks (each at every candidate rate
     and tuning seed) comes first and is costed apart, for the ``new`` ones (default all of them): a network an
     earlier question trained has twins there, copied rather than trained (``new_networks``). Its main runs are
     twins too where its chosen rate agrees (its search runs are copies, so it does unless the search is widened
@@ -195,7 +198,6 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     at_budget = [r for r in rows if r.budget == budget]
     own = QUESTIONS.get(question.variant or "")
     source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
-    grid = GRIDS[question.grid]
     trained = trained_networks(question.grid)  # as `study --until-decided` runs them
     comparisons = len(trained) - 1
     plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
@@ -204,16 +206,18 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     capped = (sequential.simulate(sequential.plan_looks(cap), effect, source.sd_upper, reps,
                                   n_comparisons=comparisons) if plannable else None)
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
-    variant_macs = {name: macs.get((question.grid, name)) for name in grid.variants}
-    known = (reference_macs is not None and None not in variant_macs.values()
-             and math.isfinite(source.cpu_seconds_per_run))
-    hours = (lambda names: sum(variant_macs[n] for n in names) / reference_macs * source.cpu_seconds_per_run / 3600
-             ) if known else (lambda names: None)
+    seconds = {name: macs[(question.grid, name)] / reference_macs * source.cpu_seconds_per_run for name in trained
+               if macs.get((question.grid, name)) is not None and reference_macs
+               and math.isfinite(source.cpu_seconds_per_run)}
+    measured = {name: value for name, value in (measured or {}).items() if name in trained}
+    seconds.update(measured)
+    known = all(name in seconds for name in trained)
+    hours = (lambda names: sum(seconds[n] for n in names) / 3600) if known else (lambda names: None)
     run_hours, new_hours = hours(trained), hours(trained if new is None else new)
     return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
                         plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
                         capped["expected_seeds"] * new_hours if capped and known else None,
-                        "pilot CPU-s/run x MACs ratio (study_costs.json)" if known else "MACs unknown: run `run.py study-costs`",
+                        _cost_source(measured, trained) if known else "MACs unknown: run `run.py study-costs`",
                         cap,
                         sequential.decidable_effect(source.sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                         if plannable else None,
@@ -232,8 +236,37 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
     new = new_networks(study_architectures(Path(results)))
-    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps,
-                                 new=new[q.key]) for q in SECOND_EDITION_QUESTIONS}
+    measured = measured_cpu_seconds(Path(results), load_results(Path(results)), chosen)
+    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps, new=new[q.key],
+                                 measured={n: v for (g, n), (v, _) in measured.items() if g == q.grid})
+            for q in SECOND_EDITION_QUESTIONS}
+
+
+def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> dict[tuple[str, str], tuple[float, int]]:
+    """(question's grid, network) -> (median CPU-seconds a run, runs behind it): the finished (ok or flagged)
+    second-edition runs of each question's grid and of its learning-rate search under ``protocol``, training
+    seconds x threads (``env.json``); a search run ``NAME@lrX`` counts for ``NAME``, a copied twin with its
+    original's time (the same network, trained once)."""
+    grids = {g: q.grid for q in SECOND_EDITION_QUESTIONS for g in (q.grid, search_name(q.grid))}
+    rows = frame[frame["grid"].isin(list(grids)) & frame["protocol"].eq(protocol)
+                 & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for grid, variant, run_id, train in zip(rows["grid"], rows["variant"], rows["run_id"], rows["train_seconds"],
+                                            strict=True):
+        value = float(train) * run_threads(results / str(grid) / str(run_id))
+        if math.isfinite(value):
+            seconds.setdefault((grids[grid], str(variant).split("@")[0]), []).append(value)
+    return {key: (float(np.median(values)), len(values)) for key, values in seconds.items()}
+
+
+def _cost_source(measured: dict[str, float], trained: list[str]) -> str:
+    """Where a plan's CPU-seconds a run come from: measured medians, the pilot's MACs-scaled proxy, or both."""
+    proxy = "the pilot's DyClotNet-0.5 median x MACs ratio (study_costs.json)"
+    if not measured:
+        return f"CPU-s/run: {proxy}"
+    known = ", ".join(f"`{n}` {measured[n]:.0f}" for n in sorted(measured))
+    return f"CPU-s/run measured: {known}" + ("" if set(trained) <= set(measured) else f"; the others {proxy}")
 
 
 def new_networks(architectures: dict[tuple[str, str], str] | None = None) -> dict[str, list[str]]:
@@ -277,7 +310,7 @@ def plan_text(plan: QuestionPlan) -> str:
 def cap_text(plan: QuestionPlan) -> str:
     """What the main runs, looks to the CPU cap, decide and cost."""
     looks = ", ".join(str(n) for n in sequential.plan_looks(plan.seed_cap))
-    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f}"
+    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({plan.cost_source})"
             if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
     return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
             f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "

@@ -29,12 +29,11 @@ from study.grids import (
 from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
 from .learning_rates import planned_runs
-from .plan import BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
+from .plan import SECOND_EDITION_ENGINE, BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
 from .sequential import OPEN, plan_looks
 from .status import RunStatus
 from .tables import markdown_table
 
-SECOND_EDITION_ENGINE = 2
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
 
@@ -185,11 +184,12 @@ GLANCE_INTRO = (
     "sequential design needs for 80% power (maximum and expected); then what the main runs do, which always "
     f"look at {', '.join(map(str, plan_looks(CPU_SEED_CAP)))} seeds (the CPU cap; `run.py study --until-decided`, "
     "docs/study.md): their power for the 0.5-point effect and expected seeds, their CPU-hours (the networks "
-    "they train, each run's time the pilot's DyClotNet-0.5 median scaled by its MACs, `results/study_costs.json`; "
-    "a proxy until the first runs measure it), expected and at most (the expected figure lets every variant "
-    "stop with this question's comparison, a lower bound where the grid has others, and leaves out networks an "
-    "earlier question trains, whose runs are twins, copied where their chosen rate agrees and that question trained "
-    "the seed; the most counts every network at every seed), and the smallest true effect "
+    "they train, each run's time the median CPU-seconds of that network's finished runs of the question under "
+    "the budget, named where there are any, else the pilot's DyClotNet-0.5 median scaled by its MACs, "
+    "`results/study_costs.json`, a proxy until those runs measure it), expected and at most (the expected figure "
+    "lets every variant stop with this question's comparison, a lower bound where the grid has others, and leaves "
+    "out networks an earlier question trains, whose runs are twins, copied where their chosen rate agrees and "
+    "that question trained the seed; the most counts every network at every seed), and the smallest true effect "
     "they declare better with 80% power; last, the learning-rate search that comes before them. The first pass (engine "
     "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
     "it was, never pooled with the second edition. A question trained on a GPU too (`run.py gpu-next`, its own "

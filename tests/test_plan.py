@@ -305,3 +305,47 @@ def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_pat
     variants = {f"{n}@lr{lr}": {} for n in ("dct", "replicator") for lr in ("0.025", "0.05", "0.1", "0.2", "0.4")}
     (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants}))
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 16 of 20 runs finished"
+
+
+def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, rows, tmp_path):
+    """Once a question's runs of a network finish under the budget (search or main runs, copies with their
+    original's time), the plan costs that network at their median CPU-seconds; an older engine's
+    runs, another protocol's and another question's never count; networks without runs keep the proxy."""
+    import shutil
+
+    from analysis.plan import plan_text, question_plans
+
+    root = tmp_path / "results"
+    shutil.copytree(pilot, root)
+
+    def run(grid, variant, seconds, engine=2, protocol="cpu-full", threads=1):
+        run_dir = root / grid / f"{variant}-{seconds}-{engine}-{protocol}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(json.dumps({"variant": variant, "seed": 1000, "engine_version": engine}))
+        (run_dir / "env.json").write_text(json.dumps({"torch_threads": threads}))
+        (run_dir / "result.json").write_text(json.dumps({
+            "run_id": run_dir.name, "grid": grid, "variant": variant, "seed": 1000, "model": "m", "dataset": "d",
+            "protocol": protocol, "status": "ok", "reason": None,
+            "metrics": {"test_top1": 70.0, "val_top1": 70.0, "train_seconds": seconds},
+            "cost": {"params": 1, "macs": 1, "latency_ms": 1.0}}))
+
+    run("expansion-op-lr", "pointwise@lr0.1", 100.0)
+    run("expansion-op-lr", "pointwise@lr0.2", 150.0, threads=2)  # 300 CPU-s
+    run("expansion-op-lr", "pointwise@lr0.4", 200.0)
+    run("expansion-op-lr", "pointwise@lr0.05", 9000.0, engine=1)  # the first pass: not this engine's cost
+    run("expansion-op-lr", "pointwise@lr0.025", 9000.0, protocol="cpu")  # another budget
+    run("replicator-vs-recalibrator", "pointwise", 9000.0)  # another question's grid
+    dct = "DyClotNet(default options)"
+    costs = [{"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in GRIDS_PILOT]
+    costs += [{"grid": "replicator-vs-recalibrator", "variant": "dct", "macs": 1000, "architecture": dct},
+              {"grid": "replicator-vs-recalibrator", "variant": "replicator", "macs": 900, "architecture": "rep"},
+              {"grid": "expansion-op", "variant": "dct", "macs": 1000, "architecture": dct},
+              {"grid": "expansion-op", "variant": "pointwise", "macs": 3000, "architecture": "pw"},
+              {"grid": "expansion-op", "variant": "replicator-only", "macs": 900, "architecture": "rep"}]
+    (root / "study_costs.json").write_text(json.dumps(costs))
+    b = question_plans(root, rows, "cpu-full", effect=4.0, reps=200)["b"]
+    proxy = {r.question: r.cpu_seconds_per_run for r in rows if r.budget == "cpu-full"}["DCT vs pointwise expansion"]
+    assert b.cpu_hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200
+    assert b.cap_cpu_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
+    assert b.tune_cpu_hours == pytest.approx(4 * 2 * 200.0 / 3600)
+    assert "CPU-s/run measured: `pointwise` 200; the others the pilot's DyClotNet-0.5 median x MACs ratio" in plan_text(b)

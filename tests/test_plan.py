@@ -163,14 +163,7 @@ def test_a_network_an_earlier_question_trains_counts_in_the_most_a_question_cost
 
     # (b) trains dct and pointwise; dct is (a)'s dct (one architecture), so its search and main runs are copies of
     # (a)'s where the chosen rate agrees: expected cost and search count pointwise only, the most counts both
-    dct = "DyClotNet(default options)"
-    costs = [{"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in GRIDS_PILOT]
-    costs += [{"grid": "replicator-vs-recalibrator", "variant": "dct", "macs": 1000, "architecture": dct},
-              {"grid": "replicator-vs-recalibrator", "variant": "replicator", "macs": 900, "architecture": "rep"},
-              {"grid": "expansion-op", "variant": "dct", "macs": 1000, "architecture": dct},
-              {"grid": "expansion-op", "variant": "pointwise", "macs": 3000, "architecture": "pw"},
-              {"grid": "expansion-op", "variant": "replicator-only", "macs": 900, "architecture": "rep"}]
-    (pilot / "study_costs.json").write_text(json.dumps(costs))
+    (pilot / "study_costs.json").write_text(json.dumps(CORE_COSTS))
     try:
         plans = question_plans(pilot, rows, "cpu-full", effect=4.0, reps=200)
     finally:
@@ -186,6 +179,13 @@ def test_a_network_an_earlier_question_trains_counts_in_the_most_a_question_cost
 
 
 GRIDS_PILOT = ("dct", "replicator", "pointwise")
+# study_costs.json of the pilot and questions (a) and (b): (a)'s and (b)'s dct are one architecture
+CORE_COSTS = [*({"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in GRIDS_PILOT),
+              {"grid": "replicator-vs-recalibrator", "variant": "dct", "macs": 1000, "architecture": "DyClotNet()"},
+              {"grid": "replicator-vs-recalibrator", "variant": "replicator", "macs": 900, "architecture": "rep"},
+              {"grid": "expansion-op", "variant": "dct", "macs": 1000, "architecture": "DyClotNet()"},
+              {"grid": "expansion-op", "variant": "pointwise", "macs": 3000, "architecture": "pw"},
+              {"grid": "expansion-op", "variant": "replicator-only", "macs": 900, "architecture": "rep"}]
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):
@@ -335,14 +335,7 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     run("expansion-op-lr", "pointwise@lr0.05", 9000.0, engine=1)  # the first pass: not this engine's cost
     run("expansion-op-lr", "pointwise@lr0.025", 9000.0, protocol="cpu")  # another budget
     run("replicator-vs-recalibrator", "pointwise", 9000.0)  # another question's grid
-    dct = "DyClotNet(default options)"
-    costs = [{"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in GRIDS_PILOT]
-    costs += [{"grid": "replicator-vs-recalibrator", "variant": "dct", "macs": 1000, "architecture": dct},
-              {"grid": "replicator-vs-recalibrator", "variant": "replicator", "macs": 900, "architecture": "rep"},
-              {"grid": "expansion-op", "variant": "dct", "macs": 1000, "architecture": dct},
-              {"grid": "expansion-op", "variant": "pointwise", "macs": 3000, "architecture": "pw"},
-              {"grid": "expansion-op", "variant": "replicator-only", "macs": 900, "architecture": "rep"}]
-    (root / "study_costs.json").write_text(json.dumps(costs))
+    (root / "study_costs.json").write_text(json.dumps(CORE_COSTS))
     b = question_plans(root, rows, "cpu-full", effect=4.0, reps=200)["b"]
     proxy = {r.question: r.cpu_seconds_per_run for r in rows if r.budget == "cpu-full"}["DCT vs pointwise expansion"]
     assert b.cpu_hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200

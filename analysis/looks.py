@@ -21,6 +21,7 @@ from study.grids import GPU_PROTOCOL
 from study.questions import SECOND_EDITION_QUESTIONS
 
 from .decisions import look_history, paired_differences
+from .load import of_engine_version
 from .second_edition import percent
 from .status import RunStatus
 from .tables import markdown_table
@@ -74,8 +75,8 @@ def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, lo
     reference, protocol = design["reference"], design["protocol"]
     n = looks[-1]["n"] if looks else 0
     diffs = paired_differences(frame, folder, protocol, variant, reference, n, engine_version) if n else None
-    rows = frame[frame["grid"].eq(folder) & frame["status"].eq(RunStatus.OK) & frame["protocol"].eq(protocol)
-                 & (pd.to_numeric(frame["engine_version"], errors="coerce") == engine_version)]
+    frame = of_engine_version(frame, engine_version)
+    rows = frame[frame["grid"].eq(folder) & frame["status"].eq(RunStatus.OK) & frame["protocol"].eq(protocol)]
     top1 = None
     if n:
         used = rows[pd.to_numeric(rows["seed"], errors="coerce") < n]

@@ -64,6 +64,12 @@ def run_threads(run_dir: Path) -> float:
     return float(threads) if isinstance(threads, (int, float)) and threads > 0 else math.nan
 
 
+def cpu_seconds(results: Path, rows: pd.DataFrame) -> np.ndarray:
+    """Each run's CPU-seconds: training seconds x torch threads (``run_threads``), NaN where either is unknown."""
+    threads = np.array([run_threads(results / str(g) / str(r)) for g, r in zip(rows["grid"], rows["run_id"], strict=True)])
+    return pd.to_numeric(rows["train_seconds"], errors="coerce").to_numpy(float) * threads
+
+
 def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, reps: int = PLAN_REPS,
                max_seeds_cap: int = 400) -> list[BudgetRow]:
     """The plan's rows for every pilot grid under ``results`` that has at least 2 paired seeds."""
@@ -72,9 +78,8 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
     frame = frame[(frame["status"] == RunStatus.OK) & frame["grid"].astype(str).str.startswith(PILOT_PREFIX)]
     rows = []
     for grid, runs in sorted(frame.groupby("grid"), key=lambda item: item[0]):
-        threads = np.array([run_threads(results / grid / str(run_id)) for run_id in runs["run_id"]])
-        cpu_seconds = (float(np.nanmedian(runs["train_seconds"].to_numpy(float) * threads))
-                       if np.isfinite(threads).any() else math.nan)
+        seconds = cpu_seconds(results, runs)
+        per_run = float(np.nanmedian(seconds)) if np.isfinite(seconds).any() else math.nan
         reference = runs[runs["variant"] == REFERENCE].set_index("seed")["test_top1"]
         for variant, question in QUESTIONS.items():
             other = runs[runs["variant"] == variant].set_index("seed")["test_top1"]
@@ -90,8 +95,8 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
             rows.append(BudgetRow(
                 budget=grid[len(PILOT_PREFIX):], question=question, pairs=len(seeds),
                 reference_top1=float(reference.mean()), diff=float(diffs.mean()), sd=sd, sd_upper=sd_up,
-                cpu_seconds_per_run=cpu_seconds, max_seeds=plan.max_seeds if plan else None, expected_seeds=expected,
-                cpu_hours=2 * expected * cpu_seconds / 3600 if expected is not None and math.isfinite(cpu_seconds) else None,
+                cpu_seconds_per_run=per_run, max_seeds=plan.max_seeds if plan else None, expected_seeds=expected,
+                cpu_hours=2 * expected * per_run / 3600 if expected is not None and math.isfinite(per_run) else None,
                 seeds_cap=max_seeds_cap))
     return rows
 
@@ -252,9 +257,7 @@ def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> d
                  & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
     seconds: dict[tuple[str, str], list[float]] = {}
-    for grid, variant, run_id, train in zip(rows["grid"], rows["variant"], rows["run_id"], rows["train_seconds"],
-                                            strict=True):
-        value = float(train) * run_threads(results / str(grid) / str(run_id))
+    for grid, variant, value in zip(rows["grid"], rows["variant"], cpu_seconds(results, rows), strict=True):
         if math.isfinite(value):
             seconds.setdefault((grids[grid], str(variant).split("@")[0]), []).append(value)
     return {key: (float(np.median(values)), len(values)) for key, values in seconds.items()}

@@ -29,7 +29,7 @@ from study.grids import (
 from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
 from .learning_rates import planned_runs
-from .plan import SECOND_EDITION_ENGINE, BudgetRow, pilot_rows, plan_table, plan_text, question_plans, recommend, run_threads
+from .plan import SECOND_EDITION_ENGINE, BudgetRow, cpu_seconds, pilot_rows, plan_table, plan_text, question_plans, recommend
 from .sequential import OPEN, plan_looks
 from .status import RunStatus
 from .tables import markdown_table
@@ -43,9 +43,7 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     rows = frame[frame["grid"].isin([grid, search_name(grid)]) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
                  & frame["reused_from"].isna()]
-    seconds = [s * run_threads(results / g / str(r))
-               for s, g, r in zip(rows["train_seconds"], rows["grid"], rows["run_id"], strict=True)]
-    return sum(s for s in seconds if math.isfinite(s)) / 3600
+    return sum(s for s in cpu_seconds(results, rows) if math.isfinite(s)) / 3600
 
 
 def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> str:

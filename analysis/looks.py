@@ -32,14 +32,16 @@ COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
 @dataclass(frozen=True)
 class ComparisonLooks:
     """One compared variant: its looks (``look_history`` states), the recorded state, the per-seed paired
-    differences of its last look's seeds, each network's mean test top-1 over those seeds, and the
-    variant / reference ratio of each cost's median over the grid's main runs."""
+    differences of its last look's seeds, each network's mean test top-1 over those seeds, the
+    variant / reference ratio of each cost's median over the grid's main runs, and how many of the variant's
+    ok runs lie beyond the last look's seeds (trained ahead by workers that would otherwise idle)."""
     variant: str
     looks: tuple[dict, ...]
     recorded: dict
     diffs: tuple[float, ...]
     top1: tuple[float, float] | None  # (variant, reference)
     cost_ratios: tuple[tuple[str, float], ...]
+    ahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,13 @@ def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, lo
     frame = of_engine_version(frame, engine_version)
     rows = frame[frame["grid"].eq(folder) & frame["status"].eq(RunStatus.OK) & frame["protocol"].eq(protocol)]
     top1 = None
+    seeds = pd.to_numeric(rows["seed"], errors="coerce")
     if n:
-        used = rows[pd.to_numeric(rows["seed"], errors="coerce") < n]
+        used = rows[seeds < n]
         top1 = tuple(float(used.loc[used["variant"] == v, "test_top1"].mean()) for v in (variant, reference))
     return ComparisonLooks(variant, tuple(looks), design["variants"][variant],
                            tuple(float(d) for d in diffs) if diffs is not None else (), top1,
-                           _cost_ratios(rows, variant, reference))
+                           _cost_ratios(rows, variant, reference), int(((seeds >= n) & rows["variant"].eq(variant)).sum()))
 
 
 def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) -> tuple[QuestionLooks, ...]:
@@ -134,6 +137,16 @@ def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
     return f"{s['label'][0].upper()}{s['label'][1:]} {where}."
 
 
+def _ahead(c: ComparisonLooks) -> str:
+    """The variant's runs past its last look's seeds, if any, and whether a look will use them."""
+    if not c.ahead:
+        return ""
+    use = ("They enter the next look." if c.looks[-1]["label"] == "continue" else
+           "They are not analysed: the design fixes each look's seeds, and no look follows a decision.")
+    return (f" {c.ahead} more seed(s) of `{c.variant}` finished past these, trained ahead by workers that would "
+            f"otherwise have idled (their CPU time is counted). {use}")
+
+
 def _record_note(c: ComparisonLooks) -> list[str]:
     """A line where the recomputed outcome differs from the recorded one (e.g. a look's runs finished after the
     process that trains them stopped: the next ``--until-decided`` run records it)."""
@@ -174,7 +187,7 @@ def looks_lines(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
                       f"{np.std(c.diffs, ddof=1):.2f}. Mean test top-1 over these seeds: `{c.variant}` {c.top1[0]:.2f}, "
                       f"`{r.reference}` {c.top1[1]:.2f}."
                       + (f" Cost of `{c.variant}` against `{r.reference}` (medians of the main runs): {costs}." if costs
-                         else "")]
+                         else "") + _ahead(c)]
         lines.append("")
         for c in r.comparisons:
             lines += _record_note(c)

@@ -1,10 +1,11 @@
 """Run a list of RunConfigs: in this process, in a process pool (cores split among workers), or on Ray."""
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
@@ -46,12 +47,29 @@ def _local(configs: list[RunConfig], runtime: Runtime, results: Path, progress: 
             progress.remove_task(epoch_task)
 
 
-def _pool(configs: list[RunConfig], runtime: Runtime, results: Path, workers: int) -> Iterator[dict]:
+def _pool(configs: list[RunConfig], runtime: Runtime, results: Path, workers: int,
+          spare: list[RunConfig]) -> Iterator[dict]:
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(execute_task, cfg, runtime, results): cfg for cfg in configs}
-        for future in as_completed(futures):
-            yield _collected(future.result, futures[future], results)
+        for cfg, future in scheduled(pool, execute_task, configs, spare, workers, runtime, results):
+            yield _collected(future.result, cfg, results)
+
+
+def scheduled(pool: concurrent.futures.Executor, task: Callable, configs: list[RunConfig], spare: list[RunConfig], workers: int,
+              *args) -> Iterator[tuple[RunConfig, Future]]:
+    """``task(cfg, *args)`` for every config on ``pool`` (at most ``workers`` at once), in order; yields each
+    ``(cfg, future)`` as it finishes. A worker that would idle while a run of ``configs`` still trains takes
+    the next ``spare`` config instead (the next look's seeds of ``ablate --until-decided``): once every run
+    of ``configs`` has finished no spare is started, and those started are awaited."""
+    queue, spare = list(configs), list(spare)
+    running: dict[Future, tuple[RunConfig, bool]] = {}  # future -> (config, is spare)
+    while queue or running:
+        while len(running) < workers and (queue or (spare and any(not s for _, s in running.values()))):
+            cfg, is_spare = (queue.pop(0), False) if queue else (spare.pop(0), True)
+            running[pool.submit(task, cfg, *args)] = (cfg, is_spare)
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            yield running.pop(future)[0], future
 
 
 def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str | None) -> Iterator[dict]:
@@ -122,12 +140,16 @@ def _record_lost(cfg: RunConfig, results: Path, lost: dict) -> dict:
 
 def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor: Executor = "local",
              workers: int = 1, address: str | None = None, show_progress: bool = False,
-             title: str = "grid") -> list[dict]:
+             title: str = "grid", spare: list[RunConfig] = ()) -> list[dict]:
     """Execute every run not finished yet; returns one result per config (finished ones as recorded).
 
     Each run uses ``runtime.threads`` torch threads; by default all cores for the sequential
     executor, the cores split evenly among ``workers`` processes for the pool, 1 per Ray task. Ray
     reserves that many CPUs per task, and a GPU if the cluster has any.
+
+    ``spare``: runs a pool worker (``workers > 1``, local executor) takes rather than idle while a run of
+    ``configs`` still trains (``scheduled``); their results are not returned. The sequential executor has no
+    idle worker, and Ray places every task itself, so both leave spares to a later call.
     """
     choose("executor", executor, ("local", "ray"))
     if not isinstance(workers, int) or workers < 1:
@@ -153,10 +175,13 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
         elif executor == "ray":
             stream = _ray(todo, runtime, results, address)
         elif workers > 1:
-            stream = _pool(todo, runtime, results, workers)
+            unfinished = [c for c in spare if c.run_id not in by_id and RunStore.of(results, c).read_result() is None]
+            stream = _pool(todo, runtime, results, workers, unfinished)
         else:
             stream = _local(todo, runtime, results, progress)
         for result in stream:
+            if result["run_id"] not in by_id:  # a spare run
+                continue
             done[result["run_id"]] = result
             if progress:
                 progress.advance(grid_task)

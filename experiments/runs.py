@@ -137,9 +137,11 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
 
 def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
            options: RunOptions, until_decided: bool = False, max_seeds: int = CPU_SEED_CAP, margin: float = 0.5,
-           only_variants: list[str] | None = None, compared: list[str] | None = None) -> bool:
+           only_variants: list[str] | None = None, compared: list[str] | None = None, spare_seeds: int = 0) -> bool:
     """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran).
-    ``compared`` (a look of ``--until-decided --compare``): the grid is its reference and these variants only."""
+    ``compared`` (a look of ``--until-decided --compare``): the grid is its reference and these variants only.
+    ``spare_seeds`` (a look of ``--until-decided``): seeds ``seeds..seeds+spare_seeds-1`` (the next look's) train
+    on pool workers that would otherwise idle (``executors.scheduled``)."""
     from .grids import get_grid, restrict
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -154,7 +156,7 @@ def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, var
         ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin, compared)
         return True
     return run_grid_command(restrict(g, compared), protocol, seeds, dataset, vary, results, runtime, options,
-                            only_variants)
+                            only_variants, spare_seeds)
 
 
 def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
@@ -162,12 +164,15 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
     """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
     split over them, and the grid's other variants get no main runs."""
+    from analysis.sequential import plan_looks
+
     from .grids import compared_variants, resolve
     from .until_decided import run_until_decided
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
+        after = [m for m in plan_looks(max_seeds) if m > n]  # the next look's seeds fill idle workers
         ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants],
-               compared=compared)
+               compared=compared, spare_seeds=after[0] - n if after else 0)
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
     states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
@@ -177,11 +182,13 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
 
 
 def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
-                     runtime: Runtime, options: RunOptions, only_variants: list[str] | None = None) -> bool:
-    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome."""
+                     runtime: Runtime, options: RunOptions, only_variants: list[str] | None = None,
+                     spare_seeds: int = 0) -> bool:
+    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome
+    (``spare_seeds``: see ``ablate``)."""
     from .executors import run_grid
     from .grids import grid_json, resolve
-    from .store import check_writable, mixed_settings, write_json
+    from .store import RunStore, check_writable, mixed_settings, write_json
     from .tuning import choice_path, read_choice
 
     protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
@@ -189,8 +196,9 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     if learning_rates:
         console.print(f"learning rates chosen on validation ({choice_path(Path(results), g)}): "
                       + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
-    configs, missing = resolve(g, protocol, seeds, dataset, choose("seed source", vary, ("all", "init", "data", "aug")),
-                               runtime.plugins, learning_rates=learning_rates)
+    configs, missing = resolve(g, protocol, seeds + spare_seeds, dataset,
+                               choose("seed source", vary, ("all", "init", "data", "aug")), runtime.plugins,
+                               learning_rates=learning_rates)
     untuned = sorted({c.variant for c in configs if only_variants is None or c.variant in only_variants}
                      - set(learning_rates)) if learning_rates else []
     if untuned:  # a search of some networks only (tune --compare): the others have no rate chosen on validation
@@ -208,11 +216,13 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
         raise ValueError(f"{grid_dir} already holds finished runs of these variants and seeds that trained otherwise, "
                          f"which the analysis would mix with the runs asked for (move them away or use another "
                          f"--results folder): {shown}")
+    spare = [c for c in configs if c.seed >= seeds]
+    configs = [c for c in configs if c.seed < seeds]
     write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
     if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
-        configs = [c for c in configs if c.variant in only_variants]
+        configs, spare = ([c for c in cs if c.variant in only_variants] for cs in (configs, spare))
     outcome = run_grid(configs, runtime, results, options.executor, options.workers, options.address,
-                       show_progress=True, title=f"{g.name} ({configs[0].protocol.name})")
+                       show_progress=True, title=f"{g.name} ({configs[0].protocol.name})", spare=spare)
     print_results(outcome)
     failed = [r for r in outcome if r["status"] not in (RunStatus.OK, RunStatus.RUNNING)]
     executed = [r for r in outcome if not r.get("skipped")]
@@ -220,6 +230,9 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     console.print(f"{len(outcome)} runs: {len(executed) - copied} trained now, {copied} copied from twin runs, "
                   f"{len(outcome) - len(executed)} finished before or running elsewhere, {len(failed)} failed; "
                   f"results in {grid_dir}")
+    ahead = sum(RunStore.of(results, c).read_result() is not None for c in spare)
+    if ahead:
+        console.print(f"{ahead} runs of the next look's seeds finished on workers that would otherwise have idled")
     return not failed
 
 

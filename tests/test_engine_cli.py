@@ -317,3 +317,22 @@ def test_tune_widens_the_search_for_every_network_where_a_best_rate_is_an_edge(t
     variants = json.loads((tmp_path / "tiny-lr" / "grid.json").read_text())["variants"]
     assert len(variants) == 2 * len(rates["a"])
     assert len(list(tmp_path.glob("tiny-lr/*/result.json"))) == 2 * len(rates["a"])
+
+
+def test_until_decided_offers_the_next_looks_seeds_to_idle_workers_and_none_after_the_last_look(tmp_path, monkeypatch):
+    from experiments import executors
+
+    pair = grids.Grid("pair", "Two tiny test networks.", "a", {
+        "a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4})}, protocol="smoke")
+    monkeypatch.setitem(grids.GRIDS, "pair", pair)
+    offered, real = [], executors.run_grid
+
+    def recording(configs, *args, spare=(), **kwargs):
+        offered.append(({(c.variant, c.seed) for c in configs}, {(c.variant, c.seed) for c in spare}))
+        return real(configs, *args, spare=spare, **kwargs)
+
+    monkeypatch.setattr(executors, "run_grid", recording)
+    assert run.main(["ablate", "pair", "--until-decided", "--max-seeds", "5", "--results", str(tmp_path), *FAST]) == 0
+    assert offered[0] == ({(v, s) for v in "ab" for s in range(3)}, {(v, s) for v in "ab" for s in (3, 4)})
+    if len(offered) > 1:  # look 1 did not decide: look 2 is the last, with no next look to train ahead
+        assert offered[1] == ({(v, s) for v in "ab" for s in range(5)}, set())

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
+from experiments import executors
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
 from experiments.executors import run_grid
 from experiments.runner import execute
@@ -241,3 +243,52 @@ def test_committed_run_ids_recompute_from_their_configs():
         saved = json.loads(path.read_text())
         assert RunConfig.model_validate({k: v for k, v in saved.items() if k != "run_id"}).run_id == saved["run_id"], path
 
+
+
+class SimulatedPool:
+    """A pool whose runs take ``durations[cfg]`` time units; its ``wait`` moves the clock to the next finish."""
+
+    def __init__(self, durations: dict[str, int]):
+        self.clock, self.durations, self.ends, self.started = 0, durations, {}, []
+
+    def submit(self, task, cfg, *args):
+        future = Future()
+        self.ends[future] = self.clock + self.durations[cfg]
+        self.started.append((self.clock, cfg))
+        return future
+
+    def wait(self, futures, return_when):
+        self.clock = min(self.ends[f] for f in futures)
+        done = {f for f in futures if self.ends[f] == self.clock}
+        for future in done:
+            future.set_result(None)
+        return done, set(futures) - done
+
+
+@pytest.mark.parametrize("durations, started, finished", [
+    # a look of 3 runs on 2 workers: the worker that would idle beside c takes the next look's first seed
+    ({"a": 10, "b": 10, "c": 10, "s1": 10, "s2": 10}, [(0, "a"), (0, "b"), (10, "c"), (10, "s1")], "a b c s1"),
+    # a run copied from its twin (no time) frees its worker for the grid's own next run, never for a spare
+    ({"a": 0, "b": 10, "c": 10, "s1": 10, "s2": 10}, [(0, "a"), (0, "b"), (0, "c")], "a b c"),
+])
+def test_a_pool_worker_takes_a_spare_run_only_while_a_run_of_the_grid_trains(monkeypatch, durations, started,
+                                                                             finished):
+    pool = SimulatedPool(durations)
+    monkeypatch.setattr(executors, "wait", pool.wait)
+    order = [cfg for cfg, _ in executors.scheduled(pool, None, ["a", "b", "c"], ["s1", "s2"], 2)]
+    assert pool.started == started and sorted(order) == finished.split()  # every run started is awaited
+
+
+def test_spare_runs_started_beside_a_long_run_are_awaited_but_none_starts_after_it(monkeypatch):
+    pool = SimulatedPool({"a": 30, "s1": 10, "s2": 10, "s3": 15, "s4": 10})
+    monkeypatch.setattr(executors, "wait", pool.wait)
+    order = [cfg for cfg, _ in executors.scheduled(pool, None, ["a"], ["s1", "s2", "s3", "s4"], 2)]
+    assert pool.started == [(0, "a"), (0, "s1"), (10, "s2"), (20, "s3")]  # s4 would start after a: never
+    assert order == ["s1", "s2", "a", "s3"]
+
+
+def test_run_grid_trains_a_spare_run_on_the_idle_worker_and_returns_the_grids_runs_only(tmp_path):
+    run, spare = config("a"), config("a", seed=1)
+    results = run_grid([run], RUNTIME.model_copy(update={"threads": None}), tmp_path, workers=2, spare=[spare])
+    assert [r["run_id"] for r in results] == [run.run_id] and results[0]["status"] == "ok"
+    assert RunStore.of(tmp_path, spare).read_result()["status"] == "ok"  # trained beside it, not returned

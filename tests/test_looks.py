@@ -87,3 +87,16 @@ def test_no_section_without_a_recorded_design_and_an_unreadable_one_is_skipped(t
     (tmp_path / GRID / "sequential.json").write_text("{not json")
     assert decision_records(tmp_path, load_results(tmp_path), 2) == ()
     assert looks_lines((), "figs") == []
+
+
+def test_seeds_trained_ahead_of_a_decision_are_counted_and_said_to_be_unanalysed(tmp_path):
+    recorded = run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
+    n = recorded["replicator"]["n"]
+    for seed in (n, n + 1):  # the next look's seeds, trained on workers that would otherwise have idled
+        write_run(tmp_path, "replicator", seed, top1("replicator", seed, 3.0))
+    (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
+    (comparison,) = record.comparisons
+    assert comparison.ahead == 2 and comparison.looks[-1] == recorded["replicator"]  # the decision is unchanged
+    assert len(comparison.diffs) == n
+    text = " ".join("\n".join(looks_lines((record,), "figs")).split())
+    assert "2 more seed(s) of `replicator` finished past these" in text and "They are not analysed" in text

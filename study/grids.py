@@ -72,8 +72,10 @@ TUNING_SEEDS = 2
 # same multiples of its protocol's own rate (`gpu`: 0.05 to 0.4 around its 0.2 at batch 512)
 LR_CANDIDATES_AT = 0.1
 # A search where some network's best rate is an edge of the candidates is widened by one more candidate beyond that
-# edge (the grid's step again), for every network alike, at most LR_EXTENSIONS times a side (docs/study.md, section 2)
-LR_EXTENSIONS = 1
+# edge (the grid's step again), for every network alike, until it is interior or LR_EXTENSIONS candidates a side have
+# been added (docs/study.md, section 2): from 0.025-0.2, the widest search is 0.003125-1.6 (the cap, raised from 1 on
+# 2026-12-05 because every network of (a) and (b) chose the one widening's edge, 0.4)
+LR_EXTENSIONS = 3
 # `run.py gpu-next` trains grid G under the GPU protocol into a grid folder of its own, G + "-" + GPU_PROTOCOL
 # (its search: that + LR_SEARCH_SUFFIX), never pooled with G's CPU runs (docs/study.md, section 5)
 GPU_PROTOCOL = "gpu"

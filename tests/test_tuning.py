@@ -151,7 +151,9 @@ def test_a_best_rate_at_an_edge_widens_the_search_for_every_network_once_a_side(
     assert widen(first, {"a": {"lr": 0.2}, "b": {"lr": 0.05}}, first) == (0.025, 0.05, 0.1, 0.2, 0.4)
     assert widen(first, {"a": {"lr": 0.2}, "b": {"lr": 0.025}}, first) == (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
     widened = (0.025, 0.05, 0.1, 0.2, 0.4)
-    assert widen(widened, {"a": {"lr": 0.4}}, first) is None  # LR_EXTENSIONS (1) a side: the edge stays
+    assert widen(widened, {"a": {"lr": 0.4}}, first) == (*widened, 0.8)  # still an edge: widened again
+    capped = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    assert widen(capped, {"a": {"lr": 1.6}}, first) is None  # LR_EXTENSIONS (3) a side: the edge stays, named the cap
     assert widen(widened, {"a": {"lr": 0.4}, "b": {"lr": 0.025}}, first) == (0.0125, *widened)
     assert widen((0.2, 0.4, 0.8), {"a": {"lr": 0.8}}, (0.2, 0.4, 0.8)) == (0.2, 0.4, 0.8, 1.6)  # the grid's own step
     assert widen((0.999999, 1.0), {"a": {"lr": 1.0}}, (0.999999, 1.0)) is None  # a step lost to rounding: nothing

@@ -143,7 +143,7 @@ def test_a_search_that_does_not_choose_every_network_says_why_writes_nothing_and
     assert not (tmp_path / "g-lr" / "chosen.json").exists()  # neither the partial choice nor the older one
 
 
-def test_a_best_rate_at_an_edge_widens_the_search_for_every_network_once_a_side():
+def test_a_best_rate_at_an_edge_widens_the_search_for_every_network_up_to_the_cap():
     from experiments.tuning import widen
 
     first = (0.025, 0.05, 0.1, 0.2)
@@ -154,7 +154,8 @@ def test_a_best_rate_at_an_edge_widens_the_search_for_every_network_once_a_side(
     assert widen(widened, {"a": {"lr": 0.4}}, first) == (*widened, 0.8)  # still an edge: widened again
     capped = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
     assert widen(capped, {"a": {"lr": 1.6}}, first) is None  # LR_EXTENSIONS (3) a side: the edge stays, named the cap
-    assert widen(widened, {"a": {"lr": 0.4}, "b": {"lr": 0.025}}, first) == (0.0125, *widened)
+    assert widen(widened, {"a": {"lr": 0.4}, "b": {"lr": 0.025}}, first) == (0.0125, *widened, 0.8)
+    assert widen((0.0125, *widened), {"a": {"lr": 0.0125}}, first) == (0.00625, 0.0125, *widened)
     assert widen((0.2, 0.4, 0.8), {"a": {"lr": 0.8}}, (0.2, 0.4, 0.8)) == (0.2, 0.4, 0.8, 1.6)  # the grid's own step
     assert widen((0.999999, 1.0), {"a": {"lr": 1.0}}, (0.999999, 1.0)) is None  # a step lost to rounding: nothing
 

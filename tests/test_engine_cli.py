@@ -352,6 +352,17 @@ def test_every_committed_run_keeps_its_id():
         assert cfg.architecture_revision == 1 and cfg.run_id == path.parent.name, path
 
 
+def test_grids_record_each_models_architecture_revision():
+    """The CIFAR ResNets are at revision 2 (option-A zero channels on both sides of the identity); the other
+    networks of the baselines grid are at 1; a revised run has an id of its own."""
+    configs, _ = grids.resolve(grids.GRIDS["baselines"], seeds=1)
+    revisions = {c.model: c.architecture_revision for c in configs}
+    assert {m: r for m, r in revisions.items() if r != 1} == {m: 2 for m in revisions if m.startswith("resnet")}
+    assert any(m.startswith("resnet") for m in revisions) and 1 in revisions.values()
+    resnet = next(c for c in configs if c.model.startswith("resnet"))
+    assert resnet.run_id != resnet.model_copy(update={"architecture_revision": 1}).run_id
+
+
 def test_ablate_after_a_revision_trains_the_new_networks_and_supersedes_the_old_runs(tmp_path, capsys, monkeypatch):
     """Raising a model module's ``ARCHITECTURE_REVISION``: ablate trains that model's runs again under new ids
     (old finished runs of the same variant and seed are no clash), and the analysis marks the old ones superseded."""

@@ -8,7 +8,9 @@ the tidy table whatever happened to it; ``status`` says whether it may be analys
 * ``corrupt``: ``result.json`` exists but is empty, truncated, not JSON or misses required fields;
 * ``unfinished``: the run folder has no ``result.json`` (still running, killed, or never started);
 * ``superseded``: a finished run of an older ``engine_version`` than the newest finished run of its
-  grid (the networks or the recipe changed; docs/engine.md): never paired or pooled with newer runs;
+  grid (the networks or the recipe changed; docs/engine.md), or of an older ``architecture_revision``
+  of its model than the newest finished run of that model in any grid (that network changed; absent
+  in config.json = 1): never paired or pooled with newer runs;
 * ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed); only one is kept
   (the smallest run id).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1",
 COST_KEYS = ("params", "macs", "latency_ms")
 TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
                 "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
-                "run_id", "paired", "model_kwargs", "engine_version", "reused_from", "num_classes")
+                "run_id", "paired", "model_kwargs", "engine_version", "architecture_revision", "reused_from",
+                "num_classes")
 STATUSES = tuple(s.value for s in ANALYSIS_STATUSES)
 
 
@@ -138,11 +142,12 @@ def _config_identity(run_dir: Path) -> dict:
     obj, _ = _read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else (None, None)
     if not isinstance(obj, dict):
         return {}
-    seed, version = obj.get("seed"), obj.get("engine_version")
+    seed, version, revision = obj.get("seed"), obj.get("engine_version"), obj.get("architecture_revision", 1)
     return {"variant": obj.get("variant") if isinstance(obj.get("variant"), str) else None,
             "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             "model": obj.get("model") if isinstance(obj.get("model"), str) else None,
-            "engine_version": version if isinstance(version, (int, float)) and not isinstance(version, bool) else None}
+            "engine_version": version if isinstance(version, (int, float)) and not isinstance(version, bool) else None,
+            "architecture_revision": revision if isinstance(revision, int) and not isinstance(revision, bool) else None}
 
 
 def load_results(results_dir: str | Path) -> pd.DataFrame:
@@ -168,7 +173,9 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                 try:
                     if problem:
                         raise ValueError(problem)
-                    row["engine_version"] = _config_identity(run_dir).get("engine_version")
+                    identity = _config_identity(run_dir)
+                    row["engine_version"] = identity.get("engine_version")
+                    row["architecture_revision"] = identity.get("architecture_revision")
                     row.update({k: v for k, v in _parse_result(obj).items() if k != "run_id"})
                 except (ValueError, TypeError, OverflowError) as error:
                     row.update(_config_identity(run_dir), status=RunStatus.CORRUPT.value, reason=str(error))
@@ -198,17 +205,36 @@ def _mark_unhealthy(root: Path, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(frame[name] if name in frame else pd.Series(float("nan"), frame.index), errors="coerce")
+
+
+def _mark_old_revisions(frame: pd.DataFrame) -> None:
+    """Mark ``ok`` runs ``superseded`` whose model's ``architecture_revision`` (absent = 1) is older than the newest
+    one among that model's finished ``ok`` runs in any grid (docs/engine.md, "Architecture revisions")."""
+    if "model" not in frame or frame["model"].isna().all():
+        return
+    revision = _column(frame, "architecture_revision").fillna(1)
+    ok = frame["status"] == RunStatus.OK
+    newest = revision.where(ok).groupby(frame["model"]).transform("max")
+    old = ok & newest.notna() & (revision < newest)
+    frame.loc[old, "reason"] = [f"{m} of architecture revision {int(r)}; runs of revision {int(n)} exist"
+                                for m, r, n in zip(frame["model"][old], revision[old], newest[old], strict=True)]
+    frame.loc[old, "status"] = RunStatus.SUPERSEDED.value
+
+
 def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mark ``ok`` runs of a grid's older engine versions ``superseded``, then keep one ``ok`` run per
-    (grid, variant, seed) and mark the rest ``duplicate`` (the smallest run_id wins)."""
-    version = pd.to_numeric(frame["engine_version"] if "engine_version" in frame else pd.Series(float("nan"), frame.index),
-                            errors="coerce")
+    """Mark ``ok`` runs of a grid's older engine versions, and of a model's older architecture revisions,
+    ``superseded``, then keep one ``ok`` run per (grid, variant, seed) and mark the rest ``duplicate`` (the
+    smallest run_id wins)."""
+    version = _column(frame, "engine_version")
     ok = frame["status"] == RunStatus.OK
     newest = version.where(ok).groupby(frame["grid"]).transform("max")
     old = ok & newest.notna() & (version.isna() | (version < newest))
     frame.loc[old, "reason"] = [f"trained by engine version {'?' if pd.isna(v) else int(v)}; the grid has runs of "
                                 f"version {int(n)}" for v, n in zip(version[old], newest[old], strict=True)]
     frame.loc[old, "status"] = RunStatus.SUPERSEDED.value
+    _mark_old_revisions(frame)
     ok = frame["status"] == RunStatus.OK
     order = frame[ok].assign(_version=version[ok])
     order = order.sort_values(["_version", "run_id"], ascending=[False, True], na_position="last")
@@ -233,6 +259,15 @@ def of_engine_version(frame: pd.DataFrame, version: int) -> pd.DataFrame:
     """The rows of runs trained by engine ``version``. ``superseded`` marks an older version's runs only once a
     newer run has finished; a caller about to train under ``version`` must not read the older runs before then."""
     return frame[pd.to_numeric(frame["engine_version"], errors="coerce") == version]
+
+
+def of_architecture_revisions(frame: pd.DataFrame, revisions: Mapping[str, int]) -> pd.DataFrame:
+    """The rows of runs whose recorded ``architecture_revision`` (absent = 1) is ``revisions[model]`` (1 for a model
+    not named). As with :func:`of_engine_version`, ``superseded`` marks an older revision's runs only once a newer
+    run has finished: a caller about to train under ``revisions`` must not read the older runs before then."""
+    recorded = _column(frame, "architecture_revision").fillna(1)
+    current = frame["model"].map(lambda model: revisions.get(model, 1) if isinstance(model, str) else 1)
+    return frame[recorded == current.astype(float)]
 
 
 def load_table(path: str | Path, reference: str | None = None) -> pd.DataFrame:

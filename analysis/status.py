@@ -19,7 +19,8 @@ class RunStatus(str, Enum):
     LOST = "lost"  # its worker process died before it was recorded (resumes on the next ablate)
     CORRUPT = "corrupt"  # result.json exists but is not a valid result
     UNFINISHED = "unfinished"  # no result.json (running, killed or never started)
-    SUPERSEDED = "superseded"  # ok, but trained by an older engine version than its grid's newest runs
+    SUPERSEDED = "superseded"  # ok, but of an older engine version than its grid's newest runs, or of an older
+    # architecture revision of its model than its newest runs (analysis.load)
     DUPLICATE = "duplicate"  # a second ok run of the same (grid, variant, seed)
     FLAGGED = "flagged"  # ok, but its training diverged or never learned (analysis.health; engine version >= 2)
 

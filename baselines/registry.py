@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 
 import timm
@@ -31,6 +32,20 @@ def create_model(name: str, **kwargs) -> nn.Module:
         return timm.create_model(name, **kwargs)
     except TypeError as error:  # an option the constructor does not take
         raise ValueError(f"model {name!r} rejected its options {sorted(kwargs)}: {error}") from None
+
+
+def architecture_revision(name: str) -> int:
+    """The architecture revision of model ``name``: the ``ARCHITECTURE_REVISION`` of the module that registered it,
+    1 if it declares none (or ``name`` is not registered). A module raises it, with a comment saying what changed,
+    whenever its networks compute something else for the same name and options; runs record it (``RunConfig``) and
+    the analysis supersedes a model's runs of an older revision (docs/engine.md, "Architecture revisions")."""
+    if not timm.is_model(name):
+        return 1
+    module = importlib.import_module(timm.models.model_entrypoint(name).__module__)
+    revision = getattr(module, "ARCHITECTURE_REVISION", 1)
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
+        raise ValueError(f"{module.__name__}.ARCHITECTURE_REVISION={revision!r} is not allowed; use a whole number >= 1")
+    return revision
 
 
 def architecture(net: nn.Module) -> str | None:

@@ -16,7 +16,11 @@ Departures / choices (documented in docs/baselines.md):
   the stem convolution stays a plain conv (as in the official FTM ResNets, whose FTM follows the
   official code: pointwise conv with bias, kernel-1 gate; ResNet-20/56-FTM have their 20,684 and
   62,384 parameters);
-* the zero channels of the option-A shortcut are appended after the identity channels;
+* the zero channels of the option-A shortcut are split half before and half after the identity
+  channels (``planes // 4`` on each side when the width doubles), as in the official FTM code
+  (``models/resnet_ftm.py``, ``LambdaLayer``) and the PyTorch CIFAR ResNets it derives from
+  (Idelbayev's ``resnet.py``). Architecture revision 2 of every network here; revision 1 appended
+  them all after the identity, which is not equivalent for FTM (see docs/baselines.md);
 * Kaiming-normal (fan_out) initialisation of convolutions, as timm's and torchvision's ResNets.
 """
 from __future__ import annotations
@@ -37,6 +41,11 @@ from .layers import create_conv
 
 __all__ = ["BasicBlock", "ResNetCifar"]
 
+# Architecture revision of every network registered here (``baselines.registry.architecture_revision``; recorded in
+# each run's config.json, docs/engine.md). 1: the option-A shortcut appended all its zero channels after the identity.
+# 2: half before, half after it, as the official code (with FTM, revision 1 gives the authors' weights 10% accuracy).
+ARCHITECTURE_REVISION = 2
+
 STAGE_WIDTHS = (16, 32, 64)
 BLOCK_CONVS = ("conv", "ftm", "mdconv", "maconv")
 
@@ -54,10 +63,12 @@ class BasicBlock(nn.Module):
         self.stride, self.extra_chs = stride, out_chs - in_chs
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        """Option A: identity; subsample by ``stride`` and append zero channels when the shape changes."""
+        """Option A: identity; subsample by ``stride`` and, when the width grows, zero channels on both sides of it
+        (``extra // 2`` before, the rest after: ``planes // 4`` each when the width doubles, as the official code)."""
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_chs)) if self.extra_chs else x
+        before = self.extra_chs // 2
+        return F.pad(x, (0, 0, 0, 0, before, self.extra_chs - before)) if self.extra_chs else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))

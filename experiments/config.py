@@ -127,10 +127,14 @@ class RunConfig(Frozen):
     vary: Vary = "all"
     seeds: Seeds
     engine_version: int = ENGINE_VERSION
+    architecture_revision: int = Field(1, ge=1, description=(
+        "the model's revision when the run was planned (baselines.registry.architecture_revision); absent in "
+        "config.json = 1; hashed only when above 1, so that runs of models never revised keep their ids"))
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        exclude = {"architecture_revision"} if self.architecture_revision == 1 else set()
+        canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -29,6 +29,16 @@ def _unavailable(model: str, kwargs_json: str) -> str | None:
     return None
 
 
+def architecture_revisions(models: tuple[str, ...], plugins: tuple[str, ...] = ()) -> dict[str, int]:
+    """``{model: its current architecture revision}`` (``baselines.registry.architecture_revision``), plugins imported."""
+    from baselines.registry import architecture_revision
+
+    from .runner import import_models
+
+    import_models(plugins)
+    return {model: architecture_revision(model) for model in models}
+
+
 def check_variants(grid: Grid, plugins: tuple[str, ...] = (), strict: bool = True) -> tuple[dict[str, Variant], dict[str, str]]:
     """(buildable variants, {left-out variant: why}); a required variant that fails raises ValueError if ``strict``."""
     from .runner import import_models
@@ -67,8 +77,10 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
     learning_rates = learning_rates or {}
     protocols = {name: proto if (lr := learning_rates.get(name, v.lr)) is None
                  else Protocol.model_validate({**proto.model_dump(), "lr": lr}) for name, v in variants.items()}
+    revisions = architecture_revisions(tuple(sorted({v.model for v in variants.values()})), plugins)
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,
-                         protocol=protocols[name], seed=seed, vary=vary, seeds=Seeds.derive(seed, vary))
+                         protocol=protocols[name], seed=seed, vary=vary, seeds=Seeds.derive(seed, vary),
+                         architecture_revision=revisions[v.model])
                for seed in range(first_seed, first_seed + seeds) for name, v in variants.items()]
     return configs, missing
 
@@ -97,5 +109,5 @@ def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> 
             "seeds": sorted({c.seed for c in configs}), "vary": configs[0].vary if configs else None}
 
 
-__all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "check_variants", "compared_variants",
-           "get_grid", "grid_json", "resolve", "restrict"]
+__all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "architecture_revisions",
+           "check_variants", "compared_variants", "get_grid", "grid_json", "resolve", "restrict"]

@@ -108,10 +108,10 @@ def check_writable(directory: Path) -> Path:
 def mixed_settings(grid_dir: Path, configs: list[RunConfig]) -> list[str]:
     """Finished runs in ``grid_dir`` that the analysis would pair with ``configs`` but that trained otherwise.
 
-    ``analysis`` pairs and pools a grid's runs by variant and seed within an engine version. So a
-    finished run of the same engine version, variant and seed under another protocol (a budget, or
-    the learning rate before tuning), dataset or seed scheme must not share the folder with the
-    planned runs. Returns one line per such run (empty when none)."""
+    ``analysis`` pairs and pools a grid's runs by variant and seed within an engine version (and a
+    model's architecture revision). So a finished run of the same engine version, revision, variant
+    and seed under another protocol (a budget, or the learning rate before tuning), dataset or seed
+    scheme must not share the folder with the planned runs. Returns one line per such run (empty when none)."""
     planned = {(c.variant, c.seed): c for c in configs}
     clashes = []
     for path in sorted(Path(grid_dir).glob("*/config.json")):
@@ -119,8 +119,9 @@ def mixed_settings(grid_dir: Path, configs: list[RunConfig]) -> list[str]:
         if not isinstance(saved, dict) or not (path.parent / "result.json").exists():
             continue
         plan = planned.get((saved.get("variant"), saved.get("seed")))
-        if plan is None or saved.get("engine_version") != plan.engine_version or saved.get("run_id") == plan.run_id:
-            continue
+        if plan is None or saved.get("engine_version") != plan.engine_version or saved.get("run_id") == plan.run_id \
+                or saved.get("architecture_revision", 1) != plan.architecture_revision:
+            continue  # another engine version or architecture revision is superseded, never paired
         theirs, ours = saved.get("protocol") or {}, plan.protocol.model_dump(mode="json")
         differs = [f"{k} {theirs.get(k)!r} (now {ours.get(k)!r})" for k in sorted(set(theirs) | set(ours))
                    if theirs.get(k) != ours.get(k)]

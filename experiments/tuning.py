@@ -23,13 +23,13 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.load import load_results, of_engine_version
+from analysis.load import load_results, of_architecture_revisions, of_engine_version
 from analysis.status import RunStatus
 from study import grids as study_grids
 from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 
 from .config import ENGINE_VERSION, RunConfig
-from .grids import Grid, Variant, resolve
+from .grids import Grid, Variant, architecture_revisions, resolve
 from .store import write_json
 
 TUNING_FIRST_SEED = 1000
@@ -73,10 +73,11 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
     """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs under
     ``protocol`` (any, if None) at ``candidates``; a variant is left out until every candidate has ``seeds``
     runs and all of them finished (ok or flagged). Runs at other rates, under other protocols, of another engine
-    version than this one's (whose main runs the choice is for; ``superseded`` marks them only once a run of the
-    newer version has finished) and second copies (``duplicate``) are not the search's."""
+    version or architecture revision than this one's (whose main runs the choice is for; ``superseded`` marks them
+    only once a run of the newer version has finished) and second copies (``duplicate``) are not the search's."""
     search = search_name(grid.name)
     frame = of_engine_version(load_results(results), ENGINE_VERSION)
+    frame = of_architecture_revisions(frame, architecture_revisions(tuple(frame["model"].dropna().unique())))
     frame = frame[(frame["grid"] == search) & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
     if protocol is not None:
         frame = frame[frame["protocol"] == protocol]

@@ -19,21 +19,23 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.decisions import decide
-from analysis.load import TIDY_COLUMNS, load_results
+from analysis.load import TIDY_COLUMNS, load_results, of_architecture_revisions
 from analysis.sequential import OPEN, plan_looks
 
 from .config import ENGINE_VERSION
+from .grids import architecture_revisions
 from .store import write_json
 
 
 def _runs(results: Path, grid: str) -> pd.DataFrame:
-    """The tidy run table, empty while the grid has no run folder yet."""
+    """The tidy run table of the models' current architecture revisions, empty while the grid has no run folder yet."""
     if not (Path(results) / grid / "grid.json").exists():
         return pd.DataFrame(columns=list(TIDY_COLUMNS))
     try:
-        return load_results(results)
+        frame = load_results(results)
     except ValueError:  # grid folders but no run folders yet
         return pd.DataFrame(columns=list(TIDY_COLUMNS))
+    return of_architecture_revisions(frame, architecture_revisions(tuple(frame["model"].dropna().unique())))
 
 
 def check_design(results: Path, grid: str, protocol: str, reference: str, schedule: tuple[int, ...],

@@ -14,7 +14,7 @@ import pytest
 
 import run
 from analysis.compare import analyze
-from analysis.load import load_curves, load_results, load_table
+from analysis.load import load_curves, load_results, load_table, of_architecture_revisions
 
 COSTS = {"mobilenetv2_100": {"params": 2.24e6, "macs": 6.1e6, "latency_ms": 5.0},
          "dyclotnet_200": {"params": 1.6e6, "macs": 2.1e6, "latency_ms": 4.2}}
@@ -171,6 +171,26 @@ def test_runs_of_an_older_engine_are_superseded_never_paired(results):
     text, _ = build_report(results, results.parent / "R.md")
     runs = text.split("## Runs", 1)[1].split("\n\n## ", 1)[0]
     assert "| grid | reference | ok | superseded | engine |" in runs and "| `smoke` | `dct` | 1 | 4 | 1, 2 |" in runs
+
+
+def test_runs_of_an_older_architecture_revision_are_superseded_in_every_grid(results):
+    """A model's runs whose config.json records an older ``architecture_revision`` (absent = 1) than its newest
+    finished run, in any grid, are superseded; other models' runs, and all runs before a newer one finishes, stay ok."""
+    assert (load_results(results)["status"] == "ok").all()  # no field anywhere: revision 1 throughout
+    newer = json.loads(sorted((results / "paper-claim").glob("*/result.json"))[0].read_text())
+    model = newer["model"]
+    add_run(results, "smoke", "ffffffffffffffff", {**newer, "grid": "smoke"}).joinpath("config.json").write_text(
+        json.dumps({"variant": newer["variant"], "seed": newer["seed"], "architecture_revision": 2}))
+    frame = load_results(results).set_index("run_id")
+    old = frame[(frame["model"] == model) & (frame.index != "ffffffffffffffff")]
+    assert len(old) == 3 and (old["status"] == "superseded").all()
+    assert old["reason"].eq(f"{model} of architecture revision 1; runs of revision 2 exist").all()
+    assert frame.loc["ffffffffffffffff", "status"] == "ok"
+    assert (frame.loc[frame["model"] != model, "status"] == "ok").all()
+    # what the engine reads before training a look or choosing a rate: the current revisions only
+    current = of_architecture_revisions(frame, {model: 2})
+    assert "ffffffffffffffff" in current.index and not set(old.index) & set(current.index)
+    assert len(current) == len(frame) - 3 and len(of_architecture_revisions(frame, {})) == len(frame) - 1
 
 
 def test_second_edition_runs_that_diverged_are_flagged_and_never_compared(tmp_path):

@@ -203,6 +203,77 @@ def test_dcd_mobilenetv2_matches_the_official_model(num_classes: int) -> None:
         assert count_params(half) == pytest.approx(DCD_MOBILENETV2_050_PARAMS_10, rel=0.01)
 
 
+# The official option-A shortcut of the FTM authors' CIFAR ResNets (github.com/li-ju-bazhong/
+# Efficient-feature-transform-module, models/resnet_ftm.py, BasicBlock's LambdaLayer; the same in Idelbayev's
+# pytorch_resnet_cifar10): subsample by 2, then planes // 4 zero channels on EACH side of the identity.
+def official_option_a(x: torch.Tensor, planes: int) -> torch.Tensor:
+    return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))
+
+
+@pytest.mark.parametrize("name", ["resnet20_cifar", "resnet56_cifar_ftm"])
+def test_option_a_shortcut_pads_as_the_official_code(name: str) -> None:
+    """Where the width doubles, the shortcut is the official formula; elsewhere it is the identity."""
+    model = timm.create_model(name)
+    padded = 0
+    for block in (b for stage in model.stages for b in stage):
+        in_chs, planes = block.bn2.num_features - block.extra_chs, block.bn2.num_features
+        x = torch.randn(2, in_chs, 8, 8)
+        if block.extra_chs:
+            padded += 1
+            torch.testing.assert_close(block.shortcut(x), official_option_a(x, planes), rtol=0, atol=0)
+        else:
+            assert torch.equal(block.shortcut(x), x)
+    assert padded == 2  # stages 2 and 3 open with a strided, widening block
+
+
+def test_every_cifar_resnet_is_at_architecture_revision_2() -> None:
+    """Revision 2 (option-A zero channels on both sides) for every network sharing the basic block; the other
+    baselines were never revised (docs/engine.md, "Architecture revisions")."""
+    from baselines.registry import architecture_revision
+
+    resnets = set(timm.list_models(module="resnet_cifar"))
+    assert {"resnet20_cifar", "resnet56_cifar_ftm", "resnet20_cifar_mdconv", "resnet20_cifar_maconv"} <= resnets
+    assert {n: architecture_revision(n) for n in BASELINE_MODELS} == {n: 2 if n in resnets else 1 for n in BASELINE_MODELS}
+
+
+def official_resnet_ftm(weights: list[torch.Tensor], x: torch.Tensor, blocks_per_stage: int) -> torch.Tensor:
+    """Eval-mode forward of the authors' CIFAR ResNet-(6n+2)-FTM, written from their definitions and fed with a
+    state dict's tensors in order (their names are not used): stem conv + BN + ReLU; basic blocks of two FTMs
+    (pointwise conv with bias, depthwise 3x3 with the stride, then ``[prime, sigmoid(w * GAP(prime)) * prime]``),
+    each followed by BN, with the official option-A shortcut; global average pool; linear."""
+    take = iter(weights).__next__
+
+    def bn(y: torch.Tensor) -> torch.Tensor:
+        weight, bias, mean, var, _ = (take() for _ in range(5))
+        return F.batch_norm(y, mean, var, weight, bias, training=False, eps=1e-5)
+
+    def ftm(y: torch.Tensor, stride: int) -> torch.Tensor:
+        pw_weight, pw_bias, dw_weight, gate_weight = take(), take(), take(), take()
+        prime = F.conv2d(F.conv2d(y, pw_weight, pw_bias), dw_weight, stride=stride, padding=1, groups=dw_weight.shape[0])
+        gate = torch.sigmoid(gate_weight.flatten()[0] * prime.mean((2, 3), keepdim=True))  # the kernel-1 channel conv
+        return torch.cat([prime, gate * prime], 1)
+
+    y = F.relu(bn(F.conv2d(x, take(), padding=1)))
+    for planes in (16, 32, 64):
+        for i in range(blocks_per_stage):
+            stride = 2 if planes > 16 and i == 0 else 1
+            out = bn(ftm(F.relu(bn(ftm(y, stride))), 1))
+            y = F.relu(out + (official_option_a(y, planes) if stride == 2 else y))
+    return F.linear(y.mean((2, 3)), take(), take())
+
+
+def test_ftm_resnet_with_copied_weights_computes_the_official_network() -> None:
+    """Our ResNet-20-FTM's weights, in state-dict order, give the official network's logits (revision 1, whose
+    shortcut appended all zero channels after the identity, gave other logits: with the authors' released
+    ResNet-56-FTM checkpoint, 10% accuracy instead of their 81% on CIFAR-10 (JPEG re-encoding))."""
+    model = timm.create_model("resnet20_cifar_ftm", num_classes=10)
+    calibrate(model)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = official_resnet_ftm(list(model.state_dict().values()), x, blocks_per_stage=3)
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_resnet_params_closed_form() -> None:
     """He et al. CIFAR ResNets: option-A shortcuts carry no parameters."""
     def resnet(n: int, classes: int = 10) -> int:

@@ -336,3 +336,55 @@ def test_until_decided_offers_the_next_looks_seeds_to_idle_workers_and_none_afte
     assert offered[0] == ({(v, s) for v in "ab" for s in range(3)}, {(v, s) for v in "ab" for s in (3, 4)})
     if len(offered) > 1:  # look 1 did not decide: look 2 is the last, with no next look to train ahead
         assert offered[1] == ({(v, s) for v in "ab" for s in range(5)}, set())
+
+
+def test_every_committed_run_keeps_its_id():
+    """Runs of models never revised hash without ``architecture_revision``: every committed config.json (none records
+    one) still resolves to its run folder's name, so no finished run is orphaned or trained again."""
+    from conftest import ROOT
+    from experiments.config import RunConfig
+
+    configs = sorted((ROOT / "results").glob("*/*/config.json"))
+    assert configs
+    for path in configs:
+        raw = json.loads(path.read_text())
+        cfg = RunConfig.model_validate({k: v for k, v in raw.items() if k != "run_id"})
+        assert cfg.architecture_revision == 1 and cfg.run_id == path.parent.name, path
+
+
+def test_grids_record_each_models_architecture_revision():
+    """The CIFAR ResNets are at revision 2 (option-A zero channels on both sides of the identity); the other
+    networks of the baselines grid are at 1; a revised run has an id of its own."""
+    configs, _ = grids.resolve(grids.GRIDS["baselines"], seeds=1)
+    revisions = {c.model: c.architecture_revision for c in configs}
+    assert {m: r for m, r in revisions.items() if r != 1} == {m: 2 for m in revisions if m.startswith("resnet")}
+    assert any(m.startswith("resnet") for m in revisions) and 1 in revisions.values()
+    resnet = next(c for c in configs if c.model.startswith("resnet"))
+    assert resnet.run_id != resnet.model_copy(update={"architecture_revision": 1}).run_id
+
+
+def test_ablate_after_a_revision_trains_the_new_networks_and_supersedes_the_old_runs(tmp_path, capsys, monkeypatch):
+    """Raising a model module's ``ARCHITECTURE_REVISION``: ablate trains that model's runs again under new ids
+    (old finished runs of the same variant and seed are no clash), and the analysis marks the old ones superseded."""
+    import importlib
+
+    import timm
+
+    from analysis.load import load_results
+
+    args = ["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 0
+    old = {p.parent.name for p in tmp_path.glob("tiny/*/result.json")}
+    module = importlib.import_module(timm.models.model_entrypoint("engine_test_net").__module__)
+    monkeypatch.setattr(module, "ARCHITECTURE_REVISION", 2, raising=False)
+    from experiments.until_decided import _runs
+    assert _runs(tmp_path, "tiny").empty  # a sequential look never reads the old revision's runs, even before new ones
+    assert run.main(args) == 0
+    assert "2 trained now" in capsys.readouterr().out
+    new = {p.parent.name for p in tmp_path.glob("tiny/*/result.json")} - old
+    assert len(old) == len(new) == 2
+    assert {json.loads((tmp_path / "tiny" / n / "config.json").read_text())["architecture_revision"] for n in new} == {2}
+    frame = load_results(tmp_path).set_index("run_id")
+    assert (frame.loc[sorted(new), "status"] == "ok").all()
+    assert (frame.loc[sorted(old), "status"] == "superseded").all()
+    assert frame.loc[sorted(old), "reason"].eq("engine_test_net of architecture revision 1; runs of revision 2 exist").all()

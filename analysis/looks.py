@@ -20,9 +20,9 @@ from matplotlib.ticker import FuncFormatter
 from study.grids import GPU_PROTOCOL
 from study.questions import SECOND_EDITION_QUESTIONS
 
-from .decisions import look_history, paired_differences
+from .decisions import PairingError, look_history, paired_differences
 from .load import of_engine_version
-from .second_edition import percent
+from .second_edition import margin_detail, percent
 from .status import RunStatus
 from .tables import markdown_table
 
@@ -56,6 +56,7 @@ class QuestionLooks:
     alpha: float
     rule: str
     comparisons: tuple[ComparisonLooks, ...]
+    refused: str = ""  # why the looks' runs do not pair (``decisions.PairingError``): no look is shown
 
     @property
     def figure(self) -> str:
@@ -103,10 +104,15 @@ def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) ->
                 margin, reference, protocol = float(design["margin"]), design["reference"], design["protocol"]
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
-            history = look_history(frame, folder, protocol, reference, variants, schedule, margin, engine_version)
-            comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version) for v in variants)
+            try:
+                history = look_history(frame, folder, protocol, reference, variants, schedule, margin, engine_version)
+                comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version) for v in variants)
+                refused = ""
+            except PairingError as error:
+                comparisons, refused = (), str(error)
             out.append(QuestionLooks(f"({q.key}) {q.text}", folder, protocol, reference, schedule, margin,
-                                     float(design.get("alpha", 0.05)), str(design.get("rule", "")), comparisons))
+                                     float(design.get("alpha", 0.05)), str(design.get("rule", "")), comparisons,
+                                     refused))
     return tuple(out)
 
 
@@ -131,7 +137,7 @@ def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
     if s["label"] in ("better", "worse"):
         low, high = sorted(abs(x) for x in s["ci"])
         return (f"Decided {where}: `{c.variant}` is {s['label']} than `{reference}` by {abs(s['estimate']):.2f} points "
-                f"(repeated CI {low:.2f} to {high:.2f}).")
+                f"(repeated CI {low:.2f} to {high:.2f}).{margin_detail(s)}")
     if s["label"] == "equivalent":
         return f"Decided {where}: `{c.variant}` is equivalent to `{reference}` within ±{margin:g} points."
     return f"{s['label'][0].upper()}{s['label'][1:]} {where}."
@@ -170,6 +176,9 @@ def looks_lines(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
                   f"Design, fixed before the first look: reference `{r.reference}`; looks at "
                   f"{', '.join(map(str, r.schedule))} seeds a variant; margin ±{r.margin:g} points; alpha {r.alpha:g} "
                   f"split over {len(r.comparisons)} comparison(s); {r.rule}.", ""]
+        if r.refused:
+            lines += [f"No look is shown: the runs do not pair ({r.refused}).", ""]
+            continue
         rows = [{"comparison": f"`{c.variant}` - `{r.reference}`", "look": s["look"], "seeds a variant": s["n"],
                  "difference": f"{s['estimate']:+.2f}", "repeated CI (level)": _ci(s), "p": f"{s['p']:.4f}",
                  "nominal level": f"{s['boundary']:.4f}", "outcome": s["label"]}

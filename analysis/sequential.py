@@ -56,7 +56,14 @@ class Decision:
     ``look``: 1-based look index; ``n``: pairs used; ``boundary``: the look's nominal two-sided p level
     (better/worse when ``p`` is below it); ``z_boundary``: the underlying z boundary; ``estimate``: mean
     difference; ``ci``: the repeated confidence interval at level ``1 - boundary``; ``p``: the paired
-    t-test's two-sided p-value."""
+    t-test's two-sided p-value.
+
+    The equivalence test at the same look (docs/study.md, "A verdict that is significant and also inside the
+    margin"), recorded whatever the label: ``tost_p``: the one-sided paired t-tests' p-values against
+    ``-margin`` and ``+margin``; ``tost_level``: the look's one-sided nominal level (the level ``equivalent``
+    uses); ``tost_ci``: the repeated interval at ``1 - 2 tost_level``; ``within_margin``: both ``tost_p`` below
+    ``tost_level`` (the interval lies inside ``+-margin``), so a ``better``/``worse`` label with it is smaller
+    than the effect of interest."""
     label: str
     look: int
     n: int
@@ -65,6 +72,11 @@ class Decision:
     estimate: float
     ci: tuple[float, float]
     p: float
+    margin: float = DEFAULT_MARGIN
+    tost_p: tuple[float, float] = (math.nan, math.nan)
+    tost_level: float = math.nan
+    tost_ci: tuple[float, float] = (math.nan, math.nan)
+    within_margin: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,7 @@ def _decide(d: np.ndarray, p_two: float, p_one: float, z: float, margin: float, 
             mean = np.mean(d, axis=-1)
             equivalent = ((mean + margin) / se >= z_one) & ((margin - mean) / se >= z_one)
     return {"significant": np.asarray(significant), "equivalent": np.asarray(equivalent & ~significant),
+            "within_margin": np.asarray(equivalent), "tost_p": (np.asarray(lower), np.asarray(upper)),
             "p": np.asarray(test.pvalue), "mean": np.asarray(np.mean(d, axis=-1)), "test": test}
 
 
@@ -230,6 +243,7 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         ci = out["test"].confidence_interval(1 - float(p_two[k]))
+        tost_ci = out["test"].confidence_interval(1 - 2 * float(p_one[k]))
     mean = float(out["mean"])
     if bool(out["significant"]):
         label = "better" if (mean > 0) == higher_is_better else "worse"
@@ -240,7 +254,8 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
     else:
         label = OPEN
     return Decision(label, looks_done, n, float(p_two[k]), float(z[k]), mean, (float(ci.low), float(ci.high)),
-                    float(out["p"]))
+                    float(out["p"]), margin, tuple(float(p) for p in out["tost_p"]), float(p_one[k]),
+                    (float(tost_ci.low), float(tost_ci.high)), bool(out["within_margin"]))
 
 
 def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 4000, seed: int = 0,

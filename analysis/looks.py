@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
+from statsmodels.stats.multitest import multipletests
 
 from study.grids import GPU_PROTOCOL
 from study.questions import SECOND_EDITION_QUESTIONS
@@ -23,6 +24,7 @@ from study.questions import SECOND_EDITION_QUESTIONS
 from .decisions import PairingError, look_history, paired_differences
 from .load import of_engine_version
 from .second_edition import margin_detail, percent
+from .sequential import stagewise_p
 from .status import RunStatus
 from .tables import markdown_table
 
@@ -114,6 +116,56 @@ def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) ->
                                      float(design.get("alpha", 0.05)), str(design.get("rule", "")), comparisons,
                                      refused))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class HolmReading:
+    """The study-wide sensitivity reading (docs/study.md, section 3, "Several questions"): the comparisons the rule
+    decided *better* or *worse*, across questions, each with its stage-wise ordered p-value
+    (``sequential.stagewise_p``: comparable with 0.05, unlike the look's p against its nominal level), Holm-adjusted
+    over all of them (statsmodels ``multipletests``), and the fixed-sample paired t-test p at the deciding look with
+    its own Holm adjustment (a second, cruder reading: it ignores the looks before)."""
+    comparisons: tuple[str, ...]  # "(a) `replicator` - `dct`"
+    labels: tuple[str, ...]
+    p_stagewise: tuple[float, ...]
+    p_holm: tuple[float, ...]
+    p_fixed: tuple[float, ...]
+    p_fixed_holm: tuple[float, ...]
+    alpha: float = 0.05
+
+    @property
+    def holds(self) -> tuple[bool, ...]:
+        return tuple(p < self.alpha for p in self.p_holm)
+
+
+def holm_reading(records: tuple[QuestionLooks, ...], alpha: float = 0.05) -> HolmReading | None:
+    """Holm over the decided comparisons of every question's looks (``decision_records``); None when fewer than
+    two are decided *better* or *worse* (nothing to correct across)."""
+    decided = [(r, c, c.looks[-1]) for r in records for c in r.comparisons
+               if c.looks and c.looks[-1]["label"] in ("better", "worse")]
+    if len(decided) < 2:
+        return None
+    staged = [stagewise_p(s["p"], s["look"], r.schedule, r.alpha, n_comparisons=len(r.comparisons))
+              for r, _, s in decided]
+    fixed = [float(s["p"]) for _, _, s in decided]
+    return HolmReading(tuple(f"{r.question.split(' ')[0]} `{c.variant}` - `{r.reference}`" for r, c, _ in decided),
+                       tuple(s["label"] for _, _, s in decided), tuple(staged),
+                       tuple(float(p) for p in multipletests(staged, alpha=alpha, method="holm")[1]), tuple(fixed),
+                       tuple(float(p) for p in multipletests(fixed, alpha=alpha, method="holm")[1]), alpha)
+
+
+def holm_lines(reading: HolmReading | None) -> list[str]:
+    """The study-wide Holm reading as one Markdown line; nothing without one."""
+    if reading is None:
+        return []
+    parts = "; ".join(f"{name} {label}: stage-wise p {p:.2g}, Holm {adjusted:.2g} (fixed-sample p {fixed:.2g}, Holm "
+                      f"{fixed_adjusted:.2g})" for name, label, p, adjusted, fixed, fixed_adjusted in zip(
+                          reading.comparisons, reading.labels, reading.p_stagewise, reading.p_holm, reading.p_fixed,
+                          reading.p_fixed_holm, strict=True))
+    held = sum(reading.holds)
+    return [f"Sensitivity, study-wide (docs/study.md, section 3): Holm over the {len(reading.comparisons)} comparisons "
+            f"decided better or worse, each question having spent its own {reading.alpha:g}: {parts}. "
+            f"{held} of {len(reading.comparisons)} hold at {reading.alpha:g} family-wise.", ""]
 
 
 LOOKS_INTRO = (

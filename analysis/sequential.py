@@ -185,6 +185,33 @@ def z_boundaries(schedule: tuple[int, ...], alpha: float = 0.05, spending: str =
     return tuple(bounds)
 
 
+def stagewise_p(p_look: float, look: int, schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",
+                n_comparisons: int = 1) -> float:
+    """The stage-wise ordered two-sided p-value of a comparison the rule stopped ``better``/``worse`` at ``look``
+    (1-based) of ``schedule`` with the paired t-test's p-value ``p_look`` (Jennison & Turnbull 2000, section 8.4):
+    under no difference, the chance of stopping for a difference at an earlier look, plus that of reaching this
+    look with a z statistic at least as extreme. ``p_look`` enters as ``z = Phi^-1(1 - p_look / 2)``, as the rule
+    uses its boundaries as nominal p levels; the earlier looks' boundaries are those of the design (alpha /
+    ``n_comparisons`` each). Unlike ``p_look`` (compared with the look's nominal level), it is compared with the
+    design's alpha itself, so a Holm reading across questions can use it. Only meaningful for a comparison that
+    stopped at ``look`` (``p_look`` at or below that look's nominal level)."""
+    schedule = tuple(int(s) for s in schedule)
+    if not 1 <= look <= len(schedule):
+        raise ValueError(f"look must be between 1 and {len(schedule)}, got {look}")
+    if look == 1:
+        return float(p_look)
+    n = np.asarray(schedule, float)
+    c = z_boundaries(schedule, alpha / n_comparisons, spending, 2)
+    z = _grid(-c[0], c[0])
+    density = stats.norm.pdf(z)
+    total = 2 * stats.norm.sf(c[0])
+    for k in range(1, look - 1):
+        total += _crossing(z, density, c[k], n[k - 1], n[k], 2)
+        z, density = _carry(z, density, c[k], n[k - 1], n[k], 2)
+    total += _crossing(z, density, float(stats.norm.isf(p_look / 2)), n[look - 2], n[look - 1], 2)
+    return float(min(1.0, total))
+
+
 def nominal_levels(schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",
                    n_comparisons: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(z, p_two_sided, p_one_sided_tost)`` per look: the two-sided z boundaries, their nominal two-sided

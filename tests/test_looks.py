@@ -127,3 +127,24 @@ def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_gla
     path.write_text(json.dumps(state))
     (row,) = [r for r in glance_rows(tmp_path, load_results(tmp_path), ()) if "`replicator`" in r.comparison]
     assert (row.verdict, row.within_margin, row.margin, row.pairing_problem) == ("worse", True, 0.5, "")
+
+
+def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_hand():
+    from analysis.looks import ComparisonLooks, QuestionLooks, holm_lines, holm_reading
+    from analysis.sequential import stagewise_p
+
+    def question(key: str, variant: str, label: str, look: int, p: float) -> QuestionLooks:
+        state = {"label": label, "look": look, "n": (3, 5, 8, 12)[look - 1], "p": p}
+        comparison = ComparisonLooks(variant, (state,), {}, (), None, ())
+        return QuestionLooks(f"({key}) question", GRID, PROTOCOL, REFERENCE, (3, 5, 8, 12), 0.5, 0.05, "rule",
+                             (comparison,))
+
+    records = (question("a", "replicator", "worse", 4, 0.03), question("b", "pointwise", "better", 2, 0.0001),
+               question("g", "dct-norm-after", "equivalent", 3, 0.9))  # equivalent: not a claim of a difference
+    reading = holm_reading(records)
+    assert reading.comparisons == ("(a) `replicator` - `dct`", "(b) `pointwise` - `dct`")
+    a, b = stagewise_p(0.03, 4, (3, 5, 8, 12)), stagewise_p(0.0001, 2, (3, 5, 8, 12))
+    assert reading.p_stagewise == pytest.approx((a, b)) and b < a < 0.05
+    assert reading.p_holm == pytest.approx((max(a, 2 * b), 2 * b))  # Holm by hand: the smaller p times 2, then step
+    assert reading.p_fixed_holm == pytest.approx((0.03, 0.0002)) and reading.holds == (True, True)
+    assert holm_reading(records[:1]) is None and holm_lines(None) == []

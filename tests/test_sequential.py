@@ -149,3 +149,19 @@ def test_a_significant_difference_inside_the_margin_keeps_its_label_and_records_
     assert not sq.sequential_decision(DIFFS_A - 1.0, 4, schedule).within_margin
     flat = sq.sequential_decision(DIFFS_A - DIFFS_A.mean(), 4, schedule)
     assert flat.label == "equivalent" and flat.within_margin
+
+
+def test_the_stage_wise_p_value_is_the_alpha_spent_on_the_boundary_and_the_looks_p_at_look_one():
+    schedule = (3, 5, 8, 12)
+    _, p_two, _ = sq.nominal_levels(schedule)
+    for look, n in enumerate(schedule, 1):  # a statistic on the look's boundary: everything spent so far
+        assert sq.stagewise_p(p_two[look - 1], look, schedule) == pytest.approx(
+            sq.spent(np.array([n / 12]), 0.05)[0], rel=1e-6)
+    assert sq.stagewise_p(0.003, 1, schedule) == 0.003  # no earlier look: the fixed-sample p itself
+    # more extreme at the same look: smaller, yet never below what the earlier looks spent
+    spent_before = sq.spent(np.array([8 / 12]), 0.05)[0]
+    assert spent_before < sq.stagewise_p(0.001, 4, schedule) < sq.stagewise_p(0.003, 4, schedule) < 0.05
+    # a family of m comparisons: the earlier looks' boundaries are those of alpha / m
+    assert sq.stagewise_p(p_two[3], 4, schedule, n_comparisons=2) < sq.stagewise_p(p_two[3], 4, schedule)
+    with pytest.raises(ValueError, match="look must be between 1 and 4"):
+        sq.stagewise_p(0.01, 5, schedule)

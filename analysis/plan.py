@@ -226,8 +226,8 @@ def planning_source(question: CoreQuestion, pilot: list[SdSource], measured: dic
     """The SD a question is planned with (docs/study.md, section 1, "The planning SD"): its own main runs' once its
     first look exists; else the nearest recipe measured at the budget: the smallest distance in learning rate (log
     scale) to the question's chosen ``rate``, or, before its search has chosen, to the rates the main runs measured
-    so far (``measured``; the pilot's own rate where none has); among the nearest, the pilot's pair of the
-    question's own networks, else the largest SD bound (the cautious choice)."""
+    so far (``measured``; before any, every pilot pair is equally near); among the nearest, the pilot's pair of
+    the question's own networks, else the largest SD bound (the cautious choice)."""
     if question.key in measured:
         return measured[question.key]
     candidates = [*measured.values(), *pilot]

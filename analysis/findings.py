@@ -193,6 +193,7 @@ class ReportFindings:
     analysis: dict = field(metadata={"json": tables.to_dict})  # compare.analyze's result
     glance: tuple[second_edition.GlanceRow, ...] = ()  # "Findings at a glance", one row per core comparison
     looks: tuple[looks.QuestionLooks, ...] = ()  # "Decisions, look by look", per question with a recorded design
+    holm: looks.HolmReading | None = None  # the study-wide Holm sensitivity reading over the decided questions
     budget: second_edition.BudgetFindings | None = None
     learning_rates: tuple[learning_rates.LearningRateSearch, ...] = ()  # run.py tune's choices
     runs: RunsFindings | None = None
@@ -418,7 +419,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     budget = second_edition.budget_findings(results)
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
               "glance": second_edition.glance_rows(results, every, budget.rows), "health": health,
-              "looks": looks.decision_records(results, every, second_edition.SECOND_EDITION_ENGINE),
+              "looks": (records := looks.decision_records(results, every, second_edition.SECOND_EDITION_ENGINE)),
+              "holm": looks.holm_reading(records),
               "learning_rates": learning_rates.searches(results, curves, every, grids),
               "runs": _runs(results, accounted, grids)}
     if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet

@@ -11,8 +11,15 @@ the tidy table whatever happened to it; ``status`` says whether it may be analys
   grid (the networks or the recipe changed; docs/engine.md), or of an older ``architecture_revision``
   of its model than the newest finished run of that model in any grid (that network changed; absent
   in config.json = 1): never paired or pooled with newer runs;
-* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed); only one is kept
-  (the smallest run id).
+* ``duplicate``: a second finished ``ok`` run of the same (grid, variant, seed) under the same settings; only one
+  is kept (the smallest run id);
+* ``conflict``: finished ``ok`` runs of the same (grid, variant, seed) under different settings (a rerun at
+  another learning rate, epochs, device...: ``setting_differences``): none is used, the reason names what differs.
+
+Each run's settings come from its config.json and env.json: ``lr`` (the protocol's peak learning rate) and
+``settings``, everything else two runs of a pair must share (``pair_settings``). Two runs pair only where their
+``settings`` are equal; one network's runs across seeds also share ``lr``, ``model`` and ``model_kwargs``
+(``analysis.decisions.paired_differences``).
 
 Only ``ok`` rows enter the statistics; every other row is counted and reported.
 """
@@ -35,7 +42,7 @@ COST_KEYS = ("params", "macs", "latency_ms")
 TIDY_COLUMNS = ("grid", "variant", "reference", "seed", "init_seed", "data_seed", "aug_seed",
                 "model", "dataset", "protocol", "status", "reason", *METRIC_KEYS, *COST_KEYS,
                 "run_id", "paired", "model_kwargs", "engine_version", "architecture_revision", "reused_from",
-                "num_classes")
+                "num_classes", "lr", "settings")
 STATUSES = tuple(s.value for s in ANALYSIS_STATUSES)
 
 
@@ -150,6 +157,69 @@ def _config_identity(run_dir: Path) -> dict:
             "architecture_revision": revision if isinstance(revision, int) and not isinstance(revision, bool) else None}
 
 
+# what identifies a run or a network rather than its settings: a pair's two runs differ here by design
+NOT_SETTINGS = ("run_id", "grid", "variant", "model", "model_kwargs", "architecture_revision", "seed", "seeds")
+# env.json entries that decide the numerics (the twin test's, experiments/reuse.py, less torch threads, which change
+# only rounding: docs/study.md, section 4)
+PAIR_ENVIRONMENT = ("runtime.device", "runtime.deterministic", "runtime.compile", "runtime.channels_last",
+                    "packages.torch", "data_sha256")
+# equal across one network's seeds, free to differ within a pair
+NETWORK = ("lr", "model", "model_kwargs", "architecture_revision")
+
+
+def _dotted(obj: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def pair_settings(config: Any, env: Any) -> tuple[float, str | None]:
+    """``(lr, settings)`` of a run from its config.json and env.json objects: the protocol's peak learning rate
+    (NaN when unknown) and, as canonical JSON, every setting two runs of a pair must share: config.json less the
+    run's identity and seeds (``NOT_SETTINGS``) and the protocol's ``lr`` (each network's rate is chosen on its own
+    search), with the numerics entries of env.json (``PAIR_ENVIRONMENT``); None without a config.json object."""
+    if not isinstance(config, dict):
+        return math.nan, None
+    protocol = config.get("protocol")
+    rest = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    lr = math.nan
+    if isinstance(protocol, dict):
+        rest["protocol"] = {k: v for k, v in protocol.items() if k != "lr"}
+        value = protocol.get("lr")
+        lr = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    rest["environment"] = {key: _dotted(env, key) for key in PAIR_ENVIRONMENT} if isinstance(env, dict) else None
+    return lr, json.dumps(rest, sort_keys=True)
+
+
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        return {prefix.rstrip("."): obj}
+    out = {}
+    for key, value in obj.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def setting_differences(rows: pd.DataFrame, network: bool = True) -> list[str]:
+    """What differs between the runs ``rows`` (tidy rows of the same grid): each setting of ``settings`` (dotted,
+    e.g. ``protocol.epochs``) with more than one value, and with ``network`` also ``lr``, ``model`` and
+    ``model_kwargs``, as "name (value, value)". Runs without a readable config.json (``settings`` None) are not
+    compared: their settings are unknown."""
+    known = rows[rows["settings"].notna()] if "settings" in rows else rows.iloc[:0]
+    if len(known) < 2:
+        return []
+    flat = pd.DataFrame([_flat(json.loads(s)) for s in known["settings"]])
+    if network:
+        for column in NETWORK:
+            flat[column] = known[column].to_numpy() if column in known else None
+    out = []
+    for column in flat.columns:
+        values = sorted({json.dumps(v, sort_keys=True, default=str) for v in flat[column]})
+        if len(values) > 1:
+            out.append(f"{column} ({', '.join(values)})")
+    return out
+
+
 def load_results(results_dir: str | Path) -> pd.DataFrame:
     """The tidy table of a results directory: one row per run folder, columns ``TIDY_COLUMNS``.
 
@@ -176,6 +246,9 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                     identity = _config_identity(run_dir)
                     row["engine_version"] = identity.get("engine_version")
                     row["architecture_revision"] = identity.get("architecture_revision")
+                    row["lr"], row["settings"] = pair_settings(*(
+                        _read_json(run_dir / name)[0] if (run_dir / name).exists() else None
+                        for name in ("config.json", "env.json")))
                     row.update({k: v for k, v in _parse_result(obj).items() if k != "run_id"})
                 except (ValueError, TypeError, OverflowError) as error:
                     row.update(_config_identity(run_dir), status=RunStatus.CORRUPT.value, reason=str(error))
@@ -226,7 +299,7 @@ def _mark_old_revisions(frame: pd.DataFrame) -> None:
 def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     """Mark ``ok`` runs of a grid's older engine versions, and of a model's older architecture revisions,
     ``superseded``, then keep one ``ok`` run per (grid, variant, seed) and mark the rest ``duplicate`` (the
-    smallest run_id wins)."""
+    smallest run_id wins), or all of them ``conflict`` where their settings differ (``setting_differences``)."""
     version = _column(frame, "engine_version")
     ok = frame["status"] == RunStatus.OK
     newest = version.where(ok).groupby(frame["grid"]).transform("max")
@@ -238,8 +311,16 @@ def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     ok = frame["status"] == RunStatus.OK
     order = frame[ok].assign(_version=version[ok])
     order = order.sort_values(["_version", "run_id"], ascending=[False, True], na_position="last")
-    dup = order.duplicated(["grid", "variant", "seed"], keep="first")
-    frame.loc[dup[dup].index, ["status", "reason"]] = [RunStatus.DUPLICATE.value, "another ok run of this grid/variant/seed"]
+    key = ["grid", "variant", "seed"]
+    for _, group in order[order.duplicated(key, keep=False)].groupby(key, sort=False):
+        differences = setting_differences(group)
+        if differences:  # a rerun under other settings: neither run is chosen silently
+            frame.loc[group.index, ["status", "reason"]] = [
+                RunStatus.CONFLICT.value, f"{len(group)} ok runs of this grid/variant/seed differ in "
+                f"{'; '.join(differences)}: none is used"]
+        else:
+            frame.loc[group.index[1:], ["status", "reason"]] = [RunStatus.DUPLICATE.value,
+                                                                "another ok run of this grid/variant/seed"]
     return frame.sort_values(["grid", "variant", "seed", "run_id"], na_position="last",
                              key=lambda col: col.astype(str) if col.name != "seed" else col
                              ).reset_index(drop=True)
@@ -247,9 +328,9 @@ def _mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
 
 def without(frame: pd.DataFrame, drop: pd.Series) -> pd.DataFrame:
     """``frame`` without the rows ``drop`` marks, statuses derived again from what is left: a run that only a dropped
-    run superseded is ``ok`` again, and duplicates are chosen among the rest."""
+    run superseded (or duplicated, or conflicted with) is ``ok`` again, and duplicates are chosen among the rest."""
     rest = frame[~drop].copy()
-    restore = rest["status"] == RunStatus.SUPERSEDED
+    restore = rest["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE, RunStatus.CONFLICT])
     rest.loc[restore, "status"] = RunStatus.OK.value
     rest.loc[restore, "reason"] = None
     return _mark_duplicates(rest)
@@ -313,7 +394,7 @@ def load_table(path: str | Path, reference: str | None = None) -> pd.DataFrame:
     return _mark_duplicates(frame)
 
 
-NON_METRICS = {"seed", "init_seed", "data_seed", "aug_seed", "paired", "epochs"}
+NON_METRICS = {"seed", "init_seed", "data_seed", "aug_seed", "paired", "epochs", "lr"}
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:

@@ -16,13 +16,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
+from statsmodels.stats.multitest import multipletests
 
 from study.grids import GPU_PROTOCOL
 from study.questions import SECOND_EDITION_QUESTIONS
 
-from .decisions import look_history, paired_differences
+from .decisions import PairingError, look_history, paired_differences
 from .load import of_engine_version
-from .second_edition import percent
+from .second_edition import margin_detail, percent
+from .sequential import stagewise_p
 from .status import RunStatus
 from .tables import markdown_table
 
@@ -56,6 +58,7 @@ class QuestionLooks:
     alpha: float
     rule: str
     comparisons: tuple[ComparisonLooks, ...]
+    refused: str = ""  # why the looks' runs do not pair (``decisions.PairingError``): no look is shown
 
     @property
     def figure(self) -> str:
@@ -103,11 +106,66 @@ def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) ->
                 margin, reference, protocol = float(design["margin"]), design["reference"], design["protocol"]
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
-            history = look_history(frame, folder, protocol, reference, variants, schedule, margin, engine_version)
-            comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version) for v in variants)
+            try:
+                history = look_history(frame, folder, protocol, reference, variants, schedule, margin, engine_version)
+                comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version) for v in variants)
+                refused = ""
+            except PairingError as error:
+                comparisons, refused = (), str(error)
             out.append(QuestionLooks(f"({q.key}) {q.text}", folder, protocol, reference, schedule, margin,
-                                     float(design.get("alpha", 0.05)), str(design.get("rule", "")), comparisons))
+                                     float(design.get("alpha", 0.05)), str(design.get("rule", "")), comparisons,
+                                     refused))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class HolmReading:
+    """The study-wide sensitivity reading (docs/study.md, section 3, "Several questions"): the comparisons the rule
+    decided *better* or *worse*, across questions, each with its stage-wise ordered p-value
+    (``sequential.stagewise_p``: comparable with 0.05, unlike the look's p against its nominal level), Holm-adjusted
+    over all of them (statsmodels ``multipletests``), and the fixed-sample paired t-test p at the deciding look with
+    its own Holm adjustment (a second, cruder reading: it ignores the looks before)."""
+    comparisons: tuple[str, ...]  # "(a) `replicator` - `dct`"
+    labels: tuple[str, ...]
+    p_stagewise: tuple[float, ...]
+    p_holm: tuple[float, ...]
+    p_fixed: tuple[float, ...]
+    p_fixed_holm: tuple[float, ...]
+    alpha: float = 0.05
+
+    @property
+    def holds(self) -> tuple[bool, ...]:
+        return tuple(p < self.alpha for p in self.p_holm)
+
+
+def holm_reading(records: tuple[QuestionLooks, ...], alpha: float = 0.05) -> HolmReading | None:
+    """Holm over the decided comparisons of every question's looks (``decision_records``); None when fewer than
+    two are decided *better* or *worse* (nothing to correct across)."""
+    decided = [(r, c, c.looks[-1]) for r in records for c in r.comparisons
+               if c.looks and c.looks[-1]["label"] in ("better", "worse")]
+    if len(decided) < 2:
+        return None
+    staged = [stagewise_p(s["p"], s["look"], r.schedule, r.alpha, n_comparisons=len(r.comparisons))
+              for r, _, s in decided]
+    fixed = [float(s["p"]) for _, _, s in decided]
+    return HolmReading(tuple(f"{r.question.split(' ')[0]} `{c.variant}` - `{r.reference}`" for r, c, _ in decided),
+                       tuple(s["label"] for _, _, s in decided), tuple(staged),
+                       tuple(float(p) for p in multipletests(staged, alpha=alpha, method="holm")[1]), tuple(fixed),
+                       tuple(float(p) for p in multipletests(fixed, alpha=alpha, method="holm")[1]), alpha)
+
+
+def holm_lines(reading: HolmReading | None) -> list[str]:
+    """The study-wide Holm reading as one Markdown line; nothing without one."""
+    if reading is None:
+        return []
+    parts = "; ".join(f"{name} {label}: stage-wise p {p:.2g}, Holm {adjusted:.2g} (fixed-sample p {fixed:.2g}, Holm "
+                      f"{fixed_adjusted:.2g})" for name, label, p, adjusted, fixed, fixed_adjusted in zip(
+                          reading.comparisons, reading.labels, reading.p_stagewise, reading.p_holm, reading.p_fixed,
+                          reading.p_fixed_holm, strict=True))
+    held = sum(reading.holds)
+    return [f"Sensitivity, study-wide (docs/study.md, section 3): Holm over the {len(reading.comparisons)} comparisons "
+            f"decided better or worse, each question having spent its own {reading.alpha:g}: {parts}. "
+            f"{held} of {len(reading.comparisons)} hold at {reading.alpha:g} family-wise.", ""]
 
 
 LOOKS_INTRO = (
@@ -131,7 +189,7 @@ def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
     if s["label"] in ("better", "worse"):
         low, high = sorted(abs(x) for x in s["ci"])
         return (f"Decided {where}: `{c.variant}` is {s['label']} than `{reference}` by {abs(s['estimate']):.2f} points "
-                f"(repeated CI {low:.2f} to {high:.2f}).")
+                f"(repeated CI {low:.2f} to {high:.2f}).{margin_detail(s)}")
     if s["label"] == "equivalent":
         return f"Decided {where}: `{c.variant}` is equivalent to `{reference}` within ±{margin:g} points."
     return f"{s['label'][0].upper()}{s['label'][1:]} {where}."
@@ -170,6 +228,9 @@ def looks_lines(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
                   f"Design, fixed before the first look: reference `{r.reference}`; looks at "
                   f"{', '.join(map(str, r.schedule))} seeds a variant; margin ±{r.margin:g} points; alpha {r.alpha:g} "
                   f"split over {len(r.comparisons)} comparison(s); {r.rule}.", ""]
+        if r.refused:
+            lines += [f"No look is shown: the runs do not pair ({r.refused}).", ""]
+            continue
         rows = [{"comparison": f"`{c.variant}` - `{r.reference}`", "look": s["look"], "seeds a variant": s["n"],
                  "difference": f"{s['estimate']:+.2f}", "repeated CI (level)": _ci(s), "p": f"{s['p']:.4f}",
                  "nominal level": f"{s['boundary']:.4f}", "outcome": s["label"]}

@@ -28,6 +28,7 @@ from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SE
 from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
 from . import sequential, stats
+from .decisions import PairingError, decide, paired_differences
 from .load import load_results
 from .status import RunStatus
 
@@ -138,7 +139,7 @@ class QuestionPlan:
     recommended: bool
     comparisons: int
     sd_upper: float
-    sd_source: str  # the pilot's pair the planning SD comes from
+    sd_source: str  # where the planning SD comes from: a question's main runs or the pilot's pair (SdSource.label)
     max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
     # the networks the main runs train that no earlier question trains, at the capped schedule's expected seeds
@@ -152,6 +153,95 @@ class QuestionPlan:
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
     power: float = 0.8  # the power the free design and decidable_effect plan for
+    sd_own: bool = False  # the planning SD is the question's own main runs' (else the nearest recipe's)
+    sd_lr: float = math.nan  # the learning rate of the recipe the planning SD was measured under
+
+
+@dataclass(frozen=True)
+class SdSource:
+    """A paired SD measured under one recipe (budget and learning rate), that a plan may use: a question's main
+    runs or a pilot pair. ``label`` names it; ``question``: the question whose main runs (None: the pilot);
+    ``lr``: the geometric mean of the pair's learning rates (NaN unknown); ``pilot``: the pilot's pair name."""
+    label: str
+    sd_upper: float
+    lr: float
+    question: str | None = None
+    pilot: str | None = None
+
+
+def _geometric_mean(values) -> float:
+    values = np.asarray([v for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v > 0], float)
+    return float(np.exp(np.log(values).mean())) if values.size else math.nan
+
+
+def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str) -> dict[str, SdSource]:
+    """Per second-edition question whose main runs under ``protocol`` have made their first look (its grid's
+    ``sequential.json`` records the design): the 80% upper bound of its own paired SD over the seeds of the last
+    look the rule made (``decisions.decide``; never seeds trained ahead of a decision), the largest over its
+    compared variants. Runs that do not pair give no source."""
+    out = {}
+    for q in SECOND_EDITION_QUESTIONS:
+        try:
+            design = json.loads((Path(results) / q.grid / "sequential.json").read_text())
+            reference, variants = design["reference"], sorted(design["variants"])
+            schedule = [int(n) for n in design["schedule"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if design.get("protocol") != protocol:
+            continue
+        try:
+            states = decide(frame, q.grid, protocol, reference, variants, tuple(schedule), float(design["margin"]),
+                            SECOND_EDITION_ENGINE)
+        except (PairingError, KeyError, TypeError, ValueError):
+            continue
+        found = []  # (sd upper bound, pairs, learning rates) per compared variant
+        for variant, state in states.items():
+            if not state["n"]:
+                continue
+            diffs = paired_differences(frame, q.grid, protocol, variant, reference, state["n"], SECOND_EDITION_ENGINE)
+            rows = frame[frame["grid"].eq(q.grid) & frame["variant"].isin([variant, reference])
+                         & frame["status"].eq(RunStatus.OK) & pd.to_numeric(frame["seed"]).lt(len(diffs))]
+            rates = rows.groupby("variant")["lr"].first() if "lr" in rows else pd.Series(dtype=float)
+            found.append((stats.sd_upper_bound(float(np.std(diffs, ddof=1)), len(diffs) - 1), len(diffs), rates))
+        if found:
+            sd_up, pairs, rates = max(found, key=lambda f: f[0])
+            lr = _geometric_mean(rates.to_numpy(float))
+            out[q.key] = SdSource(f"({q.key})'s main runs ({pairs} pairs, rate {lr:g})", sd_up, lr, question=q.key)
+    return out
+
+
+def _chosen_rate(results: Path, grid: str, protocol: str) -> float:
+    """The geometric mean of the learning rates ``grid``'s search chose under ``protocol`` (NaN: none chosen)."""
+    try:
+        chosen = json.loads((Path(results) / search_name(grid) / "chosen.json").read_text())
+        if chosen.get("protocol") != protocol:
+            return math.nan
+        return _geometric_mean([v.get("lr") for v in chosen["variants"].values()])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return math.nan
+
+
+def planning_source(question: CoreQuestion, pilot: list[SdSource], measured: dict[str, SdSource],
+                    rate: float = math.nan) -> SdSource:
+    """The SD a question is planned with (docs/study.md, section 1, "The planning SD"): its own main runs' once its
+    first look exists; else the nearest recipe measured at the budget: the smallest distance in learning rate (log
+    scale) to the question's chosen ``rate``, or, before its search has chosen, to the rates the main runs measured
+    so far (``measured``; before any, every pilot pair is equally near); among the nearest, the pilot's pair of
+    the question's own networks, else the largest SD bound (the cautious choice)."""
+    if question.key in measured:
+        return measured[question.key]
+    candidates = [*measured.values(), *pilot]
+    target = rate if math.isfinite(rate) else _geometric_mean([s.lr for s in measured.values()])
+
+    def distance(source: SdSource) -> float:
+        if not (math.isfinite(target) and math.isfinite(source.lr)):
+            return 0.0 if not measured or source.question else math.inf
+        return round(abs(math.log(source.lr / target)), 9)
+
+    nearest = min(distance(s) for s in candidates)
+    near = [s for s in candidates if distance(s) == nearest]
+    own = QUESTIONS.get(question.variant or "")
+    return next((s for s in near if s.pilot is not None and s.pilot == own), None) or max(near, key=lambda s: s.sd_upper)
 
 
 def _study_cost_rows(results: Path) -> list[dict]:
@@ -181,11 +271,13 @@ def study_architectures(results: Path) -> dict[tuple[str, str], str]:
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
                   macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
                   reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, new: list[str] | None = None,
-                  measured: dict[str, float] | None = None) -> QuestionPlan:
+                  measured: dict[str, float] | None = None, sd: SdSource | None = None) -> QuestionPlan:
     """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
 
-    The planning SD is the pilot's 80% upper bound for the question's own pair where the pilot trains it, else
-    the largest of the pilot's pairs at that budget (an assumption: the other networks are not piloted). The rule
+    The planning SD is ``sd`` (``planning_source``: the question's own main runs once its first look exists, else
+    the nearest recipe measured); without one, the pilot's 80% upper bound for the question's own pair where the
+    pilot trains it, else the largest of the pilot's pairs at that budget (an assumption: the other networks are
+    not piloted). The rule
     splits alpha over the comparisons ``study --until-decided`` decides: the question's own (``variant``) where it
     names one, else every variant against the reference; only those networks get main runs. A run's CPU time is the
     network's ``measured`` median CPU-seconds a run under the budget (``measured_cpu_seconds``) where it has finished
@@ -201,14 +293,17 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     design's maximum; the plan gives that schedule's power and expected seeds for ``effect``, the smallest
     effect it decides with ``power``, and what it costs, expected and at most."""
     at_budget = [r for r in rows if r.budget == budget]
-    own = QUESTIONS.get(question.variant or "")
-    source = next((r for r in at_budget if r.question == own), None) or max(at_budget, key=lambda r: r.sd_upper)
+    sd = sd or planning_source(question, _pilot_sources(at_budget, math.nan), {})
+    own = QUESTIONS.get(question.variant or "")  # the pilot row behind the run costs: the SD's, or the question's own
+    source = (next((r for r in at_budget if r.question in (sd.pilot, own)), None)
+              or max(at_budget, key=lambda r: r.sd_upper))
+    sd_upper = sd.sd_upper
     trained = trained_networks(question.grid)  # as `study --until-decided` runs them
     comparisons = len(trained) - 1
-    plannable = math.isfinite(source.sd_upper) and source.sd_upper > 0
-    plan = (sequential.seeds_for_power(source.sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
+    plannable = math.isfinite(sd_upper) and sd_upper > 0
+    plan = (sequential.seeds_for_power(sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
                                        max_cap=source.seeds_cap) if plannable else None)
-    capped = (sequential.simulate(sequential.plan_looks(cap), effect, source.sd_upper, reps,
+    capped = (sequential.simulate(sequential.plan_looks(cap), effect, sd_upper, reps,
                                   n_comparisons=comparisons) if plannable else None)
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
     seconds = {name: macs[(question.grid, name)] / reference_macs * source.cpu_seconds_per_run for name in trained
@@ -219,17 +314,17 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     known = all(name in seconds for name in trained)
     hours = (lambda names: sum(seconds[n] for n in names) / 3600) if known else (lambda names: None)
     run_hours, new_hours = hours(trained), hours(trained if new is None else new)
-    return QuestionPlan(question.key, budget, recommended, comparisons, source.sd_upper, source.question,
+    return QuestionPlan(question.key, budget, recommended, comparisons, sd_upper, sd.label,
                         plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
                         capped["expected_seeds"] * new_hours if capped and known else None,
                         _cost_source(measured, trained) if known else "MACs unknown: run `run.py study-costs`",
                         cap,
-                        sequential.decidable_effect(source.sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
+                        sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                         if plannable else None,
                         cap * run_hours if known else None,
                         len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
                         capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect,
-                        power)
+                        power, sd.question == question.key, sd.lr)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
@@ -241,10 +336,22 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     macs = study_costs(Path(results))
     new = new_networks(study_architectures(Path(results)))
-    measured = measured_cpu_seconds(Path(results), load_results(Path(results)), chosen)
+    frame = load_results(Path(results))
+    measured = measured_cpu_seconds(Path(results), frame, chosen)
+    pilot = _pilot_sources([r for r in rows if r.budget == chosen],
+                           _geometric_mean(frame.loc[frame["grid"].eq(f"{PILOT_PREFIX}{chosen}")
+                                                     & frame["status"].eq(RunStatus.OK), "lr"]))
+    own = main_run_sources(Path(results), frame, chosen)
     return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps, new=new[q.key],
-                                 measured={n: v for (g, n), (v, _) in measured.items() if g == q.grid})
+                                 measured={n: v for (g, n), (v, _) in measured.items() if g == q.grid},
+                                 sd=planning_source(q, pilot, own, _chosen_rate(Path(results), q.grid, chosen)))
             for q in SECOND_EDITION_QUESTIONS}
+
+
+def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:
+    """The pilot's pairs at one budget as SD sources, trained at ``lr``."""
+    return [SdSource(f"the pilot's {r.question} ({r.pairs} pairs, rate {lr:g})" if math.isfinite(lr) else
+                     f"the pilot's {r.question} ({r.pairs} pairs)", r.sd_upper, lr, pilot=r.question) for r in rows]
 
 
 def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> dict[tuple[str, str], tuple[float, int]]:
@@ -300,7 +407,8 @@ def plan_text(plan: QuestionPlan) -> str:
     needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
              if plan.max_seeds is not None
              else "more seeds than the plan searches")
-    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {plan.sd_source}, {plan.comparisons} comparison(s): "
+    origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
+    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{plan.sd_source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
     if plan.tune_cpu_hours is None:
         return f"{text}; CPU-h unknown ({plan.cost_source})"

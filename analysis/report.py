@@ -21,7 +21,7 @@ from . import second_edition
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
 from .learning_rates import search_lines
-from .looks import looks_lines
+from .looks import holm_lines, looks_lines
 from .questions import render_questions
 from .render import (
     render_claims,
@@ -66,7 +66,8 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> str:
              "every number is recomputed from the run files and rerunning the command reproduces this file "
              "byte for byte.", ""]
     if findings.glance:  # the study's sections, where the results hold its grids
-        lines += [*second_edition.glance_lines(findings.glance), *looks_lines(findings.looks, folder),
+        lines += [*second_edition.glance_lines(findings.glance), *holm_lines(findings.holm),
+                  *looks_lines(findings.looks, folder),
                   *second_edition.budget_lines(findings.budget, folder)]
     lines += search_lines(findings.learning_rates, folder)
     if findings.glance:

@@ -28,6 +28,7 @@ from study.grids import (
 )
 from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
+from .decisions import PairingError, decide
 from .learning_rates import planned_runs
 from .plan import SECOND_EDITION_ENGINE, BudgetRow, cpu_seconds, pilot_rows, plan_table, plan_text, question_plans, recommend
 from .sequential import OPEN, plan_looks
@@ -91,6 +92,9 @@ class GlanceRow:
     cpu_hours: float | None = 0.0  # spent on the grid's engine-2 runs and its search; None on a GPU
     to_decide: str = ""  # "decided", the rule's estimate for a comparison left open, or the plan
     level: float | None = None  # the repeated CI's confidence: 1 - the look's nominal two-sided p level
+    within_margin: bool | None = None  # the equivalence test passes at the look's level too (sequential.Decision)
+    margin: float | None = None
+    pairing_problem: str = ""  # why the recorded looks' runs no longer pair (analysis.decisions.PairingError)
 
 
 def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
@@ -123,15 +127,32 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, hours: fl
         return [GlanceRow(question, f"`{folder}`", _before_main_runs(results, frame, q.grid, folder), cpu_hours=hours,
                           to_decide=plan)]
     rows = []
+    recomputed, problem = _recomputed(frame, folder, state)
     for name in (n for n in names if n in variants):
         s = variants[name]
         verdict = (_look_training(frame, folder, state, name) if s["label"] == OPEN else s["label"])
+        again = recomputed.get(name, {})
+        same = (again.get("label"), again.get("look")) == (s["label"], s.get("look"))
         rows.append(GlanceRow(question, f"`{folder}`: `{name}` - `{state['reference']}`", verdict, s.get("estimate"),
                               tuple(s["ci"]) if s.get("ci") else None, s.get("n") or None, s.get("look"),
                               len(state["schedule"]), hours,
                               "decided" if s["label"] in DECIDED else s.get("to_decide") or plan,
-                              1 - s["boundary"] if s.get("boundary") is not None else None))
+                              1 - s["boundary"] if s.get("boundary") is not None else None,
+                              s.get("within_margin", again.get("within_margin") if same else None),
+                              s.get("margin", state.get("margin")), problem))
     return rows
+
+
+def _recomputed(frame: pd.DataFrame, folder: str, state: dict) -> tuple[dict[str, dict], str]:
+    """The recorded design's states recomputed from the run files (``analysis.decisions.decide``: a record written
+    before its fields grew, such as ``within_margin``, gets them from here), and why the runs do not pair, if so."""
+    try:
+        return decide(frame, folder, state["protocol"], state["reference"], sorted(state["variants"]),
+                      tuple(int(n) for n in state["schedule"]), float(state["margin"]), SECOND_EDITION_ENGINE), ""
+    except PairingError as error:
+        return {}, str(error)
+    except (KeyError, TypeError, ValueError):
+        return {}, ""
 
 
 def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) -> str:
@@ -175,9 +196,10 @@ GLANCE_INTRO = (
     "look's level (1 minus its nominal p level, shown with it: near 100% early, near 95% at the last look, "
     "higher where alpha is split over several comparisons). CPU-hours: training seconds x threads of "
     "the grid's engine-2 runs and of its learning-rate search (flagged runs included: they cost time too). "
-    "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of 0.5 points, with the pilot's "
-    "paired SD (its 80% upper bound; for networks the pilot does not train, the largest of the pilot's pairs: "
-    "an assumption) and alpha split over the comparisons the main runs decide (the question's own, or every "
+    "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of 0.5 points, with a planning "
+    "paired SD (its 80% upper bound): the question's own main runs' once its first look exists, else the nearest "
+    "recipe measured at the budget (the learning rate nearest its chosen one; the source is named, docs/study.md "
+    "section 1) and alpha split over the comparisons the main runs decide (the question's own, or every "
     "variant of the grid against its reference where the question names none). First the seeds per variant a free "
     "sequential design needs for 80% power (maximum and expected); then what the main runs do, which always "
     f"look at {', '.join(map(str, plan_looks(CPU_SEED_CAP)))} seeds (the CPU cap; `run.py study --until-decided`, "
@@ -200,11 +222,34 @@ def percent(level: float) -> str:
     return f"{100 * level:.{digits}f}%"
 
 
+def margin_verdict(label: str, estimate: float | None, within_margin: bool | None, margin: float | None) -> str:
+    """A ``better``/``worse`` label with the second fact where it holds (docs/study.md, "A verdict that is
+    significant and also inside the margin"): "worse by 0.33, smaller than the 0.5-point effect of interest";
+    any other label as it is."""
+    if label in ("better", "worse") and within_margin and estimate is not None and margin is not None:
+        return f"{label} by {abs(estimate):.2f}, smaller than the {margin:g}-point effect of interest"
+    return label
+
+
+def margin_detail(state: dict) -> str:
+    """The equivalence test behind ``margin_verdict`` for one look's record (``analysis.decisions.look_history``),
+    as a sentence; "" unless the look is ``better``/``worse`` and ``within_margin``."""
+    if state.get("label") not in ("better", "worse") or not state.get("within_margin"):
+        return ""
+    (p_low, p_high), level, (low, high) = state["tost_p"], state["tost_level"], state["tost_ci"]
+    return (f" The difference is also smaller than the {state['margin']:g}-point effect of interest: the equivalence "
+            f"test at this look's level passes too (TOST p {p_low:.2g} and {p_high:.2g}, both below the one-sided level "
+            f"{level:.4f}; the {percent(1 - 2 * level)} repeated interval [{low:+.2f}, {high:+.2f}] lies within "
+            f"±{state['margin']:g}). The rule's label stays *{state['label']}*.")
+
+
 def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
     """"Findings at a glance" as Markdown; nothing when no row (results without the study's grids)."""
     if not rows:
         return []
-    table = [{"question": r.question, "comparison": r.comparison, "verdict": r.verdict,
+    table = [{"question": r.question, "comparison": r.comparison,
+              "verdict": margin_verdict(r.verdict, r.estimate, r.within_margin, r.margin)
+              + (f" (recorded; the run files no longer pair: {r.pairing_problem})" if r.pairing_problem else ""),
               "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
                                   + (f" ({percent(r.level)} repeated CI, look {r.look})" if r.level is not None else "")
                                   if r.ci is not None and r.estimate is not None else "–"),

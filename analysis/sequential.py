@@ -56,7 +56,14 @@ class Decision:
     ``look``: 1-based look index; ``n``: pairs used; ``boundary``: the look's nominal two-sided p level
     (better/worse when ``p`` is below it); ``z_boundary``: the underlying z boundary; ``estimate``: mean
     difference; ``ci``: the repeated confidence interval at level ``1 - boundary``; ``p``: the paired
-    t-test's two-sided p-value."""
+    t-test's two-sided p-value.
+
+    The equivalence test at the same look (docs/study.md, "A verdict that is significant and also inside the
+    margin"), recorded whatever the label: ``tost_p``: the one-sided paired t-tests' p-values against
+    ``-margin`` and ``+margin``; ``tost_level``: the look's one-sided nominal level (the level ``equivalent``
+    uses); ``tost_ci``: the repeated interval at ``1 - 2 tost_level``; ``within_margin``: both ``tost_p`` below
+    ``tost_level`` (the interval lies inside ``+-margin``), so a ``better``/``worse`` label with it is smaller
+    than the effect of interest."""
     label: str
     look: int
     n: int
@@ -65,6 +72,11 @@ class Decision:
     estimate: float
     ci: tuple[float, float]
     p: float
+    margin: float = DEFAULT_MARGIN
+    tost_p: tuple[float, float] = (math.nan, math.nan)
+    tost_level: float = math.nan
+    tost_ci: tuple[float, float] = (math.nan, math.nan)
+    within_margin: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,33 @@ def z_boundaries(schedule: tuple[int, ...], alpha: float = 0.05, spending: str =
     return tuple(bounds)
 
 
+def stagewise_p(p_look: float, look: int, schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",
+                n_comparisons: int = 1) -> float:
+    """The stage-wise ordered two-sided p-value of a comparison the rule stopped ``better``/``worse`` at ``look``
+    (1-based) of ``schedule`` with the paired t-test's p-value ``p_look`` (Jennison & Turnbull 2000, section 8.4):
+    under no difference, the chance of stopping for a difference at an earlier look, plus that of reaching this
+    look with a z statistic at least as extreme. ``p_look`` enters as ``z = Phi^-1(1 - p_look / 2)``, as the rule
+    uses its boundaries as nominal p levels; the earlier looks' boundaries are those of the design (alpha /
+    ``n_comparisons`` each). Unlike ``p_look`` (compared with the look's nominal level), it is compared with the
+    design's alpha itself, so a Holm reading across questions can use it. Only meaningful for a comparison that
+    stopped at ``look`` (``p_look`` at or below that look's nominal level)."""
+    schedule = tuple(int(s) for s in schedule)
+    if not 1 <= look <= len(schedule):
+        raise ValueError(f"look must be between 1 and {len(schedule)}, got {look}")
+    if look == 1:
+        return float(p_look)
+    n = np.asarray(schedule, float)
+    c = z_boundaries(schedule, alpha / n_comparisons, spending, 2)
+    z = _grid(-c[0], c[0])
+    density = stats.norm.pdf(z)
+    total = 2 * stats.norm.sf(c[0])
+    for k in range(1, look - 1):
+        total += _crossing(z, density, c[k], n[k - 1], n[k], 2)
+        z, density = _carry(z, density, c[k], n[k - 1], n[k], 2)
+    total += _crossing(z, density, float(stats.norm.isf(p_look / 2)), n[look - 2], n[look - 1], 2)
+    return float(min(1.0, total))
+
+
 def nominal_levels(schedule: tuple[int, ...], alpha: float = 0.05, spending: str = "obf",
                    n_comparisons: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(z, p_two_sided, p_one_sided_tost)`` per look: the two-sided z boundaries, their nominal two-sided
@@ -201,6 +240,7 @@ def _decide(d: np.ndarray, p_two: float, p_one: float, z: float, margin: float, 
             mean = np.mean(d, axis=-1)
             equivalent = ((mean + margin) / se >= z_one) & ((margin - mean) / se >= z_one)
     return {"significant": np.asarray(significant), "equivalent": np.asarray(equivalent & ~significant),
+            "within_margin": np.asarray(equivalent), "tost_p": (np.asarray(lower), np.asarray(upper)),
             "p": np.asarray(test.pvalue), "mean": np.asarray(np.mean(d, axis=-1)), "test": test}
 
 
@@ -230,6 +270,7 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         ci = out["test"].confidence_interval(1 - float(p_two[k]))
+        tost_ci = out["test"].confidence_interval(1 - 2 * float(p_one[k]))
     mean = float(out["mean"])
     if bool(out["significant"]):
         label = "better" if (mean > 0) == higher_is_better else "worse"
@@ -240,7 +281,8 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
     else:
         label = OPEN
     return Decision(label, looks_done, n, float(p_two[k]), float(z[k]), mean, (float(ci.low), float(ci.high)),
-                    float(out["p"]))
+                    float(out["p"]), margin, tuple(float(p) for p in out["tost_p"]), float(p_one[k]),
+                    (float(tost_ci.low), float(tost_ci.high)), bool(out["within_margin"]))
 
 
 def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 4000, seed: int = 0,

@@ -2,7 +2,7 @@
 
 A light module (no torch, no engine): the engine writes ``ok``/``failed`` into result.json and
 reports ``running``/``partial``/``todo`` for runs without one; ``analysis`` adds ``corrupt``,
-``unfinished``, ``superseded``, ``duplicate`` and ``flagged`` when it reads a results directory. On disk and in
+``unfinished``, ``superseded``, ``duplicate``, ``conflict`` and ``flagged`` when it reads a results directory. On disk and in
 tables a status is its plain string value.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ class RunStatus(str, Enum):
     UNFINISHED = "unfinished"  # no result.json (running, killed or never started)
     SUPERSEDED = "superseded"  # ok, but of an older engine version than its grid's newest runs, or of an older
     # architecture revision of its model than its newest runs (analysis.load)
-    DUPLICATE = "duplicate"  # a second ok run of the same (grid, variant, seed)
+    DUPLICATE = "duplicate"  # a second ok run of the same (grid, variant, seed) under the same settings
+    CONFLICT = "conflict"  # ok runs of the same (grid, variant, seed) under different settings: none is used
     FLAGGED = "flagged"  # ok, but its training diverged or never learned (analysis.health; engine version >= 2)
 
     def __str__(self) -> str:
@@ -34,4 +35,4 @@ class RunStatus(str, Enum):
 FINISHED = (RunStatus.OK, RunStatus.FAILED)  # the statuses a result.json may hold
 ENGINE_STATES = (RunStatus.OK, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.TODO)
 ANALYSIS_STATUSES = (RunStatus.OK, RunStatus.FAILED, RunStatus.CORRUPT, RunStatus.UNFINISHED, RunStatus.SUPERSEDED,
-                     RunStatus.DUPLICATE, RunStatus.FLAGGED)
+                     RunStatus.DUPLICATE, RunStatus.CONFLICT, RunStatus.FLAGGED)

@@ -11,7 +11,9 @@ import pytest
 
 from analysis.load import load_results
 from analysis.looks import decision_records, looks_figure, looks_lines
+from analysis.second_edition import glance_rows
 from experiments.until_decided import run_until_decided
+from tests.test_sequential import DIFFS_A
 
 GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid
 PARAMS = {"dct": 100, "replicator": 50}
@@ -100,3 +102,49 @@ def test_seeds_trained_ahead_of_a_decision_are_counted_and_said_to_be_unanalysed
     assert len(comparison.diffs) == n
     text = " ".join("\n".join(looks_lines((record,), "figs")).split())
     assert "2 more seed(s) of `replicator` finished past these" in text and "They are not analysed" in text
+
+
+def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_glance(tmp_path):
+    """Question (a)'s per-seed differences: decided worse at look 4, and the equivalence test passes at that look's
+    level too (docs/study.md). The look records and the glance row carry it, also for a record written before the
+    fields existed (the committed sequential.json of (a))."""
+    def run(n: int, variants: list[str]) -> None:
+        for seed in range(n):
+            write_run(tmp_path, REFERENCE, seed, 80.0)
+            for variant in variants:
+                write_run(tmp_path, variant, seed, 80.0 + DIFFS_A[seed])
+
+    recorded = run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, run)
+    assert recorded["replicator"]["label"] == "worse" and recorded["replicator"]["within_margin"] is True
+    (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
+    last = record.comparisons[0].looks[-1]
+    assert last["look"] == 4 and last["within_margin"] and max(last["tost_p"]) < last["tost_level"]
+    assert [s["within_margin"] for s in record.comparisons[0].looks[:-1]] == [False] * 3
+    path = tmp_path / GRID / "sequential.json"
+    state = json.loads(path.read_text())
+    for key in ("within_margin", "tost_p", "tost_level", "tost_ci", "margin"):
+        del state["variants"]["replicator"][key]
+    path.write_text(json.dumps(state))
+    (row,) = [r for r in glance_rows(tmp_path, load_results(tmp_path), ()) if "`replicator`" in r.comparison]
+    assert (row.verdict, row.within_margin, row.margin, row.pairing_problem) == ("worse", True, 0.5, "")
+
+
+def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_hand():
+    from analysis.looks import ComparisonLooks, QuestionLooks, holm_lines, holm_reading
+    from analysis.sequential import stagewise_p
+
+    def question(key: str, variant: str, label: str, look: int, p: float) -> QuestionLooks:
+        state = {"label": label, "look": look, "n": (3, 5, 8, 12)[look - 1], "p": p}
+        comparison = ComparisonLooks(variant, (state,), {}, (), None, ())
+        return QuestionLooks(f"({key}) question", GRID, PROTOCOL, REFERENCE, (3, 5, 8, 12), 0.5, 0.05, "rule",
+                             (comparison,))
+
+    records = (question("a", "replicator", "worse", 4, 0.03), question("b", "pointwise", "better", 2, 0.0001),
+               question("g", "dct-norm-after", "equivalent", 3, 0.9))  # equivalent: not a claim of a difference
+    reading = holm_reading(records)
+    assert reading.comparisons == ("(a) `replicator` - `dct`", "(b) `pointwise` - `dct`")
+    a, b = stagewise_p(0.03, 4, (3, 5, 8, 12)), stagewise_p(0.0001, 2, (3, 5, 8, 12))
+    assert reading.p_stagewise == pytest.approx((a, b)) and b < a < 0.05
+    assert reading.p_holm == pytest.approx((max(a, 2 * b), 2 * b))  # Holm by hand: the smaller p times 2, then step
+    assert reading.p_fixed_holm == pytest.approx((0.03, 0.0002)) and reading.holds == (True, True)
+    assert holm_reading(records[:1]) is None and holm_lines(None) == []

@@ -342,3 +342,53 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     assert b.cap_cpu_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
     assert b.tune_cpu_hours == pytest.approx(4 * 2 * 200.0 / 3600)
     assert "CPU-s/run measured: `pointwise` 200; the others the pilot's DyClotNet-0.5 median x MACs ratio" in plan_text(b)
+
+
+def test_a_question_is_planned_from_its_own_main_runs_else_from_the_nearest_recipe_measured():
+    """docs/study.md, section 1, "The planning SD": tiny sources with the answers worked out by hand."""
+    from analysis.plan import SdSource, planning_source
+    from study.questions import SECOND_EDITION_QUESTIONS
+
+    q = {question.key: question for question in SECOND_EDITION_QUESTIONS}
+    pilot = [SdSource("pilot rep", 0.27, 0.1, pilot="recalibrator vs replicator-only"),
+             SdSource("pilot pw", 0.08, 0.1, pilot="DCT vs pointwise expansion")]
+    main = {"a": SdSource("a main", 0.39, 0.4, question="a"), "b": SdSource("b main", 0.20, 0.4, question="b")}
+    assert planning_source(q["a"], pilot, main).label == "a main"  # its own main runs, once its first look exists
+    assert planning_source(q["b"], pilot, main, rate=0.1).label == "b main"  # whatever the pilot's rate
+    # a new question: the recipe nearest its chosen rate, else the main runs' rates; among the nearest the largest SD
+    assert planning_source(q["c"], pilot, main).label == "a main"
+    assert planning_source(q["c"], pilot, main, rate=0.1).label == "pilot rep"
+    assert planning_source(q["c"], pilot, main, rate=0.3).label == "a main"  # log(0.4/0.3) < log(0.3/0.1)
+    # before any main run: the question's own pilot pair, else the largest pilot pair (the plan until now)
+    assert planning_source(q["b"], pilot, {}).label == "pilot pw"
+    assert planning_source(q["c"], pilot, {}).label == "pilot rep"
+    assert planning_source(q["b"], pilot, {"a": main["a"]}, rate=0.1).label == "pilot pw"
+
+
+DIFFS = [0.3, -0.2, 0.1, 0.4, -0.1, 0.2, 0.0, 0.3, 3.0, -3.0, 3.0, -3.0]
+
+
+def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_runs_that_pair(tmp_path):
+    import numpy as np
+
+    from analysis.load import load_results
+    from analysis.plan import main_run_sources
+    from analysis.stats import sd_upper_bound
+    from experiments.until_decided import run_until_decided
+    from tests import test_pairing as pairing
+
+    def train(n: int, variants: list[str]) -> None:
+        for seed in range(n):
+            pairing.write_run(tmp_path, "dct", seed, 80.0)
+            for variant in variants:
+                pairing.write_run(tmp_path, variant, seed, 80.0 + DIFFS[seed])
+
+    state = run_until_decided(pairing.GRID, "dct", ["replicator"], "cpu-full", tmp_path, 12, 0.5, train)["replicator"]
+    assert (state["label"], state["n"]) == ("equivalent", 8)
+    train(12, ["replicator"])  # seeds 8-11 trained ahead of the decision: never analysed, never planned with
+    (source,) = main_run_sources(tmp_path, load_results(tmp_path), "cpu-full").values()
+    assert source.question == "a" and source.sd_upper == pytest.approx(sd_upper_bound(np.std(DIFFS[:8], ddof=1), 7))
+    assert source.lr == pytest.approx((0.4 * 0.2) ** 0.5) and "(a)'s main runs (8 pairs" in source.label
+    assert main_run_sources(tmp_path, load_results(tmp_path), "gpu") == {}  # another budget's plan
+    pairing.write_run(tmp_path, "dct", 0, 80.0, run_id="dct-0000", epochs=30)  # seed 0 rerun over: no longer pairs
+    assert main_run_sources(tmp_path, load_results(tmp_path), "cpu-full") == {}

@@ -125,3 +125,43 @@ def test_decidable_effect_is_the_smallest_effect_the_capped_rule_decides_with_th
     assert sq.decidable_effect(sd, 20, n_comparisons=2, reps=1000) < effect  # more seeds decide smaller effects
     plan = sq.seeds_for_power(sd, effect, 0.8, n_comparisons=2, reps=1000)
     assert plan is not None and plan.max_seeds <= cap  # turned around, the plan fits under the cap
+
+
+# question (a)'s per-seed differences (REPORT.md, Decisions, look by look), rounded to 2 decimals
+DIFFS_A = np.array([0.12, -0.27, -0.02, -0.69, 0.13, -0.50, -0.44, -0.16, -0.22, -0.60, -0.67, -0.67])
+
+
+def test_a_significant_difference_inside_the_margin_keeps_its_label_and_records_the_equivalence_test():
+    """docs/study.md, "A verdict that is significant and also inside the margin": (a) is worse at look 4 and both
+    TOST halves pass at the look's one-sided level; the label stays what the rule says."""
+    schedule = (3, 5, 8, 12)
+    d = sq.sequential_decision(DIFFS_A, 4, schedule, margin=0.5)
+    assert d.label == "worse" and d.within_margin and d.margin == 0.5
+    lower = st.ttest_1samp(DIFFS_A, -0.5, alternative="greater").pvalue
+    upper = st.ttest_1samp(DIFFS_A, 0.5, alternative="less").pvalue
+    assert d.tost_p == pytest.approx((lower, upper)) and max(d.tost_p) < d.tost_level
+    assert d.tost_p[0] == pytest.approx(0.0422, abs=1e-4) and d.tost_level == pytest.approx(0.0449, abs=1e-4)
+    # the repeated interval at 1 - 2 x the one-sided level, by hand: mean +- t quantile x standard error
+    half = st.t.ppf(1 - d.tost_level, len(DIFFS_A) - 1) * DIFFS_A.std(ddof=1) / np.sqrt(len(DIFFS_A))
+    assert d.tost_ci == pytest.approx((DIFFS_A.mean() - half, DIFFS_A.mean() + half))
+    assert -0.5 < d.tost_ci[0] < d.tost_ci[1] < 0.5 and d.ci[0] < -0.5  # the decision's own interval reaches past
+    # a larger difference is worse and not inside the margin; no difference at all is equivalent, and inside
+    assert not sq.sequential_decision(DIFFS_A - 1.0, 4, schedule).within_margin
+    flat = sq.sequential_decision(DIFFS_A - DIFFS_A.mean(), 4, schedule)
+    assert flat.label == "equivalent" and flat.within_margin
+
+
+def test_the_stage_wise_p_value_is_the_alpha_spent_on_the_boundary_and_the_looks_p_at_look_one():
+    schedule = (3, 5, 8, 12)
+    _, p_two, _ = sq.nominal_levels(schedule)
+    for look, n in enumerate(schedule, 1):  # a statistic on the look's boundary: everything spent so far
+        assert sq.stagewise_p(p_two[look - 1], look, schedule) == pytest.approx(
+            sq.spent(np.array([n / 12]), 0.05)[0], rel=1e-6)
+    assert sq.stagewise_p(0.003, 1, schedule) == 0.003  # no earlier look: the fixed-sample p itself
+    # more extreme at the same look: smaller, yet never below what the earlier looks spent
+    spent_before = sq.spent(np.array([8 / 12]), 0.05)[0]
+    assert spent_before < sq.stagewise_p(0.001, 4, schedule) < sq.stagewise_p(0.003, 4, schedule) < 0.05
+    # a family of m comparisons: the earlier looks' boundaries are those of alpha / m
+    assert sq.stagewise_p(p_two[3], 4, schedule, n_comparisons=2) < sq.stagewise_p(p_two[3], 4, schedule)
+    with pytest.raises(ValueError, match="look must be between 1 and 4"):
+        sq.stagewise_p(0.01, 5, schedule)

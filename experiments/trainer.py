@@ -50,16 +50,16 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Batches, autocast) -> tuple[float, float]:
-    """(mean cross-entropy without smoothing, top-1 in percent)."""
+    """(mean cross-entropy without smoothing, top-1 in percent); the device's sums are read once, at the end."""
     model.eval()
-    loss = correct = 0.0
+    losses, correct = [], torch.zeros((), dtype=torch.int64, device=batches.labels.device)
     for x, y in batches:
         with autocast:
             logits = model(x)
-        loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        losses.append(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += (logits.argmax(1) == y).sum()
     n = len(batches.labels)
-    return loss / n, 100.0 * correct / n
+    return sum(torch.stack(losses).tolist(), 0.0) / n, 100.0 * correct.item() / n
 
 
 def _finite(value: float | None) -> float | None:
@@ -135,29 +135,49 @@ def checkpoint(t: Training, epoch: int, history: list[dict]) -> dict:
                     "cuda": torch.cuda.get_rng_state(t.device) if t.device.type == "cuda" else None}}
 
 
+def _diverged(losses: list[float], epoch: int) -> Diverged | None:
+    """A :class:`Diverged` naming the first non-finite loss of ``losses`` (one per step, from step 1), or None."""
+    step = next((i for i, value in enumerate(losses, 1) if not math.isfinite(value)), None)
+    return None if step is None else Diverged(f"loss is {losses[step - 1]} at epoch {epoch} step {step}")
+
+
 def train_epoch(t: Training, forward: Callable, epoch: int, on_step: Callable[[int, int], None] | None) -> dict:
-    """One epoch of training steps; its training metrics (running loss and top-1 over the augmented batches)."""
+    """One epoch of training steps; its training metrics (running loss and top-1 over the augmented batches).
+
+    Nothing in a step waits for the device: each step's loss and correct count stay on it and are
+    read once, after the last step, and only then is a non-finite loss found; :class:`Diverged`
+    names its first step. (An error raised by a later step of that epoch is reported as the
+    divergence it follows.)
+    """
     t.model.train()
-    start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-    for step, (x, y) in enumerate(t.batches, 1):
-        with t.autocast:
-            logits = forward(x)
-            loss = t.criterion(logits.float(), y)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise Diverged(f"loss is {loss_value} at epoch {epoch} step {step}")
-        t.optimizer.zero_grad(set_to_none=True)
-        t.scaler.scale(loss).backward()
-        t.scaler.step(t.optimizer)
-        t.scaler.update()
-        t.scheduler.step()
-        loss_sum += loss_value * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-        if on_step:
-            on_step(step, len(t.batches))
+    start, losses, seen = time.perf_counter(), [], 0
+    correct = torch.zeros((), dtype=torch.int64, device=t.device)
+    try:
+        for step, (x, y) in enumerate(t.batches, 1):
+            with t.autocast:
+                logits = forward(x)
+                loss = t.criterion(logits.float(), y)
+            t.optimizer.zero_grad(set_to_none=True)
+            t.scaler.scale(loss).backward()
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+            t.scheduler.step()
+            losses.append(loss.detach())
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if on_step:
+                on_step(step, len(t.batches))
+    except Exception as error:
+        if losses and (diverged := _diverged(torch.stack(losses).tolist(), epoch)) is not None:
+            raise diverged from error
+        raise
+    values = torch.stack(losses).tolist()  # the epoch's one read of its losses
+    if (diverged := _diverged(values, epoch)) is not None:
+        raise diverged
+    # summed in float64 in step order, each step's loss times its batch size, as engine version 2 always summed it
+    loss_sum = sum((value * t.batches.batch_size for value in values), 0.0)
     seconds = time.perf_counter() - start
-    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen,
+    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct.item() / seen,
             "val_loss": None, "val_top1": None, "test_loss": None, "test_top1": None,
             "lr": t.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "images_per_second": seen / seconds}
 

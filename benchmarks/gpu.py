@@ -70,7 +70,7 @@ def measure_run(model: str, device: str, steps: int, batch: int, threads: int | 
     from experiments.config import RunConfig, Seeds, get_protocol
     from experiments.gpu import make_runtime
     from experiments.runner import import_models, torch_settings
-    from experiments.trainer import prepare, train_epoch
+    from experiments.trainer import StepPath, prepare, train_epoch
 
     import_models()
     data = load_data(quick)
@@ -81,12 +81,13 @@ def measure_run(model: str, device: str, steps: int, batch: int, threads: int | 
     runtime = make_runtime(device, threads=threads)
     with torch_settings(runtime):
         t = prepare(cfg, data, runtime)
-        train_epoch(t, t.model, 1, None)  # warm-up: cuDNN's choices, the allocator, the optimiser's state
+        path = StepPath(t.model, runtime.compile)
+        train_epoch(t, path, 1, None)  # warm-up: cuDNN's choices, the allocator, the optimiser's state
         waited = 0.0
         if barrier:
             waited = _wait_for(Path(barrier), parties)
         start = time.time()
-        metrics = train_epoch(t, t.model, 2, None)  # it ends reading its losses: the device has finished
+        metrics = train_epoch(t, path, 2, None)  # it ends reading its losses: the device has finished
         end = time.time()
     return {"images_per_second": metrics["images_per_second"], "images": len(t.batches) * batch, "start": start,
             "end": end, "waited_s": waited,

@@ -8,11 +8,14 @@ with or without an interruption.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -24,9 +27,49 @@ from .data import Batches, Dataset, make_splits
 from .speed import to_memory_format, tune_allocator
 from .store import RunStore
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class Diverged(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class StepPath:
+    """The forward pass a run's steps take: the model's own (``eager``), or ``torch.compile`` of it (``compiled``)
+    until a compiled call fails, then the model's own for the rest of this training call, the failure kept.
+
+    ``run(fn, kind)`` calls ``fn(forward)``. Where the compiled forward fails (compiling, or the compiled
+    code, forward or backward) on the first call of its ``kind`` (``"train"``: a step, ``"eval"``: an
+    evaluation; each compiles its own graph), it falls back and calls ``fn`` again with the model's own
+    forward, so a failed compile never costs the run. Once a kind has run compiled, its errors are the
+    network's and are raised. Compile errors are raised before the compiled code runs; only a step whose
+    graph broke into pieces (a part run, a later part failing) can have counted its batch in the
+    BatchNorm statistics twice.
+    """
+
+    def __init__(self, model: nn.Module, compile: bool = False) -> None:
+        self.model, self.fallback_reason, self.proven = model, None, set()
+        self.forward: Callable = torch.compile(model) if compile else model
+        self.name = "compiled" if compile else "eager"
+
+    def run(self, fn: Callable[[Callable], T], kind: str = "train") -> T:
+        try:
+            result = fn(self.forward)
+        except Exception as error:
+            if self.name != "compiled" or kind in self.proven:
+                raise
+            self.forward, self.name = self.model, "eager"
+            self.fallback_reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            log.warning("the compiled step failed (%s); the run goes on with the plain step", self.fallback_reason)
+            return fn(self.forward)
+        self.proven.add(kind)
+        return result
+
+    @property
+    def label(self) -> str:
+        """What metrics.jsonl records per epoch: ``compiled``, or ``eager (compile failed: <reason>)``."""
+        return self.name if self.fallback_reason is None else f"eager (compile failed: {self.fallback_reason})"
 
 
 def build_model(cfg: RunConfig, data: Dataset) -> nn.Module:
@@ -141,7 +184,17 @@ def _diverged(losses: list[float], epoch: int) -> Diverged | None:
     return None if step is None else Diverged(f"loss is {losses[step - 1]} at epoch {epoch} step {step}")
 
 
-def train_epoch(t: Training, forward: Callable, epoch: int, on_step: Callable[[int, int], None] | None) -> dict:
+def _forward_backward(t: Training, forward: Callable, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's forward, loss and backward (gradients set afresh); its logits and loss."""
+    with t.autocast:
+        logits = forward(x)
+        loss = t.criterion(logits.float(), y)
+    t.optimizer.zero_grad(set_to_none=True)
+    t.scaler.scale(loss).backward()
+    return logits, loss
+
+
+def train_epoch(t: Training, path: StepPath, epoch: int, on_step: Callable[[int, int], None] | None) -> dict:
     """One epoch of training steps; its training metrics (running loss and top-1 over the augmented batches).
 
     Nothing in a step waits for the device: each step's loss and correct count stay on it and are
@@ -154,11 +207,7 @@ def train_epoch(t: Training, forward: Callable, epoch: int, on_step: Callable[[i
     correct = torch.zeros((), dtype=torch.int64, device=t.device)
     try:
         for step, (x, y) in enumerate(t.batches, 1):
-            with t.autocast:
-                logits = forward(x)
-                loss = t.criterion(logits.float(), y)
-            t.optimizer.zero_grad(set_to_none=True)
-            t.scaler.scale(loss).backward()
+            logits, loss = path.run(partial(_forward_backward, t, x=x, y=y))
             t.scaler.step(t.optimizer)
             t.scaler.update()
             t.scheduler.step()
@@ -196,16 +245,18 @@ def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
     history = resume(t, store.load_checkpoint())
     store.rewrite_metrics(history)  # metrics.jsonl always agrees with the checkpoint
 
-    forward = torch.compile(t.model) if runtime.compile else t.model
+    path = StepPath(t.model, runtime.compile)
     for epoch in range(len(history) + 1, protocol.epochs + 1):
         if callable(getattr(t.model, "set_epoch", None)):
             t.model.set_epoch(epoch - 1, protocol.epochs)  # 0-based epoch index
         start = time.perf_counter()
-        metrics = train_epoch(t, forward, epoch, on_step)
+        metrics = train_epoch(t, path, epoch, on_step)
         for name, split_batches in t.eval_batches.items():
             if name == "val" or protocol.test_every_epoch or epoch == protocol.epochs:
-                loss_, top1 = evaluate(forward, split_batches, t.autocast)
+                loss_, top1 = path.run(partial(evaluate, batches=split_batches, autocast=t.autocast), "eval")
                 metrics[f"{name}_loss"], metrics[f"{name}_top1"] = _finite(loss_), top1
+        if runtime.compile:  # which step ran; runs without --compile keep the metrics they always had
+            metrics["step"] = path.label
         metrics["eval_seconds"] = time.perf_counter() - start - metrics["epoch_seconds"]
         history.append(metrics)
         store.append_metrics(metrics)

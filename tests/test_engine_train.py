@@ -321,7 +321,7 @@ def host_syncs_per_epoch(steps: int) -> dict[str, int]:
 
     from experiments.data import load_dataset
     from experiments.runner import import_models, torch_settings
-    from experiments.trainer import prepare, train_epoch
+    from experiments.trainer import StepPath, prepare, train_epoch
 
     import_models(RUNTIME.plugins)
     data = load_dataset("synthetic")
@@ -332,7 +332,7 @@ def host_syncs_per_epoch(steps: int) -> dict[str, int]:
         t = prepare(cfg, data, RUNTIME)
         assert len(t.batches) == steps
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            train_epoch(t, t.model, 1, None)
+            train_epoch(t, StepPath(t.model), 1, None)
     counts = {e.key: e.count for e in prof.key_averages()}
     return {op: counts.get(op, 0) for op in ("aten::nonzero", "aten::_local_scalar_dense")}
 
@@ -342,3 +342,29 @@ def test_a_training_epoch_does_not_wait_for_the_device_at_every_step():
     few, many = host_syncs_per_epoch(4), host_syncs_per_epoch(12)
     assert few == many, (few, many)
     assert few["aten::nonzero"] == 0 and few["aten::_local_scalar_dense"] <= 2
+
+
+def test_a_compiled_step_that_fails_falls_back_to_the_plain_step_and_says_so(tmp_path, monkeypatch):
+    import torch
+
+    def failing_compile(model, **_):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("injected compile failure")
+        return compiled
+
+    plain = execute(config(), RUNTIME, tmp_path / "plain")
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    compiled = execute(config(), RUNTIME.model_copy(update={"compile": True}), tmp_path / "compiled")
+    assert plain["status"] == compiled["status"] == "ok"
+    plain_epochs = RunStore.of(tmp_path / "plain", config()).load_metrics()
+    compiled_epochs = RunStore.of(tmp_path / "compiled", config()).load_metrics()
+    assert [m.pop("step") for m in compiled_epochs] == ["eager (compile failed: RuntimeError: injected compile failure)"] * 2
+    assert "step" not in plain_epochs[0] and untimed(compiled_epochs) == untimed(plain_epochs)
+
+
+def test_an_error_of_the_network_is_not_taken_for_a_compile_failure(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "compile", lambda model, **_: model)  # "compiles" to the model itself
+    result = execute(config(fail_at_step=2), RUNTIME.model_copy(update={"compile": True}), tmp_path)
+    assert result["status"] == "failed" and result["reason"] == "RuntimeError: injected failure"

@@ -368,3 +368,24 @@ def test_an_error_of_the_network_is_not_taken_for_a_compile_failure(tmp_path, mo
     monkeypatch.setattr(torch, "compile", lambda model, **_: model)  # "compiles" to the model itself
     result = execute(config(fail_at_step=2), RUNTIME.model_copy(update={"compile": True}), tmp_path)
     assert result["status"] == "failed" and result["reason"] == "RuntimeError: injected failure"
+
+
+def network_names() -> tuple[str, ...]:
+    from benchmarks.gpu import networks
+
+    return networks()
+
+
+@pytest.mark.parametrize("name", network_names())
+def test_the_study_networks_step_without_waiting_for_the_device(name):
+    """Forward and backward of every network of (c) and (d) call neither ``nonzero`` nor ``.item()``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from baselines.registry import create_model
+
+    model = create_model(name, num_classes=10).train()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.zeros(4, dtype=torch.long)).backward()
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert counts.get("aten::nonzero", 0) == counts.get("aten::_local_scalar_dense", 0) == 0

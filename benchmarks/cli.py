@@ -13,6 +13,9 @@ BENCHMARKS = {
     "latency": ("benchmarks.latency", "target 5: latency b1 and throughput b128 beside MACs"),
     "executor": ("benchmarks.executor", "target 6: process pool of 1-thread workers vs one worker, on a grid"),
     "allocator": ("benchmarks.allocator", "the trainer with and without the glibc malloc tuning"),
+    "gpu": ("benchmarks.gpu", "the gpu protocol's images/s per run and in all, bytes/image, share of memory "
+                              "bandwidth, runs in 10 min, for (c) and (d)'s networks; on a GPU writes "
+                              "benchmarks/records/gpu.json"),
 }
 
 

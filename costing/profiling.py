@@ -8,6 +8,9 @@ Two counters, side by side, because they count different things (docs/profiling.
   output) -> int`` method, which is installed as a ptflops custom hook.
 * ``flops`` -- ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of the
   matrix-multiply-like aten ops (convolution, mm, addmm, bmm), nothing for element-wise work.
+
+Beside them ``count_bytes_moved``: the bytes a training step moves per image, op by op, the
+measure that bounds these memory-bound networks on a GPU (``run.py bench gpu``).
 """
 from __future__ import annotations
 
@@ -104,6 +107,58 @@ def count_flops(model: nn.Module, input_shape: InputShape) -> int:
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
+
+
+_ALLOCATIONS = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "detach", "lift_fresh"}
+
+
+def count_bytes_moved(model: nn.Module, input_shape: InputShape, batch_size: int = 512,
+                      float_bytes: int = 2) -> int:
+    """Bytes one training step moves to and from memory per image, forward and backward, counted op by op.
+
+    The counting rule (issue 33's "bytes per image"; the memory-bound speed limit of these networks):
+    every aten op that runs in the forward pass, the cross-entropy loss and the backward pass reads
+    each tensor it is given and writes each tensor it returns, once. So activations count where an
+    op reads or writes them, weights each time an op reads them, gradients where backward writes and
+    reads them. Floating-point tensors count ``float_bytes`` per element (2: bf16, as under CUDA
+    autocast; the fp32 parts of autocast, e.g. the loss, are counted at 2 too), others their own size.
+    Views and allocations (``view``, ``expand``, ``empty``...) move nothing. Not counted: the
+    optimiser step and the input batch's preparation. Fused or cached kernels move fewer bytes, so
+    this is the traffic of an eager step, a bound a step can approach, not a measurement.
+
+    Counted at ``batch_size`` on the meta device (shapes only, nothing computed; a network whose
+    ops need values is counted on the CPU instead), in train mode, and divided by ``batch_size``:
+    weights and their gradients are amortised over the batch as in training.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    def size(t: torch.Tensor) -> int:
+        return t.numel() * (float_bytes if t.is_floating_point() else t.element_size())
+
+    class Counter(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if not func.is_view and func.__name__.split(".")[0] not in _ALLOCATIONS:
+                Counter.total += sum(size(t) for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor))
+            return out
+
+    def count(device: str) -> int:
+        net = copy.deepcopy(model).to(device).train()
+        x = torch.randn(batch_size, *input_shape, device=device)
+        y = torch.zeros(batch_size, dtype=torch.long, device=device)
+        Counter.total = 0
+        with Counter():
+            nn.functional.cross_entropy(net(x), y).backward()
+        return Counter.total
+
+    try:
+        total = count("meta")
+    except (NotImplementedError, RuntimeError):  # an op that reads values (e.g. .item()) cannot run on meta
+        total = count("cpu")
+    return round(total / batch_size)
 
 
 def median_seconds(step: Callable[[], object], repeats: int, warmup: int) -> float:

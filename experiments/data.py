@@ -2,8 +2,8 @@
 
 Every dataset becomes ``train_x, test_x`` (uint8, N x H x W x C), ``train_y, test_y`` (int64) and
 class names, cached on disk under a key holding the source's sha256. Training keeps the whole
-split as one tensor on the device and augments whole batches (pad-and-crop by shift groups, a
-masked flip) with seeded ``torch.Generator`` s; there is no per-sample transform anywhere.
+split as one tensor on the device and augments whole batches (a gather of random windows, a
+``torch.where`` flip) with seeded ``torch.Generator`` s; there is no per-sample transform anywhere.
 """
 from __future__ import annotations
 
@@ -329,23 +329,62 @@ def make_splits(data: Dataset, protocol: Protocol) -> tuple[Split, Split | None,
 
 
 # --------------------------------------------------------------------------- batches
+@dataclass(frozen=True)
+class Augmentations:
+    """One epoch's random crops and flips, one row per training batch (``batches x batch_size``).
+
+    ``dy``/``dx``: the crop window's top-left corner in the padded image; ``flip``: mirror the image.
+    """
+    dy: torch.Tensor  # int64
+    dx: torch.Tensor  # int64
+    flip: torch.Tensor | None  # bool; None when the dataset is not flipped
+
+    def to(self, device: torch.device) -> Augmentations:
+        """On ``device``, copied without waiting (pinned host memory, ``non_blocking``) where it is a GPU."""
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None or t.device == device:
+                return t
+            return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
+        return Augmentations(move(self.dy), move(self.dx), move(self.flip))
+
+
+def draw_augmentations(batches: int, batch_size: int, shifts: tuple[int, int], hflip: bool,
+                       generator: torch.Generator) -> Augmentations:
+    """An epoch's crop offsets (``0..shifts-1`` rows, columns) and flips, drawn batch by batch.
+
+    The draws are those engine version 2 has made since it began, in its order: per batch the row
+    offsets, the column offsets, then (if ``hflip``) the flips, each one call on ``generator``.
+    Drawing them all at the start of the epoch gives the same numbers and leaves ``generator`` in
+    the same state as drawing them before each batch.
+    """
+    dy, dx, flip = [], [], []
+    for _ in range(batches):
+        dy.append(torch.randint(0, shifts[0], (batch_size,), generator=generator))
+        dx.append(torch.randint(0, shifts[1], (batch_size,), generator=generator))
+        if hflip:
+            flip.append(torch.rand(batch_size, generator=generator) < 0.5)
+    return Augmentations(torch.stack(dy), torch.stack(dx), torch.stack(flip) if hflip else None)
+
+
+def crop(padded: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, size: int) -> torch.Tensor:
+    """The ``size`` x ``size`` window at ``(dy[i], dx[i])`` of image ``index[i]`` of ``padded`` (N x C x H x W).
+
+    One gather from the windows view (``unfold``): no boolean mask, so no ``nonzero`` and no wait
+    for the device (docs/engine.md, Batches). Returns a B x C x size x size tensor.
+    """
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # N x C x shifts_y x shifts_x x size x size, a view
+    return windows.permute(0, 2, 3, 1, 4, 5)[index, dy, dx]
+
+
 def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """A random ``size`` x ``size`` window of every padded image: one copy per (row or column) shift."""
-    n, channels, height, width = padded.shape
-    dy, dx = (torch.randint(0, s - size + 1, (n,), generator=generator).to(padded.device) for s in (height, width))
-    rows = padded.new_empty(n, channels, size, width)
-    for shift in range(height - size + 1):
-        hit = dy == shift
-        rows[hit] = padded[hit, :, shift:shift + size]
-    out = padded.new_empty(n, channels, size, size)
-    for shift in range(width - size + 1):
-        hit = dx == shift
-        out[hit] = rows[hit, :, :, shift:shift + size]
-    return out
+    """A random ``size`` x ``size`` window of every padded image (offsets drawn as in :func:`draw_augmentations`)."""
+    n, _, height, width = padded.shape
+    drawn = draw_augmentations(1, n, (height - size + 1, width - size + 1), False, generator).to(padded.device)
+    return crop(padded, torch.arange(n, device=padded.device), drawn.dy[0], drawn.dx[0], size)
 
 
-def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)
+def flip_where(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """``x[i]`` mirrored left-right where ``flip[i]``: one ``torch.where``, no boolean indexing."""
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
@@ -353,8 +392,10 @@ class Batches:
     """Normalised float batches from a uint8 split held on the device.
 
     Training batches are shuffled by one ``randperm`` of ``order_generator`` per epoch, padded
-    (``pad`` zeros), randomly cropped and, if ``hflip``, flipped, with ``aug_generator``; the last
-    partial batch is dropped. Evaluation batches come in order, unaugmented, all of them.
+    (``pad`` zeros), randomly cropped and, if ``hflip``, flipped, with ``aug_generator`` (the
+    epoch's draws made at its start, :func:`draw_augmentations`, and moved to the device once);
+    the last partial batch is dropped. Evaluation batches come in order, unaugmented, all of them.
+    Nothing in an epoch waits for the device.
     """
 
     def __init__(self, split: Split, batch_size: int, mean: tuple[float, ...], std: tuple[float, ...],
@@ -376,15 +417,19 @@ class Batches:
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
+        n, device = len(self.labels), self.labels.device
         order = torch.randperm(n, generator=self.order_generator) if self.train else torch.arange(n)
-        order = order.to(self.labels.device)
+        if self.train:
+            shifts = (self.images.shape[-2] - self.size + 1, self.images.shape[-1] - self.size + 1)
+            drawn = draw_augmentations(len(self), self.batch_size, shifts, self.hflip, self.aug_generator).to(device)
+        order = order.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else order.to(device)
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.images[index]
             if self.train:
-                x = random_crop(x, self.size, self.aug_generator)
-                if self.hflip:
-                    x = random_flip(x, self.aug_generator)
+                x = crop(self.images, index, drawn.dy[i], drawn.dx[i], self.size)
+                if drawn.flip is not None:
+                    x = flip_where(x, drawn.flip[i])
+            else:
+                x = self.images[index]
             x = ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
             yield x, self.labels[index]

@@ -8,11 +8,14 @@ with or without an interruption.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -24,9 +27,49 @@ from .data import Batches, Dataset, make_splits
 from .speed import to_memory_format, tune_allocator
 from .store import RunStore
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class Diverged(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class StepPath:
+    """The forward pass a run's steps take: the model's own (``eager``), or ``torch.compile`` of it (``compiled``)
+    until a compiled call fails, then the model's own for the rest of this training call, the failure kept.
+
+    ``run(fn, kind)`` calls ``fn(forward)``. Where the compiled forward fails (compiling, or the compiled
+    code, forward or backward) on the first call of its ``kind`` (``"train"``: a step, ``"eval"``: an
+    evaluation; each compiles its own graph), it falls back and calls ``fn`` again with the model's own
+    forward, so a failed compile never costs the run. Once a kind has run compiled, its errors are the
+    network's and are raised. Compile errors are raised before the compiled code runs; only a step whose
+    graph broke into pieces (a part run, a later part failing) can have counted its batch in the
+    BatchNorm statistics twice.
+    """
+
+    def __init__(self, model: nn.Module, compile: bool = False) -> None:
+        self.model, self.fallback_reason, self.proven = model, None, set()
+        self.forward: Callable = torch.compile(model) if compile else model
+        self.name = "compiled" if compile else "eager"
+
+    def run(self, fn: Callable[[Callable], T], kind: str = "train") -> T:
+        try:
+            result = fn(self.forward)
+        except Exception as error:
+            if self.name != "compiled" or kind in self.proven:
+                raise
+            self.forward, self.name = self.model, "eager"
+            self.fallback_reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            log.warning("the compiled step failed (%s); the run goes on with the plain step", self.fallback_reason)
+            return fn(self.forward)
+        self.proven.add(kind)
+        return result
+
+    @property
+    def label(self) -> str:
+        """What metrics.jsonl records per epoch: ``compiled``, or ``eager (compile failed: <reason>)``."""
+        return self.name if self.fallback_reason is None else f"eager (compile failed: {self.fallback_reason})"
 
 
 def build_model(cfg: RunConfig, data: Dataset) -> nn.Module:
@@ -50,16 +93,16 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Batches, autocast) -> tuple[float, float]:
-    """(mean cross-entropy without smoothing, top-1 in percent)."""
+    """(mean cross-entropy without smoothing, top-1 in percent); the device's sums are read once, at the end."""
     model.eval()
-    loss = correct = 0.0
+    losses, correct = [], torch.zeros((), dtype=torch.int64, device=batches.labels.device)
     for x, y in batches:
         with autocast:
             logits = model(x)
-        loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        losses.append(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += (logits.argmax(1) == y).sum()
     n = len(batches.labels)
-    return loss / n, 100.0 * correct / n
+    return sum(torch.stack(losses).tolist(), 0.0) / n, 100.0 * correct.item() / n
 
 
 def _finite(value: float | None) -> float | None:
@@ -135,29 +178,55 @@ def checkpoint(t: Training, epoch: int, history: list[dict]) -> dict:
                     "cuda": torch.cuda.get_rng_state(t.device) if t.device.type == "cuda" else None}}
 
 
-def train_epoch(t: Training, forward: Callable, epoch: int, on_step: Callable[[int, int], None] | None) -> dict:
-    """One epoch of training steps; its training metrics (running loss and top-1 over the augmented batches)."""
+def _diverged(losses: list[float], epoch: int) -> Diverged | None:
+    """A :class:`Diverged` naming the first non-finite loss of ``losses`` (one per step, from step 1), or None."""
+    step = next((i for i, value in enumerate(losses, 1) if not math.isfinite(value)), None)
+    return None if step is None else Diverged(f"loss is {losses[step - 1]} at epoch {epoch} step {step}")
+
+
+def _forward_backward(t: Training, forward: Callable, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's forward, loss and backward (gradients set afresh); its logits and loss."""
+    with t.autocast:
+        logits = forward(x)
+        loss = t.criterion(logits.float(), y)
+    t.optimizer.zero_grad(set_to_none=True)
+    t.scaler.scale(loss).backward()
+    return logits, loss
+
+
+def train_epoch(t: Training, path: StepPath, epoch: int, on_step: Callable[[int, int], None] | None) -> dict:
+    """One epoch of training steps; its training metrics (running loss and top-1 over the augmented batches).
+
+    Nothing in a step waits for the device: each step's loss and correct count stay on it and are
+    read once, after the last step, and only then is a non-finite loss found; :class:`Diverged`
+    names its first step. (An error raised by a later step of that epoch is reported as the
+    divergence it follows.)
+    """
     t.model.train()
-    start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-    for step, (x, y) in enumerate(t.batches, 1):
-        with t.autocast:
-            logits = forward(x)
-            loss = t.criterion(logits.float(), y)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise Diverged(f"loss is {loss_value} at epoch {epoch} step {step}")
-        t.optimizer.zero_grad(set_to_none=True)
-        t.scaler.scale(loss).backward()
-        t.scaler.step(t.optimizer)
-        t.scaler.update()
-        t.scheduler.step()
-        loss_sum += loss_value * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-        if on_step:
-            on_step(step, len(t.batches))
+    start, losses, seen = time.perf_counter(), [], 0
+    correct = torch.zeros((), dtype=torch.int64, device=t.device)
+    try:
+        for step, (x, y) in enumerate(t.batches, 1):
+            logits, loss = path.run(partial(_forward_backward, t, x=x, y=y))
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+            t.scheduler.step()
+            losses.append(loss.detach())
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if on_step:
+                on_step(step, len(t.batches))
+    except Exception as error:
+        if losses and (diverged := _diverged(torch.stack(losses).tolist(), epoch)) is not None:
+            raise diverged from error
+        raise
+    values = torch.stack(losses).tolist()  # the epoch's one read of its losses
+    if (diverged := _diverged(values, epoch)) is not None:
+        raise diverged
+    # summed in float64 in step order, each step's loss times its batch size, as engine version 2 always summed it
+    loss_sum = sum((value * t.batches.batch_size for value in values), 0.0)
     seconds = time.perf_counter() - start
-    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen,
+    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_top1": 100.0 * correct.item() / seen,
             "val_loss": None, "val_top1": None, "test_loss": None, "test_top1": None,
             "lr": t.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "images_per_second": seen / seconds}
 
@@ -176,16 +245,18 @@ def fit(cfg: RunConfig, data: Dataset, runtime: Runtime, store: RunStore,
     history = resume(t, store.load_checkpoint())
     store.rewrite_metrics(history)  # metrics.jsonl always agrees with the checkpoint
 
-    forward = torch.compile(t.model) if runtime.compile else t.model
+    path = StepPath(t.model, runtime.compile)
     for epoch in range(len(history) + 1, protocol.epochs + 1):
         if callable(getattr(t.model, "set_epoch", None)):
             t.model.set_epoch(epoch - 1, protocol.epochs)  # 0-based epoch index
         start = time.perf_counter()
-        metrics = train_epoch(t, forward, epoch, on_step)
+        metrics = train_epoch(t, path, epoch, on_step)
         for name, split_batches in t.eval_batches.items():
             if name == "val" or protocol.test_every_epoch or epoch == protocol.epochs:
-                loss_, top1 = evaluate(forward, split_batches, t.autocast)
+                loss_, top1 = path.run(partial(evaluate, batches=split_batches, autocast=t.autocast), "eval")
                 metrics[f"{name}_loss"], metrics[f"{name}_top1"] = _finite(loss_), top1
+        if runtime.compile:  # which step ran; runs without --compile keep the metrics they always had
+            metrics["step"] = path.label
         metrics["eval_seconds"] = time.perf_counter() - start - metrics["epoch_seconds"]
         history.append(metrics)
         store.append_metrics(metrics)

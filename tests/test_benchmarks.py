@@ -21,6 +21,7 @@ QUICK = {
                     batch_size=4),
     "executor": dict(seeds=1, rounds=1, threads=1, epochs=1, quick=True),
     "allocator": dict(models=TINY, steps=2, batch_size=16, rounds=1, quick=True, isolate=False),
+    "gpu": dict(models=TINY, steps=2, batch=8, quick=True, isolate=False),
 }
 
 
@@ -54,3 +55,44 @@ def test_allocator_switch_reaches_a_fresh_process():
     glibc = platform.libc_ver()[0] == "glibc"
     assert fresh("experiments.speed:tune_allocator", env={ENV_SWITCH: "0"}) is False
     assert fresh("experiments.speed:tune_allocator", env={ENV_SWITCH: "1"}) is glibc
+
+
+def test_gpu_bench_on_the_cpu_prints_every_column_and_writes_no_record(tmp_path):
+    from baselines.registry import create_model
+    from benchmarks import gpu
+    from costing.profiling import count_bytes_moved
+    from experiments.runner import import_models
+
+    lines: list[str] = []
+    record = tmp_path / "gpu.json"
+    summary = gpu.run(echo=lines.append, models=TINY, steps=2, batch=8, quick=True, isolate=False, record=record)
+    (entry,) = summary["entries"]
+    import_models()
+    assert entry["bytes_per_image"] == count_bytes_moved(create_model(TINY[0], num_classes=10), (3, 32, 32), 8)
+    assert entry["device"] == "cpu" and entry["bandwidth_fraction"] is None and entry["runs_at_once"] == 1
+    assert entry["img_per_s"] == pytest.approx(entry["img_per_s_per_run"]) and entry["img_per_s"] > 0
+    assert entry["runs_in_10_min"] >= 0
+    assert "bandwidth unknown" in lines[0] and "MB/image" in lines[0] and not record.exists()
+
+
+def test_gpu_bench_tables_by_hand():
+    from benchmarks.gpu import networks, peak_bandwidth, runs_in_ten_minutes
+
+    assert peak_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12 and peak_bandwidth("NVIDIA H100 PCIe") == 2.0e12
+    assert peak_bandwidth("NVIDIA H200") == 4.8e12 and peak_bandwidth("NVIDIA A100-SXM4-80GB") is None
+    # 2 runs at once, each 30 epochs x 49,000 images at 4,900 img/s = 300 s + 20 s: 600 / 320 = 1.875 -> 3 in all
+    assert runs_in_ten_minutes(4900.0, 2, 30, 49_000, 20.0) == 3
+    assert networks()[:2] == ("dyclotnet_200", "mobilenetv2_cifar8_100") and "resnet20_cifar" in networks()
+
+
+def test_bytes_moved_by_hand():
+    """Flatten + Linear(4 -> 2, no bias), batch 1, cross-entropy. Elements read + written per op:
+    mm 4+8+2, log_softmax 2+2, nll_loss 2 (+1 int64 target) +2, ones_like 1+1, nll_loss_backward
+    1+2+1 (+1 int64) +2, log_softmax_backward 2+2+2, mm (weight gradient) 2+4+8: 50 floats, 2 int64."""
+    from torch import nn
+
+    from costing.profiling import count_bytes_moved
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, bias=False))
+    assert count_bytes_moved(net, (4, 1, 1), batch_size=1) == 50 * 2 + 2 * 8
+    assert count_bytes_moved(net, (4, 1, 1), batch_size=1, float_bytes=4) == 50 * 4 + 2 * 8

@@ -161,6 +161,55 @@ def test_batches_are_seeded_and_crops_are_windows():
         assert any(torch.equal(crops[i], windows[i, :, dy, dx]) for dy in range(9) for dx in range(9))
 
 
+def masked_crop(padded: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Engine version 2's first crop, kept as the reference: boolean-masked copies by shift group."""
+    n, channels, height, width = padded.shape
+    dy, dx = (torch.randint(0, s - size + 1, (n,), generator=generator) for s in (height, width))
+    rows = padded.new_empty(n, channels, size, width)
+    for shift in range(height - size + 1):
+        rows[dy == shift] = padded[dy == shift, :, shift:shift + size]
+    out = padded.new_empty(n, channels, size, size)
+    for shift in range(width - size + 1):
+        out[dx == shift] = rows[dx == shift, :, :, shift:shift + size]
+    return out
+
+
+def masked_epoch(split, batch_size: int, order: torch.Generator, aug: torch.Generator, hflip: bool) -> list:
+    """Engine version 2's first training epoch, kept as the reference: per batch a masked crop, then a flip."""
+    padded, out = torch.nn.functional.pad(split.x, (4,) * 4), []
+    permutation = torch.randperm(len(split), generator=order)
+    for i in range(len(split) // batch_size):
+        index = permutation[i * batch_size:(i + 1) * batch_size]
+        x = masked_crop(padded[index], split.x.shape[-1], aug)
+        if hflip:
+            flip = torch.rand(len(x), generator=aug) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        out.append((x, split.y[index]))
+    return out
+
+
+@pytest.mark.parametrize("hflip", [True, False])
+def test_crops_and_flips_draw_and_give_what_the_masked_crop_gave(hflip):
+    """Same generator states in, the same uint8 batches out and the same generator states after, over two
+    epochs: CPU runs compute what they computed before the crop lost its boolean masks."""
+    ds = load_dataset("synthetic")
+    train, _, _ = make_splits(ds, get_protocol("smoke"))
+    gens = {side: [torch.Generator().manual_seed(s) for s in (11, 12)] for side in ("ours", "reference")}
+    batches = Batches(train, 32, (0.0,) * 3, (1.0,) * 3, torch.device("cpu"), train=True, hflip=hflip,
+                      order_generator=gens["ours"][0], aug_generator=gens["ours"][1])
+    for _ in range(2):
+        ours = [(x, y) for x, y in batches]
+        reference = masked_epoch(train, 32, *gens["reference"], hflip)
+        assert len(ours) == len(reference) == len(train) // 32
+        for (x, y), (x_ref, y_ref) in zip(ours, reference, strict=True):
+            assert x.dtype == torch.float32 and torch.equal(x, x_ref.float()) and torch.equal(y, y_ref)
+        for g_ours, g_ref in zip(gens["ours"], gens["reference"], strict=True):
+            assert torch.equal(g_ours.get_state(), g_ref.get_state())
+    padded = torch.nn.functional.pad(train.x[:40], (4,) * 4)
+    assert torch.equal(random_crop(padded, 32, torch.Generator().manual_seed(3)),
+                       masked_crop(padded, 32, torch.Generator().manual_seed(3)))
+
+
 def test_bad_data_inputs(tmp_path):
     with pytest.raises(ValueError, match="did you mean 'cifar10'"):
         load_dataset("cifar1O", cache=tmp_path)

@@ -292,3 +292,100 @@ def test_run_grid_trains_a_spare_run_on_the_idle_worker_and_returns_the_grids_ru
     results = run_grid([run], RUNTIME.model_copy(update={"threads": None}), tmp_path, workers=2, spare=[spare])
     assert [r["run_id"] for r in results] == [run.run_id] and results[0]["status"] == "ok"
     assert RunStore.of(tmp_path, spare).read_result()["status"] == "ok"  # trained beside it, not returned
+
+
+def test_same_seeds_give_bit_identical_weights(tmp_path):
+    """Two trainings of one config end with the same weights, bit for bit (not only the same metrics)."""
+    import torch
+
+    from experiments.data import load_dataset
+    from experiments.runner import import_models, torch_settings
+    from experiments.trainer import fit
+
+    import_models(RUNTIME.plugins)
+    data = load_dataset("synthetic")
+    weights = []
+    for name in ("1", "2"):
+        (tmp_path / name).mkdir()
+        with torch_settings(RUNTIME):
+            model, _ = fit(config(), data, RUNTIME, RunStore(tmp_path / name))
+        weights.append(model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def host_syncs_per_epoch(steps: int) -> dict[str, int]:
+    """Calls of the ops that make the host wait for the device (``nonzero``: a boolean mask's size;
+    ``_local_scalar_dense``: ``.item()``), during one training epoch of ``steps`` steps of a tiny network."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from experiments.data import load_dataset
+    from experiments.runner import import_models, torch_settings
+    from experiments.trainer import StepPath, prepare, train_epoch
+
+    import_models(RUNTIME.plugins)
+    data = load_dataset("synthetic")
+    protocol = get_protocol("smoke", epochs=1, batch_size=10, train_per_class=steps, val_per_class=4)  # 10 classes
+    cfg = RunConfig(grid="sync", variant="a", model="engine_test_net", dataset="synthetic", protocol=protocol, seed=0,
+                    seeds=Seeds.derive(0))
+    with torch_settings(RUNTIME):
+        t = prepare(cfg, data, RUNTIME)
+        assert len(t.batches) == steps
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_epoch(t, StepPath(t.model), 1, None)
+    counts = {e.key: e.count for e in prof.key_averages()}
+    return {op: counts.get(op, 0) for op in ("aten::nonzero", "aten::_local_scalar_dense")}
+
+
+def test_a_training_epoch_does_not_wait_for_the_device_at_every_step():
+    """The host reads the device a fixed number of times per epoch (its loss and accuracy), however many steps."""
+    few, many = host_syncs_per_epoch(4), host_syncs_per_epoch(12)
+    assert few == many, (few, many)
+    assert few["aten::nonzero"] == 0 and few["aten::_local_scalar_dense"] <= 2
+
+
+def test_a_compiled_step_that_fails_falls_back_to_the_plain_step_and_says_so(tmp_path, monkeypatch):
+    import torch
+
+    def failing_compile(model, **_):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("injected compile failure")
+        return compiled
+
+    plain = execute(config(), RUNTIME, tmp_path / "plain")
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    compiled = execute(config(), RUNTIME.model_copy(update={"compile": True}), tmp_path / "compiled")
+    assert plain["status"] == compiled["status"] == "ok"
+    plain_epochs = RunStore.of(tmp_path / "plain", config()).load_metrics()
+    compiled_epochs = RunStore.of(tmp_path / "compiled", config()).load_metrics()
+    assert [m.pop("step") for m in compiled_epochs] == ["eager (compile failed: RuntimeError: injected compile failure)"] * 2
+    assert "step" not in plain_epochs[0] and untimed(compiled_epochs) == untimed(plain_epochs)
+
+
+def test_an_error_of_the_network_is_not_taken_for_a_compile_failure(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "compile", lambda model, **_: model)  # "compiles" to the model itself
+    result = execute(config(fail_at_step=2), RUNTIME.model_copy(update={"compile": True}), tmp_path)
+    assert result["status"] == "failed" and result["reason"] == "RuntimeError: injected failure"
+
+
+def network_names() -> tuple[str, ...]:
+    from benchmarks.gpu import networks
+
+    return networks()
+
+
+@pytest.mark.parametrize("name", network_names())
+def test_the_study_networks_step_without_waiting_for_the_device(name):
+    """Forward and backward of every network of (c) and (d) call neither ``nonzero`` nor ``.item()``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from baselines.registry import create_model
+
+    model = create_model(name, num_classes=10).train()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.zeros(4, dtype=torch.long)).backward()
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert counts.get("aten::nonzero", 0) == counts.get("aten::_local_scalar_dense", 0) == 0

@@ -1,0 +1,178 @@
+"""``run.py bench gpu``: the GPU protocol's training speed of the networks of questions (c) and (d).
+
+Per network (``study.grids``: ``HEADLINE``, then DyClotNet-0.5 and ``BASELINE_MODELS``) and per
+number of runs trained at once (spawned processes sharing the device, as ``run.py gpu-next
+--workers K`` trains them):
+
+* images/s in all and per run: the engine's own training epoch (``experiments.trainer``:
+  ``prepare``, one untimed epoch, then one timed epoch; the runtime of ``experiments.gpu``), at the
+  ``gpu`` protocol's batch on a GPU. The runs at once start their timed epochs together (a file
+  barrier); in all is their images over the wall time from the first start to the last end, per
+  run is that divided by the runs;
+* bytes per image: ``costing.profiling.count_bytes_moved`` (forward and backward, bf16, op by op);
+* the fraction of the device's memory bandwidth that is (images/s in all x bytes per image /
+  the device's peak bandwidth, ``PEAK_BANDWIDTH``; "unknown" for other devices, the CPU included);
+* runs of the ``gpu`` protocol that fit in 10 minutes: ``K x 600 s / (RUN_OVERHEAD_S + epochs x
+  training images / images/s per run)``, rounded down (evaluation not counted: its forward passes
+  are under 3% of a run's images).
+
+On a GPU it writes ``benchmarks/records/gpu.json``: one entry per network and runs at once,
+``{device, network, batch, runs_at_once, img_per_s (in all), bytes_per_image, bandwidth_fraction,
+img_per_s_per_run, runs_in_10_min}``. On the CPU it writes nothing (the speeds there say nothing
+about a GPU) and uses a small batch and few steps by default.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+RECORD = Path(__file__).resolve().parent / "records" / "gpu.json"
+# Peak memory bandwidth, bytes/s, from NVIDIA's data sheets, by a part of torch.cuda.get_device_name();
+# the first match wins (so the H100's PCIe and NVL parts come before the SXM part, "NVIDIA H100 80GB HBM3")
+PEAK_BANDWIDTH = (("H200", 4.8e12), ("H100 NVL", 3.9e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12))
+TEN_MINUTES_S = 600.0
+BARRIER_TIMEOUT_S = 300.0
+
+
+def networks() -> tuple[str, ...]:
+    """The networks of (c), the headline pair and its 4x4 row, and of (d), DyClotNet-0.5 and the baselines."""
+    from study.grids import BASELINE_MODELS, HEADLINE
+
+    return tuple(dict.fromkeys([*(v.model for v in HEADLINE.values()), "dyclotnet_050", *BASELINE_MODELS]))
+
+
+def peak_bandwidth(device_name: str) -> float | None:
+    """The device's peak memory bandwidth in bytes/s, or None where the table does not know it."""
+    return next((bandwidth for part, bandwidth in PEAK_BANDWIDTH if part in device_name), None)
+
+
+def runs_in_ten_minutes(per_run_img_s: float, runs_at_once: int, epochs: int, train_images: int,
+                        overhead_s: float) -> int:
+    """Whole runs of ``epochs`` x ``train_images`` that ``runs_at_once`` runs, each at ``per_run_img_s``, finish
+    in 10 minutes, each paying ``overhead_s`` besides its epochs."""
+    return math.floor(runs_at_once * TEN_MINUTES_S / (overhead_s + epochs * train_images / per_run_img_s))
+
+
+def measure_run(model: str, device: str, steps: int, batch: int, threads: int | None = None, quick: bool = False,
+                barrier: str | None = None, parties: int = 1) -> dict:
+    """One timed training epoch of ``steps`` steps of the engine (after one untimed epoch): its images, its
+    wall-clock start and end (``time.time()``) and images/s.
+
+    With ``barrier`` (a folder), the timed epoch starts once ``parties`` processes are ready there.
+    """
+    import torch
+
+    from benchmarks.common import load_data
+    from experiments.config import RunConfig, Seeds, get_protocol
+    from experiments.gpu import make_runtime
+    from experiments.runner import import_models, torch_settings
+    from experiments.trainer import StepPath, prepare, train_epoch
+
+    import_models()
+    data = load_data(quick)
+    protocol = get_protocol("gpu", epochs=2, batch_size=batch, val_per_class=0, test_per_class=1,
+                            train_per_class=math.ceil(steps * batch / len(data.classes)))
+    cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=0,
+                    seeds=Seeds.derive(0))
+    runtime = make_runtime(device, threads=threads)
+    with torch_settings(runtime):
+        t = prepare(cfg, data, runtime)
+        path = StepPath(t.model, runtime.compile)
+        train_epoch(t, path, 1, None)  # warm-up: cuDNN's choices, the allocator, the optimiser's state
+        waited = 0.0
+        if barrier:
+            waited = _wait_for(Path(barrier), parties)
+        start = time.time()
+        metrics = train_epoch(t, path, 2, None)  # it ends reading its losses: the device has finished
+        end = time.time()
+    return {"images_per_second": metrics["images_per_second"], "images": len(t.batches) * batch, "start": start,
+            "end": end, "waited_s": waited,
+            "device": torch.cuda.get_device_name(runtime.device) if device.startswith("cuda") else "cpu"}
+
+
+def _wait_for(folder: Path, parties: int) -> float:
+    """Mark this process ready in ``folder`` and wait until ``parties`` are; the seconds waited."""
+    import os
+
+    start = time.perf_counter()
+    (folder / f"ready-{os.getpid()}").touch()
+    while len(list(folder.glob("ready-*"))) < parties:
+        if time.perf_counter() - start > BARRIER_TIMEOUT_S:
+            raise TimeoutError(f"only {len(list(folder.glob('ready-*')))} of {parties} runs were ready after "
+                               f"{BARRIER_TIMEOUT_S:.0f} s")
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batch: int, threads: int | None,
+                    quick: bool, isolate: bool) -> list[dict]:
+    """:func:`measure_run` in ``runs_at_once`` fresh processes at once (in this process if one and not
+    ``isolate``); one result per run."""
+    from benchmarks.common import fresh
+
+    if runs_at_once == 1 and not isolate:
+        return [measure_run(model, device, steps, batch, threads, quick)]
+    with tempfile.TemporaryDirectory() as barrier, ThreadPoolExecutor(runs_at_once) as pool:
+        kwargs = dict(model=model, device=device, steps=steps, batch=batch, threads=threads, quick=quick,
+                      barrier=barrier, parties=runs_at_once)
+        futures = [pool.submit(fresh, "benchmarks.gpu:measure_run", **kwargs) for _ in range(runs_at_once)]
+        return [f.result() for f in futures]
+
+
+def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None = None, device: str | None = None,
+        runs_at_once: tuple[int, ...] | None = None, steps: int | None = None, batch: int | None = None,
+        quick: bool = False, isolate: bool = True, record: Path | None = RECORD) -> dict:
+    """Measure, print one line per network and runs at once, and write ``record`` on a GPU; the summary.
+
+    Defaults on a GPU: every network of (c) and (d), 1 and 8 runs at once, the ``gpu`` protocol's
+    batch (512), 20 timed steps. On the CPU: 1 run, batch 32, 4 steps.
+    """
+    import torch
+
+    from baselines.registry import create_model
+    from costing.profiling import count_bytes_moved
+    from experiments.config import get_protocol
+    from experiments.gpu import RUN_OVERHEAD_S
+    from experiments.runner import import_models
+
+    import_models()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    on_gpu = device.startswith("cuda")
+    protocol = get_protocol("gpu")
+    models = models or networks()
+    runs_at_once = runs_at_once or ((1, 8) if on_gpu else (1,))
+    steps, batch = steps or (20 if on_gpu else 4), batch or (protocol.batch_size if on_gpu else 32)
+    train_images = 50_000 - 10 * protocol.val_per_class  # CIFAR-10's training images less the validation split
+    device_name = torch.cuda.get_device_name(device) if on_gpu else "cpu"
+    bandwidth = peak_bandwidth(device_name) if on_gpu else None
+    entries = []
+    for model in models:
+        bytes_per_image = count_bytes_moved(create_model(model, num_classes=10), (3, 32, 32), batch_size=batch)
+        for k in runs_at_once:
+            timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate)
+            in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
+            fraction = in_all * bytes_per_image / bandwidth if bandwidth else None
+            fits = runs_in_ten_minutes(in_all / k, k, protocol.epochs, train_images, RUN_OVERHEAD_S)
+            entries.append({"device": device_name, "network": model, "batch": batch, "runs_at_once": k,
+                            "img_per_s": in_all, "bytes_per_image": bytes_per_image, "bandwidth_fraction": fraction,
+                            "img_per_s_per_run": in_all / k, "runs_in_10_min": fits})
+            echo(f"{model:32s} {k:2d} at once: {in_all / k:9.1f} img/s per run, {in_all:9.1f} in all | "
+                 f"{bytes_per_image / 1e6:6.1f} MB/image | "
+                 + (f"{fraction:6.1%} of {bandwidth / 1e12:.2f} TB/s" if fraction is not None else "bandwidth unknown")
+                 + f" | {fits} gpu-protocol runs in 10 min")
+    echo(f"device {device_name}, batch {batch}, {steps} timed steps per run after one untimed epoch, runs at once in "
+         f"spawned processes; runs in 10 min: {protocol.epochs} epochs x {train_images} images + {RUN_OVERHEAD_S:.0f} s "
+         "a run, evaluation not counted")
+    if on_gpu and record is not None:
+        Path(record).parent.mkdir(parents=True, exist_ok=True)
+        Path(record).write_text(json.dumps(entries, indent=1) + "\n")
+        echo(f"record written: {record}")
+    first = [e for e in entries if e["network"] == models[0]]
+    ratio = max(e["img_per_s"] for e in first) / first[0]["img_per_s"]
+    echo(f"ratio: {models[0]} images/s in all, best of {', '.join(map(str, runs_at_once))} runs at once / "
+         f"{first[0]['runs_at_once']} at once: {ratio:.2f}x")
+    return {"entries": entries, "ratio": ratio}

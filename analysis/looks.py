@@ -22,9 +22,8 @@ from study.questions import SECOND_EDITION_QUESTIONS
 
 from .decisions import look_history, paired_differences
 from .load import of_engine_version
-from .second_edition import percent
 from .status import RunStatus
-from .tables import markdown_table
+from .tables import markdown_table, percent
 
 COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
 

@@ -3,7 +3,7 @@
 A search for grid G is the grid ``G-lr`` (variants ``<network>@lr<value>``) plus the choice the engine
 wrote to ``RESULTS/G-lr/chosen.json``: per network, the candidate with the best mean final validation
 top-1. ``searches`` reads those files (or, for a search still without a choice, its finished runs' validation
-scores) and the search runs' validation curves; ``search_lines`` and ``search_figure`` render them without
+scores) and the search runs' validation curves; ``search_lines`` and ``analysis.plots.search_figure`` render them without
 touching files. A search's runs are tuning runs: the report shows their validation scores here and never
 compares them on the test set (``is_search``: the report's analysis leaves them out).
 """
@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
@@ -184,17 +183,3 @@ def figure_name(search: LearningRateSearch) -> str:
     return f"lr_search_{search.grid}"
 
 
-def search_figure(search: LearningRateSearch):
-    """Validation top-1 per epoch (mean over the search's seeds), one panel per network, one line per rate."""
-    networks = sorted(search.curves["network"].unique())
-    fig, axes = plt.subplots(1, len(networks), figsize=(3.2 * len(networks), 2.8), squeeze=False, sharey=True)
-    chosen = {choice.network: choice.lr for choice in search.choices}
-    for ax, network in zip(axes[0], networks, strict=True):
-        for lr, rows in search.curves[search.curves["network"] == network].groupby("lr"):
-            ax.plot(rows["epoch"], rows["val_top1"], marker=".", lw=2.2 if chosen.get(network) == lr else 1.0,
-                    label=f"lr {lr:g}" + (" (chosen)" if chosen.get(network) == lr else ""))
-        ax.set(title=network, xlabel="epoch")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("validation top-1 (%)")
-    fig.tight_layout()
-    return fig

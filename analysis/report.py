@@ -19,13 +19,13 @@ from typing import NamedTuple
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 from . import second_edition
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
 from .learning_rates import search_lines
 from .looks import looks_lines
+from .plots import close_figure
 from .questions import render_questions
 from .render import (
     fold_long_lines,
@@ -115,7 +115,8 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> ReportPage
         return _pages(main + [SEARCHES_ONLY, ""], rest)
     rest += render_setup(findings.setup, analysis, source, out + options)
     rest += render_questions(findings.questions)
-    rest += render_claims(findings.claims, source) + render_cost_readings(findings.cost_readings, source)
+    if study or any(row.grid is not None and row.verdict != "no results" for row in findings.claims.rows):
+        rest += render_claims(findings.claims, source) + render_cost_readings(findings.cost_readings, source)
     if study:
         for grid in findings.grids:
             rest += render_grid(grid, analysis, source, folder)
@@ -147,7 +148,7 @@ def save_figure(fig, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=120, metadata={"Software": None})
     fig.savefig(paths[1], metadata={"CreationDate": None, "Creator": None, "Producer": None})
-    plt.close(fig)
+    close_figure(fig)
     return paths
 
 

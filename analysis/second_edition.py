@@ -2,7 +2,7 @@
 
 ``glance_rows`` computes "The questions at a glance" from the results files (``analysis.render.render_glance`` writes it); the
 budget is computed by
-``budget_findings`` and written by ``budget_lines`` (Markdown) and ``budget_figure`` (a matplotlib figure for
+``budget_findings`` and written by ``budget_lines`` (Markdown) and ``analysis.plots.budget_figure`` (a matplotlib figure for
 the report to save). Only files are read.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.grids import (
@@ -193,20 +192,6 @@ def _gpu_cost(frame: pd.DataFrame, folder: str) -> dict:
     seconds = pd.to_numeric(rows["train_seconds"], errors="coerce").dropna()
     return {"cpu_hours": None, "gpu": True, "gpu_runs": len(seconds),
             "gpu_hours": float(seconds.sum() / 3600) if len(seconds) else None}
-
-
-def budget_figure(table: pd.DataFrame):
-    """Paired SD (and its upper bound) and CPU-hours per decided question against the pilot's budgets."""
-    fig, (ax_sd, ax_cost) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for question, rows in table.groupby("question"):
-        ax_sd.errorbar(rows["budget"], rows["sd"], yerr=[[0] * len(rows), rows["sd_upper"] - rows["sd"]],
-                       marker="o", capsize=3, label=question)
-        ax_cost.plot(rows["budget"], rows["cpu_hours"], marker="o", label=question)
-    ax_sd.set(xlabel="budget (protocol)", ylabel="paired SD, points (bar: 80% upper bound)")
-    ax_cost.set(xlabel="budget (protocol)", ylabel="CPU-hours per decided question", yscale="log")
-    ax_sd.legend(fontsize=7)
-    fig.tight_layout()
-    return fig, (ax_sd, ax_cost)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from analysis.load import load_results
-from analysis.looks import decision_records, looks_figure, looks_lines
+from analysis.looks import decision_records, looks_lines
+from analysis.plots import looks_figure
 from experiments.until_decided import run_until_decided
 
 GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid

@@ -274,6 +274,7 @@ def test_a_small_grids_report_shows_its_result_first_and_no_study_section(analys
     assert not {"## The paper's claims", "## The questions at a glance", "## Choosing the budget",
                 "## Questions and answers"} & set(headings)
     assert "## Setup" in pages.appendix and "## Grid `g`" not in pages.appendix
+    assert "## First pass: paper claims" not in pages.appendix  # no claim has runs here
 
 
 def test_no_line_of_either_page_is_longer_than_the_limit():
@@ -351,8 +352,9 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
 
     import matplotlib.pyplot as plt
 
-    from analysis.learning_rates import search_figure, search_lines, searches
+    from analysis.learning_rates import search_lines, searches
     from analysis.load import load_curves, load_results
+    from analysis.plots import search_figure
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"

@@ -101,7 +101,7 @@ class PaperClaim:
     words: str  # the paper's words
     where: str  # where the paper says it
     kind: Kind
-    published: float | None  # points, or a ratio
+    published: float | None  # points, a ratio or a bound; for "replaces" our margin (the paper gives no figure)
     verdict: Verdict
     decision: Decision | None = None
     cost: CostCount | None = None

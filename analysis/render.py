@@ -12,12 +12,13 @@ import re
 import pandas as pd
 
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
-from study.grids import CPU_SEED_CAP
+from study.grids import CPU_SEED_CAP, LR_CANDIDATES, TUNING_SEEDS
 
 from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimRow, ClaimsFindings
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
 from .health import LEARNED_FACTOR, SPIKE_FACTOR
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
+from .plan import QuestionPlan
 from .second_edition import GlanceRow, Stage
 from .sequential import plan_looks
 from .tables import (
@@ -453,6 +454,35 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
 
 
 # ------------------------------------------------------------------------------ findings at a glance
+def plan_text(plan: QuestionPlan) -> str:
+    """A question's plan in words (``run.py plan``): what the effect of interest needs, what the main runs (looks to
+    the CPU cap) decide and cost, then the learning-rate search's cost."""
+    where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    if plan.power_at_cap is None:
+        return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
+    needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
+             if plan.max_seeds is not None
+             else "more seeds than the plan searches")
+    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {plan.sd_source}, {plan.comparisons} comparison(s): "
+            f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
+    if plan.tune_cpu_hours is None:
+        return f"{text}; CPU-h unknown ({plan.cost_source})"
+    return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
+            f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
+            "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
+            "counted: their runs are twins, copied)")
+
+
+def cap_text(plan: QuestionPlan) -> str:
+    """What the main runs, looks to the CPU cap, decide and cost, in words."""
+    looks = ", ".join(str(n) for n in plan_looks(plan.seed_cap))
+    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({plan.cost_source})"
+            if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
+    return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
+            f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
+            f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
+
+
 def _stage_text(r: GlanceRow) -> str:
     """Where a question's runs stand, in a few words."""
     if r.stage is Stage.DECIDED:

@@ -98,7 +98,8 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
 
 
 def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):
-    from analysis.plan import plan_text, question_plans
+    from analysis.plan import question_plans
+    from analysis.render import plan_text
     from analysis.sequential import plan_looks, simulate
     from study.grids import GRIDS
     from study.questions import SECOND_EDITION
@@ -194,7 +195,8 @@ CORE_COSTS = [*({"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in 
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):
-    from analysis.plan import plan_text, question_plans
+    from analysis.plan import question_plans
+    from analysis.render import plan_text
 
     plan = question_plans(pilot, rows, "cpu-full", effect=0.05, reps=200)["a"]  # a tiny effect: far beyond 12 seeds
     assert plan.max_seeds is None or plan.max_seeds > 12
@@ -323,7 +325,8 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     runs, another protocol's and another question's never count; networks without runs keep the proxy."""
     import shutil
 
-    from analysis.plan import plan_text, question_plans
+    from analysis.plan import question_plans
+    from analysis.render import plan_text
 
     root = tmp_path / "results"
     shutil.copytree(pilot, root)

@@ -539,3 +539,12 @@ def test_the_claims_table_reads_decisions_turned_the_claims_way_and_counts_from_
     assert "`res/dct_bound.json`" in text and "waits for question (c)" in text
     assert len(claims_table(glance, None, None)) == len(claims)  # without the count files: not tested yet
     assert claims_table(glance, None, None)[2].verdict is Verdict.NOT_TESTED
+
+
+def test_an_unreadable_cost_file_is_a_one_line_error_naming_the_command_that_rewrites_it(tmp_path):
+    from analysis.paper_claims import read_cost_files
+
+    assert read_cost_files(tmp_path) == (None, None)  # absent: the claims wait for their counts
+    (tmp_path / "dct_bound.json").write_text('{"c1_over_c0": 0.4}')
+    with pytest.raises(ValueError, match=r"dct_bound.json' is not a dct-bound file .*run.py dct-bound --out"):
+        read_cost_files(tmp_path)

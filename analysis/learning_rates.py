@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
+from study.grids import LR_EXTENSIONS, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
 from .status import RunStatus
 from .tables import markdown_table
@@ -136,14 +136,12 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
     if not found:
         return []
     lines = ["## Learning rates, chosen on validation", "",
-             "Every network a grid's main runs train gets the same search before them (`run.py tune GRID`; a question "
-             "that names its comparison searches the reference and that network only, `--compare`, docs/study.md): "
-             "each candidate peak learning rate trained with the same seeds (1000 on, disjoint from the main runs') "
-             "under the grid's protocol; the chosen rate (bold) has the best mean final *validation* top-1, ties to "
-             "the smaller rate. No choice reads the test set (a search run records its test top-1 like every run; "
-             "the report does not show it). Where some network's best rate is an edge of the "
-             "candidates, every searched network gets one more rate beyond that edge, at most once a side "
-             "(the same budget for every network). The main runs record the rate in `config.json` (`protocol.lr`).", ""]
+             "Before its main runs, each network a question compares is trained at every candidate peak learning rate "
+             "(`run.py tune GRID --compare VARIANT`, docs/study.md) with seeds 1000 on, disjoint from the main runs'. "
+             "The chosen rate (bold) has the best mean final *validation* top-1, ties to the smaller rate; no choice "
+             "reads the test set. Where a network's best rate is an edge, every searched network gets one more rate "
+             f"beyond it, up to {LR_EXTENSIONS} a side. The main runs record the rate in `config.json` (`protocol.lr`).",
+             ""]
     for search in found:
         if search.problem:
             lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
@@ -171,9 +169,8 @@ def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str
                       markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
             at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
             if at_edge:
-                lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. The grid does not bracket these "
-                          "networks' best rate, which may lie beyond it: a search is widened beyond an edge for every "
-                          "network alike at most once a side (the same budget for every network; docs/study.md).", ""]
+                lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. Their best rate may lie beyond "
+                          f"it; the search widens every network alike, up to {LR_EXTENSIONS} rates a side.", ""]
         if search.curves is not None:
             lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
     return lines

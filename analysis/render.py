@@ -12,14 +12,16 @@ import re
 import pandas as pd
 
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
-from study.grids import CPU_SEED_CAP, LR_CANDIDATES, TUNING_SEEDS
+from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
 
+from . import learning_rates
 from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimRow, ClaimsFindings
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
 from .health import LEARNED_FACTOR, SPIKE_FACTOR
+from .learning_rates import LearningRateSearch
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
-from .plan import QuestionPlan
-from .second_edition import GlanceRow, Stage
+from .plan import QuestionPlan, plan_table
+from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage
 from .sequential import plan_looks
 from .tables import (
     ci_note,
@@ -451,6 +453,73 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
             "when it lies below, *not tested yet* until decided. A cost claim is counted from the models: *supported* "
             f"within {CLAIM_TOLERANCE:.0%} of the published figure. First-pass verdicts: the appendix.", "",
             markdown_table(table), ""]
+
+
+# ------------------------------------------------------------------------------ budget, learning rates
+def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
+    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
+    lines = ["## Choosing the budget", "",
+             f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
+             f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
+             "under the sequential rule, with the paired SD's 80% upper confidence bound (never the observed "
+             "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
+             "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
+             f"{budget.results}`.", ""]
+    pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
+                + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)" for b, ok in budget.pending) + ".", ""]
+               if budget.pending else [])
+    if not budget.rows:
+        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
+    return lines + [markdown_table(plan_table(list(budget.rows))), "",
+                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
+                    f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]
+
+
+def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) -> list[str]:
+    """"Learning rates, chosen on validation": one table (and figure) per search; nothing when none was made."""
+    if not found:
+        return []
+    lines = ["## Learning rates, chosen on validation", "",
+             "Before its main runs, each network a question compares is trained at every candidate peak learning rate "
+             "(`run.py tune GRID --compare VARIANT`, docs/study.md) with seeds 1000 on, disjoint from the main runs'. "
+             "The chosen rate (bold) has the best mean final *validation* top-1, ties to the smaller rate; no choice "
+             "reads the test set. Where a network's best rate is an edge, every searched network gets one more rate "
+             f"beyond it, up to {LR_EXTENSIONS} a side. The main runs record the rate in `config.json` (`protocol.lr`).",
+             ""]
+    for search in found:
+        if search.problem:
+            lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
+            continue
+        candidates = sorted({c for choice in search.choices for c in choice.val_top1} | set(search.candidates), key=float)
+        if search.runs_done is not None:
+            rows = [{"network": f"`{choice.network}`",
+                     **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
+                        for c in candidates}} for choice in search.choices]
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
+                      f"{search.runs_done} of {search.runs_planned} runs finished; no rate is chosen before every "
+                      "candidate's seeds have finished. Mean final validation top-1 of the finished "
+                      "runs per candidate (runs behind each mean in brackets; – where none has finished yet):", "",
+                      markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
+        else:
+            edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
+            rows = [{"network": f"`{choice.network}`",
+                     **{f"lr {c}": ("–" if c not in choice.val_top1 else
+                                    (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
+                        for c in candidates},
+                     "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
+                     "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
+                    for choice in search.choices]
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
+                      "Mean final validation top-1 per candidate:", "",
+                      markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
+            at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
+            if at_edge:
+                lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. Their best rate may lie beyond "
+                          f"it; the search widens every network alike, up to {LR_EXTENSIONS} rates a side.", ""]
+        if search.curves is not None:
+            name = learning_rates.figure_name(search)
+            lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{name}.png)", ""]
+    return lines
 
 
 # ------------------------------------------------------------------------------ findings at a glance

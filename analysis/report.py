@@ -20,21 +20,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from . import second_edition
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
-from .learning_rates import search_lines
 from .looks import looks_lines
 from .plots import close_figure
 from .questions import render_questions
 from .render import (
     fold_long_lines,
+    render_budget,
     render_claims,
     render_cost_readings,
     render_glance,
     render_grid,
     render_health,
     render_interpretation,
+    render_learning_rates,
     render_limitations,
     render_paper_claims,
     render_pareto,
@@ -82,7 +82,7 @@ def _study_lines(findings: ReportFindings, folder: str) -> list[str]:
     """The main report of the study: its claims, the questions at a glance, the decisions look by look, the budget."""
     return [*render_paper_claims(findings.paper_claims, findings.glance, findings.source),
             *render_glance(findings.glance), *looks_lines(findings.looks, folder),
-            *second_edition.budget_lines(findings.budget, folder)]
+            *render_budget(findings.budget, folder)]
 
 
 def render_report(findings: ReportFindings, out: str, folder: str) -> ReportPages:
@@ -107,7 +107,7 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> ReportPage
         for grid in findings.grids:
             main += render_grid(grid, analysis, source, folder)
         main += render_pareto(findings.pareto, metric, source, folder)
-    main += search_lines(findings.learning_rates, folder)
+    main += render_learning_rates(findings.learning_rates, folder)
     if findings.limitations is not None:
         main += render_limitations(findings.limitations)
     rest += render_runs(findings.runs) + render_health(findings.health)

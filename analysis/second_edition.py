@@ -1,9 +1,8 @@
-"""The report's second-edition sections (docs/study.md): findings at a glance, choosing the budget.
+"""The report's second-edition records (docs/study.md): the questions at a glance, choosing the budget.
 
-``glance_rows`` computes "The questions at a glance" from the results files (``analysis.render.render_glance`` writes it); the
-budget is computed by
-``budget_findings`` and written by ``budget_lines`` (Markdown) and ``analysis.plots.budget_figure`` (a matplotlib figure for
-the report to save). Only files are read.
+``glance_rows`` computes "The questions at a glance" and ``budget_findings`` the budget from the results files; both
+are records of numbers and enums, written by ``analysis.render`` (``render_glance``, ``render_budget``) and drawn by
+``analysis.plots.budget_figure``. Only files are read.
 """
 from __future__ import annotations
 
@@ -35,13 +34,11 @@ from .plan import (
     QuestionPlan,
     cpu_seconds,
     pilot_rows,
-    plan_table,
     question_plans,
     recommend,
 )
 from .sequential import OPEN, plan_looks
 from .status import RunStatus
-from .tables import markdown_table
 
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
@@ -222,20 +219,3 @@ def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -
     return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows), pending=pending)
 
 
-def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
-    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
-    lines = ["## Choosing the budget", "",
-             f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
-             f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
-             "under the sequential rule, with the paired SD's 80% upper confidence bound (never the observed "
-             "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
-             "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
-             f"{budget.results}`.", ""]
-    pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
-                + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)" for b, ok in budget.pending) + ".", ""]
-               if budget.pending else [])
-    if not budget.rows:
-        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
-    return lines + [markdown_table(plan_table(list(budget.rows))), "",
-                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
-                    f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]

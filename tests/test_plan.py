@@ -66,8 +66,9 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
 
     from analysis.load import load_results
     from analysis.plots import budget_figure
+    from analysis.render import render_budget as budget_lines
     from analysis.render import render_glance
-    from analysis.second_edition import Stage, budget_findings, budget_lines, glance_rows
+    from analysis.second_edition import Stage, budget_findings, glance_rows
 
     budget = budget_findings(pilot, effect=4.0, reps=200)
     lines = "\n".join(budget_lines(budget, "r_figures"))

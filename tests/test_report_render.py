@@ -45,6 +45,7 @@ from analysis.questions import (
     UnsettledRow,
     render_questions,
 )
+from analysis.render import render_budget as budget_lines
 from analysis.render import (
     render_claims,
     render_cost_readings,
@@ -57,7 +58,7 @@ from analysis.render import (
 )
 from analysis.report import render_report
 from analysis.report_figures import build_figures
-from analysis.second_edition import BudgetFindings, budget_lines
+from analysis.second_edition import BudgetFindings
 
 
 def runs_table() -> pd.DataFrame:
@@ -352,9 +353,10 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
 
     import matplotlib.pyplot as plt
 
-    from analysis.learning_rates import search_lines, searches
+    from analysis.learning_rates import searches
     from analysis.load import load_curves, load_results
     from analysis.plots import search_figure
+    from analysis.render import render_learning_rates as search_lines
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
@@ -388,7 +390,7 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     import json
 
     from analysis.findings import compute_findings
-    from analysis.learning_rates import search_lines
+    from analysis.render import render_learning_rates as search_lines
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
@@ -402,7 +404,7 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     assert [g.grid for g in findings.grids] == ["expansion-op"]  # the search has no test comparison of its own
     assert "g-lr" not in set(findings.analysis["summaries"]["grid"])
     (search,) = findings.learning_rates
-    assert search.grid == "g" and search.progress.startswith("3 of 6 runs finished")  # 3 variants x 2 seeds
+    assert search.grid == "g" and (search.runs_done, search.runs_planned) == (3, 6)  # 3 variants x 2 seeds
     text = "\n".join(search_lines(findings.learning_rates, "f"))
     assert "### `g` (protocol `cpu`): in progress" in text
     assert "| `a` | 55.00 (1) | 57.50 (1) |" in text and "| `b` | 54.00 (1) | – |" in text
@@ -410,7 +412,7 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     meta["variants"] = {**meta["variants"], **{f"{n}@lr{lr}": {} for n in "abc" for lr in ("0.1", "0.2", "0.4")}}
     (root / "g-lr" / "grid.json").write_text(json.dumps(meta))
     (search,) = compute_findings(root).learning_rates
-    assert search.candidates == ("0.1", "0.2", "0.4") and search.progress.startswith("3 of 18 runs finished")
+    assert search.candidates == ("0.1", "0.2", "0.4") and (search.runs_done, search.runs_planned) == (3, 18)
     text = "\n".join(search_lines((search,), "f"))
     assert "| network | lr 0.1 | lr 0.2 | lr 0.4 |" in text and "| `a` | 55.00 (1) | 57.50 (1) | – |" in text
     assert "| `c` | – | – | – |" in text  # planned, nothing finished yet

@@ -1,4 +1,4 @@
-"""The paper's claims tested on the runs: verdicts of the report's "Paper claims" section.
+"""The paper's claims tested on the first pass's runs: verdicts of the appendix's "First pass: paper claims" section.
 
 Each claim is a comparison of two variants of one grid (``study/claims.py`` has the published
 numbers, ``study/grids.py`` the headline pair); the verdict rules are in docs/analysis.md. The

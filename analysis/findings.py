@@ -24,6 +24,7 @@ from .claims import ClaimsFindings, claim_findings
 from .compare import analyze, grid_reference, natural_key
 from .health import training_health
 from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
+from .paper_claims import PaperClaim, claims_table, read_cost_files
 from .questions import QuestionsFindings, question_findings
 from .status import RunStatus
 
@@ -191,7 +192,8 @@ class ReportFindings:
     source: str  # the results directory as given
     metric: str
     analysis: dict = field(metadata={"json": tables.to_dict})  # compare.analyze's result
-    glance: tuple[second_edition.GlanceRow, ...] = ()  # "Findings at a glance", one row per core comparison
+    paper_claims: tuple[PaperClaim, ...] = ()  # the claims table that opens the report (the study's results only)
+    glance: tuple[second_edition.GlanceRow, ...] = ()  # "The questions at a glance", one row per comparison
     looks: tuple[looks.QuestionLooks, ...] = ()  # "Decisions, look by look", per question with a recorded design
     holm: looks.HolmReading | None = None  # the study-wide Holm sensitivity reading over the decided questions
     budget: second_edition.BudgetFindings | None = None
@@ -405,7 +407,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     results = Path(results_dir)
     every = load_results(results)
     grids = load_grids(results)
-    # the second edition's main runs are judged by the sequential rule (Findings at a glance): everything else is
+    # the second edition's main runs are judged by the sequential rule (the questions at a glance): everything else is
     # compared below, their grids' first-pass runs included (not superseded by them: apart, never pooled)
     main = second_edition.main_runs(every)
     frame = without(every, main)
@@ -417,8 +419,10 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     curves = load_curves(results, accounted)
     health = training_health(accounted, curves)
     budget = second_edition.budget_findings(results)
+    glance = second_edition.glance_rows(results, every, budget.rows)
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
-              "glance": second_edition.glance_rows(results, every, budget.rows), "health": health,
+              "glance": glance, "paper_claims": claims_table(glance, *read_cost_files(results)) if glance else (),
+              "health": health,
               "looks": (records := looks.decision_records(results, every, second_edition.SECOND_EDITION_ENGINE)),
               "holm": looks.holm_reading(records),
               "learning_rates": learning_rates.searches(results, curves, every, grids),

@@ -1,11 +1,11 @@
-"""The report's learning-rate searches (``run.py tune``, docs/study.md section 2): compute, render, draw.
+"""The report's learning-rate searches (``run.py tune``, docs/study.md section 2): the records.
 
-A search for grid G is the grid ``G-lr`` (variants ``<network>@lr<value>``) plus the choice the engine
-wrote to ``RESULTS/G-lr/chosen.json``: per network, the candidate with the best mean final validation
-top-1. ``searches`` reads those files (or, for a search still without a choice, its finished runs' validation
-scores) and the search runs' validation curves; ``search_lines`` and ``search_figure`` render them without
-touching files. A search's runs are tuning runs: the report shows their validation scores here and never
-compares them on the test set (``is_search``: the report's analysis leaves them out).
+A search for grid G is the grid ``G-lr`` (variants ``<network>@lr<value>``) plus the choice the engine wrote to
+``RESULTS/G-lr/chosen.json``: per network, the candidate with the best mean final validation top-1. ``searches``
+reads those files (or, for a search still without a choice, its finished runs' validation scores) and the search
+runs' validation curves; ``analysis.render.render_learning_rates`` and ``analysis.plots.search_figure`` write and
+draw them. A search's runs are tuning runs: the report shows their validation scores here and never compares them
+on the test set (``is_search``: the report's analysis leaves them out).
 """
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
 from .status import RunStatus
-from .tables import markdown_table
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,8 @@ class LearningRateSearch:
     protocol: str
     choices: tuple[LearningRateChoice, ...] = ()
     problem: str | None = None  # why chosen.json could not be read
-    progress: str | None = None  # a search without a choice yet: how many of its runs finished
+    runs_done: int | None = None  # a search without a choice yet: how many of its runs finished
+    runs_planned: int | None = None  # and how many it plans (widened candidates too)
     candidates: tuple[str, ...] = ()  # a search without a choice yet: every rate its grid.json plans (widened too)
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
@@ -100,8 +99,7 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
     planned = planned_runs(meta)
     return LearningRateSearch(searched_grid(search_grid), ", ".join(protocols) or "?", choices,
                               curves=_curves(curves, search_grid),
-                              progress=f"{len(rows)} of {planned} runs finished; no rate is chosen before every "
-                                       "candidate's seeds have finished",
+                              runs_done=len(rows), runs_planned=planned,
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
@@ -132,69 +130,7 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
     return tuple(out)
 
 
-def search_lines(found: tuple[LearningRateSearch, ...], folder: str) -> list[str]:
-    """"Learning rates, chosen on validation": one table (and figure) per search; nothing when none was made."""
-    if not found:
-        return []
-    lines = ["## Learning rates, chosen on validation", "",
-             "Every network a grid's main runs train gets the same search before them (`run.py tune GRID`; a question "
-             "that names its comparison searches the reference and that network only, `--compare`, docs/study.md): "
-             "each candidate peak learning rate trained with the same seeds (1000 on, disjoint from the main runs') "
-             "under the grid's protocol; the chosen rate (bold) has the best mean final *validation* top-1, ties to "
-             "the smaller rate. No choice reads the test set (a search run records its test top-1 like every run; "
-             "the report does not show it). Where some network's best rate is an edge of the "
-             "candidates, every searched network gets one more rate beyond that edge, at most once a side "
-             "(the same budget for every network). The main runs record the rate in `config.json` (`protocol.lr`).", ""]
-    for search in found:
-        if search.problem:
-            lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
-            continue
-        candidates = sorted({c for choice in search.choices for c in choice.val_top1} | set(search.candidates), key=float)
-        if search.progress:
-            rows = [{"network": f"`{choice.network}`",
-                     **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
-                        for c in candidates}} for choice in search.choices]
-            lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
-                      f"{search.progress[0].upper()}{search.progress[1:]}. Mean final validation top-1 of the finished "
-                      "runs per candidate (runs behind each mean in brackets; – where none has finished yet):", "",
-                      markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
-        else:
-            edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
-            rows = [{"network": f"`{choice.network}`",
-                     **{f"lr {c}": ("–" if c not in choice.val_top1 else
-                                    (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
-                        for c in candidates},
-                     "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
-                     "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
-                    for choice in search.choices]
-            lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
-                      "Mean final validation top-1 per candidate:", "",
-                      markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
-            at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
-            if at_edge:
-                lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. The grid does not bracket these "
-                          "networks' best rate, which may lie beyond it: a search is widened beyond an edge for every "
-                          "network alike at most once a side (the same budget for every network; docs/study.md).", ""]
-        if search.curves is not None:
-            lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{figure_name(search)}.png)", ""]
-    return lines
-
-
 def figure_name(search: LearningRateSearch) -> str:
     return f"lr_search_{search.grid}"
 
 
-def search_figure(search: LearningRateSearch):
-    """Validation top-1 per epoch (mean over the search's seeds), one panel per network, one line per rate."""
-    networks = sorted(search.curves["network"].unique())
-    fig, axes = plt.subplots(1, len(networks), figsize=(3.2 * len(networks), 2.8), squeeze=False, sharey=True)
-    chosen = {choice.network: choice.lr for choice in search.choices}
-    for ax, network in zip(axes[0], networks, strict=True):
-        for lr, rows in search.curves[search.curves["network"] == network].groupby("lr"):
-            ax.plot(rows["epoch"], rows["val_top1"], marker=".", lw=2.2 if chosen.get(network) == lr else 1.0,
-                    label=f"lr {lr:g}" + (" (chosen)" if chosen.get(network) == lr else ""))
-        ax.set(title=network, xlabel="epoch")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("validation top-1 (%)")
-    fig.tight_layout()
-    return fig

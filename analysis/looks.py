@@ -3,7 +3,7 @@
 For each second-edition question whose main runs have a recorded design (``RESULTS/<grid>/sequential.json``,
 written by ``ablate --until-decided``), ``decision_records`` recomputes the looks with
 ``analysis.decisions.look_history`` under that design, so that a reader can check the stopping look, and
-compares the outcome with the recorded one; ``looks_lines`` renders them (Markdown) and ``looks_figure``
+compares the outcome with the recorded one; ``looks_lines`` renders them (Markdown) and ``analysis.plots.looks_figure``
 draws the per-seed differences and each look's repeated confidence interval. Only files are read.
 """
 from __future__ import annotations
@@ -12,10 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter
 from statsmodels.stats.multitest import multipletests
 
 from study.grids import GPU_PROTOCOL
@@ -23,10 +21,10 @@ from study.questions import SECOND_EDITION_QUESTIONS
 
 from .decisions import PairingError, look_history, paired_differences
 from .load import of_engine_version
-from .second_edition import margin_detail, percent
+from .second_edition import margin_detail
 from .sequential import stagewise_p
 from .status import RunStatus
-from .tables import markdown_table
+from .tables import markdown_table, percent
 
 COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
 
@@ -256,31 +254,3 @@ def looks_lines(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
     return lines
 
 
-def looks_figure(record: QuestionLooks):
-    """Per compared variant: the per-seed paired differences (dots at their seed's position in the order of the
-    looks), each look's estimate with its repeated confidence interval at the look's seeds, zero and the margin."""
-    shown = [c for c in record.comparisons if c.looks]
-    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.6 * max(1, len(shown)), 3.4), squeeze=False)
-    for ax, c in zip(axes[0], shown, strict=False):
-        ax.axhspan(-record.margin, record.margin, color="0.9", label=f"±{record.margin:g} margin")
-        ax.axhline(0, color="0.4", lw=0.8)
-        ax.plot(np.arange(1, len(c.diffs) + 1), c.diffs, "o", color="0.55", ms=4, label="one seed's difference")
-        n = np.array([s["n"] for s in c.looks], float)
-        estimate = np.array([s["estimate"] for s in c.looks])
-        low, high = np.array([s["ci"] for s in c.looks]).T
-        ax.errorbar(n + 0.15, estimate, yerr=[estimate - low, high - estimate], fmt="s", color="C0", capsize=4,
-                    label="look: mean, repeated CI")
-        for x, s in zip(n, c.looks, strict=True):
-            ax.annotate(s["label"], (x + 0.15, s["ci"][1]), textcoords="offset points", xytext=(0, 4), ha="center",
-                        fontsize=7)
-        # linear within twice the margin, logarithmic beyond: the first looks' wide intervals stay on the axes
-        # without flattening the per-seed differences
-        ax.set_yscale("symlog", linthresh=2 * record.margin, linscale=2)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.set(xlabel="seeds a variant", ylabel=f"{c.variant} - {record.reference}, test top-1 points\n"
-               f"(symmetric log beyond ±{2 * record.margin:g})",
-               xticks=list(record.schedule), xlim=(0.3, record.schedule[-1] + 0.8))
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{record.folder}: looks of the sequential rule", fontsize=9)
-    fig.tight_layout()
-    return fig, axes

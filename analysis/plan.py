@@ -398,36 +398,6 @@ def new_networks(architectures: dict[tuple[str, str], str] | None = None) -> dic
     return out
 
 
-def plan_text(plan: QuestionPlan) -> str:
-    """One line of the findings table: what the effect of interest needs, what the main runs (looks to the CPU
-    cap) decide and cost, then the learning-rate search's cost."""
-    where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
-    if plan.power_at_cap is None:
-        return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
-    needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
-             if plan.max_seeds is not None
-             else "more seeds than the plan searches")
-    origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
-    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{plan.sd_source}, {plan.comparisons} comparison(s): "
-            f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
-    if plan.tune_cpu_hours is None:
-        return f"{text}; CPU-h unknown ({plan.cost_source})"
-    return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
-            f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
-            "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
-            "counted: their runs are twins, copied)")
-
-
-def cap_text(plan: QuestionPlan) -> str:
-    """What the main runs, looks to the CPU cap, decide and cost."""
-    looks = ", ".join(str(n) for n in sequential.plan_looks(plan.seed_cap))
-    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({plan.cost_source})"
-            if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
-    return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
-            f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
-            f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
-
-
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
     """The plan as a display table (strings)."""
     fmt = lambda v, f: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f.format(v)  # noqa: E731
@@ -441,6 +411,7 @@ def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
 
 def plan_output(results: Path, effect: float, power: float, min_accuracy: float, reps: int, fmt: str) -> list[str]:
     """What ``run.py plan`` prints, one string per echo: the pilot's table (md) or JSON, and the recommended budget."""
+    from .render import plan_text  # the words; this module computes the numbers
     from .tables import markdown_table
 
     rows = pilot_rows(results, effect, power, reps)

@@ -1,4 +1,5 @@
-"""Figures. Every function returns ``(fig, ax)`` and never saves or shows: the caller decides.
+"""Figures: the one module that draws (pyplot lives here only). Every function returns ``(fig, ax)`` (``search_figure``:
+the figure) and never saves or shows: the caller decides.
 
 Nothing here is random except seaborn's bootstrap bands of the training curves, which take an
 explicit seed; per-seed points use a swarm layout (deterministic, no jitter).
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 from .stats import pareto_front, t_mean_ci
 
@@ -126,3 +128,69 @@ def curves_plot(curves: pd.DataFrame, metric: str, order: list[str], seed: int, 
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.legend(loc="best", fontsize="small", title=None)
     return fig, ax
+
+
+# ------------------------------------------------------------------------ the study's report figures
+def budget_figure(table: pd.DataFrame):
+    """Paired SD (and its upper bound) and CPU-hours per decided question against the pilot's budgets."""
+    fig, (ax_sd, ax_cost) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for question, rows in table.groupby("question"):
+        ax_sd.errorbar(rows["budget"], rows["sd"], yerr=[[0] * len(rows), rows["sd_upper"] - rows["sd"]],
+                       marker="o", capsize=3, label=question)
+        ax_cost.plot(rows["budget"], rows["cpu_hours"], marker="o", label=question)
+    ax_sd.set(xlabel="budget (protocol)", ylabel="paired SD, points (bar: 80% upper bound)")
+    ax_cost.set(xlabel="budget (protocol)", ylabel="CPU-hours per decided question", yscale="log")
+    ax_sd.legend(fontsize=7)
+    fig.tight_layout()
+    return fig, (ax_sd, ax_cost)
+
+
+def looks_figure(record):
+    """Per compared variant: the per-seed paired differences (dots at their seed's position in the order of the
+    looks), each look's estimate with its repeated confidence interval at the look's seeds, zero and the margin."""
+    shown = [c for c in record.comparisons if c.looks]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.6 * max(1, len(shown)), 3.4), squeeze=False)
+    for ax, c in zip(axes[0], shown, strict=False):
+        ax.axhspan(-record.margin, record.margin, color="0.9", label=f"±{record.margin:g} margin")
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.plot(np.arange(1, len(c.diffs) + 1), c.diffs, "o", color="0.55", ms=4, label="one seed's difference")
+        n = np.array([s["n"] for s in c.looks], float)
+        estimate = np.array([s["estimate"] for s in c.looks])
+        low, high = np.array([s["ci"] for s in c.looks]).T
+        ax.errorbar(n + 0.15, estimate, yerr=[estimate - low, high - estimate], fmt="s", color="C0", capsize=4,
+                    label="look: mean, repeated CI")
+        for x, s in zip(n, c.looks, strict=True):
+            ax.annotate(s["label"], (x + 0.15, s["ci"][1]), textcoords="offset points", xytext=(0, 4), ha="center",
+                        fontsize=7)
+        # linear within twice the margin, logarithmic beyond: the first looks' wide intervals stay on the axes
+        # without flattening the per-seed differences
+        ax.set_yscale("symlog", linthresh=2 * record.margin, linscale=2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set(xlabel="seeds a variant", ylabel=f"{c.variant} - {record.reference}, test top-1 points\n"
+               f"(symmetric log beyond ±{2 * record.margin:g})",
+               xticks=list(record.schedule), xlim=(0.3, record.schedule[-1] + 0.8))
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{record.folder}: looks of the sequential rule", fontsize=9)
+    fig.tight_layout()
+    return fig, axes
+
+
+def search_figure(search):
+    """Validation top-1 per epoch (mean over the search's seeds), one panel per network, one line per rate."""
+    networks = sorted(search.curves["network"].unique())
+    fig, axes = plt.subplots(1, len(networks), figsize=(3.2 * len(networks), 2.8), squeeze=False, sharey=True)
+    chosen = {choice.network: choice.lr for choice in search.choices}
+    for ax, network in zip(axes[0], networks, strict=True):
+        for lr, rows in search.curves[search.curves["network"] == network].groupby("lr"):
+            ax.plot(rows["epoch"], rows["val_top1"], marker=".", lw=2.2 if chosen.get(network) == lr else 1.0,
+                    label=f"lr {lr:g}" + (" (chosen)" if chosen.get(network) == lr else ""))
+        ax.set(title=network, xlabel="epoch")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation top-1 (%)")
+    fig.tight_layout()
+    return fig
+
+
+def close_figure(fig) -> None:
+    """Release a figure drawn here (the report closes each one once saved)."""
+    plt.close(fig)

@@ -282,7 +282,7 @@ def render_question(q: QuestionFindings) -> list[str]:
                   f"Pareto front of `{p.grid}` (front: {', '.join(f'`{v}`' for v in p.front)}; from means only, so a "
                   "point near the front may swap sides within its CI)." for p in q.pareto] + [""]
     if q.claims:
-        lines += ["Tested as claims (**Paper claims** below):", ""]
+        lines += ["Tested as claims (**First pass: paper claims** below):", ""]
         lines += [f"- {c.claim}: {c.measured}; **{c.verdict}** ({c.reason})." for c in q.claims] + [""]
     if q.absent:
         lines += ["Not answered yet, no results in this results directory (not run, or not finished): "
@@ -292,8 +292,11 @@ def render_question(q: QuestionFindings) -> list[str]:
 
 def render_questions(questions: QuestionsFindings) -> list[str]:
     """The "Questions and answers" section: one subsection per question, then the seeds still needed."""
+    answered = [q for q in questions.questions if q.rows or q.repeats or q.silent]
+    if not answered and not questions.unsettled:  # e.g. a small grid of its own: nothing of the study here
+        return []
     lines = ["## Questions and answers", "", INTRO, ""]
-    for question in questions.questions:
+    for question in answered:
         lines += render_question(question)
     lines += [f"### Q{len(questions.questions) + 1}. How many seeds would each unsettled question need?", ""]
     if questions.unsettled:

@@ -12,13 +12,31 @@ import re
 import pandas as pd
 
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
+from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
 
+from . import learning_rates
 from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimRow, ClaimsFindings
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
 from .health import LEARNED_FACTOR, SPIKE_FACTOR
-from .tables import ci_note, command, display_table, exclusion_line, fmt_num, fmt_p, interval_note, markdown_table
+from .learning_rates import LearningRateSearch
+from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
+from .plan import QuestionPlan, plan_table
+from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage, margin_verdict
+from .sequential import plan_looks
+from .tables import (
+    ci_note,
+    command,
+    display_table,
+    exclusion_line,
+    fmt_num,
+    fmt_p,
+    interval_note,
+    markdown_table,
+    percent,
+)
 
 JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
+DATASET_NAMES = {"cifar100": "CIFAR-100"}
 TABLE_ROWS = 60  # rows of the setup tables; the rest is counted
 
 
@@ -165,9 +183,11 @@ def comparison_text(row: ClaimRow) -> str:
 def render_claims(claims: ClaimsFindings, source: str) -> list[str]:
     table = pd.DataFrame([(r.claim, comparison_text(r), r.measured, r.verdict, r.reason) for r in claims.rows],
                          columns=["claim", "grid: variant vs reference", "measured (95% CI)", "verdict", "reason"])
-    return ["## Paper claims", "",
-            "Each claim is tested once on its own grid (no correction across claims). Accuracy claims use "
-            "the t interval of the difference; cost claims compare medians (costs are deterministic).", "",
+    return ["## First pass: paper claims", "",
+            "The first pass's verdicts (engine version 1, fixed seeds, one shared learning rate), kept as they were; "
+            "the main report's claims table judges each claim on the best evidence held instead. Each claim is "
+            "tested once on its own grid (no correction across claims). Accuracy claims use the t interval of the "
+            "difference; cost claims compare the runs' medians.", "",
             markdown_table(table), "",
             "Regenerate: " + command("compare", f"{HEADLINE_GRID}/{claims.dyclot or 'DYCLOTNET'}",
                                      f"{HEADLINE_GRID}/{claims.mobile or 'MOBILENETV2'}", "--results", source) + ", "
@@ -340,9 +360,9 @@ def render_limitations(lim: LimitationsFindings) -> list[str]:
              "transfer to other hardware; MACs depend on the counting tool's conventions.",
              *_measurement_lines(lim),
              "- Datasets: " + ", ".join(f"`{d}`" for d in lim.datasets) + (
-                 "; CIFAR-10 is the JPEG re-encoding, not the original arrays (see Data)"
+                 "; CIFAR-10 is the JPEG re-encoding, not the original arrays (Data, in the appendix)"
                  if "cifar10-jpeg" in lim.datasets else "") + ".",
-             "- Every choice the paper leaves open was fixed by us (Interpretation choices above); the ones that can "
+             "- Every choice the paper leaves open was fixed by us (Interpretation choices, in the appendix); the ones that can "
              "change results are grids of their own, the others are not tested here.",
              "- The `baselines` grid compares DyClotNet-0.5 with the efficient nets at width 0.5 and the seed "
              "methods on ResNet-20, not the width-1.0 set, which the CPU budget cannot afford; the paper's own "
@@ -357,3 +377,262 @@ def render_limitations(lim: LimitationsFindings) -> list[str]:
                      "(minimum two-sided p = 0.0625 for 5 pairs, 0.25 for 3), so it is omitted there; the paired "
                      "t-test is the primary test.")
     return lines + [""]
+
+
+# ------------------------------------------------------------------------------ the claims table
+def _signed_ci(estimate: float, ci: tuple[float, float]) -> str:
+    return f"{estimate:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _claim_published(c: PaperClaim) -> str:
+    if c.kind is Kind.GAIN:
+        return f"+{c.published:g} points"
+    if c.kind is Kind.RATIO:
+        return f"{c.published:g}x"
+    if c.kind is Kind.BOUND:
+        return f"C1/C0 <= {c.published:.4g}"
+    if c.kind is Kind.NONINFERIOR:
+        return f"no figure (margin ±{c.published:g} points: ours)"
+    return "no figure"
+
+
+def _claim_measured(c: PaperClaim) -> str:
+    d, cost = c.decision, c.cost
+    if d is not None and d.decided:
+        return (f"`{d.claimed}` - `{d.other}`: {_signed_ci(d.estimate, d.ci)} ({percent(d.level)} repeated CI, "
+                f"{d.seeds} seeds)")
+    if cost is not None and c.kind is Kind.RATIO:
+        unit = "MACs" if c.key == "macs" else "parameters"
+        return f"{cost.value:.2f}x ({cost.numerator:,} / {cost.denominator:,} {unit})"
+    if cost is not None and c.kind is Kind.BOUND:
+        return (f"C1/C0 {cost.low:.2f}-{cost.high:.2f} over DyClotNet's layers ({cost.approx_high:.2f} at most with "
+                f"the depthwise term dropped); the DCT module: {cost.share_low:.1%}-{cost.share_high:.1%} of the "
+                "bottleneck's MACs")
+    return "–"
+
+
+def _claim_verdict(c: PaperClaim, margin: float) -> str:
+    text = f"**{c.verdict}**"
+    if c.decision is not None and c.decision.within_margin and c.verdict is Verdict.SUPPORTED:
+        # significant, yet the interval lies within ±margin: smaller than the effect the study set out to detect
+        text += f", but smaller than the {margin:g}-point effect of interest"
+    return text
+
+
+def _claim_evidence(c: PaperClaim, glance: dict[str, GlanceRow], source: str) -> str:
+    d = c.decision
+    if c.verdict is Verdict.NOT_TESTABLE:
+        return (f"no {DATASET_NAMES.get(c.dataset, c.dataset)} data on this machine; where it exists: "
+                + command("ablate", HEADLINE.grid, "--dataset", c.dataset, "--data-root", "DIR", "--until-decided",
+                          "--compare", HEADLINE.variant))
+    if c.waits_for is not None:
+        row = glance.get(c.waits_for)
+        where = f" (`{row.folder}`: {_stage_text(row)})" if row is not None else ""
+        return f"waits for question ({c.waits_for}) to be decided{where}"
+    if d is not None:
+        return f"second edition, question ({d.question}) decided at look {d.look} (`{source}/{d.grid}/sequential.json`)"
+    if c.cost is not None:
+        command_name = "claim-costs" if c.cost.file == "claim_costs.json" else "dct-bound"
+        reading = f"; {c.cost.reading}" if c.cost.reading else ""
+        return f"cost count, `{source}/{c.cost.file}` ({command(command_name, '--out', f'{source}/{c.cost.file}')}){reading}"
+    file = "dct_bound.json" if c.kind is Kind.BOUND else "claim_costs.json"
+    return f"not counted yet: {command('dct-bound' if c.kind is Kind.BOUND else 'claim-costs', '--out', f'{source}/{file}')}"
+
+
+def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow, ...], source: str) -> list[str]:
+    """"The paper's claims": one row per claim in the paper's words, judged on the best evidence held."""
+    first = {r.key: r for r in reversed(glance) if not r.gpu}
+    table = pd.DataFrame([{"claim (the paper's words)": f"\"{c.words}\"", "where": c.where,
+                           "published": _claim_published(c), "measured [interval]": _claim_measured(c),
+                           "verdict": _claim_verdict(c, MARGIN), "evidence": _claim_evidence(c, first, source)}
+                          for c in claims])
+    return ["## The paper's claims", "",
+            "One rule (docs/analysis.md, \"The claims table\"). An accuracy claim is judged only by a decided "
+            "comparison of the second edition, turned the claim's way round: *supported* when its repeated interval "
+            f"lies above 0 and reaches the published gain (above -{MARGIN:g} points for \"replace\"), *not supported* "
+            "when it lies below, *not tested yet* until decided. A cost claim is counted from the models: *supported* "
+            f"within {CLAIM_TOLERANCE:.0%} of the published figure. First-pass verdicts: the appendix.", "",
+            markdown_table(table), ""]
+
+
+# ------------------------------------------------------------------------------ budget, learning rates
+def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
+    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
+    lines = ["## Choosing the budget", "",
+             f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
+             f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
+             "under the sequential rule, with the paired SD's 80% upper confidence bound (never the observed "
+             "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
+             "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
+             f"{budget.results}`.", ""]
+    pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
+                + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)" for b, ok in budget.pending) + ".", ""]
+               if budget.pending else [])
+    if not budget.rows:
+        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
+    return lines + [markdown_table(plan_table(list(budget.rows))), "",
+                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
+                    f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]
+
+
+def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) -> list[str]:
+    """"Learning rates, chosen on validation": one table (and figure) per search; nothing when none was made."""
+    if not found:
+        return []
+    lines = ["## Learning rates, chosen on validation", "",
+             "Before its main runs, each network a question compares is trained at every candidate peak learning rate "
+             "(`run.py tune GRID --compare VARIANT`, docs/study.md) with seeds 1000 on, disjoint from the main runs'. "
+             "The chosen rate (bold) has the best mean final *validation* top-1, ties to the smaller rate; no choice "
+             "reads the test set. Where a network's best rate is an edge, every searched network gets one more rate "
+             f"beyond it, up to {LR_EXTENSIONS} a side. The main runs record the rate in `config.json` (`protocol.lr`).",
+             ""]
+    for search in found:
+        if search.problem:
+            lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
+            continue
+        candidates = sorted({c for choice in search.choices for c in choice.val_top1} | set(search.candidates), key=float)
+        if search.runs_done is not None:
+            rows = [{"network": f"`{choice.network}`",
+                     **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
+                        for c in candidates}} for choice in search.choices]
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
+                      f"{search.runs_done} of {search.runs_planned} runs finished; no rate is chosen before every "
+                      "candidate's seeds have finished. Mean final validation top-1 of the finished "
+                      "runs per candidate (runs behind each mean in brackets; – where none has finished yet):", "",
+                      markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
+        else:
+            edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
+            rows = [{"network": f"`{choice.network}`",
+                     **{f"lr {c}": ("–" if c not in choice.val_top1 else
+                                    (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
+                        for c in candidates},
+                     "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
+                     "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
+                    for choice in search.choices]
+            lines += [f"### `{search.grid}` (protocol `{search.protocol}`)", "",
+                      "Mean final validation top-1 per candidate:", "",
+                      markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
+            at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
+            if at_edge:
+                lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. Their best rate may lie beyond "
+                          f"it; the search widens every network alike, up to {LR_EXTENSIONS} rates a side.", ""]
+        if search.curves is not None:
+            name = learning_rates.figure_name(search)
+            lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{name}.png)", ""]
+    return lines
+
+
+# ------------------------------------------------------------------------------ findings at a glance
+def plan_text(plan: QuestionPlan) -> str:
+    """A question's plan in words (``run.py plan``): what the effect of interest needs, what the main runs (looks to
+    the CPU cap) decide and cost, then the learning-rate search's cost."""
+    where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    if plan.power_at_cap is None:
+        return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
+    needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
+             if plan.max_seeds is not None
+             else "more seeds than the plan searches")
+    origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
+    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{plan.sd_source}, {plan.comparisons} comparison(s): "
+            f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
+    if plan.tune_cpu_hours is None:
+        return f"{text}; CPU-h unknown ({plan.cost_source})"
+    return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
+            f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
+            "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
+            "counted: their runs are twins, copied)")
+
+
+def cap_text(plan: QuestionPlan) -> str:
+    """What the main runs, looks to the CPU cap, decide and cost, in words."""
+    looks = ", ".join(str(n) for n in plan_looks(plan.seed_cap))
+    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({plan.cost_source})"
+            if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
+    return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
+            f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
+            f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
+
+
+def _stage_text(r: GlanceRow) -> str:
+    """Where a question's runs stand, in a few words."""
+    if r.stage is Stage.DECIDED:
+        verdict = margin_verdict(r.label, r.estimate, r.within_margin, r.margin) if r.label else "–"
+        return verdict + (f" (recorded; the run files no longer pair: {r.pairing_problem})" if r.pairing_problem else "")
+    if r.stage is Stage.LOOK:
+        chosen = f"rates chosen (`{r.protocol}`); " if r.protocol else ""
+        return f"{chosen}look {r.training_look} training: {r.runs_done}/{r.runs_planned} runs"
+    if r.stage is Stage.SEARCH:
+        return f"learning-rate search: {r.runs_done}/{r.runs_planned} runs"
+    return "not run"
+
+
+def _spent(r: GlanceRow) -> str:
+    if r.gpu:
+        return f"{60 * r.gpu_hours:.0f} GPU-min ({r.gpu_runs} runs)" if r.gpu_hours is not None else "0 GPU-min"
+    return f"{r.cpu_hours:.1f} CPU-h" if r.cpu_hours is not None else "–"
+
+
+def _plan_cells(plan) -> dict[str, str]:
+    usable = plan is not None and plan.power_at_cap is not None
+    fmt = lambda value, spec: "–" if not usable or value is None else format(value, spec)  # noqa: E731
+    return {"E seeds (cap)": f"{fmt(plan.expected_at_cap, '.1f')} ({plan.seed_cap})" if usable else "–",
+            "power": fmt(plan.power_at_cap, ".0%") if usable else "–",
+            "CPU-h E (max)": (f"{fmt(plan.cpu_hours, '.1f')} ({fmt(plan.cap_cpu_hours, '.1f')})" if usable else "–"),
+            "search CPU-h": fmt(plan.tune_cpu_hours, ".1f") if usable else "–"}
+
+
+def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
+    """"The questions at a glance": numbers in short cells, the method said once above the table."""
+    if not rows:
+        return []
+    plan = next((r.plan for r in rows if r.plan is not None), None)
+    budget = (f" at budget `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended one)")
+              if plan is not None else "")
+    looks = ", ".join(str(n) for n in plan_looks(CPU_SEED_CAP))
+    table = pd.DataFrame([{
+        "question": f"({r.key}) {r.question}", "comparison": f"`{r.folder}`" + (
+            f": `{r.variant}` - `{r.reference}`" if r.variant else ""),
+        "state": _stage_text(r),
+        "difference [CI]": (f"{_signed_ci(r.estimate, r.ci)} ({percent(r.level)})"
+                            if r.ci is not None and r.estimate is not None and r.level is not None else "–"),
+        "seeds (look)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
+        "spent": _spent(r), **_plan_cells(r.plan)} for r in rows])
+    return ["## The questions at a glance", "",
+            f"**How to read this.** Each question adds seeds in looks at {looks} seeds a variant until the "
+            "group-sequential rule decides it (docs/study.md). *Difference* is variant - reference in test top-1 "
+            "points, with the rule's repeated confidence interval at the last look and its level. *Spent*: "
+            "CPU-hours of the question's second-edition runs and learning-rate search, or GPU-minutes of its runs "
+            "under the `gpu` protocol (never pooled with the CPU's). The last four columns are the plan "
+            f"(`run.py plan`){budget} for a question not yet decided: the main runs' expected seeds a variant (the "
+            "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "
+            "search's CPU-hours before them.", "",
+            markdown_table(table), ""]
+
+
+LINE_LIMIT = 600  # no line of the report's files is longer (tests/test_report_committed.py)
+
+
+def fold_long_lines(text: str, limit: int = LINE_LIMIT) -> str:
+    """Markdown with every prose line longer than ``limit`` broken at sentence ends (then at '; ', then ', '): a
+    line break inside a paragraph renders as a space, so the page reads the same. Table rows are left as they are:
+    their cells must be short at the source."""
+    def fold(line: str) -> list[str]:
+        if len(line) <= limit or line.startswith("|"):
+            return [line]
+        for sep in (". ", "; ", ", "):
+            parts = line.split(sep)
+            if len(parts) == 1:
+                continue
+            out, current = [], parts[0]
+            for part in parts[1:]:
+                if len(current) + len(sep) + len(part) <= limit:
+                    current += sep + part
+                else:
+                    out.append(current + sep.rstrip())
+                    current = part
+            out.append(current)
+            if all(len(piece) <= limit for piece in out):
+                return out
+        return [line]
+
+    return "\n".join(piece for line in text.split("\n") for piece in fold(line))

@@ -1,5 +1,8 @@
 """The generated report: REPORT.md plus its figures (PNG and PDF) in ``<stem>_figures/`` beside it.
 
+Two files: REPORT.md opens with the paper's claims and the study's decisions; ``REPORT-appendix.md`` beside it
+holds the first pass, every grid's section, the setup and the interpretation choices.
+
 Compute, then render: ``analysis.findings.compute_findings`` reads the results directory once into
 plain dataclasses; ``render_report`` writes them as Markdown (``analysis.render`` has the sections),
 ``analysis.report_figures.build_figures`` draws the figures from the same findings, and
@@ -11,25 +14,29 @@ metadata without dates, so the same results directory gives byte-identical files
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
-from . import second_edition
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
-from .learning_rates import search_lines
 from .looks import holm_lines, looks_lines
+from .plots import close_figure
 from .questions import render_questions
 from .render import (
+    fold_long_lines,
+    render_budget,
     render_claims,
     render_cost_readings,
+    render_glance,
     render_grid,
     render_health,
     render_interpretation,
+    render_learning_rates,
     render_limitations,
+    render_paper_claims,
     render_pareto,
     render_runs,
     render_setup,
@@ -37,12 +44,13 @@ from .render import (
 from .report_figures import build_figures
 from .tables import command
 
-__all__ = ["accuracy_claim", "build_report", "compute_findings", "cost_claim", "figure_folder", "findings_json",
+__all__ = ["ReportPages", "accuracy_claim", "appendix_path", "build_report", "compute_findings", "cost_claim",
+           "figure_folder", "findings_json",
            "noninferiority_claim", "render_report", "save_figure", "write_report"]
 
 FIRST_PASS = ("Everything below analyses every grid's newest engine version as it stands, except the second "
-              "edition's main runs (engine version 2 in the study's grids: judged by the sequential rule in Findings at "
-              "a glance, never by the fixed-sample tests below; the run accounting and training health count them). "
+              "edition's main runs (engine version 2 in the study's grids: judged by the sequential rule in the main "
+              "report, never by the fixed-sample tests below; the run accounting and training health count them). "
               "Runs of engine version 1 are the first pass, in those grids too: one shared learning rate for every "
               "network, a budget chosen without measuring power (docs/study.md); read them as an untuned, "
               "underpowered first pass, never pooled with the second edition.")
@@ -57,44 +65,80 @@ def figure_folder(out: str | Path) -> str:
     return f"{Path(out).stem.lower()}_figures"
 
 
-def render_report(findings: ReportFindings, out: str, folder: str) -> str:
-    """The Markdown of the report written to ``out`` (as the reader should type it) with figures in ``folder``."""
+def appendix_path(out: str | Path) -> Path:
+    """The appendix beside the report ``out``: ``REPORT.md`` -> ``REPORT-appendix.md``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}-appendix{out.suffix}")
+
+
+class ReportPages(NamedTuple):
+    """The report's two files: the main report (claims, the study's decisions, limitations; a small grid's own
+    result first) and the appendix (the first pass, every grid's section, setup, interpretation choices)."""
+    main: str
+    appendix: str
+
+
+def _study_lines(findings: ReportFindings, folder: str) -> list[str]:
+    """The main report of the study: its claims, the questions at a glance, the decisions look by look, the budget."""
+    return [*render_paper_claims(findings.paper_claims, findings.glance, findings.source),
+            *render_glance(findings.glance), *holm_lines(findings.holm), *looks_lines(findings.looks, folder),
+            *render_budget(findings.budget, folder)]
+
+
+def render_report(findings: ReportFindings, out: str, folder: str) -> ReportPages:
+    """The Markdown of the report written to ``out`` (as the reader should type it) and of its appendix, with
+    figures in ``folder``. A study's report opens with the paper's claims; a small grid's (the README's ``smoke``)
+    with that grid's result, and leaves out the sections it has no runs for."""
     source, metric, analysis = findings.source, findings.metric, findings.analysis
     options = "" if metric == "test_top1" else f" --metric {metric}"
-    lines = ["# DCT reproduction report", "",
-             f"Generated from `{source}` by {command('report', '--results', source, '--out', out + options)}; "
-             "every number is recomputed from the run files and rerunning the command reproduces this file "
-             "byte for byte.", ""]
-    if findings.glance:  # the study's sections, where the results hold its grids
-        lines += [*second_edition.glance_lines(findings.glance), *holm_lines(findings.holm),
-                  *looks_lines(findings.looks, folder),
-                  *second_edition.budget_lines(findings.budget, folder)]
-    lines += search_lines(findings.learning_rates, folder)
-    if findings.glance:
-        lines += ["# First pass and all runs", "", FIRST_PASS, ""]
-    lines += render_runs(findings.runs) + render_health(findings.health)
+    regenerate = command("report", "--results", source, "--out", out + options)
+    appendix = appendix_path(out).name
+    main = ["# DCT reproduction report", "",
+            f"Generated from `{source}` by {regenerate}; every number is recomputed from the run files and rerunning "
+            f"the command reproduces this file and its appendix, [{appendix}]({appendix}), byte for byte. The appendix "
+            "holds the first pass, every grid's section, the setup and the interpretation choices.", ""]
+    rest = ["# DCT reproduction report: appendix", "",
+            f"Written with the main report by {regenerate}.", ""]
+    study = bool(findings.glance)
+    if study:
+        main += _study_lines(findings, folder)
+        rest += ["# First pass and all runs", "", FIRST_PASS, ""]
+    elif findings.setup is not None:  # a small grid's report: its result first
+        for grid in findings.grids:
+            main += render_grid(grid, analysis, source, folder)
+        main += render_pareto(findings.pareto, metric, source, folder)
+    main += render_learning_rates(findings.learning_rates, folder)
+    if findings.limitations is not None:
+        main += render_limitations(findings.limitations)
+    rest += render_runs(findings.runs) + render_health(findings.health)
     if findings.setup is None:  # only learning-rate searches so far (analysis.findings.compute_findings)
-        return "\n".join(lines + [SEARCHES_ONLY, ""])
-    lines += render_setup(findings.setup, analysis, source, out + options)
-    lines += render_questions(findings.questions)
-    lines += render_claims(findings.claims, source) + render_cost_readings(findings.cost_readings, source)
-    for grid in findings.grids:
-        lines += render_grid(grid, analysis, source, folder)
-    lines += render_pareto(findings.pareto, metric, source, folder)
-    lines += render_interpretation(findings.interpretation, analysis["correction"])
-    lines += render_limitations(findings.limitations)
-    lines += ["## Regenerating", "",
-              f"- Whole report: {command('report', '--results', source, '--out', out + options)}",
-              f"- All grid tables: {command('analyze', '--results', source + options, '--format', 'md')} "
-              "(`--format json` for the machine-readable form)",
-              f"- Any two variants: {command('compare', 'GRID/A', 'GRID/B', '--results', source)}", ""]
-    return "\n".join(lines)
+        return _pages(main + [SEARCHES_ONLY, ""], rest)
+    rest += render_setup(findings.setup, analysis, source, out + options)
+    rest += render_questions(findings.questions)
+    if study or any(row.grid is not None and row.verdict != "no results" for row in findings.claims.rows):
+        rest += render_claims(findings.claims, source) + render_cost_readings(findings.cost_readings, source)
+    if study:
+        for grid in findings.grids:
+            rest += render_grid(grid, analysis, source, folder)
+        rest += render_pareto(findings.pareto, metric, source, folder)
+    rest += render_interpretation(findings.interpretation, analysis["correction"])
+    rest += ["## Regenerating", "",
+             f"- Whole report: {regenerate}",
+             f"- All grid tables: {command('analyze', '--results', source + options, '--format', 'md')} "
+             "(`--format json` for the machine-readable form)",
+             f"- Any two variants: {command('compare', 'GRID/A', 'GRID/B', '--results', source)}", ""]
+    return _pages(main, rest)
+
+
+def _pages(main: list[str], appendix: list[str]) -> ReportPages:
+    """Both files' text, with no prose line longer than ``analysis.render.LINE_LIMIT``."""
+    return ReportPages(fold_long_lines("\n".join(main)), fold_long_lines("\n".join(appendix)))
 
 
 def build_report(results_dir: str | Path, out: str | Path = "REPORT.md", metric: str = "test_top1",
                  alpha: float = 0.05, correction: str = "holm", margin: float | None = None,
-                 seed: int = 0) -> tuple[str, dict]:
-    """``(markdown, {figure name: matplotlib Figure})``; nothing is written."""
+                 seed: int = 0) -> tuple[ReportPages, dict]:
+    """``(ReportPages(main, appendix), {figure name: matplotlib Figure})``; nothing is written."""
     findings = compute_findings(results_dir, metric, alpha, correction, margin, seed)
     return render_report(findings, str(Path(out)), figure_folder(out)), build_figures(findings)
 
@@ -104,13 +148,13 @@ def save_figure(fig, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=120, metadata={"Software": None})
     fig.savefig(paths[1], metadata={"CreationDate": None, "Creator": None, "Producer": None})
-    plt.close(fig)
+    close_figure(fig)
     return paths
 
 
 def write_report(results_dir: str | Path, out: str | Path = "REPORT.md", **options) -> Path:
-    """Write the report and its figure folder; stale figures in that folder are removed."""
-    text, figures = build_report(results_dir, out, **options)
+    """Write the report, its appendix and its figure folder; stale figures in that folder are removed."""
+    pages, figures = build_report(results_dir, out, **options)
     out = Path(out)
     folder = out.parent / figure_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,5 +162,6 @@ def write_report(results_dir: str | Path, out: str | Path = "REPORT.md", **optio
     for stale in sorted(folder.glob("*")):
         if stale.suffix in (".png", ".pdf") and stale not in written:
             stale.unlink()
-    out.write_text(text, encoding="utf-8")
+    out.write_text(pages.main, encoding="utf-8")
+    appendix_path(out).write_text(pages.appendix, encoding="utf-8")
     return out

@@ -12,8 +12,6 @@ import pandas as pd
 
 from . import learning_rates, plots
 from .findings import ReportFindings
-from .looks import looks_figure
-from .second_edition import budget_figure
 
 # build_figures holds every figure of the report until the caller saves and closes each one.
 matplotlib.rcParams["figure.max_open_warning"] = 0
@@ -24,13 +22,13 @@ def build_figures(findings: ReportFindings) -> dict:
     metric, seed = findings.metric, findings.analysis["seed"]
     figures = {}
     if findings.budget is not None and findings.budget.rows:
-        figures["budget_pilot"] = budget_figure(pd.DataFrame([r.__dict__ for r in findings.budget.rows]))[0]
+        figures["budget_pilot"] = plots.budget_figure(pd.DataFrame([r.__dict__ for r in findings.budget.rows]))[0]
     for record in findings.looks:
         if any(c.looks for c in record.comparisons):
-            figures[record.figure] = looks_figure(record)[0]
+            figures[record.figure] = plots.looks_figure(record)[0]
     for search in findings.learning_rates:
         if search.curves is not None:
-            figures[learning_rates.figure_name(search)] = learning_rates.search_figure(search)
+            figures[learning_rates.figure_name(search)] = plots.search_figure(search)
     for grid in findings.grids:
         if grid.seeds_data is not None:
             figures[grid.figure("seeds")] = plots.seeds_plot(grid.seeds_data, metric, list(grid.order))[0]

@@ -1,18 +1,17 @@
-"""The report's second-edition sections (docs/study.md): findings at a glance, choosing the budget.
+"""The report's second-edition records (docs/study.md): the questions at a glance, choosing the budget.
 
-``glance_rows`` computes "Findings at a glance" from the results files and ``glance_lines`` renders it; the
-budget is computed by
-``budget_findings`` and written by ``budget_lines`` (Markdown) and ``budget_figure`` (a matplotlib figure for
-the report to save). Only files are read.
+``glance_rows`` computes "The questions at a glance" and ``budget_findings`` the budget from the results files; both
+are records of numbers and enums, written by ``analysis.render`` (``render_glance``, ``render_budget``) and drawn by
+``analysis.plots.budget_figure``. Only files are read.
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.grids import (
@@ -30,10 +29,18 @@ from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUEST
 
 from .decisions import PairingError, decide
 from .learning_rates import planned_runs
-from .plan import SECOND_EDITION_ENGINE, BudgetRow, cpu_seconds, pilot_rows, plan_table, plan_text, question_plans, recommend
+from .plan import (
+    SECOND_EDITION_ENGINE,
+    BudgetRow,
+    QuestionPlan,
+    cpu_seconds,
+    pilot_rows,
+    question_plans,
+    recommend,
+)
 from .sequential import OPEN, plan_looks
 from .status import RunStatus
-from .tables import markdown_table
+from .tables import percent
 
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
@@ -47,11 +54,10 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     return sum(s for s in cpu_seconds(results, rows) if math.isfinite(s)) / 3600
 
 
-def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> str:
-    """Where a question without main runs stands: its learning-rate search's finished runs (copies of twins
-    included) out of the search's budget, or the rates chosen and the first look's finished runs, or "not run
-    yet". ``folder``: the grid's runs
-    under another protocol (``<grid>-gpu``), if not the grid's own folder."""
+def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> dict:
+    """Where a question without main runs stands, as ``GlanceRow`` fields: the rates chosen (their protocol) and the
+    first look's finished runs, or its learning-rate search's finished runs (copies of twins included) out of the
+    search's budget, or nothing run. ``folder``: the grid's runs under another protocol (``<grid>-gpu``)."""
     search = search_name(folder or grid)
     try:
         protocol = json.loads((results / search / 'chosen.json').read_text())['protocol']
@@ -60,86 +66,110 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
     else:  # the main runs' first look, before its state is first recorded (experiments/until_decided.py)
         seeds = plan_looks(CPU_SEED_CAP)[0]
         trained = trained_networks(grid)
-        return (f"learning rates chosen under `{protocol}`; main runs: look 1 ({seeds} seeds a variant) "
-                f"{_finished(frame, folder or grid, seeds, trained)} of {seeds * len(trained)} runs finished")
+        return {"stage": Stage.LOOK, "protocol": protocol, "training_look": 1, "training_seeds": seeds,
+                "runs_done": _finished(frame, folder or grid, seeds, trained), "runs_planned": seeds * len(trained)}
     done = _finished(frame, search)
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
         planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # the networks the question searches
         planned = len(trained_networks(grid)) * len(LR_CANDIDATES) * TUNING_SEEDS
-    return f"learning-rate search: {done} of {planned} runs finished" if done else "not run yet"
+    return {"stage": Stage.SEARCH, "runs_done": done, "runs_planned": planned} if done else {"stage": Stage.NOT_RUN}
 
 
 def main_runs(frame: pd.DataFrame) -> pd.Series:
     """The second edition's main runs: engine-2 runs in its grids (``study.questions.SECOND_EDITION``, on the CPU or
-    in their ``-gpu`` folders). The sequential rule judges them (Findings at a glance), never the first pass's
+    in their ``-gpu`` folders). The sequential rule judges them (the questions at a glance), never the first pass's
     fixed-sample tests; the same grid folders' engine-1 runs are the first pass, reported apart, never pooled."""
     grids = {*SECOND_EDITION, *(f"{g}-{GPU_PROTOCOL}" for g in SECOND_EDITION)}
     return frame["grid"].isin(grids) & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
 
 
+class Stage(str, Enum):
+    """Where a question's runs in one folder stand."""
+    NOT_RUN = "not run"
+    SEARCH = "learning-rate search"  # its search is training
+    LOOK = "look training"  # a look's runs are training (the first, or the next after an open one)
+    DECIDED = "decided"  # the rule's last look labelled it (better, worse, equivalent, or open at the cap)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class GlanceRow:
-    """One line of "Findings at a glance": a core question's comparison, its sequential state and its plan."""
-    question: str
-    comparison: str
-    verdict: str  # the sequential rule's label, or where the question stands before its main runs
+    """One line of "The questions at a glance": a question's comparison in one folder (its grid, or ``<grid>-gpu``),
+    its sequential state, what it has cost and its plan. Numbers and enums only: ``analysis.render`` writes them."""
+    key: str  # the question's key, "a" to "g"
+    question: str  # its text (study.questions)
+    folder: str
+    stage: Stage
+    variant: str | None = None  # the compared variant, where the rule recorded a comparison
+    reference: str | None = None
+    label: str | None = None  # the rule's label at its last look
     estimate: float | None = None
     ci: tuple[float, float] | None = None
+    level: float | None = None  # the repeated CI's confidence: 1 - the look's nominal two-sided p level
     seeds: int | None = None
     look: int | None = None
     looks: int | None = None
-    cpu_hours: float | None = 0.0  # spent on the grid's engine-2 runs and its search; None on a GPU
-    to_decide: str = ""  # "decided", the rule's estimate for a comparison left open, or the plan
-    level: float | None = None  # the repeated CI's confidence: 1 - the look's nominal two-sided p level
-    within_margin: bool | None = None  # the equivalence test passes at the look's level too (sequential.Decision)
+    within_margin: bool | None = None  # the equivalence test passes at the look's level too (None: not known)
     margin: float | None = None
     pairing_problem: str = ""  # why the recorded looks' runs no longer pair (analysis.decisions.PairingError)
+    training_look: int | None = None  # the look whose runs are training
+    training_seeds: int | None = None
+    runs_done: int | None = None  # of the training look, or of the learning-rate search
+    runs_planned: int | None = None
+    protocol: str | None = None  # the protocol the rates were chosen under
+    cpu_hours: float | None = 0.0  # spent on the grid's engine-2 runs and its search; None on a GPU
+    gpu: bool = False
+    gpu_runs: int = 0
+    gpu_hours: float | None = None  # training wall time of the GPU runs (runs share the device)
+    plan: QuestionPlan | None = None  # what deciding it takes (run.py plan); None when decided or on a GPU
 
 
 def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
-    """Per question of the second edition (the core ones, then the sweeps), its sequential verdict
-    (``sequential.json``) or its status, and what deciding it would take: the plan at the pilot's budget, from the
-    pilot's ``rows``."""
+    """Per question of the second edition (the core ones, then the sweeps), its sequential state
+    (``sequential.json``) or where its runs stand, and what deciding it would take: the plan at the pilot's budget,
+    from the pilot's ``rows``."""
     studied = {q.grid for q in CORE_QUESTIONS} | {f"pilot-{b}" for b in PILOT_BUDGETS}
     if not rows and not studied & set(frame["grid"].astype(str)):
         return ()  # results of other grids only (e.g. the README's smoke grid): the study is not theirs
     plans = question_plans(results, list(rows), recommend(list(rows))[0])
     out = []
     for q in SECOND_EDITION_QUESTIONS:
-        plan = plan_text(plans[q.key]) if q.key in plans else "waits for the pilot"
-        out += _question_rows(results, frame, q, q.grid, _cpu_hours(results, frame, q.grid), plan)
+        out += _question_rows(results, frame, q, q.grid, {"cpu_hours": _cpu_hours(results, frame, q.grid),
+                                                          "plan": plans.get(q.key)})
         gpu = f"{q.grid}-{GPU_PROTOCOL}"
         if frame["grid"].isin([gpu, search_name(gpu)]).any():
-            out += _question_rows(results, frame, q, gpu, None, _gpu_text(frame, q.grid, gpu))
+            out += _question_rows(results, frame, q, gpu, _gpu_cost(frame, gpu))
     return tuple(out)
 
 
-def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, hours: float | None, plan: str) -> list[GlanceRow]:
+def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dict) -> list[GlanceRow]:
     """A question's rows for its runs in ``folder`` (its grid, or the grid under the GPU protocol): one per
-    comparison with a sequential state, else one saying where its learning-rate search stands."""
+    comparison with a sequential state, else one saying where its runs stand."""
     path = results / folder / "sequential.json"
     state = json.loads(path.read_text()) if path.exists() else {}
     variants = state.get("variants", {})
     names = [q.variant] if q.variant else sorted(variants)
-    question = f"({q.key}) {q.text}"
     if not any(n in variants for n in names):
-        return [GlanceRow(question, f"`{folder}`", _before_main_runs(results, frame, q.grid, folder), cpu_hours=hours,
-                          to_decide=plan)]
+        return [GlanceRow(q.key, q.text, folder, **_before_main_runs(results, frame, q.grid, folder), **cost)]
     rows = []
     recomputed, problem = _recomputed(frame, folder, state)
     for name in (n for n in names if n in variants):
         s = variants[name]
-        verdict = (_look_training(frame, folder, state, name) if s["label"] == OPEN else s["label"])
         again = recomputed.get(name, {})
         same = (again.get("label"), again.get("look")) == (s["label"], s.get("look"))
-        rows.append(GlanceRow(question, f"`{folder}`: `{name}` - `{state['reference']}`", verdict, s.get("estimate"),
-                              tuple(s["ci"]) if s.get("ci") else None, s.get("n") or None, s.get("look"),
-                              len(state["schedule"]), hours,
-                              "decided" if s["label"] in DECIDED else s.get("to_decide") or plan,
-                              1 - s["boundary"] if s.get("boundary") is not None else None,
-                              s.get("within_margin", again.get("within_margin") if same else None),
-                              s.get("margin", state.get("margin")), problem))
+        within = s.get("within_margin", again.get("within_margin") if same else None)
+        training = _look_training(frame, folder, state, name) if s["label"] == OPEN else {"stage": Stage.DECIDED}
+        rows.append(GlanceRow(
+            q.key, q.text, folder, variant=name, reference=state["reference"], label=s["label"],
+            estimate=s.get("estimate"), ci=tuple(s["ci"]) if s.get("ci") else None,
+            level=1 - s["boundary"] if s.get("boundary") is not None else None, seeds=s.get("n") or None,
+            look=s.get("look"), looks=len(state["schedule"]),
+            within_margin=bool(within) if within is not None else None, margin=s.get("margin", state.get("margin")),
+            pairing_problem=problem,
+            **training, **{**cost, "plan": None if s["label"] in DECIDED else cost.get("plan")}))
     return rows
 
 
@@ -153,73 +183,6 @@ def _recomputed(frame: pd.DataFrame, folder: str, state: dict) -> tuple[dict[str
         return {}, str(error)
     except (KeyError, TypeError, ValueError):
         return {}, ""
-
-
-def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) -> str:
-    """A comparison still open (``sequential.json`` is written before each look trains): the look it waits for
-    and how many of that look's runs (the variant's and the reference's seeds ``0..n-1``) have finished."""
-    look = state["variants"][variant]["look"]
-    seeds = state["schedule"][look]
-    after = f"open after look {look} of {len(state['schedule'])}; " if look else ""
-    return (f"{after}look {look + 1} ({seeds} seeds a variant) training: "
-            f"{_finished(frame, folder, seeds, [variant, state['reference']])} of {2 * seeds} runs "
-            f"(seeds 0-{seeds - 1}) finished")
-
-
-def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, variants: list[str] | None = None) -> int:
-    """Finished (ok or flagged) second-edition runs in ``folder`` (of seeds ``0..seeds-1``, of ``variants``)."""
-    rows = frame[frame["grid"].eq(folder) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
-                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
-    if seeds is not None:
-        rows = rows[pd.to_numeric(rows["seed"]) < seeds]
-    return len(rows if variants is None else rows[rows["variant"].isin(variants)])
-
-
-def _gpu_text(frame: pd.DataFrame, grid: str, folder: str) -> str:
-    """What a question's GPU runs are and cost: their protocol, how many trained, their training wall time."""
-    rows = frame[frame["grid"].isin([folder, search_name(folder)]) & frame["status"].isin(
-        [RunStatus.OK, RunStatus.FLAGGED]) & frame["reused_from"].isna()]
-    seconds = pd.to_numeric(rows["train_seconds"], errors="coerce").dropna()
-    return (f"protocol `{GPU_PROTOCOL}` on one GPU, never pooled with the CPU runs: {len(rows)} runs trained, "
-            f"{seconds.sum() / 3600:.2f} h of training wall time in all (median {seconds.median():.0f} s a run; runs "
-            "share the device, so its time is less); it goes on in sessions lent a GPU "
-            f"(`bash experiments/gpu_session.sh {grid}:MINUTES`, docs/study.md section 5)") if len(seconds) else (
-            f"protocol `{GPU_PROTOCOL}` on one GPU, never pooled with the CPU runs: no run finished yet")
-
-
-GLANCE_INTRO = (
-    "The second edition (engine version 2, docs/study.md): each question, the core ones (a)-(d) first, then "
-    "(e)-(g), is decided by adding seeds "
-    "until the group-sequential rule stops (`run.py ablate GRID --until-decided --compare VARIANT`, as `run.py "
-    "study --until-decided` runs it); the interval is the "
-    "rule's repeated confidence interval at the last look made (the stopping look once decided), at that "
-    "look's level (1 minus its nominal p level, shown with it: near 100% early, near 95% at the last look, "
-    "higher where alpha is split over several comparisons). CPU-hours: training seconds x threads of "
-    "the grid's engine-2 runs and of its learning-rate search (flagged runs included: they cost time too). "
-    "*To decide*: the plan (`run.py plan`) for a smallest effect of interest of 0.5 points, with a planning "
-    "paired SD (its 80% upper bound): the question's own main runs' once its first look exists, else the nearest "
-    "recipe measured at the budget (the learning rate nearest its chosen one; the source is named, docs/study.md "
-    "section 1) and alpha split over the comparisons the main runs decide (the question's own, or every "
-    "variant of the grid against its reference where the question names none). First the seeds per variant a free "
-    "sequential design needs for 80% power (maximum and expected); then what the main runs do, which always "
-    f"look at {', '.join(map(str, plan_looks(CPU_SEED_CAP)))} seeds (the CPU cap; `run.py study --until-decided`, "
-    "docs/study.md): their power for the 0.5-point effect and expected seeds, their CPU-hours (the networks "
-    "they train, each run's time the median CPU-seconds of that network's finished runs of the question under "
-    "the budget, named where there are any, else the pilot's DyClotNet-0.5 median scaled by its MACs, "
-    "`results/study_costs.json`, a proxy until those runs measure it), expected and at most (the expected figure "
-    "lets every variant stop with this question's comparison, a lower bound where the grid has others, and leaves "
-    "out networks an earlier question trains, whose runs are twins, copied where their chosen rate agrees and "
-    "that question trained the seed; the most counts every network at every seed), and the smallest true effect "
-    "they declare better with 80% power; last, the learning-rate search that comes before them. The first pass (engine "
-    "version 1: one shared learning rate, a budget chosen without measuring power) is reported below as "
-    "it was, never pooled with the second edition. A question trained on a GPU too (`run.py gpu-next`, its own "
-    "protocol and grid folder `<grid>-gpu`) has a row of its own for those runs, never pooled with the CPU's.")
-
-
-def percent(level: float) -> str:
-    """A confidence level near 100% with the digits that keep it below 100% (99.991%, 95.6%)."""
-    digits = max(1, -math.floor(math.log10(100 * (1 - level)))) if level < 1 else 1
-    return f"{100 * level:.{digits}f}%"
 
 
 def margin_verdict(label: str, estimate: float | None, within_margin: bool | None, margin: float | None) -> str:
@@ -243,33 +206,31 @@ def margin_detail(state: dict) -> str:
             f"±{state['margin']:g}). The rule's label stays *{state['label']}*.")
 
 
-def glance_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
-    """"Findings at a glance" as Markdown; nothing when no row (results without the study's grids)."""
-    if not rows:
-        return []
-    table = [{"question": r.question, "comparison": r.comparison,
-              "verdict": margin_verdict(r.verdict, r.estimate, r.within_margin, r.margin)
-              + (f" (recorded; the run files no longer pair: {r.pairing_problem})" if r.pairing_problem else ""),
-              "difference [CI]": (f"{r.estimate:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]"
-                                  + (f" ({percent(r.level)} repeated CI, look {r.look})" if r.level is not None else "")
-                                  if r.ci is not None and r.estimate is not None else "–"),
-              "seeds (looks)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
-              "CPU-h": f"{r.cpu_hours:.2f}" if r.cpu_hours is not None else "– (GPU)", "to decide": r.to_decide} for r in rows]
-    return ["## Findings at a glance", "", GLANCE_INTRO, "", markdown_table(pd.DataFrame(table)), ""]
+def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) -> dict:
+    """A comparison still open (``sequential.json`` is written before each look trains): the look it waits for
+    and how many of that look's runs (the variant's and the reference's seeds ``0..n-1``) have finished."""
+    look = state["variants"][variant]["look"]
+    seeds = state["schedule"][look]
+    return {"stage": Stage.LOOK, "training_look": look + 1, "training_seeds": seeds,
+            "runs_done": _finished(frame, folder, seeds, [variant, state["reference"]]), "runs_planned": 2 * seeds}
 
 
-def budget_figure(table: pd.DataFrame):
-    """Paired SD (and its upper bound) and CPU-hours per decided question against the pilot's budgets."""
-    fig, (ax_sd, ax_cost) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for question, rows in table.groupby("question"):
-        ax_sd.errorbar(rows["budget"], rows["sd"], yerr=[[0] * len(rows), rows["sd_upper"] - rows["sd"]],
-                       marker="o", capsize=3, label=question)
-        ax_cost.plot(rows["budget"], rows["cpu_hours"], marker="o", label=question)
-    ax_sd.set(xlabel="budget (protocol)", ylabel="paired SD, points (bar: 80% upper bound)")
-    ax_cost.set(xlabel="budget (protocol)", ylabel="CPU-hours per decided question", yscale="log")
-    ax_sd.legend(fontsize=7)
-    fig.tight_layout()
-    return fig, (ax_sd, ax_cost)
+def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, variants: list[str] | None = None) -> int:
+    """Finished (ok or flagged) second-edition runs in ``folder`` (of seeds ``0..seeds-1``, of ``variants``)."""
+    rows = frame[frame["grid"].eq(folder) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
+    if seeds is not None:
+        rows = rows[pd.to_numeric(rows["seed"]) < seeds]
+    return len(rows if variants is None else rows[rows["variant"].isin(variants)])
+
+
+def _gpu_cost(frame: pd.DataFrame, folder: str) -> dict:
+    """What a question's GPU runs cost: how many trained, their training wall time in hours (``GlanceRow`` fields)."""
+    rows = frame[frame["grid"].isin([folder, search_name(folder)]) & frame["status"].isin(
+        [RunStatus.OK, RunStatus.FLAGGED]) & frame["reused_from"].isna()]
+    seconds = pd.to_numeric(rows["train_seconds"], errors="coerce").dropna()
+    return {"cpu_hours": None, "gpu": True, "gpu_runs": len(seconds),
+            "gpu_hours": float(seconds.sum() / 3600) if len(seconds) else None}
 
 
 @dataclass(frozen=True)
@@ -300,20 +261,3 @@ def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -
     return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows), pending=pending)
 
 
-def budget_lines(budget: BudgetFindings, folder: str) -> list[str]:
-    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
-    lines = ["## Choosing the budget", "",
-             f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
-             f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
-             "under the sequential rule, with the paired SD's 80% upper confidence bound (never the observed "
-             "effect); `E[seeds]` is the expected number of seeds per variant when the effect is true, CPU-h "
-             "the cost of both variants' expected seeds. Regenerate: `python run.py plan --results "
-             f"{budget.results}`.", ""]
-    pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
-                + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)" for b, ok in budget.pending) + ".", ""]
-               if budget.pending else [])
-    if not budget.rows:
-        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
-    return lines + [markdown_table(plan_table(list(budget.rows))), "",
-                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
-                    f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]

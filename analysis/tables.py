@@ -243,3 +243,9 @@ def render(result: dict, fmt: str) -> str:
     if check_format(fmt) == "table":
         raise ValueError("format 'table' is printed by the CLI; render md, latex, csv or json")
     return renderers[fmt](result)
+
+
+def percent(level: float) -> str:
+    """A confidence level near 100% with the digits that keep it below 100% (99.991%, 95.6%)."""
+    digits = max(1, -math.floor(math.log10(100 * (1 - level)))) if level < 1 else 1
+    return f"{100 * level:.{digits}f}%"

@@ -46,6 +46,8 @@ def claim_cost_rows() -> list[dict]:
         params_ratio, macs_ratio = m_params / d_params, m_macs / d_macs
         rows.append({
             "dyclotnet_200 reading": d_label, "mobilenetv2_100 reading": m_label,
+            "dyclot_kwargs": DYCLOT_READINGS[d_label], "mobilenet_model": MOBILENET_READINGS[m_label][0],
+            "mobilenet_kwargs": MOBILENET_READINGS[m_label][1],
             "dyclot_params": d_params, "dyclot_macs": d_macs, "mobilenet_params": m_params, "mobilenet_macs": m_macs,
             "params_ratio": round(params_ratio, 3), "macs_ratio": round(macs_ratio, 3),
             "params_match": abs(params_ratio / PUBLISHED_PARAMS_RATIO - 1) <= MATCH_TOLERANCE,
@@ -84,4 +86,41 @@ def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
             rows.append({"grid": grid, "variant": variant, "model": spec.model, "model_kwargs": dict(spec.model_kwargs),
                          "params": count_params(model), "macs": count_macs(model, (3, 32, 32)),
                          "architecture": architecture(model)})
+    return rows
+
+
+def dct_bound_rows(alphas: tuple[float, ...] = (1.0, 2.0), p: int = 2, r: int = 4, side: int = 32) -> list[dict]:
+    """Eq. (8)'s bound ``C1 <= 5/16 C0`` (M = N, p >= 2) counted on DyClotNet's own layers, and the DCT module's share.
+
+    For each width ``N`` of DyClotNet-``alpha`` whose stage keeps M = N at stride 1 (Table 2), at that stage's
+    side ``Df`` for a ``side`` x ``side`` input: ``c0`` the separable convolution of eq. (7) (3x3 depthwise + 1x1,
+    counted by ptflops, which is exactly eq. (7)); ``c1`` the DCT bottleneck's dense arithmetic (torch's counter: its
+    three convolutions, eq. (8)'s first line with the depthwise term kept, plus the recalibrator's two small fully
+    connected layers); ``c1_approx`` eq. (8)'s second line (the depthwise term dropped), for which the paper states the
+    bound; and the DCT module's MACs (ptflops: clones, recalibrator, merge) as a share of the whole bottleneck's."""
+    from torch import nn
+
+    from dyclot import DCTBottleneck, stage_widths
+    from dyclot.dyclotnet import STAGES
+
+    from .profiling import count_flops
+
+    rows = []
+    for alpha in alphas:
+        _, widths = stage_widths(alpha, p, 8)
+        df = side
+        for (_, _, stride), n in zip(STAGES, widths, strict=True):
+            df //= stride
+            if stride != 1 or any(row["alpha"] == alpha and row["N"] == n for row in rows):
+                continue
+            separable = nn.Sequential(nn.Conv2d(n, n, 3, padding=1, groups=n, bias=False), nn.Conv2d(n, n, 1, bias=False))
+            block = DCTBottleneck(n, n, p=p, expansion_kwargs={"r": r})
+            shape = (n, df, df)
+            c0, c1 = count_macs(separable, shape), count_flops(block, shape) // 2
+            dct_macs, block_macs = count_macs(block.expand, (n // p, df, df)), count_macs(block, shape)
+            rows.append({"alpha": alpha, "M": n, "N": n, "Df": df, "p": p, "r": r, "c0": c0, "c1": c1,
+                         "c1_over_c0": round(c1 / c0, 4),
+                         "c1_approx_over_c0": round(df * df * (n * n / (2 * p) + n * n / (4 * p * p)) / c0, 4),
+                         "dct_macs": dct_macs, "bottleneck_macs": block_macs,
+                         "dct_share": round(dct_macs / block_macs, 4)})
     return rows

@@ -126,6 +126,19 @@ def study_costs(
         atomic_write(out, json.dumps(rows, indent=1) + "\n")
 
 
+def dct_bound(
+    out: Path | None = typer.Option(None, "--out", help="Also write the rows as JSON here (the report reads "
+                                    "RESULTS/dct_bound.json)."),
+) -> None:
+    """Eq. (8)'s bound C1 <= 5/16 C0 counted on DyClotNet's layers (M = N, p = 2), and the DCT module's share."""
+    from .claims import dct_bound_rows
+
+    rows = dct_bound_rows()
+    typer.echo(render(rows, ProfileFormat.csv))
+    if out is not None:
+        atomic_write(out, json.dumps(rows, indent=1) + "\n")
+
+
 def print_profiles(rows: list[dict], input: str, batch_size: int) -> None:
     """The profile rows as a rich table; below 120 columns a narrow one with whole model names."""
     console = Console()
@@ -153,6 +166,7 @@ def register(app: typer.Typer) -> None:
     app.command()(profile)
     app.command("claim-costs")(claim_costs)
     app.command("study-costs")(study_costs)
+    app.command("dct-bound")(dct_bound)
 
 
 DOCS_INTERPRETATION = __import__("pathlib").Path(__file__).resolve().parent.parent / "docs" / "interpretation.md"

@@ -168,7 +168,7 @@ def test_runs_of_an_older_engine_are_superseded_never_paired(results):
     assert (old["status"] == "superseded").all() and len(old) == 4
     assert old["reason"].eq("trained by engine version 1; the grid has runs of version 2").all()
     assert (frame.loc[frame["grid"] != "smoke", "status"] == "ok").all()  # other grids keep their runs
-    text, _ = build_report(results, results.parent / "R.md")
+    text = build_report(results, results.parent / "R.md")[0].appendix
     runs = text.split("## Runs", 1)[1].split("\n\n## ", 1)[0]
     assert "| grid | reference | ok | superseded | engine |" in runs and "| `smoke` | `dct` | 1 | 4 | 1, 2 |" in runs
 
@@ -246,7 +246,7 @@ def test_load_table_csv_and_parquet(tmp_path):
 
 # --------------------------------------------------------------------------------------------- CLI
 def claim_rows(text: str) -> list[str]:
-    section = text.split("## Paper claims", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## First pass: paper claims", 1)[1].split("\n## ", 1)[0]
     return [line for line in section.splitlines() if line.startswith(("| DyClotNet", "| DCT"))]
 
 
@@ -329,10 +329,10 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "REPORT.md"
     assert cli(capsys, "report", "--results", str(results), "--out", str(out))[0] == 0
-    text = out.read_text()
+    text = out.read_text() + "\n" + (tmp_path / "out" / "REPORT-appendix.md").read_text()
     figures = tmp_path / "out" / "report_figures"
     first = {p.name: p.read_bytes() for p in figures.iterdir()}
-    for section in ("## Setup", "### Hardware and software", "### Protocol", "### Data", "## Paper claims",
+    for section in ("## Setup", "### Hardware and software", "### Protocol", "### Data", "## First pass: paper claims",
                     "## Grid `paper-claim`", "## Grid `p-sweep`", "## Grid `smoke`", "## Interpretation choices",
                     "## Limitations", "## Regenerating"):
         assert section in text, section
@@ -357,7 +357,7 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     # rerun: byte-identical report and figures, no stale files
     (figures / "stale.png").write_bytes(b"old")
     assert cli(capsys, "report", "--results", str(results), "--out", str(out))[0] == 0
-    assert out.read_text() == text
+    assert out.read_text() + "\n" + (tmp_path / "out" / "REPORT-appendix.md").read_text() == text
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == first
 
 
@@ -368,7 +368,8 @@ def test_report_claims_without_paper_grid(tmp_path):
     write_grid(root, "expansion-op", "pointwise", {"pointwise": 70.0, "dct": 70.0}, seeds=5, sd=0.1)
     write_grid(root, "r-sweep", "r4", {"r4": 70.0, "r8": 70.0}, seeds=2)
     (root / "r-sweep" / "grid.json").write_text('{"grid": "r-sweep", "refer')  # truncated: no reference
-    text, figures = build_report(root, tmp_path / "R.md")
+    pages, figures = build_report(root, tmp_path / "R.md")
+    text = "\n".join(pages)
     assert "## Grid `r-sweep`\n\nNot analysed: grid 'r-sweep' names no single reference" in text
     claims = claim_rows(text)
     assert len(claims) == 6 and all("| no results |" in line for line in claims[:3] + claims[5:])
@@ -434,7 +435,7 @@ def test_training_health_flags_loss_spikes_and_runs_that_did_not_learn(tmp_path)
     assert health.loc[("b", 0), "spike"] and health.loc[("b", 0), "peak_epoch"] == 2
     assert not health.loc[("b", 0), "not_learned"]
     assert health.loc[("b", 1), "spike"] and health.loc[("b", 1), "not_learned"]
-    text = build_report(root, tmp_path / "R.md")[0]
+    text = build_report(root, tmp_path / "R.md")[0].appendix
     section = text.split("## Training health", 1)[1].split("\n## ", 1)[0]
     assert "2 of 4 trained runs are flagged, in `baselines` `b` (2 of 2 runs)" in section
     assert "| baselines | b | 1 | loss spike, did not learn | 5.40 | 5.40 (1) | 2.30 | 2.30 | 10.5 |" in section
@@ -461,7 +462,8 @@ def test_accuracy_against_cost_has_one_figure_per_dataset(tmp_path):
     root = tmp_path / "results"
     write_grid(root, "expansion-op", "dct", {"dct": 36.0, "pointwise": 38.0})
     write_grid(root, "core-fashion-mnist", "dct", {"dct": 80.0, "pointwise": 81.0}, dataset="fashion-mnist")
-    text, figures = build_report(root, tmp_path / "R.md")
+    pages, figures = build_report(root, tmp_path / "R.md")
+    text = "\n".join(pages)
     assert {f"pareto_{c}_{d}" for c in ("macs", "latency_ms") for d in ("cifar10-jpeg", "fashion-mnist")} <= set(figures)
     assert "against macs on fashion-mnist (core-fashion-mnist)" in text
     assert "against macs on cifar10-jpeg (expansion-op)" in text
@@ -477,7 +479,7 @@ def test_report_names_the_reading_that_reproduces_both_published_costs(results):
          "params_match": True, "macs_match": True},
         {**row, "mobilenetv2_100 reading": "ends at 4x4", "params_ratio": 1.372, "macs_ratio": 0.84,
          "params_match": True, "macs_match": False}]))
-    text, _ = build_report(results, results.parent / "R.md")
+    text = build_report(results, results.parent / "R.md")[0].appendix
     assert "Both published ratios are reproduced only by: default against ends at 8x8." in text
     assert "| default | ends at 4x4 | 1.37x (matches) | 0.84x |" in text
     (results / "claim_costs.json").write_text("[{}]")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from analysis.load import load_results
-from analysis.looks import decision_records, looks_figure, looks_lines
+from analysis.looks import decision_records, looks_lines
+from analysis.plots import looks_figure
 from analysis.second_edition import glance_rows
 from experiments.until_decided import run_until_decided
 from tests.test_sequential import DIFFS_A

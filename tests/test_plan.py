@@ -65,7 +65,10 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     import pandas as pd
 
     from analysis.load import load_results
-    from analysis.second_edition import budget_figure, budget_findings, budget_lines, glance_lines, glance_rows
+    from analysis.plots import budget_figure
+    from analysis.render import render_budget as budget_lines
+    from analysis.render import render_glance
+    from analysis.second_edition import Stage, budget_findings, glance_rows
 
     budget = budget_findings(pilot, effect=4.0, reps=200)
     lines = "\n".join(budget_lines(budget, "r_figures"))
@@ -86,14 +89,18 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     (root / "expansion-op" / "sequential.json").write_text(json.dumps({
         "grid": "expansion-op", "reference": "dct", "schedule": [3, 5, 8],
         "variants": {"pointwise": {"label": "equivalent", "look": 2, "n": 5, "estimate": 0.12, "ci": [-0.3, 0.41]}}}))
-    text = "\n".join(glance_lines(glance_rows(root, load_results(root), [])))
-    assert ("| (b) Is DCT as good as the pointwise expansion it replaces? | `expansion-op`: `pointwise` - `dct` | "
-            "equivalent | +0.12 [-0.30, +0.41] | 5 (2 of 3) |") in text
-    assert "| (a) Does the recalibrator help over the replicator alone? | `replicator-vs-recalibrator` | not run yet |" in text
+    glance = {r.key: r for r in reversed(glance_rows(root, load_results(root), []))}
+    b = glance["b"]
+    assert (b.folder, b.variant, b.reference, b.label, b.estimate, b.ci, b.seeds, b.look, b.looks) == (
+        "expansion-op", "pointwise", "dct", "equivalent", 0.12, (-0.3, 0.41), 5, 2, 3)
+    assert b.stage is Stage.DECIDED and b.plan is None and glance["a"].stage is Stage.NOT_RUN
+    text = "\n".join(render_glance(tuple(glance.values())))
+    assert "| `expansion-op`: `pointwise` - `dct` | equivalent | – | 5 (2 of 3) |" in text  # no level recorded: no CI
 
 
 def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):
-    from analysis.plan import plan_text, question_plans
+    from analysis.plan import question_plans
+    from analysis.render import plan_text
     from analysis.sequential import plan_looks, simulate
     from study.grids import GRIDS
     from study.questions import SECOND_EDITION
@@ -189,7 +196,8 @@ CORE_COSTS = [*({"grid": "pilot-cpu-full", "variant": v, "macs": 1000} for v in 
 
 
 def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pilot, rows):
-    from analysis.plan import plan_text, question_plans
+    from analysis.plan import question_plans
+    from analysis.render import plan_text
 
     plan = question_plans(pilot, rows, "cpu-full", effect=0.05, reps=200)["a"]  # a tiny effect: far beyond 12 seeds
     assert plan.max_seeds is None or plan.max_seeds > 12
@@ -216,11 +224,11 @@ def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_
 def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(tmp_path):
     import pandas as pd
 
-    from analysis.second_edition import _before_main_runs
+    from analysis.second_edition import Stage, _before_main_runs
 
     columns = ["grid", "status", "engine_version", "seed", "variant"]
     nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1, 0, "dct")], columns=columns)
-    assert _before_main_runs(tmp_path, nothing, "replicator-vs-recalibrator") == "not run yet"
+    assert _before_main_runs(tmp_path, nothing, "replicator-vs-recalibrator") == {"stage": Stage.NOT_RUN}
     rows = [("replicator-vs-recalibrator-lr", "ok", 2, 1000, "dct@lr0.1"),
             ("replicator-vs-recalibrator-lr", "flagged", 2, 1000, "dct@lr0.2"),
             ("replicator-vs-recalibrator-lr", "failed", 2, 1001, "dct@lr0.1"),  # not finished: not counted
@@ -234,24 +242,26 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     frame = pd.DataFrame(rows, columns=columns)
     # 2 networks x 4 candidate rates x 2 seeds; (b) searches its own two networks too (replicator-only is not
     # searched), where no grid.json says otherwise
-    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
-    assert _before_main_runs(tmp_path, frame, "expansion-op") == "learning-rate search: 1 of 16 runs finished"
+    search = {"stage": Stage.SEARCH, "runs_planned": 16}
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_done": 2}
+    assert _before_main_runs(tmp_path, frame, "expansion-op") == {**search, "runs_done": 1}
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text("{}")  # unreadable: not a choice
-    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 2 of 16 runs finished"
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_done": 2}
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
-    assert (_before_main_runs(tmp_path, frame, "replicator-vs-recalibrator")
-            == "learning rates chosen under `cpu-full`; main runs: look 1 (3 seeds a variant) 2 of 6 runs finished")
+    look1 = {"stage": Stage.LOOK, "protocol": "cpu-full", "training_look": 1, "training_seeds": 3, "runs_done": 2,
+             "runs_planned": 6}
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == look1
     (tmp_path / "expansion-op-lr").mkdir()
     (tmp_path / "expansion-op-lr" / "chosen.json").write_text('{"protocol": "cpu-full", "variants": {}}')
-    assert (_before_main_runs(tmp_path, frame, "expansion-op")
-            == "learning rates chosen under `cpu-full`; main runs: look 1 (3 seeds a variant) 2 of 6 runs finished")
+    assert _before_main_runs(tmp_path, frame, "expansion-op") == look1
 
 
 def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_have_finished(tmp_path):
     import pandas as pd
 
-    from analysis.second_edition import glance_lines, glance_rows
+    from analysis.render import render_glance
+    from analysis.second_edition import Stage, glance_rows
 
     grid = "replicator-vs-recalibrator"
     columns = ["grid", "run_id", "variant", "seed", "status", "engine_version", "reused_from", "train_seconds"]
@@ -264,47 +274,50 @@ def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_h
                                          "boundary": 8.857543832140365e-05}}}
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
     frame = pd.DataFrame(rows, columns=columns)
-    row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
-    assert row.verdict == "open after look 1 of 4; look 2 (5 seeds a variant) training: 7 of 10 runs (seeds 0-4) finished"
+    row = next(r for r in glance_rows(tmp_path, frame, []) if r.folder == grid)
+    assert (row.stage, row.label, row.training_look, row.training_seeds, row.runs_done, row.runs_planned) == (
+        Stage.LOOK, "continue", 2, 5, 7, 10)
     assert (row.seeds, row.look, row.ci) == (3, 1, (-1.5, 1.9))  # the repeated CI at look 1 holds at any look
-    assert "| +0.20 [-1.50, +1.90] (99.991% repeated CI, look 1) |" in "\n".join(glance_lines((row,)))
+    assert "| +0.20 [-1.50, +1.90] (99.991%) | 3 (1 of 4) |" in "\n".join(render_glance((row,)))
     state["variants"]["replicator"] = {"label": "continue", "look": 0, "n": 0}  # written before look 1 trains
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
-    row = next(r for r in glance_rows(tmp_path, frame, []) if r.comparison.startswith(f"`{grid}`"))
-    assert row.verdict == "look 1 (3 seeds a variant) training: 6 of 6 runs (seeds 0-2) finished" and row.seeds is None
+    row = next(r for r in glance_rows(tmp_path, frame, []) if r.folder == grid)
+    assert (row.training_look, row.runs_done, row.runs_planned) == (1, 6, 6) and row.seeds is None
 
 
 def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cpu_one(tmp_path):
     import pandas as pd
 
-    from analysis.second_edition import glance_lines, glance_rows
+    from analysis.render import render_glance
+    from analysis.second_edition import Stage, glance_rows
 
     columns = ["grid", "run_id", "status", "engine_version", "reused_from", "train_seconds"]
     rows = [("replicator-vs-recalibrator-gpu-lr", f"r{i}", "ok", 2, None, 500.0) for i in range(3)]
     rows += [("replicator-vs-recalibrator-gpu-lr", "r9", "failed", 2, None, 80.0),  # not finished: not counted
              ("pilot-cpu-full", "p0", "ok", 2, None, 3000.0)]
     glance = glance_rows(tmp_path, pd.DataFrame(rows, columns=columns), [])
-    gpu = [r for r in glance if r.comparison == "`replicator-vs-recalibrator-gpu`"]
-    assert len(gpu) == 1 and gpu[0].cpu_hours is None  # GPU wall time is not CPU-hours
-    assert gpu[0].verdict == "learning-rate search: 3 of 16 runs finished"
-    assert "protocol `gpu` on one GPU, never pooled with the CPU runs: 3 runs trained, 0.42 h" in gpu[0].to_decide
-    cpu = [r for r in glance if r.comparison == "`replicator-vs-recalibrator`"]
-    assert cpu[0].verdict == "not run yet" and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
-    assert not any("expansion-op-gpu" in r.comparison for r in glance)  # no GPU runs: no GPU row
-    assert "| – (GPU) |" in "\n".join(glance_lines(glance))
+    gpu = [r for r in glance if r.folder == "replicator-vs-recalibrator-gpu"]
+    assert len(gpu) == 1 and gpu[0].cpu_hours is None and gpu[0].gpu  # GPU wall time is not CPU-hours
+    assert (gpu[0].stage, gpu[0].runs_done, gpu[0].runs_planned) == (Stage.SEARCH, 3, 16)
+    assert gpu[0].gpu_runs == 3 and gpu[0].gpu_hours == pytest.approx(1500 / 3600)
+    cpu = [r for r in glance if r.folder == "replicator-vs-recalibrator"]
+    assert cpu[0].stage is Stage.NOT_RUN and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
+    assert not any(r.folder == "expansion-op-gpu" for r in glance)  # no GPU runs: no GPU row
+    assert "| 25 GPU-min (3 runs) |" in "\n".join(render_glance(glance))
 
 
 def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_path):
     import pandas as pd
 
-    from analysis.second_edition import _before_main_runs
+    from analysis.second_edition import Stage, _before_main_runs
 
     frame = pd.DataFrame([("replicator-vs-recalibrator-lr", "ok", 2)] * 16, columns=["grid", "status", "engine_version"])
-    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 16 of 16 runs finished"
+    search = {"stage": Stage.SEARCH, "runs_done": 16}
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_planned": 16}
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
     variants = {f"{n}@lr{lr}": {} for n in ("dct", "replicator") for lr in ("0.025", "0.05", "0.1", "0.2", "0.4")}
     (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants}))
-    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == "learning-rate search: 16 of 20 runs finished"
+    assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_planned": 20}
 
 
 def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, rows, tmp_path):
@@ -313,7 +326,8 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     runs, another protocol's and another question's never count; networks without runs keep the proxy."""
     import shutil
 
-    from analysis.plan import plan_text, question_plans
+    from analysis.plan import question_plans
+    from analysis.render import plan_text
 
     root = tmp_path / "results"
     shutil.copytree(pilot, root)

@@ -398,7 +398,7 @@ def test_a_diverging_run_is_failed_the_grid_goes_on_and_analysis_excludes_it(tmp
 
     out_md = tmp_path / "REPORT.md"
     assert run.main(["report", "--results", str(results), "--out", str(out_md)]) == 0
-    report = out_md.read_text()
+    report = out_md.read_text() + (tmp_path / "REPORT-appendix.md").read_text()  # the run accounting: the appendix
     assert "2 failed" in report and "Diverged: loss is nan at epoch 1 step 3" in report
 
 

@@ -10,12 +10,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from analysis.report import build_report
+from analysis.render import LINE_LIMIT
+from analysis.report import appendix_path, build_report
 from study.grids import searched_grid
 from study.questions import SECOND_EDITION
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python run.py report --results results --out REPORT.md"
+APPENDIX = appendix_path("REPORT.md").name
+MAIN_LINES = 400  # the main report a reader finishes
 
 
 def committed_results(tmp_path: Path) -> Path:
@@ -38,17 +41,21 @@ def regenerated(tmp_path, monkeypatch):
     assert (ROOT / "REPORT.md").exists(), f"results/ holds grids but REPORT.md is missing: run `{COMMAND}`"
     results = committed_results(tmp_path)
     monkeypatch.chdir(results.parent)  # the report names its paths as given on the command line
-    text, figures = build_report("results", "REPORT.md")
+    pages, figures = build_report("results", "REPORT.md")
     plt.close("all")
-    return text, sorted(figures), results
+    return pages, sorted(figures), results
 
 
-def test_committed_report_matches_a_regeneration_from_results(regenerated):
-    text, names, _ = regenerated
-    committed = (ROOT / "REPORT.md").read_text(encoding="utf-8")
-    diff = "".join(list(difflib.unified_diff(committed.splitlines(True), text.splitlines(True), "REPORT.md (committed)",
-                                             "REPORT.md (regenerated)"))[:60])
-    assert committed == text, f"REPORT.md is not what `{COMMAND}` writes; rerun it and commit:\n{diff}"
+@pytest.mark.parametrize("page", ["main", "appendix"])
+def test_committed_report_matches_a_regeneration_from_results(regenerated, page):
+    pages, names, _ = regenerated
+    name = "REPORT.md" if page == "main" else APPENDIX
+    text = getattr(pages, page)
+    assert (ROOT / name).exists(), f"results/ holds grids but {name} is missing: run `{COMMAND}`"
+    committed = (ROOT / name).read_text(encoding="utf-8")
+    diff = "".join(list(difflib.unified_diff(committed.splitlines(True), text.splitlines(True), f"{name} (committed)",
+                                             f"{name} (regenerated)"))[:60])
+    assert committed == text, f"{name} is not what `{COMMAND}` writes; rerun it and commit:\n{diff}"
     folder = ROOT / "report_figures"
     assert sorted(p.stem for p in folder.glob("*.png")) == names == sorted(p.stem for p in folder.glob("*.pdf"))
 
@@ -57,12 +64,25 @@ def test_the_committed_report_covers_every_grid_with_results(regenerated):
     from analysis.learning_rates import is_search
 
     _, _, results = regenerated
-    text = (ROOT / "REPORT.md").read_text(encoding="utf-8")
+    text = (ROOT / APPENDIX).read_text(encoding="utf-8")
     grids = {p.parent.name: json.loads(p.read_text()) for p in results.glob("*/grid.json")
              if list(p.parent.glob("*/result.json"))}
     searches = {g for g, meta in grids.items() if is_search(g, meta)}  # shown on validation, not as grids of their own
+    main = (ROOT / "REPORT.md").read_text(encoding="utf-8")
     assert grids and all(f"## Grid `{g}`" in text for g in set(grids) - searches)
-    assert all(f"### `{searched_grid(g)}` (protocol" in text and f"## Grid `{g}`" not in text for g in searches)
-    assert "## Limitations" in text and "--protocol paper --executor ray" in text and "JPEG" in text
+    assert all(f"### `{searched_grid(g)}` (protocol" in main and f"## Grid `{g}`" not in text for g in searches)
+    assert "## Limitations" in main and "--protocol paper --executor ray" in main and "JPEG" in text
     # every question `study --until-decided` trains is planned with its costs (results/study_costs.json covers it)
-    assert all(f"| `{g}` |" in text for g in SECOND_EDITION) and "MACs unknown" not in text
+    assert all(f"| `{g}`" in main for g in SECOND_EDITION) and "MACs unknown" not in main
+
+
+def test_the_committed_report_opens_with_the_claims_and_is_short():
+    """The main report is at most MAIN_LINES lines and its first section is the paper's claims; no line of either
+    file (table rows included) is longer than LINE_LIMIT characters."""
+    main = (ROOT / "REPORT.md").read_text(encoding="utf-8")
+    assert len(main.splitlines()) <= MAIN_LINES
+    assert [line for line in main.splitlines() if line.startswith("## ")][0] == "## The paper's claims"
+    for name in ("REPORT.md", APPENDIX):
+        long = [(n, len(line)) for n, line in enumerate((ROOT / name).read_text(encoding="utf-8").splitlines(), 1)
+                if len(line) > LINE_LIMIT]
+        assert not long, f"{name}: lines longer than {LINE_LIMIT} characters (line, length): {long}"

@@ -45,6 +45,7 @@ from analysis.questions import (
     UnsettledRow,
     render_questions,
 )
+from analysis.render import render_budget as budget_lines
 from analysis.render import (
     render_claims,
     render_cost_readings,
@@ -57,7 +58,7 @@ from analysis.render import (
 )
 from analysis.report import render_report
 from analysis.report_figures import build_figures
-from analysis.second_edition import BudgetFindings, budget_lines
+from analysis.second_edition import BudgetFindings
 
 
 def runs_table() -> pd.DataFrame:
@@ -225,7 +226,8 @@ def test_questions_render_rows_repeats_flags_claims_and_missing_values():
     assert "- b beats a: +1 points; **supported** (CI above 0)." in text and "(not run, or not finished): `z`." in text
     assert "| seeds to detect 0.50 points | seeds to show non-inferiority (margin –) |" in text
     assert "| `g` | `b` - `a` | 3/3 | +0.40 | 12 | – |" in text
-    assert "No comparison is inconclusive." in "\n".join(render_questions(QuestionsFindings((), ())))
+    assert "No comparison is inconclusive." in "\n".join(render_questions(QuestionsFindings((q,), ())))
+    assert render_questions(QuestionsFindings((), ())) == []  # nothing of the study: no section
 
 
 def test_choosing_the_budget_without_and_with_pilot_rows():
@@ -252,15 +254,38 @@ def whole_findings(analysis) -> ReportFindings:
 
 def test_the_report_links_exactly_the_figures_built_from_the_same_findings(analysis):
     findings = whole_findings(analysis)
-    text = render_report(findings, "out/R.md", "r_figures")
+    pages = render_report(findings, "out/R.md", "r_figures")
     figures = build_figures(findings)
     try:
         assert set(figures) == {"g_seeds"}
-        assert "](r_figures/g_seeds.png)" in text and "`python run.py report --results res --out out/R.md`" in text
-        assert "### Choice" in text and "# Title" not in text  # the included document's headings nest
+        assert "](r_figures/g_seeds.png)" in pages.main and "`python run.py report --results res --out out/R.md`" in pages.main
+        assert "[R-appendix.md](R-appendix.md)" in pages.main
+        assert "### Choice" in pages.appendix and "# Title" not in pages.appendix  # the included headings nest
     finally:
         for fig in figures.values():
             plt.close(fig)
+
+
+def test_a_small_grids_report_shows_its_result_first_and_no_study_section(analysis):
+    """The README's main job: a report of one small grid opens with that grid, and has no claims, glance, budget or
+    question sections (it has no runs for them); the setup and run accounting are in the appendix."""
+    pages = render_report(whole_findings(analysis), "R.md", "r_figures")
+    headings = [line for line in pages.main.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Grid `g`" and headings[-1] == "## Limitations"
+    assert not {"## The paper's claims", "## The questions at a glance", "## Choosing the budget",
+                "## Questions and answers"} & set(headings)
+    assert "## Setup" in pages.appendix and "## Grid `g`" not in pages.appendix
+    assert "## First pass: paper claims" not in pages.appendix  # no claim has runs here
+
+
+def test_no_line_of_either_page_is_longer_than_the_limit():
+    from analysis.render import LINE_LIMIT, fold_long_lines
+
+    sentence = "word " * 30 + "end."
+    folded = fold_long_lines(" ".join([sentence] * 12) + "\n| a | b |")
+    assert all(len(line) <= LINE_LIMIT for line in folded.splitlines()[:-1]) and len(folded.splitlines()) > 2
+    assert folded.splitlines()[-1] == "| a | b |"  # table rows are never folded (their cells must be short)
+    assert " ".join(folded.splitlines()[:-1]) == " ".join([sentence] * 12)  # folding only breaks lines
 
 
 def test_the_findings_json_round_trips_with_the_analyze_comparisons(analysis):
@@ -296,26 +321,31 @@ def test_an_infinite_statistic_is_null_in_the_json():
 
 
 def test_findings_at_a_glance_renders_verdicts_and_plans_without_files():
-    from analysis.second_edition import GlanceRow, glance_lines
+    from analysis.render import render_glance
+    from analysis.second_edition import GlanceRow, Stage
 
-    rows = (GlanceRow("(a) q", "`g`: `v` - `dct`", "better", 1.234, (0.5, 2.0), 5, 2, 7, 0.5, "decided"),
-            GlanceRow("(b) q", "`h`", "not run yet", to_decide="at `cpu-full`: E[seeds] 9.0"))
-    text = "\n".join(glance_lines(rows))
-    assert "| (a) q | `g`: `v` - `dct` | better | +1.23 [+0.50, +2.00] | 5 (2 of 7) | 0.50 | decided |" in text
-    assert "| (b) q | `h` | not run yet | – | – | 0.00 | at `cpu-full`: E[seeds] 9.0 |" in text
+    rows = (GlanceRow("a", "q", "g", Stage.DECIDED, variant="v", reference="dct", label="better", estimate=1.234,
+                      ci=(0.5, 2.0), level=0.95, seeds=5, look=2, looks=7, cpu_hours=0.5),
+            GlanceRow("b", "q", "h", Stage.SEARCH, runs_done=3, runs_planned=16),
+            GlanceRow("b", "q", "h-gpu", Stage.NOT_RUN, gpu=True, gpu_runs=2, gpu_hours=0.5, cpu_hours=None))
+    text = "\n".join(render_glance(rows))
+    assert "| (a) q | `g`: `v` - `dct` | better | +1.23 [+0.50, +2.00] (95.0%) | 5 (2 of 7) | 0.5 CPU-h |" in text
+    assert "| (b) q | `h` | learning-rate search: 3/16 runs | – | – | 0.0 CPU-h | – | – | – | – |" in text
+    assert "| 30 GPU-min (2 runs) |" in text and "**How to read this.**" in text
 
 
 def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
     from analysis.load import load_results
-    from analysis.second_edition import glance_lines, glance_rows
+    from analysis.render import render_glance
+    from analysis.second_edition import Stage, glance_rows
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
     write_grid(root, "smoke", "dct", {"dct": 76.0, "replicator": 75.5}, seeds=2, dataset="fashion-mnist")
-    assert glance_rows(root, load_results(root), []) == () and glance_lines(()) == []
+    assert glance_rows(root, load_results(root), []) == () and render_glance(()) == []
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
     rows = glance_rows(root, load_results(root), [])
-    assert [r.verdict for r in rows] == ["not run yet"] * 7  # a study grid present: every question of the second edition listed
+    assert [r.stage for r in rows] == [Stage.NOT_RUN] * 7  # a study grid present: every question of the second edition listed
 
 
 def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path):
@@ -323,8 +353,10 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
 
     import matplotlib.pyplot as plt
 
-    from analysis.learning_rates import search_figure, search_lines, searches
+    from analysis.learning_rates import searches
     from analysis.load import load_curves, load_results
+    from analysis.plots import search_figure
+    from analysis.render import render_learning_rates as search_lines
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
@@ -358,7 +390,7 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     import json
 
     from analysis.findings import compute_findings
-    from analysis.learning_rates import search_lines
+    from analysis.render import render_learning_rates as search_lines
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
@@ -372,7 +404,7 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     assert [g.grid for g in findings.grids] == ["expansion-op"]  # the search has no test comparison of its own
     assert "g-lr" not in set(findings.analysis["summaries"]["grid"])
     (search,) = findings.learning_rates
-    assert search.grid == "g" and search.progress.startswith("3 of 6 runs finished")  # 3 variants x 2 seeds
+    assert search.grid == "g" and (search.runs_done, search.runs_planned) == (3, 6)  # 3 variants x 2 seeds
     text = "\n".join(search_lines(findings.learning_rates, "f"))
     assert "### `g` (protocol `cpu`): in progress" in text
     assert "| `a` | 55.00 (1) | 57.50 (1) |" in text and "| `b` | 54.00 (1) | – |" in text
@@ -380,7 +412,7 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     meta["variants"] = {**meta["variants"], **{f"{n}@lr{lr}": {} for n in "abc" for lr in ("0.1", "0.2", "0.4")}}
     (root / "g-lr" / "grid.json").write_text(json.dumps(meta))
     (search,) = compute_findings(root).learning_rates
-    assert search.candidates == ("0.1", "0.2", "0.4") and search.progress.startswith("3 of 18 runs finished")
+    assert search.candidates == ("0.1", "0.2", "0.4") and (search.runs_done, search.runs_planned) == (3, 18)
     text = "\n".join(search_lines((search,), "f"))
     assert "| network | lr 0.1 | lr 0.2 | lr 0.4 |" in text and "| `a` | 55.00 (1) | 57.50 (1) | – |" in text
     assert "| `c` | – | – | – |" in text  # planned, nothing finished yet
@@ -446,3 +478,75 @@ def test_a_study_grids_first_pass_stays_reported_and_its_main_runs_are_left_to_t
     assert len(shown.curves_data) == 12 and not shown.curves_data["run_id"].str.startswith("main-").any()
     frame = _frame(root, None, None)  # run.py analyze / compare read the same: the main runs left out
     assert len(frame) == 6 and (frame["status"] == "ok").all()
+
+
+# ------------------------------------------------------------------------------- the claims table
+def _cost_row(mobilenet_model: str, macs_ratio: float, dyclot_kwargs: dict | None = None) -> dict:
+    return {"dyclotnet_200 reading": "default", "mobilenetv2_100 reading": mobilenet_model,
+            "dyclot_kwargs": dyclot_kwargs or {}, "mobilenet_model": mobilenet_model, "mobilenet_kwargs": {},
+            "dyclot_params": 100, "dyclot_macs": 1000, "mobilenet_params": 137, "mobilenet_macs": int(1000 * macs_ratio),
+            "params_ratio": 1.37, "macs_ratio": macs_ratio}
+
+
+def test_the_claims_verdict_rule_on_decisions_and_counts():
+    from analysis.paper_claims import Decision, Kind, Verdict, judge_count, judge_decision
+
+    def decided(low, high, label="better"):
+        return Decision("b", "g", "dct", "pointwise", label, (low + high) / 2, (low, high), 0.95, 2, 5)
+
+    assert judge_decision(Kind.NONINFERIOR, 0.5, decided(-1.40, -0.58, "worse")) is Verdict.NOT_SUPPORTED
+    assert judge_decision(Kind.NONINFERIOR, 0.5, decided(-0.3, 0.2, "equivalent")) is Verdict.SUPPORTED
+    assert judge_decision(Kind.NONINFERIOR, 0.5, decided(-0.7, -0.2, "worse")) is Verdict.INCONCLUSIVE
+    assert judge_decision(Kind.GAIN, 0.9, decided(0.2, 1.5)) is Verdict.SUPPORTED
+    assert judge_decision(Kind.GAIN, 0.9, decided(0.1, 0.5)) is Verdict.NOT_SUPPORTED  # a smaller gain
+    assert judge_decision(Kind.GAIN, 0.9, decided(-0.4, 0.4, "equivalent")) is Verdict.NOT_SUPPORTED
+    assert judge_decision(Kind.HELPS, None, decided(0.13, 0.53)) is Verdict.SUPPORTED
+    assert judge_decision(Kind.GAIN, 0.9, None) is Verdict.NOT_TESTED
+    assert judge_decision(Kind.GAIN, 0.9, decided(-1.0, 2.0, "continue")) is Verdict.NOT_TESTED  # open: not decided
+    assert judge_count(Kind.RATIO, 2.9, 2.806) is Verdict.SUPPORTED
+    assert judge_count(Kind.RATIO, 2.9, 0.84) is Verdict.NOT_SUPPORTED
+    assert judge_count(Kind.BOUND, 5 / 16, 0.3976) is Verdict.NOT_SUPPORTED
+    assert judge_count(Kind.BOUND, 5 / 16, 0.32) is Verdict.SUPPORTED
+
+
+def test_the_claims_table_reads_decisions_turned_the_claims_way_and_counts_from_files():
+    from analysis.paper_claims import Verdict, claims_table
+    from analysis.render import render_paper_claims
+    from analysis.second_edition import GlanceRow, Stage
+
+    glance = (GlanceRow("a", "q", "replicator-vs-recalibrator", Stage.DECIDED, variant="replicator", reference="dct",
+                        label="worse", estimate=-0.33, ci=(-0.53, -0.13), level=0.956, seeds=12, look=4, looks=4,
+                        within_margin=True),
+              GlanceRow("b", "q", "expansion-op", Stage.DECIDED, variant="pointwise", reference="dct", label="better",
+                        estimate=0.99, ci=(0.58, 1.40), level=0.998, seeds=5, look=2, looks=4),
+              GlanceRow("c", "q", "paper-claim", Stage.NOT_RUN))
+    costs = [_cost_row("mobilenetv2_cifar_100", 0.84), _cost_row("mobilenetv2_cifar8_100", 2.806, {"p": 4}),
+             _cost_row("mobilenetv2_cifar8_100", 2.806)]
+    bound = [{"c1_over_c0": 0.3976, "c1_approx_over_c0": 0.274, "dct_share": 0.0424},
+             {"c1_over_c0": 0.3301, "c1_approx_over_c0": 0.3071, "dct_share": 0.0196}]
+    claims = {c.key: c for c in claims_table(glance, costs, bound)}
+    assert claims["headline-cifar10"].verdict is Verdict.NOT_TESTED and claims["headline-cifar10"].waits_for == "c"
+    assert claims["headline-cifar100"].verdict is Verdict.NOT_TESTABLE
+    replaces = claims["replaces-pointwise"]
+    assert replaces.verdict is Verdict.NOT_SUPPORTED and replaces.decision.ci == (-1.40, -0.58)
+    assert (replaces.decision.claimed, replaces.decision.other, replaces.decision.estimate) == ("dct", "pointwise", -0.99)
+    recalibrator = claims["recalibrator"]
+    assert recalibrator.verdict is Verdict.SUPPORTED and recalibrator.decision.ci == (0.13, 0.53)
+    assert claims["macs"].cost.value == 2.806 and claims["macs"].cost.numerator == 2806  # the default reading's row
+    assert claims["macs"].verdict is Verdict.SUPPORTED and claims["params"].verdict is Verdict.SUPPORTED
+    assert (claims["eq8"].cost.low, claims["eq8"].cost.high) == (0.3301, 0.3976)
+    assert claims["eq8"].verdict is Verdict.NOT_SUPPORTED
+    text = "\n".join(render_paper_claims(tuple(claims.values()), glance, "res"))
+    assert "**supported**, but smaller than the 0.5-point effect of interest" in text  # the within-margin hook
+    assert "`res/dct_bound.json`" in text and "waits for question (c)" in text
+    assert len(claims_table(glance, None, None)) == len(claims)  # without the count files: not tested yet
+    assert claims_table(glance, None, None)[2].verdict is Verdict.NOT_TESTED
+
+
+def test_an_unreadable_cost_file_is_a_one_line_error_naming_the_command_that_rewrites_it(tmp_path):
+    from analysis.paper_claims import read_cost_files
+
+    assert read_cost_files(tmp_path) == (None, None)  # absent: the claims wait for their counts
+    (tmp_path / "dct_bound.json").write_text('{"c1_over_c0": 0.4}')
+    with pytest.raises(ValueError, match=r"dct_bound.json' is not a dct-bound file .*run.py dct-bound --out"):
+        read_cost_files(tmp_path)

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from study.grids import PLAN_REPS
+from study.grids import PLAN_REPS, SCRATCH_RESULTS
 
 from .terminal import keep_names_whole
 
 # The commands import the analysis modules inside their bodies: run.py imports this module at
 # start-up, and `run.py --help` should not load pandas, scipy and matplotlib.
-RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md)"
+RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md); the committed study: results"
 FORMAT_HELP = "table | md | latex | csv | json"
 DETECT_HELP = "smallest effect of interest behind the seeds needed (default 0.5 for top-1)"
 
@@ -88,7 +88,7 @@ def _emit(result: dict, fmt: str) -> None:
 
 
 def analyze(
-    results: ResultsOption = Path("results"),
+    results: ResultsOption = SCRATCH_RESULTS,
     csv: CsvOption = None,
     grid: Annotated[list[str] | None, typer.Option("--grid", help="grid(s) to analyse (default: all)")] = None,
     metric: MetricOption = "test_top1",
@@ -127,7 +127,7 @@ def analyze(
 def compare(
     a: Annotated[str, typer.Argument(help="variant, or GRID/VARIANT when the name is in several grids")],
     b: Annotated[str, typer.Argument(help="the variant to compare against")],
-    results: ResultsOption = Path("results"),
+    results: ResultsOption = SCRATCH_RESULTS,
     csv: CsvOption = None,
     metric: MetricOption = "test_top1",
     fmt: FormatOption = "table",
@@ -147,8 +147,9 @@ def compare(
 
 
 def report(
-    results: ResultsOption = Path("results"),
-    out: Annotated[Path, typer.Option("--out", help="report file; figures go to <stem>_figures/")] = Path("REPORT.md"),
+    results: ResultsOption = SCRATCH_RESULTS,
+    out: Annotated[Path, typer.Option("--out", help="report file; figures go to <stem>_figures/ beside it (the committed "
+                                                    "study's: REPORT.md)")] = SCRATCH_RESULTS / "REPORT.md",
     metric: MetricOption = "test_top1",
     correction: CorrectionOption = "holm",
     alpha: AlphaOption = 0.05,
@@ -187,7 +188,7 @@ def calibrate(
 
 
 def plan(
-    results: ResultsOption = Path("results"),
+    results: ResultsOption = SCRATCH_RESULTS,
     effect: float = typer.Option(0.5, "--effect",
                                  help="smallest effect of interest, metric points (planned, never observed)"),
     power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),

@@ -28,6 +28,20 @@ def registered_models(package: str | None = None) -> list[str]:
             if timm.models.model_entrypoint(name).__module__.split(".")[0] in packages]
 
 
+# Test modules whose tests train, simulate or start processes for more than a few seconds each: marked `slow`
+# here, in one place, so that `make test-fast` (pytest -m "not slow") leaves them out. A single slow test in
+# another module carries @pytest.mark.slow itself.
+SLOW_MODULES = frozenset({"test_benchmarks", "test_engine_cli", "test_engine_ray", "test_engine_train", "test_gpu",
+                          "test_reliability", "test_reliability_fuzz", "test_report_committed", "test_reuse",
+                          "test_statistics_calibration"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for a module of model tests: on the shared 2-core machine, 2 threads under load

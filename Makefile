@@ -30,7 +30,7 @@ test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-# The suite without the tests marked slow (they train real models or start processes): under a minute.
+# The suite without the tests marked slow (tests/conftest.py lists them): about a minute on 2 busy cores.
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
 

@@ -138,3 +138,16 @@ def test_an_unknown_model_name_suggests_ours_first():
 
     with pytest.raises(ValueError, match=r"close matches: dyclotnet_\d+"):
         check_model_name("dyclotnet_500")
+
+
+def test_every_test_listed_as_slow_exists():
+    """tests/conftest.py marks tests slow by name: a renamed test would silently join `make test-fast`."""
+    import ast
+
+    from conftest import SLOW_MODULES, SLOW_TESTS
+
+    tests = ROOT / "tests"
+    assert all((tests / f"{module}.py").exists() for module in SLOW_MODULES)
+    for module, function in SLOW_TESTS:
+        tree = ast.parse((tests / f"{module}.py").read_text())
+        assert function in {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}, (module, function)

@@ -151,3 +151,25 @@ def test_every_test_listed_as_slow_exists():
     for module, function in SLOW_TESTS:
         tree = ast.parse((tests / f"{module}.py").read_text())
         assert function in {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}, (module, function)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_grid_exits_130_and_the_rerun_resumes(tmp_path):
+    """A real SIGINT to `run.py ablate` after its first epoch: exit 130 with the line, then the same command
+    resumes the interrupted run (counted as resumed, not as trained now)."""
+    import signal
+    import time
+
+    argv = [sys.executable, "run.py", "ablate", "smoke", "--protocol", "smoke", "--seeds", "1", "--results",
+            str(tmp_path), "--wandb", "off", "--threads", "1"]
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    while not any(tmp_path.glob("smoke/*/checkpoint.pt")) and time.time() < deadline:  # the first epoch ended
+        time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and err.strip().endswith("interrupted; rerun the same command to resume"), err
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "1 resumed from a checkpoint" in " ".join(done.stdout.split()), done.stdout

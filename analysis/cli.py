@@ -37,6 +37,7 @@ def _frame(results: Path, csv: Path | None, reference: str | None):
 
     if csv is not None:
         return load_table(csv, reference=reference)
+    _check_results(results)
     from .load import without
     from .second_edition import main_runs
 
@@ -46,6 +47,13 @@ def _frame(results: Path, csv: Path | None, reference: str | None):
         typer.echo(f"left out the second edition's main runs ({', '.join(sorted(set(frame.loc[main, 'grid'])))}): the "
                    "sequential rule judges them (their grid's sequential.json; REPORT.md, Findings at a glance)", err=True)
     return without(frame, main)
+
+
+def _check_results(results: Path) -> None:
+    """The scratch folder before anything trained into it: say where runs come from and where the study is."""
+    if results == SCRATCH_RESULTS and not results.exists():
+        raise FileNotFoundError(f"results directory '{results}' does not exist yet: train into it first (e.g. "
+                                "`run.py ablate smoke`), or read the committed study with --results results")
 
 
 def _check_margin(margin: float | None, option: str = "--margin") -> None:
@@ -162,6 +170,7 @@ def report(
     _check_margin(margin)
     if fmt not in ("md", "json"):
         raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+    _check_results(results)
     if fmt == "json":
         from .findings import compute_findings, findings_json
 
@@ -203,6 +212,7 @@ def plan(
     _check_margin(effect, "--effect")
     if fmt not in ("md", "json"):
         raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+    _check_results(results)
     for text in plan_output(results, effect, power, min_accuracy, reps, fmt):
         typer.echo(text)
 

@@ -173,3 +173,11 @@ def test_ctrl_c_in_a_grid_exits_130_and_the_rerun_resumes(tmp_path):
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "1 resumed from a checkpoint" in " ".join(done.stdout.split()), done.stdout
+
+
+@pytest.mark.parametrize("argv", [["analyze"], ["report"], ["plan"], ["compare", "a", "b"]])
+def test_reading_an_empty_scratch_folder_says_where_the_runs_are(tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke(argv)
+    assert code == 2 and "run.py ablate smoke" in err and "--results results" in err, err
+    assert not any(tmp_path.iterdir())  # nothing written

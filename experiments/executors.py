@@ -163,8 +163,7 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
 
     Each run uses ``runtime.threads`` torch threads; by default the idle cores (``threads_per_run``: all
     cores on a quiet machine) for the sequential executor, split evenly among ``workers`` processes for the
-    pool, 1 per Ray task. Ray
-    reserves that many CPUs per task, and a GPU if the cluster has any.
+    pool, 1 per Ray task. Ray reserves that many CPUs per task, and a GPU if the cluster has any.
 
     ``spare``: runs a pool worker (``workers > 1``, local executor) takes rather than idle while a run of
     ``configs`` still trains (``scheduled``); their results are not returned. The sequential executor has no

@@ -13,6 +13,7 @@ The commands are the lines of the README's fenced ``bash`` blocks (a trailing ``
   and the learning-rate search by one rate and one seed. The arguments stay as written.
 - ``gpu-next`` without a CUDA device must end with the one-line "no CUDA device" error and exit code 2, as the
   README says; on a CUDA machine it would train for its ``--minutes``, and is skipped there.
+- Ray's workers are given this checkout on ``PYTHONPATH``.
 - ``make TARGET``: ``make -n TARGET`` (a dry run: the target exists and its recipe expands; running
   ``make setup`` would reinstall the environment and ``make test`` would run this suite inside itself).
 """
@@ -99,6 +100,9 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, tiny_protoc
         shutil.copytree(ROOT / name, tmp_path / name)
     shutil.copy(ROOT / "REPORT.md", tmp_path / "REPORT.md")
     monkeypatch.chdir(tmp_path)
+    # Ray's worker processes import this checkout's packages, not those of another checkout an editable
+    # install of a shared environment may point to (they inherit the environment, not sys.path)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     for command in readme_commands():
         if command.startswith("make "):
             continue  # test_every_readme_make_target_exists

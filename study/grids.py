@@ -141,9 +141,8 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
 )}
 
 # Where the commands write and read runs unless --results names another folder: a scratch folder that git
-# ignores. The committed study lives in STUDY_RESULTS and is written only when a command names it.
+# ignores. The committed study lives in results/ and is written only when a command names it.
 SCRATCH_RESULTS = Path("runs")
-STUDY_RESULTS = Path("results")
 
 # The study (`run.py study`): each grid with its seeds per variant, in the order they run
 # (the core questions first, the most expensive last), on the grid's own protocol and dataset.

@@ -1,9 +1,10 @@
-# Set-up and test entry points. `make setup` works on a fresh machine; `make test` runs ruff, then the suite.
+# Set-up and test entry points. `make setup` works on a fresh machine; `make test` runs ruff, then the suite;
+# `make test-fast` the suite without its slow tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test data clean gpu-carry
+.PHONY: setup test test-fast data clean gpu-carry
 
 setup: $(VENV)/.installed data
 
@@ -28,6 +29,10 @@ data:
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The suite without the tests marked slow (tests/conftest.py lists them): about a minute on 2 busy cores.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

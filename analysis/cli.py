@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from study.grids import PLAN_REPS
+from study.grids import PLAN_REPS, SCRATCH_RESULTS
 
 from .terminal import keep_names_whole
 
 # The commands import the analysis modules inside their bodies: run.py imports this module at
 # start-up, and `run.py --help` should not load pandas, scipy and matplotlib.
-RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md)"
+RESULTS_HELP = "results directory in the engine's layout (docs/results-format.md); the committed study: results"
 FORMAT_HELP = "table | md | latex | csv | json"
 DETECT_HELP = "smallest effect of interest behind the seeds needed (default 0.5 for top-1)"
 
@@ -37,6 +37,7 @@ def _frame(results: Path, csv: Path | None, reference: str | None):
 
     if csv is not None:
         return load_table(csv, reference=reference)
+    _check_results(results)
     from .load import without
     from .second_edition import main_runs
 
@@ -46,6 +47,13 @@ def _frame(results: Path, csv: Path | None, reference: str | None):
         typer.echo(f"left out the second edition's main runs ({', '.join(sorted(set(frame.loc[main, 'grid'])))}): the "
                    "sequential rule judges them (their grid's sequential.json; REPORT.md, Findings at a glance)", err=True)
     return without(frame, main)
+
+
+def _check_results(results: Path) -> None:
+    """The scratch folder before anything trained into it: say where runs come from and where the study is."""
+    if results == SCRATCH_RESULTS and not results.exists():
+        raise FileNotFoundError(f"results directory '{results}' does not exist yet: train into it first (e.g. "
+                                "`run.py ablate smoke`), or read the committed study with --results results")
 
 
 def _check_margin(margin: float | None, option: str = "--margin") -> None:
@@ -88,7 +96,7 @@ def _emit(result: dict, fmt: str) -> None:
 
 
 def analyze(
-    results: ResultsOption = Path("results"),
+    results: ResultsOption = SCRATCH_RESULTS,
     csv: CsvOption = None,
     grid: Annotated[list[str] | None, typer.Option("--grid", help="grid(s) to analyse (default: all)")] = None,
     metric: MetricOption = "test_top1",
@@ -127,7 +135,7 @@ def analyze(
 def compare(
     a: Annotated[str, typer.Argument(help="variant, or GRID/VARIANT when the name is in several grids")],
     b: Annotated[str, typer.Argument(help="the variant to compare against")],
-    results: ResultsOption = Path("results"),
+    results: ResultsOption = SCRATCH_RESULTS,
     csv: CsvOption = None,
     metric: MetricOption = "test_top1",
     fmt: FormatOption = "table",
@@ -147,8 +155,9 @@ def compare(
 
 
 def report(
-    results: ResultsOption = Path("results"),
-    out: Annotated[Path, typer.Option("--out", help="report file; figures go to <stem>_figures/")] = Path("REPORT.md"),
+    results: ResultsOption = SCRATCH_RESULTS,
+    out: Annotated[Path, typer.Option("--out", help="report file; figures go to <stem>_figures/ beside it (the committed "
+                                                    "study's: REPORT.md)")] = SCRATCH_RESULTS / "REPORT.md",
     metric: MetricOption = "test_top1",
     correction: CorrectionOption = "holm",
     alpha: AlphaOption = 0.05,
@@ -161,6 +170,7 @@ def report(
     _check_margin(margin)
     if fmt not in ("md", "json"):
         raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+    _check_results(results)
     if fmt == "json":
         from .findings import compute_findings, findings_json
 
@@ -187,7 +197,7 @@ def calibrate(
 
 
 def plan(
-    results: ResultsOption = Path("results"),
+    results: ResultsOption = SCRATCH_RESULTS,
     effect: float = typer.Option(0.5, "--effect",
                                  help="smallest effect of interest, metric points (planned, never observed)"),
     power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
@@ -202,6 +212,7 @@ def plan(
     _check_margin(effect, "--effect")
     if fmt not in ("md", "json"):
         raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
+    _check_results(results)
     for text in plan_output(results, effect, power, min_accuracy, reps, fmt):
         typer.echo(text)
 

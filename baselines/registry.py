@@ -20,7 +20,11 @@ def list_models(pattern: str = "") -> list[str]:
 def check_model_name(name: str) -> None:
     """Raise a ValueError naming ``name`` and its closest registered matches if it is unknown."""
     if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.5)
+        ours = [m for m in timm.list_models() if timm.models.model_entrypoint(m).__module__.split(".")[0]
+                in ("dyclot", "baselines")]
+        close = difflib.get_close_matches(name, ours, n=5, cutoff=0.5)  # our models first, then timm's own
+        close += difflib.get_close_matches(name, timm.list_models(), n=5 - len(close), cutoff=0.5) if len(close) < 5 else []
+        close = list(dict.fromkeys(close))
         hint = f"; close matches: {', '.join(close)}" if close else "; `run.py profile --list` lists the models"
         raise ValueError(f"model {name!r} is not registered{hint}")
 

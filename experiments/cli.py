@@ -1,12 +1,18 @@
-"""``run.py list | show | ablate | study | tune | status | recount | train``: the experiment engine's commands."""
+"""``run.py list | show | ablate | study | gpu-next | tune | status | recount | train``: the experiment engine's commands.
+
+Every option is declared once, below, and shared by the commands that take it. By default runs are
+written to and read from ``runs/`` (``study.grids.SCRATCH_RESULTS``, git-ignored); the committed
+study's ``results/`` only when named (``--results results``).
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from study.grids import CPU_SEED_CAP, LR_CANDIDATES, TUNING_SEEDS
+from study.grids import CPU_SEED_CAP, GPU_PROTOCOL, LR_CANDIDATES, LR_SEPARATOR, SCRATCH_RESULTS, TUNING_SEEDS
 
 from . import runs
 from .config import PROTOCOLS
@@ -20,19 +26,29 @@ Protocol_ = Annotated[str | None, typer.Option("--protocol", "-p",
 Seeds_ = Annotated[int, typer.Option("--seeds", "-n", min=1, max=1000, help="Seeds 0..N-1 per variant.")]
 Dataset_ = Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset (default: the protocol's).")]
 Vary_ = Annotated[str, typer.Option("--vary", help="Seed source varied with the seed: all, init, data or aug (others fixed).")]
-Results_ = Annotated[Path, typer.Option("--results", "-r", help="Results directory.")]
+Results_ = Annotated[Path, typer.Option("--results", "-r", help="Results directory (the committed study: results).")]
 DataRoot_ = Annotated[Path | None, typer.Option("--data-root",
                                                 help="Dataset file or folder (else $DYCLOT_DATA, then defaults).")]
 Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra module registering models (repeatable).")]
 
 
 Executor_ = Annotated[str, typer.Option(help="local or ray.")]
-Threads_ = Annotated[int | None, typer.Option(min=1, max=1024, help="torch threads per run.")]
+Workers_ = Annotated[int, typer.Option(min=1, max=256, help="Runs trained at once (local processes; the cores are "
+                                       "split among them).")]
+Address_ = Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")]
+Threads_ = Annotated[int | None, typer.Option(
+    min=1, max=1024, help="torch threads per run (default: the idle cores / workers, at least 1; 1 per Ray task).")]
 Device_ = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Wandb_ = Annotated[str, typer.Option(help="off, offline or online.")]
 Download_ = Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")]
 RetryFailed_ = Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")]
 Reuse_ = Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")]
+UntilDecided_ = Annotated[bool, typer.Option(
+    "--until-decided", help="Add seeds in looks until each comparison with the reference is decided (docs/study.md); "
+    "--seeds is then ignored.")]
+MaxSeeds_ = Annotated[int, typer.Option("--max-seeds", min=3, max=1000, help="With --until-decided: the last look's "
+                                        "seeds (fixed once the first look is recorded).")]
+Margin_ = Annotated[float, typer.Option("--margin", min=0.01, help="With --until-decided: equivalence margin, points.")]
 
 
 def list_grids() -> None:
@@ -52,13 +68,11 @@ def ablate(
     seeds: Seeds_ = 3,
     dataset: Dataset_ = None,
     data_root: DataRoot_ = None,
-    results: Results_ = Path("results"),
+    results: Results_ = SCRATCH_RESULTS,
     executor: Executor_ = "local",
-    workers: Annotated[int, typer.Option(min=1, max=256,
-                                         help="Local process pool size (the cores are split among them).")] = 1,
-    address: Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")] = None,
-    threads: Annotated[int | None, typer.Option(
-        min=1, max=1024, help="torch threads per run (default: all cores / workers; 1 per Ray task).")] = None,
+    workers: Workers_ = 1,
+    address: Address_ = None,
+    threads: Threads_ = None,
     device: Device_ = "auto",
     vary: Vary_ = "all",
     wandb: Wandb_ = "offline",
@@ -67,14 +81,9 @@ def ablate(
     retry_failed: RetryFailed_ = False,
     reuse: Reuse_ = True,
     plugins: Import_ = None,
-    until_decided: Annotated[bool, typer.Option(
-        "--until-decided", help="Add seeds in looks until each comparison with the reference is decided "
-        "(docs/study.md); --seeds is then ignored.")] = False,
-    max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000,
-                                           help="With --until-decided: the last look's seeds (the study's CPU cap "
-                                           "by default; fixed once the first look is recorded).")] = CPU_SEED_CAP,
-    margin: Annotated[float, typer.Option("--margin", min=0.01,
-                                          help="With --until-decided: equivalence margin, points.")] = 0.5,
+    until_decided: UntilDecided_ = False,
+    max_seeds: MaxSeeds_ = CPU_SEED_CAP,
+    margin: Margin_ = 0.5,
     compare: Annotated[list[str] | None, typer.Option(
         "--compare", help="With --until-decided: a variant to compare with the reference (repeatable; default every "
         "other variant). Alpha is split over these only; the grid's other variants get no main runs.")] = None,
@@ -97,12 +106,12 @@ def ablate(
 
 def study(
     protocol: Protocol_ = None,
-    results: Results_ = Path("results"),
+    results: Results_ = SCRATCH_RESULTS,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this grid of the plan (repeatable).")] = None,
     data_root: DataRoot_ = None,
     executor: Executor_ = "local",
-    workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size.")] = 1,
-    address: Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto).")] = None,
+    workers: Workers_ = 1,
+    address: Address_ = None,
     threads: Threads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
@@ -110,21 +119,18 @@ def study(
     retry_failed: RetryFailed_ = False,
     reuse: Reuse_ = True,
     plugins: Import_ = None,
-    until_decided: Annotated[bool, typer.Option(
-        "--until-decided", help="The second edition (docs/study.md): per core grid, then the p and r sweeps and "
-        "norm-placement, the learning-rate search on validation, then seeds in looks until decided. Needs --protocol.")] = False,
-    max_seeds: Annotated[int, typer.Option("--max-seeds", min=3, max=1000,
-                                           help="With --until-decided: the last look's seeds.")] = CPU_SEED_CAP,
-    margin: Annotated[float, typer.Option("--margin", min=0.01,
-                                          help="With --until-decided: equivalence margin, points.")] = 0.5,
+    until_decided: UntilDecided_ = False,
+    max_seeds: MaxSeeds_ = CPU_SEED_CAP,
+    margin: Margin_ = 0.5,
 ) -> None:
     """Run the whole study: every grid of the plan (experiments.grids.STUDY) with its seeds, in order.
 
     Resumable like ``ablate``: finished runs are skipped, twins are copied. Writes RESULTS/study.json
     (the whole plan, also with --only) for the report. A grid that fails (failed runs, missing data)
     does not stop the others; the exit code is then 1. With ``--until-decided``, the second edition
-    instead: ``run.py tune`` then ``run.py ablate --until-decided`` per grid of
-    ``study.questions.SECOND_EDITION``, at most ``--max-seeds`` seeds (the CPU cap by default).
+    instead (needs ``--protocol``): ``run.py tune`` then ``run.py ablate --until-decided`` per grid of
+    ``study.questions.SECOND_EDITION`` (the core grids, then the p and r sweeps and norm-placement), at most
+    ``--max-seeds`` seeds (the CPU cap by default).
     """
     options = RunOptions(data_root, download, device, threads, False, wandb, tuple(plugins or ()), retry_failed, reuse,
                          executor, workers, address)
@@ -132,6 +138,76 @@ def study(
               else runs.run_plan(protocol, results, only, options))
     if failed:
         runs.console.print(f"grids with failed runs: {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+def gpu_next(
+    grid: str,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the run folders (<out>/<grid>-<protocol>/...).")],
+    minutes: Annotated[float, typer.Option(help="Time budget of the whole command; no run starts that would not "
+                                                "end in it.")] = 10.0,
+    seeds: Seeds_ = 3,
+    protocol: Annotated[str, typer.Option("--protocol", "-p", help="Budget (its name also names the grid folder).")]
+    = GPU_PROTOCOL,
+    device: Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")] = "cuda",
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned "
+                                                             "processes).")] = 1,
+    threads: Threads_ = None,
+    data_root: DataRoot_ = None,
+    until_decided: UntilDecided_ = False,
+    max_seeds: MaxSeeds_ = 40,
+    margin: Margin_ = 0.5,
+    retry_failed: RetryFailed_ = False,
+    finish_later: Annotated[bool, typer.Option("--finish-later", help="Start a run while one more epoch of it fits "
+                                               "(not the whole run); it stops at the deadline and resumes next "
+                                               "time from its checkpoint, which must travel to the next call.")] = False,
+    plugins: Import_ = None,
+) -> None:
+    """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
+    from analysis.status import RunStatus
+
+    from .gpu import gpu_next as train_next
+
+    console = runs.console
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def splits(row: dict) -> tuple[str, ...]:  # a search run is judged on validation only: its test score is not shown
+        return ("val",) if LR_SEPARATOR in str(row.get("variant")) else ("val", "test")
+
+    def show(row: dict) -> None:
+        metrics = row.get("metrics") or {}
+        console.print(f"{row['variant']} seed {row['seed']}: {row['status']}"
+                      + "".join(f", {split} top-1 {metrics[f'{split}_top1']:.2f}" for split in splits(row)
+                                if isinstance(metrics.get(f"{split}_top1"), (int, float)))
+                      + (f", {row['seconds']:.0f} s" if isinstance(row.get("seconds"), (int, float)) else "")
+                      + f" ({row['note']})", soft_wrap=True)
+
+    outcome = train_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
+                         data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
+                         max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
+                         plugins=tuple(plugins or ()), on_row=show)
+    for name, reason in outcome["missing"].items():
+        console.print(f"left out {name}: {reason}", soft_wrap=True)
+    rows = outcome["rows"]
+    before = [r for r in rows if r.get("note") == "finished before"]
+    now = [r for r in rows if r.get("note") != "finished before"]
+    count = lambda status: sum(r["status"] == status for r in now)  # noqa: E731
+    console.print(f"{outcome['grid']} and its learning-rate search: {len(rows)} planned runs: "
+                  f"{count(RunStatus.OK)} finished now, {len(before)} finished before, {count(RunStatus.PARTIAL)} "
+                  f"stopped at the deadline (they resume next time), {count(RunStatus.TODO)} not started, "
+                  f"{count(RunStatus.RUNNING)} running elsewhere, {count(RunStatus.FAILED) + count(RunStatus.LOST)} "
+                  "failed or lost", soft_wrap=True)
+    if outcome["learning_rates"]:
+        console.print("learning rates chosen on validation: " + ", ".join(
+            f"{v} {lr:g}" for v, lr in outcome["learning_rates"].items()), soft_wrap=True)
+    if outcome["waiting"]:
+        console.print(f"main runs not started: {outcome['waiting']}", soft_wrap=True)
+    for variant, state in (outcome.get("decisions") or {}).items():
+        console.print(f"{variant}: {state['label']} (look {state['look']}, {state['n']} seeds)", soft_wrap=True)
+    console.print(f"run folders in {outcome['dir']}: copy the folder back (checkpoints too, so that stopped runs "
+                  "resume) and commit its grid.json and the run folders holding a result.json (docs/study.md, "
+                  "section 5)", soft_wrap=True)
+    if any(r["status"] in (RunStatus.FAILED, RunStatus.LOST) for r in now):
         raise typer.Exit(1)
 
 
@@ -143,8 +219,8 @@ def tune(
     seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, max=100,
                                        help="Seeds per candidate (1000, 1001, ...).")] = TUNING_SEEDS,
     data_root: DataRoot_ = None,
-    results: Results_ = Path("results"),
-    workers: Annotated[int, typer.Option(min=1, max=256, help="Local process pool size.")] = 1,
+    results: Results_ = SCRATCH_RESULTS,
+    workers: Workers_ = 1,
     threads: Threads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
@@ -166,12 +242,12 @@ def tune(
 
 
 def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
-           results: Results_ = Path("results"), vary: Vary_ = "all", plugins: Import_ = None) -> None:
+           results: Results_ = SCRATCH_RESULTS, vary: Vary_ = "all", plugins: Import_ = None) -> None:
     """Count a grid's runs: ok / running / failed / partial (resumable) / to do."""
     runs.grid_status(grid, protocol, seeds, dataset, results, vary, tuple(plugins or ()))
 
 
-def recount(results: Results_ = Path("results"), data_root: DataRoot_ = None) -> None:
+def recount(results: Results_ = SCRATCH_RESULTS, data_root: DataRoot_ = None) -> None:
     """Recount the MACs of finished runs measured by an older MAC counter (cost.macs only)."""
     if not runs.recount(results, data_root):
         raise typer.Exit(1)
@@ -185,8 +261,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(min=1, max=10000, help="Override the protocol's epochs.")] = None,
     dataset: Dataset_ = None,
     data_root: DataRoot_ = None,
-    results: Results_ = Path("results"),
-    threads: Annotated[int | None, typer.Option(min=1, max=1024, help="torch threads.")] = None,
+    results: Results_ = SCRATCH_RESULTS,
+    threads: Threads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
     compile: Annotated[bool, typer.Option("--compile")] = False,
@@ -201,6 +277,7 @@ def train(
 
 def register(app: typer.Typer) -> None:
     app.command("list")(list_grids)
+    app.command("gpu-next")(gpu_next)
     for command in (show, ablate, study, tune, status, recount, train):
         app.command()(command)
 

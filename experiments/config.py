@@ -142,6 +142,20 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def threads_per_run(workers: int = 1) -> int:
+    """torch threads per run when ``--threads`` is not given: the idle cores split among ``workers``, at least 1.
+
+    Idle cores are this process's cores less the 1-minute load average (rounded). On a machine whose cores
+    are busy with other jobs, a run spread over every core waits on its slowest thread and collapses (on a
+    loaded 2-core machine 2 threads per run were slower than 1; docs/performance.md, "Threads under load").
+    """
+    try:
+        busy = round(os.getloadavg()[0])
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = 0
+    return max(1, (default_threads() - busy) // max(1, workers))
+
+
 class Runtime(Frozen):
     """How and where runs execute; not part of the run hash."""
 

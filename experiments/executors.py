@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 from filelock import Timeout
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from analysis.status import FINISHED, RunStatus
 
-from .config import RunConfig, Runtime, choose, default_threads
+from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
 from .runner import execute, make_result, one_line
 from .store import RunStore, check_writable, write_json
 
@@ -32,15 +33,32 @@ def execute_task(cfg: RunConfig, runtime: Runtime, results: Path) -> dict:
     return {"result": result, "files": {n: (run_dir / n).read_text() for n in RUN_FILES if (run_dir / n).exists()}}
 
 
-def _local(configs: list[RunConfig], runtime: Runtime, results: Path, progress: Progress | None) -> Iterator[dict]:
+class EpochEta(ProgressColumn):
+    """Time left on a bar counting epochs, from the epochs finished in this call (shown from the first one).
+
+    rich's own column waits for two updates inside its 30 s window, which epochs of a minute never give.
+    Epochs done before the call (``task.fields["before"]``: finished or resumed runs) are not timed.
+    """
+
+    def render(self, task: Task) -> Text:
+        done_now = task.completed - task.fields.get("before", 0)
+        if task.total is None or task.elapsed is None or done_now <= 0:
+            return Text("ETA -:--:--", style="progress.remaining")
+        left = int(task.elapsed / done_now * max(0.0, task.total - task.completed))
+        return Text(f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
+
+
+def _local(configs: list[RunConfig], runtime: Runtime, results: Path, progress: Progress | None,
+           epoch_done: Callable[[RunConfig, int], None] = lambda cfg, epoch: None) -> Iterator[dict]:
     for cfg in configs:
         epoch_task = progress.add_task(f"  {cfg.variant} seed {cfg.seed}", total=cfg.protocol.epochs) if progress else None
 
         def on_step(step: int, steps: int, cfg=cfg, task=epoch_task) -> None:
             progress.update(task, description=f"  {cfg.variant} seed {cfg.seed} step {step}/{steps}")
 
-        def on_epoch(metrics: dict, task=epoch_task) -> None:
+        def on_epoch(metrics: dict, cfg=cfg, task=epoch_task) -> None:
             progress.update(task, completed=metrics["epoch"])
+            epoch_done(cfg, metrics["epoch"])
 
         yield execute(cfg, runtime, results, on_step if progress else None, on_epoch if progress else None)
         if progress:
@@ -143,9 +161,9 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
              title: str = "grid", spare: list[RunConfig] = ()) -> list[dict]:
     """Execute every run not finished yet; returns one result per config (finished ones as recorded).
 
-    Each run uses ``runtime.threads`` torch threads; by default all cores for the sequential
-    executor, the cores split evenly among ``workers`` processes for the pool, 1 per Ray task. Ray
-    reserves that many CPUs per task, and a GPU if the cluster has any.
+    Each run uses ``runtime.threads`` torch threads; by default the idle cores (``threads_per_run``: all
+    cores on a quiet machine) for the sequential executor, split evenly among ``workers`` processes for the
+    pool, 1 per Ray task. Ray reserves that many CPUs per task, and a GPU if the cluster has any.
 
     ``spare``: runs a pool worker (``workers > 1``, local executor) takes rather than idle while a run of
     ``configs`` still trains (``scheduled``); their results are not returned. The sequential executor has no
@@ -155,7 +173,7 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
     results = check_writable(results)
-    default = 1 if executor == "ray" else max(1, default_threads() // workers)  # a pool splits the cores
+    default = 1 if executor == "ray" else threads_per_run(workers)  # a pool splits the idle cores
     runtime = runtime.model_copy(update={"threads": runtime.threads or default})
 
     by_id = {c.run_id: c for c in configs}
@@ -166,10 +184,22 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
             done[cfg.run_id] = {**result, "skipped": True}
     todo = [c for c in configs if c.run_id not in done]
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
+    # The grid's bar counts epochs, so that its ETA shows from the first finished epoch (the sequential
+    # executor reports each epoch; a pool or Ray reports whole runs).
+    epochs_done = {c.run_id: c.protocol.epochs if c.run_id in done else len(RunStore.of(results, c).load_metrics())
+                   for c in configs}
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
+               TimeElapsedColumn(), EpochEta())
     with (Progress(*columns, transient=False) if show_progress else nullcontext()) as progress:
-        grid_task = progress.add_task(title, total=len(configs), completed=len(done)) if progress else None
+        before = sum(epochs_done.values())
+        grid_task = (progress.add_task(f"{title} ({runtime.threads} thread{'s' * (runtime.threads != 1)} per run)",
+                                       total=sum(c.protocol.epochs for c in configs), completed=before, before=before)
+                     if progress else None)
+
+        def epoch_done(cfg: RunConfig, epoch: int) -> None:
+            if progress and cfg.run_id in epochs_done and epoch > epochs_done[cfg.run_id]:
+                progress.advance(grid_task, epoch - epochs_done[cfg.run_id])
+                epochs_done[cfg.run_id] = epoch
         if not todo:
             stream: Iterator[dict] = iter(())
         elif executor == "ray":
@@ -178,11 +208,10 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
             unfinished = [c for c in spare if c.run_id not in by_id and RunStore.of(results, c).read_result() is None]
             stream = _pool(todo, runtime, results, workers, unfinished)
         else:
-            stream = _local(todo, runtime, results, progress)
+            stream = _local(todo, runtime, results, progress, epoch_done)
         for result in stream:
             if result["run_id"] not in by_id:  # a spare run
                 continue
             done[result["run_id"]] = result
-            if progress:
-                progress.advance(grid_task)
+            epoch_done(by_id[result["run_id"]], by_id[result["run_id"]].protocol.epochs)  # a run ended: all its epochs
     return [done.get(run_id, {"run_id": run_id, "status": RunStatus.LOST}) for run_id in by_id]

@@ -1,4 +1,4 @@
-"""``run.py gpu-next``: the next planned runs of a grid on one GPU, within a time budget.
+"""The next planned runs of a grid on one GPU, within a time budget (``run.py gpu-next``).
 
 docs/study.md (section 5) has the design. The runs use a protocol of their own (``gpu`` by
 default: all of CIFAR-10, 30 epochs) and a grid folder of their own, ``<grid>-<protocol>`` (e.g.
@@ -30,12 +30,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from analysis.status import RunStatus
-from study.grids import GPU_PROTOCOL, LR_SEPARATOR
+from study.grids import GPU_PROTOCOL
 from study.questions import own_comparison
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
@@ -164,14 +161,15 @@ def train_one(cfg: RunConfig, runtime: Runtime, out: Path, deadline: float, cloc
         if clock() >= deadline:
             raise DeadlineReached
 
-    started = clock()
+    started, resumed = clock(), RunStore.of(out, cfg).status() == RunStatus.PARTIAL
     try:
         result = execute(cfg, runtime, out, on_step=stop_at_deadline)
     except DeadlineReached:
         epochs = len(RunStore.of(out, cfg).load_metrics())
         return _row(cfg, RunStatus.PARTIAL, f"stopped at the deadline after epoch {epochs}/{cfg.protocol.epochs}; "
                                             "resumes from there next time", seconds=clock() - started)
-    note = "copied from " + result["reused_from"] if result.get("reused_from") else result.get("reason") or "trained now"
+    note = ("copied from " + result["reused_from"] if result.get("reused_from")
+            else result.get("reason") or ("resumed from a checkpoint" if resumed else "trained now"))
     return {**result, "note": note, "seconds": clock() - started}
 
 
@@ -353,87 +351,5 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     return {**outcome, "rows": search_rows + list(rows.values()), "decisions": decisions}
 
 
-# --------------------------------------------------------------------------- CLI
-Out_ = Annotated[Path, typer.Option("--out", "-o", help="Folder for the run folders (<out>/<grid>-<protocol>/...).")]
-Minutes_ = Annotated[float, typer.Option(help="Time budget of the whole command; no run starts that would not end in it.")]
-Protocol_ = Annotated[str, typer.Option("--protocol", "-p", help="Budget (its name also names the grid folder).")]
-Device_ = Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")]
-Workers_ = Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned processes).")]
-Threads_ = Annotated[int | None, typer.Option(min=1, max=1024, help="torch CPU threads per run (default: cores / workers).")]
-DataRoot_ = Annotated[Path | None, typer.Option("--data-root", help="Dataset file or folder (else $DYCLOT_DATA, then defaults).")]
-UntilDecided_ = Annotated[bool, typer.Option("--until-decided", help="Add seeds in looks until each comparison is decided "
-                                             "(docs/study.md); --seeds is then ignored.")]
-MaxSeeds_ = Annotated[int, typer.Option("--max-seeds", min=3, max=1000, help="With --until-decided: the last look's seeds.")]
-Margin_ = Annotated[float, typer.Option("--margin", min=0.01, help="With --until-decided: equivalence margin, points.")]
-Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra module registering models (repeatable).")]
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("gpu-next")
-    def gpu_next_command(
-        grid: str,
-        out: Out_,
-        minutes: Minutes_ = 10.0,
-        seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, max=1000, help="Seeds 0..N-1 per variant.")] = 3,
-        protocol: Protocol_ = DEFAULT_PROTOCOL,
-        device: Device_ = "cuda",
-        workers: Workers_ = 1,
-        threads: Threads_ = None,
-        data_root: DataRoot_ = None,
-        until_decided: UntilDecided_ = False,
-        max_seeds: MaxSeeds_ = 40,
-        margin: Margin_ = 0.5,
-        retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
-        finish_later: Annotated[bool, typer.Option("--finish-later", help="Start a run while one more epoch of it fits "
-                                                   "(not the whole run); it stops at the deadline and resumes next "
-                                                   "time from its checkpoint, which must travel to the next call.")] = False,
-        plugins: Import_ = None,
-    ) -> None:
-        """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
-        from rich.console import Console
-
-        console = Console()
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-        def splits(row: dict) -> tuple[str, ...]:  # a search run is judged on validation only: its test score is not shown
-            return ("val",) if LR_SEPARATOR in str(row.get("variant")) else ("val", "test")
-
-        def show(row: dict) -> None:
-            metrics = row.get("metrics") or {}
-            console.print(f"{row['variant']} seed {row['seed']}: {row['status']}"
-                          + "".join(f", {split} top-1 {metrics[f'{split}_top1']:.2f}" for split in splits(row)
-                                    if isinstance(metrics.get(f"{split}_top1"), (int, float)))
-                          + (f", {row['seconds']:.0f} s" if isinstance(row.get("seconds"), (int, float)) else "")
-                          + f" ({row['note']})", soft_wrap=True)
-
-        outcome = gpu_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
-                           data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
-                           max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
-                           plugins=tuple(plugins or ()), on_row=show)
-        for name, reason in outcome["missing"].items():
-            console.print(f"left out {name}: {reason}", soft_wrap=True)
-        rows = outcome["rows"]
-        before = [r for r in rows if r.get("note") == "finished before"]
-        now = [r for r in rows if r.get("note") != "finished before"]
-        count = lambda status: sum(r["status"] == status for r in now)  # noqa: E731
-        console.print(f"{outcome['grid']} and its learning-rate search: {len(rows)} planned runs: "
-                      f"{count(RunStatus.OK)} finished now, {len(before)} finished before, {count(RunStatus.PARTIAL)} "
-                      f"stopped at the deadline (they resume next time), {count(RunStatus.TODO)} not started, "
-                      f"{count(RunStatus.RUNNING)} running elsewhere, {count(RunStatus.FAILED) + count(RunStatus.LOST)} "
-                      "failed or lost", soft_wrap=True)
-        if outcome["learning_rates"]:
-            console.print("learning rates chosen on validation: " + ", ".join(
-                f"{v} {lr:g}" for v, lr in outcome["learning_rates"].items()), soft_wrap=True)
-        if outcome["waiting"]:
-            console.print(f"main runs not started: {outcome['waiting']}", soft_wrap=True)
-        for variant, state in (outcome.get("decisions") or {}).items():
-            console.print(f"{variant}: {state['label']} (look {state['look']}, {state['n']} seeds)", soft_wrap=True)
-        console.print(f"run folders in {outcome['dir']}: copy the folder back (checkpoints too, so that stopped runs "
-                      "resume) and commit its grid.json and the run folders holding a result.json (docs/study.md, "
-                      "section 5)", soft_wrap=True)
-        if any(r["status"] in (RunStatus.FAILED, RunStatus.LOST) for r in now):
-            raise typer.Exit(1)
-
-
 __all__ = ["DEFAULT_PROTOCOL", "DeadlineReached", "device_grid", "estimate_seconds", "gpu_next", "make_runtime",
-           "measured_epoch_seconds", "plan_runs", "register", "run_within", "train_one"]
+           "measured_epoch_seconds", "plan_runs", "run_within", "train_one"]

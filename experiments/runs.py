@@ -89,6 +89,10 @@ def print_results(results: list[dict]) -> None:
                       "(search run)" if search else fmt(metrics.get("test_top1")),
                       fmt(metrics.get("val_top1")), r.get("run_id", "?"), note)
     console.print(keep_names_whole(table))
+    if any(r.get("dataset") == "synthetic" for r in results):
+        console.print("synthetic data (generated where the real dataset is absent, 10 classes): these runs check that "
+                      "training works end to end; a top-1 near 10% is chance level, as expected of so short a run",
+                      soft_wrap=True)
 
 
 def parse_kwargs(pairs: list[str] | None) -> dict:
@@ -109,10 +113,13 @@ def list_grids() -> None:
     """Print the named grids."""
     from .grids import GRIDS
 
-    table = Table("grid", "variants", "protocol", "description")
-    for grid in GRIDS.values():
-        table.add_row(grid.name, str(len(grid.variants)), grid.protocol, grid.description)
-    console.print(keep_names_whole(table))
+    rows = [("grid", "variants", "protocol", "description (all of it: run.py show GRID)")]
+    rows += [(g.name, str(len(g.variants)), g.protocol, g.description.split(". ")[0].rstrip(".")) for g in GRIDS.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for i, row in enumerate(rows):  # one line per grid, cut at the terminal's edge
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        console.print(line, style="bold" if i == 0 else None, no_wrap=True, overflow="ellipsis", markup=False,
+                      highlight=False)
 
 
 def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, plugins: tuple[str, ...]) -> None:
@@ -221,15 +228,17 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
     if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
         configs, spare = ([c for c in cs if c.variant in only_variants] for cs in (configs, spare))
+    interrupted = {c.run_id for c in configs if RunStore.of(results, c).status() == RunStatus.PARTIAL}
     outcome = run_grid(configs, runtime, results, options.executor, options.workers, options.address,
                        show_progress=True, title=f"{g.name} ({configs[0].protocol.name})", spare=spare)
     print_results(outcome)
     failed = [r for r in outcome if r["status"] not in (RunStatus.OK, RunStatus.RUNNING)]
     executed = [r for r in outcome if not r.get("skipped")]
     copied = sum(bool(r.get("reused_from")) for r in executed)
-    console.print(f"{len(outcome)} runs: {len(executed) - copied} trained now, {copied} copied from twin runs, "
-                  f"{len(outcome) - len(executed)} finished before or running elsewhere, {len(failed)} failed; "
-                  f"results in {grid_dir}")
+    resumed = sum(r["run_id"] in interrupted and not r.get("reused_from") for r in executed)
+    console.print(f"{len(outcome)} runs: {len(executed) - copied - resumed} trained now, {resumed} resumed from a "
+                  f"checkpoint, {copied} copied from twin runs, {len(outcome) - len(executed)} finished before or "
+                  f"running elsewhere, {len(failed)} failed; results in {grid_dir}")
     ahead = sum(RunStore.of(results, c).read_result() is not None for c in spare)
     if ahead:
         console.print(f"{ahead} runs of the next look's seeds finished on workers that would otherwise have idled")
@@ -364,6 +373,31 @@ def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None
         table.add_row(cfg.variant, str(cfg.seed), str(state), cfg.run_id)
     console.print(keep_names_whole(table))
     console.print(", ".join(f"{'to do' if k == RunStatus.TODO else k} {v}" for k, v in counts.items()))
+    others = other_runs(Path(results) / g.name, {c.run_id for c in configs}, protocol_name)
+    if others:
+        console.print(f"not counted: {sum(others.values())} other runs in {Path(results) / g.name} ("
+                      + ", ".join(f"{n} {why}" for why, n in others.items()) + "); they are never paired or pooled "
+                      "with these", soft_wrap=True)
+
+
+def other_runs(grid_dir: Path, run_ids: set[str], protocol: str) -> dict[str, int]:
+    """Run folders of ``grid_dir`` that are not ``run_ids``, counted by why: an older engine version, another
+    protocol, or other seeds or settings."""
+    from .config import ENGINE_VERSION
+    from .store import read_json
+
+    counts: dict[str, int] = {}
+    folders = sorted(d for d in grid_dir.iterdir() if d.is_dir() and d.name not in run_ids) if grid_dir.is_dir() else []
+    for folder in folders:
+        raw = read_json(folder / "config.json")
+        if not isinstance(raw, dict):
+            continue
+        version = raw.get("engine_version", 1)
+        run_protocol = raw.get("protocol", {}).get("name") if isinstance(raw.get("protocol"), dict) else None
+        why = (f"of engine version {version}" if version != ENGINE_VERSION
+               else f"under protocol {run_protocol}" if run_protocol != protocol else "of other seeds or settings")
+        counts[why] = counts.get(why, 0) + 1
+    return counts
 
 
 def recount(results: Path, data_root: Path | None) -> bool:

@@ -6,6 +6,7 @@ Definitions only (no torch, no engine): ``experiments.grids`` resolves them into
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,10 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          "dct", {"dct": Variant("dyclotnet_025"), "replicator": Variant("dyclotnet_025", {"recalibrator": "none"})},
          protocol="quick", fallback_protocol="smoke"),
 )}
+
+# Where the commands write and read runs unless --results names another folder: a scratch folder that git
+# ignores. The committed study lives in results/ and is written only when a command names it.
+SCRATCH_RESULTS = Path("runs")
 
 # The study (`run.py study`): each grid with its seeds per variant, in the order they run
 # (the core questions first, the most expensive last), on the grid's own protocol and dataset.

@@ -28,6 +28,34 @@ def registered_models(package: str | None = None) -> list[str]:
             if timm.models.model_entrypoint(name).__module__.split(".")[0] in packages]
 
 
+# The tests marked `slow` (they train, simulate or start processes for more than a few seconds, measured with
+# `pytest --durations=0`), listed here in one place: `make test-fast` (pytest -m "not slow") leaves them out.
+# Whole modules, then single tests of other modules (by function: every parameter of it); a new slow test may
+# also carry @pytest.mark.slow itself.
+SLOW_MODULES = frozenset({"test_benchmarks", "test_engine_cli", "test_engine_ray", "test_engine_train", "test_gpu",
+                          "test_models", "test_reliability", "test_reliability_fuzz", "test_report_committed",
+                          "test_reuse", "test_statistics_calibration"})
+SLOW_TESTS = frozenset({
+    ("test_analysis", "test_family_intervals_never_exclude_zero_beside_no_significant_difference"),
+    ("test_analysis_io", "test_analysis_never_imports_the_engine_or_torch"),
+    ("test_analysis_io", "test_report_is_complete_and_byte_identical"),
+    ("test_dyclot", "test_batch_constant_recalibration_reaches_the_output"),
+    ("test_dyclot", "test_default_network_trains_stably"),
+    ("test_dyclot", "test_every_variant_option_builds_and_trains"),
+    ("test_dyclot", "test_mac_counter_counts_subclasses_of_layers_ptflops_knows"),
+    ("test_engine_data", "test_batches_are_seeded_and_crops_are_windows"),
+    ("test_narrow_tables", "test_profile_table"),
+    ("test_narrow_tables", "test_profile_table_keeps_exact_counts_on_a_wide_terminal"),
+})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        function = getattr(item, "originalname", item.name)
+        if item.path.stem in SLOW_MODULES or (item.path.stem, function) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for a module of model tests: on the shared 2-core machine, 2 threads under load

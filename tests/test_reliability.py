@@ -146,7 +146,7 @@ def test_sigkilled_grid_resumes_without_losing_or_repeating_runs(tmp_path, capsy
 
     code, out, err = finish(grid_process(results, REL_TRACE=str(trace)))
     assert code == 0, err
-    assert "2 trained now" in " ".join(out.split())
+    assert "1 trained now, 1 resumed from a checkpoint" in " ".join(out.split())
     assert all(snapshot(results)[p] == v for p, v in finished.items())  # finished runs untouched (mtime, bytes)
     rows = trace_rows(trace)
     trained = [(r, e) for _, r, e in rows]
@@ -360,7 +360,7 @@ def test_full_disk_in_the_middle_of_a_run_simulated(tmp_path, capsys, monkeypatc
     assert victim.load_checkpoint()["epoch"] == 1 and no_temp_files(results)
     monkeypatch.setattr(store_module.os, "fsync", real_fsync)
     assert run.main(["ablate", "rel", "--seeds", "1", "--results", str(results), *FAST]) == 0
-    assert "1 trained now" in " ".join(capsys.readouterr().out.split())
+    assert "0 trained now, 1 resumed from a checkpoint" in " ".join(capsys.readouterr().out.split())
 
 
 def test_unwritable_results_dir_is_a_clean_error_before_any_run(tmp_path, capsys):

@@ -139,6 +139,8 @@ def dct_bound(
     rows = dct_bound_rows()
     typer.echo(render(rows, ProfileFormat.csv))
     if out is not None:
+        from experiments.store import atomic_write
+
         atomic_write(out, json.dumps(rows, indent=1) + "\n")
 
 

@@ -37,8 +37,9 @@ test-fast: $(VENV)/.installed
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# For a session lent this workplace's GPU (experiments/gpu_session.sh, docs/study.md section 5): the data and the
-# wheels its image lacks, at the versions installed here, into the git-ignored .carry/ that the device call carries.
+# For a time-boxed batch on an offline GPU machine (experiments/gpu_session.sh, docs/study.md section 5): the data
+# and the wheels its image lacks, at the versions installed here, into the git-ignored .carry/ copied along with the
+# checkout.
 GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops typer
 CIFAR10_JPEG ?= ../shared/data/cifar10-jpeg.tar.gz
 gpu-carry: $(VENV)/.installed

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# One call of this workplace's device tool (docs/study.md, section 5): the second edition's next runs on its GPU.
-#   here, once:    make gpu-carry       (the data and the wheels the GPU image lacks, into the git-ignored .carry/)
-#   device call:   carry [".carry"] plus, where an earlier session brought back stopped runs, their grid folders
-#                  ("results/<grid>-gpu", "results/<grid>-gpu-lr"); command
+# A time-boxed batch of the second edition's next runs on an offline GPU machine (docs/study.md, section 5).
+#   before:        make gpu-carry       (the data and the wheels the GPU image lacks, into the git-ignored .carry/)
+#   on the GPU:    a copy of this checkout with .carry/ and, where an earlier batch brought back stopped runs, their
+#                  grid folders ("results/<grid>-gpu", "results/<grid>-gpu-lr"); OUT=<folder to copy back>
 #                  `bash experiments/gpu_session.sh GRID:MINUTES [GRID:MINUTES ...]`
-#   back here:     tar xzf <files_at>/<grid>-gpu.tar.gz -C results, then commit as docs/study.md says
+#   after:         tar xzf OUT/<grid>-gpu.tar.gz -C results, then commit as docs/study.md says
 # Per grid: `run.py gpu-next GRID --until-decided` (the learning-rate search first, then seeds in looks) within
 # MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
 # as $OUT/<grid>.log. WORKERS (default 8, as measured in docs/study.md) runs share the GPU. A run starts while its
@@ -13,7 +13,7 @@
 # and packing: a grid decided early leaves its time to the next; one that would get under a minute is not started.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
-out=${OUT:?OUT is not set: run this through the device tool}
+out=${OUT:?OUT is not set: name the folder whose files are copied back}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .carry/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1

@@ -130,7 +130,10 @@ def _recorded(setup: SetupFindings) -> list[str]:
     lines = ["### Hardware and software", ""]
     if setup.env_runs:
         rows = [{"key": f"`{k}`", "value(s)": values_text(v)} for k, v in setup.env_values.items()]
-        lines += [f"From the `env.json` of {setup.env_runs} run(s); several values mean runs differ.", "",
+        differing = sum(len(v) > 1 for v in setup.env_values.values())
+        lines += [f"From the `env.json` of {setup.env_runs} run(s); "
+                  + (f"{differing} of {len(rows)} keys have several values: the runs differ there." if differing
+                     else "every key has one value: the runs agree."), "",
                   markdown_table(pd.DataFrame(rows[:TABLE_ROWS])), ""]
         if len(rows) > TABLE_ROWS:
             lines += [f"({len(rows) - TABLE_ROWS} more keys in the runs' `env.json`.)", ""]

@@ -162,6 +162,9 @@ def test_setup_shows_recorded_values_the_jpeg_caveat_and_the_protocol(analysis):
     plain = SetupFindings(1, {"cpu": ("A", "B", "C", "D")}, 0, {}, (), ("fashion-mnist",), False)
     text = "\n".join(render_setup(plain, analysis, "res", "R.md"))
     assert "| `cpu` | `A`; `B`; `C` (+1 more) |" in text and "Caveat" not in text and "No `config.json` found." in text
+    assert "1 of 1 keys have several values" in text
+    agreeing = SetupFindings(2, {"cpu": ("A",), "torch": ("2.14.1",)}, 0, {}, (), ("fashion-mnist",), False)
+    assert "several values" not in "\n".join(render_setup(agreeing, analysis, "res", "R.md"))  # none differ: not said
 
 
 def test_limitations_name_gpus_budgets_and_the_latency_spread():

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evidence.health import training_health
+from evidence.load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
+from evidence.status import RunStatus
 from study.grids import GRIDS
 
 from . import learning_rates, looks, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
 from .compare import analyze, grid_reference, natural_key
-from .health import training_health
-from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
 from .paper_claims import PaperClaim, claims_table, read_cost_files
 from .questions import QuestionsFindings, question_findings
-from .status import RunStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
@@ -199,7 +199,7 @@ class ReportFindings:
     budget: second_edition.BudgetFindings | None = None
     learning_rates: tuple[learning_rates.LearningRateSearch, ...] = ()  # run.py tune's choices
     runs: RunsFindings | None = None
-    health: pd.DataFrame | None = None  # analysis.health.training_health
+    health: pd.DataFrame | None = None  # evidence.health.training_health
     setup: SetupFindings | None = None
     questions: QuestionsFindings | None = None
     claims: ClaimsFindings | None = None

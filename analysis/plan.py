@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evidence import sequential, stats
+from evidence.decisions import PairingError, decide, paired_differences
+from evidence.load import load_results
+from evidence.status import RunStatus
 from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
 from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
-
-from . import sequential, stats
-from .decisions import PairingError, decide, paired_differences
-from .load import load_results
-from .status import RunStatus
 
 PILOT_PREFIX = "pilot-"
 SECOND_EDITION_ENGINE = 2  # the engine version of the second edition's runs (docs/study.md)

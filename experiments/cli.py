@@ -164,7 +164,7 @@ def gpu_next(
     plugins: Import_ = None,
 ) -> None:
     """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
-    from analysis.status import RunStatus
+    from evidence.status import RunStatus
 
     from .gpu import gpu_next as train_next
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from analysis.status import ENGINE_STATES, RunStatus
-from analysis.terminal import keep_names_whole
+from evidence.status import ENGINE_STATES, RunStatus
+from evidence.terminal import keep_names_whole
 from study.grids import CPU_SEED_CAP, LR_SEPARATOR
 
 from .config import Runtime, choose
@@ -171,7 +171,7 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
     """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
     split over them, and the grid's other variants get no main runs."""
-    from analysis.sequential import plan_looks
+    from evidence.sequential import plan_looks
 
     from .grids import compared_variants, resolve
     from .until_decided import run_until_decided
@@ -272,7 +272,7 @@ def run_plan(protocol: str | None, results: Path, only: list[str] | None, option
 def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
     """One grid of a study under a rule: ``step()``, or False with the error printed when the grid cannot run
     (e.g. its dataset is missing here). A full or unwritable disk stops the study: every later grid would fail."""
-    from .store import ResultsWriteError
+    from evidence.files import ResultsWriteError
 
     console.rule(title)
     try:

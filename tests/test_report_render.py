@@ -335,9 +335,9 @@ def test_findings_at_a_glance_renders_verdicts_and_plans_without_files():
 
 
 def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
-    from analysis.load import load_results
     from analysis.render import render_glance
     from analysis.second_edition import Stage, glance_rows
+    from evidence.load import load_results
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
@@ -354,9 +354,9 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
     import matplotlib.pyplot as plt
 
     from analysis.learning_rates import searches
-    from analysis.load import load_curves, load_results
     from analysis.plots import search_figure
     from analysis.render import render_learning_rates as search_lines
+    from evidence.load import load_curves, load_results
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"

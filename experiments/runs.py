@@ -173,7 +173,7 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
     split over them, and the grid's other variants get no main runs."""
     from evidence.sequential import plan_looks
 
-    from .grids import compared_variants, resolve
+    from .grids import compared_variants, protocol_of
     from .until_decided import run_until_decided
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
@@ -181,7 +181,7 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
         ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants],
                compared=compared, spare_seeds=after[0] - n if after else 0)
 
-    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    protocol_name = protocol_of(g, protocol, dataset)
     states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
                                max_seeds, margin, train)
     for variant, state in states.items():
@@ -194,11 +194,11 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome
     (``spare_seeds``: see ``ablate``)."""
     from .executors import run_grid
-    from .grids import grid_json, resolve
+    from .grids import grid_json, protocol_of, resolve
     from .store import RunStore, check_writable, mixed_settings, write_json
     from .tuning import choice_path, read_choice
 
-    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    protocol_name = protocol_of(g, protocol, dataset)
     learning_rates = read_choice(Path(results), g, protocol_name)
     if learning_rates:
         console.print(f"learning rates chosen on validation ({choice_path(Path(results), g)}): "
@@ -357,12 +357,12 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
 def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
                 plugins: tuple[str, ...]) -> None:
     """Print a grid's runs and their counts: ok / running / failed / partial (resumable) / to do."""
-    from .grids import get_grid, resolve
+    from .grids import get_grid, protocol_of, resolve
     from .store import RunStore
     from .tuning import read_choice
 
     g = get_grid(grid)
-    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    protocol_name = protocol_of(g, protocol, dataset)
     configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins,
                          learning_rates=read_choice(Path(results), g, protocol_name))
     counts = dict.fromkeys(ENGINE_STATES, 0)

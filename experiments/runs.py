@@ -25,7 +25,7 @@ console = Console()
 # so that `run.py --help` and `run.py list` stay quick.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """How and where runs execute, as given on the command line (checked by :meth:`runtime`)."""
     data_root: Path | None = None
@@ -142,7 +142,7 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
     console.print(keep_names_whole(table))
 
 
-def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
+def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
            options: RunOptions, until_decided: bool = False, max_seeds: int = CPU_SEED_CAP, margin: float = 0.5,
            only_variants: list[str] | None = None, compared: list[str] | None = None, spare_seeds: int = 0) -> bool:
     """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran).
@@ -160,13 +160,15 @@ def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, var
     if protocol is None and dataset is None:
         protocol = grid_protocol(g, runtime)
     if until_decided:
-        ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin, compared)
+        ablate_until_decided(g, protocol=protocol, dataset=dataset, vary=vary, results=results, options=options,
+                             max_seeds=max_seeds, margin=margin, compared=compared)
         return True
-    return run_grid_command(restrict(g, compared), protocol, seeds, dataset, vary, results, runtime, options,
-                            only_variants, spare_seeds)
+    return run_grid_command(restrict(g, compared), protocol=protocol, seeds=seeds, dataset=dataset, vary=vary,
+                            results=results, runtime=runtime, options=options, only_variants=only_variants,
+                            spare_seeds=spare_seeds)
 
 
-def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
+def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
                          max_seeds: int, margin: float, compared: list[str] | None = None) -> None:
     """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
@@ -178,8 +180,9 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
         after = [m for m in plan_looks(max_seeds) if m > n]  # the next look's seeds fill idle workers
-        ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants],
-               compared=compared, spare_seeds=after[0] - n if after else 0)
+        ablate(g.name, protocol=protocol, seeds=n, dataset=dataset, vary=vary, results=results, options=options,
+               only_variants=[g.reference, *open_variants], compared=compared,
+               spare_seeds=after[0] - n if after else 0)
 
     protocol_name = protocol_of(g, protocol, dataset)
     states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
@@ -188,7 +191,7 @@ def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str
         console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
 
 
-def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
+def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
                      runtime: Runtime, options: RunOptions, only_variants: list[str] | None = None,
                      spare_seeds: int = 0) -> bool:
     """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome
@@ -245,7 +248,7 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     return not failed
 
 
-def run_plan(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions) -> list[str]:
+def run_plan(*, protocol: str | None, results: Path, only: list[str] | None, options: RunOptions) -> list[str]:
     """Every grid of the study's plan with its seeds, in order (``run.py study``); the grids that failed.
 
     Writes RESULTS/study.json (the whole plan, also with ``only``). A grid that fails (failed runs,
@@ -266,7 +269,8 @@ def run_plan(protocol: str | None, results: Path, only: list[str] | None, option
         {"grid": g, "seeds": n, "protocol": protocol or get_grid(g).protocol} for g, n in STUDY.items()]})
     return [grid for grid, seeds in plan.items()
             if not _grid_step(grid, f"{grid}: {seeds} seeds",
-                              lambda grid=grid, seeds=seeds: ablate(grid, protocol, seeds, None, "all", results, options))]
+                              lambda grid=grid, seeds=seeds: ablate(grid, protocol=protocol, seeds=seeds, dataset=None,
+                                                                    vary="all", results=results, options=options))]
 
 
 def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
@@ -284,7 +288,7 @@ def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
         return False
 
 
-def run_second_edition(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions,
+def run_second_edition(*, protocol: str | None, results: Path, only: list[str] | None, options: RunOptions,
                        max_seeds: int, margin: float) -> list[str]:
     """The second edition (``run.py study --until-decided``): per grid of ``study.questions.SECOND_EDITION``,
     in order, the learning-rate search on validation, then seeds in looks until each comparison is decided
@@ -302,17 +306,18 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
         choose("second-edition grid", name, SECOND_EDITION)
 
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
-        if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options, own_comparison(grid)):
+        if not tune(grid, protocol=protocol, candidates=grids.LR_CANDIDATES, seeds=grids.TUNING_SEEDS,
+                    results=results, options=options, compared=own_comparison(grid)):
             return False
-        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin,
-                      compared=own_comparison(grid))
+        return ablate(grid, protocol=protocol, seeds=1, dataset=None, vary="all", results=results, options=options,
+                      until_decided=True, max_seeds=max_seeds, margin=margin, compared=own_comparison(grid))
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
         grid, f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})",
         lambda grid=grid: tune_then_decide(grid))]
 
 
-def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
+def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
          options: RunOptions, compared: list[str] | None = None) -> bool:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
     ``compared``: search only the reference and these variants (the networks ``ablate --until-decided --compare``
@@ -354,7 +359,7 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
     return not unchosen
 
 
-def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
+def grid_status(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
                 plugins: tuple[str, ...]) -> None:
     """Print a grid's runs and their counts: ok / running / failed / partial (resumable) / to do."""
     from .grids import get_grid, protocol_of, resolve
@@ -416,7 +421,7 @@ def recount(results: Path, data_root: Path | None) -> bool:
     return len(rows) == changed
 
 
-def train_one(model: str, kw: list[str] | None, protocol: str, seed: int, epochs: int | None, dataset: str | None,
+def train_one(model: str, *, kw: list[str] | None, protocol: str, seed: int, epochs: int | None, dataset: str | None,
               results: Path, options: RunOptions) -> bool:
     """Train one model under RESULTS/train/ (``run.py train``); False if the run failed."""
     from filelock import FileLock

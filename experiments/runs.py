@@ -144,11 +144,9 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
 
 def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
            options: RunOptions, until_decided: bool = False, max_seeds: int = CPU_SEED_CAP, margin: float = 0.5,
-           only_variants: list[str] | None = None, compared: list[str] | None = None, spare_seeds: int = 0) -> bool:
+           only_variants: list[str] | None = None, compared: list[str] | None = None) -> bool:
     """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran).
-    ``compared`` (a look of ``--until-decided --compare``): the grid is its reference and these variants only.
-    ``spare_seeds`` (a look of ``--until-decided``): seeds ``seeds..seeds+spare_seeds-1`` (the next look's) train
-    on pool workers that would otherwise idle (``executors.scheduled``)."""
+    ``compared`` (with ``until_decided``, ``--compare``): the grid is its reference and these variants only."""
     from .grids import get_grid, restrict
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -160,29 +158,29 @@ def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, 
     if protocol is None and dataset is None:
         protocol = grid_protocol(g, runtime)
     if until_decided:
-        ablate_until_decided(g, protocol=protocol, dataset=dataset, vary=vary, results=results, options=options,
-                             max_seeds=max_seeds, margin=margin, compared=compared)
+        ablate_until_decided(g, protocol=protocol, dataset=dataset, vary=vary, results=results, runtime=runtime,
+                             options=options, max_seeds=max_seeds, margin=margin, compared=compared)
         return True
     return run_grid_command(restrict(g, compared), protocol=protocol, seeds=seeds, dataset=dataset, vary=vary,
-                            results=results, runtime=runtime, options=options, only_variants=only_variants,
-                            spare_seeds=spare_seeds)
+                            results=results, runtime=runtime, options=options, only_variants=only_variants)
 
 
-def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
-                         max_seeds: int, margin: float, compared: list[str] | None = None) -> None:
+def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: str, results: Path, runtime: Runtime,
+                         options: RunOptions, max_seeds: int, margin: float, compared: list[str] | None = None) -> None:
     """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
-    split over them, and the grid's other variants get no main runs."""
+    split over them, and the grid's other variants get no main runs. The options were checked once, by ``ablate``:
+    each look trains through ``run_grid_command`` directly."""
     from evidence.sequential import plan_looks
 
-    from .grids import compared_variants, protocol_of
+    from .grids import compared_variants, protocol_of, restrict
     from .until_decided import run_until_decided
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
         after = [m for m in plan_looks(max_seeds) if m > n]  # the next look's seeds fill idle workers
-        ablate(g.name, protocol=protocol, seeds=n, dataset=dataset, vary=vary, results=results, options=options,
-               only_variants=[g.reference, *open_variants], compared=compared,
-               spare_seeds=after[0] - n if after else 0)
+        run_grid_command(restrict(g, compared), protocol=protocol, seeds=n, dataset=dataset, vary=vary,
+                         results=results, runtime=runtime, options=options,
+                         only_variants=[g.reference, *open_variants], spare_seeds=after[0] - n if after else 0)
 
     protocol_name = protocol_of(g, protocol, dataset)
     states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
@@ -194,8 +192,10 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
 def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
                      runtime: Runtime, options: RunOptions, only_variants: list[str] | None = None,
                      spare_seeds: int = 0) -> bool:
-    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome
-    (``spare_seeds``: see ``ablate``)."""
+    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome.
+    ``only_variants``: train only these (a look of ``--until-decided``); ``spare_seeds``: seeds
+    ``seeds..seeds+spare_seeds-1`` (the next look's) train on pool workers that would otherwise idle
+    (``executors.scheduled``)."""
     from .executors import run_grid
     from .grids import grid_json, protocol_of, resolve
     from .store import RunStore, check_writable, mixed_settings, write_json

@@ -66,7 +66,7 @@ def _main_options() -> None:
 
 _register_commands()
 
-# OSError covers an unwritable or full results directory (experiments.store.ResultsWriteError says which file).
+# OSError covers an unwritable or full results directory (evidence.files.ResultsWriteError says which file).
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, PermissionError, OSError)
 
 

@@ -1,12 +1,12 @@
 """Statistics, tables, figures and the generated report for dyclot results (see docs/analysis.md).
 
-Reads files only; never imports the engine, the models or torch. Heavy parts (plots, report)
+Reads files only, through ``evidence.load`` (the results store's reader, which the engine
+shares); never imports the engine, the models or torch. Heavy parts (plots, report)
 are imported lazily.
 """
 from importlib import import_module
 
-_EXPORTS = {"load_results": "load", "load_table": "load", "load_curves": "load",
-            "analyze": "compare", "render": "tables", "to_dict": "tables",
+_EXPORTS = {"analyze": "compare", "render": "tables", "to_dict": "tables",
             "build_report": "report", "write_report": "report", "compute_findings": "findings"}
 __all__ = sorted(_EXPORTS)
 

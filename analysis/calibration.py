@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from evidence import sequential, stats
 from study.grids import CPU_SEED_CAP
 
-from . import sequential, stats
 from .compare import adjust_family, family_confidence
 from .tables import markdown_table
 

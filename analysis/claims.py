@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evidence import stats
 from study.claims import CIFAR100_CLAIM, PAPER_CLAIMS
 from study.grids import GRIDS
 from study.questions import CORE_QUESTIONS
 
-from . import stats
 from .compare import compare_samples, natural_key
 from .tables import command, fmt_ci, fmt_num, fmt_p
 

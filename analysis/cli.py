@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
+from evidence.terminal import keep_names_whole
 from study.grids import PLAN_REPS, SCRATCH_RESULTS
-
-from .terminal import keep_names_whole
 
 # The commands import the analysis modules inside their bodies: run.py imports this module at
 # start-up, and `run.py --help` should not load pandas, scipy and matplotlib.
@@ -33,12 +32,13 @@ DetectOption = Annotated[float | None, typer.Option("--detect", help=DETECT_HELP
 
 
 def _frame(results: Path, csv: Path | None, reference: str | None):
-    from .load import load_results, load_table
+    from evidence.load import load_results, load_table
 
     if csv is not None:
         return load_table(csv, reference=reference)
     _check_results(results)
-    from .load import without
+    from evidence.load import without
+
     from .second_edition import main_runs
 
     frame = load_results(results)
@@ -115,8 +115,9 @@ def analyze(
     _check_options(fmt, margin, detect)
     frame = _frame(results, csv, reference)
     if not grid:  # a learning-rate search's runs are tuning runs: not compared on test unless named
+        from evidence.load import load_grids
+
         from .learning_rates import search_grids
-        from .load import load_grids
 
         searches = search_grids(frame, load_grids(results) if csv is None else {})  # a table: its variants tell
         names = [g for g in frame["grid"].astype(str).unique() if g not in searches]

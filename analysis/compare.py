@@ -1,6 +1,6 @@
 """Grid-level analysis: per-variant summaries and every variant against the grid's reference.
 
-``analyze`` takes the tidy table (see ``analysis.load``) and returns a dict of DataFrames; the
+``analyze`` takes the tidy table (see ``evidence.load``) and returns a dict of DataFrames; the
 numbers of one grid depend only on that grid's rows (every interval is a t interval; nothing is
 random), so ``analyze --grid G`` and the report agree to the last digit.
 """
@@ -13,9 +13,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import stats
-from .load import COST_KEYS, METRIC_KEYS, metric_columns
-from .status import RunStatus
+from evidence import stats
+from evidence.load import COST_KEYS, METRIC_KEYS, metric_columns
+from evidence.status import RunStatus
 
 HIGHER_IS_BETTER = {"top1": True, "top5": True, "acc": True, "accuracy": True, "images_per_second": True,
                     "loss": False, "latency_ms": False, "params": False, "macs": False,

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evidence.health import training_health
+from evidence.load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
+from evidence.status import RunStatus
 from study.grids import GRIDS
 
 from . import learning_rates, looks, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
 from .compare import analyze, grid_reference, natural_key
-from .health import training_health
-from .load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
 from .paper_claims import PaperClaim, claims_table, read_cost_files
 from .questions import QuestionsFindings, question_findings
-from .status import RunStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INTERPRETATION = REPO_ROOT / "docs" / "interpretation.md"
@@ -105,7 +105,7 @@ class CostReading:
     macs_match: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GridFindings:
     """A grid's section; ``skipped`` says why a grid could not be analysed (then nothing else is set)."""
     grid: str
@@ -199,7 +199,7 @@ class ReportFindings:
     budget: second_edition.BudgetFindings | None = None
     learning_rates: tuple[learning_rates.LearningRateSearch, ...] = ()  # run.py tune's choices
     runs: RunsFindings | None = None
-    health: pd.DataFrame | None = None  # analysis.health.training_health
+    health: pd.DataFrame | None = None  # evidence.health.training_health
     setup: SetupFindings | None = None
     questions: QuestionsFindings | None = None
     claims: ClaimsFindings | None = None
@@ -322,14 +322,15 @@ def _grid(grid: str, meta: dict, frame: pd.DataFrame, usable: pd.DataFrame, curv
                          and grid_curves.dropna(subset=[m])["epoch"].nunique() > 1), None)
     left_out = meta.get("left_out") if isinstance(meta.get("left_out"), dict) else {}
     return GridFindings(
-        grid, None, str(meta["description"]) if meta.get("description") else None, order,
-        bool(comps[comps["grid"] == grid]["paired"].any()) if len(comps) else False,
-        tuple(sorted(rows_all["dataset"].dropna().astype(str).unique())), dict(sorted(left_out.items())),
-        cost_columns, {v: {c: float(med.loc[v, c]) for c in cost_columns} for v in order if v in med.index},
-        sweep[0] if sweep_data is not None else None, curve_metric,
-        tuple(v for v in order if v in set(grid_curves["variant"])) if curve_metric else (),
-        grid_rows if len(grid_rows) else None, sweep_data,
-        grid_curves.dropna(subset=[curve_metric]) if curve_metric else None)
+        grid=grid, description=str(meta["description"]) if meta.get("description") else None, order=order,
+        paired=bool(comps[comps["grid"] == grid]["paired"].any()) if len(comps) else False,
+        datasets=tuple(sorted(rows_all["dataset"].dropna().astype(str).unique())),
+        left_out=dict(sorted(left_out.items())), cost_columns=cost_columns,
+        costs={v: {c: float(med.loc[v, c]) for c in cost_columns} for v in order if v in med.index},
+        sweep_key=sweep[0] if sweep_data is not None else None, curve_metric=curve_metric,
+        curve_order=tuple(v for v in order if v in set(grid_curves["variant"])) if curve_metric else (),
+        seeds_data=grid_rows if len(grid_rows) else None, sweep_data=sweep_data,
+        curves_data=grid_curves.dropna(subset=[curve_metric]) if curve_metric else None)
 
 
 def _pareto(usable: pd.DataFrame, result: dict) -> ParetoFindings:
@@ -436,7 +437,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     claims = claim_findings(frame, usable)
     analysed = set(result["summaries"]["grid"])
     compared = curves[~curves["run_id"].isin(every.loc[main, "run_id"])] if len(curves) else curves
-    grid_findings = tuple(GridFindings(g, skipped[g]) if g in skipped else _grid(g, grids[g], frame, usable, compared, result)
+    grid_findings = tuple(GridFindings(grid=g, skipped=skipped[g]) if g in skipped
+                          else _grid(g, grids[g], frame, usable, compared, result)
                           for g in sorted(grids, key=natural_key) if g in skipped or g in analysed)
     return ReportFindings(
         **common, setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),

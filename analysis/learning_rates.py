@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from evidence.status import RunStatus
 from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
-
-from .status import RunStatus
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 For each second-edition question whose main runs have a recorded design (``RESULTS/<grid>/sequential.json``,
 written by ``ablate --until-decided``), ``decision_records`` recomputes the looks with
-``analysis.decisions.look_history`` under that design, so that a reader can check the stopping look, and
+``evidence.decisions.look_history`` under that design, so that a reader can check the stopping look, and
 compares the outcome with the recorded one; ``looks_lines`` renders them (Markdown) and ``analysis.plots.looks_figure``
 draws the per-seed differences and each look's repeated confidence interval. Only files are read.
 """
@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from evidence.decisions import PairingError, look_history, paired_differences
+from evidence.load import of_engine_version
+from evidence.sequential import stagewise_p
+from evidence.status import RunStatus
 from study.grids import GPU_PROTOCOL
 from study.questions import SECOND_EDITION_QUESTIONS
 
-from .decisions import PairingError, look_history, paired_differences
-from .load import of_engine_version
 from .second_edition import margin_detail
-from .sequential import stagewise_p
-from .status import RunStatus
 from .tables import markdown_table, percent
 
 COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
@@ -168,7 +168,7 @@ def holm_lines(reading: HolmReading | None) -> list[str]:
 
 LOOKS_INTRO = (
     "Every look the rule made (`run.py ablate GRID --until-decided`), recomputed here from the run files under the "
-    "design its `sequential.json` records (`analysis.decisions.look_history`): at each look, the paired differences "
+    "design its `sequential.json` records (`evidence.decisions.look_history`): at each look, the paired differences "
     "*variant - reference* of test top-1 over seeds 0 to n-1, their mean, the repeated confidence interval at the "
     "look's level, the paired t-test's p-value and the look's nominal level. A comparison is decided *better* or "
     "*worse* at the first look whose p-value is below the nominal level, *equivalent* when the repeated interval "

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evidence import sequential, stats
+from evidence.decisions import PairingError, decide, paired_differences
+from evidence.load import load_results
+from evidence.status import RunStatus
 from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
 from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
-
-from . import sequential, stats
-from .decisions import PairingError, decide, paired_differences
-from .load import load_results
-from .status import RunStatus
 
 PILOT_PREFIX = "pilot-"
 SECOND_EDITION_ENGINE = 2  # the engine version of the second edition's runs (docs/study.md)
@@ -126,7 +125,7 @@ def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | 
     return budget, f"{per_budget[budget]:.1f} CPU-hours per decided question, reference >= {min_accuracy:g}% top-1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QuestionPlan:
     """What deciding one core question would take at one pilot budget.
 
@@ -314,17 +313,20 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     known = all(name in seconds for name in trained)
     hours = (lambda names: sum(seconds[n] for n in names) / 3600) if known else (lambda names: None)
     run_hours, new_hours = hours(trained), hours(trained if new is None else new)
-    return QuestionPlan(question.key, budget, recommended, comparisons, sd_upper, sd.label,
-                        plan.max_seeds if plan else None, plan.expected_seeds if plan else None,
-                        capped["expected_seeds"] * new_hours if capped and known else None,
-                        _cost_source(measured, trained) if known else "MACs unknown: run `run.py study-costs`",
-                        cap,
-                        sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
-                        if plannable else None,
-                        cap * run_hours if known else None,
-                        len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
-                        capped["power"] if capped else None, capped["expected_seeds"] if capped else None, effect,
-                        power, sd.question == question.key, sd.lr)
+    return QuestionPlan(
+        key=question.key, budget=budget, recommended=recommended, comparisons=comparisons, sd_upper=sd_upper,
+        sd_source=sd.label, max_seeds=plan.max_seeds if plan else None,
+        expected_seeds=plan.expected_seeds if plan else None,
+        cpu_hours=capped["expected_seeds"] * new_hours if capped and known else None,
+        cost_source=_cost_source(measured, trained) if known else "MACs unknown: run `run.py study-costs`",
+        seed_cap=cap,
+        decidable_effect=(sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
+                          if plannable else None),
+        cap_cpu_hours=cap * run_hours if known else None,
+        tune_cpu_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
+        power_at_cap=capped["power"] if capped else None,
+        expected_at_cap=capped["expected_seeds"] if capped else None,
+        effect=effect, power=power, sd_own=sd.question == question.key, sd_lr=sd.lr)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,

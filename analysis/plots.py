@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from .stats import pareto_front, t_mean_ci
+from evidence.stats import pareto_front, t_mean_ci
 
 LABELS = {"test_top1": "test top-1 (%)", "val_top1": "validation top-1 (%)", "macs": "MACs",
           "latency_ms": "latency (ms, CPU, batch 1)", "params": "parameters"}

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evidence import stats
 from study.questions import QUESTIONS, Question
 
-from . import stats
 from .claims import ClaimRow
 from .tables import fmt_ci, fmt_num, fmt_p, markdown_table
 
@@ -196,7 +196,7 @@ def unsettled_rows(result: dict, origins: dict) -> list[UnsettledRow]:
 
 
 def flagged_variants(health: pd.DataFrame | None, comps: pd.DataFrame) -> list[FlaggedVariant]:
-    """The compared variants with training-health flags (analysis/health.py)."""
+    """The compared variants with training-health flags (evidence/health.py)."""
     if health is None or not len(health) or not len(comps):
         return []
     counts = health.groupby(["grid", "variant"])["flagged"].agg(["sum", "size"])

@@ -11,18 +11,18 @@ import re
 
 import pandas as pd
 
+from evidence.health import LEARNED_FACTOR, SPIKE_FACTOR
+from evidence.sequential import plan_looks
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
 from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
 
 from . import learning_rates
 from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimRow, ClaimsFindings
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
-from .health import LEARNED_FACTOR, SPIKE_FACTOR
 from .learning_rates import LearningRateSearch
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
 from .plan import QuestionPlan, plan_table
 from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage, margin_verdict
-from .sequential import plan_looks
 from .tables import (
     ci_note,
     command,

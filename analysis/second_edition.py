@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from evidence.decisions import PairingError, decide
+from evidence.sequential import OPEN, plan_looks
+from evidence.status import RunStatus
 from study.grids import (
     CPU_SEED_CAP,
     GPU_PROTOCOL,
@@ -27,7 +30,6 @@ from study.grids import (
 )
 from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
-from .decisions import PairingError, decide
 from .learning_rates import planned_runs
 from .plan import (
     SECOND_EDITION_ENGINE,
@@ -38,8 +40,6 @@ from .plan import (
     question_plans,
     recommend,
 )
-from .sequential import OPEN, plan_looks
-from .status import RunStatus
 from .tables import percent
 
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
@@ -114,7 +114,7 @@ class GlanceRow:
     looks: int | None = None
     within_margin: bool | None = None  # the equivalence test passes at the look's level too (None: not known)
     margin: float | None = None
-    pairing_problem: str = ""  # why the recorded looks' runs no longer pair (analysis.decisions.PairingError)
+    pairing_problem: str = ""  # why the recorded looks' runs no longer pair (evidence.decisions.PairingError)
     training_look: int | None = None  # the look whose runs are training
     training_seeds: int | None = None
     runs_done: int | None = None  # of the training look, or of the learning-rate search
@@ -174,7 +174,7 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dic
 
 
 def _recomputed(frame: pd.DataFrame, folder: str, state: dict) -> tuple[dict[str, dict], str]:
-    """The recorded design's states recomputed from the run files (``analysis.decisions.decide``: a record written
+    """The recorded design's states recomputed from the run files (``evidence.decisions.decide``: a record written
     before its fields grew, such as ``within_margin``, gets them from here), and why the runs do not pair, if so."""
     try:
         return decide(frame, folder, state["protocol"], state["reference"], sorted(state["variants"]),
@@ -195,7 +195,7 @@ def margin_verdict(label: str, estimate: float | None, within_margin: bool | Non
 
 
 def margin_detail(state: dict) -> str:
-    """The equivalence test behind ``margin_verdict`` for one look's record (``analysis.decisions.look_history``),
+    """The equivalence test behind ``margin_verdict`` for one look's record (``evidence.decisions.look_history``),
     as a sentence; "" unless the look is ``better``/``worse`` and ``within_margin``."""
     if state.get("label") not in ("better", "worse") or not state.get("within_margin"):
         return ""

@@ -2,6 +2,7 @@
 under each reading of the paper (``claims``), and their commands ``run.py profile`` and ``claim-costs``.
 
 Builds models through the model registry (``baselines.registry``). The engine records each trained
-model's cost with ``costing.profiling``, so ``profiling`` and ``claims`` never import ``experiments``;
-only the command module ``cli`` writes through the engine's results store.
+model's cost with ``costing.profiling``, so no module of ``costing`` imports ``experiments``, its
+command module ``cli`` included: that writes its tables with the store's atomic write, which lives
+below both in ``evidence.files``.
 """

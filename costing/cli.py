@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.terminal import keep_names_whole
+from evidence.files import atomic_write
+from evidence.terminal import keep_names_whole
 
 # The registry, profiling and claims modules are imported inside the commands: they load timm and
 # every model's registration, which `run.py --help` does not need.
@@ -109,8 +110,6 @@ def claim_costs(
     if update_docs:
         _replace_block(DOCS_INTERPRETATION, "claim-costs", rows_as_markdown(rows))
     if out is not None:
-        from experiments.store import atomic_write
-
         atomic_write(out, render(rows, ProfileFormat.json) + "\n")
 
 
@@ -124,8 +123,6 @@ def study_costs(
     rows = study_cost_rows()
     typer.echo(render([{k: v for k, v in row.items() if k != "model_kwargs"} for row in rows], ProfileFormat.csv))
     if out is not None:
-        from experiments.store import atomic_write
-
         atomic_write(out, json.dumps(rows, indent=1) + "\n")
 
 
@@ -139,8 +136,6 @@ def dct_bound(
     rows = dct_bound_rows()
     typer.echo(render(rows, ProfileFormat.csv))
     if out is not None:
-        from experiments.store import atomic_write
-
         atomic_write(out, json.dumps(rows, indent=1) + "\n")
 
 

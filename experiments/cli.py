@@ -94,13 +94,15 @@ def ablate(
     Where ``run.py tune GRID`` chose learning rates on validation under the same protocol, every
     variant trains at its chosen rate.
     """
-    options = RunOptions(data_root, download, device, threads, compile, wandb, tuple(plugins or ()), retry_failed,
-                         reuse, executor, workers, address)
+    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile,
+                         wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, reuse=reuse,
+                         executor=executor, workers=workers, address=address)
     if compare and not until_decided:
         raise ValueError(f"--compare {' '.join(compare)} needs --until-decided (it names the comparisons the sequential "
                          "rule decides)")
-    if not runs.ablate(grid, protocol, seeds, dataset, vary, results, options, until_decided, max_seeds, margin,
-                       only_variants, compare):
+    if not runs.ablate(grid, protocol=protocol, seeds=seeds, dataset=dataset, vary=vary, results=results,
+                       options=options, until_decided=until_decided, max_seeds=max_seeds, margin=margin,
+                       only_variants=only_variants, compared=compare):
         raise typer.Exit(1)
 
 
@@ -132,10 +134,12 @@ def study(
     ``study.questions.SECOND_EDITION`` (the core grids, then the p and r sweeps and norm-placement), at most
     ``--max-seeds`` seeds (the CPU cap by default).
     """
-    options = RunOptions(data_root, download, device, threads, False, wandb, tuple(plugins or ()), retry_failed, reuse,
-                         executor, workers, address)
-    failed = (runs.run_second_edition(protocol, results, only, options, max_seeds, margin) if until_decided
-              else runs.run_plan(protocol, results, only, options))
+    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=False,
+                         wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, reuse=reuse,
+                         executor=executor, workers=workers, address=address)
+    failed = (runs.run_second_edition(protocol=protocol, results=results, only=only, options=options,
+                                      max_seeds=max_seeds, margin=margin) if until_decided
+              else runs.run_plan(protocol=protocol, results=results, only=only, options=options))
     if failed:
         runs.console.print(f"grids with failed runs: {', '.join(failed)}")
         raise typer.Exit(1)
@@ -164,7 +168,7 @@ def gpu_next(
     plugins: Import_ = None,
 ) -> None:
     """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
-    from analysis.status import RunStatus
+    from evidence.status import RunStatus
 
     from .gpu import gpu_next as train_next
 
@@ -235,16 +239,18 @@ def tune(
         values = tuple(float(c) for c in candidates.split(","))
     except ValueError:
         raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
-    options = RunOptions(data_root, False, device, threads, False, wandb, tuple(plugins or ()), retry_failed,
-                         workers=workers)
-    if not runs.tune(grid, protocol, values, seeds, results, options, compare):
+    options = RunOptions(data_root=data_root, download=False, device=device, threads=threads, compile=False,
+                         wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, workers=workers)
+    if not runs.tune(grid, protocol=protocol, candidates=values, seeds=seeds, results=results, options=options,
+                     compared=compare):
         raise typer.Exit(1)
 
 
 def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
            results: Results_ = SCRATCH_RESULTS, vary: Vary_ = "all", plugins: Import_ = None) -> None:
     """Count a grid's runs: ok / running / failed / partial (resumable) / to do."""
-    runs.grid_status(grid, protocol, seeds, dataset, results, vary, tuple(plugins or ()))
+    runs.grid_status(grid, protocol=protocol, seeds=seeds, dataset=dataset, results=results, vary=vary,
+                     plugins=tuple(plugins or ()))
 
 
 def recount(results: Results_ = SCRATCH_RESULTS, data_root: DataRoot_ = None) -> None:
@@ -270,8 +276,10 @@ def train(
     plugins: Import_ = None,
 ) -> None:
     """Train one model (results under RESULTS/train/)."""
-    options = RunOptions(data_root, download, device, threads, compile, wandb, tuple(plugins or ()))
-    if not runs.train_one(model, kw, protocol, seed, epochs, dataset, results, options):
+    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile,
+                         wandb=wandb, plugins=tuple(plugins or ()))
+    if not runs.train_one(model, kw=kw, protocol=protocol, seed=seed, epochs=epochs, dataset=dataset, results=results,
+                          options=options):
         raise typer.Exit(1)
 
 

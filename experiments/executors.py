@@ -14,7 +14,7 @@ from filelock import Timeout
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from analysis.status import FINISHED, RunStatus
+from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
 from .runner import execute, make_result, one_line

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from analysis.status import RunStatus
+from evidence.status import RunStatus
 from study.grids import GPU_PROTOCOL
 from study.questions import own_comparison
 

@@ -85,6 +85,12 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
     return configs, missing
 
 
+
+def protocol_of(grid: Grid, protocol: str | None = None, dataset: str | None = None) -> str:
+    """The name of the protocol ``grid``'s runs train under: ``protocol``, else the grid's own, checked with
+    ``dataset`` as ``resolve`` checks them (an unknown protocol or dataset raises the same error)."""
+    return resolve(grid, protocol, dataset=dataset, check=False)[0][0].protocol.name
+
 def compared_variants(grid: Grid, compared: list[str] | None) -> list[str]:
     """The variants of ``grid`` compared with its reference: ``compared`` (each checked to be one), else every
     variant but the reference."""

@@ -24,11 +24,12 @@ import shutil
 from functools import cache
 from pathlib import Path
 
-from analysis.status import RunStatus
 from baselines.registry import architecture, create_model
+from evidence.files import write_error
+from evidence.status import RunStatus
 
 from .config import RunConfig
-from .store import RunStore, read_json, write_error
+from .store import RunStore, read_json
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import torch
 from filelock import Timeout
 
-from analysis.status import RunStatus
 from costing import profiling
+from evidence.files import ResultsWriteError, write_error
+from evidence.status import RunStatus
 
 from .config import RunConfig, Runtime
 from .data import load_dataset
 from .reuse import copy_twin, find_twin
 from .speed import to_memory_format
-from .store import ResultsWriteError, RunStore, environment, read_json, write_error, write_json
+from .store import RunStore, environment, read_json, write_json
 from .tracking import Tracker
 from .trainer import build_model, fit
 

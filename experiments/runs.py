@@ -14,8 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from analysis.status import ENGINE_STATES, RunStatus
-from analysis.terminal import keep_names_whole
+from evidence.status import ENGINE_STATES, RunStatus
+from evidence.terminal import keep_names_whole
 from study.grids import CPU_SEED_CAP, LR_SEPARATOR
 
 from .config import Runtime, choose
@@ -25,7 +25,7 @@ console = Console()
 # so that `run.py --help` and `run.py list` stay quick.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunOptions:
     """How and where runs execute, as given on the command line (checked by :meth:`runtime`)."""
     data_root: Path | None = None
@@ -142,13 +142,11 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
     console.print(keep_names_whole(table))
 
 
-def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
+def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
            options: RunOptions, until_decided: bool = False, max_seeds: int = CPU_SEED_CAP, margin: float = 0.5,
-           only_variants: list[str] | None = None, compared: list[str] | None = None, spare_seeds: int = 0) -> bool:
+           only_variants: list[str] | None = None, compared: list[str] | None = None) -> bool:
     """Run a grid (``run.py ablate``); False if a run failed (its failure is recorded, the others ran).
-    ``compared`` (a look of ``--until-decided --compare``): the grid is its reference and these variants only.
-    ``spare_seeds`` (a look of ``--until-decided``): seeds ``seeds..seeds+spare_seeds-1`` (the next look's) train
-    on pool workers that would otherwise idle (``executors.scheduled``)."""
+    ``compared`` (with ``until_decided``, ``--compare``): the grid is its reference and these variants only."""
     from .grids import get_grid, restrict
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -160,45 +158,50 @@ def ablate(grid: str, protocol: str | None, seeds: int, dataset: str | None, var
     if protocol is None and dataset is None:
         protocol = grid_protocol(g, runtime)
     if until_decided:
-        ablate_until_decided(g, protocol, dataset, vary, results, options, max_seeds, margin, compared)
+        ablate_until_decided(g, protocol=protocol, dataset=dataset, vary=vary, results=results, runtime=runtime,
+                             options=options, max_seeds=max_seeds, margin=margin, compared=compared)
         return True
-    return run_grid_command(restrict(g, compared), protocol, seeds, dataset, vary, results, runtime, options,
-                            only_variants, spare_seeds)
+    return run_grid_command(restrict(g, compared), protocol=protocol, seeds=seeds, dataset=dataset, vary=vary,
+                            results=results, runtime=runtime, options=options, only_variants=only_variants)
 
 
-def ablate_until_decided(g, protocol: str | None, dataset: str | None, vary: str, results: Path, options: RunOptions,
-                         max_seeds: int, margin: float, compared: list[str] | None = None) -> None:
+def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: str, results: Path, runtime: Runtime,
+                         options: RunOptions, max_seeds: int, margin: float, compared: list[str] | None = None) -> None:
     """Seeds in looks until each comparison with the reference is decided (docs/study.md); prints each verdict.
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
-    split over them, and the grid's other variants get no main runs."""
-    from analysis.sequential import plan_looks
+    split over them, and the grid's other variants get no main runs. The options were checked once, by ``ablate``:
+    each look trains through ``run_grid_command`` directly."""
+    from evidence.sequential import plan_looks
 
-    from .grids import compared_variants, resolve
+    from .grids import compared_variants, protocol_of, restrict
     from .until_decided import run_until_decided
 
     def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
         after = [m for m in plan_looks(max_seeds) if m > n]  # the next look's seeds fill idle workers
-        ablate(g.name, protocol, n, dataset, vary, results, options, only_variants=[g.reference, *open_variants],
-               compared=compared, spare_seeds=after[0] - n if after else 0)
+        run_grid_command(restrict(g, compared), protocol=protocol, seeds=n, dataset=dataset, vary=vary,
+                         results=results, runtime=runtime, options=options,
+                         only_variants=[g.reference, *open_variants], spare_seeds=after[0] - n if after else 0)
 
-    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    protocol_name = protocol_of(g, protocol, dataset)
     states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
                                max_seeds, margin, train)
     for variant, state in states.items():
         console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
 
 
-def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
+def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
                      runtime: Runtime, options: RunOptions, only_variants: list[str] | None = None,
                      spare_seeds: int = 0) -> bool:
-    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome
-    (``spare_seeds``: see ``ablate``)."""
+    """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome.
+    ``only_variants``: train only these (a look of ``--until-decided``); ``spare_seeds``: seeds
+    ``seeds..seeds+spare_seeds-1`` (the next look's) train on pool workers that would otherwise idle
+    (``executors.scheduled``)."""
     from .executors import run_grid
-    from .grids import grid_json, resolve
+    from .grids import grid_json, protocol_of, resolve
     from .store import RunStore, check_writable, mixed_settings, write_json
     from .tuning import choice_path, read_choice
 
-    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    protocol_name = protocol_of(g, protocol, dataset)
     learning_rates = read_choice(Path(results), g, protocol_name)
     if learning_rates:
         console.print(f"learning rates chosen on validation ({choice_path(Path(results), g)}): "
@@ -245,7 +248,7 @@ def run_grid_command(g, protocol: str | None, seeds: int, dataset: str | None, v
     return not failed
 
 
-def run_plan(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions) -> list[str]:
+def run_plan(*, protocol: str | None, results: Path, only: list[str] | None, options: RunOptions) -> list[str]:
     """Every grid of the study's plan with its seeds, in order (``run.py study``); the grids that failed.
 
     Writes RESULTS/study.json (the whole plan, also with ``only``). A grid that fails (failed runs,
@@ -266,13 +269,14 @@ def run_plan(protocol: str | None, results: Path, only: list[str] | None, option
         {"grid": g, "seeds": n, "protocol": protocol or get_grid(g).protocol} for g, n in STUDY.items()]})
     return [grid for grid, seeds in plan.items()
             if not _grid_step(grid, f"{grid}: {seeds} seeds",
-                              lambda grid=grid, seeds=seeds: ablate(grid, protocol, seeds, None, "all", results, options))]
+                              lambda grid=grid, seeds=seeds: ablate(grid, protocol=protocol, seeds=seeds, dataset=None,
+                                                                    vary="all", results=results, options=options))]
 
 
 def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
     """One grid of a study under a rule: ``step()``, or False with the error printed when the grid cannot run
     (e.g. its dataset is missing here). A full or unwritable disk stops the study: every later grid would fail."""
-    from .store import ResultsWriteError
+    from evidence.files import ResultsWriteError
 
     console.rule(title)
     try:
@@ -284,7 +288,7 @@ def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
         return False
 
 
-def run_second_edition(protocol: str | None, results: Path, only: list[str] | None, options: RunOptions,
+def run_second_edition(*, protocol: str | None, results: Path, only: list[str] | None, options: RunOptions,
                        max_seeds: int, margin: float) -> list[str]:
     """The second edition (``run.py study --until-decided``): per grid of ``study.questions.SECOND_EDITION``,
     in order, the learning-rate search on validation, then seeds in looks until each comparison is decided
@@ -302,17 +306,18 @@ def run_second_edition(protocol: str | None, results: Path, only: list[str] | No
         choose("second-edition grid", name, SECOND_EDITION)
 
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
-        if not tune(grid, protocol, grids.LR_CANDIDATES, grids.TUNING_SEEDS, results, options, own_comparison(grid)):
+        if not tune(grid, protocol=protocol, candidates=grids.LR_CANDIDATES, seeds=grids.TUNING_SEEDS,
+                    results=results, options=options, compared=own_comparison(grid)):
             return False
-        return ablate(grid, protocol, 1, None, "all", results, options, True, max_seeds, margin,
-                      compared=own_comparison(grid))
+        return ablate(grid, protocol=protocol, seeds=1, dataset=None, vary="all", results=results, options=options,
+                      until_decided=True, max_seeds=max_seeds, margin=margin, compared=own_comparison(grid))
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
         grid, f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})",
         lambda grid=grid: tune_then_decide(grid))]
 
 
-def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
+def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
          options: RunOptions, compared: list[str] | None = None) -> bool:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
     ``compared``: search only the reference and these variants (the networks ``ablate --until-decided --compare``
@@ -354,15 +359,15 @@ def tune(grid: str, protocol: str | None, candidates: tuple[float, ...], seeds: 
     return not unchosen
 
 
-def grid_status(grid: str, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
+def grid_status(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
                 plugins: tuple[str, ...]) -> None:
     """Print a grid's runs and their counts: ok / running / failed / partial (resumable) / to do."""
-    from .grids import get_grid, resolve
+    from .grids import get_grid, protocol_of, resolve
     from .store import RunStore
     from .tuning import read_choice
 
     g = get_grid(grid)
-    protocol_name = resolve(g, protocol, 1, dataset, check=False)[0][0].protocol.name
+    protocol_name = protocol_of(g, protocol, dataset)
     configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins,
                          learning_rates=read_choice(Path(results), g, protocol_name))
     counts = dict.fromkeys(ENGINE_STATES, 0)
@@ -416,7 +421,7 @@ def recount(results: Path, data_root: Path | None) -> bool:
     return len(rows) == changed
 
 
-def train_one(model: str, kw: list[str] | None, protocol: str, seed: int, epochs: int | None, dataset: str | None,
+def train_one(model: str, *, kw: list[str] | None, protocol: str, seed: int, epochs: int | None, dataset: str | None,
               results: Path, options: RunOptions) -> bool:
     """Train one model under RESULTS/train/ (``run.py train``); False if the run failed."""
     from filelock import FileLock

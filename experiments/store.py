@@ -1,7 +1,6 @@
 """The results store: one directory per run (docs/results-format.md), written atomically."""
 from __future__ import annotations
 
-import errno
 import io
 import json
 import logging
@@ -10,15 +9,14 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from filelock import FileLock, Timeout
 
-from analysis.status import FINISHED, RunStatus
+from evidence.files import atomic_write, writing
+from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime
 
@@ -35,49 +33,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-class ResultsWriteError(OSError):
-    """A results file could not be written (disk full, quota, read-only, permissions).
-
-    Not a failure of the run: the run is not marked failed, the grid stops with this one-line
-    error, and the run resumes from its last good checkpoint once the disk is usable again.
-    """
-
-
-def write_error(path: Path, error: OSError) -> ResultsWriteError:
-    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
-    why = "the disk is full" if full else (error.strerror or str(error))
-    return ResultsWriteError(error.errno, f"cannot write {path}: {why} ({error.strerror or error}); finished runs "
-                                          "are intact and interrupted runs resume from their last checkpoint once "
-                                          "there is space/permission again")
-
-
-@contextmanager
-def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
-    """Turn an OSError while writing ``path`` into a ResultsWriteError; remove the half-written ``tmp``."""
-    try:
-        yield
-    except ResultsWriteError:
-        raise
-    except OSError as error:
-        if tmp is not None:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-        raise write_error(path, error) from None
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``path`` via a temporary file in the same directory and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with writing(path, tmp):
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:

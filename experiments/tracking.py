@@ -5,7 +5,7 @@ import logging
 import os
 from pathlib import Path
 
-from analysis.status import RunStatus
+from evidence.status import RunStatus
 
 from .config import RunConfig, WandbMode
 

@@ -23,8 +23,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.load import load_results, of_architecture_revisions, of_engine_version
-from analysis.status import RunStatus
+from evidence.load import load_results, of_architecture_revisions, of_engine_version
+from evidence.status import RunStatus
 from study import grids as study_grids
 from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 

@@ -1,8 +1,8 @@
 """``ablate --until-decided``: train a grid's seeds in looks until each comparison is decided.
 
-docs/study.md has the design. The looks are ``analysis.sequential.plan_looks(max_seeds)``; after
+docs/study.md has the design. The looks are ``evidence.sequential.plan_looks(max_seeds)``; after
 each, every open variant's paired differences against the grid's reference (seeds ``0..n-1``, read
-back from the run files) go through ``analysis.decisions.decide`` (the rule of ``analysis.sequential``) with alpha split
+back from the run files) go through ``evidence.decisions.decide`` (the rule of ``evidence.sequential``) with alpha split
 over the compared variants (``--compare``; default every variant but the reference). A decided variant gets
 no more seeds. The decisions are a pure function of the run files and of the design (schedule, margin,
 reference, protocol, compared variants), so a rerun after an
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.decisions import decide
-from analysis.load import TIDY_COLUMNS, load_results, of_architecture_revisions
-from analysis.sequential import OPEN, plan_looks
+from evidence.decisions import decide
+from evidence.load import TIDY_COLUMNS, load_results, of_architecture_revisions
+from evidence.sequential import OPEN, plan_looks
 
 from .config import ENGINE_VERSION
 from .grids import architecture_revisions

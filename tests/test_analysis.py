@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from analysis import stats
 from analysis.compare import analyze, compare, family_confidence, higher_is_better, verdict
 from analysis.tables import COMPARISON_KEYS, SUMMARY_KEYS, render, to_dict
+from evidence import stats
 
 X = np.array([71.2, 70.8, 71.9, 70.5, 71.4])
 Y = np.array([70.1, 70.6, 70.9, 69.8, 70.4])

@@ -14,7 +14,7 @@ import pytest
 
 import run
 from analysis.compare import analyze
-from analysis.load import load_curves, load_results, load_table, of_architecture_revisions
+from evidence.load import load_curves, load_results, load_table, of_architecture_revisions
 
 COSTS = {"mobilenetv2_100": {"params": 2.24e6, "macs": 6.1e6, "latency_ms": 5.0},
          "dyclotnet_200": {"params": 1.6e6, "macs": 2.1e6, "latency_ms": 4.2}}
@@ -79,7 +79,7 @@ def test_analysis_never_imports_the_engine_or_torch():
     import subprocess
     import sys
 
-    code = ("import sys, analysis.cli, analysis.report, analysis.load, analysis.compare, analysis.tables\n"
+    code = ("import sys, analysis.cli, analysis.report, evidence.load, analysis.compare, analysis.tables\n"
             "bad = [m for m in ('torch', 'experiments', 'dyclot', 'baselines') if m in sys.modules]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
@@ -418,8 +418,8 @@ def _set_epochs(run_dir: Path, losses: list[float], top1: list[float], num_class
 
 
 def test_training_health_flags_loss_spikes_and_runs_that_did_not_learn(tmp_path):
-    from analysis.health import training_health
     from analysis.report import build_report
+    from evidence.health import training_health
 
     root = tmp_path / "results"
     write_grid(root, "baselines", "a", {"a": 40.0, "b": 30.0}, seeds=2)
@@ -446,7 +446,7 @@ def test_training_health_flags_loss_spikes_and_runs_that_did_not_learn(tmp_path)
 
 
 def test_training_health_leaves_unknown_class_counts_unflagged(tmp_path):
-    from analysis.health import training_health
+    from evidence.health import training_health
 
     root = tmp_path / "results"
     write_grid(root, "smoke", "a", {"a": 40.0}, seeds=1, dataset="my-own-data")

@@ -370,7 +370,7 @@ def test_ablate_after_a_revision_trains_the_new_networks_and_supersedes_the_old_
 
     import timm
 
-    from analysis.load import load_results
+    from evidence.load import load_results
 
     args = ["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]
     assert run.main(args) == 0

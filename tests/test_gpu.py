@@ -9,8 +9,8 @@ import pytest
 
 import run
 from analysis.compare import analyze
-from analysis.load import load_results
-from analysis.status import RunStatus
+from evidence.load import load_results
+from evidence.status import RunStatus
 from experiments import config, gpu, grids
 from experiments.store import RunStore
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.load import load_results
 from analysis.looks import decision_records, looks_lines
 from analysis.plots import looks_figure
 from analysis.second_edition import glance_rows
+from evidence.load import load_results
 from experiments.until_decided import run_until_decided
 from tests.test_sequential import DIFFS_A
 
@@ -132,7 +132,7 @@ def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_gla
 
 def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_hand():
     from analysis.looks import ComparisonLooks, QuestionLooks, holm_lines, holm_reading
-    from analysis.sequential import stagewise_p
+    from evidence.sequential import stagewise_p
 
     def question(key: str, variant: str, label: str, look: int, p: float) -> QuestionLooks:
         state = {"label": label, "look": look, "n": (3, 5, 8, 12)[look - 1], "p": p}

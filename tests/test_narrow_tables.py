@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 import run
-from analysis.terminal import keep_names_whole
+from evidence.terminal import keep_names_whole
 from experiments import grids, runs
 
 LONG = "mobilenetv2_cifar_condconv_100"

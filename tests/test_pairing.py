@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from analysis.compare import analyze
-from analysis.decisions import PairingError, paired_differences
-from analysis.load import load_results
 from analysis.looks import decision_records, looks_lines
 from analysis.second_edition import glance_rows
+from evidence.decisions import PairingError, paired_differences
+from evidence.load import load_results
 from experiments.until_decided import run_until_decided
 
 GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid

@@ -64,11 +64,11 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from analysis.load import load_results
     from analysis.plots import budget_figure
     from analysis.render import render_budget as budget_lines
     from analysis.render import render_glance
     from analysis.second_edition import Stage, budget_findings, glance_rows
+    from evidence.load import load_results
 
     budget = budget_findings(pilot, effect=4.0, reps=200)
     lines = "\n".join(budget_lines(budget, "r_figures"))
@@ -101,7 +101,7 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
 def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):
     from analysis.plan import question_plans
     from analysis.render import plan_text
-    from analysis.sequential import plan_looks, simulate
+    from evidence.sequential import plan_looks, simulate
     from study.grids import GRIDS
     from study.questions import SECOND_EDITION
 
@@ -385,9 +385,9 @@ DIFFS = [0.3, -0.2, 0.1, 0.4, -0.1, 0.2, 0.0, 0.3, 3.0, -3.0, 3.0, -3.0]
 def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_runs_that_pair(tmp_path):
     import numpy as np
 
-    from analysis.load import load_results
     from analysis.plan import main_run_sources
-    from analysis.stats import sd_upper_bound
+    from evidence.load import load_results
+    from evidence.stats import sd_upper_bound
     from experiments.until_decided import run_until_decided
     from tests import test_pairing as pairing
 

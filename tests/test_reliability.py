@@ -217,7 +217,7 @@ DAMAGE = {"empty": lambda b: b"", "truncated": lambda b: b[: len(b) // 2]}
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 @pytest.mark.parametrize("file", ["result.json", "checkpoint.pt", "metrics.jsonl", "all"])
 def test_truncated_or_empty_files_are_detected_and_the_run_recovers(tmp_path, caplog, straight_run, file, damage):
-    from analysis.load import load_curves, load_results
+    from evidence.load import load_curves, load_results
 
     cfg, straight, straight_metrics = straight_run
     results = tmp_path / "results"

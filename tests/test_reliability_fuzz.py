@@ -319,7 +319,7 @@ def file_content(structured: st.SearchStrategy) -> st.SearchStrategy[bytes]:
 @given(grid_json=file_content(json_values), results=st.lists(file_content(result_like), min_size=1, max_size=4),
        metrics=file_content(json_values), command=st.sampled_from(["analyze", "analyze-json", "compare"]))
 def test_analysis_never_crashes_on_garbage_results(tmp_path_factory, grid_json, results, metrics, command):
-    from analysis.load import load_results
+    from evidence.load import load_results
 
     root = tmp_path_factory.mktemp("garbage")
     (root / "g").mkdir()

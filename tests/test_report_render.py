@@ -189,7 +189,7 @@ def test_limitations_name_gpus_budgets_and_the_latency_spread():
 
 # -------------------------------------------------------------------------------------------- grids
 def test_a_grid_section_renders_its_tables_missing_costs_and_figure_links(analysis):
-    grid = GridFindings("g", description="A test grid.", order=("a", "b"), paired=True, datasets=("cifar10-jpeg",),
+    grid = GridFindings(grid="g", description="A test grid.", order=("a", "b"), paired=True, datasets=("cifar10-jpeg",),
                         left_out={"c": "no such model"}, cost_columns=("macs", "latency_ms"),
                         costs={"a": {"macs": 2e6, "latency_ms": 4.0}, "b": {"macs": 1e6, "latency_ms": math.nan}},
                         sweep_key=None, curve_metric="val_top1", seeds_data=pd.DataFrame({"variant": ["a"]}))
@@ -199,7 +199,7 @@ def test_a_grid_section_renders_its_tables_missing_costs_and_figure_links(analys
     assert "| a | 2,000,000 | 4.00 |" in text and "| b | 1,000,000 | – |" in text  # no latency: –
     assert "- `b`: **" in text and "| a | 3 | a3 | failed | loss is nan |" in text  # verdict and the excluded run
     assert "](figs/g_seeds.png)" in text and "[g_curves.pdf](figs/g_curves.pdf)" in text and "_sweep" not in text
-    skipped = "\n".join(render_grid(GridFindings("bad", skipped="grid.json is corrupt"), analysis, "res", "figs"))
+    skipped = "\n".join(render_grid(GridFindings(grid="bad", skipped="grid.json is corrupt"), analysis, "res", "figs"))
     assert skipped == "## Grid `bad`\n\nNot analysed: grid.json is corrupt.\n"
 
 
@@ -243,7 +243,7 @@ def test_choosing_the_budget_without_and_with_pilot_rows():
 
 # ------------------------------------------------------------------------------------ whole report
 def whole_findings(analysis) -> ReportFindings:
-    grid = GridFindings("g", order=("a", "b"), paired=True, datasets=("cifar10-jpeg",),
+    grid = GridFindings(grid="g", order=("a", "b"), paired=True, datasets=("cifar10-jpeg",),
                         seeds_data=runs_table().query("status == 'ok'"))
     return ReportFindings(
         source="res", metric="test_top1", analysis=analysis, glance=(),
@@ -299,7 +299,7 @@ def test_the_findings_json_round_trips_with_the_analyze_comparisons(analysis):
     assert [(c["grid"], c["variant"], c["reference"]) for c in doc["analysis"]["comparisons"]] == [("g", "b", "a")]
     assert doc["grids"][0]["grid"] == "g" and "seeds_data" not in doc["grids"][0]  # figure data left out
     assert doc["limitations"]["paired_below_6"] is True and doc["cost_readings"] is None
-    nan = ReportFindings("res", "test_top1", analysis, grids=(GridFindings("g", costs={"a": {"macs": math.nan}}),))
+    nan = ReportFindings("res", "test_top1", analysis, grids=(GridFindings(grid="g", costs={"a": {"macs": math.nan}}),))
     assert json.loads(findings_json(nan))["grids"][0]["costs"] == {"a": {"macs": None}}
 
 
@@ -338,9 +338,9 @@ def test_findings_at_a_glance_renders_verdicts_and_plans_without_files():
 
 
 def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
-    from analysis.load import load_results
     from analysis.render import render_glance
     from analysis.second_edition import Stage, glance_rows
+    from evidence.load import load_results
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"
@@ -357,9 +357,9 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
     import matplotlib.pyplot as plt
 
     from analysis.learning_rates import searches
-    from analysis.load import load_curves, load_results
     from analysis.plots import search_figure
     from analysis.render import render_learning_rates as search_lines
+    from evidence.load import load_curves, load_results
     from tests.test_analysis_io import write_grid
 
     root = tmp_path / "results"

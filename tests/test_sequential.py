@@ -1,11 +1,11 @@
-"""The group-sequential rule of analysis/sequential.py: boundaries, decisions, calibration, planning."""
+"""The group-sequential rule of evidence/sequential.py: boundaries, decisions, calibration, planning."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from analysis import sequential as sq
+from evidence import sequential as sq
 
 SCHEDULE = sq.plan_looks(40)
 

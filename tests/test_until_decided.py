@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.decisions import decide
-from analysis.load import load_results
-from analysis.sequential import plan_looks
+from evidence.decisions import decide
+from evidence.load import load_results
+from evidence.sequential import plan_looks
 from experiments.until_decided import run_until_decided
 
 GRID, PROTOCOL = "g", "cpu"
@@ -111,7 +111,7 @@ def test_a_variant_without_ok_pairs_is_stopped_and_said_so(tmp_path):
 
 
 def test_seeds_to_decide_plans_with_the_sd_upper_bound():
-    from analysis.decisions import seeds_to_decide
+    from evidence.decisions import seeds_to_decide
 
     text = seeds_to_decide(np.array([1.0, -1.0, 0.5, -0.5, 0.0]), 0.5, 2)
     assert text.startswith("about 61 paired seeds") and "alpha 0.05/2" in text and "upper bound 1.23)" in text
@@ -136,7 +136,7 @@ def test_a_recorded_design_is_kept_and_another_one_is_refused_naming_both(tmp_pa
 
 def test_alpha_is_split_over_the_compared_variants_only(tmp_path):
     """A variant of the grid that is not compared (trained or not) takes no share of alpha."""
-    from analysis.sequential import nominal_levels
+    from evidence.sequential import nominal_levels
 
     trainer = Trainer(tmp_path, {"big": 6.0, "other": 0.0}, sd=0.3)
     trainer(5, ["big", "other"])  # the grid holds runs of "other" too

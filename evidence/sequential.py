@@ -329,7 +329,7 @@ def seeds_for_power(sd: float, effect: float = 0.5, power: float = 0.8, alpha: f
                     max_cap: int = 2000) -> SeedsPlan | None:
     """The smallest look schedule ``plan_looks(N, first, growth)`` whose rule detects a true ``effect`` with
     at least ``power`` when paired differences have SD ``sd`` (pass an upper confidence bound of the
-    observed SD, e.g. ``analysis.stats.sd_upper_bound``), found by simulating the rule itself.
+    observed SD, e.g. ``evidence.stats.sd_upper_bound``), found by simulating the rule itself.
 
     Returns a ``SeedsPlan`` (maximum and expected seeds per variant under the effect and under no
     difference) or ``None`` when more than ``max_cap`` seeds would be needed.

@@ -3,7 +3,7 @@
 ``ablate --until-decided`` (``experiments.until_decided``) trains the seeds and calls ``decide`` after each look;
 the report calls ``look_history`` on the same run files to show every look the rule made, so a reader can check
 the stopping look against the recorded ``sequential.json``. Pure functions of the tidy run table
-(``analysis.load.load_results``) and of the design (schedule, margin, reference, protocol, compared variants).
+(``evidence.load.load_results``) and of the design (schedule, margin, reference, protocol, compared variants).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The one vocabulary of run status, shared by the engine (``experiments``) and ``analysis``.
+"""The one vocabulary of run status, shared by the engine (``experiments``) and ``analysis``: it lives
+below both, so that neither imports the other for it.
 
 A light module (no torch, no engine): the engine writes ``ok``/``failed`` into result.json and
 reports ``running``/``partial``/``todo`` for runs without one; ``analysis`` adds ``corrupt``,
@@ -20,10 +21,10 @@ class RunStatus(str, Enum):
     CORRUPT = "corrupt"  # result.json exists but is not a valid result
     UNFINISHED = "unfinished"  # no result.json (running, killed or never started)
     SUPERSEDED = "superseded"  # ok, but of an older engine version than its grid's newest runs, or of an older
-    # architecture revision of its model than its newest runs (analysis.load)
+    # architecture revision of its model than its newest runs (evidence.load)
     DUPLICATE = "duplicate"  # a second ok run of the same (grid, variant, seed) under the same settings
     CONFLICT = "conflict"  # ok runs of the same (grid, variant, seed) under different settings: none is used
-    FLAGGED = "flagged"  # ok, but its training diverged or never learned (analysis.health; engine version >= 2)
+    FLAGGED = "flagged"  # ok, but its training diverged or never learned (evidence.health; engine version >= 2)
 
     def __str__(self) -> str:
         return self.value

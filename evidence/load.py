@@ -1,6 +1,8 @@
 """Read the engine's results layout (docs/results-format.md) or a tidy CSV/Parquet into DataFrames.
 
-Only files are read: this module never imports the engine, the models or torch. A run is a row of
+Only files are read: this module never imports the engine, the models or torch, and it sits below
+both its readers: ``analysis`` and the engine (``experiments.tuning`` picks a learning rate from the
+table, ``experiments.until_decided`` stops on it). A run is a row of
 the tidy table whatever happened to it; ``status`` says whether it may be analysed:
 
 * ``ok``: finished, ``result.json`` valid;
@@ -19,7 +21,7 @@ the tidy table whatever happened to it; ``status`` says whether it may be analys
 Each run's settings come from its config.json and env.json: ``lr`` (the protocol's peak learning rate) and
 ``settings``, everything else two runs of a pair must share (``pair_settings``). Two runs pair only where their
 ``settings`` are equal; one network's runs across seeds also share ``lr``, ``model`` and ``model_kwargs``
-(``analysis.decisions.paired_differences``).
+(``evidence.decisions.paired_differences``).
 
 Only ``ok`` rows enter the statistics; every other row is counted and reported.
 """
@@ -265,7 +267,7 @@ FLAGGED_FROM_ENGINE = 2  # the second edition never compares a run that diverged
 
 def _mark_unhealthy(root: Path, frame: pd.DataFrame) -> pd.DataFrame:
     """Mark ``ok`` runs of engine version >= ``FLAGGED_FROM_ENGINE`` whose training diverged or never learned
-    ``flagged`` (``analysis.health``; the first pass keeps them ``ok``, shown and warned about in the report)."""
+    ``flagged`` (``evidence.health``; the first pass keeps them ``ok``, shown and warned about in the report)."""
     version = pd.to_numeric(frame["engine_version"], errors="coerce")
     candidates = frame[(frame["status"] == RunStatus.OK) & (version >= FLAGGED_FROM_ENGINE)]
     if candidates.empty:

@@ -36,6 +36,11 @@ class LearningRateSearch:
     runs_done: int | None = None  # a search without a choice yet: how many of its runs finished
     runs_planned: int | None = None  # and how many it plans (widened candidates too)
     candidates: tuple[str, ...] = ()  # a search without a choice yet: every rate its grid.json plans (widened too)
+    # a search widened after its choice was written (docs/study.md, section 2): the rates added, their finished
+    # runs' mean final validation top-1 per network (lr None), and how many of their runs finished of how many
+    widened: tuple[str, ...] = ()
+    widened_top1: tuple[LearningRateChoice, ...] = ()
+    widened_runs: tuple[int, int] | None = None
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
 
@@ -102,6 +107,26 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
+def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | None, curves: pd.DataFrame | None,
+                   choices: tuple[LearningRateChoice, ...]) -> dict:
+    """``LearningRateSearch``'s ``widened`` fields where the search's grid.json ``meta`` plans rates its recorded
+    choice did not search ({} where it plans none)."""
+    if frame is None or not meta:
+        return {}
+    searched = {rate for choice in choices for rate in choice.val_top1}
+    progress = _in_progress(search_grid, meta, frame, curves)
+    added = tuple(rate for rate in progress.candidates if rate not in searched)
+    if not added:
+        return {}
+    kept = tuple(LearningRateChoice(c.network, None, {r: v for r, v in c.val_top1.items() if r in added},
+                                    {r: n for r, n in c.runs.items() if r in added}) for c in progress.choices)
+    networks = {str(v).rsplit(LR_SEPARATOR, 1)[0] for v in meta.get("variants") or {}}
+    per_rate = planned_runs(meta) // max(1, len(progress.candidates))
+    finished = _search_rows(frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])], search_grid)
+    return {"widened": added, "widened_top1": kept,
+            "widened_runs": (int(finished["lr"].isin(added).sum()), per_rate * len(added) if networks else 0)}
+
+
 def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFrame | None = None,
              grids: dict | None = None) -> tuple[LearningRateSearch, ...]:
     """Every ``*-lr/chosen.json`` under ``results``, with the validation curves of its search runs; with the
@@ -122,7 +147,8 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
                                                {str(k): int(v) for k, v in entry.get("runs", {}).items()})
                             for name, entry in sorted(choice["variants"].items()))
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
-                                          curves=_curves(curves, search_grid)))
+                                          curves=_curves(curves, search_grid),
+                                          **_widened_after(search_grid, (grids or {}).get(name), frame, curves, choices)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             out.append(LearningRateSearch(searched_grid(search_grid), "?",
                                           problem=f"'{path}' unreadable ({error})"))

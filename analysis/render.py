@@ -478,6 +478,13 @@ def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]
 
 
+def _pending_cell(pending, rate: str) -> str:
+    """A widened candidate's cell: its finished runs' mean (how many), or – before any has finished."""
+    if pending is None or rate not in pending.val_top1:
+        return "–"
+    return f"{pending.val_top1[rate]:.2f} ({pending.runs[rate]})"
+
+
 def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) -> list[str]:
     """"Learning rates, chosen on validation": one table (and figure) per search; nothing when none was made."""
     if not found:
@@ -493,7 +500,8 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
         if search.problem:
             lines += [f"### `{search.grid}`", "", f"Not shown: {search.problem}.", ""]
             continue
-        candidates = sorted({c for choice in search.choices for c in choice.val_top1} | set(search.candidates), key=float)
+        candidates = sorted({c for choice in search.choices for c in choice.val_top1} | set(search.candidates)
+                            | set(search.widened), key=float)
         if search.runs_done is not None:
             rows = [{"network": f"`{choice.network}`",
                      **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
@@ -504,10 +512,14 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
                       "runs per candidate (runs behind each mean in brackets; – where none has finished yet):", "",
                       markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]
         else:
-            edge = {float(candidates[0]): "the lowest", float(candidates[-1]): "the highest"} if len(candidates) > 1 else {}
+            chosen_among = [c for c in candidates if c not in search.widened]
+            edge = ({float(chosen_among[0]): "the lowest", float(chosen_among[-1]): "the highest"}
+                    if len(chosen_among) > 1 else {})
+            pending = {w.network: w for w in search.widened_top1}
             rows = [{"network": f"`{choice.network}`",
-                     **{f"lr {c}": ("–" if c not in choice.val_top1 else
-                                    (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
+                     **{f"lr {c}": _pending_cell(pending.get(choice.network), c) if c in search.widened else
+                        ("–" if c not in choice.val_top1 else
+                         (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
                         for c in candidates},
                      "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
                      "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
@@ -516,7 +528,12 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
                       "Mean final validation top-1 per candidate:", "",
                       markdown_table(pd.DataFrame(rows)) if rows else "No network finished its search.", ""]
             at_edge = [f"`{choice.network}`" for choice in search.choices if choice.lr in edge]
-            if at_edge:
+            if search.widened and search.widened_runs is not None:
+                done, planned = search.widened_runs
+                lines += [f"Widened after the choice to {', '.join(search.widened)} (docs/study.md, section 2; in "
+                          f"brackets, the runs behind each mean): {done} of {planned} of its runs finished. The choice "
+                          "above, the rate the main runs were trained at, stands until all of them have finished.", ""]
+            elif at_edge:
                 lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. Their best rate may lie beyond "
                           f"it; the search widens every network alike, up to {LR_EXTENSIONS} rates a side.", ""]
         if search.curves is not None:

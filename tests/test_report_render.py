@@ -553,3 +553,26 @@ def test_an_unreadable_cost_file_is_a_one_line_error_naming_the_command_that_rew
     (tmp_path / "dct_bound.json").write_text('{"c1_over_c0": 0.4}')
     with pytest.raises(ValueError, match=r"dct_bound.json' is not a dct-bound file .*run.py dct-bound --out"):
         read_cost_files(tmp_path)
+
+
+def test_a_search_widened_after_its_choice_shows_the_new_rates_runs_and_keeps_the_choice(tmp_path):
+    from analysis.learning_rates import searches
+    from analysis.render import render_learning_rates
+    from evidence.load import load_results
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0, "a@lr0.4": 59.0}, seeds=2)
+    unfinished = [p for p in (root / "g-lr").glob("*/result.json") if '"a@lr0.4"' in p.read_text()][0]
+    unfinished.unlink()  # one of the widened rate's two runs still training
+    (root / "g-lr" / "chosen.json").write_text(json.dumps({
+        "grid": "g", "protocol": "cpu", "variants": {
+            "a": {"lr": 0.2, "val_top1": {"0.1": 52.0, "0.2": 54.0}, "runs": {"0.1": 2, "0.2": 2}}}}))
+    meta = {"variants": {f"a@lr{r}": {} for r in ("0.1", "0.2", "0.4")}}
+    (found,) = searches(root, None, load_results(root), {"g-lr": meta})
+    assert [c.lr for c in found.choices] == [0.2]  # the recorded choice stands
+    assert found.widened == ("0.4",) and found.widened_runs == (1, 2)
+    text = "\n".join(render_learning_rates((found,), "f"))
+    assert "Chosen at an edge" not in text and "1 of 2" in text
+    (found,) = searches(root, None, load_results(root), {"g-lr": {"variants": {"a@lr0.1": {}, "a@lr0.2": {}}}})
+    assert found.widened == () and found.widened_runs is None  # nothing planned beyond the choice

@@ -107,24 +107,24 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
-def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | None, curves: pd.DataFrame | None,
+def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | None,
                    choices: tuple[LearningRateChoice, ...]) -> dict:
     """``LearningRateSearch``'s ``widened`` fields where the search's grid.json ``meta`` plans rates its recorded
     choice did not search ({} where it plans none)."""
     if frame is None or not meta:
         return {}
     searched = {rate for choice in choices for rate in choice.val_top1}
-    progress = _in_progress(search_grid, meta, frame, curves)
+    progress = _in_progress(search_grid, meta, frame, None)
     added = tuple(rate for rate in progress.candidates if rate not in searched)
     if not added:
         return {}
     kept = tuple(LearningRateChoice(c.network, None, {r: v for r, v in c.val_top1.items() if r in added},
                                     {r: n for r, n in c.runs.items() if r in added}) for c in progress.choices)
-    networks = {str(v).rsplit(LR_SEPARATOR, 1)[0] for v in meta.get("variants") or {}}
-    per_rate = planned_runs(meta) // max(1, len(progress.candidates))
     finished = _search_rows(frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])], search_grid)
+    widened_plan = {**meta, "variants": {v: spec for v, spec in (meta.get("variants") or {}).items()
+                                         if str(v).rsplit(LR_SEPARATOR, 1)[-1] in added}}
     return {"widened": added, "widened_top1": kept,
-            "widened_runs": (int(finished["lr"].isin(added).sum()), per_rate * len(added) if networks else 0)}
+            "widened_runs": (int(finished["lr"].isin(added).sum()), planned_runs(widened_plan))}
 
 
 def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFrame | None = None,
@@ -148,7 +148,7 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
                             for name, entry in sorted(choice["variants"].items()))
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
                                           curves=_curves(curves, search_grid),
-                                          **_widened_after(search_grid, (grids or {}).get(name), frame, curves, choices)))
+                                          **_widened_after(search_grid, (grids or {}).get(name), frame, choices)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             out.append(LearningRateSearch(searched_grid(search_grid), "?",
                                           problem=f"'{path}' unreadable ({error})"))

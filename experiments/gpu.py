@@ -42,7 +42,7 @@ from .runner import execute, one_line
 from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
 from .tuning import search_bracketed, search_runs
-from .until_decided import run_until_decided
+from .until_decided import SequentialDesign, final_states, looks
 
 log = logging.getLogger(__name__)
 
@@ -338,16 +338,14 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         return {**outcome, "rows": search_rows + train(configs, configs)}
 
     rows: dict[str, dict] = {}
-    reference = g.reference
-    variants = [v for v in dict.fromkeys(c.variant for c in configs) if v != reference]
-
-    def look(n: int, open_variants: list[str]) -> None:
-        look_configs, _ = resolve(g, protocol, n, plugins=plugins, learning_rates=outcome["learning_rates"])
-        for row in train([c for c in look_configs if c.variant in (reference, *open_variants)], look_configs):
+    design = SequentialDesign(grid=g.name, reference=g.reference, protocol=protocol, margin=margin, max_seeds=max_seeds,
+                              variants=tuple(v for v in dict.fromkeys(c.variant for c in configs) if v != g.reference))
+    for look in looks(design, Path(out)):
+        look_configs, _ = resolve(g, protocol, look.seeds, plugins=plugins, learning_rates=outcome["learning_rates"])
+        for row in train([c for c in look_configs if c.variant in (g.reference, *look.open_variants)], look_configs):
             if rows.get(row["run_id"], {"status": RunStatus.TODO})["status"] == RunStatus.TODO:
                 rows[row["run_id"]] = row  # a run's first real outcome in this call wins over later looks' views
-
-    decisions = run_until_decided(g.name, reference, variants, protocol, Path(out), max_seeds, margin, look)
+    decisions = final_states(design, Path(out))
     return {**outcome, "rows": search_rows + list(rows.values()), "decisions": decisions}
 
 

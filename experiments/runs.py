@@ -171,20 +171,18 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
     split over them, and the grid's other variants get no main runs. The options were checked once, by ``ablate``:
     each look trains through ``run_grid_command`` directly."""
-    from evidence.sequential import plan_looks
-
     from .grids import compared_variants, protocol_of, restrict
-    from .until_decided import run_until_decided
+    from .until_decided import SequentialDesign, final_states, looks
 
-    def train(n: int, open_variants: list[str]) -> None:  # failed runs were listed; their variants stop undecided
-        after = [m for m in plan_looks(max_seeds) if m > n]  # the next look's seeds fill idle workers
-        run_grid_command(restrict(g, compared), protocol=protocol, seeds=n, dataset=dataset, vary=vary,
+    design = SequentialDesign(grid=g.name, reference=g.reference, variants=tuple(compared_variants(g, compared)),
+                              protocol=protocol_of(g, protocol, dataset), margin=margin, max_seeds=max_seeds)
+    for look in looks(design, Path(results)):  # failed runs were listed; their variants stay open, then stop undecided
+        after = [m for m in design.schedule if m > look.seeds]  # the next look's seeds fill idle workers
+        run_grid_command(restrict(g, compared), protocol=protocol, seeds=look.seeds, dataset=dataset, vary=vary,
                          results=results, runtime=runtime, options=options,
-                         only_variants=[g.reference, *open_variants], spare_seeds=after[0] - n if after else 0)
-
-    protocol_name = protocol_of(g, protocol, dataset)
-    states = run_until_decided(g.name, g.reference, compared_variants(g, compared), protocol_name, Path(results),
-                               max_seeds, margin, train)
+                         only_variants=[g.reference, *look.open_variants],
+                         spare_seeds=after[0] - look.seeds if after else 0)
+    states = final_states(design, Path(results))
     for variant, state in states.items():
         console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
 

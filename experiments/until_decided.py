@@ -13,7 +13,8 @@ look: a rerun asking for another design is refused (``check_design``) instead of
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -38,19 +39,52 @@ def _runs(results: Path, grid: str) -> pd.DataFrame:
     return of_architecture_revisions(frame, architecture_revisions(tuple(frame["model"].dropna().unique())))
 
 
-def check_design(results: Path, grid: str, protocol: str, reference: str, schedule: tuple[int, ...],
-                 margin: float, variants: list[str]) -> None:
+@dataclass(frozen=True, kw_only=True)
+class SequentialDesign:
+    """One grid's group-sequential design (docs/study.md): the reference, the compared variants (alpha is split
+    over them), the protocol, the margin and the look schedule ``evidence.sequential.plan_looks(max_seeds)``."""
+    grid: str
+    reference: str
+    variants: tuple[str, ...]
+    protocol: str
+    margin: float
+    max_seeds: int
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        return tuple(plan_looks(self.max_seeds))
+
+    def states(self, results: Path) -> dict[str, dict]:
+        """Where each comparison stands, decided from the run files under ``results`` alone."""
+        return decide(_runs(results, self.grid), self.grid, self.protocol, self.reference, list(self.variants),
+                      self.schedule, self.margin, ENGINE_VERSION)
+
+    def record(self, results: Path, states: dict[str, dict]) -> None:
+        write_json(Path(results) / self.grid / "sequential.json", {
+            "grid": self.grid, "protocol": self.protocol, "reference": self.reference, "schedule": list(self.schedule),
+            "margin": self.margin, "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal "
+            "levels, Bonferroni over the compared variants (docs/study.md)", "variants": states})
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look trains: seeds ``0..seeds-1`` of the reference and of the comparisons still open."""
+    seeds: int
+    open_variants: tuple[str, ...]
+
+
+def check_design(design: SequentialDesign, results: Path) -> None:
     """Refuse a design other than the one ``sequential.json`` recorded: a group-sequential rule's boundaries
     depend on the whole look schedule and on the compared variants (alpha is split over them), so changing
     ``--max-seeds`` or ``--compare`` (or the margin, reference or protocol) after a look would re-decide the looks
     already made at other levels. ValueError naming both designs."""
-    path = Path(results) / grid / "sequential.json"
+    path = Path(results) / design.grid / "sequential.json"
     if not path.exists():
         return
     recorded = json.loads(path.read_text())
     recorded = {**recorded, "compared": sorted(recorded.get("variants") or {})}
-    asked = {"protocol": protocol, "reference": reference, "schedule": list(schedule), "margin": margin,
-             "compared": sorted(variants)}
+    asked = {"protocol": design.protocol, "reference": design.reference, "schedule": list(design.schedule),
+             "margin": design.margin, "compared": sorted(design.variants)}
     differs = {k: (recorded.get(k), v) for k, v in asked.items() if recorded.get(k) != v}
     if differs:
         was = ", ".join(f"{k} {old}" for k, (old, _) in differs.items())
@@ -62,32 +96,32 @@ def check_design(results: Path, grid: str, protocol: str, reference: str, schedu
                          f"{compare} (the recorded design), or start the procedure in another --results folder")
 
 
-def run_until_decided(grid: str, reference: str, variants: list[str], protocol: str, results: Path,
-                      max_seeds: int, margin: float, train: Callable[[int, list[str]], None]) -> dict[str, dict]:
-    """Train seeds ``0..n-1`` of the reference and the open variants look by look (``train(n, variants)``),
-    deciding after each; returns the final states. ``sequential.json`` records the states before each look's
-    training (``continue`` for a comparison still open: its next look is training) and the final ones."""
-    schedule = plan_looks(max_seeds)
-    check_design(results, grid, protocol, reference, schedule, margin, variants)
+def looks(design: SequentialDesign, results: Path) -> Iterator[Look]:
+    """The looks still to train, decided one at a time from the run files: the caller trains each look before
+    asking for the next (``for look in looks(...): train(look)``), then reads :func:`final_states`.
 
-    def record(states: dict[str, dict]) -> None:
-        write_json(Path(results) / grid / "sequential.json", {
-            "grid": grid, "protocol": protocol, "reference": reference, "schedule": list(schedule), "margin": margin,
-            "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal levels, Bonferroni over "
-            "the compared variants (docs/study.md)", "variants": states})
-
-    for n in schedule:
-        states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin, ENGINE_VERSION)
-        open_variants = [v for v, s in states.items() if s["label"] == OPEN]
+    Refuses (ValueError) a design other than the one ``sequential.json`` recorded. Before each look's training,
+    ``sequential.json`` records where every comparison stands (``continue`` for one still open), so that a process
+    stopped mid-look leaves that behind. A look whose runs failed does not stop the next ones; its comparisons
+    stay open until the schedule ends."""
+    check_design(design, results)
+    for n in design.schedule:
+        states = design.states(results)
+        open_variants = tuple(v for v, s in states.items() if s["label"] == OPEN)
         if not open_variants:
-            break
-        if (Path(results) / grid).is_dir():  # before each look's training (once the grid has a run folder): a
-            record(states)                   # process stopped mid-look leaves where each comparison stands
-        train(n, open_variants)
-    states = decide(_runs(results, grid), grid, protocol, reference, variants, schedule, margin, ENGINE_VERSION)
+            return
+        if (Path(results) / design.grid).is_dir():  # once the grid has a run folder
+            design.record(results, states)
+        yield Look(n, open_variants)
+
+
+def final_states(design: SequentialDesign, results: Path) -> dict[str, dict]:
+    """Each comparison's state after the looks, recorded in ``sequential.json``; one still open there (a seed of it
+    or of the reference has no ok run) is labelled as stopped before its next look."""
+    states = design.states(results)
     for state in states.values():
         if state["label"] == OPEN:
             state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "
                               "(failed, flagged by the training-health check, or unfinished)")
-    record(states)
+    design.record(results, states)
     return states

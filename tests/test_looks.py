@@ -13,8 +13,8 @@ from analysis.looks import decision_records, looks_lines
 from analysis.plots import looks_figure
 from analysis.second_edition import glance_rows
 from evidence.load import load_results
-from experiments.until_decided import run_until_decided
 from tests.test_sequential import DIFFS_A
+from tests.test_until_decided import decide_and_train
 
 GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid
 PARAMS = {"dct": 100, "replicator": 50}
@@ -45,7 +45,7 @@ def train(root: Path, effect: float):
 
 
 def test_every_look_is_recomputed_from_the_runs_and_ends_where_the_rule_stopped(tmp_path):
-    recorded = run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
+    recorded = decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
     assert recorded["replicator"]["label"] == "worse"
     (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
     (comparison,) = record.comparisons
@@ -72,7 +72,7 @@ def test_every_look_is_recomputed_from_the_runs_and_ends_where_the_rule_stopped(
 def test_a_look_the_runs_allow_but_the_record_lacks_is_named(tmp_path):
     """A process stopped after a look's runs finished but before it recorded them: the report recomputes
     the look, shows it, and says that the record is behind."""
-    run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, 0.0))
+    decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, 0.0))
     path = tmp_path / GRID / "sequential.json"
     state = json.loads(path.read_text())
     looks_recorded = state["variants"]["replicator"]["look"]
@@ -93,7 +93,7 @@ def test_no_section_without_a_recorded_design_and_an_unreadable_one_is_skipped(t
 
 
 def test_seeds_trained_ahead_of_a_decision_are_counted_and_said_to_be_unanalysed(tmp_path):
-    recorded = run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
+    recorded = decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
     n = recorded["replicator"]["n"]
     for seed in (n, n + 1):  # the next look's seeds, trained on workers that would otherwise have idled
         write_run(tmp_path, "replicator", seed, top1("replicator", seed, 3.0))
@@ -115,7 +115,7 @@ def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_gla
             for variant in variants:
                 write_run(tmp_path, variant, seed, 80.0 + DIFFS_A[seed])
 
-    recorded = run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, run)
+    recorded = decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, run)
     assert recorded["replicator"]["label"] == "worse" and recorded["replicator"]["within_margin"] is True
     (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
     last = record.comparisons[0].looks[-1]

@@ -14,7 +14,7 @@ from analysis.looks import decision_records, looks_lines
 from analysis.second_edition import glance_rows
 from evidence.decisions import PairingError, paired_differences
 from evidence.load import load_results
-from experiments.until_decided import run_until_decided
+from tests.test_until_decided import decide_and_train
 
 GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid
 LR = {"dct": 0.4, "replicator": 0.2}
@@ -103,7 +103,7 @@ def test_a_recorded_design_whose_runs_no_longer_pair_is_refused_and_reported(tmp
             for variant in variants:
                 write_run(tmp_path, variant, seed, 76.0 + 0.1 * seed)
 
-    run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train)
+    decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train)
     for seed in range(5):  # the reference's runs replaced by runs at another number of epochs
         shutil.rmtree(tmp_path / GRID / f"dct-{seed:04d}")
         write_run(tmp_path, REFERENCE, seed, 80.0, epochs=30)
@@ -114,4 +114,4 @@ def test_a_recorded_design_whose_runs_no_longer_pair_is_refused_and_reported(tmp
     (row,) = [r for r in glance_rows(tmp_path, frame, ()) if r.variant == "replicator"]
     assert "protocol.epochs (15, 30)" in row.pairing_problem
     with pytest.raises(PairingError):  # ablate --until-decided stops rather than decide from them
-        run_until_decided(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train)
+        decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train)

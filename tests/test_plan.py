@@ -388,8 +388,8 @@ def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_
     from analysis.plan import main_run_sources
     from evidence.load import load_results
     from evidence.stats import sd_upper_bound
-    from experiments.until_decided import run_until_decided
     from tests import test_pairing as pairing
+    from tests.test_until_decided import decide_and_train
 
     def train(n: int, variants: list[str]) -> None:
         for seed in range(n):
@@ -397,7 +397,7 @@ def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_
             for variant in variants:
                 pairing.write_run(tmp_path, variant, seed, 80.0 + DIFFS[seed])
 
-    state = run_until_decided(pairing.GRID, "dct", ["replicator"], "cpu-full", tmp_path, 12, 0.5, train)["replicator"]
+    state = decide_and_train(pairing.GRID, "dct", ["replicator"], "cpu-full", tmp_path, 12, 0.5, train)["replicator"]
     assert (state["label"], state["n"]) == ("equivalent", 8)
     train(12, ["replicator"])  # seeds 8-11 trained ahead of the decision: never analysed, never planned with
     (source,) = main_run_sources(tmp_path, load_results(tmp_path), "cpu-full").values()

@@ -12,9 +12,18 @@ import pytest
 from evidence.decisions import decide
 from evidence.load import load_results
 from evidence.sequential import plan_looks
-from experiments.until_decided import run_until_decided
+from experiments.until_decided import SequentialDesign, final_states, looks
 
 GRID, PROTOCOL = "g", "cpu"
+
+
+def decide_and_train(grid, reference, variants, protocol, results, max_seeds, margin, train) -> dict[str, dict]:
+    """The engine's flow (``runs.ablate_until_decided``) with ``train(seeds, open_variants)`` as the training."""
+    design = SequentialDesign(grid=grid, reference=reference, variants=tuple(variants), protocol=protocol,
+                              margin=margin, max_seeds=max_seeds)
+    for look in looks(design, results):
+        train(look.seeds, list(look.open_variants))
+    return final_states(design, results)
 
 
 def write_run(root: Path, variant: str, seed: int, top1: float, engine_version: int = 2) -> None:
@@ -67,13 +76,13 @@ def test_an_older_engines_runs_never_decide_a_look_even_before_a_newer_run_finis
     assert states["big"]["label"] == "continue" and states["big"]["look"] == 0  # nothing to decide from yet
 
 
-def test_run_until_decided_trains_only_open_variants_and_resumes_after_a_kill(tmp_path):
+def test_looks_train_only_open_variants_and_resume_only_open_variants_and_resumes_after_a_kill(tmp_path):
     effects = {"big": 6.0, "none": 0.0}
     killed = Trainer(tmp_path, effects, sd=0.3, die_after=8)
     with pytest.raises(KeyboardInterrupt):
-        run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, killed)
+        decide_and_train(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, killed)
     resumed = Trainer(tmp_path, effects, sd=0.3)
-    states = run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, resumed)
+    states = decide_and_train(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, resumed)
     runs = killed.trained + resumed.trained
     assert len(runs) == len(set(runs))  # no seed trained twice
     assert states["big"]["label"] == "better" and states["big"]["look"] == 2
@@ -84,7 +93,7 @@ def test_run_until_decided_trains_only_open_variants_and_resumes_after_a_kill(tm
     recorded = json.loads((tmp_path / GRID / "sequential.json").read_text())
     assert recorded["schedule"] == list(plan_looks(12)) and recorded["variants"]["big"]["label"] == "better"
     again = Trainer(tmp_path, effects, sd=0.3)
-    assert run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, again) == states
+    assert decide_and_train(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5, again) == states
     assert again.trained == []  # a rerun of a finished procedure trains nothing and repeats no look
 
 
@@ -93,7 +102,7 @@ def test_a_procedure_stopped_mid_look_leaves_its_state_in_sequential_json(tmp_pa
     comparison stood, so that the report can say so before the procedure ends."""
     path = tmp_path / GRID / "sequential.json"
     with pytest.raises(KeyboardInterrupt):  # look 1 (3 seeds x 3 networks) trains, then look 2 is killed
-        run_until_decided(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5,
+        decide_and_train(GRID, "ref", ["big", "none"], PROTOCOL, tmp_path, 12, 0.5,
                           Trainer(tmp_path, {"big": 6.0, "none": 0.0}, sd=0.3, die_after=11))
     recorded = json.loads(path.read_text())
     assert recorded["schedule"] == [3, 5, 8, 12] and recorded["reference"] == "ref"
@@ -106,7 +115,7 @@ def test_a_variant_without_ok_pairs_is_stopped_and_said_so(tmp_path):
     def train(n, open_variants):
         for seed in range(n):
             write_run(tmp_path, "ref", seed, 70.0)
-    states = run_until_decided(GRID, "ref", ["broken"], PROTOCOL, tmp_path, 5, 0.5, train)
+    states = decide_and_train(GRID, "ref", ["broken"], PROTOCOL, tmp_path, 5, 0.5, train)
     assert states["broken"]["label"].startswith("stopped before look 1: a seed of it or of the reference has no ok run")
 
 
@@ -122,16 +131,16 @@ def test_a_recorded_design_is_kept_and_another_one_is_refused_naming_both(tmp_pa
     look would re-decide the looks already made at other levels, so it is refused before anything trains."""
     trainer = Trainer(tmp_path, {"none": 0.0}, sd=0.3, die_after=6)
     with pytest.raises(KeyboardInterrupt):  # look 1 trained and recorded, look 2 killed
-        run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, trainer)
+        decide_and_train(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, trainer)
     before = (tmp_path / GRID / "sequential.json").read_text()
     for max_seeds, margin, named in ((40, 0.5, "schedule [3, 5, 8, 12]"), (12, 1.0, "margin 0.5")):
         idle = Trainer(tmp_path, {"none": 0.0})
         with pytest.raises(ValueError, match=r"records a sequential design with .*" + re.escape(named)) as err:
-            run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, max_seeds, margin, idle)
+            decide_and_train(GRID, "ref", ["none"], PROTOCOL, tmp_path, max_seeds, margin, idle)
         assert "--max-seeds 12 --margin 0.5" in str(err.value)
         assert idle.trained == [] and (tmp_path / GRID / "sequential.json").read_text() == before
     resumed = Trainer(tmp_path, {"none": 0.0}, sd=0.3)
-    assert run_until_decided(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, resumed)["none"]["look"] >= 2
+    assert decide_and_train(GRID, "ref", ["none"], PROTOCOL, tmp_path, 12, 0.5, resumed)["none"]["look"] >= 2
 
 
 def test_alpha_is_split_over_the_compared_variants_only(tmp_path):
@@ -140,7 +149,7 @@ def test_alpha_is_split_over_the_compared_variants_only(tmp_path):
 
     trainer = Trainer(tmp_path, {"big": 6.0, "other": 0.0}, sd=0.3)
     trainer(5, ["big", "other"])  # the grid holds runs of "other" too
-    alone = run_until_decided(GRID, "ref", ["big"], PROTOCOL, tmp_path, 12, 0.5, Trainer(tmp_path, {}))
+    alone = decide_and_train(GRID, "ref", ["big"], PROTOCOL, tmp_path, 12, 0.5, Trainer(tmp_path, {}))
     assert alone["big"]["boundary"] == pytest.approx(nominal_levels(plan_looks(12), n_comparisons=1)[1][1])
     both = decide(load_results(tmp_path), GRID, PROTOCOL, "ref", ["big", "other"], plan_looks(12), 0.5, 2)
     assert both["big"]["boundary"] == pytest.approx(nominal_levels(plan_looks(12), n_comparisons=2)[1][1])

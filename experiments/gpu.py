@@ -328,7 +328,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         return {**outcome, "rows": search_rows, "waiting": "; ".join(
             f"{network}: {why}" for network, why in unchosen.items()) + f" ({Path(out) / search.name})"}
     outcome["learning_rates"] = {v: entry["lr"] for v, entry in chosen.items()}
-    configs, _ = resolve(g, protocol, seeds, plugins=plugins, learning_rates=outcome["learning_rates"])
+    configs, _ = resolve(g, protocol, seeds, plugins=plugins, results=Path(out))
 
     def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
         write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # the networks g trains, as ablate writes it
@@ -341,7 +341,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     design = SequentialDesign(grid=g.name, reference=g.reference, protocol=protocol, margin=margin, max_seeds=max_seeds,
                               variants=tuple(v for v in dict.fromkeys(c.variant for c in configs) if v != g.reference))
     for look in looks(design, Path(out)):
-        look_configs, _ = resolve(g, protocol, look.seeds, plugins=plugins, learning_rates=outcome["learning_rates"])
+        look_configs, _ = resolve(g, protocol, look.seeds, plugins=plugins, results=Path(out))
         for row in train([c for c in look_configs if c.variant in (g.reference, *look.open_variants)], look_configs):
             if rows.get(row["run_id"], {"status": RunStatus.TODO})["status"] == RunStatus.TODO:
                 rows[row["run_id"]] = row  # a run's first real outcome in this call wins over later looks' views

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 
-from study.grids import GRIDS, PILOT_BUDGETS, STUDY, Grid, Variant
+from study.grids import GRIDS, PILOT_BUDGETS, STUDY, Grid, Variant, search_name
 
 from .config import PROTOCOLS, Protocol, RunConfig, Seeds, Vary, choose, get_protocol
 
@@ -56,13 +57,44 @@ def check_variants(grid: Grid, plugins: tuple[str, ...] = (), strict: bool = Tru
     return ready, missing
 
 
+def choice_path(results: Path, grid: Grid) -> Path:
+    """Where ``run.py tune`` writes the learning rates it chose for ``grid``: RESULTS/<grid>-lr/chosen.json."""
+    return Path(results) / search_name(grid.name) / "chosen.json"
+
+
+def read_choice(results: Path, grid: Grid, protocol: str) -> dict[str, float]:
+    """``{variant: lr}`` chosen for ``grid`` under ``protocol`` ({} when no search was made under it)."""
+    path = choice_path(results, grid)
+    if not path.exists():
+        return {}
+    try:
+        choice = json.loads(path.read_text())
+        if choice["protocol"] != protocol:
+            return {}
+        return {name: float(entry["lr"]) for name, entry in choice["variants"].items()}
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"'{path}' is not a learning-rate choice ({error}); rerun run.py tune {grid.name}") from None
+
+
+def peak_learning_rates(grid: Grid, protocol: Protocol, chosen: dict[str, float]) -> dict[str, float]:
+    """Each variant's peak learning rate: the one place it is set (docs/study.md section 2). The first that applies:
+
+    1. ``chosen[variant]``: chosen on validation for this grid under this protocol (``read_choice``, written by
+       ``run.py tune``);
+    2. the variant's own ``lr`` (a learning-rate search's candidate, ``tuning.tuning_grid``);
+    3. the protocol's ``lr`` times the grid's ``lr_scale`` (a sensitivity check of the schedule), given here as
+       ``protocol``, already scaled by ``resolve`` unless the caller set the protocol's ``lr`` explicitly."""
+    return {name: chosen.get(name, variant.lr if variant.lr is not None else protocol.lr)
+            for name, variant in grid.variants.items()}
+
+
 def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: str | None = None, vary: Vary = "all",
-            plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0,
-            learning_rates: dict[str, float] | None = None, **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
+            plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0, results: Path | None = None,
+            **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
     """One RunConfig per (variant, seed first_seed..first_seed+seeds-1), and the optional variants left out (with reasons).
 
-    A variant's peak learning rate is, first, ``learning_rates[variant]`` (chosen on validation by
-    ``experiments.tuning``), then the variant's own ``lr``, then the protocol's (times the grid's ``lr_scale``).
+    Each variant trains at its ``peak_learning_rates``: at the rate chosen on validation where ``results`` holds
+    a choice for this grid under this protocol.
     """
     from .data import DATASETS
 
@@ -74,16 +106,15 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
         proto = get_protocol(protocol_name, **protocol_overrides, lr=proto.lr * grid.lr_scale)
     dataset = choose("dataset", dataset if dataset is not None else grid.dataset or proto.dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
-    learning_rates = learning_rates or {}
-    protocols = {name: proto if (lr := learning_rates.get(name, v.lr)) is None
-                 else Protocol.model_validate({**proto.model_dump(), "lr": lr}) for name, v in variants.items()}
+    rates = peak_learning_rates(grid, proto, read_choice(results, grid, proto.name) if results is not None else {})
+    protocols = {name: proto if rates[name] == proto.lr else Protocol.model_validate({**proto.model_dump(), "lr": rates[name]})
+                 for name in variants}
     revisions = architecture_revisions(tuple(sorted({v.model for v in variants.values()})), plugins)
     configs = [RunConfig(grid=grid.name, variant=name, model=v.model, model_kwargs=dict(v.model_kwargs), dataset=dataset,
                          protocol=protocols[name], seed=seed, vary=vary, seeds=Seeds.derive(seed, vary),
                          architecture_revision=revisions[v.model])
                for seed in range(first_seed, first_seed + seeds) for name, v in variants.items()]
     return configs, missing
-
 
 
 def protocol_of(grid: Grid, protocol: str | None = None, dataset: str | None = None) -> str:
@@ -116,4 +147,5 @@ def grid_json(grid: Grid, configs: list[RunConfig], missing: dict[str, str]) -> 
 
 
 __all__ = ["GRIDS", "PILOT_BUDGETS", "PROTOCOLS", "STUDY", "Grid", "Variant", "architecture_revisions",
-           "check_variants", "compared_variants", "get_grid", "grid_json", "resolve", "restrict"]
+           "check_variants", "choice_path", "compared_variants", "get_grid", "grid_json", "peak_learning_rates",
+           "read_choice", "resolve", "restrict"]

@@ -195,9 +195,8 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     ``seeds..seeds+spare_seeds-1`` (the next look's) train on pool workers that would otherwise idle
     (``executors.scheduled``)."""
     from .executors import run_grid
-    from .grids import grid_json, protocol_of, resolve
+    from .grids import choice_path, grid_json, protocol_of, read_choice, resolve
     from .store import RunStore, check_writable, mixed_settings, write_json
-    from .tuning import choice_path, read_choice
 
     protocol_name = protocol_of(g, protocol, dataset)
     learning_rates = read_choice(Path(results), g, protocol_name)
@@ -206,7 +205,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
                       + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
     configs, missing = resolve(g, protocol, seeds + spare_seeds, dataset,
                                choose("seed source", vary, ("all", "init", "data", "aug")), runtime.plugins,
-                               learning_rates=learning_rates)
+                               results=Path(results))
     untuned = sorted({c.variant for c in configs if only_variants is None or c.variant in only_variants}
                      - set(learning_rates)) if learning_rates else []
     if untuned:  # a search of some networks only (tune --compare): the others have no rate chosen on validation
@@ -362,12 +361,10 @@ def grid_status(grid: str, *, protocol: str | None, seeds: int, dataset: str | N
     """Print a grid's runs and their counts: ok / running / failed / partial (resumable) / to do."""
     from .grids import get_grid, protocol_of, resolve
     from .store import RunStore
-    from .tuning import read_choice
 
     g = get_grid(grid)
     protocol_name = protocol_of(g, protocol, dataset)
-    configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins,
-                         learning_rates=read_choice(Path(results), g, protocol_name))
+    configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins, results=Path(results))
     counts = dict.fromkeys(ENGINE_STATES, 0)
     table = Table("variant", "seed", "status", "run")
     for cfg in configs:

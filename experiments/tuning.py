@@ -18,7 +18,6 @@ main run is never the run its learning rate was selected on.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from study import grids as study_grids
 from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 
 from .config import ENGINE_VERSION, RunConfig
-from .grids import Grid, Variant, architecture_revisions, resolve
+from .grids import Grid, Variant, architecture_revisions, choice_path, read_choice, resolve
 from .store import write_json
 
 TUNING_FIRST_SEED = 1000
@@ -154,30 +153,12 @@ def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float,
     return chosen, unchosen, wider
 
 
-def choice_path(results: Path, grid: Grid) -> Path:
-    return Path(results) / search_name(grid.name) / "chosen.json"
-
-
 def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:
     path = choice_path(results, grid)
     write_json(path, {"grid": grid.name, "protocol": protocol,
                       "rule": "best mean final validation top-1 over the search's seeds; ties to "
                       "the smaller rate (docs/study.md)", "variants": chosen})
     return path
-
-
-def read_choice(results: Path, grid: Grid, protocol: str) -> dict[str, float]:
-    """``{variant: lr}`` chosen for ``grid`` under ``protocol`` ({} when no search was made under it)."""
-    path = choice_path(results, grid)
-    if not path.exists():
-        return {}
-    try:
-        choice = json.loads(path.read_text())
-        if choice["protocol"] != protocol:
-            return {}
-        return {name: float(entry["lr"]) for name, entry in choice["variants"].items()}
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"'{path}' is not a learning-rate choice ({error}); rerun run.py tune {grid.name}") from None
 
 
 def widened_before(results: Path, grid: Grid, candidates: tuple[float, ...], seeds: int,

@@ -23,12 +23,15 @@ def test_the_search_is_a_grid_of_every_variant_at_every_candidate():
         tuning_grid(grid, (0.1, -1.0))
 
 
-def test_main_runs_train_at_the_chosen_rates():
+def test_main_runs_train_at_the_rates_chosen_under_their_protocol(tmp_path):
     grid = get_grid("replicator-vs-recalibrator")
-    plain, _ = resolve(grid, "cpu", 1, check=False)
-    tuned, _ = resolve(grid, "cpu", 1, check=False, learning_rates={"dct": 0.05})
+    plain, _ = resolve(grid, "cpu", 1, check=False, results=tmp_path)
+    (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
+    write_choice(tmp_path, grid, "cpu", {"dct": {"lr": 0.05}})
+    tuned, _ = resolve(grid, "cpu", 1, check=False, results=tmp_path)
     lrs = {c.variant: c.protocol.lr for c in tuned}
     assert lrs["dct"] == 0.05 and lrs["replicator"] == 0.1
+    assert {c.protocol.lr for c in resolve(grid, "cpu-full", 1, check=False, results=tmp_path)[0]} == {0.1}  # another protocol
     assert {c.run_id for c in tuned if c.variant == "dct"} != {c.run_id for c in plain if c.variant == "dct"}
 
 

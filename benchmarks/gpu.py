@@ -16,7 +16,7 @@ number of runs trained at once (spawned processes sharing the device, as ``run.p
   training images / images/s per run)``, rounded down (evaluation not counted: its forward passes
   are under 3% of a run's images).
 
-On a GPU it writes ``benchmarks/records/gpu.json``: one entry per network and runs at once,
+On a GPU it adds to ``benchmarks/records/gpu.json`` (``write_record``): one entry per network and runs at once,
 ``{device, network, batch, runs_at_once, img_per_s (in all), bytes_per_image, bandwidth_fraction,
 img_per_s_per_run, runs_in_10_min}``. On the CPU it writes nothing (the speeds there say nothing
 about a GPU) and uses a small batch and few steps by default.
@@ -55,6 +55,19 @@ def runs_in_ten_minutes(per_run_img_s: float, runs_at_once: int, epochs: int, tr
     """Whole runs of ``epochs`` x ``train_images`` that ``runs_at_once`` runs, each at ``per_run_img_s``, finish
     in 10 minutes, each paying ``overhead_s`` besides its epochs."""
     return math.floor(runs_at_once * TEN_MINUTES_S / (overhead_s + epochs * train_images / per_run_img_s))
+
+
+RECORD_KEY = ("device", "network", "batch", "runs_at_once")
+
+
+def write_record(record: Path, entries: list[dict]) -> None:
+    """Add ``entries`` to the record at ``record``: an entry measured again (same device, network, batch and runs at
+    once) replaces the older one; the others stay, so that benches of a few networks each build up one record."""
+    key = lambda e: tuple(e[k] for k in RECORD_KEY)  # noqa: E731
+    new = {key(e) for e in entries}
+    old = json.loads(record.read_text()) if record.exists() else []
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps([e for e in old if key(e) not in new] + entries, indent=1) + "\n")
 
 
 def measure_run(model: str, device: str, steps: int, batch: int, threads: int | None = None, quick: bool = False,
@@ -168,8 +181,7 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
          f"spawned processes; runs in 10 min: {protocol.epochs} epochs x {train_images} images + {RUN_OVERHEAD_S:.0f} s "
          "a run, evaluation not counted")
     if on_gpu and record is not None:
-        Path(record).parent.mkdir(parents=True, exist_ok=True)
-        Path(record).write_text(json.dumps(entries, indent=1) + "\n")
+        write_record(Path(record), entries)
         echo(f"record written: {record}")
     first = [e for e in entries if e["network"] == models[0]]
     ratio = max(e["img_per_s"] for e in first) / first[0]["img_per_s"]

@@ -4,7 +4,8 @@
 #   on the GPU:    a copy of this checkout with .carry/ and, where an earlier batch brought back stopped runs, their
 #                  grid folders ("results/<grid>-gpu", "results/<grid>-gpu-lr"); OUT=<folder to copy back>
 #                  `bash experiments/gpu_session.sh GRID:MINUTES [GRID:MINUTES ...]`
-#   after:         tar xzf OUT/<grid>-gpu.tar.gz -C results, then commit as docs/study.md says
+#   after:         tar xzf OUT/<grid>-gpu.tar.gz -C results, cp OUT/gpu.json benchmarks/records/, then commit as
+#                  docs/study.md says
 # Per grid: `run.py gpu-next GRID --until-decided` (the learning-rate search first, then seeds in looks) within
 # MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
 # as $OUT/<grid>.log. WORKERS (default 8, as measured in docs/study.md) runs share the GPU. A run starts while its
@@ -21,6 +22,15 @@ nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-
 total=0
 for job in "$@"; do total=$(awk -v a="$total" -v b="${job#*:}" 'BEGIN { print a + b }'); done
 end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$(awk -v t="$total" 'BEGIN { print t + 1 }')}" 'BEGIN { printf "%d", now + 60 * m }')
+# Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) alone and
+# WORKERS at once, 20 timed steps each, added to benchmarks/records/gpu.json, which comes back as $out/gpu.json
+# (commit it as benchmarks/records/gpu.json). BENCH_SECONDS=0 skips it; a bench that fails or overruns stops nothing.
+if [ "${BENCH_SECONDS:-120}" -gt 0 ]; then
+  timeout "${BENCH_SECONDS:-120}" python3 -c 'import sys; from benchmarks.gpu import run
+run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(sorted({1, int(sys.argv[2])})), quick=True)' \
+      "${BENCH_MODELS:-dyclotnet_050}" "${WORKERS:-8}" >"$out/bench.log" 2>&1 || echo "bench: exit $? (see bench.log)"
+  cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
+fi
 rc=0
 for job in "$@"; do
   grid=${job%%:*}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import platform
 
@@ -73,6 +74,19 @@ def test_gpu_bench_on_the_cpu_prints_every_column_and_writes_no_record(tmp_path)
     assert entry["img_per_s"] == pytest.approx(entry["img_per_s_per_run"]) and entry["img_per_s"] > 0
     assert entry["runs_in_10_min"] >= 0
     assert "bandwidth unknown" in lines[0] and "MB/image" in lines[0] and not record.exists()
+
+
+def test_gpu_record_keeps_other_benches_and_replaces_a_measurement_taken_again(tmp_path):
+    from benchmarks.gpu import write_record
+
+    def entry(network: str, at_once: int, speed: float, device: str = "NVIDIA H100 80GB HBM3") -> dict:
+        return {"device": device, "network": network, "batch": 512, "runs_at_once": at_once, "img_per_s": speed}
+
+    record = tmp_path / "records" / "gpu.json"
+    write_record(record, [entry("a", 1, 10.0), entry("a", 8, 50.0), entry("a", 8, 70.0, "NVIDIA H200")])
+    write_record(record, [entry("a", 8, 60.0), entry("b", 1, 5.0)])
+    assert json.loads(record.read_text()) == [entry("a", 1, 10.0), entry("a", 8, 70.0, "NVIDIA H200"),
+                                              entry("a", 8, 60.0), entry("b", 1, 5.0)]
 
 
 def test_gpu_bench_tables_by_hand():

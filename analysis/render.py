@@ -22,7 +22,7 @@ from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFind
 from .learning_rates import LearningRateSearch
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
 from .plan import QuestionPlan, plan_table
-from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage, margin_verdict
+from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage
 from .tables import (
     ci_note,
     command,
@@ -571,6 +571,15 @@ def cap_text(plan: QuestionPlan) -> str:
     return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
             f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
             f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
+
+
+def margin_verdict(label: str, estimate: float | None, within_margin: bool | None, margin: float | None) -> str:
+    """A ``better``/``worse`` label with the second fact where it holds (docs/study.md, "A verdict that is
+    significant and also inside the margin"): "worse by 0.33, smaller than the 0.5-point effect of interest";
+    any other label as it is."""
+    if label in ("better", "worse") and within_margin and estimate is not None and margin is not None:
+        return f"{label} by {abs(estimate):.2f}, smaller than the {margin:g}-point effect of interest"
+    return label
 
 
 def _stage_text(r: GlanceRow) -> str:

@@ -345,9 +345,9 @@ def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
 
     root = tmp_path / "results"
     write_grid(root, "smoke", "dct", {"dct": 76.0, "replicator": 75.5}, seeds=2, dataset="fashion-mnist")
-    assert glance_rows(root, load_results(root), []) == () and render_glance(()) == []
+    assert glance_rows(root, load_results(root), [], ()) == () and render_glance(()) == []
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
-    rows = glance_rows(root, load_results(root), [])
+    rows = glance_rows(root, load_results(root), [], ())
     assert [r.stage for r in rows] == [Stage.NOT_RUN] * 7  # a study grid present: every question of the second edition listed
 
 

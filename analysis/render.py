@@ -36,6 +36,7 @@ from .tables import (
     interval_note,
     markdown_table,
     percent,
+    with_reasons,
 )
 
 JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
@@ -291,7 +292,7 @@ def _grid_tables(grid: GridFindings, analysis: dict) -> list[str]:
     lines = [markdown_table(display_table(analysis, name)), "", interval_note(analysis, name) + ".", ""]
     if ci_note(analysis, name):
         lines += [ci_note(analysis, name) + ".", ""]
-    comps = analysis["comparisons"]
+    comps = with_reasons(analysis)
     comps = comps[comps["grid"] == name] if len(comps) else pd.DataFrame()
     if len(comps):
         lines += ["Verdicts in detail:", ""]

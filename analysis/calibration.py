@@ -44,7 +44,7 @@ def decide_family(x: np.ndarray, y: np.ndarray, margin: float | None = 0.5, alph
     """What ``analyze`` decides for paired grids ``x`` ``(B, m, n)`` against ``y`` ``(B, n)``.
 
     Returns arrays of shape ``(B, m)``: ``p_raw``, ``p_noninf``, ``p_adj``, ``ci_low``, ``ci_high``, ``verdict``
-    (the seeds-needed text of the reasons is left out: it does not change a label)."""
+    (the seeds needed are left out: they do not change a label)."""
     batch, m, n = x.shape
     ref = np.broadcast_to(y[:, None, :], x.shape)
     t = stats.t_test(x, ref, paired=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from enum import Enum
 
 import numpy as np
 import pandas as pd
@@ -170,58 +171,57 @@ def _direction(diff: float, higher: bool | None) -> str:
 CORRECTION_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
 
 
-def _seeds_text(n: int | None, what: str) -> str:
-    return (f"with 80% power, ~{n} seeds per variant would {what}" if n
-            else f"no feasible number of seeds would {what}")
+class VerdictReason(str, Enum):
+    """Which rule of ``verdict`` gave a comparison its label (docs/analysis.md); ``tables.verdict_reason`` writes
+    it out with the comparison's numbers."""
+    FEW_RUNS = "few runs"  # fewer than 2 usable runs of either network
+    NO_VARIANCE = "no variance"  # the values do not vary: the difference is exact
+    UNDEFINED = "test undefined"
+    SIGNIFICANT = "significant"  # p_adj < alpha
+    WITHIN_MARGIN = "significant, within margin"  # worse, yet non-inferior at the margin
+    EQUIVALENT = "equivalent"  # TOST within the margin
+    NONINFERIOR = "non-inferior"
+    NOT_SHOWN = "nothing shown"  # with the seeds that would detect the effect of interest (and non-inferiority)
+
+    def __str__(self) -> str:
+        return self.value
 
 
-def verdict(row: dict, alpha: float, metric: str) -> tuple[str, str]:
-    """``(verdict, reason)`` of one adjusted comparison; docs/analysis.md lists every label and its rule.
+def verdict(row: dict, alpha: float, metric: str) -> tuple[str, VerdictReason]:
+    """``(verdict, reason code)`` of one adjusted comparison; docs/analysis.md lists every label and its rule
+    (``tables.verdict_reason`` writes the reason out).
 
     A label says what was shown: when a difference is significant before but not after the family's
     correction, the label says so (e.g. ``"non-inferior; better not shown after Holm correction"``).
     """
     higher = higher_is_better(metric)
     if min(row["n"], row["n_ref"]) < 2:
-        return "inconclusive", f"fewer than 2 usable runs (n={row['n']}, reference n={row['n_ref']})"
+        return "inconclusive", VerdictReason.FEW_RUNS
     if not math.isfinite(row["p_adj"]):
         if row["ci_low"] == row["ci_high"] or not math.isfinite(row["statistic"]):
-            return "no variance", f"values do not vary across seeds; the difference {row['diff']:.4g} is exact"
-        return "inconclusive", "the test is undefined for these values"
+            return "no variance", VerdictReason.NO_VARIANCE
+        return "inconclusive", VerdictReason.UNDEFINED
     noninf = math.isfinite(row["p_noninf_adj"]) and row["p_noninf_adj"] < alpha
     equiv = math.isfinite(row["p_equiv_adj"]) and row["p_equiv_adj"] < alpha
-    margin = row["margin"]
     word = _direction(row["diff"], higher)
-    level = f"{row['ci_level'] * 100:.4g}%"
     if row["p_adj"] < alpha:
-        reason = f"p_adj={row['p_adj']:.3g} < {alpha}"
-        if row["ci_low"] <= 0 <= row["ci_high"]:
-            reason += (f"; the {level} interval (Bonferroni) still contains 0: Holm's step-down rejects "
-                       "more than the simultaneous intervals show")
         if word == "worse" and noninf:
-            return "worse, within margin", (f"{reason}, but non-inferior at margin {margin:g} "
-                                            f"(p_adj={row['p_noninf_adj']:.3g})")
-        return word, reason
+            return "worse, within margin", VerdictReason.WITHIN_MARGIN
+        return word, VerdictReason.SIGNIFICANT
     name = CORRECTION_NAMES.get(row.get("correction", "none"))
-    lost = f"; {word} not shown after {name} correction" if name and row["p_raw"] < alpha else ""
-    base = f"no significant difference (p_adj={row['p_adj']:.3g}" + (
-        f"; unadjusted p={row['p_raw']:.3g} is below {alpha} but not after the correction" if lost else "") + ")"
+    lost = f"; {word} not shown after {name} correction" if correction_lost(row, alpha) else ""
     if equiv:
-        return "equivalent" + lost, f"{base}; TOST equivalence within ±{margin:g} (p_adj={row['p_equiv_adj']:.3g})"
+        return "equivalent" + lost, VerdictReason.EQUIVALENT
     if noninf:
         return ("non-inferior" + (lost or f"; {'better' if higher is not None else 'higher'} not shown"),
-                f"{base}; non-inferior at margin {margin:g} (p_adj={row['p_noninf_adj']:.3g})")
-    effect, sd_up = row.get("effect_of_interest"), row.get("sd_upper")
-    plan = (f"alpha {alpha:g}/{row.get('family_size', 1)}, SD taken as its 80% upper confidence bound "
-            f"{sd_up:.3g}" if sd_up is not None and math.isfinite(sd_up) else "")
-    reason = base
-    if effect:
-        reason += "; " + _seeds_text(row["seeds_needed"], f"detect a true difference of {effect:g}") + (
-            f" ({plan})" if plan else "")
-    if margin is not None:
-        reason += f"; non-inferiority at margin {margin:g} not shown; " + _seeds_text(
-            row["seeds_needed_noninf"], "show it if the true difference is 0")
-    return "inconclusive" + lost, reason
+                VerdictReason.NONINFERIOR)
+    return "inconclusive" + lost, VerdictReason.NOT_SHOWN
+
+
+def correction_lost(row: dict, alpha: float) -> bool:
+    """The comparison's unadjusted p is below ``alpha`` but its family's correction (Holm, Benjamini-Hochberg) takes
+    it above."""
+    return row.get("correction", "none") in CORRECTION_NAMES and row["p_raw"] < alpha
 
 
 def summarize(rows: pd.DataFrame, grid: str, variant: str, metric: str, seed: int, confidence: float) -> dict:
@@ -249,7 +249,7 @@ def adjust_family(rows: list[dict], alpha: float, metric: str, correction: str) 
     }
     for i, row in enumerate(rows):
         row.update({key: float(values[i]) for key, values in adjusted.items()}, correction=correction)
-        row["verdict"], row["reason"] = verdict(row, alpha, metric)
+        row["verdict"], row["reason_code"] = verdict(row, alpha, metric)
     return rows
 
 

@@ -420,12 +420,12 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     curves = load_curves(results, accounted)
     health = training_health(accounted, curves)
     budget = second_edition.budget_findings(results)
-    glance = second_edition.glance_rows(results, every, budget.rows)
+    # the looks are recomputed once: the glance and "Decisions, look by look" read the same records
+    records = looks.decision_records(results, every, second_edition.SECOND_EDITION_ENGINE)
+    glance = second_edition.glance_rows(results, every, budget.rows, records)
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
               "glance": glance, "paper_claims": claims_table(glance, *read_cost_files(results)) if glance else (),
-              "health": health,
-              "looks": (records := looks.decision_records(results, every, second_edition.SECOND_EDITION_ENGINE)),
-              "holm": looks.holm_reading(records),
+              "health": health, "looks": records, "holm": looks.holm_reading(records),
               "learning_rates": learning_rates.searches(results, curves, every, grids),
               "runs": _runs(results, accounted, grids)}
     if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet

@@ -23,7 +23,6 @@ from evidence.status import RunStatus
 from study.grids import GPU_PROTOCOL
 from study.questions import SECOND_EDITION_QUESTIONS
 
-from .second_edition import margin_detail
 from .tables import markdown_table, percent
 
 COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
@@ -92,8 +91,9 @@ def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, lo
 
 def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) -> tuple[QuestionLooks, ...]:
     """Per second-edition question (and its ``-gpu`` folder) with a readable ``sequential.json``: the looks
-    recomputed from the run files under the recorded design. An unreadable record is skipped here (Findings at
-    a glance reads the same file)."""
+    recomputed from the run files under the recorded design. An unreadable record is skipped here (the questions
+    at a glance read the same file). Computed once per report: ``second_edition.glance_rows`` reads these records
+    too."""
     out = []
     for q in SECOND_EDITION_QUESTIONS:
         for folder in (q.grid, f"{q.grid}-{GPU_PROTOCOL}"):
@@ -180,6 +180,19 @@ def _ci(state: dict) -> str:
     return f"[{low:+.2f}, {high:+.2f}] ({percent(1 - state['boundary'])})"
 
 
+def _margin_detail(state: dict) -> str:
+    """The equivalence test behind ``render.margin_verdict`` for one look's record
+    (``evidence.decisions.look_history``), as a sentence; "" unless the look is ``better``/``worse`` and
+    ``within_margin``."""
+    if state.get("label") not in ("better", "worse") or not state.get("within_margin"):
+        return ""
+    (p_low, p_high), level, (low, high) = state["tost_p"], state["tost_level"], state["tost_ci"]
+    return (f" The difference is also smaller than the {state['margin']:g}-point effect of interest: the equivalence "
+            f"test at this look's level passes too (TOST p {p_low:.2g} and {p_high:.2g}, both below the one-sided level "
+            f"{level:.4f}; the {percent(1 - 2 * level)} repeated interval [{low:+.2f}, {high:+.2f}] lies within "
+            f"±{state['margin']:g}). The rule's label stays *{state['label']}*.")
+
+
 def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
     """The last look's outcome in words: decided (which way, by how much), or still open."""
     s = c.looks[-1]
@@ -187,7 +200,7 @@ def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
     if s["label"] in ("better", "worse"):
         low, high = sorted(abs(x) for x in s["ci"])
         return (f"Decided {where}: `{c.variant}` is {s['label']} than `{reference}` by {abs(s['estimate']):.2f} points "
-                f"(repeated CI {low:.2f} to {high:.2f}).{margin_detail(s)}")
+                f"(repeated CI {low:.2f} to {high:.2f}).{_margin_detail(s)}")
     if s["label"] == "equivalent":
         return f"Decided {where}: `{c.variant}` is equivalent to `{reference}` within ±{margin:g} points."
     return f"{s['label'][0].upper()}{s['label'][1:]} {where}."

@@ -36,11 +36,14 @@ HEADLINE = next(q for q in CORE_QUESTIONS if q.grid == "paper-claim")
 
 
 class Verdict(str, Enum):
+    """A claim's verdict: in the claims table (here) and in the first pass's (``analysis.claims``)."""
     SUPPORTED = "supported"
     NOT_SUPPORTED = "not supported"
     INCONCLUSIVE = "inconclusive"  # decided, yet the interval does not settle the claim's own figure
     NOT_TESTED = "not tested yet"
     NOT_TESTABLE = "not testable here"
+    NO_CLAIM = "no claim"  # a first-pass cost measured for information (analysis.claims)
+    NO_RESULTS = "no results"  # a first-pass claim whose grid or variants are missing (analysis.claims)
 
     def __str__(self) -> str:
         return self.value

@@ -4,12 +4,12 @@ Every row is one comparison ``variant - reference`` of one grid: the difference 
 metric with its CI and corrected p-value (from :func:`analysis.compare.analyze`), and the cost of
 the variant relative to the reference (median MACs, parameters and CPU latency, ratio > 1 means
 the variant costs more). Questions whose grids have no results say so instead of guessing.
-``question_findings`` computes the answers as records, ``render_questions`` writes them as Markdown.
+``question_findings`` computes the answers as records, ``analysis.render.render_questions`` writes them as
+Markdown.
 """
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,6 @@ from evidence import stats
 from study.questions import QUESTIONS, Question
 
 from .claims import ClaimRow
-from .tables import fmt_ci, fmt_num, fmt_p, markdown_table
 
 COSTS = {"macs": "MACs", "params": "params", "latency_ms": "latency"}
 PARETO_COSTS = {"macs": "MACs", "latency_ms": "CPU latency (batch 1)"}
@@ -223,82 +222,3 @@ def question_findings(result: dict, usable: pd.DataFrame, grids: dict, claims: t
             tuple(c for c in claims if c.grid in question.claim_grids),
             tuple(g for g in question.grids if g not in grids)))
     return QuestionsFindings(tuple(answers), tuple(unsettled_rows(result, origins)))
-
-
-# ------------------------------------------------------------------------------------------ render
-INTRO = ("Each row compares a variant with its grid's reference: the difference in the primary metric "
-         "(variant minus reference, points) with its Bonferroni-simultaneous 95% t interval (each interval at "
-         "1 - 0.05/m for the grid's m comparisons, so one that excludes 0 always has a significant corrected "
-         "test) and the grid's multiplicity-corrected p-value, "
-         "and the variant's median cost relative to the reference (above 1x: the variant costs more). "
-         "'–' means not measured. Verdict rules: `docs/analysis.md`. Runs copied between grids (twins) make "
-         "some grids share runs; such a comparison is shown once, since it is not a replication.")
-UNSETTLED_NOTE = (
-    "Planned, not post-hoc: seeds per variant for 80% power to detect the smallest effect of interest "
-    "(a true difference of 0.5 points, `--detect`), and to show non-inferiority at the margin if the true "
-    "difference is 0, at the Bonferroni level alpha / m of the grid's m comparisons, with the SD taken "
-    "as the 80% upper confidence bound of the observed one (the observed SD is too small half the "
-    "time); paired or Welch t-test power, as in the grid's test; '–' where no feasible number would. "
-    "The observed difference plays no part: power computed from it says nothing the p-value does not.")
-
-
-def _comparison_table(rows: tuple[QuestionRow, ...]) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "grid": f"`{r.grid}`", "data": r.data, "variant - reference": f"`{r.variant}` - `{r.reference}`",
-        "n": f"{r.n}/{r.n_ref}",
-        "diff [simultaneous 95% CI]": "–" if not math.isfinite(r.diff) else f"{r.diff:+.2f} {fmt_ci(r.ci_low, r.ci_high)}",
-        "p (adj)": fmt_p(r.p_adj), "verdict": r.verdict,
-        **{f"{label} ratio": "–" if ratio is None else f"{ratio:.2f}x" for label, ratio in r.cost_ratios.items()}}
-        for r in rows])
-
-
-def _unsettled_table(rows: tuple[UnsettledRow, ...]) -> pd.DataFrame:
-    seeds = lambda n: "–" if n is None else str(n)  # noqa: E731
-    return pd.DataFrame([{
-        "grid": f"`{r.grid}`", "variant - reference": f"`{r.variant}` - `{r.reference}`", "n now": f"{r.n}/{r.n_ref}",
-        "observed diff": f"{r.diff:+.2f}" if math.isfinite(r.diff) else "–",
-        f"seeds to detect {fmt_num(r.effect_of_interest)} points": seeds(r.seeds_needed),
-        f"seeds to show non-inferiority (margin {fmt_num(r.margin)})": seeds(r.seeds_needed_noninf)} for r in rows])
-
-
-def render_question(q: QuestionFindings) -> list[str]:
-    """One question's subsection."""
-    lines = [f"### Q{q.number}. {q.title}", ""] + ([q.reading, ""] if q.reading else [])
-    if q.rows:
-        verdicts = Counter(r.verdict for r in q.rows)
-        lines += [markdown_table(_comparison_table(q.rows)), "",
-                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + ".", ""]
-    lines += [f"- `{r.grid}`: `{r.variant}` - `{r.reference}` uses the same runs as the `{r.shown_in}` row (copied "
-              "twins) and is not shown twice." for r in q.repeats] + ([""] if q.repeats else [])
-    if q.flagged:
-        hits = ", ".join(f"`{f.grid}` `{f.variant}` ({f.flagged} of {f.runs} runs)" for f in q.flagged)
-        lines += [f"- Training health: flagged runs in {hits}; their rows compare training failures under the "
-                  "shared schedule as much as networks (section Training health).", ""]
-    if q.silent:
-        lines += ["Results present but no comparison to show (fewer than two variants with usable runs, or the "
-                  "grid could not be analysed; see its section): " + ", ".join(f"`{g}`" for g in q.silent) + ".", ""]
-    if q.pareto is not None:
-        lines += [f"- Mean accuracy against {p.cost}: `{p.reference}` is **{'on' if p.on_front else 'not on'}** the "
-                  f"Pareto front of `{p.grid}` (front: {', '.join(f'`{v}`' for v in p.front)}; from means only, so a "
-                  "point near the front may swap sides within its CI)." for p in q.pareto] + [""]
-    if q.claims:
-        lines += ["Tested as claims (**First pass: paper claims** below):", ""]
-        lines += [f"- {c.claim}: {c.measured}; **{c.verdict}** ({c.reason})." for c in q.claims] + [""]
-    if q.absent:
-        lines += ["Not answered yet, no results in this results directory (not run, or not finished): "
-                  + ", ".join(f"`{g}`" for g in q.absent) + ".", ""]
-    return lines
-
-
-def render_questions(questions: QuestionsFindings) -> list[str]:
-    """The "Questions and answers" section: one subsection per question, then the seeds still needed."""
-    answered = [q for q in questions.questions if q.rows or q.repeats or q.silent]
-    if not answered and not questions.unsettled:  # e.g. a small grid of its own: nothing of the study here
-        return []
-    lines = ["## Questions and answers", "", INTRO, ""]
-    for question in answered:
-        lines += render_question(question)
-    lines += [f"### Q{len(questions.questions) + 1}. How many seeds would each unsettled question need?", ""]
-    if questions.unsettled:
-        return lines + [markdown_table(_unsettled_table(questions.unsettled)), "", UNSETTLED_NOTE, ""]
-    return lines + ["No comparison is inconclusive.", ""]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 import pandas as pd
 
@@ -17,22 +18,25 @@ from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
 from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
 
 from . import learning_rates
-from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimRow, ClaimsFindings
+from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimKind, ClaimReason, ClaimRow, ClaimsFindings
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
 from .learning_rates import LearningRateSearch
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
 from .plan import QuestionPlan, plan_table
-from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage, margin_verdict
+from .questions import QuestionFindings, QuestionRow, QuestionsFindings, UnsettledRow
+from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage
 from .tables import (
     ci_note,
     command,
     display_table,
     exclusion_line,
+    fmt_ci,
     fmt_num,
     fmt_p,
     interval_note,
     markdown_table,
     percent,
+    with_reasons,
 )
 
 JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
@@ -183,8 +187,71 @@ def comparison_text(row: ClaimRow) -> str:
     return f"{row.grid}: `{row.variant}` vs `{row.reference}`" if row.variant else row.grid
 
 
+def claim_measured(row: ClaimRow) -> str:
+    """What testing a first-pass claim measured, in words; '–' when nothing was."""
+    o = row.outcome
+    if o.estimate is None:
+        return "–"
+    if row.kind is ClaimKind.COST:
+        direction = f"{o.estimate:.2f}x fewer" if o.estimate >= 1 else f"{1 / o.estimate:.2f}x more"  # never "0.8x fewer"
+        return f"{direction} ({fmt_num(o.medians[0])} vs {fmt_num(o.medians[1])})"
+    difference = f"{o.estimate:+.2f} points {fmt_ci(*o.ci)}"
+    if row.kind is ClaimKind.NONINFERIORITY:
+        return f"{difference}; one-sided 95% lower bound {fmt_num(o.one_sided[0])} (n={o.n}/{o.n_ref})"
+    return f"{difference} ({o.test}, n={o.n}/{o.n_ref})"
+
+
+def claim_reason(row: ClaimRow) -> str:
+    """Why a first-pass claim got its verdict, in words (docs/analysis.md, "Paper claims, first pass")."""
+    o, claimed = row.outcome, row.claimed
+    spread = " (values differ between runs; medians used)" if o.varies else ""
+    bound = f"(SD taken as its 80% upper confidence bound {o.sd_upper:.3g})" if o.seeds_needed else ""
+    match o.reason:
+        case ClaimReason.FEW_RUNS:
+            text = f"fewer than 2 runs per variant (n={o.n}, {o.n_ref})"
+        case ClaimReason.NO_INTERVAL:
+            text = "no interval (values do not vary)"
+        case ClaimReason.CI_BELOW_CLAIM:
+            text = f"the 95% CI excludes {claimed:+g}: the measured gain is smaller"
+        case ClaimReason.CI_ABOVE_ZERO:
+            text = (f"the 95% CI excludes 0 and is consistent with {claimed:+g}"
+                    + (" (gain larger than claimed)" if o.ci[0] > claimed else ""))
+        case ClaimReason.CI_HAS_ZERO_AND_CLAIM:
+            text = f"the 95% CI contains both 0 and {claimed:+g}; " + (
+                f"~{o.seeds_needed} seeds per variant would detect {claimed:+g} with 80% power {bound}"
+                if o.seeds_needed else "seeds needed unknown")
+        case ClaimReason.NOT_RECORDED:
+            text = f"`{row.cost}` not recorded"
+        case ClaimReason.FOR_INFORMATION:
+            text = "measured for information" + spread
+        case ClaimReason.WITHIN_TOLERANCE:
+            text = f"within {COST_TOLERANCE:.0%} of the claimed {claimed:g}x{spread}"
+        case ClaimReason.OUTSIDE_TOLERANCE:
+            text = (f"differs from the claimed {claimed:g}x by more than {COST_TOLERANCE:.0%}{spread}; how the count "
+                    "depends on input size and readings: Interpretation choices")
+        case ClaimReason.NONINFERIOR:
+            text = f"lower bound above -{claimed:g} (non-inferiority p={fmt_p(o.p)})"
+        case ClaimReason.BOUND_BELOW_MARGIN:
+            text = f"one-sided 95% upper bound {fmt_num(o.one_sided[1])} below -{claimed:g}"
+        case ClaimReason.NONINFERIORITY_NOT_SHOWN:
+            text = f"non-inferiority p={fmt_p(o.p)}; " + (
+                f"~{o.seeds_needed} seeds per variant would show non-inferiority with 80% power if the true "
+                f"difference is 0 {bound}" if o.seeds_needed else "seeds needed unknown")
+        case ClaimReason.GRID_ABSENT:
+            text = f"grid `{row.grid}` absent"
+        case ClaimReason.NO_PAIR if row.kind is ClaimKind.NONINFERIORITY:
+            text = f"grid `{row.grid}` absent or without `dct` and `pointwise`"
+        case ClaimReason.NO_PAIR:
+            text = f"grid `{row.grid}` lacks a dyclotnet or mobilenetv2 variant"
+        case ClaimReason.NO_DATA:
+            text = "no CIFAR-100 data on this machine; where it exists: " + command(
+                "ablate", HEADLINE_GRID, "--dataset", "cifar100", "--data-root", "CIFAR100_DIR")
+    return text + (f"; measured on {', '.join(row.datasets)}, not CIFAR-10" if row.datasets else "")
+
+
 def render_claims(claims: ClaimsFindings, source: str) -> list[str]:
-    table = pd.DataFrame([(r.claim, comparison_text(r), r.measured, r.verdict, r.reason) for r in claims.rows],
+    table = pd.DataFrame([(r.claim, comparison_text(r), claim_measured(r), str(r.outcome.verdict), claim_reason(r))
+                          for r in claims.rows],
                          columns=["claim", "grid: variant vs reference", "measured (95% CI)", "verdict", "reason"])
     return ["## First pass: paper claims", "",
             "The first pass's verdicts (engine version 1, fixed seeds, one shared learning rate), kept as they were; "
@@ -225,7 +292,7 @@ def _grid_tables(grid: GridFindings, analysis: dict) -> list[str]:
     lines = [markdown_table(display_table(analysis, name)), "", interval_note(analysis, name) + ".", ""]
     if ci_note(analysis, name):
         lines += [ci_note(analysis, name) + ".", ""]
-    comps = analysis["comparisons"]
+    comps = with_reasons(analysis)
     comps = comps[comps["grid"] == name] if len(comps) else pd.DataFrame()
     if len(comps):
         lines += ["Verdicts in detail:", ""]
@@ -573,6 +640,15 @@ def cap_text(plan: QuestionPlan) -> str:
             f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
 
 
+def margin_verdict(label: str, estimate: float | None, within_margin: bool | None, margin: float | None) -> str:
+    """A ``better``/``worse`` label with the second fact where it holds (docs/study.md, "A verdict that is
+    significant and also inside the margin"): "worse by 0.33, smaller than the 0.5-point effect of interest";
+    any other label as it is."""
+    if label in ("better", "worse") and within_margin and estimate is not None and margin is not None:
+        return f"{label} by {abs(estimate):.2f}, smaller than the {margin:g}-point effect of interest"
+    return label
+
+
 def _stage_text(r: GlanceRow) -> str:
     """Where a question's runs stand, in a few words."""
     if r.stage is Stage.DECIDED:
@@ -627,6 +703,86 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "
             "search's CPU-hours before them.", "",
             markdown_table(table), ""]
+
+
+# ---------------------------------------------------------------------------------------- questions
+QUESTIONS_INTRO = ("Each row compares a variant with its grid's reference: the difference in the primary metric "
+         "(variant minus reference, points) with its Bonferroni-simultaneous 95% t interval (each interval at "
+         "1 - 0.05/m for the grid's m comparisons, so one that excludes 0 always has a significant corrected "
+         "test) and the grid's multiplicity-corrected p-value, "
+         "and the variant's median cost relative to the reference (above 1x: the variant costs more). "
+         "'–' means not measured. Verdict rules: `docs/analysis.md`. Runs copied between grids (twins) make "
+         "some grids share runs; such a comparison is shown once, since it is not a replication.")
+UNSETTLED_NOTE = (
+    "Planned, not post-hoc: seeds per variant for 80% power to detect the smallest effect of interest "
+    "(a true difference of 0.5 points, `--detect`), and to show non-inferiority at the margin if the true "
+    "difference is 0, at the Bonferroni level alpha / m of the grid's m comparisons, with the SD taken "
+    "as the 80% upper confidence bound of the observed one (the observed SD is too small half the "
+    "time); paired or Welch t-test power, as in the grid's test; '–' where no feasible number would. "
+    "The observed difference plays no part: power computed from it says nothing the p-value does not.")
+
+
+def _comparison_table(rows: tuple[QuestionRow, ...]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "grid": f"`{r.grid}`", "data": r.data, "variant - reference": f"`{r.variant}` - `{r.reference}`",
+        "n": f"{r.n}/{r.n_ref}",
+        "diff [simultaneous 95% CI]": "–" if not math.isfinite(r.diff) else f"{r.diff:+.2f} {fmt_ci(r.ci_low, r.ci_high)}",
+        "p (adj)": fmt_p(r.p_adj), "verdict": r.verdict,
+        **{f"{label} ratio": "–" if ratio is None else f"{ratio:.2f}x" for label, ratio in r.cost_ratios.items()}}
+        for r in rows])
+
+
+def _unsettled_table(rows: tuple[UnsettledRow, ...]) -> pd.DataFrame:
+    seeds = lambda n: "–" if n is None else str(n)  # noqa: E731
+    return pd.DataFrame([{
+        "grid": f"`{r.grid}`", "variant - reference": f"`{r.variant}` - `{r.reference}`", "n now": f"{r.n}/{r.n_ref}",
+        "observed diff": f"{r.diff:+.2f}" if math.isfinite(r.diff) else "–",
+        f"seeds to detect {fmt_num(r.effect_of_interest)} points": seeds(r.seeds_needed),
+        f"seeds to show non-inferiority (margin {fmt_num(r.margin)})": seeds(r.seeds_needed_noninf)} for r in rows])
+
+
+def render_question(q: QuestionFindings) -> list[str]:
+    """One question's subsection."""
+    lines = [f"### Q{q.number}. {q.title}", ""] + ([q.reading, ""] if q.reading else [])
+    if q.rows:
+        verdicts = Counter(r.verdict for r in q.rows)
+        lines += [markdown_table(_comparison_table(q.rows)), "",
+                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + ".", ""]
+    lines += [f"- `{r.grid}`: `{r.variant}` - `{r.reference}` uses the same runs as the `{r.shown_in}` row (copied "
+              "twins) and is not shown twice." for r in q.repeats] + ([""] if q.repeats else [])
+    if q.flagged:
+        hits = ", ".join(f"`{f.grid}` `{f.variant}` ({f.flagged} of {f.runs} runs)" for f in q.flagged)
+        lines += [f"- Training health: flagged runs in {hits}; their rows compare training failures under the "
+                  "shared schedule as much as networks (section Training health).", ""]
+    if q.silent:
+        lines += ["Results present but no comparison to show (fewer than two variants with usable runs, or the "
+                  "grid could not be analysed; see its section): " + ", ".join(f"`{g}`" for g in q.silent) + ".", ""]
+    if q.pareto is not None:
+        lines += [f"- Mean accuracy against {p.cost}: `{p.reference}` is **{'on' if p.on_front else 'not on'}** the "
+                  f"Pareto front of `{p.grid}` (front: {', '.join(f'`{v}`' for v in p.front)}; from means only, so a "
+                  "point near the front may swap sides within its CI)." for p in q.pareto] + [""]
+    if q.claims:
+        lines += ["Tested as claims (**First pass: paper claims** below):", ""]
+        lines += [f"- {c.claim}: {claim_measured(c)}; **{c.outcome.verdict}** ({claim_reason(c)})." for c in q.claims]
+        lines += [""]
+    if q.absent:
+        lines += ["Not answered yet, no results in this results directory (not run, or not finished): "
+                  + ", ".join(f"`{g}`" for g in q.absent) + ".", ""]
+    return lines
+
+
+def render_questions(questions: QuestionsFindings) -> list[str]:
+    """The "Questions and answers" section: one subsection per question, then the seeds still needed."""
+    answered = [q for q in questions.questions if q.rows or q.repeats or q.silent]
+    if not answered and not questions.unsettled:  # e.g. a small grid of its own: nothing of the study here
+        return []
+    lines = ["## Questions and answers", "", QUESTIONS_INTRO, ""]
+    for question in answered:
+        lines += render_question(question)
+    lines += [f"### Q{len(questions.questions) + 1}. How many seeds would each unsettled question need?", ""]
+    if questions.unsettled:
+        return lines + [markdown_table(_unsettled_table(questions.unsettled)), "", UNSETTLED_NOTE, ""]
+    return lines + ["No comparison is inconclusive.", ""]
 
 
 LINE_LIMIT = 600  # no line of the report's files is longer (tests/test_report_committed.py)

@@ -23,8 +23,8 @@ matplotlib.use("Agg")
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
 from .looks import holm_lines, looks_lines
+from .paper_claims import Verdict
 from .plots import close_figure
-from .questions import render_questions
 from .render import (
     fold_long_lines,
     render_budget,
@@ -38,6 +38,7 @@ from .render import (
     render_limitations,
     render_paper_claims,
     render_pareto,
+    render_questions,
     render_runs,
     render_setup,
 )
@@ -115,7 +116,7 @@ def render_report(findings: ReportFindings, out: str, folder: str) -> ReportPage
         return _pages(main + [SEARCHES_ONLY, ""], rest)
     rest += render_setup(findings.setup, analysis, source, out + options)
     rest += render_questions(findings.questions)
-    if study or any(row.grid is not None and row.verdict != "no results" for row in findings.claims.rows):
+    if study or any(row.grid is not None and row.outcome.verdict is not Verdict.NO_RESULTS for row in findings.claims.rows):
         rest += render_claims(findings.claims, source) + render_cost_readings(findings.cost_readings, source)
     if study:
         for grid in findings.grids:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from evidence.decisions import PairingError, decide
 from evidence.sequential import OPEN, plan_looks
 from evidence.status import RunStatus
 from study.grids import (
@@ -31,6 +30,7 @@ from study.grids import (
 from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
 from .learning_rates import planned_runs
+from .looks import QuestionLooks
 from .plan import (
     SECOND_EDITION_ENGINE,
     BudgetRow,
@@ -40,7 +40,6 @@ from .plan import (
     question_plans,
     recommend,
 )
-from .tables import percent
 
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
 DECIDED = ("better", "worse", "equivalent")
@@ -127,27 +126,33 @@ class GlanceRow:
     plan: QuestionPlan | None = None  # what deciding it takes (run.py plan); None when decided or on a GPU
 
 
-def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...]) -> tuple[GlanceRow, ...]:
+def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tuple[BudgetRow, ...],
+                looks: tuple[QuestionLooks, ...]) -> tuple[GlanceRow, ...]:
     """Per question of the second edition (the core ones, then the sweeps), its sequential state
     (``sequential.json``) or where its runs stand, and what deciding it would take: the plan at the pilot's budget,
-    from the pilot's ``rows``."""
+    from the pilot's ``rows``. ``looks``: the looks recomputed from the run files (``looks.decision_records``),
+    which fill in what a record written before its fields grew lacks (``within_margin``) and say why runs no longer
+    pair."""
     studied = {q.grid for q in CORE_QUESTIONS} | {f"pilot-{b}" for b in PILOT_BUDGETS}
     if not rows and not studied & set(frame["grid"].astype(str)):
         return ()  # results of other grids only (e.g. the README's smoke grid): the study is not theirs
     plans = question_plans(results, list(rows), recommend(list(rows))[0])
+    recomputed = {r.folder: r for r in looks}
     out = []
     for q in SECOND_EDITION_QUESTIONS:
         out += _question_rows(results, frame, q, q.grid, {"cpu_hours": _cpu_hours(results, frame, q.grid),
-                                                          "plan": plans.get(q.key)})
+                                                          "plan": plans.get(q.key)}, recomputed.get(q.grid))
         gpu = f"{q.grid}-{GPU_PROTOCOL}"
         if frame["grid"].isin([gpu, search_name(gpu)]).any():
-            out += _question_rows(results, frame, q, gpu, _gpu_cost(frame, gpu))
+            out += _question_rows(results, frame, q, gpu, _gpu_cost(frame, gpu), recomputed.get(gpu))
     return tuple(out)
 
 
-def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dict) -> list[GlanceRow]:
+def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dict,
+                   recomputed: QuestionLooks | None) -> list[GlanceRow]:
     """A question's rows for its runs in ``folder`` (its grid, or the grid under the GPU protocol): one per
-    comparison with a sequential state, else one saying where its runs stand."""
+    comparison with a sequential state, else one saying where its runs stand. ``recomputed``: the folder's looks
+    recomputed from the run files under its recorded design (None: no readable design)."""
     path = results / folder / "sequential.json"
     state = json.loads(path.read_text()) if path.exists() else {}
     variants = state.get("variants", {})
@@ -155,10 +160,11 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dic
     if not any(n in variants for n in names):
         return [GlanceRow(q.key, q.text, folder, **_before_main_runs(results, frame, q.grid, folder), **cost)]
     rows = []
-    recomputed, problem = _recomputed(frame, folder, state)
+    last_looks = {c.variant: c.looks[-1] for c in recomputed.comparisons if c.looks} if recomputed else {}
+    problem = recomputed.refused if recomputed else ""
     for name in (n for n in names if n in variants):
         s = variants[name]
-        again = recomputed.get(name, {})
+        again = last_looks.get(name, {})
         same = (again.get("label"), again.get("look")) == (s["label"], s.get("look"))
         within = s.get("within_margin", again.get("within_margin") if same else None)
         training = _look_training(frame, folder, state, name) if s["label"] == OPEN else {"stage": Stage.DECIDED}
@@ -171,39 +177,6 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dic
             pairing_problem=problem,
             **training, **{**cost, "plan": None if s["label"] in DECIDED else cost.get("plan")}))
     return rows
-
-
-def _recomputed(frame: pd.DataFrame, folder: str, state: dict) -> tuple[dict[str, dict], str]:
-    """The recorded design's states recomputed from the run files (``evidence.decisions.decide``: a record written
-    before its fields grew, such as ``within_margin``, gets them from here), and why the runs do not pair, if so."""
-    try:
-        return decide(frame, folder, state["protocol"], state["reference"], sorted(state["variants"]),
-                      tuple(int(n) for n in state["schedule"]), float(state["margin"]), SECOND_EDITION_ENGINE), ""
-    except PairingError as error:
-        return {}, str(error)
-    except (KeyError, TypeError, ValueError):
-        return {}, ""
-
-
-def margin_verdict(label: str, estimate: float | None, within_margin: bool | None, margin: float | None) -> str:
-    """A ``better``/``worse`` label with the second fact where it holds (docs/study.md, "A verdict that is
-    significant and also inside the margin"): "worse by 0.33, smaller than the 0.5-point effect of interest";
-    any other label as it is."""
-    if label in ("better", "worse") and within_margin and estimate is not None and margin is not None:
-        return f"{label} by {abs(estimate):.2f}, smaller than the {margin:g}-point effect of interest"
-    return label
-
-
-def margin_detail(state: dict) -> str:
-    """The equivalence test behind ``margin_verdict`` for one look's record (``evidence.decisions.look_history``),
-    as a sentence; "" unless the look is ``better``/``worse`` and ``within_margin``."""
-    if state.get("label") not in ("better", "worse") or not state.get("within_margin"):
-        return ""
-    (p_low, p_high), level, (low, high) = state["tost_p"], state["tost_level"], state["tost_ci"]
-    return (f" The difference is also smaller than the {state['margin']:g}-point effect of interest: the equivalence "
-            f"test at this look's level passes too (TOST p {p_low:.2g} and {p_high:.2g}, both below the one-sided level "
-            f"{level:.4f}; the {percent(1 - 2 * level)} repeated interval [{low:+.2f}, {high:+.2f}] lies within "
-            f"±{state['margin']:g}). The rule's label stays *{state['label']}*.")
 
 
 def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) -> dict:

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from .compare import natural_key, unknown
+from .compare import VerdictReason, correction_lost, natural_key, unknown
 
 FORMATS = ("table", "md", "latex", "csv", "json")
 SCHEMA_VERSION = 2
@@ -57,6 +57,63 @@ def fmt_ci(low, high) -> str:
 def command(*parts: str) -> str:
     """A ``run.py`` command line as inline Markdown code."""
     return "`python run.py " + " ".join(parts) + "`"
+
+
+def _count(value) -> int | None:
+    """A count read back from a table column (NaN where it was None)."""
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else int(value)
+
+
+def _seeds_text(n, what: str) -> str:
+    n = _count(n)
+    return f"with 80% power, ~{n} seeds per variant would {what}" if n else f"no feasible number of seeds would {what}"
+
+
+def verdict_reason(c: dict, alpha: float) -> str:
+    """Why a comparison (a row of ``analyze``'s comparisons) got its verdict, in words: its ``reason_code``
+    (``compare.verdict``) written out with its numbers."""
+    code = c["reason_code"]
+    margin = c["margin"] if c["margin"] is not None and math.isfinite(c["margin"]) else None
+    if code == VerdictReason.FEW_RUNS:
+        return f"fewer than 2 usable runs (n={c['n']}, reference n={c['n_ref']})"
+    if code == VerdictReason.NO_VARIANCE:
+        return f"values do not vary across seeds; the difference {c['diff']:.4g} is exact"
+    if code == VerdictReason.UNDEFINED:
+        return "the test is undefined for these values"
+    if code in (VerdictReason.SIGNIFICANT, VerdictReason.WITHIN_MARGIN):
+        reason = f"p_adj={c['p_adj']:.3g} < {alpha}"
+        if c["ci_low"] <= 0 <= c["ci_high"]:
+            reason += (f"; the {c['ci_level'] * 100:.4g}% interval (Bonferroni) still contains 0: Holm's step-down "
+                       "rejects more than the simultaneous intervals show")
+        if code == VerdictReason.WITHIN_MARGIN:
+            return f"{reason}, but non-inferior at margin {margin:g} (p_adj={c['p_noninf_adj']:.3g})"
+        return reason
+    base = f"no significant difference (p_adj={c['p_adj']:.3g}" + (
+        f"; unadjusted p={c['p_raw']:.3g} is below {alpha} but not after the correction"
+        if correction_lost(c, alpha) else "") + ")"
+    if code == VerdictReason.EQUIVALENT:
+        return f"{base}; TOST equivalence within ±{margin:g} (p_adj={c['p_equiv_adj']:.3g})"
+    if code == VerdictReason.NONINFERIOR:
+        return f"{base}; non-inferior at margin {margin:g} (p_adj={c['p_noninf_adj']:.3g})"
+    effect, sd_up = c.get("effect_of_interest"), c.get("sd_upper")
+    plan = (f"alpha {alpha:g}/{c.get('family_size', 1)}, SD taken as its 80% upper confidence bound "
+            f"{sd_up:.3g}" if sd_up is not None and math.isfinite(sd_up) else "")
+    reason = base
+    if effect and math.isfinite(effect):
+        reason += "; " + _seeds_text(c["seeds_needed"], f"detect a true difference of {effect:g}") + (
+            f" ({plan})" if plan else "")
+    if margin is not None:
+        reason += f"; non-inferiority at margin {margin:g} not shown; " + _seeds_text(
+            c["seeds_needed_noninf"], "show it if the true difference is 0")
+    return reason
+
+
+def with_reasons(result: dict) -> pd.DataFrame:
+    """``result``'s comparisons with each verdict's ``reason`` in words (``verdict_reason``)."""
+    comps = result["comparisons"]
+    if not len(comps):
+        return comps
+    return comps.assign(reason=[verdict_reason(c, result["alpha"]) for c in comps.to_dict("records")])
 
 
 def grids_of(result: dict) -> list[str]:
@@ -190,7 +247,7 @@ def to_latex(result: dict) -> str:
 def flat_table(result: dict) -> pd.DataFrame:
     """Numeric table, one row per variant (reference included): summary + its comparison."""
     summaries = result["summaries"].loc[:, list(SUMMARY_KEYS)]
-    comps = result["comparisons"]
+    comps = with_reasons(result)
     if not len(comps):
         return summaries
     comps = comps.rename(columns={"ci_low": "diff_ci_low", "ci_high": "diff_ci_high"})
@@ -224,8 +281,8 @@ def _records(frame: pd.DataFrame, keys) -> list[dict]:
 
 def to_dict(result: dict) -> dict:
     """The documented JSON object (schema in docs/analysis.md)."""
-    comps = result["comparisons"].assign(effect_size_type="hedges_g") if len(result["comparisons"]) else \
-        result["comparisons"]
+    comps = with_reasons(result)
+    comps = comps.assign(effect_size_type="hedges_g") if len(comps) else comps
     return {"schema_version": SCHEMA_VERSION,
             **{k: _clean(result[k], k) for k in ("metric", "alpha", "correction", "margin", "confidence", "seed")},
             "comparisons": _records(comps, COMPARISON_KEYS),

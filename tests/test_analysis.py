@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from analysis.compare import analyze, compare, family_confidence, higher_is_better, verdict
-from analysis.tables import COMPARISON_KEYS, SUMMARY_KEYS, render, to_dict
+from analysis.compare import VerdictReason, analyze, compare, family_confidence, higher_is_better, verdict
+from analysis.tables import COMPARISON_KEYS, SUMMARY_KEYS, render, to_dict, verdict_reason
 from evidence import stats
 
 X = np.array([71.2, 70.8, 71.9, 70.5, 71.4])
@@ -291,7 +291,8 @@ def test_verdicts():
     assert _by(result, "same")["verdict"] in ("equivalent", "non-inferior; better not shown")
     noisy_row = _by(result, "noisy")
     # not significant is not 'comparable': with SD 3 the margin test cannot pass
-    assert noisy_row["verdict"] == "inconclusive" and "seeds per variant" in noisy_row["reason"]
+    assert noisy_row["verdict"] == "inconclusive" and noisy_row["reason_code"] == VerdictReason.NOT_SHOWN
+    assert noisy_row["seeds_needed"] > noisy_row["n"]
     latency = analyze(frame, metric="latency_ms")  # lower is better, no default margin
     assert latency["margin"] is None and higher_is_better("latency_ms") is False
     assert set(latency["comparisons"]["verdict"]) <= {"better", "worse", "inconclusive"}
@@ -380,9 +381,12 @@ def test_verdict_labels_say_what_was_shown():
         "worse, within margin"
     assert verdict(_row(correction="none", p_raw=0.2, p_adj=0.2), 0.05, "test_top1")[0] == \
         "non-inferior; better not shown"
-    label, reason = verdict(_row(diff=0.1, p_raw=0.8, p_adj=0.9, p_noninf_adj=0.3), 0.05, "test_top1")
-    assert label == "inconclusive" and "~12 seeds per variant would detect a true difference of 0.5" in reason
-    assert "80% upper confidence bound" in reason and "observed difference" not in reason
+    assert verdict(_row(n=1), 0.05, "test_top1") == ("inconclusive", VerdictReason.FEW_RUNS)
+    row = _row(diff=0.1, p_raw=0.8, p_adj=0.9, p_noninf_adj=0.3)
+    assert verdict(row, 0.05, "test_top1") == ("inconclusive", VerdictReason.NOT_SHOWN)
+    reason = verdict_reason({**row, "reason_code": VerdictReason.NOT_SHOWN}, 0.05)  # the words, from the numbers
+    assert "~12 seeds per variant would detect a true difference of 0.5" in reason
+    assert "80% upper confidence bound 3" in reason and "observed difference" not in reason
 
 
 # -------------------------------------------------------------------------------------- formats

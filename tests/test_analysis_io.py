@@ -351,8 +351,7 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     assert "2.90x fewer" in claims[1] and "| supported |" in claims[1]  # 6.1e6 / 2.1e6
     assert "1.40x fewer" in claims[2] and "| supported |" in claims[2]
     assert claims[3].startswith("| DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-100: +0.3 points top-1 |")
-    assert ("| not testable here | no CIFAR-100 data on this machine; where it exists: "
-            "`python run.py ablate paper-claim --dataset cifar100") in claims[3]
+    assert "| not testable here |" in claims[3] and "`python run.py ablate paper-claim --dataset cifar100" in claims[3]
     assert "| no results |" in claims[4] and "| no results |" in claims[5]  # no expansion-op, core-fashion-mnist here
     # rerun: byte-identical report and figures, no stale files
     (figures / "stale.png").write_bytes(b"old")
@@ -385,26 +384,37 @@ def test_report_claims_without_paper_grid(tmp_path):
 
 
 def test_accuracy_claim_verdict_rules():
+    from analysis.claims import ClaimReason
+    from analysis.paper_claims import Verdict
     from analysis.report import accuracy_claim
 
     def rows(values):
         return pd.DataFrame({"seed": range(len(values)), "test_top1": values, "paired": False})
 
     base = rows([70.0, 70.2, 69.8, 70.1, 69.9])
-    assert accuracy_claim(rows([70.9, 71.1, 70.8, 71.0, 70.95]), base, 0.9)[1] == "supported"
-    assert accuracy_claim(rows([70.3, 70.4, 70.2, 70.35, 70.25]), base, 0.9)[1] == "not supported"
-    verdict, reason = accuracy_claim(rows([68.0, 73.0, 70.0, 72.5, 69.0]), base, 0.9)[1:]
-    assert verdict == "inconclusive" and "seeds per variant" in reason
-    assert accuracy_claim(base.iloc[:1], base, 0.9)[1] == "inconclusive"
+    assert accuracy_claim(rows([70.9, 71.1, 70.8, 71.0, 70.95]), base, 0.9).verdict is Verdict.SUPPORTED
+    assert accuracy_claim(rows([70.3, 70.4, 70.2, 70.35, 70.25]), base, 0.9).verdict is Verdict.NOT_SUPPORTED
+    unsettled = accuracy_claim(rows([68.0, 73.0, 70.0, 72.5, 69.0]), base, 0.9)
+    assert (unsettled.verdict, unsettled.reason) == (Verdict.INCONCLUSIVE, ClaimReason.CI_HAS_ZERO_AND_CLAIM)
+    assert unsettled.seeds_needed > 5 and unsettled.sd_upper > 0 and unsettled.n == unsettled.n_ref == 5
+    few = accuracy_claim(base.iloc[:1], base, 0.9)
+    assert (few.verdict, few.reason, few.n, few.n_ref, few.estimate) == (
+        Verdict.INCONCLUSIVE, ClaimReason.FEW_RUNS, 1, 5, None)
 
 
 def test_cost_claim_says_more_when_the_ratio_is_below_one():
+    from analysis.claims import ClaimKind, ClaimRow
+    from analysis.paper_claims import Verdict
+    from analysis.render import claim_measured
     from analysis.report import cost_claim
 
     dyclot, mobile = pd.DataFrame({"macs": [111.3e6] * 3}), pd.DataFrame({"macs": [89.5e6] * 3})
-    measured, verdict, _ = cost_claim(dyclot, mobile, "macs", 2.9)
-    assert measured.startswith("1.24x more (") and verdict == "not supported"
-    assert cost_claim(mobile, dyclot, "macs", None)[0].startswith("1.24x fewer (")
+    outcome = cost_claim(dyclot, mobile, "macs", 2.9)
+    assert outcome.verdict is Verdict.NOT_SUPPORTED and outcome.estimate == pytest.approx(89.5 / 111.3)
+    assert outcome.medians == (111.3e6, 89.5e6) and not outcome.varies
+    measured = lambda o: claim_measured(ClaimRow("c", ClaimKind.COST, "g", "x", "y", o, 2.9, "macs"))  # noqa: E731
+    assert measured(outcome).startswith("1.24x more (")
+    assert measured(cost_claim(mobile, dyclot, "macs", None)).startswith("1.24x fewer (")
 
 
 def _set_epochs(run_dir: Path, losses: list[float], top1: list[float], num_classes: int | None = None) -> None:

@@ -126,7 +126,7 @@ def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_gla
     for key in ("within_margin", "tost_p", "tost_level", "tost_ci", "margin"):
         del state["variants"]["replicator"][key]
     path.write_text(json.dumps(state))
-    (row,) = [r for r in glance_rows(tmp_path, load_results(tmp_path), ()) if r.variant == "replicator"]
+    (row,) = [r for r in glance_rows(tmp_path, load_results(tmp_path), (), (record,)) if r.variant == "replicator"]
     assert (row.label, row.within_margin, row.margin, row.pairing_problem) == ("worse", True, 0.5, "")
 
 

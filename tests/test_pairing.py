@@ -111,7 +111,7 @@ def test_a_recorded_design_whose_runs_no_longer_pair_is_refused_and_reported(tmp
     (record,) = decision_records(tmp_path, frame, 2)
     assert record.comparisons == () and "protocol.epochs (15, 30)" in record.refused
     assert "No look is shown" in "\n".join(looks_lines((record,), "figs"))
-    (row,) = [r for r in glance_rows(tmp_path, frame, ()) if r.variant == "replicator"]
+    (row,) = [r for r in glance_rows(tmp_path, frame, (), (record,)) if r.variant == "replicator"]
     assert "protocol.epochs (15, 30)" in row.pairing_problem
     with pytest.raises(PairingError):  # ablate --until-decided stops rather than decide from them
         decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train)

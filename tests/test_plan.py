@@ -89,7 +89,7 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     (root / "expansion-op" / "sequential.json").write_text(json.dumps({
         "grid": "expansion-op", "reference": "dct", "schedule": [3, 5, 8],
         "variants": {"pointwise": {"label": "equivalent", "look": 2, "n": 5, "estimate": 0.12, "ci": [-0.3, 0.41]}}}))
-    glance = {r.key: r for r in reversed(glance_rows(root, load_results(root), []))}
+    glance = {r.key: r for r in reversed(glance_rows(root, load_results(root), [], ()))}
     b = glance["b"]
     assert (b.folder, b.variant, b.reference, b.label, b.estimate, b.ci, b.seeds, b.look, b.looks) == (
         "expansion-op", "pointwise", "dct", "equivalent", 0.12, (-0.3, 0.41), 5, 2, 3)
@@ -274,14 +274,14 @@ def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_h
                                          "boundary": 8.857543832140365e-05}}}
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
     frame = pd.DataFrame(rows, columns=columns)
-    row = next(r for r in glance_rows(tmp_path, frame, []) if r.folder == grid)
+    row = next(r for r in glance_rows(tmp_path, frame, [], ()) if r.folder == grid)
     assert (row.stage, row.label, row.training_look, row.training_seeds, row.runs_done, row.runs_planned) == (
         Stage.LOOK, "continue", 2, 5, 7, 10)
     assert (row.seeds, row.look, row.ci) == (3, 1, (-1.5, 1.9))  # the repeated CI at look 1 holds at any look
     assert "| +0.20 [-1.50, +1.90] (99.991%) | 3 (1 of 4) |" in "\n".join(render_glance((row,)))
     state["variants"]["replicator"] = {"label": "continue", "look": 0, "n": 0}  # written before look 1 trains
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
-    row = next(r for r in glance_rows(tmp_path, frame, []) if r.folder == grid)
+    row = next(r for r in glance_rows(tmp_path, frame, [], ()) if r.folder == grid)
     assert (row.training_look, row.runs_done, row.runs_planned) == (1, 6, 6) and row.seeds is None
 
 
@@ -295,7 +295,7 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     rows = [("replicator-vs-recalibrator-gpu-lr", f"r{i}", "ok", 2, None, 500.0) for i in range(3)]
     rows += [("replicator-vs-recalibrator-gpu-lr", "r9", "failed", 2, None, 80.0),  # not finished: not counted
              ("pilot-cpu-full", "p0", "ok", 2, None, 3000.0)]
-    glance = glance_rows(tmp_path, pd.DataFrame(rows, columns=columns), [])
+    glance = glance_rows(tmp_path, pd.DataFrame(rows, columns=columns), [], ())
     gpu = [r for r in glance if r.folder == "replicator-vs-recalibrator-gpu"]
     assert len(gpu) == 1 and gpu[0].cpu_hours is None and gpu[0].gpu  # GPU wall time is not CPU-hours
     assert (gpu[0].stage, gpu[0].runs_done, gpu[0].runs_planned) == (Stage.SEARCH, 3, 16)

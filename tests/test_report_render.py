@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from analysis import tables
-from analysis.claims import ClaimRow, ClaimsFindings, headline_pair
+from analysis.claims import ClaimKind, ClaimOutcome, ClaimReason, ClaimRow, ClaimsFindings, headline_pair
 from analysis.compare import analyze
 from analysis.findings import (
     CostReading,
@@ -34,6 +34,7 @@ from analysis.findings import (
     findings_json,
     sweep_axis,
 )
+from analysis.paper_claims import Verdict
 from analysis.plan import BudgetRow
 from analysis.questions import (
     FlaggedVariant,
@@ -43,19 +44,20 @@ from analysis.questions import (
     QuestionsFindings,
     Repeat,
     UnsettledRow,
-    render_questions,
 )
-from analysis.render import render_budget as budget_lines
 from analysis.render import (
+    claim_reason,
     render_claims,
     render_cost_readings,
     render_grid,
     render_health,
     render_limitations,
     render_pareto,
+    render_questions,
     render_runs,
     render_setup,
 )
+from analysis.render import render_budget as budget_lines
 from analysis.report import render_report
 from analysis.report_figures import build_figures
 from analysis.second_edition import BudgetFindings
@@ -79,14 +81,37 @@ def analysis():
 # ------------------------------------------------------------------------------------------- claims
 def test_claims_name_each_verdict_and_a_claim_without_a_grid():
     claims = ClaimsFindings((
-        ClaimRow("X beats Y by 0.9", "paper-claim", "x", "y", "+0.1 points [-1, 1]", "not supported", "CI below"),
-        ClaimRow("CIFAR-100 claim", None, None, None, "–", "not testable here", "no data"),
-        ClaimRow("DCT non-inferior", "expansion-op", None, None, "–", "no results", "grid absent")), None, None)
+        ClaimRow("X beats Y by 0.9", ClaimKind.ACCURACY, "paper-claim", "x", "y", ClaimOutcome(
+            Verdict.NOT_SUPPORTED, ClaimReason.CI_BELOW_CLAIM, 0.1, (-1.0, 0.5), "paired t-test", 3, 3), 0.9),
+        ClaimRow("CIFAR-100 claim", ClaimKind.ACCURACY, None, None, None,
+                 ClaimOutcome(Verdict.NOT_TESTABLE, ClaimReason.NO_DATA)),
+        ClaimRow("DCT non-inferior", ClaimKind.NONINFERIORITY, "expansion-op", None, None,
+                 ClaimOutcome(Verdict.NO_RESULTS, ClaimReason.NO_PAIR), 0.5)), None, None)
     text = "\n".join(render_claims(claims, "res"))
-    assert "| X beats Y by 0.9 | paper-claim: `x` vs `y` | +0.1 points [-1, 1] | not supported | CI below |" in text
-    assert "| CIFAR-100 claim | – | – | not testable here | no data |" in text
-    assert "| DCT non-inferior | expansion-op | – | no results | grid absent |" in text
+    assert ("| X beats Y by 0.9 | paper-claim: `x` vs `y` | +0.10 points [-1.00, 0.50] (paired t-test, n=3/3) | "
+            "not supported | the 95% CI excludes +0.9: the measured gain is smaller |") in text
+    assert "| CIFAR-100 claim | – | – | not testable here | no CIFAR-100 data on this machine;" in text
+    assert "| DCT non-inferior | expansion-op | – | no results | grid `expansion-op` absent or without" in text
     assert "`python run.py compare paper-claim/DYCLOTNET paper-claim/MOBILENETV2 --results res`" in text
+
+
+def test_a_claim_reason_is_written_from_its_code_and_numbers():
+    def reason(kind, outcome, claimed=None, cost=None, datasets=()):
+        return claim_reason(ClaimRow("c", kind, "g", "x", "y", outcome, claimed, cost, datasets))
+
+    inconclusive = ClaimOutcome(Verdict.INCONCLUSIVE, ClaimReason.CI_HAS_ZERO_AND_CLAIM, 0.3, (-1.0, 1.6),
+                                seeds_needed=12, sd_upper=1.234)
+    assert reason(ClaimKind.ACCURACY, inconclusive, 0.9, datasets=("mnist",)) == (
+        "the 95% CI contains both 0 and +0.9; ~12 seeds per variant would detect +0.9 with 80% power (SD taken as its "
+        "80% upper confidence bound 1.23); measured on mnist, not CIFAR-10")
+    above = ClaimOutcome(Verdict.SUPPORTED, ClaimReason.CI_ABOVE_ZERO, 2.0, (1.0, 3.0))
+    assert reason(ClaimKind.ACCURACY, above, 0.9).endswith("+0.9 (gain larger than claimed)")
+    varies = ClaimOutcome(Verdict.NO_CLAIM, ClaimReason.FOR_INFORMATION, 1.38, medians=(23.8, 17.25), varies=True)
+    assert reason(ClaimKind.COST, varies, cost="latency_ms").endswith("(values differ between runs; medians used)")
+    assert reason(ClaimKind.COST, ClaimOutcome(Verdict.INCONCLUSIVE, ClaimReason.NOT_RECORDED), 2.9,
+                  "macs") == "`macs` not recorded"
+    unknown = ClaimOutcome(Verdict.INCONCLUSIVE, ClaimReason.NONINFERIORITY_NOT_SHOWN, -2.0, (-5.0, 1.0), p=0.9)
+    assert reason(ClaimKind.NONINFERIORITY, unknown, 0.5) == "non-inferiority p=0.900; seeds needed unknown"
 
 
 def test_cost_readings_name_the_reading_that_matches_both_ratios():
@@ -218,7 +243,8 @@ def test_questions_render_rows_repeats_flags_claims_and_missing_values():
                       {"MACs": 0.5, "latency": None})
     q = QuestionFindings(1, "Does b help?", "Rows are b minus a.", (row,), (Repeat("h", "b", "a", "g"),),
                          (FlaggedVariant("g", "b", 2, 3),), ("k",), (ParetoCheck("g", "MACs", "a", False, ("b",)),),
-                         (ClaimRow("b beats a", "g", "b", "a", "+1 points", "supported", "CI above 0"),), ("z",))
+                         (ClaimRow("b beats a", ClaimKind.ACCURACY, "g", "b", "a", ClaimOutcome(
+                             Verdict.SUPPORTED, ClaimReason.CI_ABOVE_ZERO, 1.0, (0.5, 1.5), "t", 3, 3), 0.9),), ("z",))
     text = "\n".join(render_questions(QuestionsFindings((q,), (UnsettledRow("g", "b", "a", 3, 3, 0.4, 0.5, None, 12, None),))))
     assert "### Q1. Does b help?\n\nRows are b minus a." in text
     assert "| `g` | CIFAR-10 | `b` - `a` | 3/3 | – | – | inconclusive | 0.50x | – |" in text
@@ -226,7 +252,8 @@ def test_questions_render_rows_repeats_flags_claims_and_missing_values():
     assert "- `h`: `b` - `a` uses the same runs as the `g` row (copied twins) and is not shown twice." in text
     assert "- Training health: flagged runs in `g` `b` (2 of 3 runs);" in text
     assert "see its section): `k`." in text and "`a` is **not on** the Pareto front of `g` (front: `b`;" in text
-    assert "- b beats a: +1 points; **supported** (CI above 0)." in text and "(not run, or not finished): `z`." in text
+    assert "- b beats a: +1.00 points [0.50, 1.50] (t, n=3/3); **supported** (the 95% CI" in text
+    assert "(not run, or not finished): `z`." in text
     assert "| seeds to detect 0.50 points | seeds to show non-inferiority (margin –) |" in text
     assert "| `g` | `b` - `a` | 3/3 | +0.40 | 12 | – |" in text
     assert "No comparison is inconclusive." in "\n".join(render_questions(QuestionsFindings((q,), ())))
@@ -345,9 +372,9 @@ def test_results_without_the_study_grids_get_no_study_sections(tmp_path):
 
     root = tmp_path / "results"
     write_grid(root, "smoke", "dct", {"dct": 76.0, "replicator": 75.5}, seeds=2, dataset="fashion-mnist")
-    assert glance_rows(root, load_results(root), []) == () and render_glance(()) == []
+    assert glance_rows(root, load_results(root), [], ()) == () and render_glance(()) == []
     write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
-    rows = glance_rows(root, load_results(root), [])
+    rows = glance_rows(root, load_results(root), [], ())
     assert [r.stage for r in rows] == [Stage.NOT_RUN] * 7  # a study grid present: every question of the second edition listed
 
 

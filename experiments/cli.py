@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from study.grids import CPU_SEED_CAP, GPU_PROTOCOL, LR_CANDIDATES, LR_SEPARATOR, SCRATCH_RESULTS, TUNING_SEEDS
+from study.grids import CPU_SEED_CAP, GPU_PROTOCOL, GRIDS, LR_CANDIDATES, LR_SEPARATOR, SCRATCH_RESULTS, TUNING_SEEDS
 
 from . import runs
 from .config import PROTOCOLS
@@ -151,8 +151,8 @@ def gpu_next(
     minutes: Annotated[float, typer.Option(help="Time budget of the whole command; no run starts that would not "
                                                 "end in it.")] = 10.0,
     seeds: Seeds_ = 3,
-    protocol: Annotated[str, typer.Option("--protocol", "-p", help="Budget (its name also names the grid folder).")]
-    = GPU_PROTOCOL,
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help=f"Budget (its name also names the grid "
+                                                 f"folder; default {GPU_PROTOCOL}, a budget pilot's own).")] = None,
     device: Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")] = "cuda",
     workers: Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned "
                                                              "processes).")] = 1,
@@ -196,7 +196,8 @@ def gpu_next(
     before = [r for r in rows if r.get("note") == "finished before"]
     now = [r for r in rows if r.get("note") != "finished before"]
     count = lambda status: sum(r["status"] == status for r in now)  # noqa: E731
-    console.print(f"{outcome['grid']} and its learning-rate search: {len(rows)} planned runs: "
+    searched = " and its learning-rate search" if GRIDS[grid].fixed_seeds is None else " (a budget pilot: fixed seeds)"
+    console.print(f"{outcome['grid']}{searched}: {len(rows)} planned runs: "
                   f"{count(RunStatus.OK)} finished now, {len(before)} finished before, {count(RunStatus.PARTIAL)} "
                   f"stopped at the deadline (they resume next time), {count(RunStatus.TODO)} not started, "
                   f"{count(RunStatus.RUNNING)} running elsewhere, {count(RunStatus.FAILED) + count(RunStatus.LOST)} "

@@ -85,6 +85,10 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     # class, the whole test set after the last epoch; lr 0.2 is cpu-full's 0.1 at batch 128 scaled by sqrt(512/128)
     Protocol(name="gpu", dataset="cifar10-jpeg", epochs=30, batch_size=512, lr=0.2, weight_decay=5e-4,
              label_smoothing=0.1, warmup_epochs=2, val_per_class=100, test_every_epoch=False, eval_batch_size=1000),
+    # `gpu` in half the epochs (warm-up halved too): the cheaper candidate of the GPU budget pilot (docs/study.md,
+    # section 5), chosen by `run.py plan` only if its reference reaches 80% test top-1
+    Protocol(name="gpu-15", dataset="cifar10-jpeg", epochs=15, batch_size=512, lr=0.2, weight_decay=5e-4,
+             label_smoothing=0.1, warmup_epochs=1, val_per_class=100, test_every_epoch=False, eval_batch_size=1000),
 )}
 
 
@@ -171,3 +175,5 @@ class Runtime(Frozen):
     plugins: tuple[str, ...] = Field((), description="modules imported before building models (they register more)")
     retry_failed: bool = False
     reuse: bool = Field(True, description="copy a finished twin run from another grid instead of training (experiments.reuse)")
+    runs_sharing_device: int = Field(1, ge=1, description="runs trained at once on this run's GPU (gpu-next --workers): "
+                                     "its training seconds over this are its share of the device's time")

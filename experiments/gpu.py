@@ -91,7 +91,7 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
     if data_root is not None and not Path(data_root).exists():
         raise FileNotFoundError(f"--data-root {data_root} does not exist")
     return Runtime(data_root=data_root, device=device, threads=threads or max(1, default_threads() // workers),
-                   deterministic=device == "cpu", wandb="off", plugins=plugins)
+                   deterministic=device == "cpu", wandb="off", plugins=plugins, runs_sharing_device=workers)
 
 
 # --------------------------------------------------------------------------- time estimates
@@ -279,7 +279,21 @@ def _pool(start_next, done, runtime: Runtime, out: Path, deadline: float, worker
 
 
 # --------------------------------------------------------------------------- the command's work
-def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str = DEFAULT_PROTOCOL,
+def pilot_protocol(grid: Grid, protocol: str | None) -> str:
+    """The protocol a GPU budget pilot (``study.grids.GPU_PILOT_BUDGETS``) trains under: its own; ValueError for a
+    CPU pilot or another ``protocol``, whose runs would land in the pilot's folder under another budget."""
+    from study.grids import GPU_PILOT_BUDGETS
+
+    gpu_pilots = ", ".join(f"pilot-{b}" for b in GPU_PILOT_BUDGETS)
+    if grid.protocol not in GPU_PILOT_BUDGETS:
+        raise ValueError(f"grid {grid.name} is a CPU budget pilot; gpu-next trains the GPU's: {gpu_pilots}")
+    if protocol not in (None, grid.protocol):
+        raise ValueError(f"grid {grid.name} is the budget pilot of protocol {grid.protocol}; --protocol {protocol} "
+                         f"would put another budget's runs in its folder (the GPU's pilots: {gpu_pilots})")
+    return grid.protocol
+
+
+def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str | None = None,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
              finish_later: bool = False, plugins: tuple[str, ...] = (), clock: Clock = time.time,
@@ -291,6 +305,10 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     ``study.grids.lr_candidates``, x ``TUNING_SEEDS`` per network); once every network's search runs are
     finished, the choice is written to its ``chosen.json`` and the main runs train at those rates in the time
     left. Until then no main run starts.
+
+    A budget pilot (``study.grids.GPU_PILOT_BUDGETS``, grid ``pilot-<protocol>``) trains its fixed seeds under its
+    own protocol, at the protocol's rate, into ``out/pilot-<protocol>/``: no search, no looks (``seeds`` and
+    ``until_decided`` do not apply; docs/study.md section 5). ``protocol`` None: the pilot's, else ``gpu``.
 
     Returns ``{"grid": folder name, "dir": path, "rows": [one row per planned run, the search's first],
     "decisions": {variant: state} with until_decided, "learning_rates": {variant: rate} chosen, "waiting": why
@@ -304,19 +322,33 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         raise ValueError(f"--minutes must be a number of minutes > 0, got {minutes!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
+    chosen_grid = get_grid(grid)
+    pilot = chosen_grid.fixed_seeds is not None
+    protocol = pilot_protocol(chosen_grid, protocol) if pilot else protocol or DEFAULT_PROTOCOL
     get_protocol(protocol)  # an unknown protocol is an error before anything else
     runtime = make_runtime(device, data_root, workers, threads, plugins)
     runtime = runtime.model_copy(update={"retry_failed": retry_failed})
-    g = device_grid(restrict(get_grid(grid), own_comparison(grid)), protocol)  # a question's own networks only
+    if pilot:  # already a grid of its own protocol, in its own folder
+        g, seeds, until_decided = chosen_grid, chosen_grid.fixed_seeds, False
+    else:
+        g = device_grid(restrict(chosen_grid, own_comparison(grid)), protocol)  # a question's own networks only
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
     # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
     candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
-    search_runs(g, protocol, candidates, study_grids.TUNING_SEEDS, plugins)  # a protocol it cannot search: refused now
+    if not pilot:  # a protocol it cannot search: refused now
+        search_runs(g, protocol, candidates, study_grids.TUNING_SEEDS, plugins)
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(out) / g.name)
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
     deadline = start + minutes * 60 - STOP_MARGIN_S
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
+
+    def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
+        write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # the networks g trains, as ablate writes it
+        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
+
+    if pilot:
+        return {**outcome, "rows": train(configs, configs)}
 
     def train_search(search_grid: Grid, search_configs: list[RunConfig], left_out: dict[str, str]) -> list[dict]:
         write_json(check_writable(Path(out) / search_grid.name) / "grid.json", grid_json(search_grid, search_configs, left_out))
@@ -329,11 +361,6 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
             f"{network}: {why}" for network, why in unchosen.items()) + f" ({Path(out) / search.name})"}
     outcome["learning_rates"] = {v: entry["lr"] for v, entry in chosen.items()}
     configs, _ = resolve(g, protocol, seeds, plugins=plugins, results=Path(out))
-
-    def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
-        write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # the networks g trains, as ablate writes it
-        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
-
     if not until_decided:
         return {**outcome, "rows": search_rows + train(configs, configs)}
 

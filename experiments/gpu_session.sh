@@ -40,7 +40,10 @@ for job in "$@"; do
   python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --finish-later --workers "${WORKERS:-8}" \
       --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-  folders=$(cd results && ls -d "$grid-gpu" "$grid-gpu-lr" 2>/dev/null)
+  case "$grid" in  # a GPU budget pilot (pilot-gpu-15, pilot-gpu) is a folder of its own protocol already
+    pilot-*) folders=$(cd results && ls -d "$grid" 2>/dev/null) ;;
+    *) folders=$(cd results && ls -d "$grid-gpu" "$grid-gpu-lr" 2>/dev/null) ;;
+  esac
   [ -n "$folders" ] || continue
   # a finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
   (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >/tmp/finished.txt

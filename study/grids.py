@@ -31,6 +31,7 @@ class Grid:
     paired: bool = True  # runs with the same seed share init and data-order seeds
     lr_scale: float = 1.0  # the protocol's learning rate times this (a sensitivity check of the schedule)
     fallback_protocol: str | None = None  # default protocol where the default one's dataset is not installed
+    fixed_seeds: int | None = None  # a pilot: these seeds at the protocol's rate, no learning-rate search or looks
 
     def only(self, compared: list[str] | None) -> Grid:
         """This grid with only its reference and the ``compared`` variants (all when None or empty): the networks a
@@ -89,6 +90,9 @@ def lr_candidates(protocol_lr: float) -> tuple[float, ...]:
 
 # The budget pilot (docs/study.md, `run.py plan`): the core pairs under each candidate budget, one grid each.
 PILOT_BUDGETS = ("cpu", "cpu-1k", "cpu-full")
+# The GPU's budget pilot (docs/study.md, section 5): the same pairs under the GPU protocols that differ in epochs only,
+# trained by `run.py gpu-next pilot-<budget>`; the cheaper first
+GPU_PILOT_BUDGETS = ("gpu-15", "gpu")
 PILOT_SEEDS = 4  # paired seeds per variant and budget (docs/study.md)
 # The most seeds per variant a second-edition grid gets on CPU (docs/study.md, section 3): every grid
 # looks at sequential.plan_looks(CPU_SEED_CAP) = 3, 5, 8, 12 seeds, whatever the plan's maximum; the
@@ -110,7 +114,8 @@ GRIDS: dict[str, Grid] = {g.name: g for g in (
          {"dct": Variant("dyclotnet_050"), "dct-norm-after": Variant("dyclotnet_050", NORM_AFTER)}),
     *(Grid(f"pilot-{budget}", f"The budget pilot under protocol {budget} (docs/study.md): the core pairs -- the "
            "recalibrator against the replicator alone, DCT against the pointwise expansion it replaces "
-           "(DyClotNet-0.5).", "dct", PILOT_VARIANTS, protocol=budget) for budget in PILOT_BUDGETS),
+           "(DyClotNet-0.5).", "dct", PILOT_VARIANTS, protocol=budget, fixed_seeds=PILOT_SEEDS)
+      for budget in PILOT_BUDGETS + GPU_PILOT_BUDGETS),
     Grid("p-sweep", "Expansion ratio p of DyClotNet-0.5's DCTs.", "p2", sweep("dyclotnet_050", "p", (1, 2, 4, 8))),
     Grid("r-sweep", "Reduction ratio r of the DCT recalibrator (DyClotNet-0.5).", "r4",
          sweep("dyclotnet_050", "r", (1, 2, 4, 8, 16))),
@@ -166,6 +171,6 @@ def searched_grid(search: str) -> str:
     return spared if spared != grid and search_name(spared) == search else grid
 
 
-__all__ = ["BASELINE_MODELS", "CORE", "GRIDS", "HEADLINE", "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER",
+__all__ = ["BASELINE_MODELS", "CORE", "GPU_PILOT_BUDGETS", "GRIDS", "HEADLINE", "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER",
            "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "lr_candidates",
            "search_name", "searched_grid", "sweep"]

@@ -113,6 +113,29 @@ def test_a_question_that_names_its_comparison_searches_and_trains_only_its_netwo
     assert set(outcome["decisions"]) == {"c"}
 
 
+def test_a_gpu_budget_pilot_trains_its_fixed_seeds_at_its_protocols_rate_in_its_own_folder(tmp_path, monkeypatch):
+    """docs/study.md section 5: `gpu-next pilot-gpu-15` trains the pilot's seeds under gpu-15, with no search and no
+    looks, into `pilot-gpu-15/` (the folder `run.py plan` reads), and records the runs sharing the device."""
+    from dataclasses import replace
+
+    pilot = replace(grids.GRIDS["pilot-gpu-15"], variants=TINY.variants, reference="a", fixed_seeds=2)
+    assert (pilot.protocol, grids.GRIDS["pilot-gpu-15"].fixed_seeds) == ("gpu-15", 4)
+    monkeypatch.setitem(grids.GRIDS, "pilot-gpu-15", pilot)
+    monkeypatch.setitem(config.PROTOCOLS, "gpu-15", SMALL_GPU.model_copy(update={"name": "gpu-15", "lr": 0.07}))
+    out = tmp_path / "results"
+    outcome = gpu.gpu_next("pilot-gpu-15", out, seeds=9, minutes=5, device="cpu", workers=2, threads=1,
+                           plugins=("conftest",), until_decided=True)
+    assert sorted(p.name for p in out.iterdir()) == ["pilot-gpu-15"] and "decisions" not in outcome
+    runs = [json.loads(p.read_text()) for p in out.glob("pilot-gpu-15/*/config.json")]
+    assert sorted((r["variant"], r["seed"]) for r in runs) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert {(r["protocol"]["name"], r["protocol"]["lr"]) for r in runs} == {("gpu-15", 0.07)}
+    assert {json.loads(p.read_text())["runtime"]["runs_sharing_device"] for p in out.glob("*/*/env.json")} == {2}
+    with pytest.raises(ValueError, match="pilot-cpu is a CPU budget pilot"):
+        gpu.gpu_next("pilot-cpu", out, device="cpu", plugins=("conftest",))
+    with pytest.raises(ValueError, match="--protocol gpu would put another budget's runs"):
+        gpu.gpu_next("pilot-gpu-15", out, protocol="gpu", device="cpu", plugins=("conftest",))
+
+
 def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_choice(tmp_path, capsys, monkeypatch):
     from study import grids as study_grids
 

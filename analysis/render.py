@@ -6,9 +6,11 @@ figure folder beside the report (figures are drawn by ``analysis.report_figures`
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from evidence.health import LEARNED_FACTOR, SPIKE_FACTOR
 from evidence.sequential import plan_looks
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
 from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
+from study.questions import SECOND_EDITION_QUESTIONS
 
 from . import learning_rates
 from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimKind, ClaimReason, ClaimRow, ClaimsFindings
@@ -24,7 +27,7 @@ from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFind
 from .learning_rates import LearningRateSearch
 from .looks import ComparisonLooks, HolmReading, QuestionLooks
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
-from .plan import QuestionPlan, plan_table
+from .plan import BudgetRow, QuestionPlan, Recommendation, RecommendReason, SdSource, plan_table
 from .questions import QuestionFindings, QuestionRow, QuestionsFindings, UnsettledRow
 from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage
 from .tables import (
@@ -543,7 +546,8 @@ def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
     if not budget.rows:
         return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
     return lines + [markdown_table(plan_table(list(budget.rows))), "",
-                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
+                    f"Recommended budget: **{budget.recommendation.budget or 'none yet'}** "
+                    f"({recommendation_text(budget.recommendation)}).", "", *pending,
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]
 
 
@@ -612,20 +616,73 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
 
 
 # ------------------------------------------------------------------------------ findings at a glance
+def recommendation_text(r: Recommendation) -> str:
+    """Why ``plan.recommend`` chose its budget, or none, in words."""
+    match r.reason:
+        case RecommendReason.NO_PILOT:
+            return "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
+        case RecommendReason.TOO_INACCURATE:
+            return (f"no budget's reference reaches {r.min_accuracy:g}% test top-1 (best: {r.best[0]}, "
+                    f"{r.best[1]:.1f}%): a larger budget must be piloted")
+        case RecommendReason.UNANSWERED:
+            return "; ".join(f"{b} reaches {r.min_accuracy:g}% test top-1, but its pilot has fewer than 2 paired seeds "
+                             f"of: {', '.join(m)}" for b, m in r.missing.items())
+        case RecommendReason.COST_UNKNOWN:
+            return "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
+    return f"{r.cpu_hours:.1f} CPU-hours per decided question, reference >= {r.min_accuracy:g}% top-1"
+
+
+def plan_output(rows: list[BudgetRow], recommendation: Recommendation, questions: dict[str, QuestionPlan],
+                effect: float, power: float, fmt: str) -> list[str]:
+    """What ``run.py plan`` prints, one string per echo: the pilot's table (md) or JSON, and the recommended budget."""
+    budget, why = recommendation.budget, recommendation_text(recommendation)
+    if fmt == "json":
+        return [json.dumps({"effect": effect, "power": power, "min_accuracy": recommendation.min_accuracy,
+                            "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
+                            "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
+    texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in SECOND_EDITION_QUESTIONS}
+    return ([markdown_table(plan_table(rows))] if rows else []) + [
+        f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
+        f"{power:.0%} power under the sequential rule (docs/study.md)"] + [
+        f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()]
+
+
+def sd_source_text(source: SdSource) -> str:
+    """Where a planning SD was measured, in words: a question's main runs or a pilot pair, its pairs and rate."""
+    if source.question is not None:
+        return f"({source.question})'s main runs ({source.pairs} pairs, rate {source.lr:g})"
+    rate = f", rate {source.lr:g}" if math.isfinite(source.lr) else ""
+    return f"the pilot's {source.pilot} ({source.pairs} pairs{rate})"
+
+
+MACS_PROXY = "the pilot's DyClotNet-0.5 median x MACs ratio (study_costs.json)"
+
+
+def cost_source_text(plan: QuestionPlan) -> str:
+    """Where a plan's CPU-seconds a run come from: measured medians, the pilot's MACs-scaled proxy, or both."""
+    if plan.uncosted:
+        return "MACs unknown: run `run.py study-costs`"
+    if not plan.measured_cpu_seconds:
+        return f"CPU-s/run: {MACS_PROXY}"
+    known = ", ".join(f"`{n}` {plan.measured_cpu_seconds[n]:.0f}" for n in sorted(plan.measured_cpu_seconds))
+    return f"CPU-s/run measured: {known}" + (f"; the others {MACS_PROXY}" if plan.macs_scaled else "")
+
+
 def plan_text(plan: QuestionPlan) -> str:
     """A question's plan in words (``run.py plan``): what the effect of interest needs, what the main runs (looks to
     the CPU cap) decide and cost, then the learning-rate search's cost."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    source = sd_source_text(plan.sd_source)
     if plan.power_at_cap is None:
-        return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
+        return f"{where}: no usable paired SD from {source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
     needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
              if plan.max_seeds is not None
              else "more seeds than the plan searches")
     origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
-    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{plan.sd_source}, {plan.comparisons} comparison(s): "
+    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
     if plan.tune_cpu_hours is None:
-        return f"{text}; CPU-h unknown ({plan.cost_source})"
+        return f"{text}; CPU-h unknown ({cost_source_text(plan)})"
     return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
             f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
             "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
@@ -635,7 +692,7 @@ def plan_text(plan: QuestionPlan) -> str:
 def cap_text(plan: QuestionPlan) -> str:
     """What the main runs, looks to the CPU cap, decide and cost, in words."""
     looks = ", ".join(str(n) for n in plan_looks(plan.seed_cap))
-    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({plan.cost_source})"
+    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({cost_source_text(plan)})"
             if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
     return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
             f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "

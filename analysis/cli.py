@@ -208,13 +208,17 @@ def plan(
     fmt: str = typer.Option("md", "--format", help="md or json"),
 ) -> None:
     """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""
-    from .plan import plan_output
+    from .plan import pilot_rows, question_plans, recommend
+    from .render import plan_output
 
     _check_margin(effect, "--effect")
     if fmt not in ("md", "json"):
         raise ValueError(f"--format {fmt!r} is not allowed; choose md or json")
     _check_results(results)
-    for text in plan_output(results, effect, power, min_accuracy, reps, fmt):
+    rows = pilot_rows(results, effect, power, reps)
+    recommendation = recommend(rows, min_accuracy)
+    questions = question_plans(results, rows, recommendation.budget, effect, reps, power)
+    for text in plan_output(rows, recommendation, questions, effect, power, fmt):
         typer.echo(text)
 
 

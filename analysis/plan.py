@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -101,28 +102,50 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
     return rows
 
 
-def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> tuple[str | None, str]:
-    """(budget, why): the fewest CPU-hours per decided question among budgets whose reference reaches
-    ``min_accuracy`` test top-1 and whose pilot answers every question (2 paired seeds or more of each pair)."""
+class RecommendReason(str, Enum):
+    """Why ``recommend`` chose a budget or none; ``analysis.render.recommendation_text`` writes it out with the
+    record's numbers."""
+    NO_PILOT = "no pilot runs yet"
+    TOO_INACCURATE = "no budget's reference reaches the accuracy"  # best
+    UNANSWERED = "an accurate budget's pilot lacks a question"  # missing
+    COST_UNKNOWN = "the cost of every accurate budget is unknown"
+    CHEAPEST = "the fewest CPU-hours per decided question"  # cpu_hours
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """``recommend``'s budget (None: none yet), the reason and the numbers behind it: ``best`` the most accurate
+    budget and its reference's test top-1, ``missing`` per accurate budget the questions its pilot lacks,
+    ``cpu_hours`` the chosen budget's CPU-hours per decided question."""
+    budget: str | None
+    reason: RecommendReason
+    min_accuracy: float
+    best: tuple[str, float] | None = None
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    cpu_hours: float | None = None
+
+
+def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> Recommendation:
+    """The fewest CPU-hours per decided question among budgets whose reference reaches ``min_accuracy`` test top-1
+    and whose pilot answers every question (2 paired seeds or more of each pair)."""
     if not rows:
-        return None, "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
+        return Recommendation(None, RecommendReason.NO_PILOT, min_accuracy)
     table = pd.DataFrame([asdict(r) for r in rows])
     accurate = table[table["reference_top1"] >= min_accuracy]
     if accurate.empty:
         best = table.groupby("budget")["reference_top1"].mean().sort_values().index[-1]
-        return None, (f"no budget's reference reaches {min_accuracy:g}% test top-1 (best: {best}, "
-                      f"{table.loc[table['budget'] == best, 'reference_top1'].iloc[0]:.1f}%): a larger budget must be piloted")
+        return Recommendation(None, RecommendReason.TOO_INACCURATE, min_accuracy, best=(
+            str(best), float(table.loc[table["budget"] == best, "reference_top1"].iloc[0])))
     answered = accurate.groupby("budget")["question"].transform("nunique") == len(QUESTIONS)
     if not answered.any():  # a budget is chosen on every question's cost, never on one pair alone
-        missing = {b: sorted(set(QUESTIONS.values()) - set(q)) for b, q in accurate.groupby("budget")["question"]}
-        return None, ("; ".join(f"{b} reaches {min_accuracy:g}% test top-1, but its pilot has fewer than 2 paired "
-                                f"seeds of: {', '.join(m)}" for b, m in missing.items()))
+        missing = {str(b): sorted(set(QUESTIONS.values()) - set(q)) for b, q in accurate.groupby("budget")["question"]}
+        return Recommendation(None, RecommendReason.UNANSWERED, min_accuracy, missing=missing)
     accurate = accurate[answered]
     per_budget = accurate.groupby("budget")["cpu_hours"].apply(lambda h: h.mean() if h.notna().all() else math.inf)
     budget = str(per_budget.idxmin())
     if not math.isfinite(per_budget[budget]):
-        return None, "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
-    return budget, f"{per_budget[budget]:.1f} CPU-hours per decided question, reference >= {min_accuracy:g}% top-1"
+        return Recommendation(None, RecommendReason.COST_UNKNOWN, min_accuracy)
+    return Recommendation(budget, RecommendReason.CHEAPEST, min_accuracy, cpu_hours=float(per_budget[budget]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,12 +161,14 @@ class QuestionPlan:
     recommended: bool
     comparisons: int
     sd_upper: float
-    sd_source: str  # where the planning SD comes from: a question's main runs or the pilot's pair (SdSource.label)
+    sd_source: SdSource  # where the planning SD comes from: a question's main runs or the pilot's pair
     max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
     # the networks the main runs train that no earlier question trains, at the capped schedule's expected seeds
     cpu_hours: float | None  # None: unknown
-    cost_source: str
+    measured_cpu_seconds: dict[str, float]  # network -> its finished runs' median CPU-seconds a run, where measured
+    macs_scaled: tuple[str, ...] = ()  # the other networks, costed by the pilot's median x their MACs ratio (a proxy)
+    uncosted: tuple[str, ...] = ()  # networks with neither: no CPU-hours
     seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
     cap_cpu_hours: float | None = None  # every network it trains (twins included) at seed_cap seeds: the most it can cost
@@ -152,18 +177,22 @@ class QuestionPlan:
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
     power: float = 0.8  # the power the free design and decidable_effect plan for
-    sd_own: bool = False  # the planning SD is the question's own main runs' (else the nearest recipe's)
-    sd_lr: float = math.nan  # the learning rate of the recipe the planning SD was measured under
+
+    @property
+    def sd_own(self) -> bool:
+        """The planning SD is the question's own main runs' (else the nearest recipe's)."""
+        return self.sd_source.question == self.key
 
 
 @dataclass(frozen=True)
 class SdSource:
     """A paired SD measured under one recipe (budget and learning rate), that a plan may use: a question's main
-    runs or a pilot pair. ``label`` names it; ``question``: the question whose main runs (None: the pilot);
-    ``lr``: the geometric mean of the pair's learning rates (NaN unknown); ``pilot``: the pilot's pair name."""
-    label: str
+    runs or a pilot pair, named by ``analysis.render.sd_source_text``. ``lr``: the geometric mean of the pair's
+    learning rates (NaN unknown); ``pairs``: the seed pairs measured; ``question``: the question whose main runs
+    (None: the pilot); ``pilot``: the pilot's pair name."""
     sd_upper: float
     lr: float
+    pairs: int
     question: str | None = None
     pilot: str | None = None
 
@@ -205,7 +234,7 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str) -> dict[
         if found:
             sd_up, pairs, rates = max(found, key=lambda f: f[0])
             lr = _geometric_mean(rates.to_numpy(float))
-            out[q.key] = SdSource(f"({q.key})'s main runs ({pairs} pairs, rate {lr:g})", sd_up, lr, question=q.key)
+            out[q.key] = SdSource(sd_up, lr, pairs, question=q.key)
     return out
 
 
@@ -310,15 +339,17 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                and math.isfinite(source.cpu_seconds_per_run)}
     measured = {name: value for name, value in (measured or {}).items() if name in trained}
     seconds.update(measured)
-    known = all(name in seconds for name in trained)
+    uncosted = tuple(name for name in trained if name not in seconds)
+    known = not uncosted
     hours = (lambda names: sum(seconds[n] for n in names) / 3600) if known else (lambda names: None)
     run_hours, new_hours = hours(trained), hours(trained if new is None else new)
     return QuestionPlan(
         key=question.key, budget=budget, recommended=recommended, comparisons=comparisons, sd_upper=sd_upper,
-        sd_source=sd.label, max_seeds=plan.max_seeds if plan else None,
+        sd_source=sd, max_seeds=plan.max_seeds if plan else None,
         expected_seeds=plan.expected_seeds if plan else None,
         cpu_hours=capped["expected_seeds"] * new_hours if capped and known else None,
-        cost_source=_cost_source(measured, trained) if known else "MACs unknown: run `run.py study-costs`",
+        measured_cpu_seconds=measured, macs_scaled=tuple(n for n in trained if n in seconds and n not in measured),
+        uncosted=uncosted,
         seed_cap=cap,
         decidable_effect=(sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                           if plannable else None),
@@ -326,7 +357,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
         tune_cpu_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
         power_at_cap=capped["power"] if capped else None,
         expected_at_cap=capped["expected_seeds"] if capped else None,
-        effect=effect, power=power, sd_own=sd.question == question.key, sd_lr=sd.lr)
+        effect=effect, power=power)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
@@ -352,8 +383,7 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
 
 def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:
     """The pilot's pairs at one budget as SD sources, trained at ``lr``."""
-    return [SdSource(f"the pilot's {r.question} ({r.pairs} pairs, rate {lr:g})" if math.isfinite(lr) else
-                     f"the pilot's {r.question} ({r.pairs} pairs)", r.sd_upper, lr, pilot=r.question) for r in rows]
+    return [SdSource(r.sd_upper, lr, r.pairs, pilot=r.question) for r in rows]
 
 
 def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> dict[tuple[str, str], tuple[float, int]]:
@@ -370,15 +400,6 @@ def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> d
         if math.isfinite(value):
             seconds.setdefault((grids[grid], str(variant).split("@")[0]), []).append(value)
     return {key: (float(np.median(values)), len(values)) for key, values in seconds.items()}
-
-
-def _cost_source(measured: dict[str, float], trained: list[str]) -> str:
-    """Where a plan's CPU-seconds a run come from: measured medians, the pilot's MACs-scaled proxy, or both."""
-    proxy = "the pilot's DyClotNet-0.5 median x MACs ratio (study_costs.json)"
-    if not measured:
-        return f"CPU-s/run: {proxy}"
-    known = ", ".join(f"`{n}` {measured[n]:.0f}" for n in sorted(measured))
-    return f"CPU-s/run measured: {known}" + ("" if set(trained) <= set(measured) else f"; the others {proxy}")
 
 
 def new_networks(architectures: dict[tuple[str, str], str] | None = None) -> dict[str, list[str]]:
@@ -409,22 +430,3 @@ def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
         "CPU-s/run (median)": fmt(r.cpu_seconds_per_run, "{:.0f}"),
         "max seeds": fmt(r.max_seeds, "{}") if r.max_seeds or not math.isfinite(r.sd_upper) else f"> {r.seeds_cap}",
         "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), "CPU-h": fmt(r.cpu_hours, "{:.1f}")} for r in rows])
-
-
-def plan_output(results: Path, effect: float, power: float, min_accuracy: float, reps: int, fmt: str) -> list[str]:
-    """What ``run.py plan`` prints, one string per echo: the pilot's table (md) or JSON, and the recommended budget."""
-    from .render import plan_text  # the words; this module computes the numbers
-    from .tables import markdown_table
-
-    rows = pilot_rows(results, effect, power, reps)
-    budget, why = recommend(rows, min_accuracy)
-    questions = question_plans(results, rows, budget, effect, reps, power)
-    if fmt == "json":
-        return [json.dumps({"effect": effect, "power": power, "min_accuracy": min_accuracy,
-                            "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
-                            "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
-    texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in SECOND_EDITION_QUESTIONS}
-    return ([markdown_table(plan_table(rows))] if rows else []) + [
-        f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
-        f"{power:.0%} power under the sequential rule (docs/study.md)"] + [
-        f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()]

@@ -6,23 +6,28 @@ figure folder beside the report (figures are drawn by ``analysis.report_figures`
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
+from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 
 from evidence.health import LEARNED_FACTOR, SPIKE_FACTOR
 from evidence.sequential import plan_looks
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
 from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
+from study.questions import SECOND_EDITION_QUESTIONS
 
 from . import learning_rates
 from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimKind, ClaimReason, ClaimRow, ClaimsFindings
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
 from .learning_rates import LearningRateSearch
+from .looks import ComparisonLooks, HolmReading, QuestionLooks
 from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
-from .plan import QuestionPlan, plan_table
+from .plan import BudgetRow, QuestionPlan, Recommendation, RecommendReason, SdSource, plan_table
 from .questions import QuestionFindings, QuestionRow, QuestionsFindings, UnsettledRow
 from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage
 from .tables import (
@@ -541,7 +546,8 @@ def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
     if not budget.rows:
         return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
     return lines + [markdown_table(plan_table(list(budget.rows))), "",
-                    f"Recommended budget: **{budget.budget or 'none yet'}** ({budget.why}).", "", *pending,
+                    f"Recommended budget: **{budget.recommendation.budget or 'none yet'}** "
+                    f"({recommendation_text(budget.recommendation)}).", "", *pending,
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]
 
 
@@ -610,20 +616,73 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
 
 
 # ------------------------------------------------------------------------------ findings at a glance
+def recommendation_text(r: Recommendation) -> str:
+    """Why ``plan.recommend`` chose its budget, or none, in words."""
+    match r.reason:
+        case RecommendReason.NO_PILOT:
+            return "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
+        case RecommendReason.TOO_INACCURATE:
+            return (f"no budget's reference reaches {r.min_accuracy:g}% test top-1 (best: {r.best[0]}, "
+                    f"{r.best[1]:.1f}%): a larger budget must be piloted")
+        case RecommendReason.UNANSWERED:
+            return "; ".join(f"{b} reaches {r.min_accuracy:g}% test top-1, but its pilot has fewer than 2 paired seeds "
+                             f"of: {', '.join(m)}" for b, m in r.missing.items())
+        case RecommendReason.COST_UNKNOWN:
+            return "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
+    return f"{r.cpu_hours:.1f} CPU-hours per decided question, reference >= {r.min_accuracy:g}% top-1"
+
+
+def plan_output(rows: list[BudgetRow], recommendation: Recommendation, questions: dict[str, QuestionPlan],
+                effect: float, power: float, fmt: str) -> list[str]:
+    """What ``run.py plan`` prints, one string per echo: the pilot's table (md) or JSON, and the recommended budget."""
+    budget, why = recommendation.budget, recommendation_text(recommendation)
+    if fmt == "json":
+        return [json.dumps({"effect": effect, "power": power, "min_accuracy": recommendation.min_accuracy,
+                            "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
+                            "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
+    texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in SECOND_EDITION_QUESTIONS}
+    return ([markdown_table(plan_table(rows))] if rows else []) + [
+        f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
+        f"{power:.0%} power under the sequential rule (docs/study.md)"] + [
+        f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()]
+
+
+def sd_source_text(source: SdSource) -> str:
+    """Where a planning SD was measured, in words: a question's main runs or a pilot pair, its pairs and rate."""
+    if source.question is not None:
+        return f"({source.question})'s main runs ({source.pairs} pairs, rate {source.lr:g})"
+    rate = f", rate {source.lr:g}" if math.isfinite(source.lr) else ""
+    return f"the pilot's {source.pilot} ({source.pairs} pairs{rate})"
+
+
+MACS_PROXY = "the pilot's DyClotNet-0.5 median x MACs ratio (study_costs.json)"
+
+
+def cost_source_text(plan: QuestionPlan) -> str:
+    """Where a plan's CPU-seconds a run come from: measured medians, the pilot's MACs-scaled proxy, or both."""
+    if plan.uncosted:
+        return "MACs unknown: run `run.py study-costs`"
+    if not plan.measured_cpu_seconds:
+        return f"CPU-s/run: {MACS_PROXY}"
+    known = ", ".join(f"`{n}` {plan.measured_cpu_seconds[n]:.0f}" for n in sorted(plan.measured_cpu_seconds))
+    return f"CPU-s/run measured: {known}" + (f"; the others {MACS_PROXY}" if plan.macs_scaled else "")
+
+
 def plan_text(plan: QuestionPlan) -> str:
     """A question's plan in words (``run.py plan``): what the effect of interest needs, what the main runs (looks to
     the CPU cap) decide and cost, then the learning-rate search's cost."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
+    source = sd_source_text(plan.sd_source)
     if plan.power_at_cap is None:
-        return f"{where}: no usable paired SD from {plan.sd_source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
+        return f"{where}: no usable paired SD from {source} (SD bound {plan.sd_upper:.2f}): cannot be planned"
     needs = (f"at most {plan.max_seeds} seeds per variant (E {plan.expected_seeds:.1f}) for {plan.power:.0%} power"
              if plan.max_seeds is not None
              else "more seeds than the plan searches")
     origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
-    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{plan.sd_source}, {plan.comparisons} comparison(s): "
+    text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
     if plan.tune_cpu_hours is None:
-        return f"{text}; CPU-h unknown ({plan.cost_source})"
+        return f"{text}; CPU-h unknown ({cost_source_text(plan)})"
     return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
             f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
             "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
@@ -633,7 +692,7 @@ def plan_text(plan: QuestionPlan) -> str:
 def cap_text(plan: QuestionPlan) -> str:
     """What the main runs, looks to the CPU cap, decide and cost, in words."""
     looks = ", ".join(str(n) for n in plan_looks(plan.seed_cap))
-    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({plan.cost_source})"
+    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({cost_source_text(plan)})"
             if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
     return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
             f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
@@ -703,6 +762,122 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "
             "search's CPU-hours before them.", "",
             markdown_table(table), ""]
+
+
+# ------------------------------------------------------------------------------ decisions, look by look
+def render_holm(reading: HolmReading | None) -> list[str]:
+    """The study-wide Holm reading as one Markdown line; nothing without one."""
+    if reading is None:
+        return []
+    parts = "; ".join(f"{name} {label}: stage-wise p {p:.2g}, Holm {adjusted:.2g} (fixed-sample p {fixed:.2g}, Holm "
+                      f"{fixed_adjusted:.2g})" for name, label, p, adjusted, fixed, fixed_adjusted in zip(
+                          reading.comparisons, reading.labels, reading.p_stagewise, reading.p_holm, reading.p_fixed,
+                          reading.p_fixed_holm, strict=True))
+    held = sum(reading.holds)
+    return [f"Sensitivity, study-wide (docs/study.md, section 3): Holm over the {len(reading.comparisons)} comparisons "
+            f"decided better or worse, each question having spent its own {reading.alpha:g}: {parts}. "
+            f"{held} of {len(reading.comparisons)} hold at {reading.alpha:g} family-wise.", ""]
+
+
+LOOKS_INTRO = (
+    "Every look the rule made (`run.py ablate GRID --until-decided`), recomputed here from the run files under the "
+    "design its `sequential.json` records (`evidence.decisions.look_history`): at each look, the paired differences "
+    "*variant - reference* of test top-1 over seeds 0 to n-1, their mean, the repeated confidence interval at the "
+    "look's level, the paired t-test's p-value and the look's nominal level. A comparison is decided *better* or "
+    "*worse* at the first look whose p-value is below the nominal level, *equivalent* when the repeated interval "
+    "at twice the one-sided level lies within the margin; it gets no more seeds after that.")
+
+
+def _ci(state: dict) -> str:
+    low, high = state["ci"]
+    return f"[{low:+.2f}, {high:+.2f}] ({percent(1 - state['boundary'])})"
+
+
+def _margin_detail(state: dict) -> str:
+    """The equivalence test behind ``margin_verdict`` for one look's record
+    (``evidence.decisions.look_history``), as a sentence; "" unless the look is ``better``/``worse`` and
+    ``within_margin``."""
+    if state.get("label") not in ("better", "worse") or not state.get("within_margin"):
+        return ""
+    (p_low, p_high), level, (low, high) = state["tost_p"], state["tost_level"], state["tost_ci"]
+    return (f" The difference is also smaller than the {state['margin']:g}-point effect of interest: the equivalence "
+            f"test at this look's level passes too (TOST p {p_low:.2g} and {p_high:.2g}, both below the one-sided level "
+            f"{level:.4f}; the {percent(1 - 2 * level)} repeated interval [{low:+.2f}, {high:+.2f}] lies within "
+            f"±{state['margin']:g}). The rule's label stays *{state['label']}*.")
+
+
+def _outcome(c: ComparisonLooks, reference: str, margin: float) -> str:
+    """The last look's outcome in words: decided (which way, by how much), or still open."""
+    s = c.looks[-1]
+    where = f"at look {s['look']} ({s['n']} seeds a variant)"
+    if s["label"] in ("better", "worse"):
+        low, high = sorted(abs(x) for x in s["ci"])
+        return (f"Decided {where}: `{c.variant}` is {s['label']} than `{reference}` by {abs(s['estimate']):.2f} points "
+                f"(repeated CI {low:.2f} to {high:.2f}).{_margin_detail(s)}")
+    if s["label"] == "equivalent":
+        return f"Decided {where}: `{c.variant}` is equivalent to `{reference}` within ±{margin:g} points."
+    return f"{s['label'][0].upper()}{s['label'][1:]} {where}."
+
+
+def _ahead(c: ComparisonLooks) -> str:
+    """The variant's runs past its last look's seeds, if any, and whether a look will use them."""
+    if not c.ahead:
+        return ""
+    use = ("They enter the next look." if c.looks[-1]["label"] == "continue" else
+           "They are not analysed: the design fixes each look's seeds, and no look follows a decision.")
+    return (f" {c.ahead} more seed(s) of `{c.variant}` finished past these, trained ahead by workers that would "
+            f"otherwise have idled (their CPU time is counted). {use}")
+
+
+def _record_note(c: ComparisonLooks) -> list[str]:
+    """A line where the recomputed outcome differs from the recorded one (e.g. a look's runs finished after the
+    process that trains them stopped: the next ``--until-decided`` run records it)."""
+    last = c.looks[-1] if c.looks else {"label": "continue", "look": 0}
+    recorded = c.recorded or {}
+    if (recorded.get("label"), recorded.get("look")) == (last["label"], last["look"]) or (
+            str(recorded.get("label", "")).startswith("stopped") and recorded.get("look") == last["look"]):
+        return []
+    return [f"- `{c.variant}`: `sequential.json` records *{recorded.get('label')}* after look {recorded.get('look')}; "
+            f"the run files now give *{last['label']}* after look {last['look']} (the next `--until-decided` run "
+            "records it).", ""]
+
+
+def render_looks(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
+    """"Decisions, look by look" as Markdown, with the figure of each question in ``folder``."""
+    if not records:
+        return []
+    lines = ["## Decisions, look by look", "", LOOKS_INTRO, ""]
+    for r in records:
+        lines += [f"### {r.question} (`{r.folder}`, protocol `{r.protocol}`)", "",
+                  f"Design, fixed before the first look: reference `{r.reference}`; looks at "
+                  f"{', '.join(map(str, r.schedule))} seeds a variant; margin ±{r.margin:g} points; alpha {r.alpha:g} "
+                  f"split over {len(r.comparisons)} comparison(s); {r.rule}.", ""]
+        if r.refused:
+            lines += [f"No look is shown: the runs do not pair ({r.refused}).", ""]
+            continue
+        rows = [{"comparison": f"`{c.variant}` - `{r.reference}`", "look": s["look"], "seeds a variant": s["n"],
+                 "difference": f"{s['estimate']:+.2f}", "repeated CI (level)": _ci(s), "p": f"{s['p']:.4f}",
+                 "nominal level": f"{s['boundary']:.4f}", "outcome": s["label"]}
+                for c in r.comparisons for s in c.looks]
+        if not rows:
+            lines += ["Look 1's seeds have not all finished yet.", ""]
+            continue
+        lines += [markdown_table(pd.DataFrame(rows)), ""]
+        for c in r.comparisons:
+            if not c.diffs:
+                continue
+            seeds = ", ".join(f"{d:+.2f}" for d in c.diffs)
+            costs = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in c.cost_ratios)
+            lines += [f"- {_outcome(c, r.reference, r.margin)} Per seed (0 to {len(c.diffs) - 1}): {seeds}; paired SD "
+                      f"{np.std(c.diffs, ddof=1):.2f}. Mean test top-1 over these seeds: `{c.variant}` {c.top1[0]:.2f}, "
+                      f"`{r.reference}` {c.top1[1]:.2f}."
+                      + (f" Cost of `{c.variant}` against `{r.reference}` (medians of the main runs): {costs}." if costs
+                         else "") + _ahead(c)]
+        lines.append("")
+        for c in r.comparisons:
+            lines += _record_note(c)
+        lines += [f"![per-seed differences and each look's repeated confidence interval]({folder}/{r.figure}.png)", ""]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------- questions

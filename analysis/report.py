@@ -22,7 +22,6 @@ matplotlib.use("Agg")
 
 from .claims import accuracy_claim, cost_claim, noninferiority_claim
 from .findings import ReportFindings, compute_findings, findings_json
-from .looks import holm_lines, looks_lines
 from .paper_claims import Verdict
 from .plots import close_figure
 from .render import (
@@ -33,9 +32,11 @@ from .render import (
     render_glance,
     render_grid,
     render_health,
+    render_holm,
     render_interpretation,
     render_learning_rates,
     render_limitations,
+    render_looks,
     render_paper_claims,
     render_pareto,
     render_questions,
@@ -82,7 +83,7 @@ class ReportPages(NamedTuple):
 def _study_lines(findings: ReportFindings, folder: str) -> list[str]:
     """The main report of the study: its claims, the questions at a glance, the decisions look by look, the budget."""
     return [*render_paper_claims(findings.paper_claims, findings.glance, findings.source),
-            *render_glance(findings.glance), *holm_lines(findings.holm), *looks_lines(findings.looks, folder),
+            *render_glance(findings.glance), *render_holm(findings.holm), *render_looks(findings.looks, folder),
             *render_budget(findings.budget, folder)]
 
 

@@ -35,6 +35,7 @@ from .plan import (
     SECOND_EDITION_ENGINE,
     BudgetRow,
     QuestionPlan,
+    Recommendation,
     cpu_seconds,
     pilot_rows,
     question_plans,
@@ -136,7 +137,7 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
     studied = {q.grid for q in CORE_QUESTIONS} | {f"pilot-{b}" for b in PILOT_BUDGETS}
     if not rows and not studied & set(frame["grid"].astype(str)):
         return ()  # results of other grids only (e.g. the README's smoke grid): the study is not theirs
-    plans = question_plans(results, list(rows), recommend(list(rows))[0])
+    plans = question_plans(results, list(rows), recommend(list(rows)).budget)
     recomputed = {r.folder: r for r in looks}
     out = []
     for q in SECOND_EDITION_QUESTIONS:
@@ -212,8 +213,7 @@ class BudgetFindings:
     results: str
     effect: float
     rows: tuple[BudgetRow, ...]
-    budget: str | None
-    why: str
+    recommendation: Recommendation
     pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the pilot budgets not finished yet
 
 
@@ -231,6 +231,6 @@ def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -
     """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
     pending = tuple((b, n) for b in PILOT_BUDGETS if (n := _ok_runs(Path(results) / f"pilot-{b}")) < PILOT_RUNS)
-    return BudgetFindings(str(results), effect, tuple(rows), *recommend(rows), pending=pending)
+    return BudgetFindings(str(results), effect, tuple(rows), recommend(rows), pending=pending)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.looks import decision_records, looks_lines
+from analysis.looks import decision_records
 from analysis.plots import looks_figure
+from analysis.render import render_looks
 from analysis.second_edition import glance_rows
 from evidence.load import load_results
 from tests.test_sequential import DIFFS_A
@@ -58,7 +59,7 @@ def test_every_look_is_recomputed_from_the_runs_and_ends_where_the_rule_stopped(
         assert state["estimate"] == pytest.approx(np.mean(diffs[:state["n"]]))
     assert dict(comparison.cost_ratios)["params"] == pytest.approx(0.5)
 
-    text = "\n".join(looks_lines((record,), "figs"))
+    text = "\n".join(render_looks((record,), "figs"))
     low, high = sorted(abs(x) for x in looks[-1]["ci"])
     assert (f"Decided at look {looks[-1]['look']} ({looks[-1]['n']} seeds a variant): `replicator` is worse than "
             f"`dct` by {abs(looks[-1]['estimate']):.2f} points (repeated CI {low:.2f} to {high:.2f})") in text
@@ -79,9 +80,10 @@ def test_a_look_the_runs_allow_but_the_record_lacks_is_named(tmp_path):
     state["variants"]["replicator"] = {"label": "continue", "look": looks_recorded - 1, "n": 0}
     path.write_text(json.dumps(state))
     (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
-    text = "\n".join(looks_lines((record,), "figs"))
-    assert (f"`sequential.json` records *continue* after look {looks_recorded - 1}; the run files now give "
-            f"*{record.comparisons[0].looks[-1]['label']}* after look {looks_recorded}") in text
+    (comparison,) = record.comparisons
+    assert (comparison.recorded["label"], comparison.recorded["look"]) == ("continue", looks_recorded - 1)
+    assert comparison.looks[-1]["look"] == looks_recorded and comparison.looks[-1]["label"] != "continue"
+    assert "the run files now give" in "\n".join(render_looks((record,), "figs"))
 
 
 def test_no_section_without_a_recorded_design_and_an_unreadable_one_is_skipped(tmp_path):
@@ -89,10 +91,10 @@ def test_no_section_without_a_recorded_design_and_an_unreadable_one_is_skipped(t
     assert decision_records(tmp_path, load_results(tmp_path), 2) == ()
     (tmp_path / GRID / "sequential.json").write_text("{not json")
     assert decision_records(tmp_path, load_results(tmp_path), 2) == ()
-    assert looks_lines((), "figs") == []
+    assert render_looks((), "figs") == []
 
 
-def test_seeds_trained_ahead_of_a_decision_are_counted_and_said_to_be_unanalysed(tmp_path):
+def test_seeds_trained_ahead_of_a_decision_are_counted_and_leave_the_decision_as_it_was(tmp_path):
     recorded = decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
     n = recorded["replicator"]["n"]
     for seed in (n, n + 1):  # the next look's seeds, trained on workers that would otherwise have idled
@@ -101,8 +103,6 @@ def test_seeds_trained_ahead_of_a_decision_are_counted_and_said_to_be_unanalysed
     (comparison,) = record.comparisons
     assert comparison.ahead == 2 and comparison.looks[-1] == recorded["replicator"]  # the decision is unchanged
     assert len(comparison.diffs) == n
-    text = " ".join("\n".join(looks_lines((record,), "figs")).split())
-    assert "2 more seed(s) of `replicator` finished past these" in text and "They are not analysed" in text
 
 
 def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_glance(tmp_path):
@@ -131,7 +131,8 @@ def test_a_verdict_inside_the_margin_carries_both_facts_in_the_looks_and_the_gla
 
 
 def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_hand():
-    from analysis.looks import ComparisonLooks, QuestionLooks, holm_lines, holm_reading
+    from analysis.looks import ComparisonLooks, QuestionLooks, holm_reading
+    from analysis.render import render_holm
     from evidence.sequential import stagewise_p
 
     def question(key: str, variant: str, label: str, look: int, p: float) -> QuestionLooks:
@@ -148,4 +149,4 @@ def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_
     assert reading.p_stagewise == pytest.approx((a, b)) and b < a < 0.05
     assert reading.p_holm == pytest.approx((max(a, 2 * b), 2 * b))  # Holm by hand: the smaller p times 2, then step
     assert reading.p_fixed_holm == pytest.approx((0.03, 0.0002)) and reading.holds == (True, True)
-    assert holm_reading(records[:1]) is None and holm_lines(None) == []
+    assert holm_reading(records[:1]) is None and render_holm(None) == []

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from analysis.compare import analyze
-from analysis.looks import decision_records, looks_lines
+from analysis.looks import decision_records
+from analysis.render import render_looks
 from analysis.second_edition import glance_rows
 from evidence.decisions import PairingError, paired_differences
 from evidence.load import load_results
@@ -110,7 +111,7 @@ def test_a_recorded_design_whose_runs_no_longer_pair_is_refused_and_reported(tmp
     frame = load_results(tmp_path)
     (record,) = decision_records(tmp_path, frame, 2)
     assert record.comparisons == () and "protocol.epochs (15, 30)" in record.refused
-    assert "No look is shown" in "\n".join(looks_lines((record,), "figs"))
+    assert "No look is shown" in "\n".join(render_looks((record,), "figs"))
     (row,) = [r for r in glance_rows(tmp_path, frame, (), (record,)) if r.variant == "replicator"]
     assert "protocol.epochs (15, 30)" in row.pairing_problem
     with pytest.raises(PairingError):  # ablate --until-decided stops rather than decide from them

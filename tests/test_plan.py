@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from analysis.plan import pilot_rows, recommend
+from analysis.plan import Recommendation, RecommendReason, pilot_rows, recommend
 from tests.test_analysis_io import cli, write_grid
 
 
@@ -37,13 +37,17 @@ def test_plan_rows_use_the_paired_sd_bound_and_the_runs_cpu_seconds(rows):
 
 
 def test_plan_recommends_only_budgets_that_reach_the_accuracy(rows):
-    assert recommend(rows, min_accuracy=70.0)[0] == "cpu-full"
-    budget, why = recommend(rows, min_accuracy=90.0)
-    assert budget is None and "no budget's reference reaches 90% test top-1 (best: cpu-full" in why
-    assert recommend([], 70.0) == (None, "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)")
+    from analysis.render import recommendation_text
+
+    chosen = recommend(rows, min_accuracy=70.0)
+    assert (chosen.budget, chosen.reason) == ("cpu-full", RecommendReason.CHEAPEST) and chosen.cpu_hours > 0
+    none = recommend(rows, min_accuracy=90.0)
+    assert (none.budget, none.reason, none.best[0]) == (None, RecommendReason.TOO_INACCURATE, "cpu-full")
+    assert "no budget's reference reaches 90% test top-1 (best: cpu-full" in recommendation_text(none)
+    assert recommend([], 70.0) == Recommendation(None, RecommendReason.NO_PILOT, 70.0)
     one_pair = [r for r in rows if r.budget != "cpu-full" or r.question == "recalibrator vs replicator-only"]
-    assert recommend(one_pair, 70.0) == (None, "cpu-full reaches 70% test top-1, but its pilot has fewer than 2 "
-                                               "paired seeds of: DCT vs pointwise expansion")
+    assert recommend(one_pair, 70.0) == Recommendation(None, RecommendReason.UNANSWERED, 70.0,
+                                                       missing={"cpu-full": ["DCT vs pointwise expansion"]})
 
 
 def test_plan_command(pilot, capsys):
@@ -120,7 +124,7 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     # replicator-only vs dct again on the same copied runs; (c) is the 8x8 MobileNetV2 reading only
     assert (plans["b"].comparisons, plans["c"].comparisons, plans["a"].comparisons) == (1, 1, 1)
     assert all(p.cpu_hours is None for p in plans.values())
-    assert "CPU-h unknown (MACs unknown: run `run.py study-costs`)" in plan_text(plans["a"])
+    assert plans["a"].uncosted and "CPU-h unknown (" in plan_text(plans["a"])
 
     costs = [{"grid": g, "variant": v, "macs": 1000 * (i + 1)} for g in ("pilot-cpu-full", "paper-claim")
              for i, v in enumerate(GRIDS[g].variants)]
@@ -355,6 +359,7 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     assert b.cpu_hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200
     assert b.cap_cpu_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
     assert b.tune_cpu_hours == pytest.approx(4 * 2 * 200.0 / 3600)
+    assert (b.measured_cpu_seconds, b.macs_scaled, b.uncosted) == ({"pointwise": 200.0}, ("dct",), ())
     assert "CPU-s/run measured: `pointwise` 200; the others the pilot's DyClotNet-0.5 median x MACs ratio" in plan_text(b)
 
 
@@ -364,19 +369,20 @@ def test_a_question_is_planned_from_its_own_main_runs_else_from_the_nearest_reci
     from study.questions import SECOND_EDITION_QUESTIONS
 
     q = {question.key: question for question in SECOND_EDITION_QUESTIONS}
-    pilot = [SdSource("pilot rep", 0.27, 0.1, pilot="recalibrator vs replicator-only"),
-             SdSource("pilot pw", 0.08, 0.1, pilot="DCT vs pointwise expansion")]
-    main = {"a": SdSource("a main", 0.39, 0.4, question="a"), "b": SdSource("b main", 0.20, 0.4, question="b")}
-    assert planning_source(q["a"], pilot, main).label == "a main"  # its own main runs, once its first look exists
-    assert planning_source(q["b"], pilot, main, rate=0.1).label == "b main"  # whatever the pilot's rate
+    rep, pw = (SdSource(0.27, 0.1, 4, pilot="recalibrator vs replicator-only"),
+               SdSource(0.08, 0.1, 4, pilot="DCT vs pointwise expansion"))
+    pilot = [rep, pw]
+    main = {"a": SdSource(0.39, 0.4, 12, question="a"), "b": SdSource(0.20, 0.4, 5, question="b")}
+    assert planning_source(q["a"], pilot, main) == main["a"]  # its own main runs, once its first look exists
+    assert planning_source(q["b"], pilot, main, rate=0.1) == main["b"]  # whatever the pilot's rate
     # a new question: the recipe nearest its chosen rate, else the main runs' rates; among the nearest the largest SD
-    assert planning_source(q["c"], pilot, main).label == "a main"
-    assert planning_source(q["c"], pilot, main, rate=0.1).label == "pilot rep"
-    assert planning_source(q["c"], pilot, main, rate=0.3).label == "a main"  # log(0.4/0.3) < log(0.3/0.1)
+    assert planning_source(q["c"], pilot, main) == main["a"]
+    assert planning_source(q["c"], pilot, main, rate=0.1) == rep
+    assert planning_source(q["c"], pilot, main, rate=0.3) == main["a"]  # log(0.4/0.3) < log(0.3/0.1)
     # before any main run: the question's own pilot pair, else the largest pilot pair (the plan until now)
-    assert planning_source(q["b"], pilot, {}).label == "pilot pw"
-    assert planning_source(q["c"], pilot, {}).label == "pilot rep"
-    assert planning_source(q["b"], pilot, {"a": main["a"]}, rate=0.1).label == "pilot pw"
+    assert planning_source(q["b"], pilot, {}) == pw
+    assert planning_source(q["c"], pilot, {}) == rep
+    assert planning_source(q["b"], pilot, {"a": main["a"]}, rate=0.1) == pw
 
 
 DIFFS = [0.3, -0.2, 0.1, 0.4, -0.1, 0.2, 0.0, 0.3, 3.0, -3.0, 3.0, -3.0]
@@ -402,7 +408,7 @@ def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_
     train(12, ["replicator"])  # seeds 8-11 trained ahead of the decision: never analysed, never planned with
     (source,) = main_run_sources(tmp_path, load_results(tmp_path), "cpu-full").values()
     assert source.question == "a" and source.sd_upper == pytest.approx(sd_upper_bound(np.std(DIFFS[:8], ddof=1), 7))
-    assert source.lr == pytest.approx((0.4 * 0.2) ** 0.5) and "(a)'s main runs (8 pairs" in source.label
+    assert source.lr == pytest.approx((0.4 * 0.2) ** 0.5) and source.pairs == 8
     assert main_run_sources(tmp_path, load_results(tmp_path), "gpu") == {}  # another budget's plan
     pairing.write_run(tmp_path, "dct", 0, 80.0, run_id="dct-0000", epochs=30)  # seed 0 rerun over: no longer pairs
     assert main_run_sources(tmp_path, load_results(tmp_path), "cpu-full") == {}

@@ -35,7 +35,7 @@ from analysis.findings import (
     sweep_axis,
 )
 from analysis.paper_claims import Verdict
-from analysis.plan import BudgetRow
+from analysis.plan import BudgetRow, Recommendation, RecommendReason
 from analysis.questions import (
     FlaggedVariant,
     ParetoCheck,
@@ -261,11 +261,13 @@ def test_questions_render_rows_repeats_flags_claims_and_missing_values():
 
 
 def test_choosing_the_budget_without_and_with_pilot_rows():
-    empty = BudgetFindings("res", 0.5, (), None, "no pilot runs yet")
+    empty = BudgetFindings("res", 0.5, (), Recommendation(None, RecommendReason.NO_PILOT, 70.0))
     assert "No pilot grid has 2 paired seeds yet" in "\n".join(budget_lines(empty, "f"))
     row = BudgetRow("cpu", "DCT vs pointwise expansion", 4, 71.0, 0.1, 0.5, 0.8, 25.0, 10, 6.5, 0.09, 400)
-    text = "\n".join(budget_lines(BudgetFindings("res", 0.5, (row,), "cpu", "cheapest"), "f"))
-    assert "Recommended budget: **cpu** (cheapest)." in text and "](f/budget_pilot.png)" in text
+    cheapest = Recommendation("cpu", RecommendReason.CHEAPEST, 70.0, cpu_hours=0.09)
+    text = "\n".join(budget_lines(BudgetFindings("res", 0.5, (row,), cheapest), "f"))
+    assert ("Recommended budget: **cpu** (0.1 CPU-hours per decided question, reference >= 70% top-1)." in text
+            and "](f/budget_pilot.png)" in text)
 
 
 # ------------------------------------------------------------------------------------ whole report
@@ -274,7 +276,8 @@ def whole_findings(analysis) -> ReportFindings:
                         seeds_data=runs_table().query("status == 'ok'"))
     return ReportFindings(
         source="res", metric="test_top1", analysis=analysis, glance=(),
-        budget=BudgetFindings("res", 0.5, (), None, "none"), runs=RunsFindings((), 6, 6, 60.0, (), None),
+        budget=BudgetFindings("res", 0.5, (), Recommendation(None, RecommendReason.NO_PILOT, 70.0)),
+        runs=RunsFindings((), 6, 6, 60.0, (), None),
         health=pd.DataFrame(columns=["reused_from", "flagged", "spike"]),
         setup=SetupFindings(0, {}, 0, {}, (), (), False), questions=QuestionsFindings((), ()),
         claims=ClaimsFindings((), None, None), cost_readings=None, grids=(grid,), pareto=ParetoFindings((), ()),

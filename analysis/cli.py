@@ -202,13 +202,14 @@ def plan(
     effect: float = typer.Option(0.5, "--effect",
                                  help="smallest effect of interest, metric points (planned, never observed)"),
     power: float = typer.Option(0.8, "--power", min=0.5, max=0.99, help="power to detect --effect"),
-    min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a budget must reach"),
+    min_accuracy: float = typer.Option(70.0, "--min-accuracy", help="reference test top-1 a CPU budget must reach "
+                                       "(a GPU budget: at least 80, docs/study.md section 5)"),
     reps: int = typer.Option(PLAN_REPS, "--reps", min=200, max=100_000,
                               help="simulated comparisons per power estimate (the report's number)"),
     fmt: str = typer.Option("md", "--format", help="md or json"),
 ) -> None:
     """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""
-    from .plan import pilot_rows, question_plans, recommend
+    from .plan import GPU_MIN_ACCURACY, pilot_rows, question_plans, recommend
     from .render import plan_output
 
     _check_margin(effect, "--effect")
@@ -218,7 +219,8 @@ def plan(
     rows = pilot_rows(results, effect, power, reps)
     recommendation = recommend(rows, min_accuracy)
     questions = question_plans(results, rows, recommendation.budget, effect, reps, power)
-    for text in plan_output(rows, recommendation, questions, effect, power, fmt):
+    gpu_recommendation = recommend(rows, max(min_accuracy, GPU_MIN_ACCURACY), "gpu")
+    for text in plan_output(rows, recommendation, gpu_recommendation, questions, effect, power, fmt):
         typer.echo(text)
 
 

@@ -29,10 +29,13 @@ from evidence import sequential, stats
 from evidence.decisions import PairingError, decide, paired_differences
 from evidence.load import load_results
 from evidence.status import RunStatus
-from study.grids import CPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
+from study.grids import CPU_SEED_CAP, GPU_PILOT_BUDGETS, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
 from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
 PILOT_PREFIX = "pilot-"
+# the reference's test top-1 a budget must reach to be recommended: the CPU's (docs/study.md section 1) and the GPU's,
+# on which (c) and (d) are decided (section 5)
+CPU_MIN_ACCURACY, GPU_MIN_ACCURACY = 70.0, 80.0
 SECOND_EDITION_ENGINE = 2  # the engine version of the second edition's runs (docs/study.md)
 QUESTIONS = {"replicator": "recalibrator vs replicator-only", "pointwise": "DCT vs pointwise expansion"}
 REFERENCE = "dct"
@@ -48,27 +51,35 @@ class BudgetRow:
     diff: float
     sd: float
     sd_upper: float
-    cpu_seconds_per_run: float
+    seconds_per_run: float  # the runs' median cost: CPU-seconds on the CPU, device-seconds on a GPU (``cost_seconds``)
     max_seeds: int | None
     expected_seeds: float | None
-    cpu_hours: float | None
+    hours: float | None  # both variants' expected seeds, in the unit of ``seconds_per_run``
     seeds_cap: int
+    device: str = "cpu"  # "gpu" for the GPU's candidates (study.grids.GPU_PILOT_BUDGETS)
 
 
-def run_threads(run_dir: Path) -> float:
-    """Torch threads the run trained with (env.json), NaN when unknown."""
+def cost_factor(run_dir: Path) -> float:
+    """What a run's training seconds are multiplied by to give its cost (its env.json), NaN when unknown: on the CPU
+    its torch threads (CPU-seconds); on a GPU one over the runs that shared the device with it (device-seconds,
+    ``runtime.runs_sharing_device``; docs/study.md section 5)."""
     try:
         env = json.loads((run_dir / "env.json").read_text())
+        runtime = env.get("runtime") or {}
+        if str(runtime.get("device", "")).startswith("cuda"):
+            sharing = runtime.get("runs_sharing_device")
+            return 1 / sharing if isinstance(sharing, int) and sharing >= 1 else math.nan
         threads = env.get("torch_threads", env.get("threads"))
     except (OSError, ValueError, AttributeError):
         return math.nan
     return float(threads) if isinstance(threads, (int, float)) and threads > 0 else math.nan
 
 
-def cpu_seconds(results: Path, rows: pd.DataFrame) -> np.ndarray:
-    """Each run's CPU-seconds: training seconds x torch threads (``run_threads``), NaN where either is unknown."""
-    threads = np.array([run_threads(results / str(g) / str(r)) for g, r in zip(rows["grid"], rows["run_id"], strict=True)])
-    return pd.to_numeric(rows["train_seconds"], errors="coerce").to_numpy(float) * threads
+def cost_seconds(results: Path, rows: pd.DataFrame) -> np.ndarray:
+    """Each run's cost: training seconds x ``cost_factor`` (CPU-seconds on the CPU, device-seconds on a GPU), NaN
+    where either is unknown."""
+    factors = np.array([cost_factor(results / str(g) / str(r)) for g, r in zip(rows["grid"], rows["run_id"], strict=True)])
+    return pd.to_numeric(rows["train_seconds"], errors="coerce").to_numpy(float) * factors
 
 
 def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, reps: int = PLAN_REPS,
@@ -79,7 +90,7 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
     frame = frame[(frame["status"] == RunStatus.OK) & frame["grid"].astype(str).str.startswith(PILOT_PREFIX)]
     rows = []
     for grid, runs in sorted(frame.groupby("grid"), key=lambda item: item[0]):
-        seconds = cpu_seconds(results, runs)
+        seconds = cost_seconds(results, runs)
         per_run = float(np.nanmedian(seconds)) if np.isfinite(seconds).any() else math.nan
         reference = runs[runs["variant"] == REFERENCE].set_index("seed")["test_top1"]
         for variant, question in QUESTIONS.items():
@@ -93,12 +104,13 @@ def pilot_rows(results: str | Path, effect: float = 0.5, power: float = 0.8, rep
             plan = (sequential.seeds_for_power(sd_up, effect, power, reps=reps, max_cap=max_seeds_cap)
                     if math.isfinite(sd_up) and sd_up > 0 else None)
             expected = plan.expected_seeds if plan else None
+            budget = grid[len(PILOT_PREFIX):]
             rows.append(BudgetRow(
-                budget=grid[len(PILOT_PREFIX):], question=question, pairs=len(seeds),
+                budget=budget, question=question, pairs=len(seeds),
                 reference_top1=float(reference.mean()), diff=float(diffs.mean()), sd=sd, sd_upper=sd_up,
-                cpu_seconds_per_run=per_run, max_seeds=plan.max_seeds if plan else None, expected_seeds=expected,
-                cpu_hours=2 * expected * per_run / 3600 if expected is not None and math.isfinite(per_run) else None,
-                seeds_cap=max_seeds_cap))
+                seconds_per_run=per_run, max_seeds=plan.max_seeds if plan else None, expected_seeds=expected,
+                hours=2 * expected * per_run / 3600 if expected is not None and math.isfinite(per_run) else None,
+                seeds_cap=max_seeds_cap, device="gpu" if budget in GPU_PILOT_BUDGETS else "cpu"))
     return rows
 
 
@@ -109,43 +121,46 @@ class RecommendReason(str, Enum):
     TOO_INACCURATE = "no budget's reference reaches the accuracy"  # best
     UNANSWERED = "an accurate budget's pilot lacks a question"  # missing
     COST_UNKNOWN = "the cost of every accurate budget is unknown"
-    CHEAPEST = "the fewest CPU-hours per decided question"  # cpu_hours
+    CHEAPEST = "the fewest CPU- or GPU-hours per decided question"  # hours
 
 
 @dataclass(frozen=True)
 class Recommendation:
     """``recommend``'s budget (None: none yet), the reason and the numbers behind it: ``best`` the most accurate
     budget and its reference's test top-1, ``missing`` per accurate budget the questions its pilot lacks,
-    ``cpu_hours`` the chosen budget's CPU-hours per decided question."""
+    ``hours`` the chosen budget's CPU-hours (``device`` cpu) or GPU-hours (gpu) per decided question."""
     budget: str | None
     reason: RecommendReason
     min_accuracy: float
     best: tuple[str, float] | None = None
     missing: dict[str, list[str]] = field(default_factory=dict)
-    cpu_hours: float | None = None
+    hours: float | None = None
+    device: str = "cpu"
 
 
-def recommend(rows: list[BudgetRow], min_accuracy: float = 70.0) -> Recommendation:
-    """The fewest CPU-hours per decided question among budgets whose reference reaches ``min_accuracy`` test top-1
-    and whose pilot answers every question (2 paired seeds or more of each pair)."""
+def recommend(rows: list[BudgetRow], min_accuracy: float = CPU_MIN_ACCURACY, device: str = "cpu") -> Recommendation:
+    """The fewest hours per decided question among the ``device``'s budgets (the CPU's, or the GPU's: a budget is
+    chosen for the device its runs train on) whose reference reaches ``min_accuracy`` test top-1 and whose pilot
+    answers every question (2 paired seeds or more of each pair)."""
+    rows = [r for r in rows if r.device == device]
     if not rows:
-        return Recommendation(None, RecommendReason.NO_PILOT, min_accuracy)
+        return Recommendation(None, RecommendReason.NO_PILOT, min_accuracy, device=device)
     table = pd.DataFrame([asdict(r) for r in rows])
     accurate = table[table["reference_top1"] >= min_accuracy]
     if accurate.empty:
         best = table.groupby("budget")["reference_top1"].mean().sort_values().index[-1]
         return Recommendation(None, RecommendReason.TOO_INACCURATE, min_accuracy, best=(
-            str(best), float(table.loc[table["budget"] == best, "reference_top1"].iloc[0])))
+            str(best), float(table.loc[table["budget"] == best, "reference_top1"].iloc[0])), device=device)
     answered = accurate.groupby("budget")["question"].transform("nunique") == len(QUESTIONS)
     if not answered.any():  # a budget is chosen on every question's cost, never on one pair alone
         missing = {str(b): sorted(set(QUESTIONS.values()) - set(q)) for b, q in accurate.groupby("budget")["question"]}
-        return Recommendation(None, RecommendReason.UNANSWERED, min_accuracy, missing=missing)
+        return Recommendation(None, RecommendReason.UNANSWERED, min_accuracy, missing=missing, device=device)
     accurate = accurate[answered]
-    per_budget = accurate.groupby("budget")["cpu_hours"].apply(lambda h: h.mean() if h.notna().all() else math.inf)
+    per_budget = accurate.groupby("budget")["hours"].apply(lambda h: h.mean() if h.notna().all() else math.inf)
     budget = str(per_budget.idxmin())
     if not math.isfinite(per_budget[budget]):
-        return Recommendation(None, RecommendReason.COST_UNKNOWN, min_accuracy)
-    return Recommendation(budget, RecommendReason.CHEAPEST, min_accuracy, cpu_hours=float(per_budget[budget]))
+        return Recommendation(None, RecommendReason.COST_UNKNOWN, min_accuracy, device=device)
+    return Recommendation(budget, RecommendReason.CHEAPEST, min_accuracy, hours=float(per_budget[budget]), device=device)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -334,9 +349,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     capped = (sequential.simulate(sequential.plan_looks(cap), effect, sd_upper, reps,
                                   n_comparisons=comparisons) if plannable else None)
     reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
-    seconds = {name: macs[(question.grid, name)] / reference_macs * source.cpu_seconds_per_run for name in trained
+    seconds = {name: macs[(question.grid, name)] / reference_macs * source.seconds_per_run for name in trained
                if macs.get((question.grid, name)) is not None and reference_macs
-               and math.isfinite(source.cpu_seconds_per_run)}
+               and math.isfinite(source.seconds_per_run)}
     measured = {name: value for name, value in (measured or {}).items() if name in trained}
     seconds.update(measured)
     uncosted = tuple(name for name in trained if name not in seconds)
@@ -362,8 +377,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
                    reps: int = PLAN_REPS, power: float = 0.8) -> dict[str, QuestionPlan]:
-    """Per question of the second edition, its plan at the recommended ``budget``, else at the most accurate
-    piloted budget."""
+    """Per question of the second edition, its CPU plan at the recommended ``budget``, else at the most accurate
+    piloted CPU budget (the GPU's pilot rows are left out: its questions are planned in device time)."""
+    rows = [r for r in rows if r.device == "cpu"]
     if not rows:
         return {}
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
@@ -396,7 +412,7 @@ def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> d
                  & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
     seconds: dict[tuple[str, str], list[float]] = {}
-    for grid, variant, value in zip(rows["grid"], rows["variant"], cpu_seconds(results, rows), strict=True):
+    for grid, variant, value in zip(rows["grid"], rows["variant"], cost_seconds(results, rows), strict=True):
         if math.isfinite(value):
             seconds.setdefault((grids[grid], str(variant).split("@")[0]), []).append(value)
     return {key: (float(np.median(values)), len(values)) for key, values in seconds.items()}
@@ -427,6 +443,6 @@ def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
     return pd.DataFrame([{
         "budget": r.budget, "question": r.question, "pairs": str(r.pairs), "ref top-1": fmt(r.reference_top1, "{:.1f}"),
         "mean diff": fmt(r.diff, "{:+.2f}"), "paired SD (80% UB)": f"{fmt(r.sd, '{:.2f}')} ({fmt(r.sd_upper, '{:.2f}')})",
-        "CPU-s/run (median)": fmt(r.cpu_seconds_per_run, "{:.0f}"),
+        f"{r.device.upper()}-s/run (median)": fmt(r.seconds_per_run, "{:.0f}"),
         "max seeds": fmt(r.max_seeds, "{}") if r.max_seeds or not math.isfinite(r.sd_upper) else f"> {r.seeds_cap}",
-        "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), "CPU-h": fmt(r.cpu_hours, "{:.1f}")} for r in rows])
+        "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), f"{r.device.upper()}-h": fmt(r.hours, "{:.1f}")} for r in rows])

@@ -132,12 +132,12 @@ def curves_plot(curves: pd.DataFrame, metric: str, order: list[str], seed: int, 
 
 # ------------------------------------------------------------------------ the study's report figures
 def budget_figure(table: pd.DataFrame):
-    """Paired SD (and its upper bound) and CPU-hours per decided question against the pilot's budgets."""
+    """Paired SD (and its upper bound) and CPU-hours per decided question against the CPU pilot's budgets."""
     fig, (ax_sd, ax_cost) = plt.subplots(1, 2, figsize=(9, 3.4))
     for question, rows in table.groupby("question"):
         ax_sd.errorbar(rows["budget"], rows["sd"], yerr=[[0] * len(rows), rows["sd_upper"] - rows["sd"]],
                        marker="o", capsize=3, label=question)
-        ax_cost.plot(rows["budget"], rows["cpu_hours"], marker="o", label=question)
+        ax_cost.plot(rows["budget"], rows["hours"], marker="o", label=question)
     ax_sd.set(xlabel="budget (protocol)", ylabel="paired SD, points (bar: 80% upper bound)")
     ax_cost.set(xlabel="budget (protocol)", ylabel="CPU-hours per decided question", yscale="log")
     ax_sd.legend(fontsize=7)

@@ -543,12 +543,29 @@ def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
     pending = (["Still to pilot (running or planned in the background; runs are committed as they finish): "
                 + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)" for b, ok in budget.pending) + ".", ""]
                if budget.pending else [])
-    if not budget.rows:
-        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending]
-    return lines + [markdown_table(plan_table(list(budget.rows))), "",
+    cpu_rows = [r for r in budget.rows if r.device == "cpu"]
+    if not cpu_rows:
+        return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending,
+                        *_gpu_budget_lines(budget)]
+    return lines + [markdown_table(plan_table(cpu_rows)), "",
                     f"Recommended budget: **{budget.recommendation.budget or 'none yet'}** "
                     f"({recommendation_text(budget.recommendation)}).", "", *pending,
-                    f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", ""]
+                    f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", "",
+                    *_gpu_budget_lines(budget)]
+
+
+def _gpu_budget_lines(budget: BudgetFindings) -> list[str]:
+    """The GPU's budget (docs/study.md section 5): its pilot's table once it has rows, the recommendation, and the
+    GPU budgets still to pilot; nothing for results without the GPU's recommendation."""
+    if budget.gpu_recommendation is None:
+        return []
+    gpu_rows = [r for r in budget.rows if r.device == "gpu"]
+    pending = (" Still to pilot on a GPU: " + ", ".join(f"`{b}` ({ok} of {PILOT_RUNS} runs finished ok)"
+                                                      for b, ok in budget.gpu_pending) + "."
+               if budget.gpu_pending else "")
+    return ([markdown_table(plan_table(gpu_rows)), ""] if gpu_rows else []) + [
+        f"GPU budget, for (c) and (d) (docs/study.md section 5): **{budget.gpu_recommendation.budget or 'none yet'}** "
+        f"({recommendation_text(budget.gpu_recommendation)}).{pending}", ""]
 
 
 def _pending_cell(pending, rate: str) -> str:
@@ -619,6 +636,8 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
 def recommendation_text(r: Recommendation) -> str:
     """Why ``plan.recommend`` chose its budget, or none, in words."""
     match r.reason:
+        case RecommendReason.NO_PILOT if r.device == "gpu":
+            return "no GPU pilot has 2 paired seeds yet"
         case RecommendReason.NO_PILOT:
             return "no pilot runs yet (grids pilot-<protocol> with at least 2 paired seeds)"
         case RecommendReason.TOO_INACCURATE:
@@ -629,21 +648,27 @@ def recommendation_text(r: Recommendation) -> str:
                              f"of: {', '.join(m)}" for b, m in r.missing.items())
         case RecommendReason.COST_UNKNOWN:
             return "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
-    return f"{r.cpu_hours:.1f} CPU-hours per decided question, reference >= {r.min_accuracy:g}% top-1"
+    return f"{r.hours:.1f} {r.device.upper()}-hours per decided question, reference >= {r.min_accuracy:g}% top-1"
 
 
-def plan_output(rows: list[BudgetRow], recommendation: Recommendation, questions: dict[str, QuestionPlan],
-                effect: float, power: float, fmt: str) -> list[str]:
-    """What ``run.py plan`` prints, one string per echo: the pilot's table (md) or JSON, and the recommended budget."""
+def plan_output(rows: list[BudgetRow], recommendation: Recommendation, gpu_recommendation: Recommendation,
+                questions: dict[str, QuestionPlan], effect: float, power: float, fmt: str) -> list[str]:
+    """What ``run.py plan`` prints, one string per echo: the pilot's tables (md; the CPU's, then the GPU's) or JSON,
+    the recommended budgets (the CPU's and the GPU's) and the questions' CPU plans."""
     budget, why = recommendation.budget, recommendation_text(recommendation)
+    gpu_why = recommendation_text(gpu_recommendation)
     if fmt == "json":
         return [json.dumps({"effect": effect, "power": power, "min_accuracy": recommendation.min_accuracy,
                             "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
+                            "gpu": {"min_accuracy": gpu_recommendation.min_accuracy,
+                                    "recommended": gpu_recommendation.budget, "why": gpu_why},
                             "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
     texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in SECOND_EDITION_QUESTIONS}
-    return ([markdown_table(plan_table(rows))] if rows else []) + [
+    tables = [markdown_table(plan_table(on)) for device in ("cpu", "gpu") if (on := [r for r in rows if r.device == device])]
+    return tables + [
         f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
-        f"{power:.0%} power under the sequential rule (docs/study.md)"] + [
+        f"{power:.0%} power under the sequential rule (docs/study.md)",
+        f"\nrecommended GPU budget, for (c) and (d): {gpu_recommendation.budget or 'none'} ({gpu_why})"] + [
         f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()]
 
 

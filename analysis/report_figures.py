@@ -21,8 +21,9 @@ def build_figures(findings: ReportFindings) -> dict:
     """Every figure of the report, by name (file stem)."""
     metric, seed = findings.metric, findings.analysis["seed"]
     figures = {}
-    if findings.budget is not None and findings.budget.rows:
-        figures["budget_pilot"] = plots.budget_figure(pd.DataFrame([r.__dict__ for r in findings.budget.rows]))[0]
+    cpu_rows = [r.__dict__ for r in findings.budget.rows if r.device == "cpu"] if findings.budget is not None else []
+    if cpu_rows:
+        figures["budget_pilot"] = plots.budget_figure(pd.DataFrame(cpu_rows))[0]
     for record in findings.looks:
         if any(c.looks for c in record.comparisons):
             figures[record.figure] = plots.looks_figure(record)[0]

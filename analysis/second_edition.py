@@ -18,6 +18,7 @@ from evidence.sequential import OPEN, plan_looks
 from evidence.status import RunStatus
 from study.grids import (
     CPU_SEED_CAP,
+    GPU_PILOT_BUDGETS,
     GPU_PROTOCOL,
     LR_CANDIDATES,
     PILOT_BUDGETS,
@@ -32,11 +33,12 @@ from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUEST
 from .learning_rates import planned_runs
 from .looks import QuestionLooks
 from .plan import (
+    GPU_MIN_ACCURACY,
     SECOND_EDITION_ENGINE,
     BudgetRow,
     QuestionPlan,
     Recommendation,
-    cpu_seconds,
+    cost_seconds,
     pilot_rows,
     question_plans,
     recommend,
@@ -51,7 +53,7 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     rows = frame[frame["grid"].isin([grid, search_name(grid)]) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
                  & frame["reused_from"].isna()]
-    return sum(s for s in cpu_seconds(results, rows) if math.isfinite(s)) / 3600
+    return sum(s for s in cost_seconds(results, rows) if math.isfinite(s)) / 3600
 
 
 def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> dict:
@@ -214,7 +216,9 @@ class BudgetFindings:
     effect: float
     rows: tuple[BudgetRow, ...]
     recommendation: Recommendation
-    pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the pilot budgets not finished yet
+    pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the CPU's pilot budgets not finished yet
+    gpu_recommendation: Recommendation | None = None  # the GPU's budget (docs/study.md section 5)
+    gpu_pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the GPU's pilot budgets not finished yet
 
 
 def _ok_runs(grid_dir: Path) -> int:
@@ -230,7 +234,12 @@ def _ok_runs(grid_dir: Path) -> int:
 def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -> BudgetFindings:
     """The pilot's rows for a smallest effect of interest of ``effect`` points, and the recommendation."""
     rows = pilot_rows(results, effect, reps=reps)
-    pending = tuple((b, n) for b in PILOT_BUDGETS if (n := _ok_runs(Path(results) / f"pilot-{b}")) < PILOT_RUNS)
-    return BudgetFindings(str(results), effect, tuple(rows), recommend(rows), pending=pending)
+
+    def pending(budgets: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+        return tuple((b, n) for b in budgets if (n := _ok_runs(Path(results) / f"pilot-{b}")) < PILOT_RUNS)
+
+    return BudgetFindings(str(results), effect, tuple(rows), recommend(rows), pending=pending(PILOT_BUDGETS),
+                          gpu_recommendation=recommend(rows, GPU_MIN_ACCURACY, "gpu"),
+                          gpu_pending=pending(GPU_PILOT_BUDGETS))
 
 

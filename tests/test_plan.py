@@ -30,9 +30,9 @@ def test_plan_rows_use_the_paired_sd_bound_and_the_runs_cpu_seconds(rows):
         ("cpu-full", "recalibrator vs replicator-only"), ("cpu-full", "DCT vs pointwise expansion")]
     for row in rows:
         assert row.pairs == 4 and row.sd_upper > row.sd > 0
-        assert row.cpu_seconds_per_run == pytest.approx(12.5 * 2)  # train_seconds x threads (env.json)
+        assert row.seconds_per_run == pytest.approx(12.5 * 2)  # train_seconds x threads (env.json)
         assert row.max_seeds >= row.expected_seeds >= 3
-        assert row.cpu_hours == pytest.approx(2 * row.expected_seeds * 25 / 3600)
+        assert row.hours == pytest.approx(2 * row.expected_seeds * 25 / 3600)
     assert rows[0].reference_top1 == pytest.approx(40.0, abs=1.5)
 
 
@@ -40,7 +40,7 @@ def test_plan_recommends_only_budgets_that_reach_the_accuracy(rows):
     from analysis.render import recommendation_text
 
     chosen = recommend(rows, min_accuracy=70.0)
-    assert (chosen.budget, chosen.reason) == ("cpu-full", RecommendReason.CHEAPEST) and chosen.cpu_hours > 0
+    assert (chosen.budget, chosen.reason) == ("cpu-full", RecommendReason.CHEAPEST) and chosen.hours > 0
     none = recommend(rows, min_accuracy=90.0)
     assert (none.budget, none.reason, none.best[0]) == (None, RecommendReason.TOO_INACCURATE, "cpu-full")
     assert "no budget's reference reaches 90% test top-1 (best: cpu-full" in recommendation_text(none)
@@ -180,7 +180,7 @@ def test_a_network_an_earlier_question_trains_counts_in_the_most_a_question_cost
     finally:
         (pilot / "study_costs.json").unlink()
     a, b = plans["a"], plans["b"]
-    at_full = {r.question: r.cpu_seconds_per_run for r in rows if r.budget == "cpu-full"}
+    at_full = {r.question: r.seconds_per_run for r in rows if r.budget == "cpu-full"}
     seconds = at_full["DCT vs pointwise expansion"]
     assert b.cpu_hours == pytest.approx(b.expected_at_cap * 3 * seconds / 3600)  # pointwise (3x) only
     assert b.cap_cpu_hours == pytest.approx(12 * (1 + 3) * seconds / 3600)  # dct's twins too, at every seed
@@ -355,7 +355,7 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     run("replicator-vs-recalibrator", "pointwise", 9000.0)  # another question's grid
     (root / "study_costs.json").write_text(json.dumps(CORE_COSTS))
     b = question_plans(root, rows, "cpu-full", effect=4.0, reps=200)["b"]
-    proxy = {r.question: r.cpu_seconds_per_run for r in rows if r.budget == "cpu-full"}["DCT vs pointwise expansion"]
+    proxy = {r.question: r.seconds_per_run for r in rows if r.budget == "cpu-full"}["DCT vs pointwise expansion"]
     assert b.cpu_hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200
     assert b.cap_cpu_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
     assert b.tune_cpu_hours == pytest.approx(4 * 2 * 200.0 / 3600)
@@ -412,3 +412,36 @@ def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_
     assert main_run_sources(tmp_path, load_results(tmp_path), "gpu") == {}  # another budget's plan
     pairing.write_run(tmp_path, "dct", 0, 80.0, run_id="dct-0000", epochs=30)  # seed 0 rerun over: no longer pairs
     assert main_run_sources(tmp_path, load_results(tmp_path), "cpu-full") == {}
+
+
+def test_the_gpu_budget_is_chosen_among_the_gpu_pilots_at_80_percent_in_device_time(pilot, tmp_path):
+    """docs/study.md section 5: the GPU's pilots (grids pilot-gpu-15, pilot-gpu) are costed in device-seconds (training
+    seconds over the runs sharing the GPU), recommended at 80% test top-1 among themselves only, and never become the
+    CPU's budget or its plans'."""
+    import shutil
+
+    from analysis.plan import question_plans
+    from analysis.render import render_budget
+    from analysis.second_edition import budget_findings
+
+    root = tmp_path / "results"
+    shutil.copytree(pilot, root)
+    means = {"gpu-15": {"dct": 79.0, "replicator": 78.5, "pointwise": 79.2}, "gpu": {"dct": 84.0, "replicator": 83.5,
+                                                                                    "pointwise": 84.2}}
+    for budget, mean in means.items():
+        write_grid(root, f"pilot-{budget}", "dct", mean, seeds=4, sd=0.5, rng_seed=5)
+        for env in (root / f"pilot-{budget}").glob("*/env.json"):
+            env.write_text(json.dumps({"torch_threads": 2, "runtime": {"device": "cuda", "runs_sharing_device": 4}}))
+    rows = pilot_rows(root, effect=4.0, reps=200)
+    gpu_rows = [r for r in rows if r.device == "gpu"]
+    assert sorted({r.budget for r in gpu_rows}) == ["gpu", "gpu-15"]
+    assert all(r.seconds_per_run == pytest.approx(12.5 / 4) for r in gpu_rows)  # cheaper than any CPU budget's 25
+    assert recommend(rows).budget == "cpu-full"  # the CPU's budget: among the CPU's pilots only
+    gpu = recommend(rows, 80.0, "gpu")
+    assert (gpu.budget, gpu.device, gpu.reason) == ("gpu", "gpu", RecommendReason.CHEAPEST)  # gpu-15 is below 80%
+    assert {p.budget for p in question_plans(root, rows, None, effect=4.0, reps=200).values()} == {"cpu-full"}
+    findings = budget_findings(root, effect=4.0, reps=200)
+    assert findings.gpu_recommendation == gpu and findings.gpu_pending == () and findings.recommendation.budget == "cpu-full"
+    lines = render_budget(findings, "f")
+    assert any(line.startswith("GPU budget, for (c) and (d) (docs/study.md section 5): **gpu**") for line in lines)
+    assert any("| GPU-s/run (median) |" in line for line in lines) and any("| CPU-s/run (median) |" in line for line in lines)

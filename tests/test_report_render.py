@@ -264,7 +264,7 @@ def test_choosing_the_budget_without_and_with_pilot_rows():
     empty = BudgetFindings("res", 0.5, (), Recommendation(None, RecommendReason.NO_PILOT, 70.0))
     assert "No pilot grid has 2 paired seeds yet" in "\n".join(budget_lines(empty, "f"))
     row = BudgetRow("cpu", "DCT vs pointwise expansion", 4, 71.0, 0.1, 0.5, 0.8, 25.0, 10, 6.5, 0.09, 400)
-    cheapest = Recommendation("cpu", RecommendReason.CHEAPEST, 70.0, cpu_hours=0.09)
+    cheapest = Recommendation("cpu", RecommendReason.CHEAPEST, 70.0, hours=0.09)
     text = "\n".join(budget_lines(BudgetFindings("res", 0.5, (row,), cheapest), "f"))
     assert ("Recommended budget: **cpu** (0.1 CPU-hours per decided question, reference >= 70% top-1)." in text
             and "](f/budget_pilot.png)" in text)

@@ -326,12 +326,11 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     pilot = chosen_grid.fixed_seeds is not None
     protocol = pilot_protocol(chosen_grid, protocol) if pilot else protocol or DEFAULT_PROTOCOL
     get_protocol(protocol)  # an unknown protocol is an error before anything else
-    runtime = make_runtime(device, data_root, workers, threads, plugins)
-    runtime = runtime.model_copy(update={"retry_failed": retry_failed})
+    runtime = make_runtime(device, data_root, workers, threads, plugins).model_copy(update={"retry_failed": retry_failed})
     if pilot:  # already a grid of its own protocol, in its own folder
         g, seeds, until_decided = chosen_grid, chosen_grid.fixed_seeds, False
-    else:
-        g = device_grid(restrict(chosen_grid, own_comparison(grid)), protocol)  # a question's own networks only
+    else:  # a question's own networks only, in a folder of the protocol's
+        g = device_grid(restrict(chosen_grid, own_comparison(grid)), protocol)
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
     # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
     candidates = study_grids.lr_candidates(get_protocol(protocol).lr)

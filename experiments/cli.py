@@ -34,7 +34,7 @@ Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra modul
 
 Executor_ = Annotated[str, typer.Option(help="local or ray.")]
 Workers_ = Annotated[int, typer.Option(min=1, max=256, help="Runs trained at once (local processes; the cores are "
-                                       "split among them).")]
+                                       "split among them); on Ray, runs sharing each GPU of the cluster.")]
 Address_ = Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")]
 Threads_ = Annotated[int | None, typer.Option(
     min=1, max=1024, help="torch threads per run (default: the idle cores / workers, at least 1; 1 per Ray task).")]

@@ -1,11 +1,12 @@
-"""Run a list of RunConfigs: in this process, in a process pool (cores split among workers), or on Ray."""
+"""Run a list of RunConfigs: in this process, in a pool of long-lived worker processes (CPU cores split among
+them, or several runs sharing one GPU), or on Ray; optionally within a deadline (a time-boxed GPU batch)."""
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import multiprocessing
+import queue
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Literal
@@ -17,18 +18,23 @@ from rich.text import Text
 from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
-from .runner import execute, make_result, one_line
+from .runner import execute_until, make_result, one_line
 from .store import RunStore, check_writable, write_json
 
 log = logging.getLogger(__name__)
 Executor = Literal["local", "ray"]
 RUN_FILES = ("config.json", "env.json", "metrics.jsonl", "result.json")
 RAY_RETRIES = 2  # re-runs of a Ray task whose worker died
+JOIN_TIMEOUT_S = 60.0  # a pool worker still busy this long after the deadline is stopped (its run resumes later)
 
 
-def execute_task(cfg: RunConfig, runtime: Runtime, results: Path) -> dict:
-    """One run in a worker (pool process or Ray task): the result and the run's small files."""
-    result = execute(cfg, runtime, results)
+def _row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
+    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note}
+
+
+def execute_task(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: float | None = None) -> dict:
+    """One run in a Ray task: the result and the run's small files (the task's disk may not be ours)."""
+    result = execute_until(cfg, runtime, results, stop_at)
     run_dir = RunStore.of(results, cfg).dir
     return {"result": result, "files": {n: (run_dir / n).read_text() for n in RUN_FILES if (run_dir / n).exists()}}
 
@@ -48,49 +54,130 @@ class EpochEta(ProgressColumn):
         return Text(f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
 
 
-def _local(configs: list[RunConfig], runtime: Runtime, results: Path, progress: Progress | None,
-           epoch_done: Callable[[RunConfig, int], None] = lambda cfg, epoch: None) -> Iterator[dict]:
-    for cfg in configs:
+def _local(order: StartOrder, runtime: Runtime, results: Path, progress: Progress | None, stop_at: float | None,
+           clock: Callable[[], float], epoch_done: Callable[[RunConfig, int], None]) -> Iterator[tuple[RunConfig, dict]]:
+    while (started := order.next(False)) is not None:
+        cfg = started[0]
         epoch_task = progress.add_task(f"  {cfg.variant} seed {cfg.seed}", total=cfg.protocol.epochs) if progress else None
 
         def on_step(step: int, steps: int, cfg=cfg, task=epoch_task) -> None:
             progress.update(task, description=f"  {cfg.variant} seed {cfg.seed} step {step}/{steps}")
 
         def on_epoch(metrics: dict, cfg=cfg, task=epoch_task) -> None:
-            progress.update(task, completed=metrics["epoch"])
+            if progress:
+                progress.update(task, completed=metrics["epoch"])
             epoch_done(cfg, metrics["epoch"])
 
-        yield execute(cfg, runtime, results, on_step if progress else None, on_epoch if progress else None)
+        yield cfg, execute_until(cfg, runtime, results, stop_at, clock, on_step if progress else None, on_epoch)
         if progress:
             progress.remove_task(epoch_task)
 
 
-def _pool(configs: list[RunConfig], runtime: Runtime, results: Path, workers: int,
-          spare: list[RunConfig]) -> Iterator[dict]:
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for cfg, future in scheduled(pool, execute_task, configs, spare, workers, runtime, results):
-            yield _collected(future.result, cfg, results)
+class StartOrder:
+    """The order in which a pool starts runs.
+
+    The grid's ``configs`` first, in order; then a ``spare`` run, only while a run of ``configs`` still trains (the
+    next look's seeds of ``ablate --until-decided``, rather than an idle worker). ``may_start(cfg) -> (ok, why)``
+    (a time box: ``gpu-next``) stops the order at the first run of ``configs`` that may not start; every later one
+    stays with it, and ``not_started`` says why (run id -> row of status ``todo``).
+    """
+
+    def __init__(self, configs: list[RunConfig], spare: list[RunConfig] = (),
+                 may_start: Callable[[RunConfig], tuple[bool, str]] | None = None) -> None:
+        self.configs, self.spare, self.may_start = list(configs), list(spare), may_start
+        self.not_started: dict[str, dict] = {}
+
+    def next(self, grid_run_training: bool) -> tuple[RunConfig, bool] | None:
+        """The next run to start and whether it is a spare, or None (nothing to start now)."""
+        if self.configs:
+            ok, why = self.may_start(self.configs[0]) if self.may_start else (True, "")
+            if ok:
+                return self.configs.pop(0), False
+            for cfg in self.configs:
+                note = (f"not started: would not finish in time ({why})" if cfg is self.configs[0]
+                        else "not started: an earlier run would not finish in time")
+                self.not_started[cfg.run_id] = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed,
+                                                "status": RunStatus.TODO, "note": note}
+            self.configs, self.spare = [], []
+        return (self.spare.pop(0), True) if self.spare and grid_run_training else None
 
 
-def scheduled(pool: concurrent.futures.Executor, task: Callable, configs: list[RunConfig], spare: list[RunConfig], workers: int,
-              *args) -> Iterator[tuple[RunConfig, Future]]:
-    """``task(cfg, *args)`` for every config on ``pool`` (at most ``workers`` at once), in order; yields each
-    ``(cfg, future)`` as it finishes. A worker that would idle while a run of ``configs`` still trains takes
-    the next ``spare`` config instead (the next look's seeds of ``ablate --until-decided``): once every run
-    of ``configs`` has finished no spare is started, and those started are awaited."""
-    queue, spare = list(configs), list(spare)
-    running: dict[Future, tuple[RunConfig, bool]] = {}  # future -> (config, is spare)
-    while queue or running:
-        while len(running) < workers and (queue or (spare and any(not s for _, s in running.values()))):
-            cfg, is_spare = (queue.pop(0), False) if queue else (spare.pop(0), True)
-            running[pool.submit(task, cfg, *args)] = (cfg, is_spare)
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in finished:
-            yield running.pop(future)[0], future
+def _worker(inbox, outbox, runtime: Runtime, results: Path, stop_at: float | None) -> None:
+    """A spawned pool worker: it trains the runs it is handed, one after another, until it gets None."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    while (cfg := inbox.get()) is not None:
+        try:
+            outbox.put(execute_until(cfg, runtime, results, stop_at))
+        except Exception as error:  # noqa: BLE001 -- e.g. the disk: reported, the run resumes next time
+            outbox.put({"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.LOST,
+                        "note": one_line(error)})
 
 
-def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str | None) -> Iterator[dict]:
+def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop_at: float | None,
+          clock: Callable[[], float]) -> Iterator[tuple[RunConfig, dict]]:
+    """``workers`` long-lived spawned processes (CPU cores split among them, or sharing one GPU); each takes the
+    next run of ``order`` when it is free. Yields ``(config, row)`` as each run ends. A worker that dies (out of
+    memory, killed) loses its run (status ``lost``: it resumes next time) and the others go on; with ``stop_at``,
+    runs still busy ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked, no inherited threads
+    outbox = context.Queue()
+    pool = [{"inbox": (inbox := context.Queue()), "run": None, "process": context.Process(
+        target=_worker, args=(inbox, outbox, runtime, results, stop_at), daemon=True)} for _ in range(workers)]
+    for worker in pool:
+        worker["process"].start()
+    try:
+        while True:
+            for worker in pool:
+                if worker["run"] is None and worker["process"].is_alive():
+                    if (started := order.next(any(w["run"] and not w["run"][1] for w in pool))) is None:
+                        break
+                    worker["run"] = started
+                    worker["inbox"].put(started[0])
+            if not (busy := [w for w in pool if w["run"] is not None]):
+                return
+            try:
+                row = outbox.get(timeout=1.0)
+            except queue.Empty:
+                for worker in busy:
+                    cfg = worker["run"][0]
+                    if not worker["process"].is_alive():
+                        worker["run"] = None
+                        yield cfg, _row(cfg, RunStatus.LOST, f"worker died (exit code {worker['process'].exitcode})")
+                    elif stop_at is not None and clock() > stop_at + JOIN_TIMEOUT_S:
+                        worker["run"] = None
+                        worker["process"].terminate()  # its run's lock goes with it
+                        yield cfg, _row(cfg, RunStatus.PARTIAL, "still busy long after the deadline: stopped; resumes "
+                                                                "from its last checkpoint next time")
+                continue
+            for worker in busy:
+                if worker["run"][0].run_id == row["run_id"]:
+                    cfg, worker["run"] = worker["run"][0], None
+                    yield cfg, row
+                    break
+    finally:
+        for worker in pool:
+            if worker["process"].is_alive():
+                worker["inbox"].put(None)
+        for worker in pool:
+            worker["process"].join(timeout=10)
+            if worker["process"].is_alive():
+                worker["process"].terminate()
+                worker["process"].join()
+
+
+def ray_placement(runtime: Runtime, cluster_gpus: float, runs_per_gpu: int) -> tuple[Runtime, dict]:
+    """What one run's Ray task reserves, and the runtime it records: ``runtime.threads`` CPUs and, where the
+    cluster has GPUs and the run may use one (device ``auto`` or ``cuda``), ``1 / runs_per_gpu`` of a GPU
+    (``--workers K`` on Ray: K runs share each GPU; ``runs_sharing_device`` records K, so that a run's
+    training seconds over K are its share of the device's time)."""
+    if cluster_gpus < 1 or runtime.device == "cpu":
+        return runtime, {"num_cpus": runtime.threads, "num_gpus": 0}
+    return (runtime.model_copy(update={"runs_sharing_device": runs_per_gpu}),
+            {"num_cpus": runtime.threads, "num_gpus": 1 / runs_per_gpu})
+
+
+def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str | None, runs_per_gpu: int,
+         stop_at: float | None) -> Iterator[tuple[RunConfig, dict]]:
     import ray
 
     started = not ray.is_initialized()
@@ -98,26 +185,26 @@ def _ray(configs: list[RunConfig], runtime: Runtime, results: Path, address: str
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": default_threads()}))
     try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        runtime, placement = ray_placement(runtime, ray.cluster_resources().get("GPU", 0), runs_per_gpu)
         # A task whose worker process dies (killed, OOM, lost node) is run again by Ray up to RAY_RETRIES
         # times; the retry resumes from the run's last checkpoint. Exceptions are not retried (execute
         # records them as failures itself).
-        task = ray.remote(execute_task).options(num_cpus=runtime.threads, num_gpus=gpus, max_retries=RAY_RETRIES)
-        pending = {task.remote(cfg, runtime, results): cfg for cfg in configs}
+        task = ray.remote(execute_task).options(**placement, max_retries=RAY_RETRIES)
+        pending = {task.remote(cfg, runtime, results, stop_at): cfg for cfg in configs}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            # _collected calls the lambda before the loop moves on: `ref` is this iteration's.
-            yield _collected(lambda: ray.get(ref), pending.pop(ref), results, record_loss=True)  # noqa: B023
+            cfg = pending.pop(ref)
+            yield cfg, _collected(lambda: ray.get(ref), cfg, results)  # noqa: B023 -- called before the loop moves on
     finally:
         if started:
             ray.shutdown()
 
 
-def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path, record_loss: bool = False) -> dict:
-    """A worker's result; its files are written here too if the worker's disk is not ours (no shared FS).
+def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path) -> dict:
+    """A Ray task's result; its files are written here too if the task's disk is not ours (no shared FS).
 
-    If the worker died (OOM kill, lost node) the run is "lost"; with ``record_loss`` (Ray, after its
-    retries) it is recorded as failed with the reason, unless another process holds or finished it.
+    If the task's worker died (OOM kill, lost node) after Ray's retries, the run is recorded as failed with the
+    reason, unless another process holds or finished it.
     """
     try:
         payload = get()
@@ -125,14 +212,14 @@ def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path, record_lo
         reason = one_line(error).splitlines()[0][:300]
         log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, reason)
         lost = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.LOST, "reason": reason}
-        return _record_lost(cfg, results, lost) if record_loss else lost
+        return _record_lost(cfg, results, lost)
     run_dir = RunStore.of(results, cfg).dir
     if not (run_dir / "result.json").exists() and payload["result"]["status"] in FINISHED:
         run_dir.mkdir(parents=True, exist_ok=True)
         for name, text in payload["files"].items():
             if name != "result.json":
                 (run_dir / name).write_text(text)
-        write_json(run_dir / "result.json", payload["result"])  # last: its presence means finished
+        (run_dir / "result.json").write_text(payload["files"]["result.json"])  # last: its presence means finished
     return payload["result"]
 
 
@@ -158,20 +245,31 @@ def _record_lost(cfg: RunConfig, results: Path, lost: dict) -> dict:
 
 def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor: Executor = "local",
              workers: int = 1, address: str | None = None, show_progress: bool = False,
-             title: str = "grid", spare: list[RunConfig] = ()) -> list[dict]:
-    """Execute every run not finished yet; returns one result per config (finished ones as recorded).
+             title: str = "grid", spare: list[RunConfig] = (), stop_at: float | None = None,
+             may_start: Callable[[RunConfig], tuple[bool, str]] | None = None, clock: Callable[[], float] = time.time,
+             on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Execute every run not finished yet, in order; returns one result per config (finished ones as recorded).
 
     Each run uses ``runtime.threads`` torch threads; by default the idle cores (``threads_per_run``: all
     cores on a quiet machine) for the sequential executor, split evenly among ``workers`` processes for the
-    pool, 1 per Ray task. Ray reserves that many CPUs per task, and a GPU if the cluster has any.
+    pool, 1 per Ray task. Ray reserves that many CPUs per task and, on a cluster with GPUs, ``1 / workers`` of a
+    GPU (``ray_placement``: ``workers`` runs share each GPU).
 
     ``spare``: runs a pool worker (``workers > 1``, local executor) takes rather than idle while a run of
-    ``configs`` still trains (``scheduled``); their results are not returned. The sequential executor has no
+    ``configs`` still trains (``StartOrder``); their results are not returned. The sequential executor has no
     idle worker, and Ray places every task itself, so both leave spares to a later call.
+
+    A time box (``gpu-next``): a run still training at ``stop_at`` (a ``clock()`` time) stops at its next step
+    (status ``partial``: it resumes from its last checkpoint next time); ``may_start(cfg) -> (ok, why)`` stops
+    the order at the first run that may not start (status ``todo``, ``note`` says why; local executor only).
+    ``on_result`` sees each result of a run that ended in this call, as it ends.
     """
     choose("executor", executor, ("local", "ray"))
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
+    if executor == "ray" and may_start is not None:
+        raise ValueError("a time box that decides which runs start (may_start) needs the local executor; Ray "
+                         "places every task itself")
     results = check_writable(results)
     default = 1 if executor == "ray" else threads_per_run(workers)  # a pool splits the idle cores
     runtime = runtime.model_copy(update={"threads": runtime.threads or default})
@@ -181,8 +279,9 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
     for cfg in configs:
         result = RunStore.of(results, cfg).read_result()
         if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
-            done[cfg.run_id] = {**result, "skipped": True}
-    todo = [c for c in configs if c.run_id not in done]
+            done[cfg.run_id] = {**result, "skipped": True, "note": "finished before"}
+    order = StartOrder([c for c in configs if c.run_id not in done], [
+        c for c in spare if c.run_id not in by_id and RunStore.of(results, c).read_result() is None], may_start)
 
     # The grid's bar counts epochs, so that its ETA shows from the first finished epoch (the sequential
     # executor reports each epoch; a pool or Ray reports whole runs).
@@ -200,18 +299,19 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
             if progress and cfg.run_id in epochs_done and epoch > epochs_done[cfg.run_id]:
                 progress.advance(grid_task, epoch - epochs_done[cfg.run_id])
                 epochs_done[cfg.run_id] = epoch
-        if not todo:
-            stream: Iterator[dict] = iter(())
-        elif executor == "ray":
-            stream = _ray(todo, runtime, results, address)
+        if executor == "ray":
+            stream = _ray(order.configs, runtime, results, address, workers, stop_at) if order.configs else iter(())
         elif workers > 1:
-            unfinished = [c for c in spare if c.run_id not in by_id and RunStore.of(results, c).read_result() is None]
-            stream = _pool(todo, runtime, results, workers, unfinished)
+            stream = _pool(order, runtime, results, workers, stop_at, clock)
         else:
-            stream = _local(todo, runtime, results, progress, epoch_done)
-        for result in stream:
-            if result["run_id"] not in by_id:  # a spare run
+            stream = _local(order, runtime, results, progress, stop_at, clock, epoch_done)
+        for cfg, result in stream:
+            if cfg.run_id not in by_id:  # a spare run
                 continue
-            done[result["run_id"]] = result
-            epoch_done(by_id[result["run_id"]], by_id[result["run_id"]].protocol.epochs)  # a run ended: all its epochs
+            done[cfg.run_id] = result
+            if result["status"] in FINISHED:
+                epoch_done(cfg, cfg.protocol.epochs)  # a run ended: all its epochs
+            if on_result:
+                on_result(result)
+    done.update(order.not_started)
     return [done.get(run_id, {"run_id": run_id, "status": RunStatus.LOST}) for run_id in by_id]

@@ -15,15 +15,14 @@ output folder, finished or still running, times the epochs left, plus ``RUN_OVER
 without a measured epoch is started while at least ``RUN_OVERHEAD_S`` are left. With ``--finish-later`` a run
 starts while its next epoch is expected to end in time (for budgets shorter than a run). At the deadline a
 run still training stops at its next step; its last epoch's checkpoint stays and the next call
-resumes it from there. ``workers > 1`` trains that many runs at once in spawned processes sharing
-the device (several small networks use a GPU better than one).
+resumes it from there. ``workers > 1`` trains that many runs at once in the engine's long-lived worker
+processes sharing the device (several small networks use a GPU better than one): the same executor,
+runner and trainer as every CPU run (``experiments.executors``); this module adds only the time box.
 """
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import queue
 import statistics
 import time
 from collections import defaultdict
@@ -37,8 +36,8 @@ from study.questions import own_comparison
 
 from .config import RunConfig, Runtime, default_threads, get_protocol
 from .data import load_dataset
+from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
-from .runner import execute, one_line
 from .runs import check_data
 from .store import RunStore, check_writable, read_json, write_json
 from .tuning import search_bracketed, search_runs
@@ -49,17 +48,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PROTOCOL = GPU_PROTOCOL
 RUN_OVERHEAD_S = 20.0  # per run besides its epochs: start-up, data to the device, cost measurement (CPU)
 STOP_MARGIN_S = 20.0  # training stops this long before --minutes end: interrupted runs wind down, workers exit
-JOIN_TIMEOUT_S = 60.0  # a worker still busy this long after the deadline is terminated (its run resumes later)
 
 Clock = Callable[[], float]
-
-
-class DeadlineReached(BaseException):
-    """Raised in a run's training loop at the deadline.
-
-    A BaseException, like KeyboardInterrupt, so ``runner.execute`` does not record it as a failure:
-    the lock is released and the run resumes from its last checkpoint on the next call.
-    """
 
 
 def device_grid(grid: Grid, protocol: str) -> Grid:
@@ -150,50 +140,23 @@ def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -
     return rows, partial + todo
 
 
-def _row(cfg: RunConfig, status: RunStatus, note: str, **extra) -> dict:
-    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note, **extra}
+def _row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
+    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note}
 
 
 # --------------------------------------------------------------------------- training within a deadline
-def train_one(cfg: RunConfig, runtime: Runtime, out: Path, deadline: float, clock: Clock = time.time) -> dict:
-    """Execute ``cfg`` (resuming it), stopping at the first step after ``deadline``; returns its row."""
-    def stop_at_deadline(step: int, steps: int) -> None:
-        if clock() >= deadline:
-            raise DeadlineReached
-
-    started, resumed = clock(), RunStore.of(out, cfg).status() == RunStatus.PARTIAL
-    try:
-        result = execute(cfg, runtime, out, on_step=stop_at_deadline)
-    except DeadlineReached:
-        epochs = len(RunStore.of(out, cfg).load_metrics())
-        return _row(cfg, RunStatus.PARTIAL, f"stopped at the deadline after epoch {epochs}/{cfg.protocol.epochs}; "
-                                            "resumes from there next time", seconds=clock() - started)
-    note = ("copied from " + result["reused_from"] if result.get("reused_from")
-            else result.get("reason") or ("resumed from a checkpoint" if resumed else "trained now"))
-    return {**result, "note": note, "seconds": clock() - started}
-
-
-def _worker(inbox, outbox, runtime: Runtime, out: Path, deadline: float) -> None:
-    """A spawned worker: train the runs it is handed until it gets None."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    while (cfg := inbox.get()) is not None:
-        try:
-            outbox.put(train_one(cfg, runtime, out, deadline))
-        except Exception as error:  # noqa: BLE001 -- e.g. the disk: reported, the run resumes next time
-            outbox.put(_row(cfg, RunStatus.LOST, one_line(error)))
-
-
 def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: float, workers: int = 1,
                clock: Clock = time.time, on_row: Callable[[dict], None] | None = None,
                finish_later: bool = False) -> list[dict]:
     """Train the not-finished runs of ``configs`` in order while each is expected to finish by ``deadline``
-    (with ``finish_later``: while one more epoch of it is expected to end by then; the rest resumes next time).
+    (with ``finish_later``: while one more epoch of it is expected to end by then; the rest resumes next time),
+    through the engine's executor (``executors.run_grid``: ``workers`` processes sharing the device).
 
     Returns one row per config (``status``: ok, failed, partial -- stopped at the deadline --,
     todo -- not started: it would not finish in time --, running, lost; ``note`` says why).
     ``on_row`` sees each row of a run trained now as it ends.
     """
-    rows, queue_ = plan_runs(configs, out, runtime.retry_failed)
+    rows, ordered = plan_runs(configs, out, runtime.retry_failed)
     protocol = configs[0].protocol.name if configs else DEFAULT_PROTOCOL
 
     def fits(cfg: RunConfig) -> tuple[bool, str]:
@@ -205,77 +168,11 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
         what = "its next epoch needs" if finish_later else "needs"
         return expected <= left, f"{what} ~{expected:.0f} s, {max(0.0, left):.0f} s left"
 
-    def done(row: dict) -> None:
-        rows[row["run_id"]] = row
-        if on_row:
-            on_row(row)
-
-    def start_next() -> RunConfig | None:
-        nonlocal queue_
-        if not queue_:
-            return None
-        ok, why = fits(queue_[0])
-        if not ok:  # the plan's order is kept: nothing later starts either
-            for cfg in queue_:
-                rows[cfg.run_id] = _row(cfg, RunStatus.TODO, f"not started: would not finish in time ({why})"
-                                        if cfg is queue_[0] else "not started: an earlier run would not finish in time")
-            queue_ = []
-            return None
-        return queue_.pop(0)
-
-    if workers <= 1:
-        while (cfg := start_next()) is not None:
-            done(train_one(cfg, runtime, out, deadline, clock))
-    else:
-        _pool(start_next, done, runtime, out, deadline, workers, clock)
+    if ordered:
+        trained = run_grid(ordered, runtime, out, workers=workers, stop_at=deadline, may_start=fits, clock=clock,
+                           on_result=on_row)
+        rows.update({row["run_id"]: row for row in trained})
     return [rows[c.run_id] for c in configs]
-
-
-def _pool(start_next, done, runtime: Runtime, out: Path, deadline: float, workers: int, clock: Clock) -> None:
-    """``workers`` spawned processes on one device; each gets the next run when it is free."""
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked
-    outbox = context.Queue()
-    pool = []
-    for _ in range(workers):
-        inbox = context.Queue()
-        process = context.Process(target=_worker, args=(inbox, outbox, runtime, out, deadline), daemon=True)
-        process.start()
-        pool.append({"process": process, "inbox": inbox, "run": None})
-    try:
-        while True:
-            for worker in pool:
-                if worker["run"] is None and worker["process"].is_alive() and (cfg := start_next()) is not None:
-                    worker["run"] = cfg
-                    worker["inbox"].put(cfg)
-            busy = [w for w in pool if w["run"] is not None]
-            if not busy:
-                return
-            try:
-                row = outbox.get(timeout=1.0)
-            except queue.Empty:
-                for worker in busy:  # a worker that died (e.g. out of memory) loses its run, which resumes later
-                    if not worker["process"].is_alive():
-                        done(_row(worker["run"], RunStatus.LOST, f"worker died (exit code {worker['process'].exitcode})"))
-                        worker["run"] = None
-                if clock() > deadline + JOIN_TIMEOUT_S:
-                    for worker in busy:
-                        done(_row(worker["run"], RunStatus.PARTIAL, "still busy long after the deadline: stopped; "
-                                                                    "resumes from its last checkpoint next time"))
-                    return
-                continue
-            for worker in busy:
-                if worker["run"].run_id == row["run_id"]:
-                    worker["run"] = None
-            done(row)
-    finally:
-        for worker in pool:
-            if worker["process"].is_alive():
-                worker["inbox"].put(None)
-        for worker in pool:
-            worker["process"].join(timeout=10)
-            if worker["process"].is_alive():
-                worker["process"].terminate()
-                worker["process"].join()
 
 
 # --------------------------------------------------------------------------- the command's work
@@ -375,5 +272,5 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     return {**outcome, "rows": search_rows + list(rows.values()), "decisions": decisions}
 
 
-__all__ = ["DEFAULT_PROTOCOL", "DeadlineReached", "device_grid", "estimate_seconds", "gpu_next", "make_runtime",
-           "measured_epoch_seconds", "plan_runs", "run_within", "train_one"]
+__all__ = ["DEFAULT_PROTOCOL", "device_grid", "estimate_seconds", "gpu_next", "make_runtime", "measured_epoch_seconds",
+           "plan_runs", "run_within"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -170,6 +171,44 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
             return _execute_locked(cfg, runtime, store, on_step, on_epoch)
     finally:
         store.lock.release()
+
+
+class DeadlineReached(BaseException):
+    """Raised in a run's training loop at its deadline (``execute_until``).
+
+    A BaseException, like KeyboardInterrupt, so ``execute`` does not record it as a failure: the lock is
+    released and the run resumes from its last checkpoint on the next call.
+    """
+
+
+def execute_until(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: float | None = None,
+                  clock: Callable[[], float] = time.time, on_step: Callable[[int, int], None] | None = None,
+                  on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """``execute``, stopping at the first step after ``stop_at`` (a ``clock()`` time; None: never).
+
+    Returns the result with a ``note`` (trained now, resumed from a checkpoint, copied from a twin, or why it
+    failed) and ``seconds`` (wall time of this call); a run stopped at the deadline returns a row with status
+    ``partial``: its finished epochs' checkpoint stays, and the next call resumes it from there.
+    """
+    def step(done: int, steps: int) -> None:
+        if stop_at is not None and clock() >= stop_at:
+            raise DeadlineReached
+        if on_step:
+            on_step(done, steps)
+
+    started, resumed = clock(), RunStore.of(results, cfg).status() == RunStatus.PARTIAL
+    try:
+        result = execute(cfg, runtime, results, step, on_epoch)
+    except DeadlineReached:
+        epochs = len(RunStore.of(results, cfg).load_metrics())
+        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.PARTIAL,
+                "note": f"stopped at the deadline after epoch {epochs}/{cfg.protocol.epochs}; resumes from there "
+                        "next time", "seconds": clock() - started}
+    note = ("copied from " + result["reused_from"] if result.get("reused_from") else result.get("reason")
+            or ("another process holds it" if result["status"] == RunStatus.RUNNING
+                else "finished before" if result.get("skipped")
+                else "resumed from a checkpoint" if resumed else "trained now"))
+    return {**result, "note": note, "seconds": clock() - started}
 
 
 def _find_twin(cfg: RunConfig, store: RunStore, env: dict):

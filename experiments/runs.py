@@ -193,7 +193,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome.
     ``only_variants``: train only these (a look of ``--until-decided``); ``spare_seeds``: seeds
     ``seeds..seeds+spare_seeds-1`` (the next look's) train on pool workers that would otherwise idle
-    (``executors.scheduled``)."""
+    (``executors.StartOrder``)."""
     from .executors import run_grid
     from .grids import choice_path, grid_json, protocol_of, read_choice, resolve
     from .store import RunStore, check_writable, mixed_settings, write_json

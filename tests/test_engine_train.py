@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -247,24 +246,19 @@ def test_committed_run_ids_recompute_from_their_configs():
 
 
 
-class SimulatedPool:
-    """A pool whose runs take ``durations[cfg]`` time units; its ``wait`` moves the clock to the next finish."""
-
-    def __init__(self, durations: dict[str, int]):
-        self.clock, self.durations, self.ends, self.started = 0, durations, {}, []
-
-    def submit(self, task, cfg, *args):
-        future = Future()
-        self.ends[future] = self.clock + self.durations[cfg]
-        self.started.append((self.clock, cfg))
-        return future
-
-    def wait(self, futures, return_when):
-        self.clock = min(self.ends[f] for f in futures)
-        done = {f for f in futures if self.ends[f] == self.clock}
-        for future in done:
-            future.set_result(None)
-        return done, set(futures) - done
+def simulate(order: executors.StartOrder, durations: dict[str, int], workers: int) -> tuple[list, list]:
+    """Drive ``order`` as the pool does, with runs that take ``durations[name]`` time units: (starts, ends)."""
+    clock, running, started, ended = 0, {}, [], []  # running: name -> (end, is a spare)
+    while True:
+        while len(running) < workers and (chosen := order.next(any(not spare for _, spare in running.values()))):
+            running[chosen[0]] = (clock + durations[chosen[0]], chosen[1])
+            started.append((clock, chosen[0]))
+        if not running:
+            return started, ended
+        clock = min(end for end, _ in running.values())
+        for name in [n for n, (end, _) in running.items() if end == clock]:
+            del running[name]
+            ended.append(name)
 
 
 @pytest.mark.parametrize("durations, started, finished", [
@@ -273,20 +267,26 @@ class SimulatedPool:
     # a run copied from its twin (no time) frees its worker for the grid's own next run, never for a spare
     ({"a": 0, "b": 10, "c": 10, "s1": 10, "s2": 10}, [(0, "a"), (0, "b"), (0, "c")], "a b c"),
 ])
-def test_a_pool_worker_takes_a_spare_run_only_while_a_run_of_the_grid_trains(monkeypatch, durations, started,
-                                                                             finished):
-    pool = SimulatedPool(durations)
-    monkeypatch.setattr(executors, "wait", pool.wait)
-    order = [cfg for cfg, _ in executors.scheduled(pool, None, ["a", "b", "c"], ["s1", "s2"], 2)]
-    assert pool.started == started and sorted(order) == finished.split()  # every run started is awaited
+def test_a_pool_worker_takes_a_spare_run_only_while_a_run_of_the_grid_trains(durations, started, finished):
+    starts, ends = simulate(executors.StartOrder(["a", "b", "c"], ["s1", "s2"]), durations, 2)
+    assert starts == started and sorted(ends) == finished.split()  # every run started is awaited
 
 
-def test_spare_runs_started_beside_a_long_run_are_awaited_but_none_starts_after_it(monkeypatch):
-    pool = SimulatedPool({"a": 30, "s1": 10, "s2": 10, "s3": 15, "s4": 10})
-    monkeypatch.setattr(executors, "wait", pool.wait)
-    order = [cfg for cfg, _ in executors.scheduled(pool, None, ["a"], ["s1", "s2", "s3", "s4"], 2)]
-    assert pool.started == [(0, "a"), (0, "s1"), (10, "s2"), (20, "s3")]  # s4 would start after a: never
-    assert order == ["s1", "s2", "a", "s3"]
+def test_spare_runs_started_beside_a_long_run_are_awaited_but_none_starts_after_it():
+    order = executors.StartOrder(["a"], ["s1", "s2", "s3", "s4"])
+    starts, ends = simulate(order, {"a": 30, "s1": 10, "s2": 10, "s3": 15, "s4": 10}, 2)
+    assert starts == [(0, "a"), (0, "s1"), (10, "s2"), (20, "s3")]  # s4 would start after a: never
+    assert ends == ["s1", "s2", "a", "s3"]
+
+
+def test_a_time_box_stops_the_order_at_the_first_run_that_may_not_start_and_says_why():
+    a, b, c = (config(name) for name in "abc")
+    order = executors.StartOrder([a, b, c], [config("a", seed=1)], lambda cfg: (cfg is a, "needs ~9 s, 5 s left"))
+    assert order.next(False) == (a, False) and order.next(True) is None  # no spare either once the box is full
+    assert [row["note"] for row in order.not_started.values()] == [
+        "not started: would not finish in time (needs ~9 s, 5 s left)",
+        "not started: an earlier run would not finish in time"]
+    assert list(order.not_started) == [b.run_id, c.run_id]
 
 
 def test_run_grid_trains_a_spare_run_on_the_idle_worker_and_returns_the_grids_runs_only(tmp_path):

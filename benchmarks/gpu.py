@@ -57,17 +57,34 @@ def runs_in_ten_minutes(per_run_img_s: float, runs_at_once: int, epochs: int, tr
     return math.floor(runs_at_once * TEN_MINUTES_S / (overhead_s + epochs * train_images / per_run_img_s))
 
 
-RECORD_KEY = ("device", "network", "batch", "runs_at_once")
+RECORD_KEY = ("device", "network", "batch", "runs_at_once", "sharing")
+SHARING_BEFORE_MPS = "processes"  # what an entry without "sharing" measured (the record's entries before MPS)
+
+
+def _key(entry: dict) -> tuple:
+    return tuple(entry.get(k, SHARING_BEFORE_MPS) if k == "sharing" else entry[k] for k in RECORD_KEY)
 
 
 def write_record(record: Path, entries: list[dict]) -> None:
-    """Add ``entries`` to the record at ``record``: an entry measured again (same device, network, batch and runs at
-    once) replaces the older one; the others stay, so that benches of a few networks each build up one record."""
-    key = lambda e: tuple(e[k] for k in RECORD_KEY)  # noqa: E731
+    """Add ``entries`` to the record at ``record``: an entry measured again (same device, network, batch, runs at
+    once and sharing) replaces the older one; the others stay, so that benches of a few networks each build up one
+    record."""
+    key = _key
     new = {key(e) for e in entries}
     old = json.loads(record.read_text()) if record.exists() else []
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps([e for e in old if key(e) not in new] + entries, indent=1) + "\n")
+
+
+def faster_sharing(record: Path, device: str, network: str, runs_at_once: int) -> str | None:
+    """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all) in the record: ``processes``
+    (taking turns) or ``mps`` (CUDA MPS); None where the record lacks either measure."""
+    from experiments.config import DEVICE_SHARING
+
+    entries = json.loads(Path(record).read_text()) if Path(record).exists() else []
+    speeds = {e.get("sharing", SHARING_BEFORE_MPS): e["img_per_s"] for e in entries
+              if (e["device"], e["network"], e["runs_at_once"]) == (device, network, runs_at_once)}
+    return max(speeds, key=speeds.get) if set(DEVICE_SHARING) <= set(speeds) else None
 
 
 def measure_run(model: str, device: str, steps: int, batch: int, threads: int | None = None, quick: bool = False,
@@ -138,8 +155,11 @@ def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batc
 
 def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None = None, device: str | None = None,
         runs_at_once: tuple[int, ...] | None = None, steps: int | None = None, batch: int | None = None,
-        quick: bool = False, isolate: bool = True, record: Path | None = RECORD) -> dict:
+        quick: bool = False, isolate: bool = True, record: Path | None = RECORD, sharing: str = "processes") -> dict:
     """Measure, print one line per network and runs at once, and write ``record`` on a GPU; the summary.
+
+    ``sharing`` names how the runs at once share the GPU (``processes``, or ``mps`` where the caller started the
+    CUDA MPS daemon first: experiments/gpu_session.sh); the record keeps it.
 
     Defaults on a GPU: every network of (c) and (d), 1 and 8 runs at once, the ``gpu`` protocol's
     batch (512), 20 timed steps. On the CPU: 1 run, batch 32, 4 steps.
@@ -170,10 +190,10 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
             in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
             fraction = in_all * bytes_per_image / bandwidth if bandwidth else None
             fits = runs_in_ten_minutes(in_all / k, k, protocol.epochs, train_images, RUN_OVERHEAD_S)
-            entries.append({"device": device_name, "network": model, "batch": batch, "runs_at_once": k,
+            entries.append({"device": device_name, "network": model, "batch": batch, "runs_at_once": k, "sharing": sharing,
                             "img_per_s": in_all, "bytes_per_image": bytes_per_image, "bandwidth_fraction": fraction,
                             "img_per_s_per_run": in_all / k, "runs_in_10_min": fits})
-            echo(f"{model:32s} {k:2d} at once: {in_all / k:9.1f} img/s per run, {in_all:9.1f} in all | "
+            echo(f"{model:32s} {k:2d} at once ({sharing}): {in_all / k:9.1f} img/s per run, {in_all:9.1f} in all | "
                  f"{bytes_per_image / 1e6:6.1f} MB/image | "
                  + (f"{fraction:6.1%} of {bandwidth / 1e12:.2f} TB/s" if fraction is not None else "bandwidth unknown")
                  + f" | {fits} gpu-protocol runs in 10 min")

@@ -156,6 +156,9 @@ def gpu_next(
     device: Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")] = "cuda",
     workers: Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned "
                                                              "processes).")] = 1,
+    sharing: Annotated[str, typer.Option(help="How the runs at once share the GPU, as recorded in env.json: processes "
+                                              "(taking turns) or mps (the CUDA MPS daemon runs; start it first).")]
+    = "processes",
     threads: Threads_ = None,
     data_root: DataRoot_ = None,
     until_decided: UntilDecided_ = False,
@@ -189,7 +192,7 @@ def gpu_next(
     outcome = train_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
                          data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
                          max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
-                         plugins=tuple(plugins or ()), on_row=show)
+                         plugins=tuple(plugins or ()), sharing=sharing, on_row=show)
     for name, reason in outcome["missing"].items():
         console.print(f"left out {name}: {reason}", soft_wrap=True)
     rows = outcome["rows"]
@@ -209,6 +212,10 @@ def gpu_next(
         console.print(f"main runs not started: {outcome['waiting']}", soft_wrap=True)
     for variant, state in (outcome.get("decisions") or {}).items():
         console.print(f"{variant}: {state['label']} (look {state['look']}, {state['n']} seeds)", soft_wrap=True)
+    if GRIDS[grid].fixed_seeds is not None and (until_decided or seeds != 3):
+        console.print(f"{grid} is a budget pilot: it trains its {GRIDS[grid].fixed_seeds} fixed seeds at its "
+                      "protocol's rate; --seeds and --until-decided do not apply to it", soft_wrap=True)
+    console.print("folders: " + " ".join(outcome["folders"]), soft_wrap=True)  # what experiments/gpu_session.sh packs
     console.print(f"run folders in {outcome['dir']}: copy the folder back (checkpoints too, so that stopped runs "
                   "resume) and commit its grid.json and the run folders holding a result.json (docs/study.md, "
                   "section 5)", soft_wrap=True)

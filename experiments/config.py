@@ -22,6 +22,8 @@ ENGINE_VERSION = 2  # what each version changed: docs/engine.md
 SEED_SOURCES = ("init", "data", "aug")
 Vary = Literal["all", "init", "data", "aug"]
 WandbMode = Literal["off", "offline", "online"]
+DeviceSharing = Literal["processes", "mps"]
+DEVICE_SHARING = ("processes", "mps")
 
 
 def choose(kind: str, name: str, allowed: list[str] | tuple[str, ...] | dict) -> str:
@@ -177,3 +179,6 @@ class Runtime(Frozen):
     reuse: bool = Field(True, description="copy a finished twin run from another grid instead of training (experiments.reuse)")
     runs_sharing_device: int = Field(1, ge=1, description="runs trained at once on this run's GPU (gpu-next --workers): "
                                      "its training seconds over this are its share of the device's time")
+    device_sharing: DeviceSharing = Field("processes", description="how the runs at once share the GPU: separate "
+                                          "processes taking turns (processes), or under CUDA MPS, their kernels "
+                                          "overlapping (mps: the MPS daemon was started before them)")

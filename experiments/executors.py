@@ -19,7 +19,7 @@ from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
 from .runner import execute_until, make_result, one_line
-from .store import RunStore, check_writable, write_json
+from .store import RunStore, check_writable
 
 log = logging.getLogger(__name__)
 Executor = Literal["local", "ray"]

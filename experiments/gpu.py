@@ -34,7 +34,7 @@ from evidence.status import RunStatus
 from study.grids import GPU_PROTOCOL
 from study.questions import own_comparison
 
-from .config import RunConfig, Runtime, default_threads, get_protocol
+from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
 from .data import load_dataset
 from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
@@ -60,8 +60,11 @@ def device_grid(grid: Grid, protocol: str) -> Grid:
 
 
 def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, threads: int | None = None,
-                 plugins: tuple[str, ...] = ()) -> Runtime:
-    """The runtime of GPU runs; ValueError for a device that is not there.
+                 plugins: tuple[str, ...] = (), sharing: str = "processes") -> Runtime:
+    """The runtime of GPU runs; ValueError for a device that is not there, or MPS sharing off a GPU.
+
+    ``sharing`` records how the ``workers`` runs at once share the GPU (``config.DEVICE_SHARING``): ``mps`` says
+    that the CUDA MPS daemon runs (started before the workers, e.g. by experiments/gpu_session.sh).
 
     On CUDA, cuDNN picks its fastest kernels (``deterministic=False``: cudnn.benchmark); on the CPU
     (the command's own tests) runs stay deterministic.
@@ -78,10 +81,14 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
         if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
             raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                              f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    choose("--sharing", sharing, DEVICE_SHARING)
+    if sharing == "mps" and not device.startswith("cuda"):
+        raise ValueError(f"--sharing mps shares a CUDA device among processes; --device {device} is not one")
     if data_root is not None and not Path(data_root).exists():
         raise FileNotFoundError(f"--data-root {data_root} does not exist")
     return Runtime(data_root=data_root, device=device, threads=threads or max(1, default_threads() // workers),
-                   deterministic=device == "cpu", wandb="off", plugins=plugins, runs_sharing_device=workers)
+                   deterministic=device == "cpu", wandb="off", plugins=plugins, runs_sharing_device=workers,
+                   device_sharing=sharing)
 
 
 # --------------------------------------------------------------------------- time estimates
@@ -190,11 +197,23 @@ def pilot_protocol(grid: Grid, protocol: str | None) -> str:
     return grid.protocol
 
 
+def planned_grid(grid: str, protocol: str | None) -> tuple[Grid, str]:
+    """The grid ``gpu-next`` trains, and its protocol: a budget pilot as it is, under its own protocol (it is a
+    folder of its own already); a question's own networks only, under ``protocol`` (default ``gpu``), in a folder of
+    the protocol's. ValueError for an unknown grid or protocol."""
+    chosen = get_grid(grid)
+    if chosen.fixed_seeds is not None:
+        return chosen, pilot_protocol(chosen, protocol)
+    protocol = protocol or DEFAULT_PROTOCOL
+    get_protocol(protocol)  # an unknown protocol is an error before anything else
+    return device_grid(restrict(chosen, own_comparison(grid)), protocol), protocol
+
+
 def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str | None = None,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
-             finish_later: bool = False, plugins: tuple[str, ...] = (), clock: Clock = time.time,
-             on_row: Callable[[dict], None] | None = None) -> dict:
+             finish_later: bool = False, plugins: tuple[str, ...] = (), sharing: str = "processes",
+             clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> dict:
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 
     As in the study's design (docs/study.md section 2) the plan starts with the grid's learning-rate
@@ -207,7 +226,8 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     own protocol, at the protocol's rate, into ``out/pilot-<protocol>/``: no search, no looks (``seeds`` and
     ``until_decided`` do not apply; docs/study.md section 5). ``protocol`` None: the pilot's, else ``gpu``.
 
-    Returns ``{"grid": folder name, "dir": path, "rows": [one row per planned run, the search's first],
+    Returns ``{"grid": folder name, "dir": path, "folders": the folders under ``out`` it trained into (the search's,
+    the main runs'), "rows": [one row per planned run, the search's first],
     "decisions": {variant: state} with until_decided, "learning_rates": {variant: rate} chosen, "waiting": why
     the main runs did not start (or None)}``. Bad input (also a protocol without a validation split) raises
     ValueError/FileNotFoundError before anything trains.
@@ -219,15 +239,12 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         raise ValueError(f"--minutes must be a number of minutes > 0, got {minutes!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
-    chosen_grid = get_grid(grid)
-    pilot = chosen_grid.fixed_seeds is not None
-    protocol = pilot_protocol(chosen_grid, protocol) if pilot else protocol or DEFAULT_PROTOCOL
-    get_protocol(protocol)  # an unknown protocol is an error before anything else
-    runtime = make_runtime(device, data_root, workers, threads, plugins).model_copy(update={"retry_failed": retry_failed})
-    if pilot:  # already a grid of its own protocol, in its own folder
-        g, seeds, until_decided = chosen_grid, chosen_grid.fixed_seeds, False
-    else:  # a question's own networks only, in a folder of the protocol's
-        g = device_grid(restrict(chosen_grid, own_comparison(grid)), protocol)
+    g, protocol = planned_grid(grid, protocol)
+    pilot = g.fixed_seeds is not None
+    if pilot:
+        seeds, until_decided = g.fixed_seeds, False
+    runtime = make_runtime(device, data_root, workers, threads, plugins, sharing).model_copy(
+        update={"retry_failed": retry_failed})
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
     # the learning-rate search first, on validation, the same budget for every network; no main run before its choice
     candidates = study_grids.lr_candidates(get_protocol(protocol).lr)
@@ -244,7 +261,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
 
     if pilot:
-        return {**outcome, "rows": train(configs, configs)}
+        return {**outcome, "rows": train(configs, configs), "folders": [g.name]}
 
     def train_search(search_grid: Grid, search_configs: list[RunConfig], left_out: dict[str, str]) -> list[dict]:
         write_json(check_writable(Path(out) / search_grid.name) / "grid.json", grid_json(search_grid, search_configs, left_out))
@@ -252,10 +269,11 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
 
     search, search_rows, chosen, unchosen = search_bracketed(g, protocol, candidates, study_grids.TUNING_SEEDS, Path(out),
                                                              train_search, plugins)
-    if unchosen:
-        return {**outcome, "rows": search_rows, "waiting": "; ".join(
+    if unchosen:  # no main run before every network's rate is chosen
+        return {**outcome, "folders": [search.name], "rows": search_rows, "waiting": "; ".join(
             f"{network}: {why}" for network, why in unchosen.items()) + f" ({Path(out) / search.name})"}
     outcome["learning_rates"] = {v: entry["lr"] for v, entry in chosen.items()}
+    outcome["folders"] = [search.name, g.name]
     configs, _ = resolve(g, protocol, seeds, plugins=plugins, results=Path(out))
     if not until_decided:
         return {**outcome, "rows": search_rows + train(configs, configs)}

@@ -15,6 +15,7 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
 out=${OUT:?OUT is not set: name the folder whose files are copied back}
+BENCH_MODELS=${BENCH_MODELS:-dyclotnet_050}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .carry/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -25,12 +26,35 @@ end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$(awk -v t="$total" 'BEGIN { 
 # Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) alone and
 # WORKERS at once, 20 timed steps each, added to benchmarks/records/gpu.json, which comes back as $out/gpu.json
 # (commit it as benchmarks/records/gpu.json). BENCH_SECONDS=0 skips it; a bench that fails or overruns stops nothing.
-if [ "${BENCH_SECONDS:-120}" -gt 0 ]; then
-  timeout "${BENCH_SECONDS:-120}" python3 -c 'import sys; from benchmarks.gpu import run
-run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(sorted({1, int(sys.argv[2])})), quick=True)' \
-      "${BENCH_MODELS:-dyclotnet_050}" "${WORKERS:-8}" >"$out/bench.log" 2>&1 || echo "bench: exit $? (see bench.log)"
+bench() {  # bench SECONDS SHARING RUNS_AT_ONCE...
+  timeout "$1" python3 -c 'import sys; from benchmarks.gpu import run
+run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[3:])), quick=True, sharing=sys.argv[2])' \
+      "$BENCH_MODELS" "$2" "${@:3}" >>"$out/bench.log" 2>&1 || echo "bench ($2): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
+}
+[ "${BENCH_SECONDS:-120}" -gt 0 ] && bench "${BENCH_SECONDS:-120}" processes $(printf '%s\n' 1 "${WORKERS:-8}" | sort -un)
+# How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
+# the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks either measure, MPS
+# is measured now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call,
+# is shut down and the runs share the GPU as processes.
+faster() { python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, faster_sharing
+print(faster_sharing(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2])) or "unknown")' \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" 2>/dev/null || echo unknown; }
+mps_on() { nvidia-cuda-mps-control -d >>"$out/mps.log" 2>&1 \
+    && python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' >>"$out/mps.log" 2>&1 \
+    || { mps_off; echo "MPS did not start (see mps.log): the runs share the GPU as processes"; return 1; }; }
+mps_off() { echo quit | nvidia-cuda-mps-control >>"$out/mps.log" 2>&1; }
+sharing=processes
+choice=$(faster)
+if [ "$choice" = unknown ] && [ "${MPS_BENCH_SECONDS:-60}" -gt 0 ] && mps_on; then
+  bench "${MPS_BENCH_SECONDS:-60}" mps "${WORKERS:-8}"
+  choice=$(faster)
+  [ "$choice" = mps ] || mps_off
+elif [ "$choice" = mps ]; then
+  mps_on || choice=processes
 fi
+[ "$choice" = mps ] && sharing=mps
+echo "the runs share the GPU as: $sharing (record: $choice)" | tee "$out/sharing.txt"
 rc=0
 for job in "$@"; do
   grid=${job%%:*}
@@ -38,15 +62,14 @@ for job in "$@"; do
   minutes=$(awk -v m="${job#*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
   if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$grid: not started, $minutes minutes left" | tee "$out/$grid.log"; continue; fi
   python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --finish-later --workers "${WORKERS:-8}" \
-      --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
+      --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-  case "$grid" in  # a GPU budget pilot (pilot-gpu-15, pilot-gpu) is a folder of its own protocol already
-    pilot-*) folders=$(cd results && ls -d "$grid" 2>/dev/null) ;;
-    *) folders=$(cd results && ls -d "$grid-gpu" "$grid-gpu-lr" 2>/dev/null) ;;
-  esac
+  # the folders gpu-next names as trained into (its line "folders: ..."), those that exist
+  folders=$(cd results && ls -d $(sed -n 's/^folders: //p' "$out/$grid.log" | tail -1) 2>/dev/null)
   [ -n "$folders" ] || continue
   # a finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
   (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >/tmp/finished.txt
   tar czf "$out/$grid-gpu.tar.gz" -C results --exclude-from=/tmp/finished.txt $folders || rc=1
 done
+[ "$sharing" = mps ] && mps_off
 exit $rc

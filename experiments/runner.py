@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import time
 import traceback
@@ -123,6 +124,21 @@ def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path |
     return rows
 
 
+_NETWORK_COSTS: dict[tuple, dict] = {}  # a process's GPU runs: one cost measurement per network
+
+
+def run_cost(cfg: RunConfig, runtime: Runtime, model: torch.nn.Module, input_shape: tuple[int, int, int]) -> dict:
+    """The run's cost (``measure_cost``). A GPU run's is measured once per network in its process (model, options,
+    input and latency repeats; a pool worker trains run after run) and reused by the next runs of that network,
+    rather than measured on the CPU beside the GPU's runs every time; a CPU run measures its own."""
+    if not runtime.device.startswith("cuda"):
+        return measure_cost(model, input_shape, cfg.protocol.latency_repeats)
+    key = (cfg.model, json.dumps(cfg.model_kwargs, sort_keys=True), tuple(input_shape), cfg.protocol.latency_repeats)
+    if key not in _NETWORK_COSTS:
+        _NETWORK_COSTS[key] = measure_cost(model, input_shape, cfg.protocol.latency_repeats)
+    return dict(_NETWORK_COSTS[key])
+
+
 def make_result(cfg: RunConfig, status: RunStatus, reason: str | None, history: list[dict], cost: dict | None) -> dict:
     return {"run_id": cfg.run_id, "grid": cfg.grid, "variant": cfg.variant, "seed": cfg.seed,
             "seeds": cfg.seeds.model_dump(), "model": cfg.model, "model_kwargs": cfg.model_kwargs,
@@ -240,7 +256,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
                     on_epoch(metrics)
 
             model, history = fit(cfg, data, runtime, store, on_step, epoch_done)
-            cost = measure_cost(model, data.input_shape, cfg.protocol.latency_repeats)
+            cost = run_cost(cfg, runtime, model, data.input_shape)
             result = make_result(cfg, RunStatus.OK, None, history, cost)
         result["num_classes"] = len(data.classes)  # chance level for the report's training-health check
         store.error_log.unlink(missing_ok=True)  # of an earlier, failed attempt (--retry-failed)

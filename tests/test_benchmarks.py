@@ -89,6 +89,25 @@ def test_gpu_record_keeps_other_benches_and_replaces_a_measurement_taken_again(t
                                               entry("a", 8, 60.0), entry("b", 1, 5.0)]
 
 
+def test_the_faster_way_to_share_the_gpu_is_chosen_only_once_both_were_measured(tmp_path):
+    from benchmarks.gpu import faster_sharing, write_record
+
+    h100 = "NVIDIA H100 80GB HBM3"
+    record = tmp_path / "gpu.json"
+    assert faster_sharing(record, h100, "a", 8) is None  # no record yet
+    # an entry from before sharing was recorded measured processes taking turns
+    write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": 50.0}])
+    assert faster_sharing(record, h100, "a", 8) is None  # MPS not measured yet: the batch measures it
+    write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": 80.0,
+                           "sharing": "mps"}])
+    assert len(json.loads(record.read_text())) == 2  # one measure of each way, neither replacing the other
+    assert faster_sharing(record, h100, "a", 8) == "mps"
+    assert faster_sharing(record, h100, "a", 4) is None and faster_sharing(record, "NVIDIA H200", "a", 8) is None
+    write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": 90.0,
+                           "sharing": "processes"}])  # measured again: the newer measure counts
+    assert faster_sharing(record, h100, "a", 8) == "processes"
+
+
 def test_gpu_bench_tables_by_hand():
     from benchmarks.gpu import networks, peak_bandwidth, runs_in_ten_minutes
 

@@ -391,3 +391,16 @@ def test_the_study_networks_step_without_waiting_for_the_device(name):
         torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.zeros(4, dtype=torch.long)).backward()
     counts = {e.key: e.count for e in prof.key_averages()}
     assert counts.get("aten::nonzero", 0) == counts.get("aten::_local_scalar_dense", 0) == 0
+
+
+def test_a_gpu_runs_cost_is_measured_once_per_network_in_its_process(monkeypatch):
+    from experiments import runner
+
+    measured = []
+    monkeypatch.setattr(runner, "measure_cost", lambda model, shape, repeats: measured.append(model) or {"params": len(measured)})
+    monkeypatch.setattr(runner, "_NETWORK_COSTS", {})
+    on_gpu, shape = RUNTIME.model_copy(update={"device": "cuda"}), (3, 8, 8)
+    assert runner.run_cost(config("a"), on_gpu, "model", shape) == {"params": 1}
+    assert runner.run_cost(config("a", seed=1), on_gpu, "model", shape) == {"params": 1}  # the same network: reused
+    assert runner.run_cost(config("a", width=6), on_gpu, "model", shape) == {"params": 2}  # other options: measured
+    assert runner.run_cost(config("a"), RUNTIME, "model", shape) == {"params": 3}  # a CPU run measures its own

@@ -113,7 +113,8 @@ def test_a_question_that_names_its_comparison_searches_and_trains_only_its_netwo
     assert set(outcome["decisions"]) == {"c"}
 
 
-def test_a_gpu_budget_pilot_trains_its_fixed_seeds_at_its_protocols_rate_in_its_own_folder(tmp_path, monkeypatch):
+def test_a_gpu_budget_pilot_trains_its_fixed_seeds_at_its_protocols_rate_in_its_own_folder(tmp_path, monkeypatch,
+                                                                                           capsys):
     """docs/study.md section 5: `gpu-next pilot-gpu-15` trains the pilot's seeds under gpu-15, with no search and no
     looks, into `pilot-gpu-15/` (the folder `run.py plan` reads), and records the runs sharing the device."""
     from dataclasses import replace
@@ -130,6 +131,11 @@ def test_a_gpu_budget_pilot_trains_its_fixed_seeds_at_its_protocols_rate_in_its_
     assert sorted((r["variant"], r["seed"]) for r in runs) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
     assert {(r["protocol"]["name"], r["protocol"]["lr"]) for r in runs} == {("gpu-15", 0.07)}
     assert {json.loads(p.read_text())["runtime"]["runs_sharing_device"] for p in out.glob("*/*/env.json")} == {2}
+    assert outcome["folders"] == ["pilot-gpu-15"]
+    # the command says what it ignores, and names the folders it trained into (the GPU batch packs those)
+    assert run.main(["gpu-next", "pilot-gpu-15", "--out", str(out), "--until-decided", *CPU]) == 0
+    said = capsys.readouterr().out
+    assert "--seeds and --until-decided do not apply to it" in said and "\nfolders: pilot-gpu-15\n" in said
     with pytest.raises(ValueError, match="pilot-cpu is a CPU budget pilot"):
         gpu.gpu_next("pilot-cpu", out, device="cpu", plugins=("conftest",))
     with pytest.raises(ValueError, match="--protocol gpu would put another budget's runs"):
@@ -154,6 +160,7 @@ def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_cho
     assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "1", "--minutes", "5", *CPU]) == 0
     said = capsys.readouterr().out
     assert "tiny-gpu and its learning-rate search: 6 planned runs: 6 finished now" in said
+    assert "\nfolders: tiny-gpu-lr tiny-gpu\n" in said  # the search's folder, then the main runs'
     choice = json.loads((out / "tiny-gpu-lr" / "chosen.json").read_text())
     rates = {v: entry["lr"] for v, entry in choice["variants"].items()}
     assert choice["protocol"] == "gpu" and set(rates) == {"a", "b"} and set(rates.values()) <= {0.02, 0.05}
@@ -230,6 +237,8 @@ def test_several_runs_at_once_in_worker_processes(tmp_path):
     (["gpu-next", "tiny", "--out", "{tmp}", "--device", "tpu"], "unknown device 'tpu'"),
     (["gpu-next", "tiny", "--out", "{tmp}", "--device", "cuda"], "no CUDA device is visible here"),
     (["gpu-next", "tiny", "--out", "{tmp}/file/out", *CPU], "is not writable"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--sharing", "mpss", *CPU], "unknown --sharing 'mpss'"),
+    (["gpu-next", "tiny", "--out", "{tmp}", "--sharing", "mps", *CPU], "--sharing mps shares a CUDA device"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, capsys, monkeypatch, args, message):
     import torch

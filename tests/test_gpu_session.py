@@ -1,0 +1,95 @@
+"""experiments/gpu_session.sh, the time-boxed GPU batch, with stand-ins for the GPU machine's tools and Python.
+
+What the shell decides is checked here: how the runs share the GPU (CUDA MPS or processes), what
+``gpu-next`` is asked, and which files are packed. The stand-ins record every call in ``calls.txt``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "experiments" / "gpu_session.sh"
+
+PYTHON = r"""#!/bin/bash
+echo "python3 $*" >>"$STATE/calls.txt"
+case "$*" in
+  "-m pip"*) exit 0 ;;
+  *faster_sharing*) cat "$STATE/faster" 2>/dev/null || echo unknown ;;
+  *torch.ones*) exit "${CUDA_CHECK:-0}" ;;
+  *"benchmarks.gpu import run"*)
+    mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
+    [ "$4" = mps ] && echo "$MPS_VERDICT" >"$STATE/faster" ;;
+  "run.py gpu-next"*)
+    grid=$3
+    mkdir -p "results/$grid/done" "results/$grid/stopped" && echo '{}' >"results/$grid/grid.json"
+    touch "results/$grid/done/result.json" "results/$grid/done/checkpoint.pt" "results/$grid/stopped/checkpoint.pt"
+    echo "folders: $grid" ;;
+esac
+"""
+MPS_CONTROL = r"""#!/bin/bash
+echo "mps $* $(cat 2>/dev/null </dev/stdin | tr -d '\n')" >>"$STATE/calls.txt"
+[ "$1" = -d ] && exit "${MPS_START:-0}"
+exit 0
+"""
+
+
+def batch(tmp_path: Path, **env: str) -> tuple[str, list[str], Path]:
+    """Run the batch on one grid in an empty folder; (its output, the calls made, OUT)."""
+    stubs, work, out = tmp_path / "bin", tmp_path / "work", tmp_path / "out"
+    for folder in (stubs, work, out):
+        folder.mkdir()
+    for name, text in (("python3", PYTHON), ("nvidia-cuda-mps-control", MPS_CONTROL), ("nvidia-smi", "#!/bin/bash\n")):
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    done = subprocess.run(["bash", str(SCRIPT), "pilot-x:5"], cwd=work, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STATE": str(tmp_path),
+                               "OUT": str(out), "BENCH_SECONDS": "5", **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout, (tmp_path / "calls.txt").read_text().splitlines(), out
+
+
+def gpu_next_call(calls: list[str]) -> str:
+    (call,) = [c for c in calls if c.startswith("python3 run.py gpu-next")]
+    return call
+
+
+@pytest.mark.parametrize("verdict, sharing", [("mps", "mps"), ("processes", "processes")])
+def test_mps_is_measured_where_the_record_lacks_it_and_kept_only_where_faster(tmp_path, verdict, sharing):
+    said, calls, out = batch(tmp_path, MPS_VERDICT=verdict)
+    assert "mps -d " in calls  # started for its measure
+    assert f"--sharing {sharing} " in gpu_next_call(calls)
+    assert (out / "sharing.txt").read_text() == f"the runs share the GPU as: {sharing} (record: {verdict})\n"
+    quits = [i for i, c in enumerate(calls) if c == "mps  quit"]
+    if sharing == "mps":  # on for the runs, shut down once they are packed
+        assert quits == [len(calls) - 1]
+    else:  # shut down before the runs
+        assert len(quits) == 1 and quits[0] < calls.index(gpu_next_call(calls))
+
+
+def test_mps_that_does_not_start_leaves_the_runs_sharing_the_gpu_as_processes(tmp_path):
+    said, calls, out = batch(tmp_path, MPS_START="1")
+    assert "MPS did not start" in said and "--sharing processes " in gpu_next_call(calls)
+    assert not any("benchmarks.gpu import run" in c and " mps " in c for c in calls)  # nothing measured under it
+    (tmp_path / "check").mkdir()
+    said, calls, out = batch(tmp_path / "check", CUDA_CHECK="1")
+    assert "MPS did not start" in said and "--sharing processes " in gpu_next_call(calls)
+    assert "mps  quit" in calls  # a daemon up but failing the first CUDA call is shut down
+
+
+def test_a_recorded_choice_is_used_without_measuring_again(tmp_path):
+    (tmp_path / "faster").write_text("mps\n")
+    said, calls, out = batch(tmp_path)
+    assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
+    assert not any("benchmarks.gpu import run" in c and " mps " in c for c in calls)
+
+
+def test_the_folders_gpu_next_names_are_packed_with_the_checkpoints_of_stopped_runs_only(tmp_path):
+    said, calls, out = batch(tmp_path, MPS_START="1")
+    with tarfile.open(out / "pilot-x-gpu.tar.gz") as packed:
+        names = sorted(packed.getnames())
+    assert names == ["pilot-x", "pilot-x/done", "pilot-x/done/result.json", "pilot-x/grid.json", "pilot-x/stopped",
+                     "pilot-x/stopped/checkpoint.pt"]

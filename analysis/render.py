@@ -748,7 +748,11 @@ def _stage_text(r: GlanceRow) -> str:
 
 def _spent(r: GlanceRow) -> str:
     if r.gpu:
-        return f"{60 * r.gpu_hours:.0f} GPU-min ({r.gpu_runs} runs)" if r.gpu_hours is not None else "0 GPU-min"
+        parts = [f"{60 * hours:.0f} {what} ({runs} run{'s' * (runs != 1)})" for hours, runs, what in (
+            (r.gpu_hours, r.gpu_runs, "GPU-min"),
+            (r.gpu_wall_hours_sharing_unknown, r.gpu_runs_sharing_unknown, "GPU wall-min, runs sharing the GPU not "
+                                                                            "recorded")) if hours is not None]
+        return "; ".join(parts) or "0 GPU-min"
     return f"{r.cpu_hours:.1f} CPU-h" if r.cpu_hours is not None else "–"
 
 
@@ -782,7 +786,9 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "group-sequential rule decides it (docs/study.md). *Difference* is variant - reference in test top-1 "
             "points, with the rule's repeated confidence interval at the last look and its level. *Spent*: "
             "CPU-hours of the question's second-edition runs and learning-rate search, or GPU-minutes of its runs "
-            "under the `gpu` protocol (never pooled with the CPU's). The last four columns are the plan "
+            "under the `gpu` protocol (never pooled with the CPU's): a run's training seconds over the runs that "
+            "shared the GPU with it, or its wall time where its env.json does not record them. The last four "
+            "columns are the plan "
             f"(`run.py plan`){budget} for a question not yet decided: the main runs' expected seeds a variant (the "
             "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "
             "search's CPU-hours before them.", "",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evidence.sequential import OPEN, plan_looks
@@ -124,8 +125,10 @@ class GlanceRow:
     protocol: str | None = None  # the protocol the rates were chosen under
     cpu_hours: float | None = 0.0  # spent on the grid's engine-2 runs and its search; None on a GPU
     gpu: bool = False
-    gpu_runs: int = 0
-    gpu_hours: float | None = None  # training wall time of the GPU runs (runs share the device)
+    gpu_runs: int = 0  # GPU runs that record how many shared the device
+    gpu_hours: float | None = None  # their device-hours: training seconds over the runs sharing the device
+    gpu_runs_sharing_unknown: int = 0  # GPU runs from before that was recorded
+    gpu_wall_hours_sharing_unknown: float | None = None  # their training wall time (not a share of the device)
     plan: QuestionPlan | None = None  # what deciding it takes (run.py plan); None when decided or on a GPU
 
 
@@ -147,7 +150,7 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
                                                           "plan": plans.get(q.key)}, recomputed.get(q.grid))
         gpu = f"{q.grid}-{GPU_PROTOCOL}"
         if frame["grid"].isin([gpu, search_name(gpu)]).any():
-            out += _question_rows(results, frame, q, gpu, _gpu_cost(frame, gpu), recomputed.get(gpu))
+            out += _question_rows(results, frame, q, gpu, _gpu_cost(results, frame, gpu), recomputed.get(gpu))
     return tuple(out)
 
 
@@ -200,13 +203,19 @@ def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, varian
     return len(rows if variants is None else rows[rows["variant"].isin(variants)])
 
 
-def _gpu_cost(frame: pd.DataFrame, folder: str) -> dict:
-    """What a question's GPU runs cost: how many trained, their training wall time in hours (``GlanceRow`` fields)."""
+def _gpu_cost(results: Path, frame: pd.DataFrame, folder: str) -> dict:
+    """What a question's GPU runs cost (``GlanceRow`` fields): device-hours of the runs that record how many shared
+    the device (``plan.cost_factor``), and the wall time of those that do not."""
     rows = frame[frame["grid"].isin([folder, search_name(folder)]) & frame["status"].isin(
         [RunStatus.OK, RunStatus.FLAGGED]) & frame["reused_from"].isna()]
-    seconds = pd.to_numeric(rows["train_seconds"], errors="coerce").dropna()
-    return {"cpu_hours": None, "gpu": True, "gpu_runs": len(seconds),
-            "gpu_hours": float(seconds.sum() / 3600) if len(seconds) else None}
+    rows = rows[pd.to_numeric(rows["train_seconds"], errors="coerce").notna()]
+    device_seconds = cost_seconds(results, rows)
+    known = np.isfinite(device_seconds)
+    wall = pd.to_numeric(rows["train_seconds"]).to_numpy(float)[~known]
+    return {"cpu_hours": None, "gpu": True, "gpu_runs": int(known.sum()),
+            "gpu_hours": float(device_seconds[known].sum() / 3600) if known.any() else None,
+            "gpu_runs_sharing_unknown": len(wall), "gpu_wall_hours_sharing_unknown": float(wall.sum() / 3600)
+            if len(wall) else None}
 
 
 @dataclass(frozen=True)

@@ -299,15 +299,20 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     rows = [("replicator-vs-recalibrator-gpu-lr", f"r{i}", "ok", 2, None, 500.0) for i in range(3)]
     rows += [("replicator-vs-recalibrator-gpu-lr", "r9", "failed", 2, None, 80.0),  # not finished: not counted
              ("pilot-cpu-full", "p0", "ok", 2, None, 3000.0)]
+    shared = tmp_path / "replicator-vs-recalibrator-gpu-lr" / "r0"  # records that 5 runs shared the GPU; r1, r2 do not
+    shared.mkdir(parents=True)
+    (shared / "env.json").write_text(json.dumps({"runtime": {"device": "cuda", "runs_sharing_device": 5}}))
     glance = glance_rows(tmp_path, pd.DataFrame(rows, columns=columns), [], ())
     gpu = [r for r in glance if r.folder == "replicator-vs-recalibrator-gpu"]
-    assert len(gpu) == 1 and gpu[0].cpu_hours is None and gpu[0].gpu  # GPU wall time is not CPU-hours
+    assert len(gpu) == 1 and gpu[0].cpu_hours is None and gpu[0].gpu  # GPU time is not CPU-hours
     assert (gpu[0].stage, gpu[0].runs_done, gpu[0].runs_planned) == (Stage.SEARCH, 3, 16)
-    assert gpu[0].gpu_runs == 3 and gpu[0].gpu_hours == pytest.approx(1500 / 3600)
+    assert gpu[0].gpu_runs == 1 and gpu[0].gpu_hours == pytest.approx(100 / 3600)  # its share of the device: 500 s / 5
+    assert gpu[0].gpu_runs_sharing_unknown == 2 and gpu[0].gpu_wall_hours_sharing_unknown == pytest.approx(1000 / 3600)
     cpu = [r for r in glance if r.folder == "replicator-vs-recalibrator"]
     assert cpu[0].stage is Stage.NOT_RUN and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
     assert not any(r.folder == "expansion-op-gpu" for r in glance)  # no GPU runs: no GPU row
-    assert "| 25 GPU-min (3 runs) |" in "\n".join(render_glance(glance))
+    assert "| 2 GPU-min (1 run); 17 GPU wall-min, runs sharing the GPU not recorded (2 runs) |" in "\n".join(
+        render_glance(glance))
 
 
 def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_path):

@@ -90,11 +90,11 @@ def peak_learning_rates(grid: Grid, protocol: Protocol, chosen: dict[str, float]
 
 def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: str | None = None, vary: Vary = "all",
             plugins: tuple[str, ...] = (), check: bool = True, first_seed: int = 0, results: Path | None = None,
-            **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
+            choice: dict[str, float] | None = None, **protocol_overrides) -> tuple[list[RunConfig], dict[str, str]]:
     """One RunConfig per (variant, seed first_seed..first_seed+seeds-1), and the optional variants left out (with reasons).
 
     Each variant trains at its ``peak_learning_rates``: at the rate chosen on validation where ``results`` holds
-    a choice for this grid under this protocol.
+    a choice for this grid under this protocol (or ``choice``, that choice already read with ``read_choice``).
     """
     from .data import DATASETS
 
@@ -106,7 +106,9 @@ def resolve(grid: Grid, protocol: str | None = None, seeds: int = 1, dataset: st
         proto = get_protocol(protocol_name, **protocol_overrides, lr=proto.lr * grid.lr_scale)
     dataset = choose("dataset", dataset if dataset is not None else grid.dataset or proto.dataset, DATASETS)
     variants, missing = check_variants(grid, plugins) if check else (grid.variants, {})
-    rates = peak_learning_rates(grid, proto, read_choice(results, grid, proto.name) if results is not None else {})
+    if choice is None:
+        choice = read_choice(results, grid, proto.name) if results is not None else {}
+    rates = peak_learning_rates(grid, proto, choice)
     protocols = {name: proto if rates[name] == proto.lr else Protocol.model_validate({**proto.model_dump(), "lr": rates[name]})
                  for name in variants}
     revisions = architecture_revisions(tuple(sorted({v.model for v in variants.values()})), plugins)

@@ -205,7 +205,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
                       + ", ".join(f"{v} {lr:g}" for v, lr in learning_rates.items()))
     configs, missing = resolve(g, protocol, seeds + spare_seeds, dataset,
                                choose("seed source", vary, ("all", "init", "data", "aug")), runtime.plugins,
-                               results=Path(results))
+                               choice=learning_rates)
     untuned = sorted({c.variant for c in configs if only_variants is None or c.variant in only_variants}
                      - set(learning_rates)) if learning_rates else []
     if untuned:  # a search of some networks only (tune --compare): the others have no rate chosen on validation

@@ -37,7 +37,7 @@ app = typer.Typer(
 # (tests/test_cli_surface.py fails on a command left out).
 PANELS: dict[str, tuple[str, ...]] = {
     "Run": ("train", "ablate", "tune", "status", "show", "list", "recount"),
-    "Study": ("study", "plan", "gpu-next"),
+    "Study": ("study", "plan", "gpu-order", "gpu-next"),
     "Analyse": ("report", "analyze", "compare", "calibrate"),
     "Costs": ("profile", "claim-costs", "study-costs", "dct-bound"),
     "Benchmarks": ("bench",),

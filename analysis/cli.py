@@ -224,6 +224,19 @@ def plan(
         typer.echo(text)
 
 
+def gpu_order(results: ResultsOption = SCRATCH_RESULTS) -> None:
+    """What a GPU batch trains next, one GRID@PROTOCOL a line: the GPU's budget pilots, then the open questions."""
+    from .second_edition import gpu_order as order
+
+    _check_results(results)
+    if not Path(results).is_dir():
+        raise FileNotFoundError(f"results directory '{results}' does not exist")
+    chosen = order(results)
+    for grid, protocol in chosen.jobs:
+        typer.echo(f"{grid}@{protocol}")
+    typer.echo(chosen.why, err=True)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (analyze, compare, report, calibrate, plan):
+    for command in (analyze, compare, report, calibrate, plan, gpu_order):
         app.command()(command)

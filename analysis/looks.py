@@ -22,7 +22,7 @@ from evidence.decisions import PairingError, look_history, paired_differences
 from evidence.load import of_engine_version
 from evidence.sequential import stagewise_p
 from evidence.status import RunStatus
-from study.grids import GPU_PROTOCOL
+from study.grids import gpu_folders
 from study.questions import SECOND_EDITION_QUESTIONS
 
 COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
@@ -90,13 +90,13 @@ def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, lo
 
 
 def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) -> tuple[QuestionLooks, ...]:
-    """Per second-edition question (and its ``-gpu`` folder) with a readable ``sequential.json``: the looks
-    recomputed from the run files under the recorded design. An unreadable record is skipped here (the questions
-    at a glance read the same file). Computed once per report: ``second_edition.glance_rows`` reads these records
-    too."""
+    """Per second-edition question (and its GPU folders, ``study.grids.gpu_folders``) with a readable
+    ``sequential.json``: the looks recomputed from the run files under the recorded design. An unreadable record is
+    skipped here (the questions at a glance read the same file). Computed once per report:
+    ``second_edition.glance_rows`` reads these records too."""
     out = []
     for q in SECOND_EDITION_QUESTIONS:
-        for folder in (q.grid, f"{q.grid}-{GPU_PROTOCOL}"):
+        for folder in (q.grid, *gpu_folders(q.grid)):
             try:
                 design = json.loads((Path(results) / folder / "sequential.json").read_text())
                 variants = sorted(design["variants"])

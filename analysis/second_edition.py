@@ -20,16 +20,16 @@ from evidence.status import RunStatus
 from study.grids import (
     CPU_SEED_CAP,
     GPU_PILOT_BUDGETS,
-    GPU_PROTOCOL,
     LR_CANDIDATES,
     PILOT_BUDGETS,
     PILOT_SEEDS,
     PILOT_VARIANTS,
     PLAN_REPS,
     TUNING_SEEDS,
+    gpu_folders,
     search_name,
 )
-from study.questions import CORE_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
+from study.questions import CORE_QUESTIONS, GPU_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
 from .learning_rates import planned_runs
 from .looks import QuestionLooks
@@ -60,7 +60,7 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
 def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str | None = None) -> dict:
     """Where a question without main runs stands, as ``GlanceRow`` fields: the rates chosen (their protocol) and the
     first look's finished runs, or its learning-rate search's finished runs (copies of twins included) out of the
-    search's budget, or nothing run. ``folder``: the grid's runs under another protocol (``<grid>-gpu``)."""
+    search's budget, or nothing run. ``folder``: the grid's runs under a GPU budget (``study.grids.gpu_folders``)."""
     search = search_name(folder or grid)
     try:
         protocol = json.loads((results / search / 'chosen.json').read_text())['protocol']
@@ -80,10 +80,11 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
 
 
 def main_runs(frame: pd.DataFrame) -> pd.Series:
-    """The second edition's main runs: engine-2 runs in its grids (``study.questions.SECOND_EDITION``, on the CPU or
-    in their ``-gpu`` folders). The sequential rule judges them (the questions at a glance), never the first pass's
-    fixed-sample tests; the same grid folders' engine-1 runs are the first pass, reported apart, never pooled."""
-    grids = {*SECOND_EDITION, *(f"{g}-{GPU_PROTOCOL}" for g in SECOND_EDITION)}
+    """The second edition's main runs: engine-2 runs in its grids (``study.questions.SECOND_EDITION``, on the CPU or in
+    their GPU folders, ``study.grids.gpu_folders``). The sequential rule judges them (the questions at a glance),
+    never the first pass's fixed-sample tests; the same grid folders' engine-1 runs are the first pass, reported
+    apart, never pooled."""
+    grids = {*SECOND_EDITION, *(folder for g in SECOND_EDITION for folder in gpu_folders(g))}
     return frame["grid"].isin(grids) & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
 
 
@@ -100,7 +101,7 @@ class Stage(str, Enum):
 
 @dataclass(frozen=True)
 class GlanceRow:
-    """One line of "The questions at a glance": a question's comparison in one folder (its grid, or ``<grid>-gpu``),
+    """One line of "The questions at a glance": a question's comparison in one folder (its grid, or one of its GPU folders),
     its sequential state, what it has cost and its plan. Numbers and enums only: ``analysis.render`` writes them."""
     key: str  # the question's key, "a" to "g"
     question: str  # its text (study.questions)
@@ -148,9 +149,9 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
     for q in SECOND_EDITION_QUESTIONS:
         out += _question_rows(results, frame, q, q.grid, {"cpu_hours": _cpu_hours(results, frame, q.grid),
                                                           "plan": plans.get(q.key)}, recomputed.get(q.grid))
-        gpu = f"{q.grid}-{GPU_PROTOCOL}"
-        if frame["grid"].isin([gpu, search_name(gpu)]).any():
-            out += _question_rows(results, frame, q, gpu, _gpu_cost(results, frame, gpu), recomputed.get(gpu))
+        for gpu in gpu_folders(q.grid):
+            if frame["grid"].isin([gpu, search_name(gpu)]).any():
+                out += _question_rows(results, frame, q, gpu, _gpu_cost(results, frame, gpu), recomputed.get(gpu))
     return tuple(out)
 
 
@@ -252,3 +253,38 @@ def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -
                           gpu_pending=pending(GPU_PILOT_BUDGETS))
 
 
+
+
+@dataclass(frozen=True)
+class GpuOrder:
+    """What a time-boxed GPU batch trains next (``run.py gpu-order``; experiments/gpu_session.sh): ``jobs``, the
+    grids and the protocol of each, in order, and ``why``."""
+    jobs: tuple[tuple[str, str], ...]
+    why: str
+
+
+def _decided(folder: Path) -> bool:
+    """Whether the sequential rule has labelled every comparison in ``folder`` (its sequential.json), none open."""
+    try:
+        variants = json.loads((folder / "sequential.json").read_text())["variants"]
+        return bool(variants) and all(state["label"] != OPEN for state in variants.values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def gpu_order(results: Path, reps: int = PLAN_REPS) -> GpuOrder:
+    """The GPU's budget pilots not finished yet, each under its own budget (docs/study.md section 5); once they are,
+    the questions of ``study.questions.GPU_QUESTIONS`` not yet decided under the GPU budget ``run.py plan``
+    recommends (their folders ``<grid>-<budget>``); nothing where the pilots recommend no GPU budget."""
+    pending = [b for b in GPU_PILOT_BUDGETS if _ok_runs(Path(results) / f"pilot-{b}") < PILOT_RUNS]
+    if pending:
+        return GpuOrder(tuple((f"pilot-{b}", b) for b in pending),
+                        f"the GPU's budget pilot first: {', '.join(f'pilot-{b}' for b in pending)} not finished")
+    recommendation = recommend(pilot_rows(results, reps=reps), GPU_MIN_ACCURACY, "gpu")
+    budget = recommendation.budget
+    if budget is None:
+        return GpuOrder((), f"no GPU budget to train the questions under ({recommendation.reason.value}): read "
+                            "`run.py plan --results results`")
+    jobs = tuple((grid, budget) for grid in GPU_QUESTIONS if not _decided(Path(results) / f"{grid}-{budget}"))
+    return GpuOrder(jobs, f"the questions not decided yet under the GPU budget {budget} (`run.py plan`)" if jobs
+                    else f"every GPU question is decided under {budget}")

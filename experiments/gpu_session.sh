@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# A time-boxed batch of the second edition's next runs on an offline GPU machine (docs/study.md, section 5).
+# A time-boxed batch of the study's next runs on an offline GPU machine (docs/study.md, section 5).
 #   before:        make gpu-carry       (the data and the wheels the GPU image lacks, into the git-ignored .carry/)
 #   on the GPU:    a copy of this checkout with .carry/ and, where an earlier batch brought back stopped runs, their
-#                  grid folders ("results/<grid>-gpu", "results/<grid>-gpu-lr"); OUT=<folder to copy back>
-#                  `bash experiments/gpu_session.sh GRID:MINUTES [GRID:MINUTES ...]`
-#   after:         tar xzf OUT/<grid>-gpu.tar.gz -C results, cp OUT/gpu.json benchmarks/records/, then commit as
+#                  grid folders; OUT=<folder to copy back> `bash experiments/gpu_session.sh [GRID[@PROTOCOL]:MINUTES ...]`
+#   after:         tar xzf OUT/<job>.tar.gz -C results for each, cp OUT/gpu.json benchmarks/records/, then commit as
 #                  docs/study.md says
-# Per grid: `run.py gpu-next GRID --until-decided` (the learning-rate search first, then seeds in looks) within
-# MINUTES; its folders come back as $OUT/<grid>-gpu.tar.gz (checkpoints only of runs not finished) and its output
-# as $OUT/<grid>.log. WORKERS (default 8, as measured in docs/study.md) runs share the GPU. A run starts while its
-# next epoch fits (--finish-later): what the deadline stops comes back with its checkpoint and resumes in the next
-# call. TOTAL_MINUTES (default: the sum of the grids' plus one) caps the whole call, its last minute kept for stopping
-# and packing: a grid decided early leaves its time to the next; one that would get under a minute is not started.
+# With no arguments the batch trains what `run.py gpu-order` names, in its order, for TOTAL_MINUTES (default 9): the
+# GPU's budget pilots until they are finished, then the GPU's questions not yet decided under the budget `run.py plan`
+# recommends. The order is asked again after each grid, so a pilot that finishes lets the questions start in the same
+# call. Per grid: `run.py gpu-next GRID [--protocol PROTOCOL] --until-decided` (a question's learning-rate search
+# first, then seeds in looks) within MINUTES; the folders it names come back as $OUT/<grid>[_<protocol>].tar.gz
+# (checkpoints only of runs not finished) and its output as $OUT/<grid>[_<protocol>].log. WORKERS (default 8) runs
+# share the GPU. A run starts while its next epoch fits (--finish-later): what the deadline stops comes back with its
+# checkpoint and resumes in the next call. TOTAL_MINUTES (default with grids named: the sum of their minutes plus
+# one) caps the whole call, its last minute kept for stopping and packing: a grid decided early leaves its time to
+# the next; one that would get under a minute is not started.
 set -uo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 GRID:MINUTES [GRID:MINUTES ...]" >&2; exit 2; }
 out=${OUT:?OUT is not set: name the folder whose files are copied back}
 BENCH_MODELS=${BENCH_MODELS:-dyclotnet_050}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .carry/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
-total=0
-for job in "$@"; do total=$(awk -v a="$total" -v b="${job#*:}" 'BEGIN { print a + b }'); done
-end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$(awk -v t="$total" 'BEGIN { print t + 1 }')}" 'BEGIN { printf "%d", now + 60 * m }')
+total=1
+for job in "$@"; do total=$(awk -v a="$total" -v b="${job##*:}" 'BEGIN { print a + b }'); done
+[ $# -gt 0 ] || total=9
+end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d", now + 60 * m }')
 # Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) alone and
 # WORKERS at once, 20 timed steps each, added to benchmarks/records/gpu.json, which comes back as $out/gpu.json
 # (commit it as benchmarks/records/gpu.json). BENCH_SECONDS=0 skips it; a bench that fails or overruns stops nothing.
@@ -55,21 +58,33 @@ elif [ "$choice" = mps ]; then
 fi
 [ "$choice" = mps ] && sharing=mps
 echo "the runs share the GPU as: $sharing (record: $choice)" | tee "$out/sharing.txt"
-rc=0
-for job in "$@"; do
-  grid=${job%%:*}
+auto=$(( $# == 0 ))
+next_job() {  # the next GRID[@PROTOCOL]:MINUTES: the next one named, or with none named, gpu-order's first not run yet
+  if [ "$auto" = 0 ]; then [ "$#" -gt 0 ] && echo "$1"; return; fi
+  python3 run.py gpu-order --results results 2>>"$out/order.log" | while read -r job; do
+    case " $ran " in *" $job "*) ;; *) echo "$job:999"; break ;; esac
+  done
+}
+rc=0 ran=""
+while job=$(next_job "$@") && [ -n "$job" ]; do
+  [ "$#" -gt 0 ] && shift
+  spec=${job%:*} grid=${job%%@*} grid=${grid%:*} protocol=""
+  case "$spec" in *@*) protocol=${spec#*@} ;; esac
+  ran="$ran $spec" name=$grid${protocol:+_$protocol}
   # gpu-next may run up to ~40 s past its --minutes (stopping workers), then the tar: the last minute is kept for that
-  minutes=$(awk -v m="${job#*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
-  if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$grid: not started, $minutes minutes left" | tee "$out/$grid.log"; continue; fi
-  python3 run.py gpu-next "$grid" --out results --minutes "$minutes" --until-decided --finish-later --workers "${WORKERS:-8}" \
-      --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 | tee "$out/$grid.log"
+  minutes=$(awk -v m="${job##*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
+  if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$spec: not started, $minutes minutes left" | tee "$out/$name.log"; break; fi
+  python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} --out results --minutes "$minutes" --until-decided \
+      --finish-later --workers "${WORKERS:-8}" --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 \
+      | tee "$out/$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
   # the folders gpu-next names as trained into (its line "folders: ..."), those that exist
-  folders=$(cd results && ls -d $(sed -n 's/^folders: //p' "$out/$grid.log" | tail -1) 2>/dev/null)
+  folders=$(cd results && ls -d $(sed -n 's/^folders: //p' "$out/$name.log" | tail -1) 2>/dev/null)
   [ -n "$folders" ] || continue
   # a finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
   (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >/tmp/finished.txt
-  tar czf "$out/$grid-gpu.tar.gz" -C results --exclude-from=/tmp/finished.txt $folders || rc=1
+  tar czf "$out/$name.tar.gz" -C results --exclude-from=/tmp/finished.txt $folders || rc=1
 done
+cat "$out/order.log" 2>/dev/null | tail -1
 [ "$sharing" = mps ] && mps_off
 exit $rc

@@ -63,6 +63,9 @@ LATER_QUESTIONS = (
     CoreQuestion("f", "How does the reduction ratio r trade accuracy for cost (each r vs the default 4)?", "r-sweep", None),
     CoreQuestion("g", "Does the bottleneck's normalisation placement change DCT's accuracy?", "norm-placement", None),
 )
+# The questions a GPU decides, in the order its batches train them (docs/study.md section 5): (c) and (d), which only a
+# GPU can decide, then (a) and (b) again under the GPU's budget, as rows of their own
+GPU_QUESTIONS = ("paper-claim", "baselines", "replicator-vs-recalibrator", "expansion-op")
 # The second edition's questions, in the order `run.py study --until-decided` runs their grids
 SECOND_EDITION_QUESTIONS = (*CORE_QUESTIONS, *LATER_QUESTIONS)
 SECOND_EDITION = tuple(q.grid for q in SECOND_EDITION_QUESTIONS)

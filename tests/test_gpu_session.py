@@ -23,11 +23,14 @@ case "$*" in
   *"benchmarks.gpu import run"*)
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
     [ "$4" = mps ] && echo "$MPS_VERDICT" >"$STATE/faster" ;;
+  "run.py gpu-order"*) cat "$STATE/order" 2>/dev/null; echo "why it chose them" >&2 ;;
   "run.py gpu-next"*)
-    grid=$3
-    mkdir -p "results/$grid/done" "results/$grid/stopped" && echo '{}' >"results/$grid/grid.json"
-    touch "results/$grid/done/result.json" "results/$grid/done/checkpoint.pt" "results/$grid/stopped/checkpoint.pt"
-    echo "folders: $grid" ;;
+    folder=$3
+    [ "$4" = --protocol ] && folder=$3-$5
+    mkdir -p "results/$folder/done" "results/$folder/stopped" && echo '{}' >"results/$folder/grid.json"
+    touch "results/$folder/done/result.json" "results/$folder/done/checkpoint.pt" "results/$folder/stopped/checkpoint.pt"
+    [ -n "${PILOTS_DONE:-}" ] && echo "$PILOTS_DONE" | tr ' ' '\n' >"$STATE/order"  # the order once a pilot finished
+    echo "folders: $folder" ;;
 esac
 """
 MPS_CONTROL = r"""#!/bin/bash
@@ -37,15 +40,15 @@ exit 0
 """
 
 
-def batch(tmp_path: Path, **env: str) -> tuple[str, list[str], Path]:
-    """Run the batch on one grid in an empty folder; (its output, the calls made, OUT)."""
+def batch(tmp_path: Path, jobs: tuple[str, ...] = ("pilot-x:5",), **env: str) -> tuple[str, list[str], Path]:
+    """Run the batch on ``jobs`` in an empty folder; (its output, the calls made, OUT)."""
     stubs, work, out = tmp_path / "bin", tmp_path / "work", tmp_path / "out"
     for folder in (stubs, work, out):
         folder.mkdir()
     for name, text in (("python3", PYTHON), ("nvidia-cuda-mps-control", MPS_CONTROL), ("nvidia-smi", "#!/bin/bash\n")):
         (stubs / name).write_text(text)
         (stubs / name).chmod(0o755)
-    done = subprocess.run(["bash", str(SCRIPT), "pilot-x:5"], cwd=work, capture_output=True, text=True, timeout=120,
+    done = subprocess.run(["bash", str(SCRIPT), *jobs], cwd=work, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STATE": str(tmp_path),
                                "OUT": str(out), "BENCH_SECONDS": "5", **env})
     assert done.returncode == 0, done.stderr
@@ -89,7 +92,26 @@ def test_a_recorded_choice_is_used_without_measuring_again(tmp_path):
 
 def test_the_folders_gpu_next_names_are_packed_with_the_checkpoints_of_stopped_runs_only(tmp_path):
     said, calls, out = batch(tmp_path, MPS_START="1")
-    with tarfile.open(out / "pilot-x-gpu.tar.gz") as packed:
+    with tarfile.open(out / "pilot-x.tar.gz") as packed:
         names = sorted(packed.getnames())
     assert names == ["pilot-x", "pilot-x/done", "pilot-x/done/result.json", "pilot-x/grid.json", "pilot-x/stopped",
                      "pilot-x/stopped/checkpoint.pt"]
+
+
+def test_with_no_grid_named_it_trains_what_gpu_order_names_and_asks_again_after_each(tmp_path):
+    (tmp_path / "order").write_text("pilot-gpu-15@gpu-15\npilot-gpu@gpu\n")
+    said, calls, out = batch(tmp_path, (), MPS_START="1", PILOTS_DONE="paper-claim@gpu-15 baselines@gpu-15")
+    trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
+    # the first pilot; its runs end the pilot, so the order names the questions under the budget chosen from it
+    assert trained == ["pilot-gpu-15 --protocol gpu-15", "paper-claim --protocol gpu-15", "baselines --protocol gpu-15"]
+    assert sum("run.py gpu-order" in c for c in calls) == 4  # before each grid, and once more to find nothing new
+    assert (out / "paper-claim_gpu-15.tar.gz").exists() and (out / "pilot-gpu-15_gpu-15.tar.gz").exists()
+    assert " --minutes 8 " in next(c for c in calls if "gpu-next" in c)  # TOTAL_MINUTES 9, less the minute kept
+
+
+def test_grids_named_are_trained_in_order_and_nothing_else(tmp_path):
+    (tmp_path / "order").write_text("paper-claim@gpu-15\n")
+    said, calls, out = batch(tmp_path, ("pilot-x:2", "other@gpu-15:3"), MPS_START="1")
+    trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
+    assert trained == ["pilot-x", "other --protocol gpu-15"] and not any("gpu-order" in c for c in calls)
+    assert " --minutes 2 " in next(c for c in calls if "gpu-next pilot-x" in c)

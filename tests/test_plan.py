@@ -298,7 +298,8 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     columns = ["grid", "run_id", "status", "engine_version", "reused_from", "train_seconds"]
     rows = [("replicator-vs-recalibrator-gpu-lr", f"r{i}", "ok", 2, None, 500.0) for i in range(3)]
     rows += [("replicator-vs-recalibrator-gpu-lr", "r9", "failed", 2, None, 80.0),  # not finished: not counted
-             ("pilot-cpu-full", "p0", "ok", 2, None, 3000.0)]
+             ("pilot-cpu-full", "p0", "ok", 2, None, 3000.0),
+             ("expansion-op-gpu-15-lr", "e0", "ok", 2, None, 300.0)]  # under another GPU budget: a row of its own
     shared = tmp_path / "replicator-vs-recalibrator-gpu-lr" / "r0"  # records that 5 runs shared the GPU; r1, r2 do not
     shared.mkdir(parents=True)
     (shared / "env.json").write_text(json.dumps({"runtime": {"device": "cuda", "runs_sharing_device": 5}}))
@@ -311,6 +312,7 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     cpu = [r for r in glance if r.folder == "replicator-vs-recalibrator"]
     assert cpu[0].stage is Stage.NOT_RUN and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
     assert not any(r.folder == "expansion-op-gpu" for r in glance)  # no GPU runs: no GPU row
+    assert [r.gpu_runs_sharing_unknown for r in glance if r.folder == "expansion-op-gpu-15"] == [1]
     assert "| 2 GPU-min (1 run); 17 GPU wall-min, runs sharing the GPU not recorded (2 runs) |" in "\n".join(
         render_glance(glance))
 
@@ -450,3 +452,38 @@ def test_the_gpu_budget_is_chosen_among_the_gpu_pilots_at_80_percent_in_device_t
     lines = render_budget(findings, "f")
     assert any(line.startswith("GPU budget, for (c) and (d) (docs/study.md section 5): **gpu**") for line in lines)
     assert any("| GPU-s/run (median) |" in line for line in lines) and any("| CPU-s/run (median) |" in line for line in lines)
+
+
+def test_a_gpu_batch_trains_the_gpus_pilot_first_then_the_questions_not_decided_under_its_budget(pilot, tmp_path):
+    import shutil
+
+    from analysis.second_edition import gpu_order
+
+    assert gpu_order(pilot, reps=200).jobs == (("pilot-gpu-15", "gpu-15"), ("pilot-gpu", "gpu"))  # no GPU pilot yet
+    root = tmp_path / "results"
+    shutil.copytree(pilot, root)
+    for budget, top1 in (("gpu-15", 78.0), ("gpu", 84.0)):  # gpu-15 below the GPU's 80%: the budget is gpu
+        means = {"dct": top1, "replicator": top1 - 0.5, "pointwise": top1 + 0.2}
+        write_grid(root, f"pilot-{budget}", "dct", means, seeds=4, sd=0.5, rng_seed=5)
+        for env in (root / f"pilot-{budget}").glob("*/env.json"):
+            env.write_text(json.dumps({"torch_threads": 2, "runtime": {"device": "cuda", "runs_sharing_device": 4}}))
+    order = gpu_order(root, reps=200)
+    assert order.jobs == tuple((grid, "gpu") for grid in ("paper-claim", "baselines", "replicator-vs-recalibrator",
+                                                          "expansion-op")) and "under the GPU budget gpu" in order.why
+    for folder, labels in (("paper-claim-gpu", ["worse"]), ("baselines-gpu", ["better", "continue"]),
+                           ("expansion-op-gpu-15", ["better"])):  # decided under another budget: not this one's
+        (root / folder).mkdir()
+        (root / folder / "sequential.json").write_text(json.dumps({"variants": {str(i): {"label": label}
+                                                                                for i, label in enumerate(labels)}}))
+    assert [grid for grid, _ in gpu_order(root, reps=200).jobs] == ["baselines", "replicator-vs-recalibrator",
+                                                                    "expansion-op"]
+
+
+def test_gpu_order_prints_one_grid_at_protocol_a_line_and_refuses_a_missing_folder(tmp_path, capsys):
+    import run
+
+    assert run.main(["gpu-order", "--results", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "pilot-gpu-15@gpu-15\npilot-gpu@gpu\n" and "budget pilot first" in captured.err
+    assert run.main(["gpu-order", "--results", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere' does not exist" in capsys.readouterr().err

@@ -61,8 +61,11 @@ echo "the runs share the GPU as: $sharing (record: $choice)" | tee "$out/sharing
 auto=$(( $# == 0 ))
 next_job() {  # the next GRID[@PROTOCOL]:MINUTES: the next one named, or with none named, gpu-order's first not run yet
   if [ "$auto" = 0 ]; then [ "$#" -gt 0 ] && echo "$1"; return; fi
-  python3 run.py gpu-order --results results 2>>"$out/order.log" | while read -r job; do
-    case " $ran " in *" $job "*) ;; *) echo "$job:999"; break ;; esac
+  # should gpu-order itself fail, the budget pilots train (gpu-next ends at once on a finished one): never nothing
+  order=$(python3 run.py gpu-order --results results 2>>"$out/order.log") || { order="pilot-gpu-15@gpu-15 pilot-gpu@gpu"
+    echo "gpu-order failed (above): the GPU's budget pilots instead" >>"$out/order.log"; }
+  for job in $order; do
+    case " $ran " in *" $job "*) ;; *) echo "$job:999"; return ;; esac
   done
 }
 rc=0 ran=""

@@ -23,7 +23,7 @@ case "$*" in
   *"benchmarks.gpu import run"*)
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
     [ "$4" = mps ] && echo "$MPS_VERDICT" >"$STATE/faster" ;;
-  "run.py gpu-order"*) cat "$STATE/order" 2>/dev/null; echo "why it chose them" >&2 ;;
+  "run.py gpu-order"*) cat "$STATE/order" 2>/dev/null; echo "why it chose them" >&2; exit "${ORDER_FAILS:-0}" ;;
   "run.py gpu-next"*)
     folder=$3
     [ "$4" = --protocol ] && folder=$3-$5
@@ -115,3 +115,10 @@ def test_grids_named_are_trained_in_order_and_nothing_else(tmp_path):
     trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
     assert trained == ["pilot-x", "other --protocol gpu-15"] and not any("gpu-order" in c for c in calls)
     assert " --minutes 2 " in next(c for c in calls if "gpu-next pilot-x" in c)
+
+
+def test_an_order_that_cannot_be_read_leaves_the_gpu_training_the_budget_pilots(tmp_path):
+    said, calls, out = batch(tmp_path, (), MPS_START="1", ORDER_FAILS="1")
+    trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
+    assert trained == ["pilot-gpu-15 --protocol gpu-15", "pilot-gpu --protocol gpu"]
+    assert "gpu-order failed" in (out / "order.log").read_text()

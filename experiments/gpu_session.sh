@@ -3,16 +3,16 @@
 #   before:        make gpu-carry       (the data and the wheels the GPU image lacks, into the git-ignored .carry/)
 #   on the GPU:    a copy of this checkout with .carry/ and, where an earlier batch brought back stopped runs, their
 #                  grid folders; OUT=<folder to copy back> `bash experiments/gpu_session.sh [GRID[@PROTOCOL]:MINUTES ...]`
-#   after:         tar xzf OUT/<job>.tar.gz -C results for each, cp OUT/gpu.json benchmarks/records/, then commit as
+#   after:         tar xzf OUT/runs.tar.gz -C results, cp OUT/gpu.json benchmarks/records/, then commit as
 #                  docs/study.md says
 # With no arguments the batch trains what `run.py gpu-order` names, in its order, for TOTAL_MINUTES (default 9): the
 # GPU's budget pilots until they are finished, then the GPU's questions not yet decided under the budget `run.py plan`
 # recommends. The order is asked again after each grid, so a pilot that finishes lets the questions start in the same
 # call. Per grid: `run.py gpu-next GRID [--protocol PROTOCOL] --until-decided` (a question's learning-rate search
-# first, then seeds in looks) within MINUTES; the folders it names come back as $OUT/<grid>[_<protocol>].tar.gz
-# (checkpoints only of runs not finished) and its output as $OUT/<grid>[_<protocol>].log. WORKERS (default 8) runs
-# share the GPU. A run starts while its next epoch fits (--finish-later): what the deadline stops comes back with its
-# checkpoint and resumes in the next call. TOTAL_MINUTES (default with grids named: the sum of their minutes plus
+# first, then seeds in looks) within MINUTES; the folders it names, every grid's, come back in one file,
+# $OUT/runs.tar.gz (checkpoints only of runs not finished), and its output as $OUT/<grid>[_<protocol>].log. WORKERS
+# (default 8) runs share the GPU. A run starts while its next epoch fits (--finish-later): what the deadline stops
+# comes back with its checkpoint and resumes in the next call. TOTAL_MINUTES (default with grids named: the sum of their minutes plus
 # one) caps the whole call, its last minute kept for stopping and packing: a grid decided early leaves its time to
 # the next; one that would get under a minute is not started.
 set -uo pipefail
@@ -68,7 +68,7 @@ next_job() {  # the next GRID[@PROTOCOL]:MINUTES: the next one named, or with no
     case " $ran " in *" $job "*) ;; *) echo "$job:999"; return ;; esac
   done
 }
-rc=0 ran=""
+rc=0 ran="" folders="" finished=$(mktemp)
 while job=$(next_job "$@") && [ -n "$job" ]; do
   [ "$#" -gt 0 ] && shift
   spec=${job%:*} grid=${job%%@*} grid=${grid%:*} protocol=""
@@ -81,12 +81,15 @@ while job=$(next_job "$@") && [ -n "$job" ]; do
       --finish-later --workers "${WORKERS:-8}" --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 \
       | tee "$out/$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-  # the folders gpu-next names as trained into (its line "folders: ..."), those that exist
-  folders=$(cd results && ls -d $(sed -n 's/^folders: //p' "$out/$name.log" | tail -1) 2>/dev/null)
+  # the folders gpu-next names as trained into (its line "folders: ..."), those that exist, added to the call's
+  folders="$folders $(cd results && ls -d $(sed -n 's/^folders: //p' "$out/$name.log" | tail -1) 2>/dev/null)"
+  folders=$(printf '%s\n' $folders | sort -u)
   [ -n "$folders" ] || continue
-  # a finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
-  (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >/tmp/finished.txt
-  tar czf "$out/$name.tar.gz" -C results --exclude-from=/tmp/finished.txt $folders || rc=1
+  # all of them in one file, packed again after each grid (a call cut short keeps what the last pack holds): a
+  # finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
+  (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >"$finished"
+  tar czf "$out/runs.tar.gz.part" -C results --exclude-from="$finished" $folders \
+      && mv "$out/runs.tar.gz.part" "$out/runs.tar.gz" || rc=1
 done
 cat "$out/order.log" 2>/dev/null | tail -1
 [ "$sharing" = mps ] && mps_off

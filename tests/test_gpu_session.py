@@ -92,7 +92,7 @@ def test_a_recorded_choice_is_used_without_measuring_again(tmp_path):
 
 def test_the_folders_gpu_next_names_are_packed_with_the_checkpoints_of_stopped_runs_only(tmp_path):
     said, calls, out = batch(tmp_path, MPS_START="1")
-    with tarfile.open(out / "pilot-x.tar.gz") as packed:
+    with tarfile.open(out / "runs.tar.gz") as packed:
         names = sorted(packed.getnames())
     assert names == ["pilot-x", "pilot-x/done", "pilot-x/done/result.json", "pilot-x/grid.json", "pilot-x/stopped",
                      "pilot-x/stopped/checkpoint.pt"]
@@ -105,7 +105,11 @@ def test_with_no_grid_named_it_trains_what_gpu_order_names_and_asks_again_after_
     # the first pilot; its runs end the pilot, so the order names the questions under the budget chosen from it
     assert trained == ["pilot-gpu-15 --protocol gpu-15", "paper-claim --protocol gpu-15", "baselines --protocol gpu-15"]
     assert sum("run.py gpu-order" in c for c in calls) == 4  # before each grid, and once more to find nothing new
-    assert (out / "paper-claim_gpu-15.tar.gz").exists() and (out / "pilot-gpu-15_gpu-15.tar.gz").exists()
+    with tarfile.open(out / "runs.tar.gz") as packed:  # every grid's folders in one file
+        assert {n.split("/")[0] for n in packed.getnames()} == {"pilot-gpu-15-gpu-15", "paper-claim-gpu-15",
+                                                               "baselines-gpu-15"}
+    assert {"baselines_gpu-15.log", "paper-claim_gpu-15.log", "pilot-gpu-15_gpu-15.log"} <= {
+        p.name for p in out.glob("*.log")} and not list(out.glob("*.part"))
     assert " --minutes 8 " in next(c for c in calls if "gpu-next" in c)  # TOTAL_MINUTES 9, less the minute kept
 
 

@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evidence.status import RunStatus
-from study.grids import GPU_PROTOCOL
+from study.grids import GPU_PROTOCOL, search_name
 from study.questions import own_comparison
 
 from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
@@ -39,7 +39,7 @@ from .data import load_dataset
 from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runs import check_data
-from .store import RunStore, check_writable, read_json, write_json
+from .store import RunStore, check_environment, check_writable, read_json, write_json
 from .tuning import search_bracketed, search_runs
 from .until_decided import SequentialDesign, final_states, looks
 
@@ -240,8 +240,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
     g, protocol = planned_grid(grid, protocol)
-    pilot = g.fixed_seeds is not None
-    if pilot:
+    if pilot := g.fixed_seeds is not None:  # its fixed seeds, no looks
         seeds, until_decided = g.fixed_seeds, False
     runtime = make_runtime(device, data_root, workers, threads, plugins, sharing).model_copy(
         update={"retry_failed": retry_failed})
@@ -252,6 +251,8 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         search_runs(g, protocol, candidates, study_grids.TUNING_SEEDS, plugins)
     check_data(configs[0].dataset, runtime)
     grid_dir = check_writable(Path(out) / g.name)
+    for folder in (grid_dir, Path(out) / search_name(g.name)):  # never a window spent on runs that would not pair
+        check_environment(folder, runtime)
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
     deadline = start + minutes * 60 - STOP_MARGIN_S
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}

@@ -196,7 +196,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     (``executors.StartOrder``)."""
     from .executors import run_grid
     from .grids import choice_path, grid_json, protocol_of, read_choice, resolve
-    from .store import RunStore, check_writable, mixed_settings, write_json
+    from .store import RunStore, check_environment, check_writable, mixed_settings, write_json
 
     protocol_name = protocol_of(g, protocol, dataset)
     learning_rates = read_choice(Path(results), g, protocol_name)
@@ -223,6 +223,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
         raise ValueError(f"{grid_dir} already holds finished runs of these variants and seeds that trained otherwise, "
                          f"which the analysis would mix with the runs asked for (move them away or use another "
                          f"--results folder): {shown}")
+    check_environment(grid_dir, runtime)
     spare = [c for c in configs if c.seed >= seeds]
     configs = [c for c in configs if c.seed < seeds]
     write_json(grid_dir / "grid.json", grid_json(g, configs, missing))

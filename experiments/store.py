@@ -86,6 +86,42 @@ def mixed_settings(grid_dir: Path, configs: list[RunConfig]) -> list[str]:
     return clashes
 
 
+def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
+    """Finished runs in ``grid_dir`` whose numerics (``evidence.load.PAIR_ENVIRONMENT`` of their env.json, the data's
+    hash aside) differ from those of runs trained now under ``runtime`` on this machine: the analysis never pairs
+    them with the new runs, so training those would be wasted. One line per differing setting (empty when none)."""
+    from evidence.load import PAIR_ENVIRONMENT
+
+    def setting(env: Any, dotted: str) -> Any:
+        for key in dotted.split("."):
+            env = env.get(key) if isinstance(env, dict) else None
+        return env
+
+    if runtime.device == "auto":
+        runtime = runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
+    ours = environment(runtime)
+    keys = [k for k in PAIR_ENVIRONMENT if k != "data_sha256"]  # the data is checked against its source elsewhere
+    seen: dict[str, dict[Any, list[str]]] = {k: {} for k in keys}
+    for path in sorted(Path(grid_dir).glob("*/env.json")):
+        env = read_json(path)
+        if not isinstance(env, dict) or not (path.parent / "result.json").exists():
+            continue
+        for key in keys:
+            if (theirs := setting(env, key)) != setting(ours, key):
+                seen[key].setdefault(json.dumps(theirs), []).append(path.parent.name)
+    return [f"{key} {value} in {len(runs)} run(s) (e.g. {runs[0]}), {json.dumps(setting(ours, key))} now"
+            for key, values in seen.items() for value, runs in values.items()]
+
+
+def check_environment(grid_dir: Path, runtime: Runtime) -> None:
+    """ValueError where ``grid_dir`` holds finished runs that runs trained now would never pair with
+    (``mixed_environment``), before anything trains."""
+    if clashes := mixed_environment(grid_dir, runtime):
+        raise ValueError(f"{grid_dir} holds finished runs trained with other numerics than runs trained here now would "
+                         f"have, so the analysis would never pair the new runs with them: {'; '.join(clashes)}. Train "
+                         "where those settings hold (the same device, torch and options), or into another folder")
+
+
 class RunStore:
     """Files of one run: config.json, env.json, metrics.jsonl, checkpoint.pt, result.json, run.lock."""
 

@@ -87,6 +87,22 @@ def test_ablate_twice_trains_once_then_status(tmp_path, capsys):
     assert "ok 4, running 0, failed 0, partial 0, to do 2" in capsys.readouterr().out
 
 
+def test_ablate_refuses_to_train_runs_that_would_never_pair_with_a_folders_finished_ones(tmp_path, capsys):
+    """Runs whose numerics (evidence.load.PAIR_ENVIRONMENT: device, torch, compile, ...) differ from a folder's
+    finished runs never pair with them: refused before anything trains, whatever the seeds asked."""
+    args = ["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]
+    assert run.main(args) == 0
+    first = sorted(tmp_path.glob("tiny/*/env.json"))[0]
+    env = json.loads(first.read_text())
+    env["packages"]["torch"] = "2.0.0"  # as if trained under another torch
+    first.write_text(json.dumps(env))
+    assert run.main([*args[:3], "2", *args[4:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert f'packages.torch "2.0.0" in 1 run(s) (e.g. {first.parent.name})' in err and "never pair" in err
+    assert len(list(tmp_path.glob("tiny/*/config.json"))) == 2  # the second seed did not start
+
+
 def test_ablate_refuses_to_mix_runs_of_another_protocol_into_a_grid_and_deletes_nothing(tmp_path, capsys, monkeypatch):
     args = ["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]
     assert run.main(args) == 0

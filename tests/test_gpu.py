@@ -285,3 +285,15 @@ def test_no_main_run_starts_before_a_widened_search_has_finished(tmp_path, monke
     assert len(variants) in (6, 8)  # 2 candidates: every best rate is an edge, so the search was widened
     assert "search runs not finished yet" in outcome["waiting"] and outcome["learning_rates"] == {}
     assert not (out / "tiny-gpu-lr" / "chosen.json").exists() and not list(out.glob("tiny-gpu/*/config.json"))
+
+
+def test_no_gpu_run_trains_beside_finished_runs_it_would_never_pair_with(tmp_path):
+    out = tmp_path / "results"
+    folder = out / "tiny-gpu-lr" / "earlier"  # a finished search run trained compiled
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("{}")
+    (folder / "env.json").write_text(json.dumps({"runtime": {"device": "cpu", "compile": True, "deterministic": True,
+                                                             "channels_last": True}, "packages": {}}))
+    with pytest.raises(ValueError, match="runtime.compile true in 1 run"):
+        gpu.gpu_next("tiny", out, seeds=1, minutes=5, device="cpu", threads=1, plugins=("conftest",))
+    assert sorted(p.name for p in (out / "tiny-gpu-lr").iterdir()) == ["earlier"]  # nothing trained

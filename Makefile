@@ -39,11 +39,11 @@ clean:
 
 # For a time-boxed batch on an offline GPU machine (experiments/gpu_session.sh, docs/study.md section 5): the data
 # and the wheels its image lacks, at the versions installed here, into the git-ignored .carry/ copied along with the
-# checkout.
+# checkout (with COMPILE=1 batches, also .carry/compile-cache, unpacked from the last batch's compile-cache.tar.gz).
 GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops typer
 CIFAR10_JPEG ?= ../shared/data/cifar10-jpeg.tar.gz
 gpu-carry: $(VENV)/.installed
-	rm -rf .carry && mkdir -p .carry/wheels
+	rm -rf .carry/wheels .carry/cifar10-jpeg.tar.gz && mkdir -p .carry/wheels  # a compile cache brought back stays
 	cp $(CIFAR10_JPEG) .carry/cifar10-jpeg.tar.gz
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .carry/wheels \

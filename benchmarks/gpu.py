@@ -57,12 +57,13 @@ def runs_in_ten_minutes(per_run_img_s: float, runs_at_once: int, epochs: int, tr
     return math.floor(runs_at_once * TEN_MINUTES_S / (overhead_s + epochs * train_images / per_run_img_s))
 
 
-RECORD_KEY = ("device", "network", "batch", "runs_at_once", "sharing")
-SHARING_BEFORE_MPS = "processes"  # what an entry without "sharing" measured (the record's entries before MPS)
+RECORD_KEY = ("device", "network", "batch", "runs_at_once", "sharing", "step")
+# what an entry without these fields measured (the record's entries from before they were recorded)
+RECORD_DEFAULTS = {"sharing": "processes", "step": "eager"}
 
 
 def _key(entry: dict) -> tuple:
-    return tuple(entry.get(k, SHARING_BEFORE_MPS) if k == "sharing" else entry[k] for k in RECORD_KEY)
+    return tuple(entry.get(k, RECORD_DEFAULTS.get(k)) for k in RECORD_KEY)
 
 
 def write_record(record: Path, entries: list[dict]) -> None:
@@ -76,19 +77,21 @@ def write_record(record: Path, entries: list[dict]) -> None:
     record.write_text(json.dumps([e for e in old if key(e) not in new] + entries, indent=1) + "\n")
 
 
-def faster_sharing(record: Path, device: str, network: str, runs_at_once: int) -> str | None:
-    """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all) in the record: ``processes``
-    (taking turns) or ``mps`` (CUDA MPS); None where the record lacks either measure."""
+def faster_sharing(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> str | None:
+    """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all, with ``step``: ``eager`` or
+    ``compiled``) in the record: ``processes`` (taking turns) or ``mps`` (CUDA MPS); None where the record lacks
+    either measure."""
     from experiments.config import DEVICE_SHARING
 
     entries = json.loads(Path(record).read_text()) if Path(record).exists() else []
-    speeds = {e.get("sharing", SHARING_BEFORE_MPS): e["img_per_s"] for e in entries
-              if (e["device"], e["network"], e["runs_at_once"]) == (device, network, runs_at_once)}
+    speeds = {e.get("sharing", RECORD_DEFAULTS["sharing"]): e["img_per_s"] for e in entries
+              if (e["device"], e["network"], e["runs_at_once"], e.get("step", RECORD_DEFAULTS["step"]))
+              == (device, network, runs_at_once, step)}
     return max(speeds, key=speeds.get) if set(DEVICE_SHARING) <= set(speeds) else None
 
 
 def measure_run(model: str, device: str, steps: int, batch: int, threads: int | None = None, quick: bool = False,
-                barrier: str | None = None, parties: int = 1) -> dict:
+                barrier: str | None = None, parties: int = 1, compile: bool = False) -> dict:
     """One timed training epoch of ``steps`` steps of the engine (after one untimed epoch): its images, its
     wall-clock start and end (``time.time()``) and images/s.
 
@@ -108,7 +111,7 @@ def measure_run(model: str, device: str, steps: int, batch: int, threads: int | 
                             train_per_class=math.ceil(steps * batch / len(data.classes)))
     cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=0,
                     seeds=Seeds.derive(0))
-    runtime = make_runtime(device, threads=threads)
+    runtime = make_runtime(device, threads=threads, compile=compile)
     with torch_settings(runtime):
         t = prepare(cfg, data, runtime)
         path = StepPath(t.model, runtime.compile)
@@ -120,7 +123,7 @@ def measure_run(model: str, device: str, steps: int, batch: int, threads: int | 
         metrics = train_epoch(t, path, 2, None)  # it ends reading its losses: the device has finished
         end = time.time()
     return {"images_per_second": metrics["images_per_second"], "images": len(t.batches) * batch, "start": start,
-            "end": end, "waited_s": waited,
+            "end": end, "waited_s": waited, "step": path.label,
             "device": torch.cuda.get_device_name(runtime.device) if device.startswith("cuda") else "cpu"}
 
 
@@ -139,27 +142,29 @@ def _wait_for(folder: Path, parties: int) -> float:
 
 
 def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batch: int, threads: int | None,
-                    quick: bool, isolate: bool) -> list[dict]:
+                    quick: bool, isolate: bool, compile: bool = False) -> list[dict]:
     """:func:`measure_run` in ``runs_at_once`` fresh processes at once (in this process if one and not
     ``isolate``); one result per run."""
     from benchmarks.common import fresh
 
     if runs_at_once == 1 and not isolate:
-        return [measure_run(model, device, steps, batch, threads, quick)]
+        return [measure_run(model, device, steps, batch, threads, quick, compile=compile)]
     with tempfile.TemporaryDirectory() as barrier, ThreadPoolExecutor(runs_at_once) as pool:
         kwargs = dict(model=model, device=device, steps=steps, batch=batch, threads=threads, quick=quick,
-                      barrier=barrier, parties=runs_at_once)
+                      barrier=barrier, parties=runs_at_once, compile=compile)
         futures = [pool.submit(fresh, "benchmarks.gpu:measure_run", **kwargs) for _ in range(runs_at_once)]
         return [f.result() for f in futures]
 
 
 def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None = None, device: str | None = None,
         runs_at_once: tuple[int, ...] | None = None, steps: int | None = None, batch: int | None = None,
-        quick: bool = False, isolate: bool = True, record: Path | None = RECORD, sharing: str = "processes") -> dict:
+        quick: bool = False, isolate: bool = True, record: Path | None = RECORD, sharing: str = "processes",
+        compile: bool = False) -> dict:
     """Measure, print one line per network and runs at once, and write ``record`` on a GPU; the summary.
 
     ``sharing`` names how the runs at once share the GPU (``processes``, or ``mps`` where the caller started the
-    CUDA MPS daemon first: experiments/gpu_session.sh); the record keeps it.
+    CUDA MPS daemon first: experiments/gpu_session.sh); the record keeps it, and the step that ran (``eager``, or
+    with ``compile`` ``compiled``, or ``eager (compile failed: ...)`` where it fell back).
 
     Defaults on a GPU: every network of (c) and (d), 1 and 8 runs at once, the ``gpu`` protocol's
     batch (512), 20 timed steps. On the CPU: 1 run, batch 32, 4 steps.
@@ -186,14 +191,16 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
     for model in models:
         bytes_per_image = count_bytes_moved(create_model(model, num_classes=10), (3, 32, 32), batch_size=batch)
         for k in runs_at_once:
-            timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate)
+            timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate, compile)
             in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
             fraction = in_all * bytes_per_image / bandwidth if bandwidth else None
             fits = runs_in_ten_minutes(in_all / k, k, protocol.epochs, train_images, RUN_OVERHEAD_S)
             entries.append({"device": device_name, "network": model, "batch": batch, "runs_at_once": k, "sharing": sharing,
+                            "step": timed[0]["step"],
                             "img_per_s": in_all, "bytes_per_image": bytes_per_image, "bandwidth_fraction": fraction,
                             "img_per_s_per_run": in_all / k, "runs_in_10_min": fits})
-            echo(f"{model:32s} {k:2d} at once ({sharing}): {in_all / k:9.1f} img/s per run, {in_all:9.1f} in all | "
+            echo(f"{model:32s} {k:2d} at once ({sharing}, {timed[0]['step']}): {in_all / k:9.1f} img/s per run, "
+                 f"{in_all:9.1f} in all | "
                  f"{bytes_per_image / 1e6:6.1f} MB/image | "
                  + (f"{fraction:6.1%} of {bandwidth / 1e12:.2f} TB/s" if fraction is not None else "bandwidth unknown")
                  + f" | {fits} gpu-protocol runs in 10 min")

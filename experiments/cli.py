@@ -35,6 +35,8 @@ Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra modul
 Executor_ = Annotated[str, typer.Option(help="local or ray.")]
 Workers_ = Annotated[int, typer.Option(min=1, max=256, help="Runs trained at once (local processes; the cores are "
                                        "split among them); on Ray, runs sharing each GPU of the cluster.")]
+Compile_ = Annotated[bool, typer.Option("--compile", help="torch.compile the model, forward and backward (the plain "
+                                       "model if compiling fails; env.json and metrics.jsonl record which ran).")]
 Address_ = Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")]
 Threads_ = Annotated[int | None, typer.Option(
     min=1, max=1024, help="torch threads per run (default: the idle cores / workers, at least 1; 1 per Ray task).")]
@@ -76,7 +78,7 @@ def ablate(
     device: Device_ = "auto",
     vary: Vary_ = "all",
     wandb: Wandb_ = "offline",
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    compile: Compile_ = False,
     download: Download_ = False,
     retry_failed: RetryFailed_ = False,
     reuse: Reuse_ = True,
@@ -156,6 +158,7 @@ def gpu_next(
     device: Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")] = "cuda",
     workers: Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned "
                                                              "processes).")] = 1,
+    compile: Compile_ = False,
     sharing: Annotated[str, typer.Option(help="How the runs at once share the GPU, as recorded in env.json: processes "
                                               "(taking turns) or mps (the CUDA MPS daemon runs; start it first).")]
     = "processes",
@@ -192,7 +195,7 @@ def gpu_next(
     outcome = train_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
                          data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
                          max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
-                         plugins=tuple(plugins or ()), sharing=sharing, on_row=show)
+                         plugins=tuple(plugins or ()), sharing=sharing, compile=compile, on_row=show)
     for name, reason in outcome["missing"].items():
         console.print(f"left out {name}: {reason}", soft_wrap=True)
     rows = outcome["rows"]
@@ -279,7 +282,7 @@ def train(
     threads: Threads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
-    compile: Annotated[bool, typer.Option("--compile")] = False,
+    compile: Compile_ = False,
     download: Annotated[bool, typer.Option("--download")] = False,
     plugins: Import_ = None,
 ) -> None:

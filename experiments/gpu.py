@@ -60,7 +60,7 @@ def device_grid(grid: Grid, protocol: str) -> Grid:
 
 
 def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, threads: int | None = None,
-                 plugins: tuple[str, ...] = (), sharing: str = "processes") -> Runtime:
+                 plugins: tuple[str, ...] = (), sharing: str = "processes", compile: bool = False) -> Runtime:
     """The runtime of GPU runs; ValueError for a device that is not there, or MPS sharing off a GPU.
 
     ``sharing`` records how the ``workers`` runs at once share the GPU (``config.DEVICE_SHARING``): ``mps`` says
@@ -88,7 +88,7 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
         raise FileNotFoundError(f"--data-root {data_root} does not exist")
     return Runtime(data_root=data_root, device=device, threads=threads or max(1, default_threads() // workers),
                    deterministic=device == "cpu", wandb="off", plugins=plugins, runs_sharing_device=workers,
-                   device_sharing=sharing)
+                   device_sharing=sharing, compile=compile)
 
 
 # --------------------------------------------------------------------------- time estimates
@@ -213,7 +213,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
              finish_later: bool = False, plugins: tuple[str, ...] = (), sharing: str = "processes",
-             clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> dict:
+             compile: bool = False, clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> dict:
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 
     As in the study's design (docs/study.md section 2) the plan starts with the grid's learning-rate
@@ -242,7 +242,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     g, protocol = planned_grid(grid, protocol)
     if pilot := g.fixed_seeds is not None:  # its fixed seeds, no looks
         seeds, until_decided = g.fixed_seeds, False
-    runtime = make_runtime(device, data_root, workers, threads, plugins, sharing).model_copy(
+    runtime = make_runtime(device, data_root, workers, threads, plugins, sharing, compile).model_copy(
         update={"retry_failed": retry_failed})
     configs, missing = resolve(g, protocol, seeds, plugins=plugins)
     # the learning-rate search first, on validation, the same budget for every network; no main run before its choice

@@ -29,10 +29,16 @@ end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d"
 # Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) alone and
 # WORKERS at once, 20 timed steps each, added to benchmarks/records/gpu.json, which comes back as $out/gpu.json
 # (commit it as benchmarks/records/gpu.json). BENCH_SECONDS=0 skips it; a bench that fails or overruns stops nothing.
+# COMPILE=1 compiles the step (gpu-next --compile; the bench too), with the compiler's cache in .carry/compile-cache:
+# it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the compiling. A folder
+# whose runs trained otherwise is refused by gpu-next (they would never pair), so a question keeps one setting.
+compile=${COMPILE:-0}
+[ "$compile" = 1 ] && mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
 bench() {  # bench SECONDS SHARING RUNS_AT_ONCE...
   timeout "$1" python3 -c 'import sys; from benchmarks.gpu import run
-run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[3:])), quick=True, sharing=sys.argv[2])' \
-      "$BENCH_MODELS" "$2" "${@:3}" >>"$out/bench.log" 2>&1 || echo "bench ($2): exit $? (see bench.log)"
+run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4:])), quick=True, sharing=sys.argv[2],
+    compile=sys.argv[3] == "1")' "$BENCH_MODELS" "$2" "$compile" "${@:3}" >>"$out/bench.log" 2>&1 \
+      || echo "bench ($2): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
 }
 [ "${BENCH_SECONDS:-120}" -gt 0 ] && bench "${BENCH_SECONDS:-120}" processes $(printf '%s\n' 1 "${WORKERS:-8}" | sort -un)
@@ -41,8 +47,9 @@ run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[3
 # is measured now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call,
 # is shut down and the runs share the GPU as processes.
 faster() { python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, faster_sharing
-print(faster_sharing(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2])) or "unknown")' \
-    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" 2>/dev/null || echo unknown; }
+print(faster_sharing(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]) or "unknown")' \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$([ "$compile" = 1 ] && echo compiled || echo eager)" 2>/dev/null \
+    || echo unknown; }
 mps_on() { nvidia-cuda-mps-control -d >>"$out/mps.log" 2>&1 \
     && python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' >>"$out/mps.log" 2>&1 \
     || { mps_off; echo "MPS did not start (see mps.log): the runs share the GPU as processes"; return 1; }; }
@@ -77,7 +84,8 @@ while job=$(next_job "$@") && [ -n "$job" ]; do
   # gpu-next may run up to ~40 s past its --minutes (stopping workers), then the tar: the last minute is kept for that
   minutes=$(awk -v m="${job##*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
   if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$spec: not started, $minutes minutes left" | tee "$out/$name.log"; break; fi
-  python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} --out results --minutes "$minutes" --until-decided \
+  python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} $([ "$compile" = 1 ] && echo --compile) \
+      --out results --minutes "$minutes" --until-decided \
       --finish-later --workers "${WORKERS:-8}" --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 \
       | tee "$out/$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
@@ -92,5 +100,6 @@ while job=$(next_job "$@") && [ -n "$job" ]; do
       && mv "$out/runs.tar.gz.part" "$out/runs.tar.gz" || rc=1
 done
 cat "$out/order.log" 2>/dev/null | tail -1
+[ "$compile" = 1 ] && { tar czf "$out/compile-cache.tar.gz" -C .carry compile-cache || rc=1; }
 [ "$sharing" = mps ] && mps_off
 exit $rc

@@ -106,6 +106,9 @@ def test_the_faster_way_to_share_the_gpu_is_chosen_only_once_both_were_measured(
     write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": 90.0,
                            "sharing": "processes"}])  # measured again: the newer measure counts
     assert faster_sharing(record, h100, "a", 8) == "processes"
+    write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": 200.0,
+                           "sharing": "mps", "step": "compiled"}])  # another step: its own entry, not this choice's
+    assert faster_sharing(record, h100, "a", 8) == "processes" and len(json.loads(record.read_text())) == 3
 
 
 def test_gpu_bench_tables_by_hand():

@@ -29,6 +29,7 @@ case "$*" in
     [ "$4" = --protocol ] && folder=$3-$5
     mkdir -p "results/$folder/done" "results/$folder/stopped" && echo '{}' >"results/$folder/grid.json"
     touch "results/$folder/done/result.json" "results/$folder/done/checkpoint.pt" "results/$folder/stopped/checkpoint.pt"
+    [ -n "${TORCHINDUCTOR_CACHE_DIR:-}" ] && echo kernel >"$TORCHINDUCTOR_CACHE_DIR/kernel.bin"  # what compiling leaves
     [ -n "${PILOTS_DONE:-}" ] && echo "$PILOTS_DONE" | tr ' ' '\n' >"$STATE/order"  # the order once a pilot finished
     echo "folders: $folder" ;;
 esac
@@ -126,3 +127,14 @@ def test_an_order_that_cannot_be_read_leaves_the_gpu_training_the_budget_pilots(
     trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
     assert trained == ["pilot-gpu-15 --protocol gpu-15", "pilot-gpu --protocol gpu"]
     assert "gpu-order failed" in (out / "order.log").read_text()
+
+
+def test_a_compiled_batch_compiles_bench_and_runs_and_brings_its_compiler_cache_back(tmp_path):
+    said, calls, out = batch(tmp_path, MPS_START="1", COMPILE="1")
+    assert " --compile " in gpu_next_call(calls)
+    assert "dyclotnet_050 processes 1 1 8" in "\n".join(calls)  # the bench: sharing, compile, the runs at once
+    with tarfile.open(out / "compile-cache.tar.gz") as packed:
+        assert "compile-cache/kernel.bin" in packed.getnames()
+    (tmp_path / "plain").mkdir()
+    said, calls, out = batch(tmp_path / "plain", MPS_START="1")
+    assert " --compile " not in gpu_next_call(calls) and not (out / "compile-cache.tar.gz").exists()

@@ -87,6 +87,11 @@ class StartOrder:
         self.configs, self.spare, self.may_start = list(configs), list(spare), may_start
         self.not_started: dict[str, dict] = {}
 
+    def again(self, cfg: RunConfig, spare: bool) -> None:
+        """Start ``cfg`` again, first (a run that ran out of device memory beside others)."""
+        (self.spare if spare else self.configs).insert(0, cfg)
+        self.not_started = {k: v for k, v in self.not_started.items() if k != cfg.run_id}
+
     def next(self, grid_run_training: bool) -> tuple[RunConfig, bool] | None:
         """The next run to start and whether it is a spare, or None (nothing to start now)."""
         if self.configs:
@@ -117,8 +122,9 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
           clock: Callable[[], float]) -> Iterator[tuple[RunConfig, dict]]:
     """``workers`` long-lived spawned processes (CPU cores split among them, or sharing one GPU); each takes the
     next run of ``order`` when it is free. Yields ``(config, row)`` as each run ends. A worker that dies (out of
-    memory, killed) loses its run (status ``lost``: it resumes next time) and the others go on; with ``stop_at``,
-    runs still busy ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
+    memory, killed) loses its run (status ``lost``: it resumes next time) and the others go on; a run out of device
+    memory retires its worker (one run fewer at once) and starts again on another, unless it was the last worker;
+    with ``stop_at``, runs still busy ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked, no inherited threads
     outbox = context.Queue()
     pool = [{"inbox": (inbox := context.Queue()), "run": None, "process": context.Process(
@@ -151,8 +157,15 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
                 continue
             for worker in busy:
                 if worker["run"][0].run_id == row["run_id"]:
-                    cfg, worker["run"] = worker["run"][0], None
-                    yield cfg, row
+                    (cfg, spare), worker["run"] = worker["run"], None
+                    if row.get("out_of_memory") and sum(w["process"].is_alive() for w in pool) > 1:
+                        worker["inbox"].put(None)  # one run fewer at once from now on; this one starts again
+                        worker["process"].join(timeout=30)
+                        log.warning("run %s ran out of device memory: %d runs at once from now on", cfg.run_id,
+                                    sum(w["process"].is_alive() for w in pool))
+                        order.again(cfg, spare)
+                    else:
+                        yield cfg, row
                     break
     finally:
         for worker in pool:

@@ -204,7 +204,9 @@ def execute_until(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: floa
 
     Returns the result with a ``note`` (trained now, resumed from a checkpoint, copied from a twin, or why it
     failed) and ``seconds`` (wall time of this call); a run stopped at the deadline returns a row with status
-    ``partial``: its finished epochs' checkpoint stays, and the next call resumes it from there.
+    ``partial``: its finished epochs' checkpoint stays, and the next call resumes it from there. A run out of
+    device memory is no failure of the run (the runs beside it share the device): a row with status ``lost`` and
+    ``out_of_memory``, resumable, which a pool takes as a sign to train fewer runs at once.
     """
     def step(done: int, steps: int) -> None:
         if stop_at is not None and clock() >= stop_at:
@@ -213,13 +215,18 @@ def execute_until(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: floa
             on_step(done, steps)
 
     started, resumed = clock(), RunStore.of(results, cfg).status() == RunStatus.PARTIAL
+    row = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed}
     try:
         result = execute(cfg, runtime, results, step, on_epoch)
     except DeadlineReached:
         epochs = len(RunStore.of(results, cfg).load_metrics())
-        return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.PARTIAL,
-                "note": f"stopped at the deadline after epoch {epochs}/{cfg.protocol.epochs}; resumes from there "
-                        "next time", "seconds": clock() - started}
+        return {**row, "status": RunStatus.PARTIAL, "note": f"stopped at the deadline after epoch {epochs}/"
+                f"{cfg.protocol.epochs}; resumes from there next time", "seconds": clock() - started}
+    except torch.OutOfMemoryError as error:  # the device's limit with the runs beside it: not the run's failure
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return {**row, "status": RunStatus.LOST, "out_of_memory": True, "seconds": clock() - started,
+                "note": f"out of device memory ({one_line(error)[:200]}); resumes from its last checkpoint"}
     note = ("copied from " + result["reused_from"] if result.get("reused_from") else result.get("reason")
             or ("another process holds it" if result["status"] == RunStatus.RUNNING
                 else "finished before" if result.get("skipped")
@@ -260,7 +267,7 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
             result = make_result(cfg, RunStatus.OK, None, history, cost)
         result["num_classes"] = len(data.classes)  # chance level for the report's training-health check
         store.error_log.unlink(missing_ok=True)  # of an earlier, failed attempt (--retry-failed)
-    except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
+    except (ResultsWriteError, torch.OutOfMemoryError):  # the disk or the device, not the run: keep it resumable
         raise
     except Exception as error:  # noqa: BLE001 -- any failure of one run is recorded; the grid goes on
         log.warning("run %s (%s seed %d) failed: %s", cfg.run_id, cfg.variant, cfg.seed, one_line(error))

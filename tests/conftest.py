@@ -2,6 +2,8 @@
 timm-registered network for the engine tests (no dyclot needed, fast)."""
 from __future__ import annotations
 
+import os
+
 import sys
 from pathlib import Path
 
@@ -72,15 +74,18 @@ def seeded() -> None:
 
 
 class TinyNet(nn.Module):
-    """Conv-BN-ReLU, pool, linear. ``nan_at_step``/``fail_at_step`` (1-based training steps) inject faults."""
+    """Conv-BN-ReLU, pool, linear. ``nan_at_step``/``fail_at_step`` (1-based training steps) inject faults;
+    ``oom_once`` (a file's path): the first training step runs out of device memory while that file exists, and
+    removes it (so that the run's next start fits)."""
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, width: int = 8, nan_at_step: int = 0,
-                 fail_at_step: int = 0, **_: object) -> None:
+                 fail_at_step: int = 0, oom_once: str = "", **_: object) -> None:
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                                       nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1))
         self.head = nn.Linear(width, num_classes)
         self.nan_at_step, self.fail_at_step, self.steps, self.epochs_seen = nan_at_step, fail_at_step, 0, []
+        self.oom_once = oom_once
 
     def set_epoch(self, epoch: int, num_epochs: int) -> None:
         self.epochs_seen.append((epoch, num_epochs))
@@ -89,6 +94,9 @@ class TinyNet(nn.Module):
         self.steps += self.training
         if self.training and self.steps == self.fail_at_step:
             raise RuntimeError("injected failure")
+        if self.training and self.steps == 1 and self.oom_once and os.path.exists(self.oom_once):
+            os.remove(self.oom_once)
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         out = self.head(self.features(x))
         return out * float("nan") if self.training and self.steps == self.nan_at_step else out
 

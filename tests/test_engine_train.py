@@ -404,3 +404,20 @@ def test_a_gpu_runs_cost_is_measured_once_per_network_in_its_process(monkeypatch
     assert runner.run_cost(config("a", seed=1), on_gpu, "model", shape) == {"params": 1}  # the same network: reused
     assert runner.run_cost(config("a", width=6), on_gpu, "model", shape) == {"params": 2}  # other options: measured
     assert runner.run_cost(config("a"), RUNTIME, "model", shape) == {"params": 3}  # a CPU run measures its own
+
+
+
+def test_a_run_out_of_device_memory_is_no_failure_and_starts_again_with_one_run_fewer_at_once(tmp_path):
+    from evidence.status import RunStatus
+    from experiments.runner import execute_until
+
+    marker = tmp_path / "oom-once"
+    marker.write_text("")
+    cfg = config("a", oom_once=str(marker))
+    row = execute_until(cfg, RUNTIME, tmp_path / "alone")  # in this process: lost, resumable, never recorded failed
+    assert row["status"] == RunStatus.LOST and row["out_of_memory"] and "out of device memory" in row["note"]
+    assert RunStore.of(tmp_path / "alone", cfg).read_result() is None and not marker.exists()
+    marker.write_text("")  # in a pool of two: its worker retires, and the run trains on the other in the same call
+    configs = [config("a", oom_once=str(marker)), config("b")]
+    results = run_grid(configs, RUNTIME.model_copy(update={"threads": None}), tmp_path / "pool", workers=2)
+    assert [r["status"] for r in results] == [RunStatus.OK, RunStatus.OK] and not marker.exists()

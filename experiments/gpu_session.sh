@@ -26,9 +26,10 @@ total=1
 for job in "$@"; do total=$(awk -v a="$total" -v b="${job##*:}" 'BEGIN { print a + b }'); done
 [ $# -gt 0 ] || total=9
 end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d", now + 60 * m }')
-# Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) alone and
-# WORKERS at once, 20 timed steps each, added to benchmarks/records/gpu.json, which comes back as $out/gpu.json
-# (commit it as benchmarks/records/gpu.json). BENCH_SECONDS=0 skips it; a bench that fails or overruns stops nothing.
+# Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) WORKERS at
+# once (BENCH_ALONE=1: also alone), 20 timed steps each after 20 untimed, added to benchmarks/records/gpu.json, which
+# comes back as $out/gpu.json (commit it as benchmarks/records/gpu.json). BENCH_SECONDS (default 120) bounds it, 0
+# skips it; a bench that fails or overruns stops nothing.
 # COMPILE=1 compiles the step (gpu-next --compile; the bench too), with the compiler's cache in .carry/compile-cache:
 # it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the compiling. A folder
 # whose runs trained otherwise is refused by gpu-next (they would never pair), so a question keeps one setting.
@@ -41,7 +42,7 @@ run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4
       || echo "bench ($2): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
 }
-[ "${BENCH_SECONDS:-120}" -gt 0 ] && bench "${BENCH_SECONDS:-120}" processes $(printf '%s\n' 1 "${WORKERS:-8}" | sort -un)
+[ "${BENCH_SECONDS:-120}" -gt 0 ] && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" ${BENCH_ALONE:+1}
 # How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
 # the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks either measure, MPS
 # is measured now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call,

@@ -132,7 +132,7 @@ def test_an_order_that_cannot_be_read_leaves_the_gpu_training_the_budget_pilots(
 def test_a_compiled_batch_compiles_bench_and_runs_and_brings_its_compiler_cache_back(tmp_path):
     said, calls, out = batch(tmp_path, MPS_START="1", COMPILE="1")
     assert " --compile " in gpu_next_call(calls)
-    assert "dyclotnet_050 processes 1 1 8" in "\n".join(calls)  # the bench: sharing, compile, the runs at once
+    assert "dyclotnet_050 processes 1 8\n" in "\n".join(calls) + "\n"  # the bench: sharing, compile, runs at once
     with tarfile.open(out / "compile-cache.tar.gz") as packed:
         assert "compile-cache/kernel.bin" in packed.getnames()
     (tmp_path / "plain").mkdir()

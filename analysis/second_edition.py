@@ -231,6 +231,11 @@ class BudgetFindings:
     gpu_pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the GPU's pilot budgets not finished yet
 
 
+def _ended_runs(grid_dir: Path) -> int:
+    """Runs in ``grid_dir`` that ended, ok or failed (a failed run is not retried: the pilot has ended without it)."""
+    return sum(1 for _ in grid_dir.glob("*/result.json"))
+
+
 def _ok_runs(grid_dir: Path) -> int:
     count = 0
     for path in grid_dir.glob("*/result.json"):
@@ -264,19 +269,23 @@ class GpuOrder:
 
 
 def _decided(folder: Path) -> bool:
-    """Whether the sequential rule has labelled every comparison in ``folder`` (its sequential.json), none open."""
+    """Whether the sequential rule has ended every comparison in ``folder`` (its sequential.json): decided
+    (``DECIDED``) or inconclusive at its cap. A comparison still open, or stopped before a look because the time box
+    or a run ended it (``experiments.until_decided.final_states``), is not."""
     try:
         variants = json.loads((folder / "sequential.json").read_text())["variants"]
-        return bool(variants) and all(state["label"] != OPEN for state in variants.values())
+        return bool(variants) and all(str(state["label"]) in DECIDED or str(state["label"]).startswith(
+            "inconclusive at max seeds") for state in variants.values())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
 
 def gpu_order(results: Path, reps: int = PLAN_REPS) -> GpuOrder:
-    """The GPU's budget pilots not finished yet, each under its own budget (docs/study.md section 5); once they are,
-    the questions of ``study.questions.GPU_QUESTIONS`` not yet decided under the GPU budget ``run.py plan``
-    recommends (their folders ``<grid>-<budget>``); nothing where the pilots recommend no GPU budget."""
-    pending = [b for b in GPU_PILOT_BUDGETS if _ok_runs(Path(results) / f"pilot-{b}") < PILOT_RUNS]
+    """The GPU's budget pilots not ended yet (a run ok or failed ends; failed runs are not retried), each under its own
+    budget (docs/study.md section 5); once they have, the questions of ``study.questions.GPU_QUESTIONS`` not yet
+    decided under the GPU budget ``run.py plan`` recommends (their folders ``<grid>-<budget>``); nothing where the
+    pilots recommend no GPU budget."""
+    pending = [b for b in GPU_PILOT_BUDGETS if _ended_runs(Path(results) / f"pilot-{b}") < PILOT_RUNS]
     if pending:
         return GpuOrder(tuple((f"pilot-{b}", b) for b in pending),
                         f"the GPU's budget pilot first: {', '.join(f'pilot-{b}' for b in pending)} not finished")

@@ -177,6 +177,7 @@ def gpu_next(
     from evidence.status import RunStatus
 
     from .gpu import gpu_next as train_next
+    from .gpu import trained_folders
 
     console = runs.console
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -192,6 +193,8 @@ def gpu_next(
                       + (f", {row['seconds']:.0f} s" if isinstance(row.get("seconds"), (int, float)) else "")
                       + f" ({row['note']})", soft_wrap=True)
 
+    # first, before anything trains: the folders experiments/gpu_session.sh packs, even if this call fails
+    console.print("folders: " + " ".join(trained_folders(grid, protocol)), soft_wrap=True)
     outcome = train_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
                          data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
                          max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
@@ -218,7 +221,6 @@ def gpu_next(
     if GRIDS[grid].fixed_seeds is not None and (until_decided or seeds != 3):
         console.print(f"{grid} is a budget pilot: it trains its {GRIDS[grid].fixed_seeds} fixed seeds at its "
                       "protocol's rate; --seeds and --until-decided do not apply to it", soft_wrap=True)
-    console.print("folders: " + " ".join(outcome["folders"]), soft_wrap=True)  # what experiments/gpu_session.sh packs
     console.print(f"run folders in {outcome['dir']}: copy the folder back (checkpoints too, so that stopped runs "
                   "resume) and commit its grid.json and the run folders holding a result.json (docs/study.md, "
                   "section 5)", soft_wrap=True)

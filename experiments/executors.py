@@ -15,6 +15,7 @@ from filelock import Timeout
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from evidence.files import atomic_write
 from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
@@ -28,7 +29,8 @@ RAY_RETRIES = 2  # re-runs of a Ray task whose worker died
 JOIN_TIMEOUT_S = 60.0  # a pool worker still busy this long after the deadline is stopped (its run resumes later)
 
 
-def _row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
+def run_row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
+    """A run's row where it has no result to show: its identity, status and why."""
     return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note}
 
 
@@ -101,8 +103,7 @@ class StartOrder:
             for cfg in self.configs:
                 note = (f"not started: would not finish in time ({why})" if cfg is self.configs[0]
                         else "not started: an earlier run would not finish in time")
-                self.not_started[cfg.run_id] = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed,
-                                                "status": RunStatus.TODO, "note": note}
+                self.not_started[cfg.run_id] = run_row(cfg, RunStatus.TODO, note)
             self.configs, self.spare = [], []
         return (self.spare.pop(0), True) if self.spare and grid_run_training else None
 
@@ -114,31 +115,36 @@ def _worker(inbox, outbox, runtime: Runtime, results: Path, stop_at: float | Non
         try:
             outbox.put(execute_until(cfg, runtime, results, stop_at))
         except Exception as error:  # noqa: BLE001 -- e.g. the disk: reported, the run resumes next time
-            outbox.put({"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.LOST,
-                        "note": one_line(error)})
+            outbox.put(run_row(cfg, RunStatus.LOST, one_line(error)))
 
 
 def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop_at: float | None,
           clock: Callable[[], float]) -> Iterator[tuple[RunConfig, dict]]:
-    """``workers`` long-lived spawned processes (CPU cores split among them, or sharing one GPU); each takes the
-    next run of ``order`` when it is free. Yields ``(config, row)`` as each run ends. A worker that dies (out of
-    memory, killed) loses its run (status ``lost``: it resumes next time) and the others go on; a run out of device
-    memory retires its worker (one run fewer at once) and starts again on another, unless it was the last worker;
-    with ``stop_at``, runs still busy ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
+    """Up to ``workers`` spawned processes (CPU cores split among them, or sharing one GPU), each started when a run
+    is there for it and training run after run; each takes the next run of ``order`` when it is free. Yields
+    ``(config, row)`` as each run ends. A worker that dies (out of memory, killed) loses its run (status ``lost``:
+    it resumes next time) and the others go on; a run out of device memory retires its worker (one run fewer at
+    once) and starts again on another, unless it was the last worker; with ``stop_at``, runs still busy
+    ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked, no inherited threads
-    outbox = context.Queue()
-    pool = [{"inbox": (inbox := context.Queue()), "run": None, "process": context.Process(
-        target=_worker, args=(inbox, outbox, runtime, results, stop_at), daemon=True)} for _ in range(workers)]
-    for worker in pool:
-        worker["process"].start()
+    outbox, pool = context.Queue(), []
+
+    def free_worker() -> dict | None:
+        idle = next((w for w in pool if w["run"] is None and not w["retired"] and w["process"].is_alive()), None)
+        if idle is None and sum(not w["retired"] for w in pool) < workers - sum(w["retired"] for w in pool):
+            inbox = context.Queue()
+            process = context.Process(target=_worker, args=(inbox, outbox, runtime, results, stop_at), daemon=True)
+            process.start()
+            pool.append(idle := {"inbox": inbox, "process": process, "run": None, "retired": False})
+        return idle
+
     try:
         while True:
-            for worker in pool:
-                if worker["run"] is None and worker["process"].is_alive():
-                    if (started := order.next(any(w["run"] and not w["run"][1] for w in pool))) is None:
-                        break
-                    worker["run"] = started
-                    worker["inbox"].put(started[0])
+            while (idle := free_worker()) is not None:
+                if (started := order.next(any(w["run"] and not w["run"][1] for w in pool))) is None:
+                    break
+                idle["run"] = started
+                idle["inbox"].put(started[0])
             if not (busy := [w for w in pool if w["run"] is not None]):
                 return
             try:
@@ -148,34 +154,35 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
                     cfg = worker["run"][0]
                     if not worker["process"].is_alive():
                         worker["run"] = None
-                        yield cfg, _row(cfg, RunStatus.LOST, f"worker died (exit code {worker['process'].exitcode})")
+                        yield cfg, run_row(cfg, RunStatus.LOST, f"worker died (exit code {worker['process'].exitcode})")
                     elif stop_at is not None and clock() > stop_at + JOIN_TIMEOUT_S:
                         worker["run"] = None
-                        worker["process"].terminate()  # its run's lock goes with it
-                        yield cfg, _row(cfg, RunStatus.PARTIAL, "still busy long after the deadline: stopped; resumes "
+                        worker["process"].kill()  # its run's lock goes with it
+                        yield cfg, run_row(cfg, RunStatus.PARTIAL, "still busy long after the deadline: stopped; resumes "
                                                                 "from its last checkpoint next time")
                 continue
-            for worker in busy:
-                if worker["run"][0].run_id == row["run_id"]:
-                    (cfg, spare), worker["run"] = worker["run"], None
-                    if row.get("out_of_memory") and sum(w["process"].is_alive() for w in pool) > 1:
-                        worker["inbox"].put(None)  # one run fewer at once from now on; this one starts again
-                        worker["process"].join(timeout=30)
-                        log.warning("run %s ran out of device memory: %d runs at once from now on", cfg.run_id,
-                                    sum(w["process"].is_alive() for w in pool))
-                        order.again(cfg, spare)
-                    else:
-                        yield cfg, row
-                    break
+            worker = next((w for w in busy if w["run"][0].run_id == row["run_id"]), None)
+            if worker is None:  # a run already given up on above
+                continue
+            (cfg, spare), worker["run"] = worker["run"], None
+            others = sum(w["process"].is_alive() and not w["retired"] for w in pool) - 1
+            if row.get("out_of_memory") and others > 0:  # one run fewer at once from now on; this one starts again
+                worker["retired"] = True
+                worker["inbox"].put(None)
+                log.warning("run %s ran out of device memory: %d runs at once from now on", cfg.run_id, others)
+                order.again(cfg, spare)
+            else:
+                yield cfg, row
     finally:
         for worker in pool:
             if worker["process"].is_alive():
                 worker["inbox"].put(None)
+        ends = time.monotonic() + 10
         for worker in pool:
-            worker["process"].join(timeout=10)
+            worker["process"].join(timeout=max(0.0, ends - time.monotonic()))
             if worker["process"].is_alive():
-                worker["process"].terminate()
-                worker["process"].join()
+                worker["process"].kill()
+                worker["process"].join(timeout=10)
 
 
 def ray_placement(runtime: Runtime, cluster_gpus: float, runs_per_gpu: int) -> tuple[Runtime, dict]:
@@ -224,7 +231,7 @@ def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path) -> dict:
     except Exception as error:  # noqa: BLE001 -- the worker itself died, whatever Ray raises
         reason = one_line(error).splitlines()[0][:300]
         log.warning("run %s (%s seed %d) was lost: %s", cfg.run_id, cfg.variant, cfg.seed, reason)
-        lost = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": RunStatus.LOST, "reason": reason}
+        lost = {**run_row(cfg, RunStatus.LOST, reason), "reason": reason}
         return _record_lost(cfg, results, lost)
     run_dir = RunStore.of(results, cfg).dir
     if not (run_dir / "result.json").exists() and payload["result"]["status"] in FINISHED:
@@ -232,7 +239,7 @@ def _collected(get: Callable[[], dict], cfg: RunConfig, results: Path) -> dict:
         for name, text in payload["files"].items():
             if name != "result.json":
                 (run_dir / name).write_text(text)
-        (run_dir / "result.json").write_text(payload["files"]["result.json"])  # last: its presence means finished
+        atomic_write(run_dir / "result.json", payload["files"]["result.json"])  # last: its presence means finished
     return payload["result"]
 
 
@@ -248,7 +255,7 @@ def _record_lost(cfg: RunConfig, results: Path, lost: dict) -> dict:
             result = make_result(cfg, RunStatus.FAILED, reason, store.load_metrics(), None)
             store.start(cfg)
             store.write_result(result)
-            return result
+            return {**result, "note": reason}
     except Timeout:  # someone else is running it
         return lost
     except OSError as error:  # cannot record it (e.g. no shared filesystem): it stays to do

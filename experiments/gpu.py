@@ -36,7 +36,7 @@ from study.questions import own_comparison
 
 from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
 from .data import load_dataset
-from .executors import run_grid
+from .executors import run_grid, run_row
 from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runs import check_data
 from .store import RunStore, check_environment, check_writable, read_json, write_json
@@ -141,14 +141,10 @@ def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -
         if state == RunStatus.OK or (state == RunStatus.FAILED and not retry_failed):
             rows[cfg.run_id] = {**store.read_result(), "note": "finished before"}
         elif state == RunStatus.RUNNING:
-            rows[cfg.run_id] = _row(cfg, RunStatus.RUNNING, "another process holds it")
+            rows[cfg.run_id] = run_row(cfg, RunStatus.RUNNING, "another process holds it")
         else:
             (partial if state == RunStatus.PARTIAL else todo).append(cfg)
     return rows, partial + todo
-
-
-def _row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
-    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note}
 
 
 # --------------------------------------------------------------------------- training within a deadline
@@ -209,6 +205,13 @@ def planned_grid(grid: str, protocol: str | None) -> tuple[Grid, str]:
     return device_grid(restrict(chosen, own_comparison(grid)), protocol), protocol
 
 
+def trained_folders(grid: str, protocol: str | None = None) -> list[str]:
+    """The grid folders ``gpu-next GRID [--protocol PROTOCOL]`` may train into, known before it trains: a budget
+    pilot's own folder; a question's search folder and main folder (``<grid>-<protocol>-lr``, ``<grid>-<protocol>``)."""
+    g, _ = planned_grid(grid, protocol)
+    return [g.name] if g.fixed_seeds is not None else [search_name(g.name), g.name]
+
+
 def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str | None = None,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
@@ -226,8 +229,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     own protocol, at the protocol's rate, into ``out/pilot-<protocol>/``: no search, no looks (``seeds`` and
     ``until_decided`` do not apply; docs/study.md section 5). ``protocol`` None: the pilot's, else ``gpu``.
 
-    Returns ``{"grid": folder name, "dir": path, "folders": the folders under ``out`` it trained into (the search's,
-    the main runs'), "rows": [one row per planned run, the search's first],
+    Returns ``{"grid": folder name, "dir": path, "rows": [one row per planned run, the search's first],
     "decisions": {variant: state} with until_decided, "learning_rates": {variant: rate} chosen, "waiting": why
     the main runs did not start (or None)}``. Bad input (also a protocol without a validation split) raises
     ValueError/FileNotFoundError before anything trains.
@@ -262,7 +264,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
         return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
 
     if pilot:
-        return {**outcome, "rows": train(configs, configs), "folders": [g.name]}
+        return {**outcome, "rows": train(configs, configs)}
 
     def train_search(search_grid: Grid, search_configs: list[RunConfig], left_out: dict[str, str]) -> list[dict]:
         write_json(check_writable(Path(out) / search_grid.name) / "grid.json", grid_json(search_grid, search_configs, left_out))
@@ -271,25 +273,33 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     search, search_rows, chosen, unchosen = search_bracketed(g, protocol, candidates, study_grids.TUNING_SEEDS, Path(out),
                                                              train_search, plugins)
     if unchosen:  # no main run before every network's rate is chosen
-        return {**outcome, "folders": [search.name], "rows": search_rows, "waiting": "; ".join(
+        return {**outcome, "rows": search_rows, "waiting": "; ".join(
             f"{network}: {why}" for network, why in unchosen.items()) + f" ({Path(out) / search.name})"}
     outcome["learning_rates"] = {v: entry["lr"] for v, entry in chosen.items()}
-    outcome["folders"] = [search.name, g.name]
     configs, _ = resolve(g, protocol, seeds, plugins=plugins, results=Path(out))
     if not until_decided:
         return {**outcome, "rows": search_rows + train(configs, configs)}
 
-    rows: dict[str, dict] = {}
     design = SequentialDesign(grid=g.name, reference=g.reference, protocol=protocol, margin=margin, max_seeds=max_seeds,
                               variants=tuple(v for v in dict.fromkeys(c.variant for c in configs) if v != g.reference))
-    for look in looks(design, Path(out)):
-        look_configs, _ = resolve(g, protocol, look.seeds, plugins=plugins, results=Path(out))
+    rows = _train_looks(design, g, Path(out), train, lambda: clock() >= deadline, plugins)
+    return {**outcome, "rows": search_rows + rows, "decisions": final_states(design, Path(out))}
+
+
+def _train_looks(design: SequentialDesign, g: Grid, out: Path, train: Callable, past_deadline: Callable[[], bool],
+                 plugins: tuple[str, ...]) -> list[dict]:
+    """The looks of ``design`` (``until_decided.looks``), each trained by ``train(configs now, configs planned)``,
+    until the deadline has passed; one row per run, its first real outcome in this call winning over later looks'
+    views of it."""
+    rows: dict[str, dict] = {}
+    for look in looks(design, out):
+        look_configs, _ = resolve(g, design.protocol, look.seeds, plugins=plugins, results=out)
         for row in train([c for c in look_configs if c.variant in (g.reference, *look.open_variants)], look_configs):
             if rows.get(row["run_id"], {"status": RunStatus.TODO})["status"] == RunStatus.TODO:
-                rows[row["run_id"]] = row  # a run's first real outcome in this call wins over later looks' views
-    decisions = final_states(design, Path(out))
-    return {**outcome, "rows": search_rows + list(rows.values()), "decisions": decisions}
-
+                rows[row["run_id"]] = row
+        if past_deadline():  # the later looks could start nothing
+            break
+    return list(rows.values())
 
 __all__ = ["DEFAULT_PROTOCOL", "device_grid", "estimate_seconds", "gpu_next", "make_runtime", "measured_epoch_seconds",
-           "plan_runs", "run_within"]
+           "plan_runs", "run_within", "trained_folders"]

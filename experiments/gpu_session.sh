@@ -18,46 +18,52 @@
 set -uo pipefail
 out=${OUT:?OUT is not set: name the folder whose files are copied back}
 BENCH_MODELS=${BENCH_MODELS:-dyclotnet_050}
+for job in "$@"; do  # GRID[@PROTOCOL]:MINUTES, checked before anything starts
+  awk -v m="${job##*:}" 'BEGIN { exit !(m + 0 > 0) }' && [ "$job" != "${job%:*}" ] \
+    || { echo "$0: '$job' is not GRID[@PROTOCOL]:MINUTES (MINUTES a number > 0)" >&2; exit 2; }
+done
+total=1
+for job in "$@"; do total=$(awk -v a="$total" -v b="${job##*:}" 'BEGIN { print a + b }'); done
+[ $# -gt 0 ] || total=9
+end=$(awk -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d", 60 * m }')  # seconds from the start of this call
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .carry/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
-total=1
-for job in "$@"; do total=$(awk -v a="$total" -v b="${job##*:}" 'BEGIN { print a + b }'); done
-[ $# -gt 0 ] || total=9
-end=$(awk -v now="$SECONDS" -v m="${TOTAL_MINUTES:-$total}" 'BEGIN { printf "%d", now + 60 * m }')
 # Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) WORKERS at
 # once (BENCH_ALONE=1: also alone), 20 timed steps each after 20 untimed, added to benchmarks/records/gpu.json, which
 # comes back as $out/gpu.json (commit it as benchmarks/records/gpu.json). BENCH_SECONDS (default 120) bounds it, 0
-# skips it; a bench that fails or overruns stops nothing.
+# skips it (and the MPS measure below); a bench that fails or overruns stops nothing.
 # COMPILE=1 compiles the step (gpu-next --compile; the bench too), with the compiler's cache in .carry/compile-cache:
 # it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the compiling. A folder
 # whose runs trained otherwise is refused by gpu-next (they would never pair), so a question keeps one setting.
 compile=${COMPILE:-0}
 [ "$compile" = 1 ] && mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
 bench() {  # bench SECONDS SHARING RUNS_AT_ONCE...
-  timeout "$1" python3 -c 'import sys; from benchmarks.gpu import run
+  timeout -k 10 "$1" python3 -c 'import sys; from benchmarks.gpu import run
 run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4:])), quick=True, sharing=sys.argv[2],
     compile=sys.argv[3] == "1")' "$BENCH_MODELS" "$2" "$compile" "${@:3}" >>"$out/bench.log" 2>&1 \
       || echo "bench ($2): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
 }
-[ "${BENCH_SECONDS:-120}" -gt 0 ] && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" ${BENCH_ALONE:+1}
+benching=$([ "${BENCH_SECONDS:-120}" -gt 0 ] && echo 1 || echo 0)
+[ "$benching" = 1 ] && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
 # How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
 # the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks either measure, MPS
 # is measured now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call,
-# is shut down and the runs share the GPU as processes.
-faster() { python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, faster_sharing
+# is shut down and the runs share the GPU as processes. A daemon left by an earlier call is shut down first.
+faster() { timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, faster_sharing
 print(faster_sharing(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]) or "unknown")' \
     "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$([ "$compile" = 1 ] && echo compiled || echo eager)" 2>/dev/null \
     || echo unknown; }
 mps_on() { nvidia-cuda-mps-control -d >>"$out/mps.log" 2>&1 \
-    && python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' >>"$out/mps.log" 2>&1 \
+    && timeout 60 python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' >>"$out/mps.log" 2>&1 \
     || { mps_off; echo "MPS did not start (see mps.log): the runs share the GPU as processes"; return 1; }; }
-mps_off() { echo quit | nvidia-cuda-mps-control >>"$out/mps.log" 2>&1; }
+mps_off() { echo quit | timeout 30 nvidia-cuda-mps-control >>"$out/mps.log" 2>&1; }
+mps_off
 sharing=processes
 choice=$(faster)
-if [ "$choice" = unknown ] && [ "${MPS_BENCH_SECONDS:-60}" -gt 0 ] && mps_on; then
+if [ "$choice" = unknown ] && [ "$benching" = 1 ] && [ "${MPS_BENCH_SECONDS:-60}" -gt 0 ] && mps_on; then
   bench "${MPS_BENCH_SECONDS:-60}" mps "${WORKERS:-8}"
   choice=$(faster)
   [ "$choice" = mps ] || mps_off
@@ -70,13 +76,25 @@ auto=$(( $# == 0 ))
 next_job() {  # the next GRID[@PROTOCOL]:MINUTES: the next one named, or with none named, gpu-order's first not run yet
   if [ "$auto" = 0 ]; then [ "$#" -gt 0 ] && echo "$1"; return; fi
   # should gpu-order itself fail, the budget pilots train (gpu-next ends at once on a finished one): never nothing
-  order=$(python3 run.py gpu-order --results results 2>>"$out/order.log") || { order="pilot-gpu-15@gpu-15 pilot-gpu@gpu"
-    echo "gpu-order failed (above): the GPU's budget pilots instead" >>"$out/order.log"; }
+  order=$(timeout 120 python3 run.py gpu-order --results results 2>>"$out/order.log") \
+    || { order="pilot-gpu-15@gpu-15 pilot-gpu@gpu"; echo "gpu-order failed (above): the budget pilots" >>"$out/order.log"; }
   for job in $order; do
     case " $ran " in *" $job "*) ;; *) echo "$job:999"; return ;; esac
   done
 }
-rc=0 ran="" folders="" finished=$(mktemp)
+finished=$(mktemp)
+pack() {  # every folder a gpu-next of this call named (its first line "folders: ..."), those that exist, in one file
+  local names="" folders=""
+  for log in $logs; do names="$names $(sed -n 's/^folders: //p' "$log" | head -1)"; done
+  [ -n "${names// /}" ] && folders=$(cd results && ls -d $names 2>/dev/null | sort -u)
+  [ -n "$folders" ] || return 0
+  # a finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
+  (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >"$finished"
+  tar czf "$out/runs.tar.gz.part" -C results --exclude-from="$finished" $folders \
+      && mv "$out/runs.tar.gz.part" "$out/runs.tar.gz"
+}
+rc=0 ran="" logs=""
+trap 'pack; rm -f "$finished"; exit 143' TERM INT
 while job=$(next_job "$@") && [ -n "$job" ]; do
   [ "$#" -gt 0 ] && shift
   spec=${job%:*} grid=${job%%@*} grid=${grid%:*} protocol=""
@@ -85,22 +103,18 @@ while job=$(next_job "$@") && [ -n "$job" ]; do
   # gpu-next may run up to ~40 s past its --minutes (stopping workers), then the tar: the last minute is kept for that
   minutes=$(awk -v m="${job##*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
   if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$spec: not started, $minutes minutes left" | tee "$out/$name.log"; break; fi
-  python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} $([ "$compile" = 1 ] && echo --compile) \
+  logs="$logs $out/$name.log"
+  # bounded: a gpu-next that overruns its minutes by 90 s is stopped (its runs resume from their checkpoints)
+  timeout -k 15 "$(awk -v m="$minutes" 'BEGIN { printf "%d", 60 * m + 90 }')" \
+      python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} $([ "$compile" = 1 ] && echo --compile) \
       --out results --minutes "$minutes" --until-decided \
       --finish-later --workers "${WORKERS:-8}" --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 \
       | tee "$out/$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-  # the folders gpu-next names as trained into (its line "folders: ..."), those that exist, added to the call's
-  folders="$folders $(cd results && ls -d $(sed -n 's/^folders: //p' "$out/$name.log" | tail -1) 2>/dev/null)"
-  folders=$(printf '%s\n' $folders | sort -u)
-  [ -n "$folders" ] || continue
-  # all of them in one file, packed again after each grid (a call cut short keeps what the last pack holds): a
-  # finished run's checkpoint stays behind (it is never committed); a stopped run's travels, so that it resumes
-  (cd results && find $folders -name checkpoint.pt -execdir test -e result.json \; -print) >"$finished"
-  tar czf "$out/runs.tar.gz.part" -C results --exclude-from="$finished" $folders \
-      && mv "$out/runs.tar.gz.part" "$out/runs.tar.gz" || rc=1
+  pack || rc=1  # packed again after each grid: a call cut short keeps what the last pack holds
 done
 cat "$out/order.log" 2>/dev/null | tail -1
 [ "$compile" = 1 ] && { tar czf "$out/compile-cache.tar.gz" -C .carry compile-cache || rc=1; }
 [ "$sharing" = mps ] && mps_off
+rm -f "$finished"
 exit $rc

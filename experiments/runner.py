@@ -23,7 +23,7 @@ from .reuse import copy_twin, find_twin
 from .speed import to_memory_format
 from .store import RunStore, environment, read_json, write_json
 from .tracking import Tracker
-from .trainer import build_model, fit
+from .trainer import build_model, fit, is_device_oom
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("test_top1", "test_loss", "val_top1", "train_loss", "train_top1")
@@ -189,6 +189,11 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
         store.lock.release()
 
 
+class DeviceOutOfMemory(RuntimeError):
+    """A run's device ran out of memory (``trainer.is_device_oom``): the device's limit with the runs beside it, not
+    the run's failure; ``execute`` raises it rather than recording the run as failed."""
+
+
 class DeadlineReached(BaseException):
     """Raised in a run's training loop at its deadline (``execute_until``).
 
@@ -222,7 +227,7 @@ def execute_until(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: floa
         epochs = len(RunStore.of(results, cfg).load_metrics())
         return {**row, "status": RunStatus.PARTIAL, "note": f"stopped at the deadline after epoch {epochs}/"
                 f"{cfg.protocol.epochs}; resumes from there next time", "seconds": clock() - started}
-    except torch.OutOfMemoryError as error:  # the device's limit with the runs beside it: not the run's failure
+    except DeviceOutOfMemory as error:  # the device's limit with the runs beside it: not the run's failure
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return {**row, "status": RunStatus.LOST, "out_of_memory": True, "seconds": clock() - started,
@@ -267,9 +272,11 @@ def _execute_locked(cfg: RunConfig, runtime: Runtime, store: RunStore, on_step, 
             result = make_result(cfg, RunStatus.OK, None, history, cost)
         result["num_classes"] = len(data.classes)  # chance level for the report's training-health check
         store.error_log.unlink(missing_ok=True)  # of an earlier, failed attempt (--retry-failed)
-    except (ResultsWriteError, torch.OutOfMemoryError):  # the disk or the device, not the run: keep it resumable
+    except ResultsWriteError:  # the disk, not the run: stop the grid, keep the run resumable
         raise
-    except Exception as error:  # noqa: BLE001 -- any failure of one run is recorded; the grid goes on
+    except Exception as error:
+        if is_device_oom(error):  # the device, not the run: keep it resumable
+            raise DeviceOutOfMemory(one_line(error)) from error
         log.warning("run %s (%s seed %d) failed: %s", cfg.run_id, cfg.variant, cfg.seed, one_line(error))
         try:
             store.error_log.write_text(traceback.format_exc())

@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from evidence.files import atomic_write, writing
 from evidence.status import FINISHED, RunStatus
 
-from .config import RunConfig, Runtime
+from .config import ENGINE_VERSION, RunConfig, Runtime
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +87,10 @@ def mixed_settings(grid_dir: Path, configs: list[RunConfig]) -> list[str]:
 
 
 def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
-    """Finished runs in ``grid_dir`` whose numerics (``evidence.load.PAIR_ENVIRONMENT`` of their env.json, the data's
-    hash aside) differ from those of runs trained now under ``runtime`` on this machine: the analysis never pairs
-    them with the new runs, so training those would be wasted. One line per differing setting (empty when none)."""
+    """Finished runs of this engine version in ``grid_dir`` whose numerics (``evidence.load.PAIR_ENVIRONMENT`` of their
+    env.json, the data's hash aside) differ from those of runs trained now under ``runtime`` on this machine: the
+    analysis never pairs them with the new runs, so training those would be wasted. One line per differing setting
+    (empty when none)."""
     from evidence.load import PAIR_ENVIRONMENT
 
     def setting(env: Any, dotted: str) -> Any:
@@ -103,8 +104,9 @@ def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
     keys = [k for k in PAIR_ENVIRONMENT if k != "data_sha256"]  # the data is checked against its source elsewhere
     seen: dict[str, dict[Any, list[str]]] = {k: {} for k in keys}
     for path in sorted(Path(grid_dir).glob("*/env.json")):
-        env = read_json(path)
-        if not isinstance(env, dict) or not (path.parent / "result.json").exists():
+        env, config = read_json(path), read_json(path.parent / "config.json")
+        if not isinstance(env, dict) or not (path.parent / "result.json").exists() or not isinstance(config, dict) \
+                or config.get("engine_version") != ENGINE_VERSION:  # another engine's runs never pair with ours anyway
             continue
         for key in keys:
             if (theirs := setting(env, key)) != setting(ours, key):

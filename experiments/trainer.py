@@ -35,6 +35,12 @@ class Diverged(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+def is_device_oom(error: BaseException) -> bool:
+    """Whether ``error`` is the device running out of memory: torch's allocator's, or a library's (cuBLAS, cuDNN)."""
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower() or "ALLOC_FAILED" in text
+
+
 class StepPath:
     """The forward pass a run's steps take: the model's own (``eager``), or ``torch.compile`` of it (``compiled``)
     until a compiled call fails, then the model's own for the rest of this training call, the failure kept.
@@ -57,7 +63,7 @@ class StepPath:
         try:
             result = fn(self.forward)
         except Exception as error:
-            if self.name != "compiled" or kind in self.proven:
+            if self.name != "compiled" or kind in self.proven or is_device_oom(error):  # out of memory: not the compiler's
                 raise
             self.forward, self.name = self.model, "eager"
             self.fallback_reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]

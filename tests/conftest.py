@@ -3,7 +3,6 @@ timm-registered network for the engine tests (no dyclot needed, fast)."""
 from __future__ import annotations
 
 import os
-
 import sys
 from pathlib import Path
 

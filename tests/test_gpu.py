@@ -12,7 +12,8 @@ from analysis.compare import analyze
 from evidence.load import load_results
 from evidence.status import RunStatus
 from experiments import config, gpu, grids
-from experiments.store import RunStore
+from experiments.executors import run_row
+from experiments.store import RunStore, mixed_environment
 
 TINY = grids.Grid("tiny", "Two tiny test networks.", "a",
                   {"a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4})},
@@ -131,11 +132,12 @@ def test_a_gpu_budget_pilot_trains_its_fixed_seeds_at_its_protocols_rate_in_its_
     assert sorted((r["variant"], r["seed"]) for r in runs) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
     assert {(r["protocol"]["name"], r["protocol"]["lr"]) for r in runs} == {("gpu-15", 0.07)}
     assert {json.loads(p.read_text())["runtime"]["runs_sharing_device"] for p in out.glob("*/*/env.json")} == {2}
-    assert outcome["folders"] == ["pilot-gpu-15"]
+    assert gpu.trained_folders("pilot-gpu-15") == ["pilot-gpu-15"] and gpu.trained_folders("tiny") == [
+        "tiny-gpu-lr", "tiny-gpu"] and gpu.trained_folders("tiny", "gpu-15") == ["tiny-gpu-15-lr", "tiny-gpu-15"]
     # the command says what it ignores, and names the folders it trained into (the GPU batch packs those)
     assert run.main(["gpu-next", "pilot-gpu-15", "--out", str(out), "--until-decided", *CPU]) == 0
     said = capsys.readouterr().out
-    assert "--seeds and --until-decided do not apply to it" in said and "\nfolders: pilot-gpu-15\n" in said
+    assert "--seeds and --until-decided do not apply to it" in said and said.startswith("folders: pilot-gpu-15\n")
     with pytest.raises(ValueError, match="pilot-cpu is a CPU budget pilot"):
         gpu.gpu_next("pilot-cpu", out, device="cpu", plugins=("conftest",))
     with pytest.raises(ValueError, match="--protocol gpu would put another budget's runs"):
@@ -160,7 +162,7 @@ def test_the_learning_rate_search_comes_first_and_the_main_runs_train_at_its_cho
     assert run.main(["gpu-next", "tiny", "--out", str(out), "--seeds", "1", "--minutes", "5", *CPU]) == 0
     said = capsys.readouterr().out
     assert "tiny-gpu and its learning-rate search: 6 planned runs: 6 finished now" in said
-    assert "\nfolders: tiny-gpu-lr tiny-gpu\n" in said  # the search's folder, then the main runs'
+    assert said.startswith("folders: tiny-gpu-lr tiny-gpu\n")  # first: the search's folder, then the main runs'
     choice = json.loads((out / "tiny-gpu-lr" / "chosen.json").read_text())
     rates = {v: entry["lr"] for v, entry in choice["variants"].items()}
     assert choice["protocol"] == "gpu" and set(rates) == {"a", "b"} and set(rates.values()) <= {0.02, 0.05}
@@ -276,7 +278,7 @@ def test_no_main_run_starts_before_a_widened_search_has_finished(tmp_path, monke
     def first_rates_only(configs, *args, **kwargs):  # time for the first candidates, none for the widened ones
         rows = train_within([c for c in configs if c.protocol.lr in (0.02, 0.05)], *args, **kwargs)
         trained = {row["run_id"] for row in rows}
-        return rows + [gpu._row(c, RunStatus.TODO, "not started") for c in configs if c.run_id not in trained]
+        return rows + [run_row(c, RunStatus.TODO, "not started") for c in configs if c.run_id not in trained]
 
     monkeypatch.setattr(gpu, "run_within", first_rates_only)
     out = tmp_path / "results"
@@ -292,8 +294,11 @@ def test_no_gpu_run_trains_beside_finished_runs_it_would_never_pair_with(tmp_pat
     folder = out / "tiny-gpu-lr" / "earlier"  # a finished search run trained compiled
     folder.mkdir(parents=True)
     (folder / "result.json").write_text("{}")
+    (folder / "config.json").write_text(json.dumps({"engine_version": config.ENGINE_VERSION}))
     (folder / "env.json").write_text(json.dumps({"runtime": {"device": "cpu", "compile": True, "deterministic": True,
                                                              "channels_last": True}, "packages": {}}))
     with pytest.raises(ValueError, match="runtime.compile true in 1 run"):
         gpu.gpu_next("tiny", out, seeds=1, minutes=5, device="cpu", threads=1, plugins=("conftest",))
+    (folder / "config.json").write_text(json.dumps({"engine_version": config.ENGINE_VERSION - 1}))  # never paired anyway
+    assert not mixed_environment(out / "tiny-gpu-lr", gpu.make_runtime("cpu", threads=1))
     assert sorted(p.name for p in (out / "tiny-gpu-lr").iterdir()) == ["earlier"]  # nothing trained

@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "experiments" / "gpu_session.s
 PYTHON = r"""#!/bin/bash
 echo "python3 $*" >>"$STATE/calls.txt"
 case "$*" in
-  "-m pip"*) exit 0 ;;
+  "-m pip"*) [ -n "${CPU_STUDY:-}" ] && mkdir -p results/cpu-study && touch results/cpu-study/result.json; exit 0 ;;
   *faster_sharing*) cat "$STATE/faster" 2>/dev/null || echo unknown ;;
   *torch.ones*) exit "${CUDA_CHECK:-0}" ;;
   *"benchmarks.gpu import run"*)
@@ -25,6 +25,7 @@ case "$*" in
     [ "$4" = mps ] && echo "$MPS_VERDICT" >"$STATE/faster" ;;
   "run.py gpu-order"*) cat "$STATE/order" 2>/dev/null; echo "why it chose them" >&2; exit "${ORDER_FAILS:-0}" ;;
   "run.py gpu-next"*)
+    [ "$3" = "${FAILS_EARLY:-}" ] && { echo "error: refused"; exit 2; }  # e.g. a folder of runs that would not pair
     folder=$3
     [ "$4" = --protocol ] && folder=$3-$5
     mkdir -p "results/$folder/done" "results/$folder/stopped" && echo '{}' >"results/$folder/grid.json"
@@ -41,8 +42,8 @@ exit 0
 """
 
 
-def batch(tmp_path: Path, jobs: tuple[str, ...] = ("pilot-x:5",), **env: str) -> tuple[str, list[str], Path]:
-    """Run the batch on ``jobs`` in an empty folder; (its output, the calls made, OUT)."""
+def batch(tmp_path: Path, jobs: tuple[str, ...] = ("pilot-x:5",), rc: int = 0, **env: str) -> tuple[str, list[str], Path]:
+    """Run the batch on ``jobs`` in an empty folder, expecting exit code ``rc``; (its output, the calls made, OUT)."""
     stubs, work, out = tmp_path / "bin", tmp_path / "work", tmp_path / "out"
     for folder in (stubs, work, out):
         folder.mkdir()
@@ -52,7 +53,7 @@ def batch(tmp_path: Path, jobs: tuple[str, ...] = ("pilot-x:5",), **env: str) ->
     done = subprocess.run(["bash", str(SCRIPT), *jobs], cwd=work, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STATE": str(tmp_path),
                                "OUT": str(out), "BENCH_SECONDS": "5", **env})
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == rc, done.stderr
     return done.stdout, (tmp_path / "calls.txt").read_text().splitlines(), out
 
 
@@ -67,7 +68,8 @@ def test_mps_is_measured_where_the_record_lacks_it_and_kept_only_where_faster(tm
     assert "mps -d " in calls  # started for its measure
     assert f"--sharing {sharing} " in gpu_next_call(calls)
     assert (out / "sharing.txt").read_text() == f"the runs share the GPU as: {sharing} (record: {verdict})\n"
-    quits = [i for i, c in enumerate(calls) if c == "mps  quit"]
+    first, *quits = [i for i, c in enumerate(calls) if c == "mps  quit"]
+    assert first < calls.index("mps -d ")  # a daemon an earlier call left is shut down first
     if sharing == "mps":  # on for the runs, shut down once they are packed
         assert quits == [len(calls) - 1]
     else:  # shut down before the runs
@@ -81,7 +83,7 @@ def test_mps_that_does_not_start_leaves_the_runs_sharing_the_gpu_as_processes(tm
     (tmp_path / "check").mkdir()
     said, calls, out = batch(tmp_path / "check", CUDA_CHECK="1")
     assert "MPS did not start" in said and "--sharing processes " in gpu_next_call(calls)
-    assert "mps  quit" in calls  # a daemon up but failing the first CUDA call is shut down
+    assert calls.count("mps  quit") == 2  # at the start, and the daemon up but failing the first CUDA call
 
 
 def test_a_recorded_choice_is_used_without_measuring_again(tmp_path):
@@ -138,3 +140,20 @@ def test_a_compiled_batch_compiles_bench_and_runs_and_brings_its_compiler_cache_
     (tmp_path / "plain").mkdir()
     said, calls, out = batch(tmp_path / "plain", MPS_START="1")
     assert " --compile " not in gpu_next_call(calls) and not (out / "compile-cache.tar.gz").exists()
+
+
+def test_a_grid_whose_gpu_next_fails_before_naming_folders_packs_nothing_of_others(tmp_path):
+    # the checkout's results hold another folder (the CPU study's); the first grid fails (exit 1) before naming any
+    said, calls, out = batch(tmp_path, ("pilot-x:2", "other:2"), rc=1, MPS_START="1", FAILS_EARLY="pilot-x",
+                             CPU_STUDY="1")
+    with tarfile.open(out / "runs.tar.gz") as packed:
+        assert {n.split("/")[0] for n in packed.getnames()} == {"other"}
+
+
+@pytest.mark.parametrize("job", ["pilot-x", "pilot-x:", "pilot-x:0", "pilot-x:soon"])
+def test_a_job_without_its_minutes_is_refused_before_anything_starts(tmp_path, job):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    done = subprocess.run(["bash", str(SCRIPT), job], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "OUT": str(tmp_path)})
+    assert done.returncode == 2 and "is not GRID[@PROTOCOL]:MINUTES" in done.stderr

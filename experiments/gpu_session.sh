@@ -37,7 +37,8 @@ nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-
 # COMPILE=1 compiles the step (gpu-next --compile; the bench too), with the compiler's cache in .carry/compile-cache:
 # it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the compiling. A folder
 # whose runs trained otherwise is refused by gpu-next (they would never pair), so a question keeps one setting.
-compile=${COMPILE:-0}
+case "${COMPILE:-0}" in 1|true|yes) compile=1 ;; 0|false|no|"") compile=0 ;;
+  *) echo "$0: COMPILE=${COMPILE} is not 1 or 0" >&2; exit 2 ;; esac
 [ "$compile" = 1 ] && mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
 bench() {  # bench SECONDS SHARING RUNS_AT_ONCE...
   timeout -k 10 "$1" python3 -c 'import sys; from benchmarks.gpu import run

@@ -169,8 +169,9 @@ PAIR_ENVIRONMENT = ("runtime.device", "runtime.deterministic", "runtime.compile"
 NETWORK = ("lr", "model", "model_kwargs", "architecture_revision")
 
 
-def _dotted(obj: Any, dotted: str) -> Any:
-    for key in dotted.split("."):
+def dotted(obj: Any, path: str) -> Any:
+    """``obj``'s entry at a dotted ``path`` of nested dict keys (``"runtime.device"``), None where one is missing."""
+    for key in path.split("."):
         obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
 
@@ -189,7 +190,7 @@ def pair_settings(config: Any, env: Any) -> tuple[float, str | None]:
         rest["protocol"] = {k: v for k, v in protocol.items() if k != "lr"}
         value = protocol.get("lr")
         lr = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-    rest["environment"] = {key: _dotted(env, key) for key in PAIR_ENVIRONMENT} if isinstance(env, dict) else None
+    rest["environment"] = {key: dotted(env, key) for key in PAIR_ENVIRONMENT} if isinstance(env, dict) else None
     return lr, json.dumps(rest, sort_keys=True)
 
 

@@ -1,5 +1,6 @@
-"""Run a list of RunConfigs: in this process, in a pool of long-lived worker processes (CPU cores split among
-them, or several runs sharing one GPU), or on Ray; optionally within a deadline (a time-boxed GPU batch)."""
+"""Run a list of RunConfigs: in this process, in a pool of worker processes that train run after run (CPU cores
+split among them, or several runs sharing one GPU), or on Ray; optionally within a deadline (a time-boxed GPU
+batch)."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,7 @@ from evidence.files import atomic_write
 from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
-from .runner import execute_until, make_result, one_line
+from .runner import execute_until, make_result, one_line, run_row
 from .store import RunStore, check_writable
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,6 @@ Executor = Literal["local", "ray"]
 RUN_FILES = ("config.json", "env.json", "metrics.jsonl", "result.json")
 RAY_RETRIES = 2  # re-runs of a Ray task whose worker died
 JOIN_TIMEOUT_S = 60.0  # a pool worker still busy this long after the deadline is stopped (its run resumes later)
-
-
-def run_row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
-    """A run's row where it has no result to show: its identity, status and why."""
-    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note}
 
 
 def execute_task(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: float | None = None) -> dict:
@@ -131,7 +127,7 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
 
     def free_worker() -> dict | None:
         idle = next((w for w in pool if w["run"] is None and not w["retired"] and w["process"].is_alive()), None)
-        if idle is None and sum(not w["retired"] for w in pool) < workers - sum(w["retired"] for w in pool):
+        if idle is None and len(pool) < workers:  # a retired or dead worker keeps its place: never replaced
             inbox = context.Queue()
             process = context.Process(target=_worker, args=(inbox, outbox, runtime, results, stop_at), daemon=True)
             process.start()

@@ -15,7 +15,7 @@ output folder, finished or still running, times the epochs left, plus ``RUN_OVER
 without a measured epoch is started while at least ``RUN_OVERHEAD_S`` are left. With ``--finish-later`` a run
 starts while its next epoch is expected to end in time (for budgets shorter than a run). At the deadline a
 run still training stops at its next step; its last epoch's checkpoint stays and the next call
-resumes it from there. ``workers > 1`` trains that many runs at once in the engine's long-lived worker
+resumes it from there. ``workers > 1`` trains that many runs at once in the engine's pool of worker
 processes sharing the device (several small networks use a GPU better than one): the same executor,
 runner and trainer as every CPU run (``experiments.executors``); this module adds only the time box.
 """
@@ -36,8 +36,9 @@ from study.questions import own_comparison
 
 from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
 from .data import load_dataset
-from .executors import run_grid, run_row
+from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
+from .runner import run_row
 from .runs import check_data
 from .store import RunStore, check_environment, check_writable, read_json, write_json
 from .tuning import search_bracketed, search_runs

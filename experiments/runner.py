@@ -21,7 +21,7 @@ from .config import RunConfig, Runtime
 from .data import load_dataset
 from .reuse import copy_twin, find_twin
 from .speed import to_memory_format
-from .store import RunStore, environment, read_json, write_json
+from .store import RunStore, environment, on_device, read_json, write_json
 from .tracking import Tracker
 from .trainer import build_model, fit, is_device_oom
 
@@ -139,6 +139,11 @@ def run_cost(cfg: RunConfig, runtime: Runtime, model: torch.nn.Module, input_sha
     return dict(_NETWORK_COSTS[key])
 
 
+def run_row(cfg: RunConfig, status: RunStatus, note: str) -> dict:
+    """A run's row where it has no result to show: its identity, status and why."""
+    return {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed, "status": status, "note": note}
+
+
 def make_result(cfg: RunConfig, status: RunStatus, reason: str | None, history: list[dict], cost: dict | None) -> dict:
     return {"run_id": cfg.run_id, "grid": cfg.grid, "variant": cfg.variant, "seed": cfg.seed,
             "seeds": cfg.seeds.model_dump(), "model": cfg.model, "model_kwargs": cfg.model_kwargs,
@@ -160,8 +165,7 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
     Any exception inside the run is recorded in its result.json as a failure, never raised
     (KeyboardInterrupt is raised: the run stays resumable).
     """
-    if runtime.device == "auto":
-        runtime = runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
+    runtime = on_device(runtime)
     store = RunStore.of(results, cfg)
     result = store.read_result()
     if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
@@ -220,18 +224,17 @@ def execute_until(cfg: RunConfig, runtime: Runtime, results: Path, stop_at: floa
             on_step(done, steps)
 
     started, resumed = clock(), RunStore.of(results, cfg).status() == RunStatus.PARTIAL
-    row = {"run_id": cfg.run_id, "variant": cfg.variant, "seed": cfg.seed}
     try:
         result = execute(cfg, runtime, results, step, on_epoch)
     except DeadlineReached:
         epochs = len(RunStore.of(results, cfg).load_metrics())
-        return {**row, "status": RunStatus.PARTIAL, "note": f"stopped at the deadline after epoch {epochs}/"
-                f"{cfg.protocol.epochs}; resumes from there next time", "seconds": clock() - started}
+        return {**run_row(cfg, RunStatus.PARTIAL, f"stopped at the deadline after epoch {epochs}/"
+                          f"{cfg.protocol.epochs}; resumes from there next time"), "seconds": clock() - started}
     except DeviceOutOfMemory as error:  # the device's limit with the runs beside it: not the run's failure
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return {**row, "status": RunStatus.LOST, "out_of_memory": True, "seconds": clock() - started,
-                "note": f"out of device memory ({one_line(error)[:200]}); resumes from its last checkpoint"}
+        return {**run_row(cfg, RunStatus.LOST, f"out of device memory ({one_line(error)[:200]}); resumes from its "
+                          "last checkpoint"), "out_of_memory": True, "seconds": clock() - started}
     note = ("copied from " + result["reused_from"] if result.get("reused_from") else result.get("reason")
             or ("another process holds it" if result["status"] == RunStatus.RUNNING
                 else "finished before" if result.get("skipped")

@@ -86,21 +86,22 @@ def mixed_settings(grid_dir: Path, configs: list[RunConfig]) -> list[str]:
     return clashes
 
 
+def on_device(runtime: Runtime) -> Runtime:
+    """``runtime`` with device ``auto`` resolved as a run resolves it: ``cuda`` where a GPU is visible, else ``cpu``."""
+    if runtime.device != "auto":
+        return runtime
+    return runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
+
+
 def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
     """Finished runs of this engine version in ``grid_dir`` whose numerics (``evidence.load.PAIR_ENVIRONMENT`` of their
     env.json, the data's hash aside) differ from those of runs trained now under ``runtime`` on this machine: the
     analysis never pairs them with the new runs, so training those would be wasted. One line per differing setting
     (empty when none)."""
     from evidence.load import PAIR_ENVIRONMENT
+    from evidence.load import dotted as setting
 
-    def setting(env: Any, dotted: str) -> Any:
-        for key in dotted.split("."):
-            env = env.get(key) if isinstance(env, dict) else None
-        return env
-
-    if runtime.device == "auto":
-        runtime = runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
-    ours = environment(runtime)
+    ours = environment(on_device(runtime))
     keys = [k for k in PAIR_ENVIRONMENT if k != "data_sha256"]  # the data is checked against its source elsewhere
     seen: dict[str, dict[Any, list[str]]] = {k: {} for k in keys}
     for path in sorted(Path(grid_dir).glob("*/env.json")):

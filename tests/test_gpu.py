@@ -12,7 +12,7 @@ from analysis.compare import analyze
 from evidence.load import load_results
 from evidence.status import RunStatus
 from experiments import config, gpu, grids
-from experiments.executors import run_row
+from experiments.runner import run_row
 from experiments.store import RunStore, mixed_environment
 
 TINY = grids.Grid("tiny", "Two tiny test networks.", "a",

@@ -2,7 +2,8 @@
 
 Per network (``study.grids``: ``HEADLINE``, then DyClotNet-0.5 and ``BASELINE_MODELS``) and per
 number of runs trained at once (spawned processes sharing the device, as ``run.py gpu-next
---workers K`` trains them):
+--workers K`` trains them, taking turns or under CUDA MPS; or, measured only, stacked in one process,
+``measure_stacked``):
 
 * images/s in all and per run: the engine's own training epoch (``experiments.trainer``:
   ``prepare``, one untimed epoch, then one timed epoch; the runtime of ``experiments.gpu``), at the
@@ -57,6 +58,9 @@ def runs_in_ten_minutes(per_run_img_s: float, runs_at_once: int, epochs: int, tr
     return math.floor(runs_at_once * TEN_MINUTES_S / (overhead_s + epochs * train_images / per_run_img_s))
 
 
+# how the runs at once share the GPU in the bench: the engine's ways (experiments.config.DEVICE_SHARING), and stacked
+# in one process (measured only: the engine does not train runs that way)
+BENCH_SHARING = ("processes", "mps", "stacked")
 RECORD_KEY = ("device", "network", "batch", "runs_at_once", "sharing", "step")
 # what an entry without these fields measured (the record's entries from before they were recorded)
 RECORD_DEFAULTS = {"sharing": "processes", "step": "eager"}
@@ -77,17 +81,60 @@ def write_record(record: Path, entries: list[dict]) -> None:
     record.write_text(json.dumps([e for e in old if key(e) not in new] + entries, indent=1) + "\n")
 
 
+def recorded_speeds(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> dict[str, float]:
+    """Images/s in all that the record holds for ``runs_at_once`` runs of ``network`` on ``device`` with ``step``
+    (``eager`` or ``compiled``), by how they shared it (``BENCH_SHARING``)."""
+    entries = json.loads(Path(record).read_text()) if Path(record).exists() else []
+    return {e.get("sharing", RECORD_DEFAULTS["sharing"]): e["img_per_s"] for e in entries
+            if (e["device"], e["network"], e["runs_at_once"], e.get("step", RECORD_DEFAULTS["step"]))
+            == (device, network, runs_at_once, step)}
+
+
 def faster_sharing(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> str | None:
     """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all, with ``step``: ``eager`` or
-    ``compiled``) in the record: ``processes`` (taking turns) or ``mps`` (CUDA MPS); None where the record lacks
-    either measure."""
+    ``compiled``) in the record, among the ways the engine trains (``experiments.config.DEVICE_SHARING``):
+    ``processes`` (taking turns) or ``mps`` (CUDA MPS); None where the record lacks either measure. Stacked runs
+    are measured only, never chosen."""
     from experiments.config import DEVICE_SHARING
 
-    entries = json.loads(Path(record).read_text()) if Path(record).exists() else []
-    speeds = {e.get("sharing", RECORD_DEFAULTS["sharing"]): e["img_per_s"] for e in entries
-              if (e["device"], e["network"], e["runs_at_once"], e.get("step", RECORD_DEFAULTS["step"]))
-              == (device, network, runs_at_once, step)}
+    speeds = {k: v for k, v in recorded_speeds(record, device, network, runs_at_once, step).items()
+              if k in DEVICE_SHARING}
     return max(speeds, key=speeds.get) if set(DEVICE_SHARING) <= set(speeds) else None
+
+
+def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int | None, quick: bool, compile: bool,
+                 seed: int = 0):
+    """The engine's run of ``model`` for the bench (``steps`` steps an epoch of the ``gpu`` protocol at ``batch``):
+    its config and runtime."""
+    from benchmarks.common import load_data
+    from experiments.config import RunConfig, Seeds, get_protocol
+    from experiments.gpu import make_runtime
+    from experiments.runner import import_models
+
+    import_models()
+    data = load_data(quick)
+    protocol = get_protocol("gpu", epochs=2, batch_size=batch, val_per_class=0, test_per_class=1,
+                            train_per_class=math.ceil(steps * batch / len(data.classes)))
+    cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=seed,
+                    seeds=Seeds.derive(seed))
+    return data, cfg, make_runtime(device, threads=threads, compile=compile)
+
+
+def _timed(epoch, barrier: str | None, parties: int) -> dict:
+    """``epoch()`` once untimed (cuDNN's choices, the allocator, the optimiser's state), then once timed, started
+    once ``parties`` processes are ready in ``barrier`` (a folder) where given."""
+    epoch(1)
+    waited = _wait_for(Path(barrier), parties) if barrier else 0.0
+    start = time.time()
+    images = epoch(2)  # it ends reading its losses: the device has finished
+    end = time.time()
+    return {"images": images, "start": start, "end": end, "waited_s": waited, "images_per_second": images / (end - start)}
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
 
 def measure_run(model: str, device: str, steps: int, batch: int, threads: int | None = None, quick: bool = False,
@@ -97,34 +144,70 @@ def measure_run(model: str, device: str, steps: int, batch: int, threads: int | 
 
     With ``barrier`` (a folder), the timed epoch starts once ``parties`` processes are ready there.
     """
-    import torch
-
-    from benchmarks.common import load_data
-    from experiments.config import RunConfig, Seeds, get_protocol
-    from experiments.gpu import make_runtime
-    from experiments.runner import import_models, torch_settings
+    from experiments.runner import torch_settings
     from experiments.trainer import StepPath, prepare, train_epoch
 
-    import_models()
-    data = load_data(quick)
-    protocol = get_protocol("gpu", epochs=2, batch_size=batch, val_per_class=0, test_per_class=1,
-                            train_per_class=math.ceil(steps * batch / len(data.classes)))
-    cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=0,
-                    seeds=Seeds.derive(0))
-    runtime = make_runtime(device, threads=threads, compile=compile)
+    data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, compile)
     with torch_settings(runtime):
         t = prepare(cfg, data, runtime)
         path = StepPath(t.model, runtime.compile)
-        train_epoch(t, path, 1, None)  # warm-up: cuDNN's choices, the allocator, the optimiser's state
-        waited = 0.0
-        if barrier:
-            waited = _wait_for(Path(barrier), parties)
-        start = time.time()
-        metrics = train_epoch(t, path, 2, None)  # it ends reading its losses: the device has finished
-        end = time.time()
-    return {"images_per_second": metrics["images_per_second"], "images": len(t.batches) * batch, "start": start,
-            "end": end, "waited_s": waited, "step": path.label,
-            "device": torch.cuda.get_device_name(runtime.device) if device.startswith("cuda") else "cpu"}
+
+        def epoch(number: int) -> int:
+            train_epoch(t, path, number, None)
+            return len(t.batches) * batch
+
+        timed = _timed(epoch, barrier, parties)
+    return {**timed, "step": path.label, "device": _device_name(device)}
+
+
+def measure_stacked(model: str, runs: int, device: str, steps: int, batch: int, threads: int | None = None,
+                    quick: bool = False) -> dict:
+    """``runs`` runs of ``model`` (seeds 0 to runs-1) trained stacked in this one process: their parameters and
+    buffers stacked (``torch.func.stack_module_state``), each step one forward over every run's own batch
+    (``torch.func.vmap`` of ``functional_call``), one backward of the runs' summed losses (each run's gradient is
+    its own loss's) and one SGD step over the stacked tensors (element-wise: every run's own SGD). The batches,
+    optimiser settings and mixed precision are the engine's (``trainer.prepare`` per run); the learning rate is
+    held at the protocol's (the schedule costs no device time). A speed measure only: the engine does not train
+    runs this way (yet). Timed as :func:`measure_run`: images of all runs over the timed epoch's wall time."""
+    import copy
+
+    import torch
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from experiments.runner import torch_settings
+    from experiments.trainer import param_groups, prepare
+
+    data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, compile=False)
+    with torch_settings(runtime):
+        trainings = [prepare(cfg.model_copy(update={"seed": s, "seeds": type(cfg.seeds).derive(s)}), data, runtime)
+                     for s in range(runs)]
+        first, protocol = trainings[0], cfg.protocol
+        params, buffers = stack_module_state([t.model for t in trainings])
+        decayed = {id(p) for p in param_groups(first.model, protocol.weight_decay)[0]["params"]}
+        names = [n for n, p in first.model.named_parameters() if p.requires_grad]
+        decay = [n for n, p in first.model.named_parameters() if id(p) in decayed]
+        optimizer = torch.optim.SGD([{"params": [params[n] for n in decay], "weight_decay": protocol.weight_decay},
+                                     {"params": [params[n] for n in names if n not in decay], "weight_decay": 0.0}],
+                                    lr=protocol.lr, momentum=protocol.momentum, nesterov=protocol.momentum > 0)
+        base = copy.deepcopy(first.model).to("meta")
+        forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="different")
+
+        def epoch(_: int) -> int:
+            losses = []
+            for pairs in zip(*(t.batches for t in trainings), strict=True):
+                x, y = torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+                with first.autocast:
+                    logits = forward(params, buffers, x)
+                    loss = first.criterion(logits.float().flatten(0, 1), y.flatten()) * runs  # the runs' losses summed
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.detach())
+            torch.stack(losses).tolist()
+            return runs * len(first.batches) * batch
+
+        timed = _timed(epoch, None, 1)
+    return {**timed, "step": "eager", "device": _device_name(device)}
 
 
 def _wait_for(folder: Path, parties: int) -> float:
@@ -142,11 +225,15 @@ def _wait_for(folder: Path, parties: int) -> float:
 
 
 def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batch: int, threads: int | None,
-                    quick: bool, isolate: bool, compile: bool = False) -> list[dict]:
+                    quick: bool, isolate: bool, compile: bool = False, sharing: str = "processes") -> list[dict]:
     """:func:`measure_run` in ``runs_at_once`` fresh processes at once (in this process if one and not
-    ``isolate``); one result per run."""
+    ``isolate``); one result per run. ``sharing`` ``stacked``: :func:`measure_stacked` of the ``runs_at_once`` runs
+    in one fresh process (this one if not ``isolate``); its one result, for every run."""
     from benchmarks.common import fresh
 
+    if sharing == "stacked":
+        return [fresh("benchmarks.gpu:measure_stacked", isolate=isolate, model=model, runs=runs_at_once, device=device,
+                      steps=steps, batch=batch, threads=threads, quick=quick)]
     if runs_at_once == 1 and not isolate:
         return [measure_run(model, device, steps, batch, threads, quick, compile=compile)]
     with tempfile.TemporaryDirectory() as barrier, ThreadPoolExecutor(runs_at_once) as pool:
@@ -162,9 +249,11 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
         compile: bool = False) -> dict:
     """Measure, print one line per network and runs at once, and write ``record`` on a GPU; the summary.
 
-    ``sharing`` names how the runs at once share the GPU (``processes``, or ``mps`` where the caller started the
-    CUDA MPS daemon first: experiments/gpu_session.sh); the record keeps it, and the step that ran (``eager``, or
-    with ``compile`` ``compiled``, or ``eager (compile failed: ...)`` where it fell back).
+    ``sharing`` names how the runs at once share the GPU (``BENCH_SHARING``: ``processes``, ``mps`` where the caller
+    started the CUDA MPS daemon first (experiments/gpu_session.sh), or ``stacked`` in one process,
+    :func:`measure_stacked`, eager only); the record keeps it, and the step that ran (``eager``, or with ``compile``
+    ``compiled``, or ``eager (compile failed: ...)`` where it fell back). A network that cannot be stacked is said
+    and skipped.
 
     Defaults on a GPU: every network of (c) and (d), 1 and 8 runs at once, the ``gpu`` protocol's
     batch (512), 20 timed steps. On the CPU: 1 run, batch 32, 4 steps.
@@ -178,6 +267,9 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
     from experiments.runner import import_models
 
     import_models()
+    from experiments.config import choose
+
+    choose("sharing", sharing, BENCH_SHARING)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.startswith("cuda")
     protocol = get_protocol("gpu")
@@ -191,7 +283,13 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
     for model in models:
         bytes_per_image = count_bytes_moved(create_model(model, num_classes=10), (3, 32, 32), batch_size=batch)
         for k in runs_at_once:
-            timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate, compile)
+            try:
+                timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate, compile, sharing)
+            except Exception as error:  # a network that cannot be stacked stops no other measure
+                if sharing != "stacked":
+                    raise
+                echo(f"{model:32s} {k:2d} at once (stacked): not measured: {error}")
+                continue
             in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
             fraction = in_all * bytes_per_image / bandwidth if bandwidth else None
             fits = runs_in_ten_minutes(in_all / k, k, protocol.epochs, train_images, RUN_OVERHEAD_S)
@@ -204,9 +302,9 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
                  f"{bytes_per_image / 1e6:6.1f} MB/image | "
                  + (f"{fraction:6.1%} of {bandwidth / 1e12:.2f} TB/s" if fraction is not None else "bandwidth unknown")
                  + f" | {fits} gpu-protocol runs in 10 min")
-    echo(f"device {device_name}, batch {batch}, {steps} timed steps per run after one untimed epoch, runs at once in "
-         f"spawned processes; runs in 10 min: {protocol.epochs} epochs x {train_images} images + {RUN_OVERHEAD_S:.0f} s "
-         "a run, evaluation not counted")
+    echo(f"device {device_name}, batch {batch}, {steps} timed steps per run after one untimed epoch, runs at once "
+         f"{'stacked in one process' if sharing == 'stacked' else 'in spawned processes'}; runs in 10 min: "
+         f"{protocol.epochs} epochs x {train_images} images + {RUN_OVERHEAD_S:.0f} s a run, evaluation not counted")
     if on_gpu and record is not None:
         write_record(Path(record), entries)
         echo(f"record written: {record}")

@@ -38,7 +38,11 @@ def check_positive_int(name: str, value: object, minimum: int = 1) -> None:
 
 
 def _channels_last(x: torch.Tensor) -> bool:
-    """Whether ``x`` is laid out channels-last (NHWC) rather than contiguous (NCHW)."""
+    """Whether ``x`` is laid out channels-last (NHWC) rather than contiguous (NCHW). Inside ``torch.func.vmap``
+    (several runs stacked in one call) a tensor's memory format cannot be queried: there ``x`` is taken as NCHW,
+    which computes the same values in the other memory order."""
+    if torch._C._functorch.is_batchedtensor(x):
+        return False
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 

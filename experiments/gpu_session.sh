@@ -49,6 +49,13 @@ run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4
 }
 benching=$([ "${BENCH_SECONDS:-120}" -gt 0 ] && echo 1 || echo 0)
 [ "$benching" = 1 ] && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
+# Stacked runs (WORKERS runs in one process, torch.func; a speed measure only, the engine does not train that way
+# yet) are measured where the record lacks them for this card (STACKED_BENCH_SECONDS, default 60; 0 skips it).
+stacked_known() { timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, recorded_speeds
+print("stacked" in recorded_speeds(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2])))' \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" 2>/dev/null || echo False; }
+[ "$benching" = 1 ] && [ "${STACKED_BENCH_SECONDS:-60}" -gt 0 ] && [ "$(stacked_known)" != True ] \
+  && bench "${STACKED_BENCH_SECONDS:-60}" stacked "${WORKERS:-8}"
 # How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
 # the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks either measure, MPS
 # is measured now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call,

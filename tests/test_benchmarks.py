@@ -76,6 +76,25 @@ def test_gpu_bench_on_the_cpu_prints_every_column_and_writes_no_record(tmp_path)
     assert "bandwidth unknown" in lines[0] and "MB/image" in lines[0] and not record.exists()
 
 
+def test_stacked_runs_are_measured_in_one_process_and_never_chosen_as_the_engines_way(tmp_path):
+    from benchmarks import gpu
+
+    lines: list[str] = []
+    summary = gpu.run(echo=lines.append, models=TINY, runs_at_once=(2,), steps=2, batch=8, quick=True, isolate=False,
+                      record=None, sharing="stacked")
+    (entry,) = summary["entries"]
+    assert entry["sharing"] == "stacked" and entry["runs_at_once"] == 2 and entry["step"] == "eager"
+    assert entry["img_per_s"] == pytest.approx(2 * entry["img_per_s_per_run"]) and entry["img_per_s"] > 0
+    assert "(stacked, eager)" in lines[0] and "stacked in one process" in lines[1]
+    with pytest.raises(ValueError, match="unknown sharing 'vmap'.*stacked"):
+        gpu.run(echo=lines.append, models=TINY, quick=True, isolate=False, record=None, sharing="vmap")
+    h100, record = "NVIDIA H100 80GB HBM3", tmp_path / "gpu.json"
+    gpu.write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": speed,
+                               "sharing": sharing} for sharing, speed in (("processes", 50.0), ("mps", 60.0),
+                                                                          ("stacked", 90.0))])
+    assert gpu.faster_sharing(record, h100, "a", 8) == "mps"  # the fastest way the engine trains
+
+
 def test_gpu_record_keeps_other_benches_and_replaces_a_measurement_taken_again(tmp_path):
     from benchmarks.gpu import write_record
 
@@ -132,3 +151,37 @@ def test_bytes_moved_by_hand():
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, bias=False))
     assert count_bytes_moved(net, (4, 1, 1), batch_size=1) == 50 * 2 + 2 * 8
     assert count_bytes_moved(net, (4, 1, 1), batch_size=1, float_bytes=4) == 50 * 4 + 2 * 8
+
+
+@pytest.mark.parametrize("name", __import__("benchmarks.gpu", fromlist=["networks"]).networks())
+def test_every_gpu_network_stacked_with_torch_func_gets_each_runs_own_gradients(name):
+    """Runs stacked into one call (``torch.func``: stacked parameters and buffers, ``vmap`` of ``functional_call``,
+    as ``benchmarks.gpu.measure_stacked`` trains them) compute each network's own outputs, gradients and running
+    statistics, in float64 to rounding (at 16x16 input, for speed). DyClotNet's DCT cannot query a memory format
+    inside vmap; it takes NCHW there. Dropout is off: stacked runs draw their own masks."""
+    import copy
+
+    import torch
+    from torch import nn
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from baselines.registry import create_model
+    from experiments.runner import import_models
+
+    import_models()
+    torch.manual_seed(0)
+    nets = [create_model(name, num_classes=10, **({"drop_rate": 0.0} if "ghostnet" in name else {})).double()
+            for _ in range(2)]
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    x, y = torch.randn(2, 2, 3, 16, 16, dtype=torch.float64), torch.randint(0, 10, (2, 2))
+    logits = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(params, buffers, x)
+    (nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()) * 2).backward()
+    for i, net in enumerate(nets):
+        out = net(x[i])
+        nn.functional.cross_entropy(out, y[i]).backward()
+        assert torch.allclose(logits[i], out, atol=1e-10)
+        for key, p in net.named_parameters():
+            assert torch.allclose(params[key].grad[i], p.grad, atol=1e-9), key
+        for key, b in net.named_buffers():  # the running statistics each updated once, by its own batch
+            assert torch.allclose(buffers[key][i].double(), b.double(), atol=1e-10), key

@@ -15,10 +15,11 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "experiments" / "gpu_session.sh"
 
 PYTHON = r"""#!/bin/bash
-echo "python3 $*" >>"$STATE/calls.txt"
+echo "python3 $*" | tr '\n' ' ' >>"$STATE/calls.txt" && echo >>"$STATE/calls.txt"  # one line a call
 case "$*" in
   "-m pip"*) [ -n "${CPU_STUDY:-}" ] && mkdir -p results/cpu-study && touch results/cpu-study/result.json; exit 0 ;;
   *faster_sharing*) cat "$STATE/faster" 2>/dev/null || echo unknown ;;
+  *recorded_speeds*) cat "$STATE/stacked" 2>/dev/null || echo False ;;
   *torch.ones*) exit "${CUDA_CHECK:-0}" ;;
   *"benchmarks.gpu import run"*)
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
@@ -88,9 +89,19 @@ def test_mps_that_does_not_start_leaves_the_runs_sharing_the_gpu_as_processes(tm
 
 def test_a_recorded_choice_is_used_without_measuring_again(tmp_path):
     (tmp_path / "faster").write_text("mps\n")
+    (tmp_path / "stacked").write_text("True\n")
     said, calls, out = batch(tmp_path)
     assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
-    assert not any("benchmarks.gpu import run" in c and " mps " in c for c in calls)
+    assert not any("benchmarks.gpu import run" in c and (" mps " in c or " stacked " in c) for c in calls)
+
+
+def test_stacked_runs_are_measured_once_per_card_before_mps_starts_and_never_chosen(tmp_path):
+    said, calls, out = batch(tmp_path, MPS_VERDICT="processes")
+    (stacked,) = [i for i, c in enumerate(calls) if "benchmarks.gpu import run" in c and " stacked " in c]
+    assert stacked < calls.index("mps -d ") and "--sharing processes " in gpu_next_call(calls)
+    (tmp_path / "off").mkdir()
+    said, calls, out = batch(tmp_path / "off", STACKED_BENCH_SECONDS="0")
+    assert not any(" stacked " in c for c in calls)
 
 
 def test_the_folders_gpu_next_names_are_packed_with_the_checkpoints_of_stopped_runs_only(tmp_path):
@@ -134,7 +145,7 @@ def test_an_order_that_cannot_be_read_leaves_the_gpu_training_the_budget_pilots(
 def test_a_compiled_batch_compiles_bench_and_runs_and_brings_its_compiler_cache_back(tmp_path):
     said, calls, out = batch(tmp_path, MPS_START="1", COMPILE="1")
     assert " --compile " in gpu_next_call(calls)
-    assert "dyclotnet_050 processes 1 8\n" in "\n".join(calls) + "\n"  # the bench: sharing, compile, runs at once
+    assert any(c.endswith(" dyclotnet_050 processes 1 8 ") for c in calls)  # the bench: sharing, compile, runs at once
     with tarfile.open(out / "compile-cache.tar.gz") as packed:
         assert "compile-cache/kernel.bin" in packed.getnames()
     (tmp_path / "plain").mkdir()

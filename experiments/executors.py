@@ -105,11 +105,15 @@ class StartOrder:
 
 
 def _worker(inbox, outbox, runtime: Runtime, results: Path, stop_at: float | None) -> None:
-    """A spawned pool worker: it trains the runs it is handed, one after another, until it gets None."""
+    """A spawned pool worker: it trains the runs it is handed, one after another, until it gets None. Each comes with
+    the runs at once it starts among (``runtime.runs_sharing_device`` as its env.json records it; fewer once a
+    worker has retired)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    while (cfg := inbox.get()) is not None:
+    while (handed := inbox.get()) is not None:
+        cfg, at_once = handed
         try:
-            outbox.put(execute_until(cfg, runtime, results, stop_at))
+            outbox.put(execute_until(cfg, runtime.model_copy(update={"runs_sharing_device": at_once}), results,
+                                     stop_at))
         except Exception as error:  # noqa: BLE001 -- e.g. the disk: reported, the run resumes next time
             outbox.put(run_row(cfg, RunStatus.LOST, one_line(error)))
 
@@ -140,7 +144,8 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
                 if (started := order.next(any(w["run"] and not w["run"][1] for w in pool))) is None:
                     break
                 idle["run"] = started
-                idle["inbox"].put(started[0])
+                retired = sum(w["retired"] for w in pool)  # the device's share: a retired worker's runs no longer
+                idle["inbox"].put((started[0], max(1, runtime.runs_sharing_device - retired)))
             if not (busy := [w for w in pool if w["run"] is not None]):
                 return
             try:

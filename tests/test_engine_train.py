@@ -419,5 +419,9 @@ def test_a_run_out_of_device_memory_is_no_failure_and_starts_again_with_one_run_
     assert RunStore.of(tmp_path / "alone", cfg).read_result() is None and not marker.exists()
     marker.write_text("")  # in a pool of two: its worker retires, and the run trains on the other in the same call
     configs = [config("a", oom_once=str(marker)), config("b")]
-    results = run_grid(configs, RUNTIME.model_copy(update={"threads": None}), tmp_path / "pool", workers=2)
+    sharing = RUNTIME.model_copy(update={"threads": None, "runs_sharing_device": 2})
+    results = run_grid(configs, sharing, tmp_path / "pool", workers=2)
     assert [r["status"] for r in results] == [RunStatus.OK, RunStatus.OK] and not marker.exists()
+    # the run that started again shared the device with one run fewer, and its env.json says so (its device time)
+    envs = {c.variant: json.loads(RunStore.of(tmp_path / "pool", c).env.read_text()) for c in configs}
+    assert envs["a"]["runtime"]["runs_sharing_device"] == 1 and envs["b"]["runtime"]["runs_sharing_device"] == 2

@@ -208,9 +208,11 @@ def plan(
                               help="simulated comparisons per power estimate (the report's number)"),
     fmt: str = typer.Option("md", "--format", help="md or json"),
 ) -> None:
-    """The study's budget from the pilot's runs: seeds and CPU-hours per decided question (docs/study.md)."""
+    """The study's budget from the pilot's runs: seeds and CPU-hours per decided question, and GPU-minutes per GPU
+    question not decided yet (docs/study.md)."""
     from .plan import GPU_MIN_ACCURACY, pilot_rows, question_plans, recommend
     from .render import plan_output
+    from .second_edition import gpu_plans
 
     _check_margin(effect, "--effect")
     if fmt not in ("md", "json"):
@@ -220,7 +222,8 @@ def plan(
     recommendation = recommend(rows, min_accuracy)
     questions = question_plans(results, rows, recommendation.budget, effect, reps, power)
     gpu_recommendation = recommend(rows, max(min_accuracy, GPU_MIN_ACCURACY), "gpu")
-    for text in plan_output(rows, recommendation, gpu_recommendation, questions, effect, power, fmt):
+    gpu_questions = gpu_plans(results, rows, gpu_recommendation.budget, effect, reps, power)
+    for text in plan_output(rows, recommendation, gpu_recommendation, questions, effect, power, fmt, gpu_questions):
         typer.echo(text)
 
 

@@ -12,7 +12,10 @@ variants paired by seed) and each core question (a variant against the reference
   upper bound, never the observed effect), and the CPU-hours that costs (2 variants x expected seeds).
 
 The recommendation: among budgets whose reference reaches ``min_accuracy``, the fewest CPU-hours per
-decided question. Only files are read.
+decided question. A GPU's pilot budgets (``pilot-gpu-15``, ``pilot-gpu``) are costed in device-seconds and
+recommended among themselves; at the GPU's budget, the GPU's questions are planned in device-hours, networks not
+measured yet scaled from the pilot's DyClotNet-0.5 by bytes moved per image (``question_plans``). Only files are
+read.
 """
 from __future__ import annotations
 
@@ -29,8 +32,8 @@ from evidence import sequential, stats
 from evidence.decisions import PairingError, decide, paired_differences
 from evidence.load import load_results
 from evidence.status import RunStatus
-from study.grids import CPU_SEED_CAP, GPU_PILOT_BUDGETS, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
-from study.questions import SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
+from study.grids import CPU_SEED_CAP, GPU_PILOT_BUDGETS, GPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
+from study.questions import GPU_QUESTIONS, SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
 PILOT_PREFIX = "pilot-"
 # the reference's test top-1 a budget must reach to be recommended: the CPU's (docs/study.md section 1) and the GPU's,
@@ -165,12 +168,13 @@ def recommend(rows: list[BudgetRow], min_accuracy: float = CPU_MIN_ACCURACY, dev
 
 @dataclass(frozen=True, kw_only=True)
 class QuestionPlan:
-    """What deciding one core question would take at one pilot budget.
+    """What deciding one core question would take at one pilot budget, on the budget's ``device``.
 
     ``max_seeds`` and ``expected_seeds`` are the free design's (the schedule the effect of interest needs).
-    The main runs use the CPU cap's schedule, ``plan_looks(seed_cap)``, whatever that design says;
-    ``cpu_hours``, ``decidable_effect``, ``cap_cpu_hours``, ``power_at_cap`` and ``expected_at_cap`` describe
-    that schedule, and ``tune_cpu_hours`` the learning-rate search before it."""
+    The main runs use the device's cap's schedule, ``plan_looks(seed_cap)``, whatever that design says;
+    ``hours``, ``decidable_effect``, ``cap_hours``, ``power_at_cap`` and ``expected_at_cap`` describe
+    that schedule, and ``tune_hours`` the learning-rate search before it. Hours and seconds are the device's:
+    CPU-hours on the CPU, device-hours on a GPU (``cost_factor``)."""
     key: str
     budget: str
     recommended: bool
@@ -180,14 +184,15 @@ class QuestionPlan:
     max_seeds: int | None  # the free design's maximum for the effect of interest (None: beyond its search)
     expected_seeds: float | None
     # the networks the main runs train that no earlier question trains, at the capped schedule's expected seeds
-    cpu_hours: float | None  # None: unknown
-    measured_cpu_seconds: dict[str, float]  # network -> its finished runs' median CPU-seconds a run, where measured
-    macs_scaled: tuple[str, ...] = ()  # the other networks, costed by the pilot's median x their MACs ratio (a proxy)
-    uncosted: tuple[str, ...] = ()  # networks with neither: no CPU-hours
-    seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, section 3)
+    hours: float | None  # None: unknown
+    measured_seconds: dict[str, float]  # network -> its finished runs' median seconds a run, where measured
+    scaled: tuple[str, ...] = ()  # the other networks, costed by the pilot's median x their COST_SCALE ratio (a proxy)
+    uncosted: tuple[str, ...] = ()  # networks with neither: no hours
+    seed_cap: int = CPU_SEED_CAP  # the main runs' --max-seeds (docs/study.md, sections 3 and 5)
+    device: str = "cpu"  # the budget's: "gpu" for the GPU's (study.grids.GPU_PILOT_BUDGETS)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
-    cap_cpu_hours: float | None = None  # every network it trains (twins included) at seed_cap seeds: the most it can cost
-    tune_cpu_hours: float | None = None  # the learning-rate search of those networks (docs/study.md, section 2)
+    cap_hours: float | None = None  # every network it trains (twins included) at seed_cap seeds: the most it can cost
+    tune_hours: float | None = None  # the learning-rate search of those networks (docs/study.md, section 2)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     effect: float = 0.5
@@ -217,15 +222,18 @@ def _geometric_mean(values) -> float:
     return float(np.exp(np.log(values).mean())) if values.size else math.nan
 
 
-def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str) -> dict[str, SdSource]:
-    """Per second-edition question whose main runs under ``protocol`` have made their first look (its grid's
-    ``sequential.json`` records the design): the 80% upper bound of its own paired SD over the seeds of the last
-    look the rule made (``decisions.decide``; never seeds trained ahead of a decision), the largest over its
-    compared variants. Runs that do not pair give no source."""
+def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
+                     questions: tuple[CoreQuestion, ...] = SECOND_EDITION_QUESTIONS,
+                     folders: dict[str, str] | None = None) -> dict[str, SdSource]:
+    """Per question of ``questions`` whose main runs under ``protocol`` have made their first look (its folder's
+    ``sequential.json`` records the design; ``folders``: grid -> folder, default the grid's own): the 80% upper
+    bound of its own paired SD over the seeds of the last look the rule made (``decisions.decide``; never seeds
+    trained ahead of a decision), the largest over its compared variants. Runs that do not pair give no source."""
     out = {}
-    for q in SECOND_EDITION_QUESTIONS:
+    for q in questions:
+        folder = (folders or {}).get(q.grid, q.grid)
         try:
-            design = json.loads((Path(results) / q.grid / "sequential.json").read_text())
+            design = json.loads((Path(results) / folder / "sequential.json").read_text())
             reference, variants = design["reference"], sorted(design["variants"])
             schedule = [int(n) for n in design["schedule"]]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -233,7 +241,7 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str) -> dict[
         if design.get("protocol") != protocol:
             continue
         try:
-            states = decide(frame, q.grid, protocol, reference, variants, tuple(schedule), float(design["margin"]),
+            states = decide(frame, folder, protocol, reference, variants, tuple(schedule), float(design["margin"]),
                             SECOND_EDITION_ENGINE)
         except (PairingError, KeyError, TypeError, ValueError):
             continue
@@ -241,8 +249,8 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str) -> dict[
         for variant, state in states.items():
             if not state["n"]:
                 continue
-            diffs = paired_differences(frame, q.grid, protocol, variant, reference, state["n"], SECOND_EDITION_ENGINE)
-            rows = frame[frame["grid"].eq(q.grid) & frame["variant"].isin([variant, reference])
+            diffs = paired_differences(frame, folder, protocol, variant, reference, state["n"], SECOND_EDITION_ENGINE)
+            rows = frame[frame["grid"].eq(folder) & frame["variant"].isin([variant, reference])
                          & frame["status"].eq(RunStatus.OK) & pd.to_numeric(frame["seed"]).lt(len(diffs))]
             rates = rows.groupby("variant")["lr"].first() if "lr" in rows else pd.Series(dtype=float)
             found.append((stats.sd_upper_bound(float(np.std(diffs, ddof=1)), len(diffs) - 1), len(diffs), rates))
@@ -296,10 +304,18 @@ def _study_cost_rows(results: Path) -> list[dict]:
         return []
 
 
-def study_costs(results: Path) -> dict[tuple[str, str], int]:
-    """(grid, variant) -> MACs from RESULTS/study_costs.json; empty when absent or unreadable."""
+# what a network's run time is scaled by from the pilot's DyClotNet-0.5, per device (study_costs.json's columns):
+# MACs on the CPU, where compute bounds the speed; bytes moved per image on a GPU, where memory bandwidth does
+# (costing.profiling.count_bytes_moved; issue 33: MACs predict GPU speeds badly)
+COST_SCALE = {"cpu": "macs", "gpu": "bytes_per_image"}
+
+
+def study_costs(results: Path, column: str = "macs") -> dict[tuple[str, str], int]:
+    """(grid, variant) -> ``column`` (MACs, or bytes_per_image) from RESULTS/study_costs.json, for the rows that
+    have it; empty when the file is absent or unreadable."""
     try:
-        return {(str(r["grid"]), str(r["variant"])): int(r["macs"]) for r in _study_cost_rows(results)}
+        return {(str(r["grid"]), str(r["variant"])): int(r[column]) for r in _study_cost_rows(results)
+                if r.get(column) is not None}
     except (KeyError, TypeError, ValueError):
         return {}
 
@@ -312,19 +328,22 @@ def study_architectures(results: Path) -> dict[tuple[str, str], str]:
 
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,
-                  macs: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
+                  scale: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
                   reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, new: list[str] | None = None,
-                  measured: dict[str, float] | None = None, sd: SdSource | None = None) -> QuestionPlan:
-    """Seeds and CPU-hours that decide ``question`` at ``budget`` under the sequential rule.
+                  measured: dict[str, float] | None = None, sd: SdSource | None = None,
+                  device: str = "cpu") -> QuestionPlan:
+    """Seeds and hours that decide ``question`` at ``budget`` under the sequential rule: CPU-hours on the CPU, device
+    hours on a GPU (``device`` "gpu": the run times and ``scale`` are then the GPU's, ``COST_SCALE``).
 
     The planning SD is ``sd`` (``planning_source``: the question's own main runs once its first look exists, else
     the nearest recipe measured); without one, the pilot's 80% upper bound for the question's own pair where the
     pilot trains it, else the largest of the pilot's pairs at that budget (an assumption: the other networks are
     not piloted). The rule
     splits alpha over the comparisons ``study --until-decided`` decides: the question's own (``variant``) where it
-    names one, else every variant against the reference; only those networks get main runs. A run's CPU time is the
-    network's ``measured`` median CPU-seconds a run under the budget (``measured_cpu_seconds``) where it has finished
-    runs, else the pilot's DyClotNet-0.5 median scaled by the network's MACs (``study_costs.json``): a proxy until
+    names one, else every variant against the reference; only those networks get main runs. A run's time is the
+    network's ``measured`` median seconds a run under the budget (``measured_seconds``) where it has finished
+    runs, else the pilot's DyClotNet-0.5 median scaled by the network's ``scale`` (MACs on the CPU, bytes per image
+    on a GPU, ``study_costs.json``): a proxy until
     the question's first runs measure it. The learning-rate search of those networks (each at every candidate rate
     and tuning seed) comes first and is costed apart, for the ``new`` ones (default all of them): a network an
     earlier question trained has twins there, copied rather than trained (``new_networks``). Its main runs are
@@ -348,9 +367,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                                        max_cap=source.seeds_cap) if plannable else None)
     capped = (sequential.simulate(sequential.plan_looks(cap), effect, sd_upper, reps,
                                   n_comparisons=comparisons) if plannable else None)
-    reference_macs = macs.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
-    seconds = {name: macs[(question.grid, name)] / reference_macs * source.seconds_per_run for name in trained
-               if macs.get((question.grid, name)) is not None and reference_macs
+    reference_scale = scale.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
+    seconds = {name: scale[(question.grid, name)] / reference_scale * source.seconds_per_run for name in trained
+               if scale.get((question.grid, name)) is not None and reference_scale
                and math.isfinite(source.seconds_per_run)}
     measured = {name: value for name, value in (measured or {}).items() if name in trained}
     seconds.update(measured)
@@ -362,39 +381,56 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
         key=question.key, budget=budget, recommended=recommended, comparisons=comparisons, sd_upper=sd_upper,
         sd_source=sd, max_seeds=plan.max_seeds if plan else None,
         expected_seeds=plan.expected_seeds if plan else None,
-        cpu_hours=capped["expected_seeds"] * new_hours if capped and known else None,
-        measured_cpu_seconds=measured, macs_scaled=tuple(n for n in trained if n in seconds and n not in measured),
+        hours=capped["expected_seeds"] * new_hours if capped and known else None,
+        measured_seconds=measured, scaled=tuple(n for n in trained if n in seconds and n not in measured),
         uncosted=uncosted,
         seed_cap=cap,
         decidable_effect=(sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                           if plannable else None),
-        cap_cpu_hours=cap * run_hours if known else None,
-        tune_cpu_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
+        cap_hours=cap * run_hours if known else None,
+        tune_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
         power_at_cap=capped["power"] if capped else None,
         expected_at_cap=capped["expected_seeds"] if capped else None,
-        effect=effect, power=power)
+        effect=effect, power=power, device=device)
+
+
+def questions_on(device: str) -> tuple[CoreQuestion, ...]:
+    """The questions planned on ``device``: every second-edition question on the CPU, in the order ``study`` runs
+    them; on a GPU those of ``study.questions.GPU_QUESTIONS``, in the order a GPU batch trains them."""
+    if device == "cpu":
+        return SECOND_EDITION_QUESTIONS
+    by_grid = {q.grid: q for q in SECOND_EDITION_QUESTIONS}
+    return tuple(by_grid[grid] for grid in GPU_QUESTIONS)
 
 
 def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
-                   reps: int = PLAN_REPS, power: float = 0.8) -> dict[str, QuestionPlan]:
-    """Per question of the second edition, its CPU plan at the recommended ``budget``, else at the most accurate
-    piloted CPU budget (the GPU's pilot rows are left out: its questions are planned in device time)."""
-    rows = [r for r in rows if r.device == "cpu"]
+                   reps: int = PLAN_REPS, power: float = 0.8, device: str = "cpu") -> dict[str, QuestionPlan]:
+    """Per question planned on ``device`` (``questions_on``), its plan at the ``device``'s recommended ``budget``,
+    else at its most accurate piloted budget: on the CPU in CPU-hours, looks to ``CPU_SEED_CAP``, each question in
+    its own grid folder; on a GPU in device-hours, looks to ``GPU_SEED_CAP`` (``gpu-next``'s), each in its folder
+    ``<grid>-<budget>`` (``study.grids.gpu_folders``), networks costed by bytes moved per image. Only the device's
+    pilot rows count; {} without any."""
+    rows = [r for r in rows if r.device == device]
     if not rows:
         return {}
+    results = Path(results)
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
-    macs = study_costs(Path(results))
-    new = new_networks(study_architectures(Path(results)))
-    frame = load_results(Path(results))
-    measured = measured_cpu_seconds(Path(results), frame, chosen)
+    questions = questions_on(device)
+    folders = {q.grid: q.grid if device == "cpu" else f"{q.grid}-{chosen}" for q in questions}
+    scale = study_costs(results, COST_SCALE[device])
+    new = new_networks(study_architectures(results), questions)
+    frame = load_results(results)
+    measured = measured_seconds(results, frame, chosen, folders)
     pilot = _pilot_sources([r for r in rows if r.budget == chosen],
                            _geometric_mean(frame.loc[frame["grid"].eq(f"{PILOT_PREFIX}{chosen}")
                                                      & frame["status"].eq(RunStatus.OK), "lr"]))
-    own = main_run_sources(Path(results), frame, chosen)
-    return {q.key: question_plan(q, rows, chosen, budget is not None, macs, effect, power, reps, new=new[q.key],
+    own = main_run_sources(results, frame, chosen, questions, folders)
+    return {q.key: question_plan(q, rows, chosen, budget is not None, scale, effect, power, reps,
+                                 cap=CPU_SEED_CAP if device == "cpu" else GPU_SEED_CAP, new=new[q.key],
                                  measured={n: v for (g, n), (v, _) in measured.items() if g == q.grid},
-                                 sd=planning_source(q, pilot, own, _chosen_rate(Path(results), q.grid, chosen)))
-            for q in SECOND_EDITION_QUESTIONS}
+                                 sd=planning_source(q, pilot, own, _chosen_rate(results, folders[q.grid], chosen)),
+                                 device=device)
+            for q in questions}
 
 
 def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:
@@ -402,12 +438,15 @@ def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:
     return [SdSource(r.sd_upper, lr, r.pairs, pilot=r.question) for r in rows]
 
 
-def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> dict[tuple[str, str], tuple[float, int]]:
-    """(question's grid, network) -> (median CPU-seconds a run, runs behind it): the finished (ok or flagged)
-    second-edition runs of each question's grid and of its learning-rate search under ``protocol``, training
-    seconds x threads (``env.json``); a search run ``NAME@lrX`` counts for ``NAME``, a copied twin with its
+def measured_seconds(results: Path, frame: pd.DataFrame, protocol: str, folders: dict[str, str] | None = None,
+                     ) -> dict[tuple[str, str], tuple[float, int]]:
+    """(question's grid, network) -> (median seconds a run, runs behind it): the finished (ok or flagged)
+    second-edition runs under ``protocol`` of each question's folder (``folders``: grid -> folder; default every
+    second-edition question in its own grid folder) and of its learning-rate search, their cost (``cost_seconds``:
+    CPU-seconds, or device-seconds on a GPU); a search run ``NAME@lrX`` counts for ``NAME``, a copied twin with its
     original's time (the same network, trained once)."""
-    grids = {g: q.grid for q in SECOND_EDITION_QUESTIONS for g in (q.grid, search_name(q.grid))}
+    folders = folders or {q.grid: q.grid for q in SECOND_EDITION_QUESTIONS}
+    grids = {g: grid for grid, folder in folders.items() for g in (folder, search_name(folder))}
     rows = frame[frame["grid"].isin(list(grids)) & frame["protocol"].eq(protocol)
                  & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
@@ -418,17 +457,19 @@ def measured_cpu_seconds(results: Path, frame: pd.DataFrame, protocol: str) -> d
     return {key: (float(np.median(values)), len(values)) for key, values in seconds.items()}
 
 
-def new_networks(architectures: dict[tuple[str, str], str] | None = None) -> dict[str, list[str]]:
-    """Per question of the second edition, the networks it trains that no earlier question (in the order ``study``
-    runs them) trains: those its main runs and search train (``trained_networks``) less any an earlier question
-    already trained, whose search runs are twins, copied (experiments/reuse.py), and whose main runs are too where
-    the chosen rate agrees and the earlier question trained the seed. A network is the same as another when its
+def new_networks(architectures: dict[tuple[str, str], str] | None = None,
+                 questions: tuple[CoreQuestion, ...] = SECOND_EDITION_QUESTIONS) -> dict[str, list[str]]:
+    """Per question of ``questions`` (the second edition's, in the order ``study`` runs them; or a GPU's, in its
+    order), the networks it trains that no earlier question trains: those its main runs and search train
+    (``trained_networks``) less any an earlier question already trained, whose search runs are twins, copied
+    (experiments/reuse.py), and whose main runs are too where the chosen rate agrees and the earlier question
+    trained the seed. A network is the same as another when its
     ``architectures`` entry (grid, variant) -> built class and resolved arguments (``study_architectures``, the
     engine's twin test) and its learning-rate settings and dataset are equal. A network without an entry is
     never taken for another, as the engine never copies a twin of a model that records no architecture."""
     architectures = architectures or {}
     seen, out = set(), {}
-    for question in SECOND_EDITION_QUESTIONS:
+    for question in questions:
         grid = GRIDS[question.grid]
         identity = {name: (architectures.get((grid.name, name)) or (grid.name, name), grid.variants[name].lr,
                            grid.dataset, grid.lr_scale) for name in trained_networks(question.grid)}

@@ -565,7 +565,19 @@ def _gpu_budget_lines(budget: BudgetFindings) -> list[str]:
                if budget.gpu_pending else "")
     return ([markdown_table(plan_table(gpu_rows)), ""] if gpu_rows else []) + [
         f"GPU budget, for (c) and (d) (docs/study.md section 5): **{budget.gpu_recommendation.budget or 'none yet'}** "
-        f"({recommendation_text(budget.gpu_recommendation)}).{pending}", ""]
+        f"({recommendation_text(budget.gpu_recommendation)}).{pending}", "", *gpu_plan_lines(budget.gpu_plans)]
+
+
+def gpu_plan_lines(plans: dict[str, tuple[str, QuestionPlan]]) -> list[str]:
+    """The GPU's questions not decided yet, each planned at the GPU's budget in device-minutes (a run's training
+    seconds over the runs sharing the GPU with it); nothing before a GPU pilot has rows."""
+    if not plans:
+        return []
+    texts = {q.key: q.text for q in SECOND_EDITION_QUESTIONS}
+    return ["The GPU's questions not decided yet, planned at the GPU's budget (`run.py plan`; device-minutes: a "
+            "run's training seconds over the runs that shared the GPU with it; a 10-minute GPU batch trains for "
+            "about 9 of them):", "", *(f"- ({key}) {texts[key]} (`{folder}`): {plan_text(plan)}."
+                                        for key, (folder, plan) in plans.items()), ""]
 
 
 def _pending_cell(pending, rate: str) -> str:
@@ -652,9 +664,12 @@ def recommendation_text(r: Recommendation) -> str:
 
 
 def plan_output(rows: list[BudgetRow], recommendation: Recommendation, gpu_recommendation: Recommendation,
-                questions: dict[str, QuestionPlan], effect: float, power: float, fmt: str) -> list[str]:
+                questions: dict[str, QuestionPlan], effect: float, power: float, fmt: str,
+                gpu_questions: dict[str, tuple[str, QuestionPlan]] | None = None) -> list[str]:
     """What ``run.py plan`` prints, one string per echo: the pilot's tables (md; the CPU's, then the GPU's) or JSON,
-    the recommended budgets (the CPU's and the GPU's) and the questions' CPU plans."""
+    the recommended budgets (the CPU's and the GPU's), the questions' CPU plans and the GPU's questions' plans
+    (``second_edition.gpu_plans``: those not decided yet, by key, with their folders)."""
+    gpu_questions = gpu_questions or {}
     budget, why = recommendation.budget, recommendation_text(recommendation)
     gpu_why = recommendation_text(gpu_recommendation)
     if fmt == "json":
@@ -662,14 +677,18 @@ def plan_output(rows: list[BudgetRow], recommendation: Recommendation, gpu_recom
                             "rows": [asdict(r) for r in rows], "recommended": budget, "why": why,
                             "gpu": {"min_accuracy": gpu_recommendation.min_accuracy,
                                     "recommended": gpu_recommendation.budget, "why": gpu_why},
-                            "questions": {key: asdict(plan) for key, plan in questions.items()}}, indent=2)]
+                            "questions": {key: asdict(plan) for key, plan in questions.items()},
+                            "gpu_questions": {key: {"folder": folder, **asdict(plan)}
+                                              for key, (folder, plan) in gpu_questions.items()}}, indent=2)]
     texts = {q.key: f"({q.key}) {q.text} (`{q.grid}`)" for q in SECOND_EDITION_QUESTIONS}
     tables = [markdown_table(plan_table(on)) for device in ("cpu", "gpu") if (on := [r for r in rows if r.device == device])]
     return tables + [
         f"\nrecommended budget: {budget or 'none'} ({why}); effect of interest {effect:g} points, "
         f"{power:.0%} power under the sequential rule (docs/study.md)",
         f"\nrecommended GPU budget, for (c) and (d): {gpu_recommendation.budget or 'none'} ({gpu_why})"] + [
-        f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()]
+        f"\n{texts[key]}: {plan_text(plan)}" for key, plan in questions.items()] + [
+        f"\n({key}) on the GPU (`{folder}`, device-minutes): {plan_text(plan)}"
+        for key, (folder, plan) in gpu_questions.items()]
 
 
 def sd_source_text(source: SdSource) -> str:
@@ -681,16 +700,29 @@ def sd_source_text(source: SdSource) -> str:
 
 
 MACS_PROXY = "the pilot's DyClotNet-0.5 median x MACs ratio (study_costs.json)"
+BYTES_PROXY = "the pilot's DyClotNet-0.5 median x bytes-per-image ratio (study_costs.json)"
+
+
+def _amount(plan: QuestionPlan, hours: float) -> str:
+    """``hours`` in the plan's unit, without it: CPU-hours, or on a GPU device-minutes."""
+    return f"{hours:.1f}" if plan.device == "cpu" else f"{60 * hours:.0f}"
+
+
+def _unit(plan: QuestionPlan) -> str:
+    return "CPU-h" if plan.device == "cpu" else "GPU-min"
 
 
 def cost_source_text(plan: QuestionPlan) -> str:
-    """Where a plan's CPU-seconds a run come from: measured medians, the pilot's MACs-scaled proxy, or both."""
+    """Where a plan's seconds a run come from (CPU-seconds, or device-seconds on a GPU): measured medians, the
+    pilot's proxy scaled by MACs (CPU) or bytes per image (GPU), or both."""
+    scale, proxy = ("MACs", MACS_PROXY) if plan.device == "cpu" else ("bytes per image", BYTES_PROXY)
     if plan.uncosted:
-        return "MACs unknown: run `run.py study-costs`"
-    if not plan.measured_cpu_seconds:
-        return f"CPU-s/run: {MACS_PROXY}"
-    known = ", ".join(f"`{n}` {plan.measured_cpu_seconds[n]:.0f}" for n in sorted(plan.measured_cpu_seconds))
-    return f"CPU-s/run measured: {known}" + (f"; the others {MACS_PROXY}" if plan.macs_scaled else "")
+        return f"{scale} unknown: run `run.py study-costs`"
+    what = f"{plan.device.upper()}-s/run"
+    if not plan.measured_seconds:
+        return f"{what}: {proxy}"
+    known = ", ".join(f"`{n}` {plan.measured_seconds[n]:.0f}" for n in sorted(plan.measured_seconds))
+    return f"{what} measured: {known}" + (f"; the others {proxy}" if plan.scaled else "")
 
 
 def plan_text(plan: QuestionPlan) -> str:
@@ -706,19 +738,21 @@ def plan_text(plan: QuestionPlan) -> str:
     origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
     text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
-    if plan.tune_cpu_hours is None:
-        return f"{text}; CPU-h unknown ({cost_source_text(plan)})"
-    return (f"{text}; before them, the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h ({len(LR_CANDIDATES)} "
+    if plan.tune_hours is None:
+        return f"{text}; {_unit(plan)} unknown ({cost_source_text(plan)})"
+    return (f"{text}; before them, the learning-rate search: {_amount(plan, plan.tune_hours)} {_unit(plan)} "
+            f"({len(LR_CANDIDATES)} "
             f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
             "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
             "counted: their runs are twins, copied)")
 
 
 def cap_text(plan: QuestionPlan) -> str:
-    """What the main runs, looks to the CPU cap, decide and cost, in words."""
+    """What the main runs, looks to the device's cap, decide and cost, in words."""
     looks = ", ".join(str(n) for n in plan_looks(plan.seed_cap))
-    cost = (f", {plan.cpu_hours:.1f} CPU-h expected, at most {plan.cap_cpu_hours:.1f} ({cost_source_text(plan)})"
-            if plan.cpu_hours is not None and plan.cap_cpu_hours is not None else "")
+    cost = (f", {_amount(plan, plan.hours)} {_unit(plan)} expected, at most {_amount(plan, plan.cap_hours)} "
+            f"({cost_source_text(plan)})"
+            if plan.hours is not None and plan.cap_hours is not None else "")
     return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
             f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
             f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
@@ -761,8 +795,8 @@ def _plan_cells(plan) -> dict[str, str]:
     fmt = lambda value, spec: "–" if not usable or value is None else format(value, spec)  # noqa: E731
     return {"E seeds (cap)": f"{fmt(plan.expected_at_cap, '.1f')} ({plan.seed_cap})" if usable else "–",
             "power": fmt(plan.power_at_cap, ".0%") if usable else "–",
-            "CPU-h E (max)": (f"{fmt(plan.cpu_hours, '.1f')} ({fmt(plan.cap_cpu_hours, '.1f')})" if usable else "–"),
-            "search CPU-h": fmt(plan.tune_cpu_hours, ".1f") if usable else "–"}
+            "CPU-h E (max)": (f"{fmt(plan.hours, '.1f')} ({fmt(plan.cap_hours, '.1f')})" if usable else "–"),
+            "search CPU-h": fmt(plan.tune_hours, ".1f") if usable else "–"}
 
 
 def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:

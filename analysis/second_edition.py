@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -229,6 +229,8 @@ class BudgetFindings:
     pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the CPU's pilot budgets not finished yet
     gpu_recommendation: Recommendation | None = None  # the GPU's budget (docs/study.md section 5)
     gpu_pending: tuple[tuple[str, int], ...] = ()  # (budget, ok runs) of the GPU's pilot budgets not finished yet
+    # the GPU's questions not decided under the GPU's budget, planned there in device time: (folder, plan) by key
+    gpu_plans: dict[str, tuple[str, QuestionPlan]] = field(default_factory=dict)
 
 
 def _ended_runs(grid_dir: Path) -> int:
@@ -253,9 +255,21 @@ def budget_findings(results: Path, effect: float = 0.5, reps: int = PLAN_REPS) -
     def pending(budgets: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
         return tuple((b, n) for b in budgets if (n := _ok_runs(Path(results) / f"pilot-{b}")) < PILOT_RUNS)
 
+    gpu = recommend(rows, GPU_MIN_ACCURACY, "gpu")
     return BudgetFindings(str(results), effect, tuple(rows), recommend(rows), pending=pending(PILOT_BUDGETS),
-                          gpu_recommendation=recommend(rows, GPU_MIN_ACCURACY, "gpu"),
-                          gpu_pending=pending(GPU_PILOT_BUDGETS))
+                          gpu_recommendation=gpu, gpu_pending=pending(GPU_PILOT_BUDGETS),
+                          gpu_plans=gpu_plans(results, rows, gpu.budget, effect, reps))
+
+
+def gpu_plans(results: Path, rows: list[BudgetRow], budget: str | None, effect: float = 0.5,
+              reps: int = PLAN_REPS, power: float = 0.8) -> dict[str, tuple[str, QuestionPlan]]:
+    """The GPU's questions (``study.questions.GPU_QUESTIONS``) not yet decided under the GPU's ``budget`` (else its
+    most accurate piloted one), each with its folder ``<grid>-<budget>`` and its plan there in device time
+    (``plan.question_plans``); {} before a GPU pilot has rows."""
+    grids = {q.key: q.grid for q in SECOND_EDITION_QUESTIONS}
+    plans = question_plans(results, rows, budget, effect, reps, power, device="gpu")
+    folders = {key: f"{grids[key]}-{plan.budget}" for key, plan in plans.items()}
+    return {key: (folders[key], plan) for key, plan in plans.items() if not _decided(Path(results) / folders[key])}
 
 
 

@@ -13,7 +13,9 @@ from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS
 from study.grids import GRIDS
 from study.questions import SECOND_EDITION
 
-from .profiling import count_macs, count_params
+from .profiling import count_bytes_moved, count_macs, count_params
+
+GPU_BATCH = 512  # the gpu protocol's batch (experiments.config; a test keeps them equal): bytes per image are counted at it
 
 DYCLOT_READINGS: dict[str, dict] = {
     "default (p=2, r=4, hidden=N/r)": {},
@@ -72,9 +74,11 @@ def rows_as_markdown(rows: list[dict]) -> str:
 
 
 def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
-    """Parameters and MACs (3x32x32 input, 10 classes) of every variant of the second edition's grids and the
-    pilot: what the plan scales the pilot's measured CPU time by for networks the pilot does not train; and each
-    one's ``architecture`` (the engine's twin test), by which the plan tells a network another grid already trains."""
+    """Parameters, MACs and bytes moved per image by a training step (3x32x32 input, 10 classes; bytes:
+    ``count_bytes_moved`` at the GPU protocol's batch of 512, bf16) of every variant of the second edition's grids
+    and the pilots: what the plan scales the pilot's measured time by for networks the pilot does not train (MACs
+    on the CPU, bytes on a GPU); and each one's ``architecture`` (the engine's twin test), by which the plan tells a
+    network another grid already trains."""
     names = grids or tuple(dict.fromkeys([*SECOND_EDITION, *(n for n in GRIDS if n.startswith("pilot-"))]))
     unknown = sorted(set(names) - set(GRIDS))
     if unknown:
@@ -85,6 +89,7 @@ def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
             model = create_model(spec.model, num_classes=10, **spec.model_kwargs)
             rows.append({"grid": grid, "variant": variant, "model": spec.model, "model_kwargs": dict(spec.model_kwargs),
                          "params": count_params(model), "macs": count_macs(model, (3, 32, 32)),
+                         "bytes_per_image": count_bytes_moved(model, (3, 32, 32), batch_size=GPU_BATCH),
                          "architecture": architecture(model)})
     return rows
 

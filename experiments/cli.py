@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from study.grids import CPU_SEED_CAP, GPU_PROTOCOL, GRIDS, LR_CANDIDATES, LR_SEPARATOR, SCRATCH_RESULTS, TUNING_SEEDS
+from study.grids import (
+    CPU_SEED_CAP,
+    GPU_PROTOCOL,
+    GPU_SEED_CAP,
+    GRIDS,
+    LR_CANDIDATES,
+    LR_SEPARATOR,
+    SCRATCH_RESULTS,
+    TUNING_SEEDS,
+)
 
 from . import runs
 from .config import PROTOCOLS
@@ -165,7 +174,7 @@ def gpu_next(
     threads: Threads_ = None,
     data_root: DataRoot_ = None,
     until_decided: UntilDecided_ = False,
-    max_seeds: MaxSeeds_ = 40,
+    max_seeds: MaxSeeds_ = GPU_SEED_CAP,
     margin: Margin_ = 0.5,
     retry_failed: RetryFailed_ = False,
     finish_later: Annotated[bool, typer.Option("--finish-later", help="Start a run while one more epoch of it fits "

@@ -104,6 +104,7 @@ def gpu_folders(grid: str) -> tuple[str, ...]:
 # looks at sequential.plan_looks(CPU_SEED_CAP) = 3, 5, 8, 12 seeds, whatever the plan's maximum; the
 # report gives that schedule's power and the smallest effect it decides
 CPU_SEED_CAP = 12
+GPU_SEED_CAP = 40  # gpu-next's default --max-seeds: 3, 5, 8, 12, 18, 27, 40 (docs/study.md, section 3)
 # simulated comparisons per power estimate of the plan: `run.py plan` and the report use the same, so each
 # reproduces the other's numbers
 PLAN_REPS = 1000
@@ -177,6 +178,6 @@ def searched_grid(search: str) -> str:
     return spared if spared != grid and search_name(spared) == search else grid
 
 
-__all__ = ["BASELINE_MODELS", "CORE", "GPU_PILOT_BUDGETS", "GRIDS", "HEADLINE", "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER",
-           "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY", "TUNING_SEEDS", "Grid", "Variant", "gpu_folders",
-           "lr_candidates", "search_name", "searched_grid", "sweep"]
+__all__ = ["BASELINE_MODELS", "CORE", "CPU_SEED_CAP", "GPU_PILOT_BUDGETS", "GPU_SEED_CAP", "GRIDS", "HEADLINE",
+           "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY",
+           "TUNING_SEEDS", "Grid", "Variant", "gpu_folders", "lr_candidates", "search_name", "searched_grid", "sweep"]

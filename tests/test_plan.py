@@ -123,7 +123,7 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     # a question that names its comparison is decided on it alone: (b) is pointwise vs dct, not also (a)'s
     # replicator-only vs dct again on the same copied runs; (c) is the 8x8 MobileNetV2 reading only
     assert (plans["b"].comparisons, plans["c"].comparisons, plans["a"].comparisons) == (1, 1, 1)
-    assert all(p.cpu_hours is None for p in plans.values())
+    assert all(p.hours is None for p in plans.values())
     assert plans["a"].uncosted and "CPU-h unknown (" in plan_text(plans["a"])
 
     costs = [{"grid": g, "variant": v, "macs": 1000 * (i + 1)} for g in ("pilot-cpu-full", "paper-claim")
@@ -139,14 +139,14 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     # the main runs always look at 3, 5, 8 and 12 seeds (the CPU cap), whatever the free design needs
     capped = simulate(plan_looks(12), 4.0, plan.sd_upper, 200, n_comparisons=plan.comparisons)
     assert (plan.power_at_cap, plan.expected_at_cap) == (capped["power"], capped["expected_seeds"])
-    assert plan.cpu_hours == pytest.approx(plan.expected_at_cap * 3 * 25 / 3600)
-    assert plan.cap_cpu_hours == pytest.approx(12 * 3 * 25 / 3600)
-    assert plan.tune_cpu_hours == pytest.approx(4 * 2 * 3 * 25 / 3600)  # 4 rates x 2 seeds, the compared networks
+    assert plan.hours == pytest.approx(plan.expected_at_cap * 3 * 25 / 3600)
+    assert plan.cap_hours == pytest.approx(12 * 3 * 25 / 3600)
+    assert plan.tune_hours == pytest.approx(4 * 2 * 3 * 25 / 3600)  # 4 rates x 2 seeds, the compared networks
     text = plan_text(plan)
-    assert "not yet a recommended budget" in text and f"{plan.cpu_hours:.1f} CPU-h expected, at most" in text
+    assert "not yet a recommended budget" in text and f"{plan.hours:.1f} CPU-h expected, at most" in text
     assert f"the main runs (looks at 3, 5, 8, 12 seeds) declare the effect better with {plan.power_at_cap:.0%} power" in text
     # the learning-rate search first: each compared network at 4 rates x 2 seeds
-    assert f"the learning-rate search: {plan.tune_cpu_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
+    assert f"the learning-rate search: {plan.tune_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
 
 
 def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architecture_not_spelling():
@@ -182,11 +182,11 @@ def test_a_network_an_earlier_question_trains_counts_in_the_most_a_question_cost
     a, b = plans["a"], plans["b"]
     at_full = {r.question: r.seconds_per_run for r in rows if r.budget == "cpu-full"}
     seconds = at_full["DCT vs pointwise expansion"]
-    assert b.cpu_hours == pytest.approx(b.expected_at_cap * 3 * seconds / 3600)  # pointwise (3x) only
-    assert b.cap_cpu_hours == pytest.approx(12 * (1 + 3) * seconds / 3600)  # dct's twins too, at every seed
-    assert b.tune_cpu_hours == pytest.approx(4 * 2 * 3 * seconds / 3600)
+    assert b.hours == pytest.approx(b.expected_at_cap * 3 * seconds / 3600)  # pointwise (3x) only
+    assert b.cap_hours == pytest.approx(12 * (1 + 3) * seconds / 3600)  # dct's twins too, at every seed
+    assert b.tune_hours == pytest.approx(4 * 2 * 3 * seconds / 3600)
     seconds = at_full["recalibrator vs replicator-only"]
-    assert a.cpu_hours == pytest.approx(a.expected_at_cap * 1.9 * seconds / 3600)  # the first question: all its own
+    assert a.hours == pytest.approx(a.expected_at_cap * 1.9 * seconds / 3600)  # the first question: all its own
 
 
 GRIDS_PILOT = ("dct", "replicator", "pointwise")
@@ -363,10 +363,10 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     (root / "study_costs.json").write_text(json.dumps(CORE_COSTS))
     b = question_plans(root, rows, "cpu-full", effect=4.0, reps=200)["b"]
     proxy = {r.question: r.seconds_per_run for r in rows if r.budget == "cpu-full"}["DCT vs pointwise expansion"]
-    assert b.cpu_hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200
-    assert b.cap_cpu_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
-    assert b.tune_cpu_hours == pytest.approx(4 * 2 * 200.0 / 3600)
-    assert (b.measured_cpu_seconds, b.macs_scaled, b.uncosted) == ({"pointwise": 200.0}, ("dct",), ())
+    assert b.hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200
+    assert b.cap_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
+    assert b.tune_hours == pytest.approx(4 * 2 * 200.0 / 3600)
+    assert (b.measured_seconds, b.scaled, b.uncosted) == ({"pointwise": 200.0}, ("dct",), ())
     assert "CPU-s/run measured: `pointwise` 200; the others the pilot's DyClotNet-0.5 median x MACs ratio" in plan_text(b)
 
 
@@ -491,3 +491,69 @@ def test_gpu_order_prints_one_grid_at_protocol_a_line_and_refuses_a_missing_fold
     assert captured.out == "pilot-gpu-15@gpu-15\npilot-gpu@gpu\n" and "budget pilot first" in captured.err
     assert run.main(["gpu-order", "--results", str(tmp_path / "nowhere")]) == 2
     assert "nowhere' does not exist" in capsys.readouterr().err
+
+
+def test_the_gpus_open_questions_are_planned_in_device_minutes_scaled_by_bytes_per_image(pilot, tmp_path):
+    """docs/study.md section 5: at the GPU's budget, each GPU question not decided there is planned in device time,
+    looks to gpu-next's 40 seeds, a network not measured yet costing the GPU pilot's DyClotNet-0.5 median device-seconds
+    x its bytes moved per image over DyClotNet-0.5's (study_costs.json); a decided question drops out."""
+    import shutil
+
+    from analysis.plan import question_plans
+    from analysis.render import BYTES_PROXY, gpu_plan_lines, plan_text
+    from analysis.second_edition import budget_findings
+    from evidence.sequential import plan_looks, simulate
+    from study.grids import GRIDS
+
+    root = tmp_path / "results"
+    shutil.copytree(pilot, root)
+    write_grid(root, "pilot-gpu", "dct", {"dct": 84.0, "replicator": 83.5, "pointwise": 84.2}, seeds=4, sd=0.5,
+               rng_seed=5)
+    for env in (root / "pilot-gpu").glob("*/env.json"):  # 12.5 training s (write_grid), 4 runs sharing: 3.125 s
+        env.write_text(json.dumps({"torch_threads": 2, "runtime": {"device": "cuda", "runs_sharing_device": 4}}))
+    headline = list(GRIDS["paper-claim"].variants)  # dyclotnet-2.0, the 8x8 MobileNetV2 (compared), the 4x4 one
+    costs = [{"grid": "pilot-gpu", "variant": "dct", "macs": 1, "bytes_per_image": 1000},
+             *({"grid": "paper-claim", "variant": v, "macs": 1, "bytes_per_image": 1000 * (i + 2)}
+               for i, v in enumerate(headline))]
+    (root / "study_costs.json").write_text(json.dumps(costs))
+    rows = pilot_rows(root, effect=4.0, reps=200)
+    plans = question_plans(root, rows, "gpu", effect=4.0, reps=200, device="gpu")
+    assert list(plans) == ["c", "d", "a", "b"]  # study.questions.GPU_QUESTIONS, in a GPU batch's order
+    c = plans["c"]
+    assert (c.device, c.budget, c.seed_cap, c.scaled, c.measured_seconds) == ("gpu", "gpu", 40, tuple(headline[:2]), {})
+    capped = simulate(plan_looks(40), 4.0, c.sd_upper, 200, n_comparisons=1)
+    per_run = 3.125 * (2 + 3)  # dyclotnet-2.0 (2x the reference's bytes) and the compared 8x8 MobileNetV2 (3x)
+    assert c.hours == pytest.approx(capped["expected_seeds"] * per_run / 3600)
+    assert c.cap_hours == pytest.approx(40 * per_run / 3600) and c.tune_hours == pytest.approx(4 * 2 * per_run / 3600)
+    text = plan_text(c)
+    assert f"{60 * c.hours:.0f} GPU-min expected, at most {60 * c.cap_hours:.0f} (GPU-s/run: {BYTES_PROXY})" in text
+    assert "looks at 3, 5, 8, 12, 18, 27, 40 seeds" in text and "CPU" not in text
+    assert plans["d"].uncosted and "bytes per image unknown" in plan_text(plans["d"])  # no costs recorded for (d)
+    assert question_plans(root, rows, None, effect=4.0, reps=200)["c"].device == "cpu"  # the CPU's plan as before
+
+    (root / "paper-claim-gpu").mkdir()  # (c) decided under the GPU's budget: no longer planned
+    (root / "paper-claim-gpu" / "sequential.json").write_text(json.dumps({"variants": {"x": {"label": "better"}}}))
+    findings = budget_findings(root, effect=4.0, reps=200)
+    assert findings.gpu_recommendation.budget == "gpu" and list(findings.gpu_plans) == ["d", "a", "b"]
+    lines = gpu_plan_lines(findings.gpu_plans)
+    assert lines[0].startswith("The GPU's questions not decided yet") and lines[2].startswith("- (d) ")
+    assert "(`baselines-gpu`): at `gpu`, SD bound" in lines[2] and gpu_plan_lines({}) == []
+
+
+def test_the_committed_costs_scale_every_gpu_questions_networks_by_bytes_counted_at_the_gpu_batch():
+    """results/study_costs.json (`run.py study-costs`) holds bytes moved per image, counted at the GPU protocols'
+    batch, for the GPU pilot's reference and every network a GPU question trains: its GPU plan is costed from the
+    first GPU pilot on."""
+    from pathlib import Path
+
+    from analysis.plan import study_costs
+    from costing.claims import GPU_BATCH
+    from experiments.config import get_protocol
+    from study.grids import GPU_PILOT_BUDGETS
+    from study.questions import GPU_QUESTIONS, trained_networks
+
+    assert {get_protocol(b).batch_size for b in GPU_PILOT_BUDGETS} == {GPU_BATCH}
+    scale = study_costs(Path(__file__).resolve().parents[1] / "results", "bytes_per_image")
+    needed = {(f"pilot-{b}", "dct") for b in GPU_PILOT_BUDGETS} | {(g, n) for g in GPU_QUESTIONS
+                                                                   for n in trained_networks(g)}
+    assert needed <= set(scale) and all(scale[k] > 0 for k in needed)

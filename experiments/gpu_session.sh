@@ -30,16 +30,19 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     .carry/wheels/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-smi.csv" 2>&1
-# Start-up check and a short bench (its time comes out of the grids'): BENCH_MODELS (default DyClotNet-0.5) WORKERS at
-# once (BENCH_ALONE=1: also alone), 20 timed steps each after 20 untimed, added to benchmarks/records/gpu.json, which
-# comes back as $out/gpu.json (commit it as benchmarks/records/gpu.json). BENCH_SECONDS (default 120) bounds it, 0
-# skips it (and the MPS measure below); a bench that fails or overruns stops nothing.
+# A short bench, where the record lacks this card's measure (its time comes out of the grids'): BENCH_MODELS (default
+# DyClotNet-0.5) WORKERS at once (BENCH_ALONE=1: also alone), 20 timed steps each after 20 untimed, added to
+# benchmarks/records/gpu.json, which comes back as $out/gpu.json (commit it as benchmarks/records/gpu.json). A card
+# the record already measured (first of BENCH_MODELS, WORKERS at once, this step) is not measured again, so that its
+# windows' minutes go to runs (BENCH_AGAIN=1 measures it again). BENCH_SECONDS (default 120) bounds it, 0 skips it
+# (and the measures below); a bench that fails or overruns stops nothing.
 # COMPILE=1 compiles the step (gpu-next --compile; the bench too), with the compiler's cache in .carry/compile-cache:
 # it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the compiling. A folder
 # whose runs trained otherwise is refused by gpu-next (they would never pair), so a question keeps one setting.
 case "${COMPILE:-0}" in 1|true|yes) compile=1 ;; 0|false|no|"") compile=0 ;;
   *) echo "$0: COMPILE=${COMPILE} is not 1 or 0" >&2; exit 2 ;; esac
 [ "$compile" = 1 ] && mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
+step=$([ "$compile" = 1 ] && echo compiled || echo eager)
 bench() {  # bench SECONDS SHARING RUNS_AT_ONCE...
   timeout -k 10 "$1" python3 -c 'import sys; from benchmarks.gpu import run
 run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4:])), quick=True, sharing=sys.argv[2],
@@ -47,14 +50,16 @@ run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4
       || echo "bench ($2): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
 }
+measured() {  # measured SHARING STEP: whether the record holds it for this card (first of BENCH_MODELS, WORKERS at once)
+  timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, recorded_speeds
+print(sys.argv[3] in recorded_speeds(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[4]))' \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$1" "$2" 2>/dev/null || echo False; }
 benching=$([ "${BENCH_SECONDS:-120}" -gt 0 ] && echo 1 || echo 0)
-[ "$benching" = 1 ] && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
+[ "$benching" = 1 ] && { [ "${BENCH_AGAIN:-0}" = 1 ] || [ "$(measured processes "$step")" != True ]; } \
+  && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
 # Stacked runs (WORKERS runs in one process, torch.func; a speed measure only, the engine does not train that way
 # yet) are measured where the record lacks them for this card (STACKED_BENCH_SECONDS, default 60; 0 skips it).
-stacked_known() { timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, recorded_speeds
-print("stacked" in recorded_speeds(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2])))' \
-    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" 2>/dev/null || echo False; }
-[ "$benching" = 1 ] && [ "${STACKED_BENCH_SECONDS:-60}" -gt 0 ] && [ "$(stacked_known)" != True ] \
+[ "$benching" = 1 ] && [ "${STACKED_BENCH_SECONDS:-60}" -gt 0 ] && [ "$(measured stacked eager)" != True ] \
   && bench "${STACKED_BENCH_SECONDS:-60}" stacked "${WORKERS:-8}"
 # How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
 # the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks either measure, MPS
@@ -62,7 +67,7 @@ print("stacked" in recorded_speeds(RECORD, torch.cuda.get_device_name(0), sys.ar
 # is shut down and the runs share the GPU as processes. A daemon left by an earlier call is shut down first.
 faster() { timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, faster_sharing
 print(faster_sharing(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]) or "unknown")' \
-    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$([ "$compile" = 1 ] && echo compiled || echo eager)" 2>/dev/null \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$step" 2>/dev/null \
     || echo unknown; }
 mps_on() { nvidia-cuda-mps-control -d >>"$out/mps.log" 2>&1 \
     && timeout 60 python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' >>"$out/mps.log" 2>&1 \

@@ -19,7 +19,7 @@ echo "python3 $*" | tr '\n' ' ' >>"$STATE/calls.txt" && echo >>"$STATE/calls.txt
 case "$*" in
   "-m pip"*) [ -n "${CPU_STUDY:-}" ] && mkdir -p results/cpu-study && touch results/cpu-study/result.json; exit 0 ;;
   *faster_sharing*) cat "$STATE/faster" 2>/dev/null || echo unknown ;;
-  *recorded_speeds*) cat "$STATE/stacked" 2>/dev/null || echo False ;;
+  *recorded_speeds*) [ -e "$STATE/known-$5-$6" ] && echo True || echo False ;;  # the record holds SHARING STEP
   *torch.ones*) exit "${CUDA_CHECK:-0}" ;;
   *"benchmarks.gpu import run"*)
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
@@ -87,12 +87,19 @@ def test_mps_that_does_not_start_leaves_the_runs_sharing_the_gpu_as_processes(tm
     assert calls.count("mps  quit") == 2  # at the start, and the daemon up but failing the first CUDA call
 
 
-def test_a_recorded_choice_is_used_without_measuring_again(tmp_path):
-    (tmp_path / "faster").write_text("mps\n")
-    (tmp_path / "stacked").write_text("True\n")
-    said, calls, out = batch(tmp_path)
-    assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
-    assert not any("benchmarks.gpu import run" in c and (" mps " in c or " stacked " in c) for c in calls)
+def test_a_card_the_record_measured_is_not_benched_again_and_its_choice_is_used(tmp_path):
+    def benches(name: str, **env: str) -> list[list[str]]:  # (sharing, compile, runs at once) of each bench
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "faster").write_text("mps\n")
+        for known in ("processes-eager", "stacked-eager"):  # what the record holds for this card
+            (tmp_path / name / f"known-{known}").touch()
+        said, calls, out = batch(tmp_path / name, **env)
+        assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
+        return [c.split()[-3:] for c in calls if "benchmarks.gpu import run" in c]
+
+    assert benches("known") == []  # the window's minutes go to runs
+    assert benches("again", BENCH_AGAIN="1") == [["processes", "0", "8"]]  # unless asked to measure the card again
+    assert benches("compiled", COMPILE="1") == [["processes", "1", "8"]]  # the compiled step: a measure of its own
 
 
 def test_stacked_runs_are_measured_once_per_card_before_mps_starts_and_never_chosen(tmp_path):

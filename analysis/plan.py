@@ -351,7 +351,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     further for another network) and the earlier question trained the seed: the expected cost counts the ``new``
     networks only, the most it can cost every network at every seed.
 
-    The main runs always look up to ``cap`` seeds (the CPU cap, docs/study.md, section 3), whatever the free
+    The main runs always look up to ``cap`` seeds (the device's cap, docs/study.md, section 3), whatever the free
     design's maximum; the plan gives that schedule's power and expected seeds for ``effect``, the smallest
     effect it decides with ``power``, and what it costs, expected and at most."""
     at_budget = [r for r in rows if r.budget == budget]

@@ -727,7 +727,7 @@ def cost_source_text(plan: QuestionPlan) -> str:
 
 def plan_text(plan: QuestionPlan) -> str:
     """A question's plan in words (``run.py plan``): what the effect of interest needs, what the main runs (looks to
-    the CPU cap) decide and cost, then the learning-rate search's cost."""
+    the device's cap) decide and cost, then the learning-rate search's cost."""
     where = f"at `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended budget)")
     source = sd_source_text(plan.sd_source)
     if plan.power_at_cap is None:

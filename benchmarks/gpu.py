@@ -18,9 +18,10 @@ number of runs trained at once (spawned processes sharing the device, as ``run.p
   are under 3% of a run's images).
 
 On a GPU it adds to ``benchmarks/records/gpu.json`` (``write_record``): one entry per network and runs at once,
-``{device, network, batch, runs_at_once, img_per_s (in all), bytes_per_image, bandwidth_fraction,
-img_per_s_per_run, runs_in_10_min}``. On the CPU it writes nothing (the speeds there say nothing
-about a GPU) and uses a small batch and few steps by default.
+``{device, network, batch, runs_at_once, sharing, step, img_per_s (in all), bytes_per_image, bandwidth_fraction,
+img_per_s_per_run, runs_in_10_min}``, each written as its measure ends; a measure that fails, or is stopped before
+it ends, stays with ``img_per_s`` null and its ``error`` (tried: a batch does not try it again). On the CPU it
+writes nothing (the speeds there say nothing about a GPU) and uses a small batch and few steps by default.
 """
 from __future__ import annotations
 
@@ -81,25 +82,44 @@ def write_record(record: Path, entries: list[dict]) -> None:
     record.write_text(json.dumps([e for e in old if key(e) not in new] + entries, indent=1) + "\n")
 
 
-def recorded_speeds(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> dict[str, float]:
-    """Images/s in all that the record holds for ``runs_at_once`` runs of ``network`` on ``device`` with ``step``
-    (``eager`` or ``compiled``), by how they shared it (``BENCH_SHARING``)."""
+def recorded_speeds(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager",
+                    batch: int | None = None) -> dict[str, float | None]:
+    """Images/s in all that the record holds for ``runs_at_once`` runs of ``network`` on ``device`` at ``batch``
+    (default: the ``gpu`` protocol's) with ``step`` (``eager`` or ``compiled``), by how they shared it
+    (``BENCH_SHARING``); None for a measure that was tried and failed (its entry's ``error``)."""
+    from experiments.config import get_protocol
+
+    batch = batch or get_protocol("gpu").batch_size
     entries = json.loads(Path(record).read_text()) if Path(record).exists() else []
     return {e.get("sharing", RECORD_DEFAULTS["sharing"]): e["img_per_s"] for e in entries
-            if (e["device"], e["network"], e["runs_at_once"], e.get("step", RECORD_DEFAULTS["step"]))
-            == (device, network, runs_at_once, step)}
+            if (e["device"], e["network"], e["runs_at_once"], e.get("batch"), e.get("step", RECORD_DEFAULTS["step"]))
+            == (device, network, runs_at_once, batch, step)}
 
 
 def faster_sharing(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> str | None:
     """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all, with ``step``: ``eager`` or
     ``compiled``) in the record, among the ways the engine trains (``experiments.config.DEVICE_SHARING``):
-    ``processes`` (taking turns) or ``mps`` (CUDA MPS); None where the record lacks either measure. Stacked runs
-    are measured only, never chosen."""
+    ``processes`` (taking turns) or ``mps`` (CUDA MPS); a way whose measure failed is not chosen (``processes``
+    where both failed); None where the record lacks either measure. Stacked runs are measured only, never chosen."""
     from experiments.config import DEVICE_SHARING
 
-    speeds = {k: v for k, v in recorded_speeds(record, device, network, runs_at_once, step).items()
-              if k in DEVICE_SHARING}
-    return max(speeds, key=speeds.get) if set(DEVICE_SHARING) <= set(speeds) else None
+    known = {k: v for k, v in recorded_speeds(record, device, network, runs_at_once, step).items()
+             if k in DEVICE_SHARING}
+    if not set(DEVICE_SHARING) <= set(known):
+        return None
+    speeds = {k: v for k, v in known.items() if v is not None}
+    return max(speeds, key=speeds.get) if speeds else "processes"
+
+
+def sharing_status(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> str:
+    """One line for experiments/gpu_session.sh: the ways of sharing the record has tried for this card (the engine's
+    at ``step``, ``stacked`` eager), and ``faster=`` :func:`faster_sharing`'s choice (``unknown``: none yet);
+    e.g. ``processes stacked faster=unknown``."""
+    from experiments.config import DEVICE_SHARING
+
+    tried = [k for k in DEVICE_SHARING if k in recorded_speeds(record, device, network, runs_at_once, step)]
+    tried += ["stacked"] if "stacked" in recorded_speeds(record, device, network, runs_at_once) else []
+    return " ".join([*tried, f"faster={faster_sharing(record, device, network, runs_at_once, step) or 'unknown'}"])
 
 
 def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int | None, quick: bool, compile: bool,
@@ -168,7 +188,10 @@ def measure_stacked(model: str, runs: int, device: str, steps: int, batch: int, 
     its own loss's) and one SGD step over the stacked tensors (element-wise: every run's own SGD). The batches,
     optimiser settings and mixed precision are the engine's (``trainer.prepare`` per run); the learning rate is
     held at the protocol's (the schedule costs no device time). A speed measure only: the engine does not train
-    runs this way (yet). Timed as :func:`measure_run`: images of all runs over the timed epoch's wall time."""
+    runs this way (yet). Timed as :func:`measure_run`: images of all runs over the timed epoch's wall time. What it
+    measures is torch.func's lowering: convolutions with stacked weights run as grouped convolutions, and the DCT
+    takes its NCHW path inside vmap, where the engine's runs are channels-last; the runs' batches are drawn one run
+    after another in this one process."""
     import copy
 
     import torch
@@ -193,7 +216,7 @@ def measure_stacked(model: str, runs: int, device: str, steps: int, batch: int, 
         forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="different")
 
         def epoch(_: int) -> int:
-            losses = []
+            losses, correct = [], torch.zeros(runs, dtype=torch.int64, device=first.device)
             for pairs in zip(*(t.batches for t in trainings), strict=True):
                 x, y = torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
                 with first.autocast:
@@ -203,7 +226,9 @@ def measure_stacked(model: str, runs: int, device: str, steps: int, batch: int, 
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.detach())
+                correct += (logits.argmax(-1) == y).sum(-1)  # each run's running accuracy, as the engine counts it
             torch.stack(losses).tolist()
+            correct.tolist()
             return runs * len(first.batches) * batch
 
         timed = _timed(epoch, None, 1)
@@ -283,20 +308,26 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
     for model in models:
         bytes_per_image = count_bytes_moved(create_model(model, num_classes=10), (3, 32, 32), batch_size=batch)
         for k in runs_at_once:
+            base = {"device": device_name, "network": model, "batch": batch, "runs_at_once": k, "sharing": sharing,
+                    "step": "compiled" if compile and sharing != "stacked" else "eager", "img_per_s": None,
+                    "bytes_per_image": bytes_per_image}
+            keep = (lambda entry: write_record(Path(record), [entry])) if on_gpu and record is not None else None
+            if keep:  # a bench stopped before it ends leaves this: the card is not measured again in every batch
+                keep({**base, "error": "not finished: the bench was stopped, or its time ran out"})
             try:
                 timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate, compile, sharing)
-            except Exception as error:  # a network that cannot be stacked stops no other measure
-                if sharing != "stacked":
-                    raise
-                echo(f"{model:32s} {k:2d} at once (stacked): not measured: {error}")
+            except Exception as error:  # noqa: BLE001 -- a network that fails (or cannot be stacked) stops no other
+                echo(f"{model:32s} {k:2d} at once ({sharing}): not measured: {error}")
+                if keep:
+                    keep({**base, "error": str(error)[-500:]})
                 continue
             in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
             fraction = in_all * bytes_per_image / bandwidth if bandwidth else None
             fits = runs_in_ten_minutes(in_all / k, k, protocol.epochs, train_images, RUN_OVERHEAD_S)
-            entries.append({"device": device_name, "network": model, "batch": batch, "runs_at_once": k, "sharing": sharing,
-                            "step": timed[0]["step"],
-                            "img_per_s": in_all, "bytes_per_image": bytes_per_image, "bandwidth_fraction": fraction,
+            entries.append({**base, "step": timed[0]["step"], "img_per_s": in_all, "bandwidth_fraction": fraction,
                             "img_per_s_per_run": in_all / k, "runs_in_10_min": fits})
+            if keep:
+                keep(entries[-1])
             echo(f"{model:32s} {k:2d} at once ({sharing}, {timed[0]['step']}): {in_all / k:9.1f} img/s per run, "
                  f"{in_all:9.1f} in all | "
                  f"{bytes_per_image / 1e6:6.1f} MB/image | "
@@ -306,10 +337,9 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
          f"{'stacked in one process' if sharing == 'stacked' else 'in spawned processes'}; runs in 10 min: "
          f"{protocol.epochs} epochs x {train_images} images + {RUN_OVERHEAD_S:.0f} s a run, evaluation not counted")
     if on_gpu and record is not None:
-        write_record(Path(record), entries)
-        echo(f"record written: {record}")
+        echo(f"record written, each measure as it ended: {record}")
     first = [e for e in entries if e["network"] == models[0]]
-    ratio = max(e["img_per_s"] for e in first) / first[0]["img_per_s"]
+    ratio = max(e["img_per_s"] for e in first) / first[0]["img_per_s"] if first else math.nan
     echo(f"ratio: {models[0]} images/s in all, best of {', '.join(map(str, runs_at_once))} runs at once / "
-         f"{first[0]['runs_at_once']} at once: {ratio:.2f}x")
+         + (f"{first[0]['runs_at_once']} at once: {ratio:.2f}x" if first else "the first: none measured"))
     return {"entries": entries, "ratio": ratio}

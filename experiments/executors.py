@@ -21,7 +21,7 @@ from evidence.status import FINISHED, RunStatus
 
 from .config import RunConfig, Runtime, choose, default_threads, threads_per_run
 from .runner import execute_until, make_result, one_line, run_row
-from .store import RunStore, check_writable
+from .store import RunStore, check_writable, on_device
 
 log = logging.getLogger(__name__)
 Executor = Literal["local", "ray"]
@@ -128,6 +128,13 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
     ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked, no inherited threads
     outbox, pool = context.Queue(), []
+    shared = on_device(runtime).device.startswith("cuda") or runtime.runs_sharing_device > 1
+
+    def sharing_now() -> int:
+        """The runs at once a run starting now shares its device with, as its env.json records it: on a GPU (or where
+        the runtime says runs share one) the pool's workers less those retired or dead (never replaced); else 1."""
+        gone = sum(w["retired"] or not w["process"].is_alive() for w in pool)
+        return max(1, workers - gone) if shared else 1
 
     def free_worker() -> dict | None:
         idle = next((w for w in pool if w["run"] is None and not w["retired"] and w["process"].is_alive()), None)
@@ -144,8 +151,7 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
                 if (started := order.next(any(w["run"] and not w["run"][1] for w in pool))) is None:
                     break
                 idle["run"] = started
-                retired = sum(w["retired"] for w in pool)  # the device's share: a retired worker's runs no longer
-                idle["inbox"].put((started[0], max(1, runtime.runs_sharing_device - retired)))
+                idle["inbox"].put((started[0], sharing_now()))
             if not (busy := [w for w in pool if w["run"] is not None]):
                 return
             try:

@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evidence.status import RunStatus
-from study.grids import GPU_PROTOCOL, search_name
+from study.grids import GPU_PROTOCOL, GPU_SEED_CAP, search_name
 from study.questions import own_comparison
 
 from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
@@ -215,8 +215,8 @@ def trained_folders(grid: str, protocol: str | None = None) -> list[str]:
 
 def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str | None = None,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
-             until_decided: bool = False, max_seeds: int = 40, margin: float = 0.5, retry_failed: bool = False,
-             finish_later: bool = False, plugins: tuple[str, ...] = (), sharing: str = "processes",
+             until_decided: bool = False, max_seeds: int = GPU_SEED_CAP, margin: float = 0.5,
+             retry_failed: bool = False, finish_later: bool = False, plugins: tuple[str, ...] = (), sharing: str = "processes",
              compile: bool = False, clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> dict:
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 

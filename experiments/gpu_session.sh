@@ -49,36 +49,39 @@ run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4
     compile=sys.argv[3] == "1")' "$BENCH_MODELS" "$2" "$compile" "${@:3}" >>"$out/bench.log" 2>&1 \
       || echo "bench ($2): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
+  benched=1
 }
-measured() {  # measured SHARING STEP: whether the record holds it for this card (first of BENCH_MODELS, WORKERS at once)
-  timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, recorded_speeds
-print(sys.argv[3] in recorded_speeds(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[4]))' \
-    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$1" "$2" 2>/dev/null || echo False; }
-benching=$([ "${BENCH_SECONDS:-120}" -gt 0 ] && echo 1 || echo 0)
-[ "$benching" = 1 ] && { [ "${BENCH_AGAIN:-0}" = 1 ] || [ "$(measured processes "$step")" != True ]; } \
+mps_off() { echo quit | timeout 30 nvidia-cuda-mps-control >>"$out/mps.log" 2>&1; }
+mps_off  # a daemon an earlier call left would skew the measures and the runs
+# What the record holds for this card (the first of BENCH_MODELS, WORKERS at once, this step): the ways of sharing it
+# measured (or tried and failed: not tried again), and the faster of the engine's two, in one line
+# ("processes stacked faster=unknown"). BENCH_AGAIN=1 measures every way again.
+status() { timeout 90 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, sharing_status
+print(sharing_status(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]))' \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$step" 2>/dev/null || echo "faster=unknown"; }
+known() { [ "${BENCH_AGAIN:-0}" != 1 ] && case " $record " in *" $1 "*) true ;; *) false ;; esac; }
+benching=$([ "${BENCH_SECONDS:-120}" -gt 0 ] && echo 1 || echo 0) benched=0
+record=$(status)
+[ "$benching" = 1 ] && ! known processes \
   && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
 # Stacked runs (WORKERS runs in one process, torch.func; a speed measure only, the engine does not train that way
-# yet) are measured where the record lacks them for this card (STACKED_BENCH_SECONDS, default 60; 0 skips it).
-[ "$benching" = 1 ] && [ "${STACKED_BENCH_SECONDS:-60}" -gt 0 ] && [ "$(measured stacked eager)" != True ] \
+# yet), where the record lacks them for this card (STACKED_BENCH_SECONDS, default 60; 0 skips them).
+[ "$benching" = 1 ] && [ "${STACKED_BENCH_SECONDS:-60}" -gt 0 ] && ! known stacked \
   && bench "${STACKED_BENCH_SECONDS:-60}" stacked "${WORKERS:-8}"
 # How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
-# the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks either measure, MPS
-# is measured now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call,
-# is shut down and the runs share the GPU as processes. A daemon left by an earlier call is shut down first.
-faster() { timeout 60 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, faster_sharing
-print(faster_sharing(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]) or "unknown")' \
-    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$step" 2>/dev/null \
-    || echo unknown; }
+# the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks the MPS measure, it
+# is taken now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call, is
+# shut down and the runs share the GPU as processes.
 mps_on() { nvidia-cuda-mps-control -d >>"$out/mps.log" 2>&1 \
     && timeout 60 python3 -c 'import torch; torch.ones(1, device="cuda").sum().item()' >>"$out/mps.log" 2>&1 \
     || { mps_off; echo "MPS did not start (see mps.log): the runs share the GPU as processes"; return 1; }; }
-mps_off() { echo quit | timeout 30 nvidia-cuda-mps-control >>"$out/mps.log" 2>&1; }
-mps_off
 sharing=processes
-choice=$(faster)
-if [ "$choice" = unknown ] && [ "$benching" = 1 ] && [ "${MPS_BENCH_SECONDS:-60}" -gt 0 ] && mps_on; then
+[ "$benched" = 1 ] && record=$(status)
+choice=${record##*faster=}
+if [ "$benching" = 1 ] && [ "${MPS_BENCH_SECONDS:-60}" -gt 0 ] && ! known mps && mps_on; then
   bench "${MPS_BENCH_SECONDS:-60}" mps "${WORKERS:-8}"
-  choice=$(faster)
+  record=$(status)
+  choice=${record##*faster=}
   [ "$choice" = mps ] || mps_off
 elif [ "$choice" = mps ]; then
   mps_on || choice=processes
@@ -107,7 +110,7 @@ pack() {  # every folder a gpu-next of this call named (its first line "folders:
       && mv "$out/runs.tar.gz.part" "$out/runs.tar.gz"
 }
 rc=0 ran="" logs=""
-trap 'pack; rm -f "$finished"; exit 143' TERM INT
+trap 'pack; rm -f "$finished"; [ "$sharing" = mps ] && mps_off; exit 143' TERM INT
 while job=$(next_job "$@") && [ -n "$job" ]; do
   [ "$#" -gt 0 ] && shift
   spec=${job%:*} grid=${job%%@*} grid=${grid%:*} protocol=""

@@ -84,8 +84,7 @@ def test_stacked_runs_are_measured_in_one_process_and_never_chosen_as_the_engine
                       record=None, sharing="stacked")
     (entry,) = summary["entries"]
     assert entry["sharing"] == "stacked" and entry["runs_at_once"] == 2 and entry["step"] == "eager"
-    assert entry["img_per_s"] == pytest.approx(2 * entry["img_per_s_per_run"]) and entry["img_per_s"] > 0
-    assert "(stacked, eager)" in lines[0] and "stacked in one process" in lines[1]
+    assert entry["img_per_s"] > 0 and "(stacked, eager)" in lines[0] and "stacked in one process" in lines[1]
     with pytest.raises(ValueError, match="unknown sharing 'vmap'.*stacked"):
         gpu.run(echo=lines.append, models=TINY, quick=True, isolate=False, record=None, sharing="vmap")
     h100, record = "NVIDIA H100 80GB HBM3", tmp_path / "gpu.json"
@@ -93,6 +92,27 @@ def test_stacked_runs_are_measured_in_one_process_and_never_chosen_as_the_engine
                                "sharing": sharing} for sharing, speed in (("processes", 50.0), ("mps", 60.0),
                                                                           ("stacked", 90.0))])
     assert gpu.faster_sharing(record, h100, "a", 8) == "mps"  # the fastest way the engine trains
+    assert gpu.sharing_status(record, h100, "a", 8) == "processes mps stacked faster=mps"
+    assert gpu.sharing_status(record, h100, "a", 8, "compiled") == "stacked faster=unknown"  # stacked: eager only
+    # a measure tried and failed counts as tried (never retried by the batch) and is never chosen
+    gpu.write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": None,
+                               "sharing": "mps", "error": "MPS: out of memory"}])
+    assert gpu.faster_sharing(record, h100, "a", 8) == "processes"
+    assert gpu.sharing_status(record, h100, "a", 8) == "processes mps stacked faster=processes"
+    assert gpu.recorded_speeds(record, h100, "a", 8, batch=256) == {}  # another batch is another measure
+
+
+def test_a_measure_that_fails_is_said_and_the_bench_goes_on(monkeypatch):
+    from benchmarks import gpu
+
+    def fails(model, *args):
+        raise RuntimeError(f"{model} does not fit")
+
+    monkeypatch.setattr(gpu, "measure_at_once", fails)
+    lines: list[str] = []
+    summary = gpu.run(echo=lines.append, models=TINY, steps=2, batch=8, quick=True, isolate=False, record=None)
+    assert summary["entries"] == [] and math.isnan(summary["ratio"])
+    assert "not measured: dyclotnet_025 does not fit" in lines[0] and lines[-1].endswith("the first: none measured")
 
 
 def test_gpu_record_keeps_other_benches_and_replaces_a_measurement_taken_again(tmp_path):

@@ -18,8 +18,9 @@ PYTHON = r"""#!/bin/bash
 echo "python3 $*" | tr '\n' ' ' >>"$STATE/calls.txt" && echo >>"$STATE/calls.txt"  # one line a call
 case "$*" in
   "-m pip"*) [ -n "${CPU_STUDY:-}" ] && mkdir -p results/cpu-study && touch results/cpu-study/result.json; exit 0 ;;
-  *faster_sharing*) cat "$STATE/faster" 2>/dev/null || echo unknown ;;
-  *recorded_speeds*) [ -e "$STATE/known-$5-$6" ] && echo True || echo False ;;  # the record holds SHARING STEP
+  *sharing_status*)  # what the record holds for the card at STEP ($5; stacked at eager), and the faster way
+    echo "$(cat "$STATE/measured-$5" 2>/dev/null) $(grep -ow stacked "$STATE/measured-eager" 2>/dev/null)" \
+      "faster=$(cat "$STATE/faster" 2>/dev/null || echo unknown)" ;;
   *torch.ones*) exit "${CUDA_CHECK:-0}" ;;
   *"benchmarks.gpu import run"*)
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
@@ -91,15 +92,16 @@ def test_a_card_the_record_measured_is_not_benched_again_and_its_choice_is_used(
     def benches(name: str, **env: str) -> list[list[str]]:  # (sharing, compile, runs at once) of each bench
         (tmp_path / name).mkdir()
         (tmp_path / name / "faster").write_text("mps\n")
-        for known in ("processes-eager", "stacked-eager"):  # what the record holds for this card
-            (tmp_path / name / f"known-{known}").touch()
-        said, calls, out = batch(tmp_path / name, **env)
+        (tmp_path / name / "measured-eager").write_text("processes mps stacked\n")  # the record, for this card
+        said, calls, out = batch(tmp_path / name, MPS_VERDICT="mps", **env)
         assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
         return [c.split()[-3:] for c in calls if "benchmarks.gpu import run" in c]
 
     assert benches("known") == []  # the window's minutes go to runs
-    assert benches("again", BENCH_AGAIN="1") == [["processes", "0", "8"]]  # unless asked to measure the card again
-    assert benches("compiled", COMPILE="1") == [["processes", "1", "8"]]  # the compiled step: a measure of its own
+    assert benches("without-bench", BENCH_SECONDS="0") == []  # the recorded choice holds without any bench
+    assert benches("again", BENCH_AGAIN="1") == [["processes", "0", "8"], ["stacked", "0", "8"], ["mps", "0", "8"]]
+    # the compiled step is a measure of its own (stacked runs are measured eager only)
+    assert benches("compiled", COMPILE="1") == [["processes", "1", "8"], ["mps", "1", "8"]]
 
 
 def test_stacked_runs_are_measured_once_per_card_before_mps_starts_and_never_chosen(tmp_path):

@@ -32,7 +32,17 @@ from evidence import sequential, stats
 from evidence.decisions import PairingError, decide, paired_differences
 from evidence.load import load_results
 from evidence.status import RunStatus
-from study.grids import CPU_SEED_CAP, GPU_PILOT_BUDGETS, GPU_SEED_CAP, GRIDS, LR_CANDIDATES, PLAN_REPS, TUNING_SEEDS, search_name
+from study.grids import (
+    CPU_SEED_CAP,
+    GPU_PILOT_BUDGETS,
+    GPU_SEED_CAP,
+    GRIDS,
+    LR_CANDIDATES,
+    PLAN_REPS,
+    TUNING_SEEDS,
+    gpu_folder,
+    search_name,
+)
 from study.questions import GPU_QUESTIONS, SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
 PILOT_PREFIX = "pilot-"
@@ -416,7 +426,7 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
     results = Path(results)
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
     questions = questions_on(device)
-    folders = {q.grid: q.grid if device == "cpu" else f"{q.grid}-{chosen}" for q in questions}
+    folders = {q.grid: q.grid if device == "cpu" else gpu_folder(q.grid, chosen) for q in questions}
     scale = study_costs(results, COST_SCALE[device])
     new = new_networks(study_architectures(results), questions)
     frame = load_results(results)
@@ -438,14 +448,13 @@ def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:
     return [SdSource(r.sd_upper, lr, r.pairs, pilot=r.question) for r in rows]
 
 
-def measured_seconds(results: Path, frame: pd.DataFrame, protocol: str, folders: dict[str, str] | None = None,
-                     ) -> dict[tuple[str, str], tuple[float, int]]:
+def measured_seconds(results: Path, frame: pd.DataFrame, protocol: str,
+                     folders: dict[str, str]) -> dict[tuple[str, str], tuple[float, int]]:
     """(question's grid, network) -> (median seconds a run, runs behind it): the finished (ok or flagged)
-    second-edition runs under ``protocol`` of each question's folder (``folders``: grid -> folder; default every
-    second-edition question in its own grid folder) and of its learning-rate search, their cost (``cost_seconds``:
+    second-edition runs under ``protocol`` of each question's folder (``folders``: grid -> folder) and of its
+    learning-rate search, their cost (``cost_seconds``:
     CPU-seconds, or device-seconds on a GPU); a search run ``NAME@lrX`` counts for ``NAME``, a copied twin with its
     original's time (the same network, trained once)."""
-    folders = folders or {q.grid: q.grid for q in SECOND_EDITION_QUESTIONS}
     grids = {g: grid for grid, folder in folders.items() for g in (folder, search_name(folder))}
     rows = frame[frame["grid"].isin(list(grids)) & frame["protocol"].eq(protocol)
                  & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])

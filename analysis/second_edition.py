@@ -26,6 +26,7 @@ from study.grids import (
     PILOT_VARIANTS,
     PLAN_REPS,
     TUNING_SEEDS,
+    gpu_folder,
     gpu_folders,
     search_name,
 )
@@ -42,6 +43,7 @@ from .plan import (
     cost_seconds,
     pilot_rows,
     question_plans,
+    questions_on,
     recommend,
 )
 
@@ -266,9 +268,9 @@ def gpu_plans(results: Path, rows: list[BudgetRow], budget: str | None, effect: 
     """The GPU's questions (``study.questions.GPU_QUESTIONS``) not yet decided under the GPU's ``budget`` (else its
     most accurate piloted one), each with its folder ``<grid>-<budget>`` and its plan there in device time
     (``plan.question_plans``); {} before a GPU pilot has rows."""
-    grids = {q.key: q.grid for q in SECOND_EDITION_QUESTIONS}
+    grids = {q.key: q.grid for q in questions_on("gpu")}
     plans = question_plans(results, rows, budget, effect, reps, power, device="gpu")
-    folders = {key: f"{grids[key]}-{plan.budget}" for key, plan in plans.items()}
+    folders = {key: gpu_folder(grids[key], plan.budget) for key, plan in plans.items()}
     return {key: (folders[key], plan) for key, plan in plans.items() if not _decided(Path(results) / folders[key])}
 
 
@@ -308,6 +310,6 @@ def gpu_order(results: Path, reps: int = PLAN_REPS) -> GpuOrder:
     if budget is None:
         return GpuOrder((), f"no GPU budget to train the questions under ({recommendation.reason.value}): read "
                             "`run.py plan --results results`")
-    jobs = tuple((grid, budget) for grid in GPU_QUESTIONS if not _decided(Path(results) / f"{grid}-{budget}"))
+    jobs = tuple((grid, budget) for grid in GPU_QUESTIONS if not _decided(Path(results) / gpu_folder(grid, budget)))
     return GpuOrder(jobs, f"the questions not decided yet under the GPU budget {budget} (`run.py plan`)" if jobs
                     else f"every GPU question is decided under {budget}")

@@ -101,14 +101,18 @@ def faster_sharing(record: Path, device: str, network: str, runs_at_once: int, s
     ``compiled``) in the record, among the ways the engine trains (``experiments.config.DEVICE_SHARING``):
     ``processes`` (taking turns) or ``mps`` (CUDA MPS); a way whose measure failed is not chosen (``processes``
     where both failed); None where the record lacks either measure. Stacked runs are measured only, never chosen."""
+    return _faster(recorded_speeds(record, device, network, runs_at_once, step))
+
+
+def _faster(speeds: dict[str, float | None]) -> str | None:
+    """:func:`faster_sharing`'s choice among ``speeds`` (``recorded_speeds`` at one step)."""
     from experiments.config import DEVICE_SHARING
 
-    known = {k: v for k, v in recorded_speeds(record, device, network, runs_at_once, step).items()
-             if k in DEVICE_SHARING}
+    known = {k: v for k, v in speeds.items() if k in DEVICE_SHARING}
     if not set(DEVICE_SHARING) <= set(known):
         return None
-    speeds = {k: v for k, v in known.items() if v is not None}
-    return max(speeds, key=speeds.get) if speeds else "processes"
+    measured = {k: v for k, v in known.items() if v is not None}
+    return max(measured, key=measured.get) if measured else "processes"
 
 
 def sharing_status(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> str:
@@ -117,13 +121,13 @@ def sharing_status(record: Path, device: str, network: str, runs_at_once: int, s
     e.g. ``processes stacked faster=unknown``."""
     from experiments.config import DEVICE_SHARING
 
-    tried = [k for k in DEVICE_SHARING if k in recorded_speeds(record, device, network, runs_at_once, step)]
-    tried += ["stacked"] if "stacked" in recorded_speeds(record, device, network, runs_at_once) else []
-    return " ".join([*tried, f"faster={faster_sharing(record, device, network, runs_at_once, step) or 'unknown'}"])
+    at_step = recorded_speeds(record, device, network, runs_at_once, step)
+    eager = at_step if step == "eager" else recorded_speeds(record, device, network, runs_at_once)
+    tried = [k for k in DEVICE_SHARING if k in at_step] + ["stacked"] * ("stacked" in eager)
+    return " ".join([*tried, f"faster={_faster(at_step) or 'unknown'}"])
 
 
-def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int | None, quick: bool, compile: bool,
-                 seed: int = 0):
+def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int | None, quick: bool, compile: bool):
     """The engine's run of ``model`` for the bench (``steps`` steps an epoch of the ``gpu`` protocol at ``batch``):
     its config and runtime."""
     from benchmarks.common import load_data
@@ -135,8 +139,8 @@ def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int |
     data = load_data(quick)
     protocol = get_protocol("gpu", epochs=2, batch_size=batch, val_per_class=0, test_per_class=1,
                             train_per_class=math.ceil(steps * batch / len(data.classes)))
-    cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=seed,
-                    seeds=Seeds.derive(seed))
+    cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=0,
+                    seeds=Seeds.derive(0))
     return data, cfg, make_runtime(device, threads=threads, compile=compile)
 
 
@@ -197,21 +201,20 @@ def measure_stacked(model: str, runs: int, device: str, steps: int, batch: int, 
     import torch
     from torch.func import functional_call, stack_module_state, vmap
 
+    from experiments.config import Seeds
     from experiments.runner import torch_settings
     from experiments.trainer import param_groups, prepare
 
     data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, compile=False)
     with torch_settings(runtime):
-        trainings = [prepare(cfg.model_copy(update={"seed": s, "seeds": type(cfg.seeds).derive(s)}), data, runtime)
+        trainings = [prepare(cfg.model_copy(update={"seed": s, "seeds": Seeds.derive(s)}), data, runtime)
                      for s in range(runs)]
         first, protocol = trainings[0], cfg.protocol
         params, buffers = stack_module_state([t.model for t in trainings])
-        decayed = {id(p) for p in param_groups(first.model, protocol.weight_decay)[0]["params"]}
-        names = [n for n, p in first.model.named_parameters() if p.requires_grad]
-        decay = [n for n, p in first.model.named_parameters() if id(p) in decayed]
-        optimizer = torch.optim.SGD([{"params": [params[n] for n in decay], "weight_decay": protocol.weight_decay},
-                                     {"params": [params[n] for n in names if n not in decay], "weight_decay": 0.0}],
-                                    lr=protocol.lr, momentum=protocol.momentum, nesterov=protocol.momentum > 0)
+        name_of = {id(p): n for n, p in first.model.named_parameters()}  # the engine's groups, over stacked tensors
+        groups = [{**g, "params": [params[name_of[id(p)]] for p in g["params"]]}
+                  for g in param_groups(first.model, protocol.weight_decay)]
+        optimizer = torch.optim.SGD(groups, lr=protocol.lr, momentum=protocol.momentum, nesterov=protocol.momentum > 0)
         base = copy.deepcopy(first.model).to("meta")
         forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="different")
 

@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from evidence.status import RunStatus
-from study.grids import GPU_PROTOCOL, GPU_SEED_CAP, search_name
+from study.grids import GPU_PROTOCOL, GPU_SEED_CAP, gpu_folder, search_name
 from study.questions import own_comparison
 
 from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
@@ -55,7 +55,7 @@ Clock = Callable[[], float]
 
 def device_grid(grid: Grid, protocol: str) -> Grid:
     """The grid under ``protocol`` in a grid folder of its own, ``<grid>-<protocol>``."""
-    return replace(grid, name=f"{grid.name}-{protocol}", protocol=protocol, fallback_protocol=None,
+    return replace(grid, name=gpu_folder(grid.name, protocol), protocol=protocol, fallback_protocol=None,
                    description=f"{grid.description} [protocol {protocol}: its own grid, never pooled with "
                                f"runs of {grid.name}]")
 

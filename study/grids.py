@@ -96,10 +96,15 @@ GPU_PILOT_BUDGETS = ("gpu-15", "gpu")
 PILOT_SEEDS = 4  # paired seeds per variant and budget (docs/study.md)
 
 
+def gpu_folder(grid: str, protocol: str) -> str:
+    """The grid folder ``grid`` trains into under a device's own ``protocol`` (``run.py gpu-next GRID --protocol
+    PROTOCOL``): ``<grid>-<protocol>``, its own rows, never pooled with another protocol's or with the CPU's."""
+    return f"{grid}-{protocol}"
+
+
 def gpu_folders(grid: str) -> tuple[str, ...]:
-    """The grid folders a question's ``grid`` trains into on a GPU (``run.py gpu-next GRID --protocol BUDGET``): one
-    per GPU budget, ``<grid>-<budget>``, each its own rows, never pooled with another's or with the CPU's."""
-    return tuple(f"{grid}-{budget}" for budget in GPU_PILOT_BUDGETS)
+    """The grid folders a question's ``grid`` trains into on a GPU: one per GPU budget (``gpu_folder``)."""
+    return tuple(gpu_folder(grid, budget) for budget in GPU_PILOT_BUDGETS)
 # The most seeds per variant a second-edition grid gets on CPU (docs/study.md, section 3): every grid
 # looks at sequential.plan_looks(CPU_SEED_CAP) = 3, 5, 8, 12 seeds, whatever the plan's maximum; the
 # report gives that schedule's power and the smallest effect it decides
@@ -180,4 +185,5 @@ def searched_grid(search: str) -> str:
 
 __all__ = ["BASELINE_MODELS", "CORE", "CPU_SEED_CAP", "GPU_PILOT_BUDGETS", "GPU_SEED_CAP", "GRIDS", "HEADLINE",
            "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY",
-           "TUNING_SEEDS", "Grid", "Variant", "gpu_folders", "lr_candidates", "search_name", "searched_grid", "sweep"]
+           "TUNING_SEEDS", "Grid", "Variant", "gpu_folder", "gpu_folders", "lr_candidates", "search_name", "searched_grid",
+           "sweep"]

@@ -39,7 +39,7 @@ clean:
 
 # For a time-boxed batch on an offline GPU machine (experiments/gpu_session.sh, docs/study.md section 5): the data
 # and the wheels its image lacks, at the versions installed here, into the git-ignored .carry/ copied along with the
-# checkout (with COMPILE=1 batches, also .carry/compile-cache, unpacked from the last batch's compile-cache.tar.gz).
+# checkout (where a batch compiled, also .carry/compile-cache, unpacked from the last batch's compile-cache.tar.gz).
 GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops typer
 CIFAR10_JPEG ?= ../shared/data/cifar10-jpeg.tar.gz
 gpu-carry: $(VENV)/.installed

@@ -85,7 +85,7 @@ def write_record(record: Path, entries: list[dict]) -> None:
 def recorded_speeds(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager",
                     batch: int | None = None) -> dict[str, float | None]:
     """Images/s in all that the record holds for ``runs_at_once`` runs of ``network`` on ``device`` at ``batch``
-    (default: the ``gpu`` protocol's) with ``step`` (``eager`` or ``compiled``), by how they shared it
+    (default: the ``gpu`` protocol's) with ``step`` (``experiments.config.STEPS``), by how they shared it
     (``BENCH_SHARING``); None for a measure that was tried and failed (its entry's ``error``)."""
     from experiments.config import get_protocol
 
@@ -97,8 +97,8 @@ def recorded_speeds(record: Path, device: str, network: str, runs_at_once: int, 
 
 
 def faster_sharing(record: Path, device: str, network: str, runs_at_once: int, step: str = "eager") -> str | None:
-    """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all, with ``step``: ``eager`` or
-    ``compiled``) in the record, among the ways the engine trains (``experiments.config.DEVICE_SHARING``):
+    """How ``runs_at_once`` runs of ``network`` share ``device`` faster (images/s in all, with ``step``) in the record,
+    among the ways the engine trains (``experiments.config.DEVICE_SHARING``):
     ``processes`` (taking turns) or ``mps`` (CUDA MPS); a way whose measure failed is not chosen (``processes``
     where both failed); None where the record lacks either measure. Stacked runs are measured only, never chosen."""
     return _faster(recorded_speeds(record, device, network, runs_at_once, step))
@@ -127,11 +127,23 @@ def sharing_status(record: Path, device: str, network: str, runs_at_once: int, s
     return " ".join([*tried, f"faster={_faster(at_step) or 'unknown'}"])
 
 
-def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int | None, quick: bool, compile: bool):
+def step_status(record: Path, device: str, network: str, runs_at_once: int, sharing: str) -> str:
+    """One line for experiments/gpu_session.sh: the steps (``experiments.config.STEPS``) the record has tried for
+    ``runs_at_once`` runs of ``network`` on ``device`` shared as ``sharing``, and ``fastest=`` the one with the most
+    images/s in all among those measured (``eager`` where none was); e.g. ``eager compiled fastest=compiled``."""
+    from experiments.config import STEPS
+
+    speeds = {step: at_step[sharing] for step in STEPS.values()
+              if sharing in (at_step := recorded_speeds(record, device, network, runs_at_once, step))}
+    measured = {step: speed for step, speed in speeds.items() if speed is not None}
+    return " ".join([*speeds, f"fastest={max(measured, key=measured.get) if measured else 'eager'}"])
+
+
+def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int | None, quick: bool, step: str):
     """The engine's run of ``model`` for the bench (``steps`` steps an epoch of the ``gpu`` protocol at ``batch``):
     its config and runtime."""
     from benchmarks.common import load_data
-    from experiments.config import RunConfig, Seeds, get_protocol
+    from experiments.config import RunConfig, Seeds, compile_setting, get_protocol
     from experiments.gpu import make_runtime
     from experiments.runner import import_models
 
@@ -141,7 +153,7 @@ def _bench_setup(model: str, device: str, steps: int, batch: int, threads: int |
                             train_per_class=math.ceil(steps * batch / len(data.classes)))
     cfg = RunConfig(grid="bench-gpu", variant=model, model=model, dataset=data.name, protocol=protocol, seed=0,
                     seeds=Seeds.derive(0))
-    return data, cfg, make_runtime(device, threads=threads, compile=compile)
+    return data, cfg, make_runtime(device, threads=threads, compile=compile_setting(step))
 
 
 def _timed(epoch, barrier: str | None, parties: int) -> dict:
@@ -162,7 +174,7 @@ def _device_name(device: str) -> str:
 
 
 def measure_run(model: str, device: str, steps: int, batch: int, threads: int | None = None, quick: bool = False,
-                barrier: str | None = None, parties: int = 1, compile: bool = False) -> dict:
+                barrier: str | None = None, parties: int = 1, step: str = "eager") -> dict:
     """One timed training epoch of ``steps`` steps of the engine (after one untimed epoch): its images, its
     wall-clock start and end (``time.time()``) and images/s.
 
@@ -171,7 +183,7 @@ def measure_run(model: str, device: str, steps: int, batch: int, threads: int | 
     from experiments.runner import torch_settings
     from experiments.trainer import StepPath, prepare, train_epoch
 
-    data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, compile)
+    data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, step)
     with torch_settings(runtime):
         t = prepare(cfg, data, runtime)
         path = StepPath(t.model, runtime.compile)
@@ -205,7 +217,7 @@ def measure_stacked(model: str, runs: int, device: str, steps: int, batch: int, 
     from experiments.runner import torch_settings
     from experiments.trainer import param_groups, prepare
 
-    data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, compile=False)
+    data, cfg, runtime = _bench_setup(model, device, steps, batch, threads, quick, "eager")
     with torch_settings(runtime):
         trainings = [prepare(cfg.model_copy(update={"seed": s, "seeds": Seeds.derive(s)}), data, runtime)
                      for s in range(runs)]
@@ -253,7 +265,7 @@ def _wait_for(folder: Path, parties: int) -> float:
 
 
 def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batch: int, threads: int | None,
-                    quick: bool, isolate: bool, compile: bool = False, sharing: str = "processes") -> list[dict]:
+                    quick: bool, isolate: bool, step: str = "eager", sharing: str = "processes") -> list[dict]:
     """:func:`measure_run` in ``runs_at_once`` fresh processes at once (in this process if one and not
     ``isolate``); one result per run. ``sharing`` ``stacked``: :func:`measure_stacked` of the ``runs_at_once`` runs
     in one fresh process (this one if not ``isolate``); its one result, for every run."""
@@ -263,10 +275,10 @@ def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batc
         return [fresh("benchmarks.gpu:measure_stacked", isolate=isolate, model=model, runs=runs_at_once, device=device,
                       steps=steps, batch=batch, threads=threads, quick=quick)]
     if runs_at_once == 1 and not isolate:
-        return [measure_run(model, device, steps, batch, threads, quick, compile=compile)]
+        return [measure_run(model, device, steps, batch, threads, quick, step=step)]
     with tempfile.TemporaryDirectory() as barrier, ThreadPoolExecutor(runs_at_once) as pool:
         kwargs = dict(model=model, device=device, steps=steps, batch=batch, threads=threads, quick=quick,
-                      barrier=barrier, parties=runs_at_once, compile=compile)
+                      barrier=barrier, parties=runs_at_once, step=step)
         futures = [pool.submit(fresh, "benchmarks.gpu:measure_run", **kwargs) for _ in range(runs_at_once)]
         return [f.result() for f in futures]
 
@@ -274,14 +286,14 @@ def measure_at_once(model: str, runs_at_once: int, device: str, steps: int, batc
 def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None = None, device: str | None = None,
         runs_at_once: tuple[int, ...] | None = None, steps: int | None = None, batch: int | None = None,
         quick: bool = False, isolate: bool = True, record: Path | None = RECORD, sharing: str = "processes",
-        compile: bool = False) -> dict:
+        step: str = "eager") -> dict:
     """Measure, print one line per network and runs at once, and write ``record`` on a GPU; the summary.
 
     ``sharing`` names how the runs at once share the GPU (``BENCH_SHARING``: ``processes``, ``mps`` where the caller
     started the CUDA MPS daemon first (experiments/gpu_session.sh), or ``stacked`` in one process,
-    :func:`measure_stacked`, eager only); the record keeps it, and the step that ran (``eager``, or with ``compile``
-    ``compiled``, or ``eager (compile failed: ...)`` where it fell back). A network that cannot be stacked is said
-    and skipped.
+    :func:`measure_stacked`, eager only); the record keeps it, and ``step`` (eager, compiled or cuda-graphs:
+    ``experiments.config.STEPS``; a step that fell back is recorded as tried, with the step that ran as its
+    ``error``). A network that cannot be stacked is said and skipped.
 
     Defaults on a GPU: every network of (c) and (d), 1 and 8 runs at once, the ``gpu`` protocol's
     batch (512), 20 timed steps. On the CPU: 1 run, batch 32, 4 steps.
@@ -290,14 +302,13 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
 
     from baselines.registry import create_model
     from costing.profiling import count_bytes_moved
-    from experiments.config import get_protocol
+    from experiments.config import STEPS, choose, get_protocol
     from experiments.gpu import RUN_OVERHEAD_S
     from experiments.runner import import_models
 
     import_models()
-    from experiments.config import choose
-
     choose("sharing", sharing, BENCH_SHARING)
+    choose("step", step, tuple(STEPS.values()))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.startswith("cuda")
     protocol = get_protocol("gpu")
@@ -312,22 +323,27 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
         bytes_per_image = count_bytes_moved(create_model(model, num_classes=10), (3, 32, 32), batch_size=batch)
         for k in runs_at_once:
             base = {"device": device_name, "network": model, "batch": batch, "runs_at_once": k, "sharing": sharing,
-                    "step": "compiled" if compile and sharing != "stacked" else "eager", "img_per_s": None,
+                    "step": step if sharing != "stacked" else "eager", "img_per_s": None,
                     "bytes_per_image": bytes_per_image}
             keep = (lambda entry: write_record(Path(record), [entry])) if on_gpu and record is not None else None
             if keep:  # a bench stopped before it ends leaves this: the card is not measured again in every batch
                 keep({**base, "error": "not finished: the bench was stopped, or its time ran out"})
             try:
-                timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate, compile, sharing)
+                timed = measure_at_once(model, k, device, steps, batch, threads, quick, isolate, step, sharing)
             except Exception as error:  # noqa: BLE001 -- a network that fails (or cannot be stacked) stops no other
                 echo(f"{model:32s} {k:2d} at once ({sharing}): not measured: {error}")
                 if keep:
                     keep({**base, "error": str(error)[-500:]})
                 continue
+            if timed[0]["step"] != base["step"]:  # its speed is another step's: recorded as tried, never chosen
+                echo(f"{model:32s} {k:2d} at once ({sharing}): not measured: the {step} step fell back: {timed[0]['step']}")
+                if keep:
+                    keep({**base, "error": f"the step fell back: {timed[0]['step']}"[:500]})
+                continue
             in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
             fraction = in_all * bytes_per_image / bandwidth if bandwidth else None
             fits = runs_in_ten_minutes(in_all / k, k, protocol.epochs, train_images, RUN_OVERHEAD_S)
-            entries.append({**base, "step": timed[0]["step"], "img_per_s": in_all, "bandwidth_fraction": fraction,
+            entries.append({**base, "img_per_s": in_all, "bandwidth_fraction": fraction,
                             "img_per_s_per_run": in_all / k, "runs_in_10_min": fits})
             if keep:
                 keep(entries[-1])

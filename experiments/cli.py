@@ -24,7 +24,7 @@ from study.grids import (
 )
 
 from . import runs
-from .config import PROTOCOLS
+from .config import PROTOCOLS, compile_setting
 from .runs import RunOptions, check_data, grid_protocol, parse_kwargs
 
 # Each command parses its options, calls one function of experiments.runs (which imports the engine
@@ -44,8 +44,10 @@ Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra modul
 Executor_ = Annotated[str, typer.Option(help="local or ray.")]
 Workers_ = Annotated[int, typer.Option(min=1, max=256, help="Runs trained at once (local processes; the cores are "
                                        "split among them); on Ray, runs sharing each GPU of the cluster.")]
-Compile_ = Annotated[bool, typer.Option("--compile", help="torch.compile the model, forward and backward (the plain "
-                                       "model if compiling fails; env.json and metrics.jsonl record which ran).")]
+Step_ = Annotated[str, typer.Option("--step", help="The training step: eager (the model's own), compiled "
+                                    "(torch.compile, forward and backward) or cuda-graphs (compiled, replayed as CUDA "
+                                    "graphs, with the fused SGD; CUDA only). A compiled step that fails falls back to the "
+                                    "next of those; env.json and metrics.jsonl record which ran.")]
 Address_ = Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")]
 Threads_ = Annotated[int | None, typer.Option(
     min=1, max=1024, help="torch threads per run (default: the idle cores / workers, at least 1; 1 per Ray task).")]
@@ -87,7 +89,7 @@ def ablate(
     device: Device_ = "auto",
     vary: Vary_ = "all",
     wandb: Wandb_ = "offline",
-    compile: Compile_ = False,
+    step: Step_ = "eager",
     download: Download_ = False,
     retry_failed: RetryFailed_ = False,
     reuse: Reuse_ = True,
@@ -105,7 +107,7 @@ def ablate(
     Where ``run.py tune GRID`` chose learning rates on validation under the same protocol, every
     variant trains at its chosen rate.
     """
-    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile,
+    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile_setting(step),
                          wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, reuse=reuse,
                          executor=executor, workers=workers, address=address)
     if compare and not until_decided:
@@ -167,7 +169,7 @@ def gpu_next(
     device: Annotated[str, typer.Option(help="cuda, cuda:N, or cpu (to try the planning without a GPU).")] = "cuda",
     workers: Annotated[int, typer.Option(min=1, max=64, help="Runs trained at once on the device (spawned "
                                                              "processes).")] = 1,
-    compile: Compile_ = False,
+    step: Step_ = "eager",
     sharing: Annotated[str, typer.Option(help="How the runs at once share the GPU, as recorded in env.json: processes "
                                               "(taking turns) or mps (the CUDA MPS daemon runs; start it first).")]
     = "processes",
@@ -207,7 +209,7 @@ def gpu_next(
     outcome = train_next(grid, out, seeds=seeds, minutes=minutes, protocol=protocol, device=device,
                          data_root=data_root, workers=workers, threads=threads, until_decided=until_decided,
                          max_seeds=max_seeds, margin=margin, retry_failed=retry_failed, finish_later=finish_later,
-                         plugins=tuple(plugins or ()), sharing=sharing, compile=compile, on_row=show)
+                         plugins=tuple(plugins or ()), sharing=sharing, compile=compile_setting(step), on_row=show)
     for name, reason in outcome["missing"].items():
         console.print(f"left out {name}: {reason}", soft_wrap=True)
     rows = outcome["rows"]
@@ -293,12 +295,12 @@ def train(
     threads: Threads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
-    compile: Compile_ = False,
+    step: Step_ = "eager",
     download: Annotated[bool, typer.Option("--download")] = False,
     plugins: Import_ = None,
 ) -> None:
     """Train one model (results under RESULTS/train/)."""
-    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile,
+    options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile_setting(step),
                          wandb=wandb, plugins=tuple(plugins or ()))
     if not runs.train_one(model, kw=kw, protocol=protocol, seed=seed, epochs=epochs, dataset=dataset, results=results,
                           options=options):

@@ -24,6 +24,10 @@ Vary = Literal["all", "init", "data", "aug"]
 WandbMode = Literal["off", "offline", "online"]
 DeviceSharing = Literal["processes", "mps"]
 DEVICE_SHARING = ("processes", "mps")
+# Runtime.compile: the step a run takes, and the name runs, records and the GPU bench give it. ``cuda-graphs``: the
+# compiled step replayed as CUDA graphs (torch.compile mode reduce-overhead) and the fused SGD (experiments.trainer)
+Compile = bool | Literal["cuda-graphs"]
+STEPS: dict[Any, str] = {False: "eager", True: "compiled", "cuda-graphs": "cuda-graphs"}
 
 
 def choose(kind: str, name: str, allowed: list[str] | tuple[str, ...] | dict) -> str:
@@ -33,6 +37,22 @@ def choose(kind: str, name: str, allowed: list[str] | tuple[str, ...] | dict) ->
     close = difflib.get_close_matches(name, list(allowed), n=3, cutoff=0.4)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"unknown {kind} {name!r}{hint} (choose from: {', '.join(sorted(allowed))})")
+
+
+def compile_setting(step: str) -> Compile:
+    """``Runtime.compile`` for the step named ``step`` (a value of ``STEPS``: eager, compiled, cuda-graphs)."""
+    return {name: setting for setting, name in STEPS.items()}[choose("--step", step, tuple(STEPS.values()))]
+
+
+def check_step(compile: Compile, device: str) -> None:
+    """ValueError where the step ``compile`` cannot run on ``device`` (``auto``: CUDA where there is one): CUDA
+    graphs need a CUDA device."""
+    import torch
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if compile == "cuda-graphs" and not on_cuda:
+        raise ValueError(f"--step cuda-graphs replays the step as CUDA graphs on a CUDA device; --device {device} is "
+                         "not one here (choose --step eager or compiled)")
 
 
 class Frozen(BaseModel):
@@ -170,7 +190,8 @@ class Runtime(Frozen):
     download: bool = False
     device: str = "auto"
     threads: int | None = Field(None, ge=1, description="torch threads per run; None = all cores of the process")
-    compile: bool = False
+    compile: Compile = Field(False, description="the step: the model's own (False), torch.compile of it (True), or "
+                             "that replayed as CUDA graphs with the fused SGD (cuda-graphs; CUDA only)")
     channels_last: bool = True
     deterministic: bool = True
     wandb: WandbMode = "offline"

@@ -34,7 +34,18 @@ from evidence.status import RunStatus
 from study.grids import GPU_PROTOCOL, GPU_SEED_CAP, gpu_folder, search_name
 from study.questions import own_comparison
 
-from .config import DEVICE_SHARING, RunConfig, Runtime, choose, default_threads, get_protocol
+from .config import (
+    DEVICE_SHARING,
+    ENGINE_VERSION,
+    STEPS,
+    Compile,
+    RunConfig,
+    Runtime,
+    check_step,
+    choose,
+    default_threads,
+    get_protocol,
+)
 from .data import load_dataset
 from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
@@ -61,8 +72,8 @@ def device_grid(grid: Grid, protocol: str) -> Grid:
 
 
 def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, threads: int | None = None,
-                 plugins: tuple[str, ...] = (), sharing: str = "processes", compile: bool = False) -> Runtime:
-    """The runtime of GPU runs; ValueError for a device that is not there, or MPS sharing off a GPU.
+                 plugins: tuple[str, ...] = (), sharing: str = "processes", compile: Compile = False) -> Runtime:
+    """The runtime of GPU runs; ValueError for a device that is not there, MPS sharing or CUDA graphs off a GPU.
 
     ``sharing`` records how the ``workers`` runs at once share the GPU (``config.DEVICE_SHARING``): ``mps`` says
     that the CUDA MPS daemon runs (started before the workers, e.g. by experiments/gpu_session.sh).
@@ -85,6 +96,7 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
     choose("--sharing", sharing, DEVICE_SHARING)
     if sharing == "mps" and not device.startswith("cuda"):
         raise ValueError(f"--sharing mps shares a CUDA device among processes; --device {device} is not one")
+    check_step(compile, device)
     if data_root is not None and not Path(data_root).exists():
         raise FileNotFoundError(f"--data-root {data_root} does not exist")
     return Runtime(data_root=data_root, device=device, threads=threads or max(1, default_threads() // workers),
@@ -213,11 +225,24 @@ def trained_folders(grid: str, protocol: str | None = None) -> list[str]:
     return [g.name] if g.fixed_seeds is not None else [search_name(g.name), g.name]
 
 
+def held_step(grid: str, protocol: str | None, out: Path) -> str | None:
+    """The step (``config.STEPS``) the finished runs of this engine in ``gpu-next GRID``'s folders under ``out`` took
+    (``trained_folders``), or None where there are none: runs trained now with another step would never pair with
+    them (``store.check_environment`` refuses that), so a question keeps the step it started with."""
+    for folder in trained_folders(grid, protocol):
+        for env_path in sorted((Path(out) / folder).glob("*/env.json")):
+            config, env = read_json(env_path.parent / "config.json"), read_json(env_path)
+            if (env_path.parent / "result.json").exists() and isinstance(config, dict) and isinstance(env, dict) \
+                    and config.get("engine_version") == ENGINE_VERSION and isinstance(env.get("runtime"), dict):
+                return STEPS.get(env["runtime"].get("compile", False), "eager")
+    return None
+
+
 def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, protocol: str | None = None,
              device: str = "cuda", data_root: Path | None = None, workers: int = 1, threads: int | None = None,
              until_decided: bool = False, max_seeds: int = GPU_SEED_CAP, margin: float = 0.5,
              retry_failed: bool = False, finish_later: bool = False, plugins: tuple[str, ...] = (), sharing: str = "processes",
-             compile: bool = False, clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> dict:
+             compile: Compile = False, clock: Clock = time.time, on_row: Callable[[dict], None] | None = None) -> dict:
     """Train the next planned runs of ``grid`` under ``protocol`` into ``out/<grid>-<protocol>/`` within ``minutes``.
 
     As in the study's design (docs/study.md section 2) the plan starts with the grid's learning-rate
@@ -302,5 +327,5 @@ def _train_looks(design: SequentialDesign, g: Grid, out: Path, train: Callable, 
             break
     return list(rows.values())
 
-__all__ = ["DEFAULT_PROTOCOL", "device_grid", "estimate_seconds", "gpu_next", "make_runtime", "measured_epoch_seconds",
-           "plan_runs", "run_within", "trained_folders"]
+__all__ = ["DEFAULT_PROTOCOL", "device_grid", "estimate_seconds", "gpu_next", "held_step", "make_runtime",
+           "measured_epoch_seconds", "plan_runs", "run_within", "trained_folders"]

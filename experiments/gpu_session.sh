@@ -22,6 +22,9 @@ for job in "$@"; do  # GRID[@PROTOCOL]:MINUTES, checked before anything starts
   awk -v m="${job##*:}" 'BEGIN { exit !(m + 0 > 0) }' && [ "$job" != "${job%:*}" ] \
     || { echo "$0: '$job' is not GRID[@PROTOCOL]:MINUTES (MINUTES a number > 0)" >&2; exit 2; }
 done
+STEP=${STEP:-fastest}
+case "$STEP" in eager|compiled|cuda-graphs|fastest) ;;
+  *) echo "$0: STEP=$STEP is not eager, compiled, cuda-graphs or fastest" >&2; exit 2 ;; esac
 total=1
 for job in "$@"; do total=$(awk -v a="$total" -v b="${job##*:}" 'BEGIN { print a + b }'); done
 [ $# -gt 0 ] || total=9
@@ -33,41 +36,41 @@ nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-
 # A short bench, where the record lacks this card's measure (its time comes out of the grids'): BENCH_MODELS (default
 # DyClotNet-0.5) WORKERS at once (BENCH_ALONE=1: also alone), 20 timed steps each after 20 untimed, added to
 # benchmarks/records/gpu.json, which comes back as $out/gpu.json (commit it as benchmarks/records/gpu.json). A card
-# the record already measured (first of BENCH_MODELS, WORKERS at once, this step) is not measured again, so that its
+# the record already measured (first of BENCH_MODELS, WORKERS at once, the eager step) is not measured again, so that its
 # windows' minutes go to runs (BENCH_AGAIN=1 measures it again). BENCH_SECONDS (default 120) bounds it, 0 skips it
 # (and the measures below); a bench that fails or overruns stops nothing.
-# COMPILE=1 compiles the step (gpu-next --compile; the bench too), with the compiler's cache in .carry/compile-cache:
-# it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the compiling. A folder
-# whose runs trained otherwise is refused by gpu-next (they would never pair), so a question keeps one setting.
-case "${COMPILE:-0}" in 1|true|yes) compile=1 ;; 0|false|no|"") compile=0 ;;
-  *) echo "$0: COMPILE=${COMPILE} is not 1 or 0" >&2; exit 2 ;; esac
-[ "$compile" = 1 ] && mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
-step=$([ "$compile" = 1 ] && echo compiled || echo eager)
-bench() {  # bench SECONDS SHARING RUNS_AT_ONCE...
+# STEP names the step the runs take (experiments.config.STEPS): eager, compiled (torch.compile), cuda-graphs (compiled,
+# replayed as CUDA graphs, with the fused SGD), or fastest (the default): the step the record measured fastest on this
+# card, shared as the runs share it (eager until another is measured; see below). The compiler's cache is kept in
+# .carry/compile-cache: it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the
+# compiling. A question whose GPU folders hold finished runs keeps the step they took (experiments.gpu.held_step): runs
+# of another step would never pair with them.
+mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
+bench() {  # bench SECONDS SHARING STEP RUNS_AT_ONCE...
   timeout -k 10 "$1" python3 -c 'import sys; from benchmarks.gpu import run
 run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4:])), quick=True, sharing=sys.argv[2],
-    compile=sys.argv[3] == "1")' "$BENCH_MODELS" "$2" "$compile" "${@:3}" >>"$out/bench.log" 2>&1 \
-      || echo "bench ($2): exit $? (see bench.log)"
+    step=sys.argv[3])' "$BENCH_MODELS" "$2" "$3" "${@:4}" >>"$out/bench.log" 2>&1 \
+      || echo "bench ($2, $3): exit $? (see bench.log)"
   cp benchmarks/records/gpu.json "$out/gpu.json" 2>/dev/null
   benched=1
 }
 mps_off() { echo quit | timeout 30 nvidia-cuda-mps-control >>"$out/mps.log" 2>&1; }
 mps_off  # a daemon an earlier call left would skew the measures and the runs
-# What the record holds for this card (the first of BENCH_MODELS, WORKERS at once, this step): the ways of sharing it
-# measured (or tried and failed: not tried again), and the faster of the engine's two, in one line
-# ("processes stacked faster=unknown"). BENCH_AGAIN=1 measures every way again.
+# What the record holds for this card (the first of BENCH_MODELS, WORKERS at once, the eager step): the ways of sharing
+# it measured (or tried and failed: not tried again), and the faster of the engine's two, in one line
+# ("processes stacked faster=unknown"). BENCH_AGAIN=1 measures every way, and every step, again.
 status() { timeout 90 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, sharing_status
 print(sharing_status(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]))' \
-    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$step" 2>/dev/null || echo "faster=unknown"; }
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" eager 2>/dev/null || echo "faster=unknown"; }
 known() { [ "${BENCH_AGAIN:-0}" != 1 ] && case " $record " in *" $1 "*) true ;; *) false ;; esac; }
 benching=$([ "${BENCH_SECONDS:-120}" -gt 0 ] && echo 1 || echo 0) benched=0
 record=$(status)
 [ "$benching" = 1 ] && ! known processes \
-  && bench "${BENCH_SECONDS:-120}" processes "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
+  && bench "${BENCH_SECONDS:-120}" processes eager "${WORKERS:-8}" $([ "${BENCH_ALONE:-0}" = 1 ] && echo 1)
 # Stacked runs (WORKERS runs in one process, torch.func; a speed measure only, the engine does not train that way
 # yet), where the record lacks them for this card (STACKED_BENCH_SECONDS, default 60; 0 skips them).
 [ "$benching" = 1 ] && [ "${STACKED_BENCH_SECONDS:-60}" -gt 0 ] && ! known stacked \
-  && bench "${STACKED_BENCH_SECONDS:-60}" stacked "${WORKERS:-8}"
+  && bench "${STACKED_BENCH_SECONDS:-60}" stacked eager "${WORKERS:-8}"
 # How the WORKERS runs share the GPU: under CUDA MPS (their kernels overlap) where the record says that is faster for
 # the first of BENCH_MODELS on this card, else as processes taking turns. Where the record lacks the MPS measure, it
 # is taken now (MPS_BENCH_SECONDS, default 60; 0 skips it). MPS that does not start, or fails a first CUDA call, is
@@ -79,7 +82,7 @@ sharing=processes
 [ "$benched" = 1 ] && record=$(status)
 choice=${record##*faster=}
 if [ "$benching" = 1 ] && [ "${MPS_BENCH_SECONDS:-60}" -gt 0 ] && ! known mps && mps_on; then
-  bench "${MPS_BENCH_SECONDS:-60}" mps "${WORKERS:-8}"
+  bench "${MPS_BENCH_SECONDS:-60}" mps eager "${WORKERS:-8}"
   record=$(status)
   choice=${record##*faster=}
   [ "$choice" = mps ] || mps_off
@@ -88,6 +91,27 @@ elif [ "$choice" = mps ]; then
 fi
 [ "$choice" = mps ] && sharing=mps
 echo "the runs share the GPU as: $sharing (record: $choice)" | tee "$out/sharing.txt"
+# With STEP=fastest: the steps this card's record lacks, shared as the runs share it, are measured (compiled and
+# cuda-graphs, STEP_BENCH_SECONDS each, default 180 with the compiling; 0 skips them), unless this call measured a way
+# of sharing already (BENCH_AGAIN=1: also then), so that no one window's minutes all go to benches.
+steps() { timeout 90 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, step_status
+print(step_status(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]))' \
+    "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$sharing" 2>/dev/null || echo "fastest=eager"; }
+step=$STEP steps_record=""
+if [ "$STEP" = fastest ]; then
+  steps_record=$(steps)
+  if [ "$benching" = 1 ] && [ "${STEP_BENCH_SECONDS:-180}" -gt 0 ] \
+      && { [ "$benched" = 0 ] || [ "${BENCH_AGAIN:-0}" = 1 ]; }; then
+    for candidate in compiled cuda-graphs; do
+      case " $steps_record " in *" $candidate "*) [ "${BENCH_AGAIN:-0}" = 1 ] || continue ;; esac
+      bench "${STEP_BENCH_SECONDS:-180}" "$sharing" "$candidate" "${WORKERS:-8}"
+      bench_steps=1
+    done
+    [ -n "${bench_steps:-}" ] && steps_record=$(steps)
+  fi
+  step=${steps_record##*fastest=}
+fi
+echo "the runs' step, where a question has none yet: $step${steps_record:+ (record: $steps_record)}" | tee "$out/step.txt"
 auto=$(( $# == 0 ))
 next_job() {  # the next GRID[@PROTOCOL]:MINUTES: the next one named, or with none named, gpu-order's first not run yet
   if [ "$auto" = 0 ]; then [ "$#" -gt 0 ] && echo "$1"; return; fi
@@ -120,9 +144,11 @@ while job=$(next_job "$@") && [ -n "$job" ]; do
   minutes=$(awk -v m="${job##*:}" -v left="$((end - SECONDS - 60))" 'BEGIN { l = left / 60; print (m < l ? m : l) }')
   if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then echo "$spec: not started, $minutes minutes left" | tee "$out/$name.log"; break; fi
   logs="$logs $out/$name.log"
+  held=$(timeout 120 python3 -c 'import sys; from pathlib import Path; from experiments.gpu import held_step
+print(held_step(sys.argv[1], sys.argv[2] or None, Path("results")) or "")' "$grid" "$protocol" 2>>"$out/order.log")
   # bounded: a gpu-next that overruns its minutes by 90 s is stopped (its runs resume from their checkpoints)
   timeout -k 15 "$(awk -v m="$minutes" 'BEGIN { printf "%d", 60 * m + 90 }')" \
-      python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} $([ "$compile" = 1 ] && echo --compile) \
+      python3 run.py gpu-next "$grid" ${protocol:+--protocol "$protocol"} --step "${held:-$step}" \
       --out results --minutes "$minutes" --until-decided \
       --finish-later --workers "${WORKERS:-8}" --sharing "$sharing" --data-root .carry/cifar10-jpeg.tar.gz 2>&1 \
       | tee "$out/$name.log"
@@ -130,7 +156,7 @@ while job=$(next_job "$@") && [ -n "$job" ]; do
   pack || rc=1  # packed again after each grid: a call cut short keeps what the last pack holds
 done
 cat "$out/order.log" 2>/dev/null | tail -1
-[ "$compile" = 1 ] && { tar czf "$out/compile-cache.tar.gz" -C .carry compile-cache || rc=1; }
+[ -n "$(ls -A .carry/compile-cache)" ] && { tar czf "$out/compile-cache.tar.gz" -C .carry compile-cache || rc=1; }
 [ "$sharing" = mps ] && mps_off
 rm -f "$finished"
 exit $rc

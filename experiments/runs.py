@@ -18,7 +18,7 @@ from evidence.status import ENGINE_STATES, RunStatus
 from evidence.terminal import keep_names_whole
 from study.grids import CPU_SEED_CAP, LR_SEPARATOR
 
-from .config import Runtime, choose
+from .config import Compile, Runtime, check_step, choose
 
 console = Console()
 # The engine (grids, executors, runner: torch and the models) is imported inside the functions,
@@ -32,7 +32,7 @@ class RunOptions:
     download: bool = False
     device: str = "auto"
     threads: int | None = None
-    compile: bool = False
+    compile: Compile = False
     wandb: str = "offline"
     plugins: tuple[str, ...] = ()
     retry_failed: bool = False
@@ -47,6 +47,7 @@ class RunOptions:
             raise ValueError(f"unknown device {self.device!r} (choose from: auto, cpu, cuda, cuda:N)")
         if self.data_root is not None and not self.data_root.exists():
             raise FileNotFoundError(f"--data-root {self.data_root} does not exist")
+        check_step(self.compile, self.device)
         return Runtime(data_root=self.data_root, download=self.download, device=self.device, threads=self.threads,
                        compile=self.compile, wandb=self.wandb, plugins=tuple(self.plugins or ()),
                        retry_failed=self.retry_failed, reuse=self.reuse)

@@ -22,7 +22,7 @@ from torch import nn
 
 from baselines.registry import create_model
 
-from .config import RunConfig, Runtime
+from .config import STEPS, Compile, RunConfig, Runtime
 from .data import Batches, Dataset, make_splits
 from .speed import to_memory_format, tune_allocator
 from .store import RunStore
@@ -42,40 +42,49 @@ def is_device_oom(error: BaseException) -> bool:
 
 
 class StepPath:
-    """The forward pass a run's steps take: the model's own (``eager``), or ``torch.compile`` of it (``compiled``)
-    until a compiled call fails, then the model's own for the rest of this training call, the failure kept.
+    """The forward pass a run's steps take, by ``Runtime.compile`` (``config.STEPS``): the model's own (``eager``),
+    ``torch.compile`` of it (``compiled``), or that replayed as CUDA graphs (``cuda-graphs``: torch.compile mode
+    reduce-overhead; each call marks a new step, so that a replay may reuse the last one's outputs), each falling
+    back to the next of those until one works, the failures kept.
 
-    ``run(fn, kind)`` calls ``fn(forward)``. Where the compiled forward fails (compiling, or the compiled
-    code, forward or backward) on the first call of its ``kind`` (``"train"``: a step, ``"eval"``: an
-    evaluation; each compiles its own graph), it falls back and calls ``fn`` again with the model's own
-    forward, so a failed compile never costs the run. Once a kind has run compiled, its errors are the
-    network's and are raised. Compile errors are raised before the compiled code runs; only a step whose
-    graph broke into pieces (a part run, a later part failing) can have counted its batch in the
-    BatchNorm statistics twice.
+    ``run(fn, kind)`` calls ``fn(forward)``. Where a compiled forward fails (compiling, capturing, or the compiled
+    code, forward or backward) on the first call of its ``kind`` (``"train"``: a step, ``"eval"``: an evaluation;
+    each compiles its own graph), the next way takes over for the rest of this training call and ``fn`` is called
+    again, so a failed compile never costs the run. Once a kind has run one way, its errors are the network's and
+    are raised. Compile errors are raised before the compiled code runs; only a step whose graph broke into pieces
+    (a part run, a later part failing) can have counted its batch in the BatchNorm statistics twice.
     """
 
-    def __init__(self, model: nn.Module, compile: bool = False) -> None:
-        self.model, self.fallback_reason, self.proven = model, None, set()
-        self.forward: Callable = torch.compile(model) if compile else model
-        self.name = "compiled" if compile else "eager"
+    def __init__(self, model: nn.Module, compile: Compile = False) -> None:
+        ways = {"cuda-graphs": lambda: torch.compile(model, mode="reduce-overhead"), "compiled": lambda: torch.compile(model),
+                "eager": lambda: model}
+        names = list(ways)[list(ways).index(STEPS[compile]):]
+        self.ways, self.failures, self.proven = [(name, ways[name]) for name in names], [], set()
+        self.name, self.forward = self.ways[0][0], self.ways[0][1]()
 
     def run(self, fn: Callable[[Callable], T], kind: str = "train") -> T:
-        try:
-            result = fn(self.forward)
-        except Exception as error:
-            if self.name != "compiled" or kind in self.proven or is_device_oom(error):  # out of memory: not the compiler's
-                raise
-            self.forward, self.name = self.model, "eager"
-            self.fallback_reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-            log.warning("the compiled step failed (%s); the run goes on with the plain step", self.fallback_reason)
-            return fn(self.forward)
-        self.proven.add(kind)
-        return result
+        while True:
+            if self.name == "cuda-graphs":
+                torch.compiler.cudagraph_mark_step_begin()
+            try:
+                result = fn(self.forward)
+            except Exception as error:
+                if self.name == "eager" or kind in self.proven or is_device_oom(error):  # out of memory: not the compiler's
+                    raise
+                failed, reason = self.name, " ".join(f"{type(error).__name__}: {error}".split())[:300]
+                self.failures.append(f"{'compile' if failed == 'compiled' else failed} failed: {reason}")
+                self.ways.pop(0)
+                self.name, self.forward, self.proven = self.ways[0][0], self.ways[0][1](), set()
+                log.warning("the %s step failed (%s); the run goes on with the %s step", failed, reason, self.name)
+            else:
+                self.proven.add(kind)
+                return result
 
     @property
     def label(self) -> str:
-        """What metrics.jsonl records per epoch: ``compiled``, or ``eager (compile failed: <reason>)``."""
-        return self.name if self.fallback_reason is None else f"eager (compile failed: {self.fallback_reason})"
+        """What metrics.jsonl records per epoch: the step's name, and the failures before it where it fell back, e.g.
+        ``eager (compile failed: <reason>)``."""
+        return self.name if not self.failures else f"{self.name} ({'; '.join(self.failures)})"
 
 
 def build_model(cfg: RunConfig, data: Dataset) -> nn.Module:
@@ -147,8 +156,8 @@ def prepare(cfg: RunConfig, data: Dataset, runtime: Runtime) -> Training:
                                   memory_format=memory_format)
                     for name, split in (("val", val), ("test", test)) if split is not None}
 
-    optimizer = torch.optim.SGD(param_groups(model, protocol.weight_decay), lr=protocol.lr,
-                                momentum=protocol.momentum, nesterov=protocol.momentum > 0)
+    optimizer = torch.optim.SGD(param_groups(model, protocol.weight_decay), lr=protocol.lr, momentum=protocol.momentum,
+                                nesterov=protocol.momentum > 0, fused=runtime.compile == "cuda-graphs" or None)
     steps_per_epoch = len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(
         step, round(protocol.warmup_epochs * steps_per_epoch), protocol.epochs * steps_per_epoch))

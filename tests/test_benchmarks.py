@@ -115,6 +115,33 @@ def test_a_measure_that_fails_is_said_and_the_bench_goes_on(monkeypatch):
     assert "not measured: dyclotnet_025 does not fit" in lines[0] and lines[-1].endswith("the first: none measured")
 
 
+def test_the_fastest_step_the_record_measured_is_taken_and_a_step_that_fell_back_is_tried_never_chosen(tmp_path,
+                                                                                                     monkeypatch):
+    from benchmarks import gpu
+
+    h100, record = "NVIDIA H100 80GB HBM3", tmp_path / "gpu.json"
+    assert gpu.step_status(record, h100, "a", 8, "mps") == "fastest=eager"  # nothing measured: the plain step
+    gpu.write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": speed,
+                               "sharing": sharing, "step": step}
+                              for sharing, step, speed in (("mps", "eager", 50.0), ("mps", "compiled", 70.0),
+                                                           ("processes", "cuda-graphs", 900.0))])
+    assert gpu.step_status(record, h100, "a", 8, "mps") == "eager compiled fastest=compiled"  # under its own sharing
+    gpu.write_record(record, [{"device": h100, "network": "a", "batch": 512, "runs_at_once": 8, "img_per_s": None,
+                               "sharing": "mps", "step": "cuda-graphs", "error": "the step fell back"}])
+    assert gpu.step_status(record, h100, "a", 8, "mps") == "eager compiled cuda-graphs fastest=compiled"
+
+    # a compiled step that falls back in the bench measures the plain step: recorded as tried, with what ran
+    def fell_back(*args, **kwargs):
+        return [{"images": 80, "start": 0.0, "end": 1.0, "step": "eager (compile failed: RuntimeError: no)"}]
+
+    monkeypatch.setattr(gpu, "measure_at_once", fell_back)
+    lines: list[str] = []
+    summary = gpu.run(echo=lines.append, models=TINY, steps=2, batch=8, quick=True, isolate=False, step="compiled")
+    assert summary["entries"] == [] and "the compiled step fell back: eager (compile failed" in lines[0]
+    with pytest.raises(ValueError, match="unknown step 'graphs'.*cuda-graphs"):
+        gpu.run(echo=lines.append, models=TINY, quick=True, isolate=False, record=None, step="graphs")
+
+
 def test_gpu_record_keeps_other_benches_and_replaces_a_measurement_taken_again(tmp_path):
     from benchmarks.gpu import write_record
 

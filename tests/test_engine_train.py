@@ -364,6 +364,46 @@ def test_a_compiled_step_that_fails_falls_back_to_the_plain_step_and_says_so(tmp
     assert "step" not in plain_epochs[0] and untimed(compiled_epochs) == untimed(plain_epochs)
 
 
+def test_a_cuda_graphs_step_falls_back_to_the_compiled_step_then_the_plain_one_and_updates_with_the_fused_sgd(
+        tmp_path, monkeypatch):
+    import torch
+
+    from experiments.data import load_dataset
+    from experiments.trainer import StepPath, prepare
+
+    modes = []
+
+    def compile_without_graphs(model, mode=None, **_):  # capturing fails; compiling "works" (the model itself)
+        modes.append(mode)
+        if mode != "reduce-overhead":
+            return model
+
+        def captured(*args, **kwargs):
+            raise RuntimeError("injected capture failure")
+        return captured
+
+    monkeypatch.setattr(torch, "compile", compile_without_graphs)
+    graphs = RUNTIME.model_copy(update={"compile": "cuda-graphs"})
+    assert execute(config(), graphs, tmp_path / "graphs")["status"] == "ok"
+    steps = {m["step"] for m in RunStore.of(tmp_path / "graphs", config()).load_metrics()}
+    assert steps == {"compiled (cuda-graphs failed: RuntimeError: injected capture failure)"}
+    assert modes == ["reduce-overhead", None]  # one fallback, kept for the rest of the run
+    assert prepare(config(), load_dataset("synthetic"), graphs).optimizer.defaults["fused"] is True
+    assert not prepare(config(), load_dataset("synthetic"), RUNTIME.model_copy(update={"compile": True})).optimizer.defaults[
+        "fused"]
+
+    def failing(model, mode=None, **_):
+        def compiled(*args, **kwargs):
+            raise RuntimeError(f"injected {mode} failure")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", failing)
+    path = StepPath(torch.nn.Identity(), "cuda-graphs")
+    assert path.run(lambda forward: forward(3)) == 3
+    assert path.label == ("eager (cuda-graphs failed: RuntimeError: injected reduce-overhead failure; "
+                          "compile failed: RuntimeError: injected None failure)")
+
+
 def test_an_error_of_the_network_is_not_taken_for_a_compile_failure(tmp_path, monkeypatch):
     import torch
 

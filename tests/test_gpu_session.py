@@ -21,10 +21,17 @@ case "$*" in
   *sharing_status*)  # what the record holds for the card at STEP ($5; stacked at eager), and the faster way
     echo "$(cat "$STATE/measured-$5" 2>/dev/null) $(grep -ow stacked "$STATE/measured-eager" 2>/dev/null)" \
       "faster=$(cat "$STATE/faster" 2>/dev/null || echo unknown)" ;;
+  *step_status*)  # the steps the record holds for the card shared as $5, and the fastest
+    set -- $(cat "$STATE/steps-$5" 2>/dev/null) "fastest=$(cat "$STATE/fastest" 2>/dev/null || echo eager)"
+    echo "$*" ;;
+  *held_step*) cat "$STATE/held-$3" 2>/dev/null ;;  # the step grid $3's finished runs took
   *torch.ones*) exit "${CUDA_CHECK:-0}" ;;
-  *"benchmarks.gpu import run"*)
+  *"benchmarks.gpu import run"*)  # $4 sharing, $5 step
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
-    [ "$4" = mps ] && echo "$MPS_VERDICT" >"$STATE/faster" ;;
+    [ "$4" = mps ] && [ "$5" = eager ] && echo "$MPS_VERDICT" >"$STATE/faster"
+    [ "$5" = eager ] || echo "$5" >>"$STATE/steps-$4"
+    [ "$5" = cuda-graphs ] && [ -n "${STEP_VERDICT:-}" ] && echo "$STEP_VERDICT" >"$STATE/fastest"
+    exit 0 ;;
   "run.py gpu-order"*) cat "$STATE/order" 2>/dev/null; echo "why it chose them" >&2; exit "${ORDER_FAILS:-0}" ;;
   "run.py gpu-next"*)
     [ "$3" = "${FAILS_EARLY:-}" ] && { echo "error: refused"; exit 2; }  # e.g. a folder of runs that would not pair
@@ -32,7 +39,7 @@ case "$*" in
     [ "$4" = --protocol ] && folder=$3-$5
     mkdir -p "results/$folder/done" "results/$folder/stopped" && echo '{}' >"results/$folder/grid.json"
     touch "results/$folder/done/result.json" "results/$folder/done/checkpoint.pt" "results/$folder/stopped/checkpoint.pt"
-    [ -n "${TORCHINDUCTOR_CACHE_DIR:-}" ] && echo kernel >"$TORCHINDUCTOR_CACHE_DIR/kernel.bin"  # what compiling leaves
+    case "$*" in *"--step eager "*) ;; *) echo kernel >"$TORCHINDUCTOR_CACHE_DIR/kernel.bin" ;; esac  # what compiling leaves
     [ -n "${PILOTS_DONE:-}" ] && echo "$PILOTS_DONE" | tr ' ' '\n' >"$STATE/order"  # the order once a pilot finished
     echo "folders: $folder" ;;
 esac
@@ -88,20 +95,53 @@ def test_mps_that_does_not_start_leaves_the_runs_sharing_the_gpu_as_processes(tm
     assert calls.count("mps  quit") == 2  # at the start, and the daemon up but failing the first CUDA call
 
 
-def test_a_card_the_record_measured_is_not_benched_again_and_its_choice_is_used(tmp_path):
-    def benches(name: str, **env: str) -> list[list[str]]:  # (sharing, compile, runs at once) of each bench
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "faster").write_text("mps\n")
-        (tmp_path / name / "measured-eager").write_text("processes mps stacked\n")  # the record, for this card
-        said, calls, out = batch(tmp_path / name, MPS_VERDICT="mps", **env)
-        assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
-        return [c.split()[-3:] for c in calls if "benchmarks.gpu import run" in c]
+def benches(tmp_path: Path, name: str, steps: str = "compiled cuda-graphs", **env: str) -> tuple[list[list[str]], list[str]]:
+    """A batch on a card whose record holds every way of sharing (MPS the faster) and ``steps`` under MPS: (sharing,
+    step, runs at once) of each bench, and the calls."""
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "faster").write_text("mps\n")
+    (tmp_path / name / "measured-eager").write_text("processes mps stacked\n")  # the record, for this card
+    (tmp_path / name / "steps-mps").write_text(steps)
+    said, calls, out = batch(tmp_path / name, MPS_VERDICT="mps", **env)
+    assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
+    return [c.split()[-3:] for c in calls if "benchmarks.gpu import run" in c], calls
 
-    assert benches("known") == []  # the window's minutes go to runs
-    assert benches("without-bench", BENCH_SECONDS="0") == []  # the recorded choice holds without any bench
-    assert benches("again", BENCH_AGAIN="1") == [["processes", "0", "8"], ["stacked", "0", "8"], ["mps", "0", "8"]]
-    # the compiled step is a measure of its own (stacked runs are measured eager only)
-    assert benches("compiled", COMPILE="1") == [["processes", "1", "8"], ["mps", "1", "8"]]
+
+def test_a_card_the_record_measured_is_not_benched_again_and_its_choice_is_used(tmp_path):
+    assert benches(tmp_path, "known")[0] == []  # the window's minutes go to runs
+    assert benches(tmp_path, "without-bench", BENCH_SECONDS="0")[0] == []  # the recorded choice holds without a bench
+    assert benches(tmp_path, "again", BENCH_AGAIN="1")[0] == [  # every way, then every step under the faster way
+        ["processes", "eager", "8"], ["stacked", "eager", "8"], ["mps", "eager", "8"], ["mps", "compiled", "8"],
+        ["mps", "cuda-graphs", "8"]]
+
+
+def test_the_steps_are_measured_in_a_call_that_measured_no_way_of_sharing_and_the_fastest_is_taken(tmp_path):
+    said, calls, out = batch(tmp_path, MPS_VERDICT="mps")  # a card the record lacks: the ways of sharing only
+    assert not any(" compiled " in c or " cuda-graphs " in c for c in calls if "benchmarks.gpu import run" in c)
+    assert "--step eager " in gpu_next_call(calls)
+    assert (out / "step.txt").read_text() == "the runs' step, where a question has none yet: eager (record: fastest=eager)\n"
+    measured, calls = benches(tmp_path, "next", steps="", STEP_VERDICT="cuda-graphs")  # the next call: the steps
+    assert measured == [["mps", "compiled", "8"], ["mps", "cuda-graphs", "8"]]
+    assert "--step cuda-graphs " in gpu_next_call(calls)
+    assert benches(tmp_path, "skipped", steps="", STEP_BENCH_SECONDS="0")[0] == []
+    assert benches(tmp_path, "named", steps="", STEP="compiled")[0] == []  # a step named is not chosen, so not measured
+
+
+def test_a_question_keeps_the_step_its_finished_runs_took(tmp_path):
+    (tmp_path / "fastest").write_text("cuda-graphs\n")
+    (tmp_path / "held-pilot-x").write_text("compiled\n")
+    said, calls, out = batch(tmp_path, ("pilot-x:2", "other:2"), MPS_START="1")
+    steps = {c.split()[3]: c.split(" --step ")[1].split()[0] for c in calls if c.startswith("python3 run.py gpu-next")}
+    assert steps == {"pilot-x": "compiled", "other": "cuda-graphs"}
+
+
+@pytest.mark.parametrize("step", ["graphs", "1"])
+def test_a_step_that_is_not_one_is_refused_before_anything_starts(tmp_path, step):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    done = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "OUT": str(tmp_path), "STEP": step})
+    assert done.returncode == 2 and f"STEP={step} is not eager, compiled, cuda-graphs or fastest" in done.stderr
 
 
 def test_stacked_runs_are_measured_once_per_card_before_mps_starts_and_never_chosen(tmp_path):
@@ -124,7 +164,7 @@ def test_the_folders_gpu_next_names_are_packed_with_the_checkpoints_of_stopped_r
 def test_with_no_grid_named_it_trains_what_gpu_order_names_and_asks_again_after_each(tmp_path):
     (tmp_path / "order").write_text("pilot-gpu-15@gpu-15\npilot-gpu@gpu\n")
     said, calls, out = batch(tmp_path, (), MPS_START="1", PILOTS_DONE="paper-claim@gpu-15 baselines@gpu-15")
-    trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
+    trained = [c.split(" --step ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
     # the first pilot; its runs end the pilot, so the order names the questions under the budget chosen from it
     assert trained == ["pilot-gpu-15 --protocol gpu-15", "paper-claim --protocol gpu-15", "baselines --protocol gpu-15"]
     assert sum("run.py gpu-order" in c for c in calls) == 4  # before each grid, and once more to find nothing new
@@ -139,27 +179,26 @@ def test_with_no_grid_named_it_trains_what_gpu_order_names_and_asks_again_after_
 def test_grids_named_are_trained_in_order_and_nothing_else(tmp_path):
     (tmp_path / "order").write_text("paper-claim@gpu-15\n")
     said, calls, out = batch(tmp_path, ("pilot-x:2", "other@gpu-15:3"), MPS_START="1")
-    trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
+    trained = [c.split(" --step ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
     assert trained == ["pilot-x", "other --protocol gpu-15"] and not any("gpu-order" in c for c in calls)
     assert " --minutes 2 " in next(c for c in calls if "gpu-next pilot-x" in c)
 
 
 def test_an_order_that_cannot_be_read_leaves_the_gpu_training_the_budget_pilots(tmp_path):
     said, calls, out = batch(tmp_path, (), MPS_START="1", ORDER_FAILS="1")
-    trained = [c.split(" --out ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
+    trained = [c.split(" --step ")[0].removeprefix("python3 run.py gpu-next ") for c in calls if "gpu-next" in c]
     assert trained == ["pilot-gpu-15 --protocol gpu-15", "pilot-gpu --protocol gpu"]
     assert "gpu-order failed" in (out / "order.log").read_text()
 
 
-def test_a_compiled_batch_compiles_bench_and_runs_and_brings_its_compiler_cache_back(tmp_path):
-    said, calls, out = batch(tmp_path, MPS_START="1", COMPILE="1")
-    assert " --compile " in gpu_next_call(calls)
-    assert any(c.endswith(" dyclotnet_050 processes 1 8 ") for c in calls)  # the bench: sharing, compile, runs at once
+def test_a_compiled_batch_brings_its_compiler_cache_back(tmp_path):
+    said, calls, out = batch(tmp_path, MPS_START="1", STEP="compiled")
+    assert " --step compiled " in gpu_next_call(calls)
     with tarfile.open(out / "compile-cache.tar.gz") as packed:
         assert "compile-cache/kernel.bin" in packed.getnames()
     (tmp_path / "plain").mkdir()
-    said, calls, out = batch(tmp_path / "plain", MPS_START="1")
-    assert " --compile " not in gpu_next_call(calls) and not (out / "compile-cache.tar.gz").exists()
+    said, calls, out = batch(tmp_path / "plain", MPS_START="1", STEP="eager")
+    assert " --step eager " in gpu_next_call(calls) and not (out / "compile-cache.tar.gz").exists()
 
 
 def test_a_grid_whose_gpu_next_fails_before_naming_folders_packs_nothing_of_others(tmp_path):

@@ -41,10 +41,21 @@ def is_device_oom(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower() or "ALLOC_FAILED" in text
 
 
+def cuda_graph_options() -> dict[str, bool]:
+    """torch.compile's options for the ``cuda-graphs`` step: its reduce-overhead mode (the compiled graphs replayed as
+    CUDA graphs), and where this torch can say so, an error instead of running the graph uncaptured where inductor
+    would skip the capture (e.g. for an input it cannot keep static), so that the step falls back and says why."""
+    import torch._inductor.config as inductor
+
+    return {"triton.cudagraphs": True} | ({"triton.cudagraph_or_error": True}
+                                          if hasattr(inductor.triton, "cudagraph_or_error") else {})
+
+
 class StepPath:
     """The forward pass a run's steps take, by ``Runtime.compile`` (``config.STEPS``): the model's own (``eager``),
-    ``torch.compile`` of it (``compiled``), or that replayed as CUDA graphs (``cuda-graphs``: torch.compile mode
-    reduce-overhead; each call marks a new step, so that a replay may reuse the last one's outputs), each falling
+    ``torch.compile`` of it (``compiled``), or that replayed as CUDA graphs (``cuda-graphs``: torch.compile's
+    reduce-overhead mode, :func:`cuda_graph_options`; each call marks a new step, so that a replay may reuse the last
+    one's outputs), each falling
     back to the next of those until one works, the failures kept.
 
     ``run(fn, kind)`` calls ``fn(forward)``. Where a compiled forward fails (compiling, capturing, or the compiled
@@ -56,8 +67,8 @@ class StepPath:
     """
 
     def __init__(self, model: nn.Module, compile: Compile = False) -> None:
-        ways = {"cuda-graphs": lambda: torch.compile(model, mode="reduce-overhead"), "compiled": lambda: torch.compile(model),
-                "eager": lambda: model}
+        ways = {"cuda-graphs": lambda: torch.compile(model, options=cuda_graph_options()),
+                "compiled": lambda: torch.compile(model), "eager": lambda: model}
         names = list(ways)[list(ways).index(STEPS[compile]):]
         self.ways, self.failures, self.proven = [(name, ways[name]) for name in names], [], set()
         self.name, self.forward = self.ways[0][0], self.ways[0][1]()

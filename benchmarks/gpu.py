@@ -335,10 +335,10 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
                 if keep:
                     keep({**base, "error": str(error)[-500:]})
                 continue
-            if timed[0]["step"] != base["step"]:  # its speed is another step's: recorded as tried, never chosen
-                echo(f"{model:32s} {k:2d} at once ({sharing}): not measured: the {step} step fell back: {timed[0]['step']}")
-                if keep:
-                    keep({**base, "error": f"the step fell back: {timed[0]['step']}"[:500]})
+            if fell_back := next((r["step"] for r in timed if r["step"] != base["step"]), None):  # another step's speed
+                echo(f"{model:32s} {k:2d} at once ({sharing}): not measured: the {step} step fell back: {fell_back}")
+                if keep:  # recorded as tried, never chosen
+                    keep({**base, "error": f"the step fell back: {fell_back}"[:500]})
                 continue
             in_all = sum(r["images"] for r in timed) / (max(r["end"] for r in timed) - min(r["start"] for r in timed))
             fraction = in_all * bytes_per_image / bandwidth if bandwidth else None

@@ -51,7 +51,7 @@ from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runner import run_row
 from .runs import check_data
-from .store import RunStore, check_environment, check_writable, read_json, write_json
+from .store import RunStore, check_environment, check_writable, read_json, started, write_json
 from .tuning import search_bracketed, search_runs
 from .until_decided import SequentialDesign, final_states, looks
 
@@ -226,13 +226,14 @@ def trained_folders(grid: str, protocol: str | None = None) -> list[str]:
 
 
 def held_step(grid: str, protocol: str | None, out: Path) -> str | None:
-    """The step (``config.STEPS``) the finished runs of this engine in ``gpu-next GRID``'s folders under ``out`` took
-    (``trained_folders``), or None where there are none: runs trained now with another step would never pair with
-    them (``store.check_environment`` refuses that), so a question keeps the step it started with."""
+    """The step (``config.STEPS``) the finished or started runs (``store.started``) of this engine in ``gpu-next
+    GRID``'s folders under ``out`` took (``trained_folders``), or None where there are none: runs trained now with
+    another step would never pair with them, and a stopped one would resume under another step
+    (``store.check_environment`` refuses both), so a question keeps the step it started with."""
     for folder in trained_folders(grid, protocol):
         for env_path in sorted((Path(out) / folder).glob("*/env.json")):
             config, env = read_json(env_path.parent / "config.json"), read_json(env_path)
-            if (env_path.parent / "result.json").exists() and isinstance(config, dict) and isinstance(env, dict) \
+            if started(env_path.parent) and isinstance(config, dict) and isinstance(env, dict) \
                     and config.get("engine_version") == ENGINE_VERSION and isinstance(env.get("runtime"), dict):
                 return STEPS.get(env["runtime"].get("compile", False), "eager")
     return None

@@ -42,10 +42,11 @@ nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-
 # STEP names the step the runs take (experiments.config.STEPS): eager, compiled (torch.compile), cuda-graphs (compiled,
 # replayed as CUDA graphs, with the fused SGD), or fastest (the default): the step the record measured fastest on this
 # card, shared as the runs share it (eager until another is measured; see below). The compiler's cache is kept in
-# .carry/compile-cache: it comes back as $OUT/compile-cache.tar.gz; unpacked into .carry/ it spares the next batch the
-# compiling. A question whose GPU folders hold finished runs keeps the step they took (experiments.gpu.held_step): runs
+# .carry/compile-cache: where this call compiled anything, it comes back as $OUT/compile-cache.tar.gz; unpacked into
+# .carry/ it spares the next batch the compiling. A question whose GPU folders hold finished runs keeps the step they took (experiments.gpu.held_step): runs
 # of another step would never pair with them.
 mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
+since=$(mktemp)  # the cache comes back only where this call compiled something (a file newer than this)
 bench() {  # bench SECONDS SHARING STEP RUNS_AT_ONCE...
   timeout -k 10 "$1" python3 -c 'import sys; from benchmarks.gpu import run
 run(models=tuple(sys.argv[1].split(",")), runs_at_once=tuple(map(int, sys.argv[4:])), quick=True, sharing=sys.argv[2],
@@ -91,21 +92,24 @@ elif [ "$choice" = mps ]; then
 fi
 [ "$choice" = mps ] && sharing=mps
 echo "the runs share the GPU as: $sharing (record: $choice)" | tee "$out/sharing.txt"
-# With STEP=fastest: the steps this card's record lacks, shared as the runs share it, are measured (compiled and
-# cuda-graphs, STEP_BENCH_SECONDS each, default 180 with the compiling; 0 skips them), unless this call measured a way
-# of sharing already (BENCH_AGAIN=1: also then), so that no one window's minutes all go to benches.
+# With STEP=fastest: a step this card's record lacks, shared as the runs share it, is measured (compiled, then
+# cuda-graphs; one alone first, whose compiling fills the cache, then WORKERS at once; STEP_BENCH_SECONDS, default 240,
+# 0 skips them): one step a call, in a call that measured no way of sharing, and only where the runs keep 3 minutes
+# after it, so that no window's minutes all go to benches (BENCH_AGAIN=1: every step, whatever this call measured).
 steps() { timeout 90 python3 -c 'import sys, torch; from benchmarks.gpu import RECORD, step_status
 print(step_status(RECORD, torch.cuda.get_device_name(0), sys.argv[1], int(sys.argv[2]), sys.argv[3]))' \
     "${BENCH_MODELS%%,*}" "${WORKERS:-8}" "$sharing" 2>/dev/null || echo "fastest=eager"; }
 step=$STEP steps_record=""
 if [ "$STEP" = fastest ]; then
   steps_record=$(steps)
-  if [ "$benching" = 1 ] && [ "${STEP_BENCH_SECONDS:-180}" -gt 0 ] \
+  if [ "$benching" = 1 ] && [ "${STEP_BENCH_SECONDS:-240}" -gt 0 ] \
       && { [ "$benched" = 0 ] || [ "${BENCH_AGAIN:-0}" = 1 ]; }; then
     for candidate in compiled cuda-graphs; do
       case " $steps_record " in *" $candidate "*) [ "${BENCH_AGAIN:-0}" = 1 ] || continue ;; esac
-      bench "${STEP_BENCH_SECONDS:-180}" "$sharing" "$candidate" "${WORKERS:-8}"
+      [ $((end - SECONDS - 60 - ${STEP_BENCH_SECONDS:-240})) -ge 180 ] || break
+      bench "${STEP_BENCH_SECONDS:-240}" "$sharing" "$candidate" $([ "${WORKERS:-8}" -gt 1 ] && echo 1) "${WORKERS:-8}"
       bench_steps=1
+      [ "${BENCH_AGAIN:-0}" = 1 ] || break
     done
     [ -n "${bench_steps:-}" ] && steps_record=$(steps)
   fi
@@ -134,7 +138,7 @@ pack() {  # every folder a gpu-next of this call named (its first line "folders:
       && mv "$out/runs.tar.gz.part" "$out/runs.tar.gz"
 }
 rc=0 ran="" logs=""
-trap 'pack; rm -f "$finished"; [ "$sharing" = mps ] && mps_off; exit 143' TERM INT
+trap 'pack; rm -f "$finished" "$since"; [ "$sharing" = mps ] && mps_off; exit 143' TERM INT
 while job=$(next_job "$@") && [ -n "$job" ]; do
   [ "$#" -gt 0 ] && shift
   spec=${job%:*} grid=${job%%@*} grid=${grid%:*} protocol=""
@@ -156,7 +160,9 @@ print(held_step(sys.argv[1], sys.argv[2] or None, Path("results")) or "")' "$gri
   pack || rc=1  # packed again after each grid: a call cut short keeps what the last pack holds
 done
 cat "$out/order.log" 2>/dev/null | tail -1
-[ -n "$(ls -A .carry/compile-cache)" ] && { tar czf "$out/compile-cache.tar.gz" -C .carry compile-cache || rc=1; }
+[ -n "$(find .carry/compile-cache -type f -newer "$since" | head -1)" ] \
+  && { tar czf "$out/compile-cache.tar.gz" -C .carry compile-cache || rc=1; }
+rm -f "$since"
 [ "$sharing" = mps ] && mps_off
 rm -f "$finished"
 exit $rc

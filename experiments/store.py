@@ -93,11 +93,17 @@ def on_device(runtime: Runtime) -> Runtime:
     return runtime.model_copy(update={"device": "cuda" if torch.cuda.is_available() else "cpu"})
 
 
+def started(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has trained: it finished (result.json) or has a checkpoint to resume from."""
+    return (run_dir / "result.json").exists() or (run_dir / "checkpoint.pt").exists()
+
+
 def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
-    """Finished runs of this engine version in ``grid_dir`` whose numerics (``evidence.load.PAIR_ENVIRONMENT`` of their
-    env.json, the data's hash aside) differ from those of runs trained now under ``runtime`` on this machine: the
-    analysis never pairs them with the new runs, so training those would be wasted. One line per differing setting
-    (empty when none)."""
+    """Finished or started runs (:func:`started`) of this engine version in ``grid_dir`` whose numerics
+    (``evidence.load.PAIR_ENVIRONMENT`` of their env.json, the data's hash aside) differ from those of runs trained
+    now under ``runtime`` on this machine: the analysis never pairs them with the new runs, so training those would
+    be wasted, and a started one would resume under other numerics. One line per differing setting (empty when
+    none)."""
     from evidence.load import PAIR_ENVIRONMENT
     from evidence.load import dotted as setting
 
@@ -106,7 +112,7 @@ def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
     seen: dict[str, dict[Any, list[str]]] = {k: {} for k in keys}
     for path in sorted(Path(grid_dir).glob("*/env.json")):
         env, config = read_json(path), read_json(path.parent / "config.json")
-        if not isinstance(env, dict) or not (path.parent / "result.json").exists() or not isinstance(config, dict) \
+        if not isinstance(env, dict) or not started(path.parent) or not isinstance(config, dict) \
                 or config.get("engine_version") != ENGINE_VERSION:  # another engine's runs never pair with ours anyway
             continue
         for key in keys:
@@ -120,8 +126,9 @@ def check_environment(grid_dir: Path, runtime: Runtime) -> None:
     """ValueError where ``grid_dir`` holds finished runs that runs trained now would never pair with
     (``mixed_environment``), before anything trains."""
     if clashes := mixed_environment(grid_dir, runtime):
-        raise ValueError(f"{grid_dir} holds finished runs trained with other numerics than runs trained here now would "
-                         f"have, so the analysis would never pair the new runs with them: {'; '.join(clashes)}. Train "
+        raise ValueError(f"{grid_dir} holds finished or started runs trained with other numerics than runs trained here "
+                         f"now would have, so the analysis would never pair the new runs with them (and a started one would "
+                         f"resume under other numerics): {'; '.join(clashes)}. Train "
                          "where those settings hold (the same device, torch and options), or into another folder")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ def is_device_oom(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower() or "ALLOC_FAILED" in text
 
 
+# calls of a kind after which a way's errors are the network's: CUDA graph trees warm up on a function's first call,
+# capture its graph on the second and replay it from the third
+PROVEN_AFTER_CALLS = {"cuda-graphs": 3}
+
+
 def cuda_graph_options() -> dict[str, bool]:
     """torch.compile's options for the ``cuda-graphs`` step: its reduce-overhead mode (the compiled graphs replayed as
     CUDA graphs), and where this torch can say so, an error instead of running the graph uncaptured where inductor
@@ -60,17 +66,19 @@ class StepPath:
 
     ``run(fn, kind)`` calls ``fn(forward)``. Where a compiled forward fails (compiling, capturing, or the compiled
     code, forward or backward) on the first call of its ``kind`` (``"train"``: a step, ``"eval"``: an evaluation;
-    each compiles its own graph), the next way takes over for the rest of this training call and ``fn`` is called
-    again, so a failed compile never costs the run. Once a kind has run one way, its errors are the network's and
-    are raised. Compile errors are raised before the compiled code runs; only a step whose graph broke into pieces
-    (a part run, a later part failing) can have counted its batch in the BatchNorm statistics twice.
+    each compiles its own graph), or for ``cuda-graphs`` on one of its first ``PROVEN_AFTER_CALLS`` (the graphs
+    are captured on the second call, after a warm-up), the next way takes over for the rest of this training call
+    and ``fn`` is called again, so a failed compile never costs the run. Once a kind has run one way that often,
+    its errors are the network's and are raised. Compile errors are raised before the compiled code runs; only a
+    step whose graph broke into pieces (a part run, a later part failing) can have counted its batch in the
+    BatchNorm statistics twice.
     """
 
     def __init__(self, model: nn.Module, compile: Compile = False) -> None:
         ways = {"cuda-graphs": lambda: torch.compile(model, options=cuda_graph_options()),
                 "compiled": lambda: torch.compile(model), "eager": lambda: model}
         names = list(ways)[list(ways).index(STEPS[compile]):]
-        self.ways, self.failures, self.proven = [(name, ways[name]) for name in names], [], set()
+        self.ways, self.failures, self.calls = [(name, ways[name]) for name in names], [], Counter()
         self.name, self.forward = self.ways[0][0], self.ways[0][1]()
 
     def run(self, fn: Callable[[Callable], T], kind: str = "train") -> T:
@@ -80,15 +88,15 @@ class StepPath:
             try:
                 result = fn(self.forward)
             except Exception as error:
-                if self.name == "eager" or kind in self.proven or is_device_oom(error):  # out of memory: not the compiler's
-                    raise
+                if self.name == "eager" or self.calls[kind] >= PROVEN_AFTER_CALLS.get(self.name, 1) or is_device_oom(error):
+                    raise  # the network's error (or the device's: out of memory), not the compiler's
                 failed, reason = self.name, " ".join(f"{type(error).__name__}: {error}".split())[:300]
                 self.failures.append(f"{'compile' if failed == 'compiled' else failed} failed: {reason}")
                 self.ways.pop(0)
-                self.name, self.forward, self.proven = self.ways[0][0], self.ways[0][1](), set()
+                self.name, self.forward, self.calls = self.ways[0][0], self.ways[0][1](), Counter()
                 log.warning("the %s step failed (%s); the run goes on with the %s step", failed, reason, self.name)
             else:
-                self.proven.add(kind)
+                self.calls[kind] += 1
                 return result
 
     @property
@@ -186,6 +194,8 @@ def resume(t: Training, state: dict | None) -> list[dict]:
         return []
     t.model.load_state_dict(state["model"])
     t.optimizer.load_state_dict(state["optimizer"])
+    for group in t.optimizer.param_groups:  # loading keeps the saved groups' kernel choice; the runtime's holds
+        group["fused"] = t.optimizer.defaults["fused"]
     t.scheduler.load_state_dict(state["scheduler"])
     t.scaler.load_state_dict(state["scaler"])
     t.order_gen.set_state(state["rng"]["data"])

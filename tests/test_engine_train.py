@@ -369,7 +369,7 @@ def test_a_cuda_graphs_step_falls_back_to_the_compiled_step_then_the_plain_one_a
     import torch
 
     from experiments.data import load_dataset
-    from experiments.trainer import StepPath, prepare
+    from experiments.trainer import StepPath, checkpoint, prepare, resume
 
     modes = []
 
@@ -377,9 +377,13 @@ def test_a_cuda_graphs_step_falls_back_to_the_compiled_step_then_the_plain_one_a
         modes.append(options)
         if options is None:
             return model
+        calls = []
 
-        def captured(*args, **kwargs):
-            raise RuntimeError("injected capture failure")
+        def captured(*args, **kwargs):  # as CUDA graph trees: a warm-up call first, the capture on the second
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("injected capture failure")
+            return model(*args, **kwargs)
         return captured
 
     monkeypatch.setattr(torch, "compile", compile_without_graphs)
@@ -389,7 +393,10 @@ def test_a_cuda_graphs_step_falls_back_to_the_compiled_step_then_the_plain_one_a
     assert steps == {"compiled (cuda-graphs failed: RuntimeError: injected capture failure)"}
     # reduce-overhead's CUDA graphs, an error where inductor would skip them; one fallback, kept for the run
     assert modes == [{"triton.cudagraphs": True, "triton.cudagraph_or_error": True}, None]
-    assert prepare(config(), load_dataset("synthetic"), graphs).optimizer.defaults["fused"] is True
+    fused = prepare(config(), load_dataset("synthetic"), graphs)
+    assert fused.optimizer.defaults["fused"] is True
+    resume(fused, checkpoint(prepare(config(), load_dataset("synthetic"), RUNTIME), 1, []))  # a plain step's state
+    assert all(group["fused"] for group in fused.optimizer.param_groups)  # the runtime's kernel, not the checkpoint's
     assert not prepare(config(), load_dataset("synthetic"), RUNTIME.model_copy(update={"compile": True})).optimizer.defaults[
         "fused"]
 

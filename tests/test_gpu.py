@@ -299,6 +299,9 @@ def test_no_gpu_run_trains_beside_finished_runs_it_would_never_pair_with(tmp_pat
                                                              "channels_last": True}, "packages": {}}))
     with pytest.raises(ValueError, match="runtime.compile true in 1 run"):
         gpu.gpu_next("tiny", out, seeds=1, minutes=5, device="cpu", threads=1, plugins=("conftest",))
+    (folder / "result.json").rename(folder / "checkpoint.pt")  # stopped, not finished: it would resume so
+    with pytest.raises(ValueError, match="finished or started runs"):
+        gpu.gpu_next("tiny", out, seeds=1, minutes=5, device="cpu", threads=1, plugins=("conftest",))
     (folder / "config.json").write_text(json.dumps({"engine_version": config.ENGINE_VERSION - 1}))  # never paired anyway
     assert not mixed_environment(out / "tiny-gpu-lr", gpu.make_runtime("cpu", threads=1))
     assert sorted(p.name for p in (out / "tiny-gpu-lr").iterdir()) == ["earlier"]  # nothing trained
@@ -306,16 +309,16 @@ def test_no_gpu_run_trains_beside_finished_runs_it_would_never_pair_with(tmp_pat
 
 def test_a_question_s_step_is_the_one_its_finished_runs_took(tmp_path):
     assert gpu.held_step("tiny", None, tmp_path) is None  # no runs yet: the batch's choice
-    for name, engine, compile, finished in (("stopped", config.ENGINE_VERSION, True, False),
-                                            ("older", config.ENGINE_VERSION - 1, True, True),
-                                            ("done", config.ENGINE_VERSION, "cuda-graphs", True)):
+    for name, engine, compile, state in (("not-started", config.ENGINE_VERSION, True, None),
+                                         ("older", config.ENGINE_VERSION - 1, True, "result.json"),
+                                         ("stopped", config.ENGINE_VERSION, "cuda-graphs", "checkpoint.pt")):
         folder = tmp_path / "tiny-gpu-lr" / name
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps({"engine_version": engine}))
         (folder / "env.json").write_text(json.dumps({"runtime": {"compile": compile}}))
-        if finished:
-            (folder / "result.json").write_text("{}")
-    assert gpu.held_step("tiny", None, tmp_path) == "cuda-graphs"  # neither a stopped run nor another engine's
+        if state:
+            (folder / state).write_text("{}")
+    assert gpu.held_step("tiny", None, tmp_path) == "cuda-graphs"  # a stopped run resumes with its own step
     assert gpu.held_step("tiny", "gpu-15", tmp_path) is None  # another protocol's folders
     with pytest.raises(ValueError, match="unknown --step 'graphs'"):
         gpu.gpu_next("tiny", tmp_path, minutes=1, device="cpu", compile=config.compile_setting("graphs"))

@@ -30,7 +30,7 @@ case "$*" in
     mkdir -p benchmarks/records && echo '[]' >benchmarks/records/gpu.json
     [ "$4" = mps ] && [ "$5" = eager ] && echo "$MPS_VERDICT" >"$STATE/faster"
     [ "$5" = eager ] || echo "$5" >>"$STATE/steps-$4"
-    [ "$5" = cuda-graphs ] && [ -n "${STEP_VERDICT:-}" ] && echo "$STEP_VERDICT" >"$STATE/fastest"
+    [ "$5" != eager ] && [ -n "${STEP_VERDICT:-}" ] && echo "$STEP_VERDICT" >"$STATE/fastest"
     exit 0 ;;
   "run.py gpu-order"*) cat "$STATE/order" 2>/dev/null; echo "why it chose them" >&2; exit "${ORDER_FAILS:-0}" ;;
   "run.py gpu-next"*)
@@ -51,11 +51,17 @@ exit 0
 """
 
 
-def batch(tmp_path: Path, jobs: tuple[str, ...] = ("pilot-x:5",), rc: int = 0, **env: str) -> tuple[str, list[str], Path]:
-    """Run the batch on ``jobs`` in an empty folder, expecting exit code ``rc``; (its output, the calls made, OUT)."""
+def batch(tmp_path: Path, jobs: tuple[str, ...] = ("pilot-x:5",), rc: int = 0, cached: bool = False,
+          **env: str) -> tuple[str, list[str], Path]:
+    """Run the batch on ``jobs`` in an empty folder (with ``cached``: but for a compiler's cache an earlier batch
+    brought back), expecting exit code ``rc``; (its output, the calls made, OUT)."""
     stubs, work, out = tmp_path / "bin", tmp_path / "work", tmp_path / "out"
     for folder in (stubs, work, out):
         folder.mkdir()
+    if cached:
+        (work / ".carry" / "compile-cache").mkdir(parents=True)
+        (work / ".carry" / "compile-cache" / "earlier.bin").write_text("kernel")
+        os.utime(work / ".carry" / "compile-cache" / "earlier.bin", (1e9, 1e9))  # as tar keeps it: its own time
     for name, text in (("python3", PYTHON), ("nvidia-cuda-mps-control", MPS_CONTROL), ("nvidia-smi", "#!/bin/bash\n")):
         (stubs / name).write_text(text)
         (stubs / name).chmod(0o755)
@@ -97,22 +103,22 @@ def test_mps_that_does_not_start_leaves_the_runs_sharing_the_gpu_as_processes(tm
 
 def benches(tmp_path: Path, name: str, steps: str = "compiled cuda-graphs", **env: str) -> tuple[list[list[str]], list[str]]:
     """A batch on a card whose record holds every way of sharing (MPS the faster) and ``steps`` under MPS: (sharing,
-    step, runs at once) of each bench, and the calls."""
+    step, runs at once...) of each bench, and the calls."""
     (tmp_path / name).mkdir()
     (tmp_path / name / "faster").write_text("mps\n")
     (tmp_path / name / "measured-eager").write_text("processes mps stacked\n")  # the record, for this card
     (tmp_path / name / "steps-mps").write_text(steps)
     said, calls, out = batch(tmp_path / name, MPS_VERDICT="mps", **env)
     assert "--sharing mps " in gpu_next_call(calls) and calls.count("mps -d ") == 1
-    return [c.split()[-3:] for c in calls if "benchmarks.gpu import run" in c], calls
+    return [c.split(" dyclotnet_050 ")[1].split() for c in calls if "benchmarks.gpu import run" in c], calls
 
 
 def test_a_card_the_record_measured_is_not_benched_again_and_its_choice_is_used(tmp_path):
     assert benches(tmp_path, "known")[0] == []  # the window's minutes go to runs
     assert benches(tmp_path, "without-bench", BENCH_SECONDS="0")[0] == []  # the recorded choice holds without a bench
-    assert benches(tmp_path, "again", BENCH_AGAIN="1")[0] == [  # every way, then every step under the faster way
-        ["processes", "eager", "8"], ["stacked", "eager", "8"], ["mps", "eager", "8"], ["mps", "compiled", "8"],
-        ["mps", "cuda-graphs", "8"]]
+    assert benches(tmp_path, "again", BENCH_AGAIN="1", TOTAL_MINUTES="20")[0] == [  # every way, every step under the faster
+        ["processes", "eager", "8"], ["stacked", "eager", "8"], ["mps", "eager", "8"], ["mps", "compiled", "1", "8"],
+        ["mps", "cuda-graphs", "1", "8"]]
 
 
 def test_the_steps_are_measured_in_a_call_that_measured_no_way_of_sharing_and_the_fastest_is_taken(tmp_path):
@@ -120,11 +126,16 @@ def test_the_steps_are_measured_in_a_call_that_measured_no_way_of_sharing_and_th
     assert not any(" compiled " in c or " cuda-graphs " in c for c in calls if "benchmarks.gpu import run" in c)
     assert "--step eager " in gpu_next_call(calls)
     assert (out / "step.txt").read_text() == "the runs' step, where a question has none yet: eager (record: fastest=eager)\n"
-    measured, calls = benches(tmp_path, "next", steps="", STEP_VERDICT="cuda-graphs")  # the next call: the steps
-    assert measured == [["mps", "compiled", "8"], ["mps", "cuda-graphs", "8"]]
-    assert "--step cuda-graphs " in gpu_next_call(calls)
-    assert benches(tmp_path, "skipped", steps="", STEP_BENCH_SECONDS="0")[0] == []
-    assert benches(tmp_path, "named", steps="", STEP="compiled")[0] == []  # a step named is not chosen, so not measured
+    # the next call: one step, alone (its compiling fills the cache) then WORKERS at once; the one after: the next
+    measured, calls = benches(tmp_path, "next", steps="", STEP_VERDICT="compiled", TOTAL_MINUTES="9")
+    assert measured == [["mps", "compiled", "1", "8"]] and "--step compiled " in gpu_next_call(calls)
+    measured, calls = benches(tmp_path, "after", steps="compiled", STEP_VERDICT="cuda-graphs", TOTAL_MINUTES="9")
+    assert measured == [["mps", "cuda-graphs", "1", "8"]] and "--step cuda-graphs " in gpu_next_call(calls)
+    # none where the runs would keep under 3 minutes after it (9 minutes: 540 - 60 - 240 s leaves them 240)
+    assert benches(tmp_path, "short", steps="", TOTAL_MINUTES="7")[0] == []
+    assert benches(tmp_path, "skipped", steps="", STEP_BENCH_SECONDS="0", TOTAL_MINUTES="9")[0] == []
+    # a step named is not chosen, so not measured
+    assert benches(tmp_path, "named", steps="", STEP="compiled", TOTAL_MINUTES="9")[0] == []
 
 
 def test_a_question_keeps_the_step_its_finished_runs_took(tmp_path):
@@ -173,7 +184,8 @@ def test_with_no_grid_named_it_trains_what_gpu_order_names_and_asks_again_after_
                                                                "baselines-gpu-15"}
     assert {"baselines_gpu-15.log", "paper-claim_gpu-15.log", "pilot-gpu-15_gpu-15.log"} <= {
         p.name for p in out.glob("*.log")} and not list(out.glob("*.part"))
-    assert " --minutes 8 " in next(c for c in calls if "gpu-next" in c)  # TOTAL_MINUTES 9, less the minute kept
+    minutes = float(next(c for c in calls if "gpu-next" in c).split(" --minutes ")[1].split()[0])
+    assert 7.5 < minutes <= 8  # TOTAL_MINUTES 9, less the minute kept and the seconds the call took so far
 
 
 def test_grids_named_are_trained_in_order_and_nothing_else(tmp_path):
@@ -196,9 +208,13 @@ def test_a_compiled_batch_brings_its_compiler_cache_back(tmp_path):
     assert " --step compiled " in gpu_next_call(calls)
     with tarfile.open(out / "compile-cache.tar.gz") as packed:
         assert "compile-cache/kernel.bin" in packed.getnames()
-    (tmp_path / "plain").mkdir()
-    said, calls, out = batch(tmp_path / "plain", MPS_START="1", STEP="eager")
+    (tmp_path / "plain").mkdir()  # a cache brought in, nothing compiled: it does not come back again
+    said, calls, out = batch(tmp_path / "plain", MPS_START="1", STEP="eager", cached=True)
     assert " --step eager " in gpu_next_call(calls) and not (out / "compile-cache.tar.gz").exists()
+    (tmp_path / "again").mkdir()  # compiled beside it: the whole cache comes back
+    said, calls, out = batch(tmp_path / "again", MPS_START="1", STEP="compiled", cached=True)
+    with tarfile.open(out / "compile-cache.tar.gz") as packed:
+        assert {"compile-cache/kernel.bin", "compile-cache/earlier.bin"} <= set(packed.getnames())
 
 
 def test_a_grid_whose_gpu_next_fails_before_naming_folders_packs_nothing_of_others(tmp_path):

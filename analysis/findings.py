@@ -185,6 +185,9 @@ class LimitationsFindings:
     gpu_runs: int
     gpus: tuple[str, ...]
     datasets: tuple[str, ...]
+    # seeds a variant of the second edition's questions (fewest, most; the glance), judged by the sequential rule apart
+    # from the fixed-sample analysis that seeds_min and seeds_max count; None without such a question
+    sequential_seeds: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -364,7 +367,8 @@ def _pareto(usable: pd.DataFrame, result: dict) -> ParetoFindings:
     return ParetoFindings(tuple(panels), tuple(correlations))
 
 
-def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: list[dict]) -> LimitationsFindings:
+def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: list[dict],
+                 glance: tuple[second_edition.GlanceRow, ...] = ()) -> LimitationsFindings:
     summary, comps = result["summaries"], result["comparisons"]
     ok = frame[(frame["status"] == RunStatus.OK) & frame["reused_from"].isna()].dropna(subset=["latency_ms", "macs", "params"])
     spread = ok.groupby(["dataset", "macs", "params"])["latency_ms"].agg(lambda v: v.max() / v.min() if len(v) > 1 else np.nan)
@@ -376,6 +380,7 @@ def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: l
                                                       "batch_size", "lr"))
         budgets.setdefault(key[:4], set()).add(key[4:])
     gpus = tuple(sorted({str(env["gpu"]) for env in envs if env.get("gpu")}))
+    sequential = [row.seeds for row in glance if row.seeds is not None]
     return LimitationsFindings(
         int(summary["n"].min()) if len(summary) else 0, int(summary["n"].max()) if len(summary) else 0,
         len(frame), int((frame["status"] != "ok").sum()),
@@ -384,7 +389,8 @@ def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: l
         tuple(ProtocolBudget(*key, tuple(sorted({b for b, _ in rest})), tuple(sorted({lr for _, lr in rest})))
               for key, rest in sorted(budgets.items())),
         len(envs), sum(bool(env.get("gpu")) for env in envs), gpus,
-        tuple(sorted(frame["dataset"].dropna().astype(str).unique())))
+        tuple(sorted(frame["dataset"].dropna().astype(str).unique())),
+        (min(sequential), max(sequential)) if sequential else None)
 
 
 def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple[list[str], dict[str, str]]:
@@ -446,7 +452,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
         interpretation=INTERPRETATION.read_text(encoding="utf-8").strip() if INTERPRETATION.exists() else None,
         # a search's candidate rates are not a protocol's rate: Limitations leaves its runs' configs out; it counts
         # the runs of both editions, as the run accounting and the hardware line do
-        limitations=_limitations(accounted, result, envs, [c for grid, _, c in run_configs if grid not in searches]))
+        limitations=_limitations(accounted, result, envs, [c for grid, _, c in run_configs if grid not in searches],
+                                 glance))
 
 
 # --------------------------------------------------------------------------------------------- JSON

@@ -425,9 +425,16 @@ def _measurement_lines(lim: LimitationsFindings) -> list[str]:
 
 
 def render_limitations(lim: LimitationsFindings) -> list[str]:
-    lines = ["## Limitations", "",
-             f"- Seeds per variant range from {lim.seeds_min} to {lim.seeds_max}; with few seeds only large differences "
-             "are detectable (see the seeds-needed figures in the verdicts).",
+    seeds = (f"- Seeds per variant range from {lim.seeds_min} to {lim.seeds_max}; with few seeds only large differences "
+             "are detectable (see the seeds-needed figures in the verdicts).")
+    if lim.sequential_seeds:  # the fixed-sample analysis is the appendix's first pass; the questions took their own
+        fewest, most = lim.sequential_seeds
+        seeds = (f"- In the fixed-sample analysis (the appendix's first pass), seeds per variant range from "
+                 f"{lim.seeds_min} to {lim.seeds_max}; with few seeds only large differences are detectable there (see "
+                 "the seeds-needed figures in its verdicts). The second edition's questions took "
+                 + (f"{fewest}" if fewest == most else f"{fewest} to {most}")
+                 + " seeds a variant, as many as the sequential rule needed (the questions at a glance).")
+    lines = ["## Limitations", "", seeds,
              f"- {lim.excluded_runs} of {lim.runs} run folders were excluded "
              "(failed, corrupt, unfinished or duplicate); if failures depend on the variant, the surviving runs "
              "are a biased sample.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -199,6 +200,9 @@ def test_limitations_name_gpus_budgets_and_the_latency_spread():
                               ("cifar10-jpeg",))
     text = "\n".join(render_limitations(lim))
     assert "Seeds per variant range from 2 to 5" in text and "- 3 of 20 run folders were excluded" in text
+    sequential = "\n".join(render_limitations(replace(lim, sequential_seeds=(5, 12))))
+    assert ("- In the fixed-sample analysis (the appendix's first pass), seeds per variant range from 2 to 5;" in sequential
+            and "The second edition's questions took 5 to 12 seeds a variant" in sequential)
     assert "measured 1.23x its fastest (median; up to 2.50x)" in text
     assert ("trains 15 epochs on all the training images left after validation (batch 128, peak learning rate 0.1, "
             "0.2;") in text and "tests on 100 test images per class;" in text

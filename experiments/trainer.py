@@ -79,13 +79,15 @@ class StepPath:
                 "compiled": lambda: torch.compile(model), "eager": lambda: model}
         names = list(ways)[list(ways).index(STEPS[compile]):]
         self.ways, self.failures, self.calls = [(name, ways[name]) for name in names], [], Counter()
-        self.name, self.forward = self.ways[0][0], self.ways[0][1]()
+        self.name, self.forward = self.ways[0][0], None  # built on first use: a compiler that fails there falls back too
 
     def run(self, fn: Callable[[Callable], T], kind: str = "train") -> T:
         while True:
             if self.name == "cuda-graphs":
                 torch.compiler.cudagraph_mark_step_begin()
             try:
+                if self.forward is None:
+                    self.forward = self.ways[0][1]()
                 result = fn(self.forward)
             except Exception as error:
                 if self.name == "eager" or self.calls[kind] >= PROVEN_AFTER_CALLS.get(self.name, 1) or is_device_oom(error):
@@ -93,7 +95,7 @@ class StepPath:
                 failed, reason = self.name, " ".join(f"{type(error).__name__}: {error}".split())[:300]
                 self.failures.append(f"{'compile' if failed == 'compiled' else failed} failed: {reason}")
                 self.ways.pop(0)
-                self.name, self.forward, self.calls = self.ways[0][0], self.ways[0][1](), Counter()
+                self.name, self.forward, self.calls = self.ways[0][0], None, Counter()
                 log.warning("the %s step failed (%s); the run goes on with the %s step", failed, reason, self.name)
             else:
                 self.calls[kind] += 1

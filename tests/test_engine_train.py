@@ -411,6 +411,14 @@ def test_a_cuda_graphs_step_falls_back_to_the_compiled_step_then_the_plain_one_a
     assert path.label == ("eager (cuda-graphs failed: RuntimeError: injected capture failure; "
                           "compile failed: RuntimeError: injected compile failure)")
 
+    def unsupported(model, **_):  # e.g. a Python that torch.compile does not support: it raises when called
+        raise RuntimeError("injected: not supported here")
+
+    monkeypatch.setattr(torch, "compile", unsupported)
+    path = StepPath(torch.nn.Identity(), True)
+    assert path.run(lambda forward: forward(3)) == 3
+    assert path.label == "eager (compile failed: RuntimeError: injected: not supported here)"
+
 
 def test_an_error_of_the_network_is_not_taken_for_a_compile_failure(tmp_path, monkeypatch):
     import torch

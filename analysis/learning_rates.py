@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evidence.status import RunStatus
+from evidence.status import DIVERGED_VAL_TOP1, RunStatus, diverged
 from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
 
@@ -25,6 +25,7 @@ class LearningRateChoice:
     lr: float | None  # the chosen peak learning rate; None while the search goes on
     val_top1: dict[str, float]  # candidate -> mean final validation top-1 over the search's seeds
     runs: dict[str, int]  # candidate -> runs behind the mean
+    diverged: dict[str, int] = field(default_factory=dict)  # candidate -> those of its runs that diverged (scored 0)
 
 
 @dataclass(frozen=True)
@@ -88,16 +89,28 @@ def planned_runs(meta: dict) -> int:
     return len(meta.get("variants") or {}) * (len(seeds) if seeds else TUNING_SEEDS)
 
 
+def finished_search_runs(frame: pd.DataFrame, search_grid: str) -> pd.DataFrame:
+    """The finished runs of ``search_grid`` as the search counts them (``_search_rows``): ok, flagged, and those whose
+    training diverged (failed, ``Diverged``), these scored ``DIVERGED_VAL_TOP1`` with ``diverged`` True
+    (docs/study.md, section 2)."""
+    lost = diverged(frame)
+    rows = frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | lost].assign(diverged=lost)
+    return _search_rows(rows.assign(val_top1=rows["val_top1"].where(~rows["diverged"], DIVERGED_VAL_TOP1)), search_grid)
+
+
 def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
     """A search without ``chosen.json``: the mean final validation top-1 of its finished runs per candidate."""
-    rows = _search_rows(frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])], search_grid)
+    rows = finished_search_runs(frame, search_grid)
     scored = rows.dropna(subset=["val_top1"])
     plan = [str(v).rsplit(LR_SEPARATOR, 1) for v in meta.get("variants") or {} if LR_SEPARATOR in str(v)]
     networks = sorted({network for network, _ in plan} | set(scored["network"]))
-    per_rate = scored.groupby(["network", "lr"])["val_top1"].agg(["mean", "size"])
+    per_rate = scored.groupby(["network", "lr"]).agg(mean=("val_top1", "mean"), size=("val_top1", "size"),
+                                                     diverged=("diverged", "sum"))
     choices = tuple(LearningRateChoice(network, None,
                                        {str(lr): float(row["mean"]) for (n, lr), row in per_rate.iterrows() if n == network},
-                                       {str(lr): int(row["size"]) for (n, lr), row in per_rate.iterrows() if n == network})
+                                       {str(lr): int(row["size"]) for (n, lr), row in per_rate.iterrows() if n == network},
+                                       {str(lr): int(row["diverged"]) for (n, lr), row in per_rate.iterrows()
+                                        if n == network and row["diverged"]})
                     for network in networks)
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
     planned = planned_runs(meta)
@@ -119,8 +132,9 @@ def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | No
     if not added:
         return {}
     kept = tuple(LearningRateChoice(c.network, None, {r: v for r, v in c.val_top1.items() if r in added},
-                                    {r: n for r, n in c.runs.items() if r in added}) for c in progress.choices)
-    finished = _search_rows(frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])], search_grid)
+                                    {r: n for r, n in c.runs.items() if r in added},
+                                    {r: n for r, n in c.diverged.items() if r in added}) for c in progress.choices)
+    finished = finished_search_runs(frame, search_grid)
     widened_plan = {**meta, "variants": {v: spec for v, spec in (meta.get("variants") or {}).items()
                                          if str(v).rsplit(LR_SEPARATOR, 1)[-1] in added}}
     return {"widened": added, "widened_top1": kept,
@@ -144,7 +158,8 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
             choice = json.loads(path.read_text(encoding="utf-8"))
             choices = tuple(LearningRateChoice(str(name), float(entry["lr"]),
                                                {str(k): float(v) for k, v in entry["val_top1"].items()},
-                                               {str(k): int(v) for k, v in entry.get("runs", {}).items()})
+                                               {str(k): int(v) for k, v in entry.get("runs", {}).items()},
+                                               {str(k): int(v) for k, v in entry.get("diverged", {}).items()})
                             for name, entry in sorted(choice["variants"].items()))
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
                                           curves=_curves(curves, search_grid),

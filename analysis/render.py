@@ -591,7 +591,14 @@ def _pending_cell(pending, rate: str) -> str:
     """A widened candidate's cell: its finished runs' mean (how many), or – before any has finished."""
     if pending is None or rate not in pending.val_top1:
         return "–"
-    return f"{pending.val_top1[rate]:.2f} ({pending.runs[rate]})"
+    return f"{pending.val_top1[rate]:.2f} ({pending.runs[rate]}{_diverged_note(pending, rate, in_brackets=True)})"
+
+
+def _diverged_note(choice, rate: str, in_brackets: bool = False) -> str:
+    """`` (2 diverged)``, or inside brackets already open ``; 2 diverged``, where ``rate``'s runs of ``choice``
+    diverged (each scored 0); else nothing."""
+    n = choice.diverged.get(rate, 0)
+    return "" if not n else f"; {n} diverged" if in_brackets else f" ({n} diverged)"
 
 
 def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) -> list[str]:
@@ -613,7 +620,8 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
                             | set(search.widened), key=float)
         if search.runs_done is not None:
             rows = [{"network": f"`{choice.network}`",
-                     **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]})" if c in choice.val_top1 else "–")
+                     **{f"lr {c}": (f"{choice.val_top1[c]:.2f} ({choice.runs[c]}{_diverged_note(choice, c, in_brackets=True)})"
+                                    if c in choice.val_top1 else "–")
                         for c in candidates}} for choice in search.choices]
             lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
                       f"{search.runs_done} of {search.runs_planned} runs finished; no rate is chosen before every "
@@ -628,7 +636,8 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
             rows = [{"network": f"`{choice.network}`",
                      **{f"lr {c}": _pending_cell(pending.get(choice.network), c) if c in search.widened else
                         ("–" if c not in choice.val_top1 else
-                         (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}"))
+                         (f"**{choice.val_top1[c]:.2f}**" if float(c) == choice.lr else f"{choice.val_top1[c]:.2f}")
+                         + _diverged_note(choice, c))
                         for c in candidates},
                      "chosen": f"{choice.lr:g}" + (f" ({edge[choice.lr]} candidate)" if choice.lr in edge else ""),
                      "runs per rate": ", ".join(sorted({str(n) for n in choice.runs.values()}))}
@@ -645,6 +654,10 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
             elif at_edge:
                 lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. Their best rate may lie beyond "
                           f"it; the search widens every network alike, up to {LR_EXTENSIONS} rates a side.", ""]
+        if any(choice.diverged for choice in (*search.choices, *search.widened_top1)):
+            lines += ["A run that diverged (its training loss became non-finite, so it stopped) counts as finished "
+                      "with validation top-1 0: its rate loses to any whose runs trained, and still counts as searched "
+                      "(docs/study.md, section 2).", ""]
         if search.curves is not None:
             name = learning_rates.figure_name(search)
             lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{name}.png)", ""]

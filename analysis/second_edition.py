@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evidence.sequential import OPEN, plan_looks
-from evidence.status import RunStatus
+from evidence.status import RunStatus, diverged
 from study.grids import (
     CPU_SEED_CAP,
     GPU_PILOT_BUDGETS,
@@ -52,8 +52,10 @@ DECIDED = ("better", "worse", "equivalent")
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
-    """CPU-hours the grid's engine-2 runs and its learning-rate search trained (copies of twins cost nothing)."""
-    rows = frame[frame["grid"].isin([grid, search_name(grid)]) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
+    """CPU-hours the grid's engine-2 runs and its learning-rate search trained, search runs that diverged included
+    (copies of twins cost nothing)."""
+    rows = frame[frame["grid"].isin([grid, search_name(grid)])
+                 & (frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | diverged(frame))
                  & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
                  & frame["reused_from"].isna()]
     return sum(s for s in cost_seconds(results, rows) if math.isfinite(s)) / 3600

@@ -37,3 +37,18 @@ FINISHED = (RunStatus.OK, RunStatus.FAILED)  # the statuses a result.json may ho
 ENGINE_STATES = (RunStatus.OK, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.TODO)
 ANALYSIS_STATUSES = (RunStatus.OK, RunStatus.FAILED, RunStatus.CORRUPT, RunStatus.UNFINISHED, RunStatus.SUPERSEDED,
                      RunStatus.DUPLICATE, RunStatus.CONFLICT, RunStatus.FLAGGED)
+
+# A run whose training loss became non-finite fails with this reason (experiments.trainer.Diverged). In a learning-rate
+# search that is an outcome of the rate, which a rerun repeats, not a failure of the machine: the search counts such a
+# run as finished with this final validation top-1 (docs/study.md, section 2, "A search run that diverges").
+DIVERGED_REASON = "Diverged: "
+DIVERGED_VAL_TOP1 = 0.0
+
+
+def diverged(frame):
+    """Per row of a results table (``status`` and ``reason`` columns, evidence.load): whether the run failed because
+    its training loss became non-finite (a boolean Series)."""
+    failed = frame["status"].astype(str).eq(RunStatus.FAILED.value)
+    if "reason" not in frame:  # a table without reasons: no run is known to have diverged
+        return failed & False
+    return failed & frame["reason"].astype(str).str.startswith(DIVERGED_REASON)

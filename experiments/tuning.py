@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evidence.load import load_results, of_architecture_revisions, of_engine_version
-from evidence.status import RunStatus
+from evidence.status import DIVERGED_VAL_TOP1, RunStatus, diverged
 from study import grids as study_grids
 from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 
@@ -69,9 +69,10 @@ def search_runs(grid: Grid, protocol: str | None, candidates: tuple[float, ...],
 
 def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ...] = LR_CANDIDATES,
                           seeds: int = TUNING_SEEDS, protocol: str | None = None) -> dict[str, dict]:
-    """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}}}`` from the finished search runs under
-    ``protocol`` (any, if None) at ``candidates``; a variant is left out until every candidate has ``seeds``
-    runs and all of them finished (ok or flagged). Runs at other rates, under other protocols, of another engine
+    """``{variant: {"lr", "val_top1": {lr: mean}, "runs": {lr: n}[, "diverged": {lr: n}]}}`` from the finished search
+    runs under ``protocol`` (any, if None) at ``candidates``; a variant is left out until every candidate has
+    ``seeds`` runs and all of them finished (ok, flagged, or failed because they diverged: those score
+    ``DIVERGED_VAL_TOP1`` and are counted under ``diverged``). Runs at other rates, under other protocols, of another engine
     version or architecture revision than this one's (whose main runs the choice is for; ``superseded`` marks them
     only once a run of the newer version has finished) and second copies (``duplicate``) are not the search's."""
     search = search_name(grid.name)
@@ -86,9 +87,12 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
         rows = frame[frame["variant"].astype(str).str.startswith(f"{name}{LR_SEPARATOR}")]
         rates = rows["variant"].astype(str).str.slice(len(name) + len(LR_SEPARATOR))
         rows, rates = rows[rates.isin(wanted)], rates[rates.isin(wanted)]
-        # a candidate that diverged (``flagged``) still competes with its validation score; it just loses
-        if rows.empty or (~rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED])).any():
+        # a candidate that diverged (``flagged``) still competes with its validation score; it just loses. A run whose
+        # loss became non-finite (failed, ``Diverged``) is finished too, scoring DIVERGED_VAL_TOP1 (docs/study.md)
+        lost = diverged(rows)
+        if rows.empty or (~(rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | lost)).any():
             continue
+        rows = rows.assign(val_top1=rows["val_top1"].where(~lost, DIVERGED_VAL_TOP1))
         means = rows.groupby(rates)["val_top1"].mean()
         counts = rows.groupby(rates).size()
         if means.isna().any() or any(counts.get(rate, 0) < seeds for rate in wanted):
@@ -96,6 +100,8 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
         best = min((rate for rate in wanted if means[rate] == means.max()), key=float)  # ties to the smaller rate
         chosen[name] = {"lr": float(best), "val_top1": {rate: round(float(means[rate]), 4) for rate in wanted},
                         "runs": {rate: int(counts[rate]) for rate in wanted}}
+        if lost.any():  # which candidates' runs diverged, and how many
+            chosen[name]["diverged"] = {rate: int(n) for rate, n in rates[lost].value_counts().sort_index().items()}
     return chosen
 
 

@@ -453,6 +453,17 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     text = "\n".join(search_lines((search,), "f"))
     assert "| network | lr 0.1 | lr 0.2 | lr 0.4 |" in text and "| `a` | 55.00 (1) | 57.50 (1) | – |" in text
     assert "| `c` | – | – | – |" in text  # planned, nothing finished yet
+    diverged = next(p for p in (root / "g-lr").glob("*/result.json") if '"b@lr0.1"' in p.read_text())
+    run = json.loads(diverged.read_text())  # b's run failed: its loss became non-finite (experiments.trainer.Diverged)
+    diverged.write_text(json.dumps({**run, "status": "failed", "reason": "Diverged: loss is nan at epoch 2 step 6"}))
+    (search,) = compute_findings(root).learning_rates
+    text = "\n".join(search_lines((search,), "f"))
+    assert search.runs_done == 3 and "| `b` | 0.00 (1; 1 diverged) | – | – |" in text  # finished, scoring 0
+    assert "A run that diverged (its training loss became non-finite, so it stopped) counts as finished" in text
+    (root / "g-lr" / "chosen.json").write_text(json.dumps({"grid": "g", "protocol": "cpu", "variants": {
+        "b": {"lr": 0.2, "val_top1": {"0.1": 0.0, "0.2": 57.0}, "runs": {"0.1": 2, "0.2": 2}, "diverged": {"0.1": 2}}}}))
+    text = "\n".join(search_lines(compute_findings(root).learning_rates, "f"))
+    assert "| `b` | 0.00 (2 diverged) | **57.00** |" in text and "counts as finished with validation top-1 0" in text
 
 
 def test_results_holding_only_searches_report_them_on_validation_and_compare_nothing(tmp_path):

@@ -36,13 +36,13 @@ def test_main_runs_train_at_the_rates_chosen_under_their_protocol(tmp_path):
 
 
 def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok", protocol: str = "cpu",
-                engine_version: int = ENGINE_VERSION) -> None:
+                engine_version: int = ENGINE_VERSION, reason: str = "diverged") -> None:
     run = root / "g-lr" / f"{variant}-{seed}-v{engine_version}".replace("@", "_")
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": engine_version}))
     (run / "result.json").write_text(json.dumps({
         "run_id": run.name, "grid": "g-lr", "variant": variant, "seed": seed, "model": "m", "dataset": "d",
-        "protocol": protocol, "status": status, "reason": None if status == "ok" else "diverged",
+        "protocol": protocol, "status": status, "reason": None if status == "ok" else reason,
         "metrics": {"test_top1": 99.0 - val, "val_top1": val}, "cost": {"params": 1, "macs": 1, "latency_ms": 1.0}}))
 
 
@@ -121,6 +121,32 @@ def test_a_search_names_its_candidates_exactly_and_never_a_named_grids_folder():
         "variants": get_grid("paper-claim-lr").variants})
     for grid in ("replicator-vs-recalibrator", "replicator-vs-recalibrator-gpu", "lr-check", "paper-claim-gpu"):
         assert search_name(grid) == f"{grid}-lr" and searched_grid(search_name(grid)) == grid
+
+
+def test_a_search_run_that_diverged_is_finished_scoring_zero_and_the_search_is_not_widened_past_its_rate(tmp_path):
+    from experiments.grids import Grid, Variant
+    from experiments.tuning import widen
+
+    (tmp_path / "g-lr").mkdir()
+    (tmp_path / "g-lr" / "grid.json").write_text(json.dumps({"grid": "g-lr", "reference": "a@lr0.1"}))
+    nan = "Diverged: loss is nan at epoch 2 step 6"  # what experiments.trainer.Diverged records
+    for seed in (0, 1):
+        _search_run(tmp_path, "a@lr0.1", seed, 60.0)
+        _search_run(tmp_path, "a@lr0.2", seed, 70.0)
+        _search_run(tmp_path, "a@lr0.4", seed, 50.0, "failed", reason=nan)  # its last validation score is not used
+        _search_run(tmp_path, "b@lr0.1", seed, 61.0)
+        _search_run(tmp_path, "b@lr0.2", seed, 65.0)
+        _search_run(tmp_path, "b@lr0.4", seed, 80.0, *(("failed",) if seed else ()), reason=nan)  # one seed of two
+        _search_run(tmp_path, "c@lr0.1", seed, 61.0)
+        _search_run(tmp_path, "c@lr0.2", seed, 65.0)
+        _search_run(tmp_path, "c@lr0.4", seed, 80.0, *(("failed",) if seed else ()), reason="RuntimeError: disk full")
+    grid = Grid("g", "test", "a", {name: Variant("m") for name in "abc"})
+    chosen = choose_learning_rates(tmp_path, grid, (0.1, 0.2, 0.4), 2)
+    assert chosen["a"] == {"lr": 0.2, "val_top1": {"0.1": 60.0, "0.2": 70.0, "0.4": 0.0}, "runs": {"0.1": 2, "0.2": 2, "0.4": 2},
+                           "diverged": {"0.4": 2}}
+    assert chosen["b"]["lr"] == 0.2 and chosen["b"]["val_top1"]["0.4"] == 40.0 and chosen["b"]["diverged"] == {"0.4": 1}
+    assert "c" not in chosen  # a failure of another kind still waits for --retry-failed
+    assert widen((0.1, 0.2, 0.4), chosen, (0.1, 0.2)) is None  # 0.2 is interior: the rate above it was searched
 
 
 def test_a_search_that_does_not_choose_every_network_says_why_writes_nothing_and_removes_an_older_choice(tmp_path):

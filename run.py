@@ -12,6 +12,7 @@ so that ``run.py --help`` stays quick (``tests/test_cli_surface.py`` checks that
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 # Set before torch is imported (in the commands that train): an OpenMP thread that waits for work
@@ -115,7 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if code is None else int(code)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, ``timeout``) ends a command as Ctrl-C does: the pool stops its workers (they would otherwise
+    train on, orphaned), finished runs are kept and stopped ones resume from their last checkpoint."""
+    raise KeyboardInterrupt
+
+
 def cli() -> None:  # console-script entry point
+    signal.signal(signal.SIGTERM, _terminated)
     sys.exit(main())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,22 +76,25 @@ def seeded() -> None:
 class TinyNet(nn.Module):
     """Conv-BN-ReLU, pool, linear. ``nan_at_step``/``fail_at_step`` (1-based training steps) inject faults;
     ``oom_once`` (a file's path): the first training step runs out of device memory while that file exists, and
-    removes it (so that the run's next start fits)."""
+    removes it (so that the run's next start fits); ``step_seconds``: each training step waits that long (a long
+    run)."""
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, width: int = 8, nan_at_step: int = 0,
-                 fail_at_step: int = 0, oom_once: str = "", **_: object) -> None:
+                 fail_at_step: int = 0, oom_once: str = "", step_seconds: float = 0.0, **_: object) -> None:
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                                       nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1))
         self.head = nn.Linear(width, num_classes)
         self.nan_at_step, self.fail_at_step, self.steps, self.epochs_seen = nan_at_step, fail_at_step, 0, []
-        self.oom_once = oom_once
+        self.oom_once, self.step_seconds = oom_once, step_seconds
 
     def set_epoch(self, epoch: int, num_epochs: int) -> None:
         self.epochs_seen.append((epoch, num_epochs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.steps += self.training
+        if self.training and self.step_seconds:
+            time.sleep(self.step_seconds)
         if self.training and self.steps == self.fail_at_step:
             raise RuntimeError("injected failure")
         if self.training and self.steps == 1 and self.oom_once and os.path.exists(self.oom_once):

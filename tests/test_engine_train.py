@@ -481,3 +481,32 @@ def test_a_run_out_of_device_memory_is_no_failure_and_starts_again_with_one_run_
     # the run that started again shared the device with one run fewer, and its env.json says so (its device time)
     envs = {c.variant: json.loads(RunStore.of(tmp_path / "pool", c).env.read_text()) for c in configs}
     assert envs["a"]["runtime"]["runs_sharing_device"] == 1 and envs["b"]["runtime"]["runs_sharing_device"] == 2
+
+
+def test_a_terminated_command_stops_its_workers_and_leaves_their_runs_resumable(tmp_path):
+    """SIGTERM to ``run.py`` (``kill``, ``timeout``) ends it as Ctrl-C does: the pool's workers stop with it instead
+    of training on, orphaned, and their runs resume from their last checkpoint next time."""
+    root, results = Path(__file__).resolve().parent.parent, tmp_path / "results"
+    script = ("import sys\n"
+              "from experiments import grids\n"
+              "grids.GRIDS['slow'] = grids.Grid('slow', 'Long runs.', 'a', {v: grids.Variant('engine_test_net', "
+              "{'width': w, 'step_seconds': 5}) for v, w in (('a', 4), ('b', 8))}, protocol='smoke')\n"
+              "import run\n"
+              f"sys.argv = ['run.py', 'ablate', 'slow', '--results', {str(results)!r}, '--seeds', '1', '--workers', '2',"
+              " '--threads', '1', '--wandb', 'off', '--device', 'cpu', '--import', 'conftest']\n"
+              "run.cli()\n")
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])})
+    started = time.time()
+    while len(list(results.glob("slow/*/env.json"))) < 2 and time.time() - started < 180 and child.poll() is None:
+        time.sleep(0.5)
+    time.sleep(3)  # both workers are in their runs' steps now, each holding its run's lock
+    assert child.poll() is None, child.communicate()[1]
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted; rerun the same command to resume" in err
+    runs = sorted(p.parent for p in results.glob("slow/*/env.json"))
+    assert len(runs) == 2 and not any((run / "result.json").exists() for run in runs)
+    for run in runs:  # no worker trains on: each run's lock is free, and the run is there to resume
+        with FileLock(run / "run.lock", timeout=0):
+            assert RunStore(run).status() == "partial" or not (run / "checkpoint.pt").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evidence.status import DIVERGED_VAL_TOP1, RunStatus, diverged
+from evidence.status import RunStatus, scored_as_searched
 from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
 
@@ -93,9 +93,8 @@ def finished_search_runs(frame: pd.DataFrame, search_grid: str) -> pd.DataFrame:
     """The finished runs of ``search_grid`` as the search counts them (``_search_rows``): ok, flagged, and those whose
     training diverged (failed, ``Diverged``), these scored ``DIVERGED_VAL_TOP1`` with ``diverged`` True
     (docs/study.md, section 2)."""
-    lost = diverged(frame)
-    rows = frame[frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | lost].assign(diverged=lost)
-    return _search_rows(rows.assign(val_top1=rows["val_top1"].where(~rows["diverged"], DIVERGED_VAL_TOP1)), search_grid)
+    rows = scored_as_searched(frame)
+    return _search_rows(rows[rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | rows["diverged"]], search_grid)
 
 
 def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:

@@ -52,3 +52,11 @@ def diverged(frame):
     if "reason" not in frame:  # a table without reasons: no run is known to have diverged
         return failed & False
     return failed & frame["reason"].astype(str).str.startswith(DIVERGED_REASON)
+
+
+def scored_as_searched(frame):
+    """``frame`` with a boolean column ``diverged`` (:func:`diverged`) and each such run's ``val_top1`` set to
+    ``DIVERGED_VAL_TOP1``: what a learning-rate search counts it as (``experiments.tuning`` choosing, ``analysis``
+    reporting)."""
+    lost = diverged(frame)
+    return frame.assign(diverged=lost, val_top1=frame["val_top1"].where(~lost, DIVERGED_VAL_TOP1))

@@ -36,7 +36,6 @@ from study.questions import own_comparison
 
 from .config import (
     DEVICE_SHARING,
-    ENGINE_VERSION,
     STEPS,
     Compile,
     RunConfig,
@@ -51,7 +50,7 @@ from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runner import run_row
 from .runs import check_data
-from .store import RunStore, check_environment, check_writable, read_json, started, write_json
+from .store import RunStore, check_environment, check_writable, read_json, started_environments, write_json
 from .tuning import search_bracketed, search_runs
 from .until_decided import SequentialDesign, final_states, looks
 
@@ -231,10 +230,8 @@ def held_step(grid: str, protocol: str | None, out: Path) -> str | None:
     another step would never pair with them, and a stopped one would resume under another step
     (``store.check_environment`` refuses both), so a question keeps the step it started with."""
     for folder in trained_folders(grid, protocol):
-        for env_path in sorted((Path(out) / folder).glob("*/env.json")):
-            config, env = read_json(env_path.parent / "config.json"), read_json(env_path)
-            if started(env_path.parent) and isinstance(config, dict) and isinstance(env, dict) \
-                    and config.get("engine_version") == ENGINE_VERSION and isinstance(env.get("runtime"), dict):
+        for _, env in started_environments(Path(out) / folder):
+            if isinstance(env.get("runtime"), dict):
                 return STEPS.get(env["runtime"].get("compile", False), "eager")
     return None
 

@@ -43,8 +43,8 @@ nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$out/nvidia-
 # replayed as CUDA graphs, with the fused SGD), or fastest (the default): the step the record measured fastest on this
 # card, shared as the runs share it (eager until another is measured; see below). The compiler's cache is kept in
 # .carry/compile-cache: where this call compiled anything, it comes back as $OUT/compile-cache.tar.gz; unpacked into
-# .carry/ it spares the next batch the compiling. A question whose GPU folders hold finished runs keeps the step they took (experiments.gpu.held_step): runs
-# of another step would never pair with them.
+# .carry/ it spares the next batch the compiling. A question whose GPU folders hold finished or started runs keeps the
+# step they took (experiments.gpu.held_step): runs of another step would never pair with them.
 mkdir -p .carry/compile-cache && export TORCHINDUCTOR_CACHE_DIR=$PWD/.carry/compile-cache
 since=$(mktemp)  # the cache comes back only where this call compiled something (a file newer than this)
 bench() {  # bench SECONDS SHARING STEP RUNS_AT_ONCE...

@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ def started(run_dir: Path) -> bool:
     return (run_dir / "result.json").exists() or (run_dir / "checkpoint.pt").exists()
 
 
+def started_environments(grid_dir: Path) -> Iterator[tuple[str, dict]]:
+    """(run id, env.json) of each finished or started run (:func:`started`) of this engine version in ``grid_dir``,
+    in run-id order; runs whose env.json or config.json cannot be read are passed over."""
+    for path in sorted(Path(grid_dir).glob("*/env.json")):
+        env, config = read_json(path), read_json(path.parent / "config.json")
+        if isinstance(env, dict) and started(path.parent) and isinstance(config, dict) \
+                and config.get("engine_version") == ENGINE_VERSION:  # another engine's runs never pair with ours anyway
+            yield path.parent.name, env
+
+
 def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
     """Finished or started runs (:func:`started`) of this engine version in ``grid_dir`` whose numerics
     (``evidence.load.PAIR_ENVIRONMENT`` of their env.json, the data's hash aside) differ from those of runs trained
@@ -110,14 +121,10 @@ def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
     ours = environment(on_device(runtime))
     keys = [k for k in PAIR_ENVIRONMENT if k != "data_sha256"]  # the data is checked against its source elsewhere
     seen: dict[str, dict[Any, list[str]]] = {k: {} for k in keys}
-    for path in sorted(Path(grid_dir).glob("*/env.json")):
-        env, config = read_json(path), read_json(path.parent / "config.json")
-        if not isinstance(env, dict) or not started(path.parent) or not isinstance(config, dict) \
-                or config.get("engine_version") != ENGINE_VERSION:  # another engine's runs never pair with ours anyway
-            continue
+    for run_id, env in started_environments(grid_dir):
         for key in keys:
             if (theirs := setting(env, key)) != setting(ours, key):
-                seen[key].setdefault(json.dumps(theirs), []).append(path.parent.name)
+                seen[key].setdefault(json.dumps(theirs), []).append(run_id)
     return [f"{key} {value} in {len(runs)} run(s) (e.g. {runs[0]}), {json.dumps(setting(ours, key))} now"
             for key, values in seen.items() for value, runs in values.items()]
 

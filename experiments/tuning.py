@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evidence.load import load_results, of_architecture_revisions, of_engine_version
-from evidence.status import DIVERGED_VAL_TOP1, RunStatus, diverged
+from evidence.status import RunStatus, scored_as_searched
 from study import grids as study_grids
 from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 
@@ -89,10 +89,9 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
         rows, rates = rows[rates.isin(wanted)], rates[rates.isin(wanted)]
         # a candidate that diverged (``flagged``) still competes with its validation score; it just loses. A run whose
         # loss became non-finite (failed, ``Diverged``) is finished too, scoring DIVERGED_VAL_TOP1 (docs/study.md)
-        lost = diverged(rows)
-        if rows.empty or (~(rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | lost)).any():
+        rows = scored_as_searched(rows)
+        if rows.empty or (~(rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | rows["diverged"])).any():
             continue
-        rows = rows.assign(val_top1=rows["val_top1"].where(~lost, DIVERGED_VAL_TOP1))
         means = rows.groupby(rates)["val_top1"].mean()
         counts = rows.groupby(rates).size()
         if means.isna().any() or any(counts.get(rate, 0) < seeds for rate in wanted):
@@ -100,7 +99,7 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
         best = min((rate for rate in wanted if means[rate] == means.max()), key=float)  # ties to the smaller rate
         chosen[name] = {"lr": float(best), "val_top1": {rate: round(float(means[rate]), 4) for rate in wanted},
                         "runs": {rate: int(counts[rate]) for rate in wanted}}
-        if lost.any():  # which candidates' runs diverged, and how many
+        if (lost := rows["diverged"]).any():  # which candidates' runs diverged, and how many
             chosen[name]["diverged"] = {rate: int(n) for rate, n in rates[lost].value_counts().sort_index().items()}
     return chosen
 

@@ -125,7 +125,9 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
     ``(config, row)`` as each run ends. A worker that dies (out of memory, killed) loses its run (status ``lost``:
     it resumes next time) and the others go on; a run out of device memory retires its worker (one run fewer at
     once) and starts again on another, unless it was the last worker; with ``stop_at``, runs still busy
-    ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``)."""
+    ``JOIN_TIMEOUT_S`` after it are stopped (status ``partial``). Once every run of ``order``'s list has ended, the
+    spare runs still training are stopped (killed: they resume from their last checkpoint in a later call), so that
+    no worker idles waiting for them and the caller goes on at once."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: CUDA cannot be forked, no inherited threads
     outbox, pool = context.Queue(), []
     shared = on_device(runtime).device.startswith("cuda") or runtime.runs_sharing_device > 1
@@ -153,6 +155,10 @@ def _pool(order: StartOrder, runtime: Runtime, results: Path, workers: int, stop
                 idle["run"] = started
                 idle["inbox"].put((started[0], sharing_now()))
             if not (busy := [w for w in pool if w["run"] is not None]):
+                return
+            if not order.configs and all(w["run"][1] for w in busy):  # only spares train: the grid's runs are done
+                for worker in busy:  # stopped now, not awaited beside idle workers; each resumes from its checkpoint
+                    worker["process"].kill()
                 return
             try:
                 row = outbox.get(timeout=1.0)

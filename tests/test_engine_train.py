@@ -246,15 +246,16 @@ def test_committed_run_ids_recompute_from_their_configs():
 
 
 
-def simulate(order: executors.StartOrder, durations: dict[str, int], workers: int) -> tuple[list, list]:
-    """Drive ``order`` as the pool does, with runs that take ``durations[name]`` time units: (starts, ends)."""
+def simulate(order: executors.StartOrder, durations: dict[str, int], workers: int) -> tuple[list, list, list]:
+    """Drive ``order`` as the pool does, with runs that take ``durations[name]`` time units: (starts, ends, spares
+    stopped because the list's runs had all ended)."""
     clock, running, started, ended = 0, {}, [], []  # running: name -> (end, is a spare)
     while True:
         while len(running) < workers and (chosen := order.next(any(not spare for _, spare in running.values()))):
             running[chosen[0]] = (clock + durations[chosen[0]], chosen[1])
             started.append((clock, chosen[0]))
-        if not running:
-            return started, ended
+        if not order.configs and all(spare for _, spare in running.values()):
+            return started, ended, sorted(running)
         clock = min(end for end, _ in running.values())
         for name in [n for n, (end, _) in running.items() if end == clock]:
             del running[name]
@@ -268,15 +269,15 @@ def simulate(order: executors.StartOrder, durations: dict[str, int], workers: in
     ({"a": 0, "b": 10, "c": 10, "s1": 10, "s2": 10}, [(0, "a"), (0, "b"), (0, "c")], "a b c"),
 ])
 def test_a_pool_worker_takes_a_spare_run_only_while_a_run_of_the_grid_trains(durations, started, finished):
-    starts, ends = simulate(executors.StartOrder(["a", "b", "c"], ["s1", "s2"]), durations, 2)
-    assert starts == started and sorted(ends) == finished.split()  # every run started is awaited
+    starts, ends, stopped = simulate(executors.StartOrder(["a", "b", "c"], ["s1", "s2"]), durations, 2)
+    assert starts == started and sorted(ends) == finished.split() and stopped == []
 
 
-def test_spare_runs_started_beside_a_long_run_are_awaited_but_none_starts_after_it():
+def test_spare_runs_train_beside_a_long_run_and_the_one_still_training_when_it_ends_is_stopped_not_awaited():
     order = executors.StartOrder(["a"], ["s1", "s2", "s3", "s4"])
-    starts, ends = simulate(order, {"a": 30, "s1": 10, "s2": 10, "s3": 15, "s4": 10}, 2)
+    starts, ends, stopped = simulate(order, {"a": 30, "s1": 10, "s2": 10, "s3": 15, "s4": 10}, 2)
     assert starts == [(0, "a"), (0, "s1"), (10, "s2"), (20, "s3")]  # s4 would start after a: never
-    assert ends == ["s1", "s2", "a", "s3"]
+    assert ends == ["s1", "s2", "a"] and stopped == ["s3"]  # s3 would end at 35: the caller goes on at 30
 
 
 def test_a_time_box_stops_the_order_at_the_first_run_that_may_not_start_and_says_why():
@@ -289,11 +290,18 @@ def test_a_time_box_stops_the_order_at_the_first_run_that_may_not_start_and_says
     assert list(order.not_started) == [b.run_id, c.run_id]
 
 
-def test_run_grid_trains_a_spare_run_on_the_idle_worker_and_returns_the_grids_runs_only(tmp_path):
-    run, spare = config("a"), config("a", seed=1)
-    results = run_grid([run], RUNTIME.model_copy(update={"threads": None}), tmp_path, workers=2, spare=[spare])
+def test_run_grid_trains_spares_on_the_idle_worker_returns_the_grids_runs_only_and_stops_a_spare_it_outlasts(tmp_path):
+    run = config("a", step_seconds=0.5)  # about 11 s of steps; the short spare trains beside it, the long one outlasts it
+    short, long = config("a", seed=1), config("a", seed=2, epochs=40, step_seconds=0.5)  # long: about 220 s of steps
+    started = time.monotonic()
+    results = run_grid([run], RUNTIME.model_copy(update={"threads": None}), tmp_path, workers=2, spare=[short, long])
+    assert time.monotonic() - started < 120  # the long spare was not awaited
     assert [r["run_id"] for r in results] == [run.run_id] and results[0]["status"] == "ok"
-    assert RunStore.of(tmp_path, spare).read_result()["status"] == "ok"  # trained beside it, not returned
+    assert RunStore.of(tmp_path, short).read_result()["status"] == "ok"  # trained beside it, not returned
+    store = RunStore.of(tmp_path, long)
+    assert store.read_result() is None and store.status() == "partial"  # stopped after an epoch: it resumes there
+    with FileLock(store.dir / "run.lock", timeout=0):  # its worker is gone: nothing holds the run
+        pass
 
 
 def test_same_seeds_give_bit_identical_weights(tmp_path):

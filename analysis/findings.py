@@ -185,7 +185,7 @@ class LimitationsFindings:
     gpu_runs: int
     gpus: tuple[str, ...]
     datasets: tuple[str, ...]
-    # seeds a variant of the second edition's questions (fewest, most; the glance), judged by the sequential rule apart
+    # seeds a variant of the second edition's decided questions (fewest, most; the glance), judged by the sequential rule apart
     # from the fixed-sample analysis that seeds_min and seeds_max count; None without such a question
     sequential_seeds: tuple[int, int] | None = None
 
@@ -367,6 +367,13 @@ def _pareto(usable: pd.DataFrame, result: dict) -> ParetoFindings:
     return ParetoFindings(tuple(panels), tuple(correlations))
 
 
+def decided_seed_range(glance: tuple[second_edition.GlanceRow, ...]) -> tuple[int, int] | None:
+    """The fewest and most seeds a variant the decided comparisons of the glance took; None before any is decided
+    (a comparison still open has not taken its number of seeds yet)."""
+    seeds = [row.seeds for row in glance if row.seeds is not None and row.stage is second_edition.Stage.DECIDED]
+    return (min(seeds), max(seeds)) if seeds else None
+
+
 def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: list[dict],
                  glance: tuple[second_edition.GlanceRow, ...] = ()) -> LimitationsFindings:
     summary, comps = result["summaries"], result["comparisons"]
@@ -380,7 +387,6 @@ def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: l
                                                       "batch_size", "lr"))
         budgets.setdefault(key[:4], set()).add(key[4:])
     gpus = tuple(sorted({str(env["gpu"]) for env in envs if env.get("gpu")}))
-    sequential = [row.seeds for row in glance if row.seeds is not None]
     return LimitationsFindings(
         int(summary["n"].min()) if len(summary) else 0, int(summary["n"].max()) if len(summary) else 0,
         len(frame), int((frame["status"] != "ok").sum()),
@@ -390,7 +396,7 @@ def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: l
               for key, rest in sorted(budgets.items())),
         len(envs), sum(bool(env.get("gpu")) for env in envs), gpus,
         tuple(sorted(frame["dataset"].dropna().astype(str).unique())),
-        (min(sequential), max(sequential)) if sequential else None)
+        decided_seed_range(glance))
 
 
 def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple[list[str], dict[str, str]]:

@@ -431,7 +431,7 @@ def render_limitations(lim: LimitationsFindings) -> list[str]:
         fewest, most = lim.sequential_seeds
         seeds = (f"- In the fixed-sample analysis (the appendix's first pass), seeds per variant range from "
                  f"{lim.seeds_min} to {lim.seeds_max}; with few seeds only large differences are detectable there (see "
-                 "the seeds-needed figures in its verdicts). The second edition's questions took "
+                 "the seeds-needed figures in its verdicts). The second edition's decided questions took "
                  + (f"{fewest}" if fewest == most else f"{fewest} to {most}")
                  + " seeds a variant, as many as the sequential rule needed (the questions at a glance).")
     lines = ["## Limitations", "", seeds,

@@ -202,8 +202,13 @@ def test_limitations_name_gpus_budgets_and_the_latency_spread():
     assert "Seeds per variant range from 2 to 5" in text and "- 3 of 20 run folders were excluded" in text
     sequential = "\n".join(render_limitations(replace(lim, sequential_seeds=(5, 12))))
     assert ("- In the fixed-sample analysis (the appendix's first pass), seeds per variant range from 2 to 5;" in sequential
-            and "The second edition's questions took 5 to 12 seeds a variant" in sequential)
+            and "The second edition's decided questions took 5 to 12 seeds a variant" in sequential)
     assert "measured 1.23x its fastest (median; up to 2.50x)" in text
+    from analysis.findings import decided_seed_range
+    from analysis.second_edition import GlanceRow, Stage
+    rows = (GlanceRow("a", "q", "g", Stage.DECIDED, seeds=12), GlanceRow("b", "q", "h", Stage.DECIDED, seeds=5),
+            GlanceRow("g", "q", "n", Stage.LOOK, seeds=3))  # open at look 1: it has not taken its seeds yet
+    assert decided_seed_range(rows) == (5, 12) and decided_seed_range(rows[2:]) is None
     assert ("trains 15 epochs on all the training images left after validation (batch 128, peak learning rate 0.1, "
             "0.2;") in text and "tests on 100 test images per class;" in text
     assert "trains 10 epochs on 1000 training images per class" in text and "tests on the whole test set;" in text

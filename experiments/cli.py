@@ -242,8 +242,9 @@ def gpu_next(
 def tune(
     grid: str,
     protocol: Protocol_ = None,
-    candidates: Annotated[str, typer.Option(help="Peak learning rates to try, comma-separated.")] = ",".join(
-        f"{lr:g}" for lr in LR_CANDIDATES),
+    candidates: Annotated[str | None, typer.Option(
+        help="Peak learning rates to try, comma-separated (default: the grid's under the protocol, "
+        f"{','.join(f'{lr:g}' for lr in LR_CANDIDATES)} for most; docs/study.md, section 2).")] = None,
     seeds: Annotated[int, typer.Option("--seeds", "-n", min=1, max=100,
                                        help="Seeds per candidate (1000, 1001, ...).")] = TUNING_SEEDS,
     data_root: DataRoot_ = None,
@@ -260,7 +261,7 @@ def tune(
 ) -> None:
     """Choose each variant's learning rate on validation, the same search for every network (docs/study.md)."""
     try:
-        values = tuple(float(c) for c in candidates.split(","))
+        values = tuple(float(c) for c in candidates.split(",")) if candidates is not None else None
     except ValueError:
         raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
     options = RunOptions(data_root=data_root, download=False, device=device, threads=threads, compile=False,

@@ -305,7 +305,7 @@ def run_second_edition(*, protocol: str | None, results: Path, only: list[str] |
         choose("second-edition grid", name, SECOND_EDITION)
 
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
-        if not tune(grid, protocol=protocol, candidates=grids.LR_CANDIDATES, seeds=grids.TUNING_SEEDS,
+        if not tune(grid, protocol=protocol, candidates=None, seeds=grids.TUNING_SEEDS,
                     results=results, options=options, compared=own_comparison(grid)):
             return False
         return ablate(grid, protocol=protocol, seeds=1, dataset=None, vary="all", results=results, options=options,
@@ -316,21 +316,25 @@ def run_second_edition(*, protocol: str | None, results: Path, only: list[str] |
         lambda grid=grid: tune_then_decide(grid))]
 
 
-def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...], seeds: int, results: Path,
+def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | None, seeds: int, results: Path,
          options: RunOptions, compared: list[str] | None = None) -> bool:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
-    ``compared``: search only the reference and these variants (the networks ``ablate --until-decided --compare``
-    trains; default every variant of the grid).
+    ``candidates``: the rates the search starts from (None: the grid's under the protocol,
+    ``study.grids.search_candidates``). ``compared``: search only the reference and these variants (the networks
+    ``ablate --until-decided --compare`` trains; default every variant of the grid).
 
     False (printed, with why) when a network got no rate: nothing is written then, and an older choice under the
     same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose."""
+    from study.grids import search_candidates
+
     from .executors import run_grid
-    from .grids import get_grid, grid_json, restrict
+    from .grids import get_grid, grid_json, protocol_of, restrict
     from .store import check_writable, write_json
     from .tuning import search_bracketed
 
     runtime = options.runtime()
     g = restrict(get_grid(grid), compared)
+    candidates = candidates or search_candidates(g.name, protocol_of(g, protocol, None))
 
     def train(search, configs, missing):
         check_data(configs[0].dataset, runtime)

@@ -78,9 +78,21 @@ LR_CANDIDATES_AT = 0.1
 # been added (docs/study.md, section 2): from 0.025-0.2, the widest search is 0.003125-1.6 (the cap, raised from 1 on
 # 2026-12-05 because every network of (a) and (b) chose the one widening's edge, 0.4)
 LR_EXTENSIONS = 3
+# Where a question's search starts elsewhere than LR_CANDIDATES, by (grid, protocol): the same number of candidates,
+# the same ratio, for every network of the question alike (docs/study.md, section 2, "Later questions' searches start
+# at 0.1-0.8", written 2026-12-06 before any of their search runs finished): every one of the four DyClotNet-0.5
+# networks searched under cpu-full ((a), (b), (g)) chose 0.4, bracketed by 0.8, and lost 6 to 14 points at 0.025
+LR_SEARCH_STARTS: dict[tuple[str, str], tuple[float, ...]] = {
+    (grid, "cpu-full"): (0.1, 0.2, 0.4, 0.8) for grid in ("p-sweep", "r-sweep")}
 # `run.py gpu-next` trains grid G under the GPU protocol into a grid folder of its own, G + "-" + GPU_PROTOCOL
 # (its search: that + LR_SEARCH_SUFFIX), never pooled with G's CPU runs (docs/study.md, section 5)
 GPU_PROTOCOL = "gpu"
+
+
+def search_candidates(grid: str, protocol: str) -> tuple[float, ...]:
+    """The candidates ``grid``'s learning-rate search starts from under ``protocol`` (before any widening):
+    LR_SEARCH_STARTS's where it names the pair, else LR_CANDIDATES."""
+    return LR_SEARCH_STARTS.get((grid, protocol), LR_CANDIDATES)
 
 
 def lr_candidates(protocol_lr: float) -> tuple[float, ...]:
@@ -183,7 +195,7 @@ def searched_grid(search: str) -> str:
     return spared if spared != grid and search_name(spared) == search else grid
 
 
-__all__ = ["BASELINE_MODELS", "CORE", "CPU_SEED_CAP", "GPU_PILOT_BUDGETS", "GPU_SEED_CAP", "GRIDS", "HEADLINE",
-           "LR_CANDIDATES", "LR_EXTENSIONS", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY",
-           "TUNING_SEEDS", "Grid", "Variant", "gpu_folder", "gpu_folders", "lr_candidates", "search_name", "searched_grid",
-           "sweep"]
+__all__ = ["BASELINE_MODELS", "CORE", "CPU_SEED_CAP", "GPU_PILOT_BUDGETS", "GPU_SEED_CAP", "GRIDS", "HEADLINE", "LR_CANDIDATES",
+           "LR_EXTENSIONS", "LR_SEARCH_STARTS", "NORM_AFTER", "PILOT_BUDGETS", "PILOT_SEEDS", "PILOT_VARIANTS", "STUDY",
+           "TUNING_SEEDS", "Grid", "Variant", "gpu_folder", "gpu_folders", "lr_candidates", "search_candidates", "search_name",
+           "searched_grid", "sweep"]

@@ -338,6 +338,26 @@ def test_tune_widens_the_search_for_every_network_where_a_best_rate_is_an_edge(t
     assert len(list(tmp_path.glob("tiny-lr/*/result.json"))) == 2 * len(rates["a"])
 
 
+def test_a_grids_search_starts_where_the_design_says_under_its_protocol_unless_candidates_are_given(tmp_path, monkeypatch):
+    from study import grids as study_grids
+
+    # the written design (docs/study.md, section 2): (e) and (f) start at 0.1-0.8 under cpu-full, all else at 0.025-0.2
+    assert study_grids.search_candidates("p-sweep", "cpu-full") == study_grids.search_candidates(
+        "r-sweep", "cpu-full") == (0.1, 0.2, 0.4, 0.8)
+    assert study_grids.search_candidates("p-sweep", "gpu") == study_grids.search_candidates(
+        "norm-placement", "cpu-full") == study_grids.LR_CANDIDATES == (0.025, 0.05, 0.1, 0.2)
+    monkeypatch.setitem(study_grids.LR_SEARCH_STARTS, ("tiny", "smoke"), (0.03, 0.06))
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 0)
+
+    def searched(results, *options):
+        assert run.main(["tune", "tiny", "--seeds", "1", "--results", str(results), *options, *FAST]) == 0
+        variants = json.loads((results / "tiny-lr" / "grid.json").read_text())["variants"]
+        return sorted({v.partition("@lr")[2] for v in variants}, key=float)
+
+    assert searched(tmp_path / "start") == searched(tmp_path / "named", "--protocol", "smoke") == ["0.03", "0.06"]
+    assert searched(tmp_path / "given", "--candidates", "0.02,0.05") == ["0.02", "0.05"]
+
+
 def test_until_decided_offers_the_next_looks_seeds_to_idle_workers_and_none_after_the_last_look(tmp_path, monkeypatch):
     from experiments import executors
 

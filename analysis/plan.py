@@ -31,6 +31,7 @@ import pandas as pd
 from evidence import sequential, stats
 from evidence.decisions import PairingError, decide, paired_differences
 from evidence.load import load_results
+from evidence.sequential import OPEN
 from evidence.status import RunStatus
 from study.grids import (
     CPU_SEED_CAP,
@@ -205,6 +206,10 @@ class QuestionPlan:
     tune_hours: float | None = None  # the learning-rate search of those networks (docs/study.md, section 2)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
+    # seeds a variant at the question's last look read, which said continue (0: none read). Where > 0, power_at_cap,
+    # expected_at_cap and hours are given that the rule went on past that look, hours and cap_hours count the seeds
+    # still to come only, and tune_hours is None (the search is done)
+    seeds_read: int = 0
     effect: float = 0.5
     power: float = 0.8  # the power the free design and decidable_effect plan for
 
@@ -225,6 +230,7 @@ class SdSource:
     pairs: int
     question: str | None = None
     pilot: str | None = None
+    went_on: bool = False  # a question's main runs whose last look read said continue for some compared variant
 
 
 def _geometric_mean(values) -> float:
@@ -256,6 +262,7 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
         except (PairingError, KeyError, TypeError, ValueError):
             continue
         found = []  # (sd upper bound, pairs, learning rates) per compared variant
+        went_on = any(state["label"] == OPEN for state in states.values())
         for variant, state in states.items():
             if not state["n"]:
                 continue
@@ -267,7 +274,7 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
         if found:
             sd_up, pairs, rates = max(found, key=lambda f: f[0])
             lr = _geometric_mean(rates.to_numpy(float))
-            out[q.key] = SdSource(sd_up, lr, pairs, question=q.key)
+            out[q.key] = SdSource(sd_up, lr, pairs, question=q.key, went_on=went_on)
     return out
 
 
@@ -375,8 +382,13 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     plannable = math.isfinite(sd_upper) and sd_upper > 0
     plan = (sequential.seeds_for_power(sd_upper, effect, power, n_comparisons=comparisons, reps=reps,
                                        max_cap=source.seeds_cap) if plannable else None)
-    capped = (sequential.simulate(sequential.plan_looks(cap), effect, sd_upper, reps,
-                                  n_comparisons=comparisons) if plannable else None)
+    schedule = sequential.plan_looks(cap)
+    # a question part-way: its own SD over its last look read, which went on (a decided question is not planned)
+    read = sd.pairs if sd.question == question.key and sd.went_on and sd.pairs in schedule[:-1] else 0
+    capped = (sequential.simulate(schedule, effect, sd_upper, reps, n_comparisons=comparisons,
+                                  reached=schedule.index(read) + 1 if read else 0) if plannable else None)
+    if capped and not math.isfinite(capped["expected_seeds"]):
+        capped = None  # no simulated comparison goes on that far: nothing to plan from
     reference_scale = scale.get((f"{PILOT_PREFIX}{budget}", REFERENCE))
     seconds = {name: scale[(question.grid, name)] / reference_scale * source.seconds_per_run for name in trained
                if scale.get((question.grid, name)) is not None and reference_scale
@@ -391,17 +403,17 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
         key=question.key, budget=budget, recommended=recommended, comparisons=comparisons, sd_upper=sd_upper,
         sd_source=sd, max_seeds=plan.max_seeds if plan else None,
         expected_seeds=plan.expected_seeds if plan else None,
-        hours=capped["expected_seeds"] * new_hours if capped and known else None,
+        hours=(capped["expected_seeds"] - read) * new_hours if capped and known else None,
         measured_seconds=measured, scaled=tuple(n for n in trained if n in seconds and n not in measured),
         uncosted=uncosted,
         seed_cap=cap,
         decidable_effect=(sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                           if plannable else None),
-        cap_hours=cap * run_hours if known else None,
-        tune_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known else None,
+        cap_hours=(cap - read) * run_hours if known else None,
+        tune_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known and not read else None,
         power_at_cap=capped["power"] if capped else None,
         expected_at_cap=capped["expected_seeds"] if capped else None,
-        effect=effect, power=power, device=device)
+        effect=effect, power=power, device=device, seeds_read=read)
 
 
 def questions_on(device: str) -> tuple[CoreQuestion, ...]:

@@ -435,9 +435,13 @@ def render_limitations(lim: LimitationsFindings) -> list[str]:
                  + (f"{fewest}" if fewest == most else f"{fewest} to {most}")
                  + " seeds a variant, as many as the sequential rule needed (the questions at a glance).")
     lines = ["## Limitations", "", seeds,
-             f"- {lim.excluded_runs} of {lim.runs} run folders were excluded "
-             "(failed, corrupt, unfinished or duplicate); if failures depend on the variant, the surviving runs "
-             "are a biased sample.",
+             (f"- {lim.excluded_runs} of {lim.runs} run folders were excluded "
+              "(failed, corrupt, unfinished or duplicate); if failures depend on the variant, the surviving runs "
+              "are a biased sample." if lim.excluded_runs else
+              f"- None of the {lim.runs} run folders was excluded (failed, corrupt, unfinished or duplicate).") + (
+                 f" The {lim.diverged_search_runs} learning-rate search run(s) whose training loss became non-finite "
+                 "are not excluded: they count in their search as finished with validation top-1 0 (Learning rates, "
+                 "chosen on validation)." if lim.diverged_search_runs else ""),
              "- Latency is measured on the machine that ran the experiments (CPU, batch 1, median) and does not "
              "transfer to other hardware; MACs depend on the counting tool's conventions.",
              *_measurement_lines(lim),
@@ -758,6 +762,8 @@ def plan_text(plan: QuestionPlan) -> str:
     origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
     text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
+    if plan.seeds_read:
+        return f"{text}; the learning-rate search is done"
     if plan.tune_hours is None:
         return f"{text}; {_unit(plan)} unknown ({cost_source_text(plan)})"
     return (f"{text}; before them, the learning-rate search: {_amount(plan, plan.tune_hours)} {_unit(plan)} "
@@ -770,10 +776,12 @@ def plan_text(plan: QuestionPlan) -> str:
 def cap_text(plan: QuestionPlan) -> str:
     """What the main runs, looks to the device's cap, decide and cost, in words."""
     looks = ", ".join(str(n) for n in plan_looks(plan.seed_cap))
-    cost = (f", {_amount(plan, plan.hours)} {_unit(plan)} expected, at most {_amount(plan, plan.cap_hours)} "
+    still = f" still to come past {plan.seeds_read} seeds" if plan.seeds_read else ""
+    cost = (f", {_amount(plan, plan.hours)} {_unit(plan)}{still} expected, at most {_amount(plan, plan.cap_hours)} "
             f"({cost_source_text(plan)})"
             if plan.hours is not None and plan.cap_hours is not None else "")
-    return (f"the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
+    given = f"given that the rule went on at its look at {plan.seeds_read} seeds, " if plan.seeds_read else ""
+    return (f"{given}the main runs (looks at {looks} seeds) declare the effect better with {plan.power_at_cap:.0%} power "
             f"in E {plan.expected_at_cap:.1f} seeds{cost}, and true effects of {plan.decidable_effect:.2f} points or "
             f"more better with {plan.power:.0%} power (smaller ones mostly end equivalent within the margin)")
 
@@ -816,7 +824,7 @@ def _plan_cells(plan) -> dict[str, str]:
     return {"E seeds (cap)": f"{fmt(plan.expected_at_cap, '.1f')} ({plan.seed_cap})" if usable else "–",
             "power": fmt(plan.power_at_cap, ".0%") if usable else "–",
             "CPU-h E (max)": (f"{fmt(plan.hours, '.1f')} ({fmt(plan.cap_hours, '.1f')})" if usable else "–"),
-            "search CPU-h": fmt(plan.tune_hours, ".1f") if usable else "–"}
+            "search CPU-h": ("done" if plan.seeds_read else fmt(plan.tune_hours, ".1f")) if usable else "–"}
 
 
 def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
@@ -845,7 +853,9 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "columns are the plan "
             f"(`run.py plan`){budget} for a question not yet decided: the main runs' expected seeds a variant (the "
             "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "
-            "search's CPU-hours before them.", "",
+            "search's CPU-hours before them. For a question part-way, whose last look read said continue, the plan "
+            "is given that: its power and expected seeds among the simulated comparisons that went on that far, and "
+            "the CPU-hours of the seeds still to come past that look.", "",
             markdown_table(table), ""]
 
 

@@ -287,14 +287,16 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
 
 def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 4000, seed: int = 0,
              margin: float = DEFAULT_MARGIN, alpha: float = 0.05, spending: str = "obf", n_comparisons: int = 1,
-             statistic: str = "t") -> dict:
+             statistic: str = "t", reached: int = 0) -> dict:
     """Run the whole rule on ``reps`` simulated comparisons with normal paired differences of mean ``effect``
     and SD ``sd`` (vectorised, deterministic for a ``seed``).
 
     Returns rates of each outcome (``better``, ``worse``, ``equivalent``, ``inconclusive``), ``power`` (=
     ``better`` for a positive effect), ``expected_seeds`` (mean pairs at the stopping look),
     ``stop_early`` (share stopped before the last look) and ``coverage`` (share whose repeated CI at the
-    stopping look contains ``effect``)."""
+    stopping look contains ``effect``). ``reached`` > 0: all of these given that the rule went on past its first
+    ``reached`` looks (over the comparisons still open at look ``reached`` + 1, a share ``reached_share`` of all;
+    NaN where none is), e.g. a question part-way whose looks so far said continue."""
     schedule = tuple(int(s) for s in schedule)
     rng = np.random.default_rng(seed)
     d = rng.normal(effect, sd, (reps, schedule[-1]))
@@ -303,7 +305,13 @@ def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 40
     outcome = np.full(reps, "inconclusive", dtype=object)
     stop_n = np.full(reps, schedule[-1])
     covered = np.zeros(reps, bool)
+    if not 0 <= reached < len(schedule):
+        raise ValueError(f"reached {reached}: the rule can have gone on past 0 to {len(schedule) - 1} of its "
+                         f"{len(schedule)} looks")
+    went_on = open_.copy()
     for k, n in enumerate(schedule):
+        if k == reached:
+            went_on = open_.copy()
         out = _decide(d[:, :n], float(p_two[k]), float(p_one[k]), float(z[k]), margin, statistic)
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -318,9 +326,10 @@ def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 40
         stop_n[ended] = n
         covered[ended] = inside[ended]
         open_ &= ~stop
-    rates = {label: float(np.mean(outcome == label)) for label in ("better", "worse", "equivalent", "inconclusive")}
-    return {**rates, "power": rates["better"], "expected_seeds": float(stop_n.mean()),
-            "stop_early": float(np.mean(stop_n < schedule[-1])), "coverage": float(covered.mean())}
+    mean = (lambda values: float(values[went_on].mean())) if went_on.any() else (lambda values: math.nan)
+    rates = {label: mean(outcome == label) for label in ("better", "worse", "equivalent", "inconclusive")}
+    return {**rates, "power": rates["better"], "expected_seeds": mean(stop_n),
+            "stop_early": mean(stop_n < schedule[-1]), "coverage": mean(covered), "reached_share": float(went_on.mean())}
 
 
 def seeds_for_power(sd: float, effect: float = 0.5, power: float = 0.8, alpha: float = 0.05, *,

@@ -209,6 +209,29 @@ def test_a_question_that_needs_more_seeds_than_the_cap_is_planned_at_the_cap(pil
     assert f"and true effects of {plan.decidable_effect:.2f} points or more better with 80% power" in plan_text(plan)
 
 
+def test_a_question_part_way_is_planned_given_its_looks_went_on_and_costs_only_the_seeds_still_to_come(pilot, rows):
+    from analysis.plan import SdSource, question_plan
+    from analysis.render import plan_text
+    from study.questions import SECOND_EDITION_QUESTIONS
+
+    g = next(q for q in SECOND_EDITION_QUESTIONS if q.key == "g")
+    scale = {("pilot-cpu-full", "dct"): 1000, ("norm-placement", "dct"): 1000, ("norm-placement", "dct-norm-after"): 1000}
+
+    def plan(went_on: bool, pairs: int = 5):
+        return question_plan(g, rows, "cpu-full", True, scale, effect=0.5, reps=2000, new=["dct-norm-after"],
+                             sd=SdSource(0.3, 0.4, pairs, question="g", went_on=went_on))
+
+    fresh, part_way = plan(False), plan(True)
+    assert fresh.seeds_read == 0 and part_way.seeds_read == 5 and part_way.tune_hours is None
+    assert part_way.expected_at_cap > 8 - 1e-9 > fresh.expected_at_cap  # past look 2, at least look 3's 8 seeds
+    run_hours = fresh.tune_hours / 8  # one run of the one new network (4 rates x 2 seeds in the search)
+    assert part_way.hours == pytest.approx((part_way.expected_at_cap - 5) * run_hours)
+    assert part_way.cap_hours == pytest.approx((12 - 5) * 2 * run_hours)  # dct's seeds too, at most
+    assert "given that the rule went on at its look at 5 seeds" in plan_text(part_way)
+    assert "the learning-rate search is done" in plan_text(part_way)
+    assert plan(True, pairs=12).seeds_read == 0  # a last look decides: nothing is left to condition on
+
+
 def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_old_runs(tmp_path):
     import pandas as pd
 

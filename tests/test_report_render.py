@@ -461,9 +461,14 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     diverged = next(p for p in (root / "g-lr").glob("*/result.json") if '"b@lr0.1"' in p.read_text())
     run = json.loads(diverged.read_text())  # b's run failed: its loss became non-finite (experiments.trainer.Diverged)
     diverged.write_text(json.dumps({**run, "status": "failed", "reason": "Diverged: loss is nan at epoch 2 step 6"}))
-    (search,) = compute_findings(root).learning_rates
+    after = compute_findings(root)
+    (search,) = after.learning_rates
     text = "\n".join(search_lines((search,), "f"))
     assert search.runs_done == 3 and "| `b` | 0.00 (1; 1 diverged) | – | – |" in text  # finished, scoring 0
+    # Limitations: a finished search run, not an excluded one (a failed main run would be)
+    assert (after.limitations.excluded_runs, after.limitations.diverged_search_runs) == (0, 1)
+    limits = "\n".join(render_limitations(after.limitations))
+    assert "None of the 7 run folders was excluded" in limits and "The 1 learning-rate search run(s) whose training loss became non-finite are not excluded" in limits
     assert "A run that diverged (its training loss became non-finite, so it stopped) counts as finished" in text
     (root / "g-lr" / "chosen.json").write_text(json.dumps({"grid": "g", "protocol": "cpu", "variants": {
         "b": {"lr": 0.2, "val_top1": {"0.1": 0.0, "0.2": 57.0}, "runs": {"0.1": 2, "0.2": 2}, "diverged": {"0.1": 2}}}}))

@@ -102,6 +102,23 @@ def test_null_false_positives_over_all_looks_and_early_stopping():
     assert effect["coverage"] >= 0.93
 
 
+def test_simulate_given_that_the_rule_went_on_past_a_look_splits_the_whole_rule_at_that_look():
+    """Conditioning on the comparisons still open (a question part-way): every other comparison stopped at look 1,
+    and only the open ones reach the last look, so the unconditional figures split exactly, draw for draw."""
+    schedule, effect, sd = (3, 5, 8, 12), 0.5, 0.35
+    whole, one, two = (sq.simulate(schedule, effect, sd, reps=4000, seed=5, reached=k) for k in (0, 1, 2))
+    s1, s2 = one["reached_share"], two["reached_share"]
+    assert whole["reached_share"] == 1.0 and s1 > s2 and 0.2 < s2 < 0.95  # (look 1, at 3 seeds, rarely stops)
+    assert whole["expected_seeds"] == pytest.approx((1 - s1) * schedule[0] + s1 * one["expected_seeds"])
+    assert s1 * one["expected_seeds"] == pytest.approx((s1 - s2) * schedule[1] + s2 * two["expected_seeds"])
+    assert whole["inconclusive"] == pytest.approx(s2 * two["inconclusive"])
+    assert two["expected_seeds"] > schedule[2] - 1e-9 and two["power"] < whole["power"]
+    last = sq.simulate(schedule, effect, sd, reps=4000, seed=5, reached=3)
+    assert last["expected_seeds"] == 12 and last["stop_early"] == 0.0  # only the last look is left
+    with pytest.raises(ValueError, match="reached 4"):
+        sq.simulate(schedule, effect, sd, reps=100, reached=4)
+
+
 def test_t_statistic_needs_nominal_p_levels_not_z_boundaries():
     z_rule = sq.simulate(SCHEDULE, 0.0, 1.4, reps=20_000, seed=1, statistic="z")
     t_rule = sq.simulate(SCHEDULE, 0.0, 1.4, reps=20_000, seed=1)

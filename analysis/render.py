@@ -542,8 +542,23 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
 
 
 # ------------------------------------------------------------------------------ budget, learning rates
-def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
-    """"Choosing the budget": the pilot's table, the recommendation and the figure ``budget_pilot`` in ``folder``."""
+def _budget_outcome(budget: BudgetFindings, glance: tuple[GlanceRow, ...]) -> list[str]:
+    """What the questions decided at the recommended budget took, beside what the pilot planned (a plan is checked
+    against its outcome); nothing before one is decided there."""
+    decided = [r for r in glance if r.stage is Stage.DECIDED and r.cpu_hours is not None and r.seeds is not None
+               and r.protocol in (None, budget.recommendation.budget)]
+    if not decided or budget.recommendation.hours is None:
+        return []
+    took = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {r.cpu_hours:.1f} CPU-h, search included" for r in decided)
+    return [f"What the questions decided at this budget took (the questions at a glance): {took}. The pilot's "
+            f"{budget.recommendation.hours:.1f} CPU-hours plan one of its own pairs at its own learning rate, without "
+            "a search; the questions still open are planned from the main runs measured since (docs/study.md, \"The "
+            "planning SD\").", ""]
+
+
+def render_budget(budget: BudgetFindings, folder: str, glance: tuple[GlanceRow, ...] = ()) -> list[str]:
+    """"Choosing the budget": the pilot's table, the recommendation beside what the decided questions took
+    (``glance``) and the figure ``budget_pilot`` in ``folder``."""
     lines = ["## Choosing the budget", "",
              f"The pilot (docs/study.md) trains the core pairs under each candidate budget (grids `pilot-<protocol>`). "
              f"Seeds and CPU-hours are planned for a smallest effect of interest of {budget.effect:g} points with 80% power "
@@ -560,7 +575,7 @@ def render_budget(budget: BudgetFindings, folder: str) -> list[str]:
                         *_gpu_budget_lines(budget)]
     return lines + [markdown_table(plan_table(cpu_rows)), "",
                     f"Recommended budget: **{budget.recommendation.budget or 'none yet'}** "
-                    f"({recommendation_text(budget.recommendation)}).", "", *pending,
+                    f"({recommendation_text(budget.recommendation)}).", "", *_budget_outcome(budget, glance), *pending,
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", "",
                     *_gpu_budget_lines(budget)]
 

@@ -84,7 +84,7 @@ def _study_lines(findings: ReportFindings, folder: str) -> list[str]:
     """The main report of the study: its claims, the questions at a glance, the decisions look by look, the budget."""
     return [*render_paper_claims(findings.paper_claims, findings.glance, findings.source),
             *render_glance(findings.glance), *render_holm(findings.holm), *render_looks(findings.looks, folder),
-            *render_budget(findings.budget, folder)]
+            *render_budget(findings.budget, folder, findings.glance)]
 
 
 def render_report(findings: ReportFindings, out: str, folder: str) -> ReportPages:

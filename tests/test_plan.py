@@ -100,6 +100,11 @@ def test_report_sections_choosing_the_budget_and_findings_at_a_glance(pilot, tmp
     assert b.stage is Stage.DECIDED and b.plan is None and glance["a"].stage is Stage.NOT_RUN
     text = "\n".join(render_glance(tuple(glance.values())))
     assert "| `expansion-op`: `pointwise` - `dct` | equivalent | – | 5 (2 of 3) |" in text  # no level recorded: no CI
+    # the budget's plan beside what the question decided at it took
+    outcome = " ".join("\n".join(budget_lines(partial, "f", tuple(glance.values()))).split())
+    assert (f"The pilot's {partial.recommendation.hours:.1f} CPU-hours plan one of its own pairs" in outcome
+            and f"(b) 5 seeds a variant, {b.cpu_hours:.1f} CPU-h, search included." in outcome)
+    assert "What the questions decided" not in "\n".join(budget_lines(partial, "f"))
 
 
 def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_grid_costs(pilot, rows, tmp_path):

@@ -468,7 +468,8 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     # Limitations: a finished search run, not an excluded one (a failed main run would be)
     assert (after.limitations.excluded_runs, after.limitations.diverged_search_runs) == (0, 1)
     limits = "\n".join(render_limitations(after.limitations))
-    assert "None of the 7 run folders was excluded" in limits and "The 1 learning-rate search run(s) whose training loss became non-finite are not excluded" in limits
+    assert "None of the 7 run folders was excluded" in limits
+    assert "The 1 learning-rate search run(s) whose training loss became non-finite are not excluded" in limits
     assert "A run that diverged (its training loss became non-finite, so it stopped) counts as finished" in text
     (root / "g-lr" / "chosen.json").write_text(json.dumps({"grid": "g", "protocol": "cpu", "variants": {
         "b": {"lr": 0.2, "val_top1": {"0.1": 0.0, "0.2": 57.0}, "runs": {"0.1": 2, "0.2": 2}, "diverged": {"0.1": 2}}}}))
@@ -543,7 +544,7 @@ def _cost_row(mobilenet_model: str, macs_ratio: float, dyclot_kwargs: dict | Non
     return {"dyclotnet_200 reading": "default", "mobilenetv2_100 reading": mobilenet_model,
             "dyclot_kwargs": dyclot_kwargs or {}, "mobilenet_model": mobilenet_model, "mobilenet_kwargs": {},
             "dyclot_params": 100, "dyclot_macs": 1000, "mobilenet_params": 137, "mobilenet_macs": int(1000 * macs_ratio),
-            "params_ratio": 1.37, "macs_ratio": macs_ratio}
+            "params_ratio": 1.37, "macs_ratio": macs_ratio, "params_match": True, "macs_match": abs(macs_ratio / 2.9 - 1) <= 0.05}
 
 
 def test_the_claims_verdict_rule_on_decisions_and_counts():
@@ -597,6 +598,11 @@ def test_the_claims_table_reads_decisions_turned_the_claims_way_and_counts_from_
     text = "\n".join(render_paper_claims(tuple(claims.values()), glance, "res"))
     assert "**supported**, but smaller than the 0.5-point effect of interest" in text  # the within-margin hook
     assert "`res/dct_bound.json`" in text and "waits for question (c)" in text
+    # a count that supports a claim through the very reading chosen to reproduce it says so
+    assert "because it is one of 2 of the 3 readings counted reproduces both published ratios" in text
+    alone = claims_table(glance, costs[::2], bound)[2]
+    assert "because it alone of the 2 readings counted reproduces both" in alone.cost.reading
+    assert "readings counted" not in claims_table(glance, [_cost_row("mobilenetv2_cifar8_100", 2.5)], bound)[2].cost.reading
     assert len(claims_table(glance, None, None)) == len(claims)  # without the count files: not tested yet
     assert claims_table(glance, None, None)[2].verdict is Verdict.NOT_TESTED
 

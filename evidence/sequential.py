@@ -308,10 +308,7 @@ def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 40
     if not 0 <= reached < len(schedule):
         raise ValueError(f"reached {reached}: the rule can have gone on past 0 to {len(schedule) - 1} of its "
                          f"{len(schedule)} looks")
-    went_on = open_.copy()
     for k, n in enumerate(schedule):
-        if k == reached:
-            went_on = open_.copy()
         out = _decide(d[:, :n], float(p_two[k]), float(p_one[k]), float(z[k]), margin, statistic)
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -326,6 +323,7 @@ def simulate(schedule: tuple[int, ...], effect: float, sd: float, reps: int = 40
         stop_n[ended] = n
         covered[ended] = inside[ended]
         open_ &= ~stop
+    went_on = stop_n >= schedule[reached]  # still open at look ``reached`` + 1: none stopped before it
     mean = (lambda values: float(values[went_on].mean())) if went_on.any() else (lambda values: math.nan)
     rates = {label: mean(outcome == label) for label in ("better", "worse", "equivalent", "inconclusive")}
     return {**rates, "power": rates["better"], "expected_seeds": mean(stop_n),

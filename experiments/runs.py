@@ -334,7 +334,7 @@ def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | Non
 
     runtime = options.runtime()
     g = restrict(get_grid(grid), compared)
-    candidates = candidates or search_candidates(g.name, protocol_of(g, protocol, None))
+    candidates = candidates if candidates is not None else search_candidates(g.name, protocol_of(g, protocol, None))
 
     def train(search, configs, missing):
         check_data(configs[0].dataset, runtime)

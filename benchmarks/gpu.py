@@ -303,8 +303,8 @@ def run(threads: int | None = None, echo=print, models: tuple[str, ...] | None =
     from baselines.registry import create_model
     from costing.profiling import count_bytes_moved
     from experiments.config import STEPS, choose, get_protocol
-    from experiments.gpu import RUN_OVERHEAD_S
     from experiments.runner import import_models
+    from experiments.timebox import RUN_OVERHEAD_S
 
     import_models()
     choose("sharing", sharing, BENCH_SHARING)

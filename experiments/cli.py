@@ -62,6 +62,20 @@ UntilDecided_ = Annotated[bool, typer.Option(
 MaxSeeds_ = Annotated[int, typer.Option("--max-seeds", min=3, max=1000, help="With --until-decided: the last look's "
                                         "seeds (fixed once the first look is recorded).")]
 Margin_ = Annotated[float, typer.Option("--margin", min=0.01, help="With --until-decided: equivalence margin, points.")]
+Minutes_ = Annotated[float | None, typer.Option(
+    "--minutes", help="A time box: no run starts that is not expected to end within these minutes, measured from "
+    "earlier epochs of its network on this processor (experiments/timebox.py); a run still training at the end "
+    "stops and resumes from its checkpoint next time.")]
+FinishLater_ = Annotated[bool, typer.Option("--finish-later", help="With a time box: start a run while one more epoch "
+                                            "of it fits (not the whole run); it stops at the deadline and resumes next "
+                                            "time from its checkpoint, which must be there next time.")]
+
+
+def time_box(minutes: float | None) -> float | None:
+    """The deadline of ``--minutes`` (``timebox.deadline_after``), or None without a time box."""
+    from .timebox import deadline_after
+
+    return None if minutes is None else deadline_after(minutes)
 
 
 def list_grids() -> None:
@@ -100,6 +114,8 @@ def ablate(
     compare: Annotated[list[str] | None, typer.Option(
         "--compare", help="With --until-decided: a variant to compare with the reference (repeatable; default every "
         "other variant). Alpha is split over these only; the grid's other variants get no main runs.")] = None,
+    minutes: Minutes_ = None,
+    finish_later: FinishLater_ = False,
     only_variants: Annotated[list[str] | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a grid: every variant x seed not finished yet (interrupted runs resume).
@@ -109,7 +125,8 @@ def ablate(
     """
     options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=compile_setting(step),
                          wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, reuse=reuse,
-                         executor=executor, workers=workers, address=address)
+                         executor=executor, workers=workers, address=address, deadline=time_box(minutes),
+                         finish_later=finish_later)
     if compare and not until_decided:
         raise ValueError(f"--compare {' '.join(compare)} needs --until-decided (it names the comparisons the sequential "
                          "rule decides)")
@@ -137,6 +154,8 @@ def study(
     until_decided: UntilDecided_ = False,
     max_seeds: MaxSeeds_ = CPU_SEED_CAP,
     margin: Margin_ = 0.5,
+    minutes: Minutes_ = None,
+    finish_later: FinishLater_ = False,
 ) -> None:
     """Run the whole study: every grid of the plan (experiments.grids.STUDY) with its seeds, in order.
 
@@ -149,7 +168,8 @@ def study(
     """
     options = RunOptions(data_root=data_root, download=download, device=device, threads=threads, compile=False,
                          wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, reuse=reuse,
-                         executor=executor, workers=workers, address=address)
+                         executor=executor, workers=workers, address=address, deadline=time_box(minutes),
+                         finish_later=finish_later)
     failed = (runs.run_second_edition(protocol=protocol, results=results, only=only, options=options,
                                       max_seeds=max_seeds, margin=margin) if until_decided
               else runs.run_plan(protocol=protocol, results=results, only=only, options=options))
@@ -179,9 +199,7 @@ def gpu_next(
     max_seeds: MaxSeeds_ = GPU_SEED_CAP,
     margin: Margin_ = 0.5,
     retry_failed: RetryFailed_ = False,
-    finish_later: Annotated[bool, typer.Option("--finish-later", help="Start a run while one more epoch of it fits "
-                                               "(not the whole run); it stops at the deadline and resumes next "
-                                               "time from its checkpoint, which must travel to the next call.")] = False,
+    finish_later: FinishLater_ = False,
     plugins: Import_ = None,
 ) -> None:
     """Train a grid's next planned runs on one GPU within a time budget (own protocol, own grid folder)."""
@@ -258,6 +276,8 @@ def tune(
     compare: Annotated[list[str] | None, typer.Option(
         "--compare", help="Search only the reference and this variant (repeatable; default every variant): the "
         "networks `ablate --until-decided --compare` trains.")] = None,
+    minutes: Minutes_ = None,
+    finish_later: FinishLater_ = False,
 ) -> None:
     """Choose each variant's learning rate on validation, the same search for every network (docs/study.md)."""
     try:
@@ -265,9 +285,10 @@ def tune(
     except ValueError:
         raise ValueError(f"--candidates {candidates!r} is not a comma-separated list of numbers") from None
     options = RunOptions(data_root=data_root, download=False, device=device, threads=threads, compile=False,
-                         wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, workers=workers)
-    if not runs.tune(grid, protocol=protocol, candidates=values, seeds=seeds, results=results, options=options,
-                     compared=compare):
+                         wandb=wandb, plugins=tuple(plugins or ()), retry_failed=retry_failed, workers=workers,
+                         deadline=time_box(minutes), finish_later=finish_later)
+    if runs.tune(grid, protocol=protocol, candidates=values, seeds=seeds, results=results, options=options,
+                     compared=compare) is False:
         raise typer.Exit(1)
 
 

@@ -76,8 +76,9 @@ class StartOrder:
 
     The grid's ``configs`` first, in order; then a ``spare`` run, only while a run of ``configs`` still trains (the
     next look's seeds of ``ablate --until-decided``, rather than an idle worker). ``may_start(cfg) -> (ok, why)``
-    (a time box: ``gpu-next``) stops the order at the first run of ``configs`` that may not start; every later one
-    stays with it, and ``not_started`` says why (run id -> row of status ``todo``).
+    (a time box: ``--minutes``) stops the order at the first run of ``configs`` that may not start; every later one
+    stays with it, and ``not_started`` says why (run id -> row of status ``todo``). A spare that may not start ends the
+    spares (they have no row: a later call trains them).
     """
 
     def __init__(self, configs: list[RunConfig], spare: list[RunConfig] = (),
@@ -101,7 +102,12 @@ class StartOrder:
                         else "not started: an earlier run would not finish in time")
                 self.not_started[cfg.run_id] = run_row(cfg, RunStatus.TODO, note)
             self.configs, self.spare = [], []
-        return (self.spare.pop(0), True) if self.spare and grid_run_training else None
+        if not (self.spare and grid_run_training):
+            return None
+        if self.may_start and not self.may_start(self.spare[0])[0]:
+            self.spare = []
+            return None
+        return self.spare.pop(0), True
 
 
 def _worker(inbox, outbox, runtime: Runtime, results: Path, stop_at: float | None) -> None:
@@ -292,9 +298,10 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
     ``configs`` still trains (``StartOrder``); their results are not returned. The sequential executor has no
     idle worker, and Ray places every task itself, so both leave spares to a later call.
 
-    A time box (``gpu-next``): a run still training at ``stop_at`` (a ``clock()`` time) stops at its next step
-    (status ``partial``: it resumes from its last checkpoint next time); ``may_start(cfg) -> (ok, why)`` stops
-    the order at the first run that may not start (status ``todo``, ``note`` says why; local executor only).
+    A time box (``--minutes``, ``experiments.timebox``): a run still training at ``stop_at`` (a ``clock()`` time)
+    stops at its next step (status ``partial``: it resumes from its last checkpoint next time); ``may_start(cfg) ->
+    (ok, why)`` stops the order at the first run that may not start (status ``todo``, ``note`` says why; local
+    executor only).
     ``on_result`` sees each result of a run that ended in this call, as it ends.
     """
     choose("executor", executor, ("local", "ray"))

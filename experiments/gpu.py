@@ -9,23 +9,18 @@ in result.json. The folders are ordinary run folders: copied into ``results/`` t
 
 Scheduling: the grid's runs not finished in the output folder, in plan order (interrupted runs
 first, then seed by seed, every variant of a seed together), are started while the next one is
-expected to finish before the deadline. The expectation is measured, not guessed: the median wall
-time of an epoch (training plus evaluation) of runs of the same network and protocol already in the
-output folder, finished or still running, times the epochs left, plus ``RUN_OVERHEAD_S``. A network
-without a measured epoch is started while at least ``RUN_OVERHEAD_S`` are left. With ``--finish-later`` a run
-starts while its next epoch is expected to end in time (for budgets shorter than a run). At the deadline a
-run still training stops at its next step; its last epoch's checkpoint stays and the next call
-resumes it from there. ``workers > 1`` trains that many runs at once in the engine's pool of worker
-processes sharing the device (several small networks use a GPU better than one): the same executor,
-runner and trainer as every CPU run (``experiments.executors``); this module adds only the time box.
+expected to finish before the deadline, measured on this processor where it can be (``experiments.timebox``,
+which the CPU commands' ``--minutes`` shares). With ``--finish-later`` a run starts while its next epoch is
+expected to end in time (for budgets shorter than a run). At the deadline a run still training stops at its
+next step; its last epoch's checkpoint stays and the next call resumes it from there. ``workers > 1`` trains
+that many runs at once in the engine's pool of worker processes sharing the device (several small networks use
+a GPU better than one): the same executor, runner and trainer as every CPU run (``experiments.executors``);
+this module adds the GPU's plan (its protocol and folders, search then looks) only.
 """
 from __future__ import annotations
 
-import json
 import logging
-import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -50,17 +45,14 @@ from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runner import run_row
 from .runs import check_data
-from .store import RunStore, check_environment, check_writable, read_json, started_environments, write_json
+from .store import RunStore, check_environment, check_writable, processor, started_environments, write_json
+from .timebox import Clock, deadline_after, starts_in_time
 from .tuning import search_bracketed, search_runs
 from .until_decided import SequentialDesign, final_states, looks
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROTOCOL = GPU_PROTOCOL
-RUN_OVERHEAD_S = 20.0  # per run besides its epochs: start-up, data to the device, cost measurement (CPU)
-STOP_MARGIN_S = 20.0  # training stops this long before --minutes end: interrupted runs wind down, workers exit
-
-Clock = Callable[[], float]
 
 
 def device_grid(grid: Grid, protocol: str) -> Grid:
@@ -103,43 +95,6 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
                    device_sharing=sharing, compile=compile)
 
 
-# --------------------------------------------------------------------------- time estimates
-def _network_key(model: str, kwargs: dict) -> str:
-    return f"{model} {json.dumps(kwargs, sort_keys=True)}"
-
-
-def measured_epoch_seconds(out: Path, protocol: str) -> dict[str, float]:
-    """Median wall seconds of one epoch (training + evaluation) of the runs under ``out`` with ``protocol``.
-
-    Keyed by network (model and options) and by model alone; read from every run folder's
-    metrics.jsonl, finished or not. Unreadable files are skipped.
-    """
-    samples: dict[str, list[float]] = defaultdict(list)
-    for config_path in sorted(Path(out).glob("*/*/config.json")):
-        raw = read_json(config_path)
-        if not isinstance(raw, dict) or not isinstance(raw.get("protocol"), dict) \
-                or raw["protocol"].get("name") != protocol or not isinstance(raw.get("model"), str):
-            continue
-        seconds = [m["epoch_seconds"] + (m.get("eval_seconds") or 0.0)
-                   for m in RunStore(config_path.parent).load_metrics()
-                   if isinstance(m, dict) and isinstance(m.get("epoch_seconds"), (int, float))
-                   and isinstance(m.get("eval_seconds") or 0.0, (int, float))]
-        kwargs = raw.get("model_kwargs") if isinstance(raw.get("model_kwargs"), dict) else {}
-        for key in (_network_key(raw["model"], kwargs), raw["model"]):
-            samples[key] += seconds
-    return {key: statistics.median(values) for key, values in samples.items() if values}
-
-
-def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: dict[str, float], epochs: int | None = None) -> float | None:
-    """Expected wall seconds to finish ``cfg`` from ``epochs_done`` (or to train ``epochs`` more of it); None if
-    nothing like it was measured."""
-    seconds = per_epoch.get(_network_key(cfg.model, cfg.model_kwargs), per_epoch.get(cfg.model))
-    if seconds is None:
-        return None
-    left = max(0, cfg.protocol.epochs - epochs_done)
-    return RUN_OVERHEAD_S + (left if epochs is None else min(epochs, left)) * seconds
-
-
 def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -> tuple[dict[str, dict], list[RunConfig]]:
     """(rows of runs not to train now, keyed by run id; the runs to train, in order).
 
@@ -173,15 +128,7 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
     """
     rows, ordered = plan_runs(configs, out, runtime.retry_failed)
     protocol = configs[0].protocol.name if configs else DEFAULT_PROTOCOL
-
-    def fits(cfg: RunConfig) -> tuple[bool, str]:
-        left = deadline - clock()
-        expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()), measured_epoch_seconds(out, protocol),
-                                    1 if finish_later else None)
-        if expected is None:
-            return left > RUN_OVERHEAD_S, f"no epoch of {cfg.model} measured yet and {max(0.0, left):.0f} s left"
-        what = "its next epoch needs" if finish_later else "needs"
-        return expected <= left, f"{what} ~{expected:.0f} s, {max(0.0, left):.0f} s left"
+    fits = starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock, processor=processor(runtime))
 
     if ordered:
         trained = run_grid(ordered, runtime, out, workers=workers, stop_at=deadline, may_start=fits, clock=clock,
@@ -260,9 +207,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     """
     from study import grids as study_grids
 
-    start = clock()
-    if not (isinstance(minutes, (int, float)) and minutes > 0):
-        raise ValueError(f"--minutes must be a number of minutes > 0, got {minutes!r}")
+    deadline = deadline_after(minutes, clock)  # bad --minutes refused before anything else
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
     g, protocol = planned_grid(grid, protocol)
@@ -280,7 +225,6 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     for folder in (grid_dir, Path(out) / search_name(g.name)):  # never a window spent on runs that would not pair
         check_environment(folder, runtime)
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
-    deadline = start + minutes * 60 - STOP_MARGIN_S
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
 
     def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
@@ -325,5 +269,5 @@ def _train_looks(design: SequentialDesign, g: Grid, out: Path, train: Callable, 
             break
     return list(rows.values())
 
-__all__ = ["DEFAULT_PROTOCOL", "device_grid", "estimate_seconds", "gpu_next", "held_step", "make_runtime",
-           "measured_epoch_seconds", "plan_runs", "run_within", "trained_folders"]
+__all__ = ["DEFAULT_PROTOCOL", "device_grid", "gpu_next", "held_step", "make_runtime", "plan_runs", "run_within",
+           "trained_folders"]

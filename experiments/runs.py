@@ -40,9 +40,16 @@ class RunOptions:
     executor: str = "local"
     workers: int = 1
     address: str | None = None
+    deadline: float | None = None  # a time box (--minutes, experiments.timebox): the time.time() training stops at
+    finish_later: bool = False  # with a deadline: a run starts while its next epoch fits, not only its whole run
 
     def runtime(self) -> Runtime:
         choose("wandb mode", self.wandb, ("off", "offline", "online"))
+        if self.deadline is not None and self.executor != "local":
+            raise ValueError(f"--minutes needs --executor local (the time box decides which runs start); "
+                             f"--executor {self.executor} places every run itself")
+        if self.finish_later and self.deadline is None:
+            raise ValueError("--finish-later needs --minutes (it says which runs start before the deadline)")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"unknown device {self.device!r} (choose from: auto, cpu, cuda, cuda:N)")
         if self.data_root is not None and not self.data_root.exists():
@@ -51,6 +58,22 @@ class RunOptions:
         return Runtime(data_root=self.data_root, download=self.download, device=self.device, threads=self.threads,
                        compile=self.compile, wandb=self.wandb, plugins=tuple(self.plugins or ()),
                        retry_failed=self.retry_failed, reuse=self.reuse)
+
+    def past_deadline(self) -> bool:
+        """Whether the time box (if any) has ended: nothing more starts."""
+        import time
+
+        return self.deadline is not None and time.time() >= self.deadline
+
+    def time_box(self, results: Path, protocol: str, runtime: Runtime) -> dict:
+        """The executor's time box (``run_grid``'s ``stop_at`` and ``may_start``; ``experiments.timebox``), or none."""
+        if self.deadline is None:
+            return {}
+        from .store import processor
+        from .timebox import starts_in_time
+
+        return {"stop_at": self.deadline, "may_start": starts_in_time(
+            self.deadline, Path(results), protocol, finish_later=self.finish_later, processor=processor(runtime))}
 
 
 def check_data(dataset: str, runtime: Runtime) -> None:
@@ -84,7 +107,7 @@ def print_results(results: list[dict]) -> None:
     for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
         metrics = r.get("metrics") or {}
         fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
-        note = r.get("reason") or ("finished before" if r.get("skipped") else "")
+        note = r.get("reason") or r.get("note") or ("finished before" if r.get("skipped") else "")
         search = LR_SEPARATOR in str(r.get("variant"))  # a search run is judged on validation only
         table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]),
                       "(search run)" if search else fmt(metrics.get("test_top1")),
@@ -178,6 +201,8 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
     design = SequentialDesign(grid=g.name, reference=g.reference, variants=tuple(compared_variants(g, compared)),
                               protocol=protocol_of(g, protocol, dataset), margin=margin, max_seeds=max_seeds)
     for look in looks(design, Path(results)):  # failed runs were listed; their variants stay open, then stop undecided
+        if options.past_deadline():  # the time box ended: this look and later ones start nothing
+            break
         after = [m for m in design.schedule if m > look.seeds]  # the next look's seeds fill idle workers
         run_grid_command(restrict(g, compared), protocol=protocol, seeds=look.seeds, dataset=dataset, vary=vary,
                          results=results, runtime=runtime, options=options,
@@ -232,15 +257,23 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
         configs, spare = ([c for c in cs if c.variant in only_variants] for cs in (configs, spare))
     interrupted = {c.run_id for c in configs if RunStore.of(results, c).status() == RunStatus.PARTIAL}
     outcome = run_grid(configs, runtime, results, options.executor, options.workers, options.address,
-                       show_progress=True, title=f"{g.name} ({configs[0].protocol.name})", spare=spare)
+                       show_progress=True, title=f"{g.name} ({protocol_name})", spare=spare,
+                       **options.time_box(results, protocol_name, runtime))
     print_results(outcome)
-    failed = [r for r in outcome if r["status"] not in (RunStatus.OK, RunStatus.RUNNING)]
-    executed = [r for r in outcome if not r.get("skipped")]
+    boxed = {s: sum(r["status"] == s for r in outcome) for s in (RunStatus.TODO, RunStatus.PARTIAL)}
+    failed = [r for r in outcome if r["status"] not in (RunStatus.OK, RunStatus.RUNNING, *boxed)]
+    executed = [r for r in outcome if not r.get("skipped") and r["status"] not in boxed]
     copied = sum(bool(r.get("reused_from")) for r in executed)
     resumed = sum(r["run_id"] in interrupted and not r.get("reused_from") for r in executed)
     console.print(f"{len(outcome)} runs: {len(executed) - copied - resumed} trained now, {resumed} resumed from a "
-                  f"checkpoint, {copied} copied from twin runs, {len(outcome) - len(executed)} finished before or "
-                  f"running elsewhere, {len(failed)} failed; results in {grid_dir}")
+                  f"checkpoint, {copied} copied from twin runs, {len(outcome) - len(executed) - sum(boxed.values())} "
+                  f"finished before or running elsewhere, {len(failed)} failed"
+                  + (f", {boxed[RunStatus.PARTIAL]} stopped at the deadline (they resume from their checkpoints), "
+                     f"{boxed[RunStatus.TODO]} not started (they would not end in time)" if options.deadline else "")
+                  + f"; results in {grid_dir}")
+    first_left = next((r for r in outcome if r["status"] == RunStatus.TODO), None)
+    if first_left:  # the time box's reason, whole (the table wraps it)
+        console.print(f"{first_left['variant']} seed {first_left['seed']}: {first_left.get('note')}", soft_wrap=True)
     ahead = sum(RunStore.of(results, c).read_result() is not None for c in spare)
     if ahead:
         console.print(f"{ahead} runs of the next look's seeds finished on workers that would otherwise have idled")
@@ -269,15 +302,20 @@ def run_plan(*, protocol: str | None, results: Path, only: list[str] | None, opt
     return [grid for grid, seeds in plan.items()
             if not _grid_step(grid, f"{grid}: {seeds} seeds",
                               lambda grid=grid, seeds=seeds: ablate(grid, protocol=protocol, seeds=seeds, dataset=None,
-                                                                    vary="all", results=results, options=options))]
+                                                                    vary="all", results=results, options=options),
+                              options)]
 
 
-def _grid_step(grid: str, title: str, step: Callable[[], bool]) -> bool:
+def _grid_step(grid: str, title: str, step: Callable[[], bool], options: RunOptions) -> bool:
     """One grid of a study under a rule: ``step()``, or False with the error printed when the grid cannot run
-    (e.g. its dataset is missing here). A full or unwritable disk stops the study: every later grid would fail."""
+    (e.g. its dataset is missing here). A full or unwritable disk stops the study: every later grid would fail.
+    Once the time box (``--minutes``) has ended, the grid is not started (True: nothing failed)."""
     from evidence.files import ResultsWriteError
 
     console.rule(title)
+    if options.past_deadline():
+        console.print(f"{grid}: not started, the time box (--minutes) has ended")
+        return True
     try:
         return step()
     except ResultsWriteError:
@@ -305,32 +343,33 @@ def run_second_edition(*, protocol: str | None, results: Path, only: list[str] |
         choose("second-edition grid", name, SECOND_EDITION)
 
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
-        if not tune(grid, protocol=protocol, candidates=None, seeds=grids.TUNING_SEEDS,
-                    results=results, options=options, compared=own_comparison(grid)):
-            return False
+        if (chosen := tune(grid, protocol=protocol, candidates=None, seeds=grids.TUNING_SEEDS,
+                           results=results, options=options, compared=own_comparison(grid))) is not True:
+            return chosen is None  # None: the search did not end within the time box, which is no failure
         return ablate(grid, protocol=protocol, seeds=1, dataset=None, vary="all", results=results, options=options,
                       until_decided=True, max_seeds=max_seeds, margin=margin, compared=own_comparison(grid))
 
     return [grid for grid in SECOND_EDITION if (not only or grid in only) and not _grid_step(
         grid, f"{grid}: learning rates on validation, then seeds until decided (at most {max_seeds})",
-        lambda grid=grid: tune_then_decide(grid))]
+        lambda grid=grid: tune_then_decide(grid), options)]
 
 
 def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | None, seeds: int, results: Path,
-         options: RunOptions, compared: list[str] | None = None) -> bool:
+         options: RunOptions, compared: list[str] | None = None) -> bool | None:
     """Each variant's learning rate chosen on validation (``run.py tune``), written where ``ablate`` reads it.
     ``candidates``: the rates the search starts from (None: the grid's under the protocol,
     ``study.grids.search_candidates``). ``compared``: search only the reference and these variants (the networks
     ``ablate --until-decided --compare`` trains; default every variant of the grid).
 
     False (printed, with why) when a network got no rate: nothing is written then, and an older choice under the
-    same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose."""
+    same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose.
+    None instead where the only reason is search runs the time box (``--minutes``) left unfinished."""
     from study.grids import search_candidates
 
     from .executors import run_grid
     from .grids import get_grid, grid_json, protocol_of, restrict
     from .store import check_writable, write_json
-    from .tuning import search_bracketed
+    from .tuning import NOT_FINISHED, search_bracketed
 
     runtime = options.runtime()
     g = restrict(get_grid(grid), compared)
@@ -340,7 +379,8 @@ def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | Non
         check_data(configs[0].dataset, runtime)
         write_json(check_writable(Path(results) / search.name) / "grid.json", grid_json(search, configs, missing))
         outcome = run_grid(configs, runtime, results, "local", options.workers, None, show_progress=True,
-                           title=f"{search.name} ({configs[0].protocol.name})")
+                           title=f"{search.name} ({configs[0].protocol.name})",
+                           **options.time_box(results, configs[0].protocol.name, runtime))
         print_results(outcome)
         return outcome
 
@@ -359,6 +399,8 @@ def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | Non
     if not unchosen:
         console.print(f"wrote {grid_dir / 'chosen.json'}; run.py ablate {g.name} now trains at these rates"
                       + (f" (with --until-decided{''.join(f' --compare {v}' for v in compared)})" if compared else ""))
+    if unchosen and options.deadline is not None and set(unchosen.values()) == {NOT_FINISHED}:
+        return None
     return not unchosen
 
 

@@ -236,6 +236,20 @@ def _git_commit() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), as env.json records it; the platform's processor name elsewhere."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def processor(runtime: Runtime) -> str:
+    """The processor runs of ``runtime`` train on, named as env.json names it: the GPU's name on CUDA, else the CPU's."""
+    device = on_device(runtime).device
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else cpu_model()
+
+
 def environment(runtime: Runtime, data_source: str | None = None, data_sha256: str | None = None) -> dict:
     """What env.json records: code version, packages, hardware, threads, data source."""
     from importlib.metadata import PackageNotFoundError, version
@@ -246,17 +260,12 @@ def environment(runtime: Runtime, data_source: str | None = None, data_sha256: s
         except PackageNotFoundError:
             return None
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     cuda = torch.cuda.is_available()
     return {
         "git": _git_commit(), "python": sys.version.split()[0], "platform": platform.platform(),
         "hostname": platform.node(),
         "packages": {n: package(n) for n in ("torch", "torchvision", "timm", "numpy", "ptflops", "pillow", "ray", "wandb")},
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if cuda else None, "cuda": torch.version.cuda if cuda else None,
         "runtime": runtime.model_dump(mode="json"), "data_source": data_source, "data_sha256": data_sha256,
     }

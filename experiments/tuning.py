@@ -104,6 +104,9 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
     return chosen
 
 
+NOT_FINISHED = "search runs not finished yet"
+
+
 def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
     """Per network of the search ``rows`` (one per search run: ``variant``, ``status``) left without a rate, why."""
     statuses: dict[str, set] = {}
@@ -118,7 +121,7 @@ def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
         elif RunStatus.RUNNING.value in seen:
             reasons[network] = "a search run is training in another process"
         elif seen - {RunStatus.OK.value}:
-            reasons[network] = "search runs not finished yet"
+            reasons[network] = NOT_FINISHED
         else:
             reasons[network] = "its search runs have no validation top-1"
     return reasons

@@ -11,7 +11,7 @@ import run
 from analysis.compare import analyze
 from evidence.load import load_results
 from evidence.status import RunStatus
-from experiments import config, gpu, grids
+from experiments import config, gpu, grids, timebox
 from experiments.runner import run_row
 from experiments.store import RunStore, mixed_environment
 
@@ -180,14 +180,14 @@ def test_estimates_come_from_measured_epochs_of_the_same_network_and_protocol(tm
     (folder / "config.json").write_text(json.dumps({**second.model_dump(mode="json"), "grid": "other-gpu"}))
     (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "epoch_seconds": s, "eval_seconds": 1.0}) + "\n"
                                                   for e, s in ((1, 9.0), (2, 5.0), (3, 7.0))) + '{"torn')
-    measured = gpu.measured_epoch_seconds(tmp_path, "gpu")
+    measured = timebox.measured_epoch_seconds(tmp_path, "gpu")
     assert measured == {'engine_test_net {"width": 4}': 8.0, "engine_test_net": 8.0}
-    assert gpu.measured_epoch_seconds(tmp_path, "cpu") == {}
+    assert timebox.measured_epoch_seconds(tmp_path, "cpu") == {}
     epochs = second.protocol.epochs
-    assert gpu.estimate_seconds(second, 0, measured) == gpu.RUN_OVERHEAD_S + 8.0 * epochs
-    assert gpu.estimate_seconds(second, epochs, measured) == gpu.RUN_OVERHEAD_S  # only the overhead is left
-    assert gpu.estimate_seconds(first, 0, measured) == gpu.RUN_OVERHEAD_S + 8.0 * epochs  # the model's other options
-    assert gpu.estimate_seconds(first, 0, {}) is None
+    assert timebox.estimate_seconds(second, 0, measured) == timebox.RUN_OVERHEAD_S + 8.0 * epochs
+    assert timebox.estimate_seconds(second, epochs, measured) == timebox.RUN_OVERHEAD_S  # only the overhead is left
+    assert timebox.estimate_seconds(first, 0, measured) == timebox.RUN_OVERHEAD_S + 8.0 * epochs  # the model's other options
+    assert timebox.estimate_seconds(first, 0, {}) is None
 
 
 def test_no_run_starts_that_would_not_finish_and_the_plan_order_is_kept(tmp_path):
@@ -204,12 +204,12 @@ def test_no_run_starts_that_would_not_finish_and_the_plan_order_is_kept(tmp_path
     assert not list(tmp_path.glob("tiny-gpu/*"))  # nothing started
     # a network never measured starts while the overhead fits, not with less time left
     (folder / "metrics.jsonl").unlink()
-    rows = gpu.run_within(plan[:2], runtime(), tmp_path, deadline=now + gpu.RUN_OVERHEAD_S - 1, clock=lambda: now)
+    rows = gpu.run_within(plan[:2], runtime(), tmp_path, deadline=now + timebox.RUN_OVERHEAD_S - 1, clock=lambda: now)
     assert [r["status"] for r in rows] == [RunStatus.TODO] * 2 and "no epoch of engine_test_net" in rows[0]["note"]
 
 
 def test_a_run_stopped_at_the_deadline_keeps_its_epochs_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu, "RUN_OVERHEAD_S", 0.0)
+    monkeypatch.setattr(timebox, "RUN_OVERHEAD_S", 0.0)
     (cfg,) = [c for c in configs() if c.variant == "a"]
     steps = len(range(0, 360 - 32 + 1, 32))  # 360 synthetic training images, batch 32: 11 steps an epoch
     tick = itertools.count()  # one second per look at the clock: the plan, the start, then one per step

@@ -535,8 +535,10 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
     return ["## The paper's claims", "",
             "One rule (docs/analysis.md, \"The claims table\"). An accuracy claim is judged only by a decided "
             "comparison of the second edition, turned the claim's way round: *supported* when its repeated interval "
-            f"lies above 0 and reaches the published gain (above -{MARGIN:g} points for \"replace\"), *not supported* "
-            "when it lies below, *not tested yet* until decided. A cost claim is counted from the models: *supported* "
+            f"lies above 0 and reaches the published gain (for \"replace\": lies above -{MARGIN:g} points), *not "
+            f"supported* when it lies wholly below the published gain (for \"replace\": below -{MARGIN:g}) or the "
+            "comparison was decided equivalent where a gain was claimed, *inconclusive* otherwise, *not tested yet* "
+            "until decided. A cost claim is counted from the models: *supported* "
             f"within {CLAIM_TOLERANCE:.0%} of the published figure. First-pass verdicts: the appendix.", "",
             markdown_table(table), ""]
 
@@ -894,8 +896,9 @@ LOOKS_INTRO = (
     "design its `sequential.json` records (`evidence.decisions.look_history`): at each look, the paired differences "
     "*variant - reference* of test top-1 over seeds 0 to n-1, their mean, the repeated confidence interval at the "
     "look's level, the paired t-test's p-value and the look's nominal level. A comparison is decided *better* or "
-    "*worse* at the first look whose p-value is below the nominal level, *equivalent* when the repeated interval "
-    "at twice the one-sided level lies within the margin; it gets no more seeds after that.")
+    "*worse* at the first look whose p-value is below the nominal level, *equivalent* when its equivalence (TOST) "
+    "interval, at 1 - 2 x the look's one-sided nominal level (docs/study.md, section 3), lies within the margin; it "
+    "gets no more seeds after that.")
 
 
 def _ci(state: dict) -> str:

@@ -45,8 +45,8 @@ from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
 from .runner import run_row
 from .runs import check_data
-from .store import RunStore, check_environment, check_writable, processor, started_environments, write_json
-from .timebox import Clock, deadline_after, starts_in_time
+from .store import RunStore, check_environment, check_writable, started_environments, write_json
+from .timebox import Clock, deadline_after, machine_here, starts_in_time
 from .tuning import search_bracketed, search_runs
 from .until_decided import SequentialDesign, final_states, looks
 
@@ -128,7 +128,8 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
     """
     rows, ordered = plan_runs(configs, out, runtime.retry_failed)
     protocol = configs[0].protocol.name if configs else DEFAULT_PROTOCOL
-    fits = starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock, processor=processor(runtime))
+    fits = starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock,
+                          here=machine_here(runtime, workers))
 
     if ordered:
         trained = run_grid(ordered, runtime, out, workers=workers, stop_at=deadline, may_start=fits, clock=clock,
@@ -251,7 +252,7 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     design = SequentialDesign(grid=g.name, reference=g.reference, protocol=protocol, margin=margin, max_seeds=max_seeds,
                               variants=tuple(v for v in dict.fromkeys(c.variant for c in configs) if v != g.reference))
     rows = _train_looks(design, g, Path(out), train, lambda: clock() >= deadline, plugins)
-    return {**outcome, "rows": search_rows + rows, "decisions": final_states(design, Path(out))}
+    return {**outcome, "rows": search_rows + rows, "decisions": final_states(design, Path(out), time_boxed=True)}
 
 
 def _train_looks(design: SequentialDesign, g: Grid, out: Path, train: Callable, past_deadline: Callable[[], bool],

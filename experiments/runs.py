@@ -69,11 +69,11 @@ class RunOptions:
         """The executor's time box (``run_grid``'s ``stop_at`` and ``may_start``; ``experiments.timebox``), or none."""
         if self.deadline is None:
             return {}
-        from .store import processor
-        from .timebox import starts_in_time
+        from .timebox import machine_here, starts_in_time
 
         return {"stop_at": self.deadline, "may_start": starts_in_time(
-            self.deadline, Path(results), protocol, finish_later=self.finish_later, processor=processor(runtime))}
+            self.deadline, Path(results), protocol, finish_later=self.finish_later,
+            here=machine_here(runtime, self.workers), unmeasured_starts=False)}
 
 
 def check_data(dataset: str, runtime: Runtime) -> None:
@@ -107,7 +107,8 @@ def print_results(results: list[dict]) -> None:
     for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
         metrics = r.get("metrics") or {}
         fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
-        note = r.get("reason") or r.get("note") or ("finished before" if r.get("skipped") else "")
+        boxed = r["status"] in (RunStatus.TODO, RunStatus.PARTIAL, RunStatus.LOST)  # why it did not finish here
+        note = r.get("reason") or (r.get("note") if boxed else None) or ("finished before" if r.get("skipped") else "")
         search = LR_SEPARATOR in str(r.get("variant"))  # a search run is judged on validation only
         table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]),
                       "(search run)" if search else fmt(metrics.get("test_top1")),
@@ -195,6 +196,8 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
     ``compared``: the variants compared with the reference (default every other variant of the grid); alpha is
     split over them, and the grid's other variants get no main runs. The options were checked once, by ``ablate``:
     each look trains through ``run_grid_command`` directly."""
+    from evidence.sequential import OPEN
+
     from .grids import compared_variants, protocol_of, restrict
     from .until_decided import SequentialDesign, final_states, looks
 
@@ -208,9 +211,10 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
                          results=results, runtime=runtime, options=options,
                          only_variants=[g.reference, *look.open_variants],
                          spare_seeds=after[0] - look.seeds if after else 0)
-    states = final_states(design, Path(results))
+    states = final_states(design, Path(results), time_boxed=options.deadline is not None)
     for variant, state in states.items():
-        console.print(f"{variant} vs {g.reference}: {state['label']} (look {state['look']}, {state['n']} seeds)")
+        label = state["label"] if state["label"] != OPEN else "open: the time box (--minutes) ended first"
+        console.print(f"{variant} vs {g.reference}: {label} (look {state['look']}, {state['n']} seeds)")
 
 
 def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None, vary: str, results: Path,
@@ -341,6 +345,7 @@ def run_second_edition(*, protocol: str | None, results: Path, only: list[str] |
     get_protocol(protocol)
     for name in only or ():
         choose("second-edition grid", name, SECOND_EDITION)
+    options.runtime()  # bad options are one error before any grid, not one per grid
 
     def tune_then_decide(grid: str) -> bool:  # no main run trains at a rate that was not chosen
         if (chosen := tune(grid, protocol=protocol, candidates=None, seeds=grids.TUNING_SEEDS,

@@ -1,13 +1,17 @@
-"""A time box for any command that trains (``--minutes``): no run starts that is not expected to end in time.
+"""A time box for the commands that train (``--minutes``): no run starts that is not expected to end in time.
 
 The expectation is measured, not guessed: the median wall time of an epoch (training plus evaluation) of runs of
 the same network and protocol under the results folder, finished or still running, times the epochs left, plus
-``RUN_OVERHEAD_S``. Runs measured on the same processor (env.json's GPU on CUDA, else its CPU) count alone where there
-are any: the same network's epoch can take twice as long on another machine. A network without a measured epoch
-starts while at least ``RUN_OVERHEAD_S`` are left. With ``finish_later`` a run starts while its next epoch is
-expected to end in time (for budgets shorter than a run: it stops at the deadline and resumes from its checkpoint
-next time). The executor (``executors.run_grid``: ``stop_at``, ``may_start``) applies the box; ``gpu-next`` (a
-GPU batch) and the CPU commands (``ablate``, ``tune``, ``study``) share it.
+``RUN_OVERHEAD_S``, taken from the runs closest to this call's: trained as it trains (the same processor, threads
+per run and runs sharing the device), else on the same processor, else anywhere; the same network first, else the
+same model. The same network's epoch can take twice as long on another machine, or with another thread count. A
+network without a measured epoch does not start on the CPU commands (nothing says it would end in time: train it
+once without a box, or with ``finish_later``); ``gpu-next`` starts one while at least ``RUN_OVERHEAD_S`` are left.
+With ``finish_later`` a run starts while its next epoch is expected to end in time (for budgets shorter than a
+run: it stops at the deadline and resumes from its checkpoint next time). The executor (``executors.run_grid``:
+``stop_at``, ``may_start``) applies the box; ``gpu-next`` (a GPU batch) and the CPU commands (``ablate``, ``tune``,
+``study``) share it. A call may end up to about a minute past its box: a run stops at its next step, and a pool
+worker still busy ``executors.JOIN_TIMEOUT_S`` after the deadline is stopped.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import RunConfig
-from .store import RunStore, read_json
+from .config import RunConfig, Runtime, threads_per_run
+from .store import RunStore, processor, read_json
 
 RUN_OVERHEAD_S = 20.0  # per run besides its epochs: start-up, data to the device, cost measurement (CPU)
 STOP_MARGIN_S = 20.0  # training stops this long before --minutes end: interrupted runs wind down, workers exit
@@ -39,22 +43,32 @@ def _network_key(model: str, kwargs: dict) -> str:
     return f"{model} {json.dumps(kwargs, sort_keys=True)}"
 
 
-def _processor(env: object) -> str | None:
-    """The processor a run trained on, as its env.json names it: the GPU on a CUDA run, else the CPU."""
-    if not isinstance(env, dict):
+Machine = tuple  # (processor, torch threads per run, runs sharing the device): how a run trained, from env.json
+
+
+def machine_of(env: object) -> Machine | None:
+    """How a run trained, from its env.json: the processor (the GPU on a CUDA run, else the CPU), its threads and
+    the runs sharing its device; None where env.json does not say."""
+    if not isinstance(env, dict) or not isinstance(env.get("runtime"), dict):
         return None
-    runtime = env.get("runtime") if isinstance(env.get("runtime"), dict) else {}
-    return env.get("gpu") if str(runtime.get("device", "")).startswith("cuda") else env.get("cpu")
+    runtime = env["runtime"]
+    processor = env.get("gpu") if str(runtime.get("device", "")).startswith("cuda") else env.get("cpu")
+    return processor, runtime.get("threads"), runtime.get("runs_sharing_device", 1)
 
 
-def measured_epoch_seconds(out: Path, protocol: str, processor: str | None = None) -> dict[str, float]:
-    """Median wall seconds of one epoch (training + evaluation) of the runs under ``out`` with ``protocol``.
+def machine_here(runtime: Runtime, workers: int = 1) -> Machine:
+    """How runs of ``runtime`` train here, as :func:`machine_of` reads it back from their env.json: the threads
+    ``executors.run_grid`` gives each of ``workers`` local runs where ``runtime`` sets none."""
+    return processor(runtime), runtime.threads or threads_per_run(workers), runtime.runs_sharing_device
 
-    Keyed by network (model and options) and by model alone; read from every run folder's metrics.jsonl, finished
-    or not. With ``processor`` (``store.processor``), a key measured on that processor takes those runs' epochs
-    only; other processors' count where it has none. Unreadable files are skipped.
+
+def measured_epoch_seconds(out: Path, protocol: str, here: Machine | None = None) -> list[dict[str, float]]:
+    """Median wall seconds of one epoch (training + evaluation) of the runs under ``out`` with ``protocol``, closest
+    machine first: ``[runs trained as here (processor, threads, runs at once), runs on here's processor, all runs]``
+    (all runs only, without ``here``). Each tier is keyed by network (model and options) and by model alone; read from
+    every run folder's metrics.jsonl, finished or not. Unreadable files are skipped.
     """
-    samples: dict[bool, dict[str, list[float]]] = {True: defaultdict(list), False: defaultdict(list)}
+    tiers: list[dict[str, list[float]]] = [defaultdict(list) for _ in range(3 if here else 1)]
     for config_path in sorted(Path(out).glob("*/*/config.json")):
         raw = read_json(config_path)
         if not isinstance(raw, dict) or not isinstance(raw.get("protocol"), dict) \
@@ -64,18 +78,22 @@ def measured_epoch_seconds(out: Path, protocol: str, processor: str | None = Non
                    for m in RunStore(config_path.parent).load_metrics()
                    if isinstance(m, dict) and isinstance(m.get("epoch_seconds"), (int, float))
                    and isinstance(m.get("eval_seconds") or 0.0, (int, float))]
-        here = processor is not None and _processor(read_json(config_path.parent / "env.json")) == processor
+        machine = machine_of(read_json(config_path.parent / "env.json")) if here else None
+        closeness = [machine == here, machine is not None and machine[0] == here[0], True] if here else [True]
         kwargs = raw.get("model_kwargs") if isinstance(raw.get("model_kwargs"), dict) else {}
-        for key in (_network_key(raw["model"], kwargs), raw["model"]):
-            samples[here][key] += seconds
-    measured = {**samples[False], **{key: values for key, values in samples[True].items() if values}}
-    return {key: statistics.median(values) for key, values in measured.items() if values}
+        for tier, close in zip(tiers, closeness, strict=True):
+            for key in (_network_key(raw["model"], kwargs), raw["model"]) if close else ():
+                tier[key] += seconds
+    return [{key: statistics.median(values) for key, values in tier.items() if values} for tier in tiers]
 
 
-def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: dict[str, float], epochs: int | None = None) -> float | None:
-    """Expected wall seconds to finish ``cfg`` from ``epochs_done`` (or to train ``epochs`` more of it); None if
-    nothing like it was measured."""
-    seconds = per_epoch.get(_network_key(cfg.model, cfg.model_kwargs), per_epoch.get(cfg.model))
+def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: list[dict[str, float]],
+                     epochs: int | None = None) -> float | None:
+    """Expected wall seconds to finish ``cfg`` from ``epochs_done`` (or to train ``epochs`` more of it), from the
+    closest tier of ``per_epoch`` (``measured_epoch_seconds``) that measured its network, else its model; None if
+    no tier measured either."""
+    seconds = next((tier[key] for tier in per_epoch for key in (_network_key(cfg.model, cfg.model_kwargs), cfg.model)
+                    if key in tier), None)
     if seconds is None:
         return None
     left = max(0, cfg.protocol.epochs - epochs_done)
@@ -83,19 +101,25 @@ def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: dict[str, floa
 
 
 def starts_in_time(deadline: float, out: Path, protocol: str, *, finish_later: bool = False, clock: Clock = time.time,
-                   processor: str | None = None) -> MayStart:
+                   here: Machine | None = None, unmeasured_starts: bool = True) -> MayStart:
     """``may_start(cfg) -> (ok, why)`` for ``executors.run_grid``: whether ``cfg`` (its epochs still to train, or with
-    ``finish_later`` its next one) is expected to end by ``deadline``, measured under ``out`` (see the module)."""
+    ``finish_later`` its next one) is expected to end by ``deadline``, measured under ``out`` on machines like
+    ``here`` first (see the module). A network never measured starts while ``RUN_OVERHEAD_S`` are left if
+    ``unmeasured_starts`` or ``finish_later``; else it does not start (nothing says it would end in time)."""
     def may_start(cfg: RunConfig) -> tuple[bool, str]:
         left = deadline - clock()
         expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()),
-                                    measured_epoch_seconds(out, protocol, processor), 1 if finish_later else None)
+                                    measured_epoch_seconds(out, protocol, here), 1 if finish_later else None)
         if expected is None:
-            return left > RUN_OVERHEAD_S, f"no epoch of {cfg.model} measured yet and {max(0.0, left):.0f} s left"
+            unmeasured = f"no epoch of {cfg.model} under {protocol} measured yet"
+            if unmeasured_starts or finish_later:
+                return left > RUN_OVERHEAD_S, f"{unmeasured} and {max(0.0, left):.0f} s left"
+            return False, f"{unmeasured}, so nothing says it would end in time (train it once without --minutes, " \
+                          "or with --finish-later)"
         what = "its next epoch needs" if finish_later else "needs"
         return expected <= left, f"{what} ~{expected:.0f} s, {max(0.0, left):.0f} s left"
     return may_start
 
 
 __all__ = ["RUN_OVERHEAD_S", "STOP_MARGIN_S", "deadline_after", "estimate_seconds", "measured_epoch_seconds",
-           "starts_in_time"]
+           "machine_here", "machine_of", "starts_in_time"]

@@ -115,13 +115,16 @@ def looks(design: SequentialDesign, results: Path) -> Iterator[Look]:
         yield Look(n, open_variants)
 
 
-def final_states(design: SequentialDesign, results: Path) -> dict[str, dict]:
-    """Each comparison's state after the looks, recorded in ``sequential.json``; one still open there (a seed of it
-    or of the reference has no ok run) is labelled as stopped before its next look."""
+def final_states(design: SequentialDesign, results: Path, time_boxed: bool = False) -> dict[str, dict]:
+    """Each comparison's state after the looks, recorded in ``sequential.json`` (once the grid has a run folder); one
+    still open there (a seed of it or of the reference has no ok run) is labelled as stopped before its next look,
+    unless the call was ``time_boxed`` (``--minutes``): its unfinished seeds are then the box's doing, and the
+    comparison stays open (``continue``) for the next call."""
     states = design.states(results)
     for state in states.values():
-        if state["label"] == OPEN:
+        if state["label"] == OPEN and not time_boxed:
             state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "
                               "(failed, flagged by the training-health check, or unfinished)")
-    design.record(results, states)
+    if (Path(results) / design.grid).is_dir():
+        design.record(results, states)
     return states

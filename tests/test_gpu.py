@@ -181,13 +181,13 @@ def test_estimates_come_from_measured_epochs_of_the_same_network_and_protocol(tm
     (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "epoch_seconds": s, "eval_seconds": 1.0}) + "\n"
                                                   for e, s in ((1, 9.0), (2, 5.0), (3, 7.0))) + '{"torn')
     measured = timebox.measured_epoch_seconds(tmp_path, "gpu")
-    assert measured == {'engine_test_net {"width": 4}': 8.0, "engine_test_net": 8.0}
-    assert timebox.measured_epoch_seconds(tmp_path, "cpu") == {}
+    assert measured == [{'engine_test_net {"width": 4}': 8.0, "engine_test_net": 8.0}]
+    assert timebox.measured_epoch_seconds(tmp_path, "cpu") == [{}]
     epochs = second.protocol.epochs
     assert timebox.estimate_seconds(second, 0, measured) == timebox.RUN_OVERHEAD_S + 8.0 * epochs
     assert timebox.estimate_seconds(second, epochs, measured) == timebox.RUN_OVERHEAD_S  # only the overhead is left
     assert timebox.estimate_seconds(first, 0, measured) == timebox.RUN_OVERHEAD_S + 8.0 * epochs  # the model's other options
-    assert timebox.estimate_seconds(first, 0, {}) is None
+    assert timebox.estimate_seconds(first, 0, [{}]) is None
 
 
 def test_no_run_starts_that_would_not_finish_and_the_plan_order_is_kept(tmp_path):

@@ -20,25 +20,39 @@ def tiny_grid(monkeypatch):
     monkeypatch.setitem(grids.GRIDS, "tiny", TINY)
 
 
-def measured(results, name: str, seconds: float, processor: str | None = None, model: str = "engine_test_net",
-             protocol: str = "smoke") -> None:
-    """A run folder of ``model`` under ``protocol`` with one epoch of ``seconds``, trained on ``processor``."""
+def measured(results, name: str, seconds: float, processor: str | None = None, threads: int = 1,
+             kwargs: dict | None = None, protocol: str = "smoke") -> None:
+    """A run folder of engine_test_net (``kwargs``) under ``protocol`` with one epoch of ``seconds``, trained on
+    ``processor`` with ``threads`` (no env.json without ``processor``)."""
     folder = results / "earlier" / name
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model": model, "model_kwargs": {}, "protocol": {"name": protocol}}))
+    (folder / "config.json").write_text(json.dumps({"model": "engine_test_net", "model_kwargs": kwargs or {},
+                                                    "protocol": {"name": protocol}}))
     (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "epoch_seconds": seconds, "eval_seconds": 0.0}) + "\n")
     if processor is not None:
-        (folder / "env.json").write_text(json.dumps({"cpu": processor, "gpu": None, "runtime": {"device": "cpu"}}))
+        (folder / "env.json").write_text(json.dumps({"cpu": processor, "gpu": None, "runtime": {
+            "device": "cpu", "threads": threads, "runs_sharing_device": 1}}))
 
 
-def test_epochs_measured_on_the_same_processor_count_alone_where_there_are_any(tmp_path):
+def test_estimates_come_from_the_runs_trained_most_like_this_call_first(tmp_path):
     measured(tmp_path, "slow", 100.0, "Old CPU")
-    measured(tmp_path, "fast", 10.0, "New CPU")
+    measured(tmp_path, "fast", 10.0, "New CPU", threads=1)
+    measured(tmp_path, "two-threads", 20.0, "New CPU", threads=2)
     measured(tmp_path, "unrecorded", 40.0)
-    assert timebox.measured_epoch_seconds(tmp_path, "smoke", "New CPU")["engine_test_net"] == 10.0
-    assert timebox.measured_epoch_seconds(tmp_path, "smoke", "Another CPU")["engine_test_net"] == 40.0  # all three
-    assert timebox.measured_epoch_seconds(tmp_path, "smoke")["engine_test_net"] == 40.0
-    assert timebox.measured_epoch_seconds(tmp_path, "cpu", "New CPU") == {}
+    measured(tmp_path, "wide-elsewhere", 300.0, "Old CPU", kwargs={"width": 4})
+    a, b = grids.resolve(TINY, "smoke", 1, plugins=("conftest",))[0]
+
+    def per_epoch(cfg, here):
+        tiers = timebox.measured_epoch_seconds(tmp_path, "smoke", here)
+        return timebox.estimate_seconds(cfg, cfg.protocol.epochs - 1, tiers) - timebox.RUN_OVERHEAD_S
+
+    assert per_epoch(a, ("New CPU", 1, 1)) == 10.0  # trained as here: that alone
+    assert per_epoch(a, ("New CPU", 4, 1)) == 15.0  # this processor, other threads
+    assert per_epoch(a, ("Another CPU", 1, 1)) == 30.0  # anywhere: median of 100, 10, 20, 40
+    assert per_epoch(a, None) == 30.0
+    assert per_epoch(b, ("New CPU", 1, 1)) == 10.0  # its model here beats its own network measured elsewhere
+    assert per_epoch(b, ("Another CPU", 1, 1)) == 300.0  # nothing here: its own network first
+    assert timebox.measured_epoch_seconds(tmp_path, "cpu", ("New CPU", 1, 1)) == [{}, {}, {}]
 
 
 def test_a_time_box_starts_no_run_that_would_not_end_in_it_and_that_is_no_failure(tmp_path, capsys, monkeypatch):
@@ -59,10 +73,27 @@ def test_a_time_box_starts_no_run_that_would_not_end_in_it_and_that_is_no_failur
     assert not (tmp_path / "tiny-lr" / "chosen.json").exists() and not list(tmp_path.glob("tiny*/*/result.json"))
 
 
-def test_a_time_box_with_room_trains_what_fits(tmp_path, capsys):
+def test_a_time_box_with_room_trains_what_fits_and_no_network_never_measured(tmp_path, capsys):
     args = ["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), "--minutes", "30", *FAST]
-    assert run.main(args) == 0  # no epoch measured: a network starts while the overhead fits
+    assert run.main(args) == 0  # nothing measured: nothing says a run would end in time
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 trained now" in out and "no epoch of engine_test_net under smoke measured yet, so nothing says" in out
+    assert run.main([*args, "--finish-later"]) == 0  # its checkpoint outlives the call: it starts
     assert "2 trained now" in capsys.readouterr().out and len(list(tmp_path.glob("tiny/*/result.json"))) == 2
+    measured(tmp_path, "quick", 1.0)
+    assert run.main([*args, "--seeds", "2"]) == 0
+    assert "2 trained now" in capsys.readouterr().out and len(list(tmp_path.glob("tiny/*/result.json"))) == 4
+
+
+def test_a_look_the_time_box_cut_short_stays_open_and_nothing_is_written_before_the_grid_exists(tmp_path, capsys):
+    args = ["ablate", "tiny", "--until-decided", "--max-seeds", "3", "--results", str(tmp_path), *FAST]
+    assert run.main([*args, "--minutes", "0.2"]) == 0  # the box has ended before the first look
+    assert "open: the time box (--minutes) ended first" in capsys.readouterr().out and not (tmp_path / "tiny").exists()
+    measured(tmp_path, "slow", 100.0)
+    assert run.main([*args, "--minutes", "1"]) == 0  # the first look's runs do not fit
+    assert "open: the time box" in capsys.readouterr().out and not list(tmp_path.glob("tiny/*/result.json"))
+    states = json.loads((tmp_path / "tiny" / "sequential.json").read_text())["variants"]
+    assert {v["label"] for v in states.values()} == {"continue"}  # not "stopped": the next call goes on
 
 
 def test_a_spare_that_would_not_end_in_time_ends_the_spares():
@@ -78,6 +109,7 @@ def test_a_spare_that_would_not_end_in_time_ends_the_spares():
     (["study", "--minutes", "-2"], "--minutes must be a number of minutes > 0, got -2.0"),
     (["ablate", "tiny", "--minutes", "5", "--executor", "ray"], "--minutes needs --executor local"),
     (["tune", "tiny", "--finish-later"], "--finish-later needs --minutes"),
+    (["study", "--until-decided", "--protocol", "smoke", "--finish-later"], "--finish-later needs --minutes"),
 ])
 def test_bad_time_boxes_are_one_line_errors(tmp_path, capsys, args, message):
     assert run.main([*args, "--results", str(tmp_path), "--import", "conftest"]) == 2

@@ -107,8 +107,8 @@ def print_results(results: list[dict]) -> None:
     for r in sorted(results, key=lambda r: (r.get("variant", ""), r.get("seed", 0))):
         metrics = r.get("metrics") or {}
         fmt = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
-        boxed = r["status"] in (RunStatus.TODO, RunStatus.PARTIAL, RunStatus.LOST)  # why it did not finish here
-        note = r.get("reason") or (r.get("note") if boxed else None) or ("finished before" if r.get("skipped") else "")
+        unfinished = r["status"] in (RunStatus.TODO, RunStatus.PARTIAL, RunStatus.LOST)  # its note says why
+        note = r.get("reason") or (r.get("note") if unfinished else None) or ("finished before" if r.get("skipped") else "")
         search = LR_SEPARATOR in str(r.get("variant"))  # a search run is judged on validation only
         table.add_row(r.get("variant", "?"), str(r.get("seed", "?")), str(r["status"]),
                       "(search run)" if search else fmt(metrics.get("test_top1")),
@@ -213,7 +213,8 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
                          spare_seeds=after[0] - look.seeds if after else 0)
     states = final_states(design, Path(results), time_boxed=options.deadline is not None)
     for variant, state in states.items():
-        label = state["label"] if state["label"] != OPEN else "open: the time box (--minutes) ended first"
+        label = state["label"] if state["label"] != OPEN else ("open for the next call: the time box (--minutes) "
+                                                               "ended first, or a run of its look did not finish")
         console.print(f"{variant} vs {g.reference}: {label} (look {state['look']}, {state['n']} seeds)")
 
 

@@ -43,7 +43,7 @@ def _network_key(model: str, kwargs: dict) -> str:
     return f"{model} {json.dumps(kwargs, sort_keys=True)}"
 
 
-Machine = tuple  # (processor, torch threads per run, runs sharing the device): how a run trained, from env.json
+Machine = tuple[str | None, int | None, int | None]  # (processor, threads per run, runs sharing the device)
 
 
 def machine_of(env: object) -> Machine | None:

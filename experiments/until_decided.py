@@ -60,6 +60,9 @@ class SequentialDesign:
                       self.schedule, self.margin, ENGINE_VERSION)
 
     def record(self, results: Path, states: dict[str, dict]) -> None:
+        """Write ``sequential.json``, once the grid has a folder (before its first run there is nothing to record)."""
+        if not (Path(results) / self.grid).is_dir():
+            return
         write_json(Path(results) / self.grid / "sequential.json", {
             "grid": self.grid, "protocol": self.protocol, "reference": self.reference, "schedule": list(self.schedule),
             "margin": self.margin, "alpha": 0.05, "rule": "O'Brien-Fleming-type alpha spending, paired t at nominal "
@@ -110,8 +113,7 @@ def looks(design: SequentialDesign, results: Path) -> Iterator[Look]:
         open_variants = tuple(v for v, s in states.items() if s["label"] == OPEN)
         if not open_variants:
             return
-        if (Path(results) / design.grid).is_dir():  # once the grid has a run folder
-            design.record(results, states)
+        design.record(results, states)
         yield Look(n, open_variants)
 
 
@@ -125,6 +127,5 @@ def final_states(design: SequentialDesign, results: Path, time_boxed: bool = Fal
         if state["label"] == OPEN and not time_boxed:
             state["label"] = (f"stopped before look {state['look'] + 1}: a seed of it or of the reference has no ok run "
                               "(failed, flagged by the training-health check, or unfinished)")
-    if (Path(results) / design.grid).is_dir():
-        design.record(results, states)
+    design.record(results, states)
     return states

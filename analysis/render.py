@@ -827,10 +827,10 @@ def _stage_text(r: GlanceRow) -> str:
 
 def _spent(r: GlanceRow) -> str:
     if r.gpu:
-        parts = [f"{60 * hours:.0f} {what} ({runs} run{'s' * (runs != 1)})" for hours, runs, what in (
-            (r.gpu_hours, r.gpu_runs, "GPU-min"),
-            (r.gpu_wall_hours_sharing_unknown, r.gpu_runs_sharing_unknown, "GPU wall-min, runs sharing the GPU not "
-                                                                            "recorded")) if hours is not None]
+        parts = [f"{bound}{60 * hours:.0f} GPU-min ({runs} run{'s' * (runs != 1)}{what})" for hours, runs, bound, what in (
+            (r.gpu_hours, r.gpu_runs, "", ""),
+            (r.gpu_wall_hours_sharing_unknown, r.gpu_runs_sharing_unknown, "≤ ", ", sharing not recorded"))
+            if hours is not None]
         return "; ".join(parts) or "0 GPU-min"
     return f"{r.cpu_hours:.1f} CPU-h" if r.cpu_hours is not None else "–"
 
@@ -866,7 +866,8 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "points, with the rule's repeated confidence interval at the last look and its level. *Spent*: "
             "CPU-hours of the question's second-edition runs and learning-rate search, or GPU-minutes of its runs "
             "under the `gpu` protocol (never pooled with the CPU's): a run's training seconds over the runs that "
-            "shared the GPU with it, or its wall time where its env.json does not record them. The last four "
+            "shared the GPU with it, or, where its env.json does not record them, its wall time: a sum marked ≤ is an "
+            "upper bound, since such runs may have shared the GPU. The last four "
             "columns are the plan "
             f"(`run.py plan`){budget} for a question not yet decided: the main runs' expected seeds a variant (the "
             "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "

@@ -50,12 +50,13 @@ __all__ = ["ReportPages", "accuracy_claim", "appendix_path", "build_report", "co
            "figure_folder", "findings_json",
            "noninferiority_claim", "render_report", "save_figure", "write_report"]
 
-FIRST_PASS = ("Everything below analyses every grid's newest engine version as it stands, except the second "
-              "edition's main runs (engine version 2 in the study's grids: judged by the sequential rule in the main "
-              "report, never by the fixed-sample tests below; the run accounting and training health count them). "
-              "Runs of engine version 1 are the first pass, in those grids too: one shared learning rate for every "
-              "network, a budget chosen without measuring power (docs/study.md); read them as an untuned, "
-              "underpowered first pass, never pooled with the second edition.")
+FIRST_PASS = ("Everything below sets the second edition's main runs aside (every run of engine version 2 or later in "
+              "the study's grids: judged by the sequential rule in the main report, never by the fixed-sample tests "
+              "below; the run accounting and training health count them) and analyses, in each grid, the newest "
+              "engine version of the runs left. In the study's grids those are the runs of engine version 1, the "
+              "first pass: one shared learning rate for every network, a budget chosen without measuring power "
+              "(docs/study.md); read them as an untuned, underpowered first pass, never pooled with the second "
+              "edition.")
 
 SEARCHES_ONLY = ("No main run has finished yet: the results hold learning-rate searches only (above, on validation). "
                  "Their runs are never compared on the test set, so the comparisons, claims and Pareto fronts come "

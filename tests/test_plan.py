@@ -341,7 +341,7 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     assert cpu[0].stage is Stage.NOT_RUN and cpu[0].cpu_hours == 0  # the GPU's runs are not the CPU grid's
     assert not any(r.folder == "expansion-op-gpu" for r in glance)  # no GPU runs: no GPU row
     assert [r.gpu_runs_sharing_unknown for r in glance if r.folder == "expansion-op-gpu-15"] == [1]
-    assert "| 2 GPU-min (1 run); 17 GPU wall-min, runs sharing the GPU not recorded (2 runs) |" in "\n".join(
+    assert "| 2 GPU-min (1 run); ≤ 17 GPU-min (2 runs, sharing not recorded) |" in "\n".join(
         render_glance(glance))
 
 

@@ -42,15 +42,18 @@ Import_ = Annotated[list[str] | None, typer.Option("--import", help="Extra modul
 
 
 Executor_ = Annotated[str, typer.Option(help="local or ray.")]
-Workers_ = Annotated[int, typer.Option(min=1, max=256, help="Runs trained at once (local processes; the cores are "
-                                       "split among them); on Ray, runs sharing each GPU of the cluster.")]
+LOCAL_WORKERS = "Runs trained at once (local processes; the cores are split among them)"
+LocalWorkers_ = Annotated[int, typer.Option(min=1, max=256, help=f"{LOCAL_WORKERS}.")]
+Workers_ = Annotated[int, typer.Option(min=1, max=256, help=f"{LOCAL_WORKERS}; on Ray, runs sharing each GPU of the "
+                                                            "cluster.")]
 Step_ = Annotated[str, typer.Option("--step", help="The training step: eager (the model's own), compiled "
                                     "(torch.compile, forward and backward) or cuda-graphs (compiled, replayed as CUDA "
                                     "graphs, with the fused SGD; CUDA only). A compiled step that fails falls back to the "
                                     "next of those; env.json and metrics.jsonl record which ran.")]
 Address_ = Annotated[str | None, typer.Option(help="Ray cluster address (e.g. auto); default: start Ray here.")]
-Threads_ = Annotated[int | None, typer.Option(
-    min=1, max=1024, help="torch threads per run (default: the idle cores / workers, at least 1; 1 per Ray task).")]
+LOCAL_THREADS = "torch threads per run (default: the idle cores / workers, at least 1"
+LocalThreads_ = Annotated[int | None, typer.Option(min=1, max=1024, help=f"{LOCAL_THREADS}).")]
+Threads_ = Annotated[int | None, typer.Option(min=1, max=1024, help=f"{LOCAL_THREADS}; 1 a task with --executor ray).")]
 Device_ = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Wandb_ = Annotated[str, typer.Option(help="off, offline or online.")]
 Download_ = Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")]
@@ -180,7 +183,8 @@ def study(
 
 def gpu_next(
     grid: str,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the run folders (<out>/<grid>-<protocol>/...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the run folders: <out>/<grid>-<protocol>/ and "
+                                      "its search's <out>/<grid>-<protocol>-lr/; a budget pilot's <out>/<grid>/.")],
     minutes: Annotated[float, typer.Option(help="Time budget of the whole command; no run starts that would not "
                                                 "end in it.")] = 10.0,
     seeds: Seeds_ = 3,
@@ -193,7 +197,7 @@ def gpu_next(
     sharing: Annotated[str, typer.Option(help="How the runs at once share the GPU, as recorded in env.json: processes "
                                               "(taking turns) or mps (the CUDA MPS daemon runs; start it first).")]
     = "processes",
-    threads: Threads_ = None,
+    threads: LocalThreads_ = None,
     data_root: DataRoot_ = None,
     until_decided: UntilDecided_ = False,
     max_seeds: MaxSeeds_ = GPU_SEED_CAP,
@@ -267,8 +271,8 @@ def tune(
                                        help="Seeds per candidate (1000, 1001, ...).")] = TUNING_SEEDS,
     data_root: DataRoot_ = None,
     results: Results_ = SCRATCH_RESULTS,
-    workers: Workers_ = 1,
-    threads: Threads_ = None,
+    workers: LocalWorkers_ = 1,
+    threads: LocalThreads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed search runs again.")] = False,
@@ -314,11 +318,11 @@ def train(
     dataset: Dataset_ = None,
     data_root: DataRoot_ = None,
     results: Results_ = SCRATCH_RESULTS,
-    threads: Threads_ = None,
+    threads: LocalThreads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
     step: Step_ = "eager",
-    download: Annotated[bool, typer.Option("--download")] = False,
+    download: Download_ = False,
     plugins: Import_ = None,
 ) -> None:
     """Train one model (results under RESULTS/train/)."""

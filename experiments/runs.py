@@ -152,6 +152,8 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
     from .grids import check_variants, get_grid, resolve
 
     g = get_grid(grid)
+    if protocol is None and dataset is None:  # as ablate would train it: its fallback where its data is absent
+        protocol = grid_protocol(g, Runtime())
     ready, missing = check_variants(g, plugins, strict=False)
     configs, _ = resolve(g, protocol, seeds, dataset, plugins=plugins, check=False)
     configs = [c for c in configs if c.variant in ready]
@@ -417,6 +419,8 @@ def grid_status(grid: str, *, protocol: str | None, seeds: int, dataset: str | N
     from .store import RunStore
 
     g = get_grid(grid)
+    if protocol is None and dataset is None:  # as ablate would train it: its fallback where its data is absent
+        protocol = grid_protocol(g, Runtime())
     protocol_name = protocol_of(g, protocol, dataset)
     configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins, results=Path(results))
     counts = dict.fromkeys(ENGINE_STATES, 0)

@@ -57,6 +57,13 @@ def test_the_smoke_grid_falls_back_to_synthetic_data_in_one_line_where_fashion_m
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and "fashion-mnist is not installed" in said[0] and "synthetic" in said[0]
     assert grid_protocol(grids.GRIDS["p-sweep"], Runtime(wandb="off")) == "cpu"  # no fallback: the data check decides
+    from experiments import runs  # status and show read the grid as ablate trains it: under its fallback
+    runs.show_grid("smoke", None, 3, None, ())
+    assert "protocol: smoke; dataset: synthetic" in capsys.readouterr().out
+    runs.grid_status("smoke", protocol=None, seeds=3, dataset=None, results=tmp_path, vary="all", plugins=())
+    shown = capsys.readouterr().out
+    fallback_runs = grids.resolve(grids.GRIDS["smoke"], protocol="smoke", seeds=3)[0]
+    assert all(c.run_id in shown for c in fallback_runs) and "to do 6" in shown
 
 
 @pytest.mark.parametrize("protocol", ["cpu", "paper"])

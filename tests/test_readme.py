@@ -6,7 +6,7 @@ The commands are the lines of the README's fenced ``bash`` blocks (a trailing ``
   exists, every value is allowed); the slow test runs them all, in README order, in this process as
   ``run.main(ARGS)``, from a scratch folder holding a copy of the committed ``results/``, ``REPORT.md`` and
   ``report_figures/`` (so ``--results results --out REPORT.md`` rewrites the copy, never the checkout), and
-  expects exit code 0.
+  expects exit code 0. The data path the README leaves to the reader, ``PATH/``, is an empty file there.
 - Tiny settings, so that the commands that train (the main job: minutes; the study: days) take seconds:
   ``tiny_protocols`` below replaces every protocol by one of the same name at the ``smoke`` protocol's size
   (1 epoch, 8 training images per class; CIFAR-10 protocols on the generated set, which needs no download),
@@ -103,10 +103,12 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, tiny_protoc
     # Ray's worker processes import this checkout's packages, not those of another checkout an editable
     # install of a shared environment may point to (they inherit the environment, not sys.path)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    Path("data").mkdir()  # the README's data placeholder, PATH: the tiny protocols train on the generated set
+    Path("data/cifar10-jpeg.tar.gz").touch()
     for command in readme_commands():
         if command.startswith("make "):
             continue  # test_every_readme_make_target_exists
-        args = cli_args(command)
+        args = [arg.replace("PATH/", "data/") for arg in cli_args(command)]
         out, err = io.StringIO(), io.StringIO()
         with redirect_stdout(out), redirect_stderr(err):
             code = run.main(args)
@@ -118,5 +120,5 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, tiny_protoc
         assert code == 0, (command, out.getvalue()[-2000:], err.getvalue()[-2000:])
     assert len(list(Path("runs/smoke").glob("*/result.json"))) == 6  # the main job, into the scratch folder
     assert Path("runs/REPORT.md").exists() and Path("REPORT.md").exists()
-    assert Path("runs/norm-placement/sequential.json").exists()  # the study: search, then seeds in looks
+    assert Path("runs/p-sweep/sequential.json").exists()  # the study: search, then seeds in looks
     assert len(list(Path("runs/ray/smoke").glob("*/result.json"))) == 6  # Ray

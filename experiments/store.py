@@ -246,8 +246,14 @@ def cpu_model() -> str:
 
 def processor(runtime: Runtime) -> str:
     """The processor runs of ``runtime`` train on, named as env.json names it: the GPU's name on CUDA, else the CPU's."""
-    device = on_device(runtime).device
-    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else cpu_model()
+    return gpu_name(on_device(runtime)) or cpu_model()
+
+
+def gpu_name(runtime: Runtime) -> str | None:
+    """The name of the GPU runs of ``runtime`` (its device resolved) train on (``cuda:N``'s own, not device 0's on a
+    machine with several kinds), or None on the CPU: env.json's ``gpu``."""
+    device = runtime.device
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
 
 
 def environment(runtime: Runtime, data_source: str | None = None, data_sha256: str | None = None) -> dict:
@@ -266,6 +272,6 @@ def environment(runtime: Runtime, data_source: str | None = None, data_sha256: s
         "hostname": platform.node(),
         "packages": {n: package(n) for n in ("torch", "torchvision", "timm", "numpy", "ptflops", "pillow", "ray", "wandb")},
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if cuda else None, "cuda": torch.version.cuda if cuda else None,
+        "gpu": gpu_name(on_device(runtime)), "cuda": torch.version.cuda if cuda else None,
         "runtime": runtime.model_dump(mode="json"), "data_source": data_source, "data_sha256": data_sha256,
     }

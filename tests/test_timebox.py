@@ -116,3 +116,21 @@ def test_bad_time_boxes_are_one_line_errors(tmp_path, capsys, args, message):
     assert run.main([*args, "--results", str(tmp_path), "--import", "conftest"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_env_json_names_the_gpu_a_run_trains_on_and_the_estimate_reads_it_back(monkeypatch):
+    """On a machine with two kinds of GPU, a run on cuda:1 records cuda:1's name (not device 0's), as the time box
+    names the processor it trains on; a CPU run records no GPU, so it is not counted as a GPU run."""
+    import torch
+
+    from experiments.config import Runtime
+    from experiments.store import environment, processor
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"GPU kind {torch.device(device).index}")
+    on_second = Runtime(device="cuda:1", threads=1, wandb="off")
+    env = environment(on_second)
+    assert env["gpu"] == "GPU kind 1" == processor(on_second)
+    assert timebox.machine_of(env) == timebox.machine_here(on_second)
+    on_cpu = Runtime(device="cpu", wandb="off")
+    assert environment(on_cpu)["gpu"] is None and timebox.machine_of(environment(on_cpu))[0] == processor(on_cpu)

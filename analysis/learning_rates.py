@@ -42,6 +42,7 @@ class LearningRateSearch:
     widened: tuple[str, ...] = ()
     widened_top1: tuple[LearningRateChoice, ...] = ()
     widened_runs: tuple[int, int] | None = None
+    first_candidates: tuple[float, ...] = ()  # the rates the search started from, where chosen.json records them
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
 
@@ -97,9 +98,27 @@ def finished_search_runs(frame: pd.DataFrame, search_grid: str) -> pd.DataFrame:
     return _search_rows(rows[rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | rows["diverged"]], search_grid)
 
 
+def planned_search_runs(frame: pd.DataFrame, search_grid: str, meta: dict | None) -> pd.DataFrame:
+    """The finished runs of ``search_grid`` (``finished_search_runs``) that its grid.json ``meta`` plans: its variants
+    (networks x candidates) and its seeds, where it lists them; a run at another rate or seed (e.g. of a ``tune
+    --seeds 3`` into the same folder) is not the search's, as the choice (``experiments.tuning``) leaves it out."""
+    return of_plan(finished_search_runs(frame, search_grid), meta)
+
+
+def of_plan(rows: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
+    """The ``rows`` of the variants and seeds a search's grid.json ``meta`` plans, where it lists them."""
+    variants = {str(v) for v in (meta or {}).get("variants") or {}}
+    seeds = (meta or {}).get("seeds")
+    if variants:
+        rows = rows[rows["variant"].astype(str).isin(variants)]
+    if isinstance(seeds, list) and seeds:
+        rows = rows[pd.to_numeric(rows["seed"], errors="coerce").isin(seeds)]
+    return rows
+
+
 def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
-    """A search without ``chosen.json``: the mean final validation top-1 of its finished runs per candidate."""
-    rows = finished_search_runs(frame, search_grid)
+    """A search without ``chosen.json``: the mean final validation top-1 of its planned finished runs per candidate."""
+    rows = planned_search_runs(frame, search_grid, meta)
     scored = rows.dropna(subset=["val_top1"])
     plan = [str(v).rsplit(LR_SEPARATOR, 1) for v in meta.get("variants") or {} if LR_SEPARATOR in str(v)]
     networks = sorted({network for network, _ in plan} | set(scored["network"]))
@@ -133,7 +152,7 @@ def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | No
     kept = tuple(LearningRateChoice(c.network, None, {r: v for r, v in c.val_top1.items() if r in added},
                                     {r: n for r, n in c.runs.items() if r in added},
                                     {r: n for r, n in c.diverged.items() if r in added}) for c in progress.choices)
-    finished = finished_search_runs(frame, search_grid)
+    finished = planned_search_runs(frame, search_grid, meta)
     widened_plan = {**meta, "variants": {v: spec for v, spec in (meta.get("variants") or {}).items()
                                          if str(v).rsplit(LR_SEPARATOR, 1)[-1] in added}}
     return {"widened": added, "widened_top1": kept,
@@ -162,6 +181,7 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
                             for name, entry in sorted(choice["variants"].items()))
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
                                           curves=_curves(curves, search_grid),
+                                          first_candidates=tuple(float(c) for c in choice.get("first_candidates", ())),
                                           **_widened_after(search_grid, (grids or {}).get(name), frame, choices)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             out.append(LearningRateSearch(searched_grid(search_grid), "?",

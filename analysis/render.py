@@ -26,7 +26,7 @@ from .claims import COST_TOLERANCE, HEADLINE_GRID, NONINFERIORITY_GRIDS, ClaimKi
 from .findings import CostReading, GridFindings, LimitationsFindings, ParetoFindings, RunsFindings, SetupFindings
 from .learning_rates import LearningRateSearch
 from .looks import ComparisonLooks, HolmReading, QuestionLooks
-from .paper_claims import CLAIM_TOLERANCE, HEADLINE, MARGIN, Kind, PaperClaim, Verdict
+from .paper_claims import CLAIM_TOLERANCE, MARGIN, Kind, PaperClaim, Verdict
 from .plan import BudgetRow, QuestionPlan, Recommendation, RecommendReason, SdSource, plan_table
 from .questions import QuestionFindings, QuestionRow, QuestionsFindings, UnsettledRow
 from .second_edition import PILOT_RUNS, BudgetFindings, GlanceRow, Stage
@@ -46,6 +46,10 @@ from .tables import (
 
 JPEG_CAVEAT = "CIFAR-10 (JPEG re-encoding)"
 DATASET_NAMES = {"cifar100": "CIFAR-100"}
+# why the suite cannot decide the CIFAR-100 claim yet, even where the data exists (docs/study.md, section 2)
+CIFAR100_PATH = ("where it exists, deciding it needs a protocol on CIFAR-100 first: the learning-rate search "
+                 "(`run.py tune`) chooses on its protocol's own dataset, and no main run trains at a rate not chosen "
+                 "on validation")
 TABLE_ROWS = 60  # rows of the setup tables; the rest is counted
 
 
@@ -249,8 +253,7 @@ def claim_reason(row: ClaimRow) -> str:
         case ClaimReason.NO_PAIR:
             text = f"grid `{row.grid}` lacks a dyclotnet or mobilenetv2 variant"
         case ClaimReason.NO_DATA:
-            text = "no CIFAR-100 data on this machine; where it exists: " + command(
-                "ablate", HEADLINE_GRID, "--dataset", "cifar100", "--data-root", "CIFAR100_DIR")
+            text = f"no CIFAR-100 data on this machine; {CIFAR100_PATH}"
     return text + (f"; measured on {', '.join(row.datasets)}, not CIFAR-10" if row.datasets else "")
 
 
@@ -453,11 +456,10 @@ def render_limitations(lim: LimitationsFindings) -> list[str]:
              "- The `baselines` grid compares DyClotNet-0.5 with the efficient nets at width 0.5 and the seed "
              "methods on ResNet-20, not the width-1.0 set, which the CPU budget cannot afford; the paper's own "
              "comparison (DyClotNet-2.0 vs MobileNetV2-1.0) is the `paper-claim` grid.",
-             "- The same study under the `paper` protocol (full CIFAR-10 from torchvision, 200 epochs) on GPUs "
-             "through Ray, with the results directory on storage every node shares: "
-             + command("study", "--protocol", "paper", "--executor", "ray", "--address", "auto", "--device", "cuda",
-                       "--download", "--results", "results-paper") + ", then "
-             + command("report", "--results", "results-paper", "--out", "REPORT-paper.md") + "."]
+             "- The paper's own budget (the `paper` protocol: all of CIFAR-10, 200 epochs) is not run: it holds no "
+             "validation split, on which the study chooses every network's learning rate, so the second edition "
+             "cannot run under it as designed; the GPU budgets (`gpu`, `gpu-15`: all of CIFAR-10 less 1,000 "
+             "validation images) stand in for it (docs/study.md, section 5)."]
     if lim.paired_below_6:
         lines.append("- With fewer than 6 pairs the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
                      "(minimum two-sided p = 0.0625 for 5 pairs, 0.25 for 3), so it is omitted there; the paired "
@@ -508,9 +510,7 @@ def _claim_verdict(c: PaperClaim, margin: float) -> str:
 def _claim_evidence(c: PaperClaim, glance: dict[str, GlanceRow], source: str) -> str:
     d = c.decision
     if c.verdict is Verdict.NOT_TESTABLE:
-        return (f"no {DATASET_NAMES.get(c.dataset, c.dataset)} data on this machine; where it exists: "
-                + command("ablate", HEADLINE.grid, "--dataset", c.dataset, "--data-root", "DIR", "--until-decided",
-                          "--compare", HEADLINE.variant))
+        return f"no {DATASET_NAMES.get(c.dataset, c.dataset)} data on this machine; {CIFAR100_PATH}"
     if c.waits_for is not None:
         row = glance.get(c.waits_for)
         where = f" (`{row.folder}`: {_stage_text(row)})" if row is not None else ""
@@ -674,7 +674,7 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
                           "above, the rate the main runs were trained at, stands until all of them have finished.", ""]
             elif at_edge:
                 lines += [f"Chosen at an edge of the candidates: {', '.join(at_edge)}. Their best rate may lie beyond "
-                          f"it; the search widens every network alike, up to {LR_EXTENSIONS} rates a side.", ""]
+                          f"it; {_cap_text(search, edge)}", ""]
         if any(choice.diverged for choice in (*search.choices, *search.widened_top1)):
             lines += ["A run that diverged (its training loss became non-finite, so it stopped) counts as finished "
                       "with validation top-1 0: its rate loses to any whose runs trained, and still counts as searched "
@@ -683,6 +683,20 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
             name = learning_rates.figure_name(search)
             lines += [f"![validation top-1 per epoch at each candidate rate]({folder}/{name}.png)", ""]
     return lines
+
+
+def _cap_text(search: LearningRateSearch, edge: dict[float, str]) -> str:
+    """Why a search chosen at an edge was not widened further: the cap stopped it on that side (counted from the
+    rates it started from, where chosen.json records them), else the rule."""
+    first = search.first_candidates
+    searched = {float(c) for choice in search.choices for c in choice.val_top1}
+    beyond = {"the highest": lambda rate: rate > max(first), "the lowest": lambda rate: rate < min(first)}
+    capped = [side for rate, side in edge.items() if first and any(choice.lr == rate for choice in search.choices)
+              and sum(map(beyond[side], searched)) >= LR_EXTENSIONS]
+    if capped:
+        return (f"the cap stopped the search there: {' and '.join(capped)} rate lies {LR_EXTENSIONS} widenings past "
+                "the candidates the search started from, as far as it goes (docs/study.md, section 2).")
+    return f"the search widens every network alike, up to {LR_EXTENSIONS} rates a side."
 
 
 # ------------------------------------------------------------------------------ findings at a glance

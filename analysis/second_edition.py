@@ -32,7 +32,7 @@ from study.grids import (
 )
 from study.questions import CORE_QUESTIONS, GPU_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
-from .learning_rates import planned_runs
+from .learning_rates import of_plan, planned_runs
 from .looks import QuestionLooks
 from .plan import (
     GPU_MIN_ACCURACY,
@@ -56,7 +56,7 @@ def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
     (copies of twins cost nothing)."""
     rows = frame[frame["grid"].isin([grid, search_name(grid)])
                  & (frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | diverged(frame))
-                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
+                 & engine_at_least(frame, SECOND_EDITION_ENGINE)
                  & frame["reused_from"].isna()]
     return sum(s for s in cost_seconds(results, rows) if math.isfinite(s)) / 3600
 
@@ -75,11 +75,14 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
         trained = trained_networks(grid)
         return {"stage": Stage.LOOK, "protocol": protocol, "training_look": 1, "training_seeds": seeds,
                 "runs_done": _finished(frame, folder or grid, seeds, trained), "runs_planned": seeds * len(trained)}
-    done = _finished(frame, search)
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
-        planned = planned_runs(json.loads((results / search / "grid.json").read_text()))
+        meta = json.loads((results / search / "grid.json").read_text())
+        planned = planned_runs(meta)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # the networks the question searches
-        planned = len(trained_networks(grid)) * len(LR_CANDIDATES) * TUNING_SEEDS
+        meta, planned = None, len(trained_networks(grid)) * len(LR_CANDIDATES) * TUNING_SEEDS
+    # as the learning-rate section counts them: diverged runs are finished (docs/study.md, section 2)
+    done = len(of_plan(frame[frame["grid"].eq(search) & engine_at_least(frame, SECOND_EDITION_ENGINE) & (
+        frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | diverged(frame))], meta))
     return {"stage": Stage.SEARCH, "runs_done": done, "runs_planned": planned} if done else {"stage": Stage.NOT_RUN}
 
 
@@ -89,7 +92,7 @@ def main_runs(frame: pd.DataFrame) -> pd.Series:
     never the first pass's fixed-sample tests; the same grid folders' engine-1 runs are the first pass, reported
     apart, never pooled."""
     grids = {*SECOND_EDITION, *(folder for g in SECOND_EDITION for folder in gpu_folders(g))}
-    return frame["grid"].isin(grids) & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)
+    return frame["grid"].isin(grids) & engine_at_least(frame, SECOND_EDITION_ENGINE)
 
 
 class Stage(str, Enum):
@@ -199,10 +202,15 @@ def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) 
             "runs_done": _finished(frame, folder, seeds, [variant, state["reference"]]), "runs_planned": 2 * seeds}
 
 
+def engine_at_least(frame: pd.DataFrame, version: int) -> pd.Series:
+    """Which rows of ``frame`` were trained by engine ``version`` or later."""
+    return pd.to_numeric(frame["engine_version"], errors="coerce") >= version
+
+
 def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, variants: list[str] | None = None) -> int:
     """Finished (ok or flagged) second-edition runs in ``folder`` (of seeds ``0..seeds-1``, of ``variants``)."""
     rows = frame[frame["grid"].eq(folder) & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
-                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
+                 & engine_at_least(frame, SECOND_EDITION_ENGINE)]
     if seeds is not None:
         rows = rows[pd.to_numeric(rows["seed"]) < seeds]
     return len(rows if variants is None else rows[rows["variant"].isin(variants)])

@@ -184,12 +184,29 @@ def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, 
     g = get_grid(grid)
     if protocol is None and dataset is None:
         protocol = grid_protocol(g, runtime)
+    check_rates_chosen(g, protocol, dataset, results)
     if until_decided:
         ablate_until_decided(g, protocol=protocol, dataset=dataset, vary=vary, results=results, runtime=runtime,
                              options=options, max_seeds=max_seeds, margin=margin, compared=compared)
         return True
     return run_grid_command(restrict(g, compared), protocol=protocol, seeds=seeds, dataset=dataset, vary=vary,
                             results=results, runtime=runtime, options=options, only_variants=only_variants)
+
+
+def check_rates_chosen(g, protocol: str | None, dataset: str | None, results: Path) -> None:
+    """ValueError, before anything is trained or written, where ``g`` is a question of the second edition and its
+    search chose no rates under the protocol: its runs would be main runs at a rate never chosen on validation."""
+    from study.questions import SECOND_EDITION
+
+    from .grids import choice_path, protocol_of, read_choice
+
+    protocol_name = protocol_of(g, protocol, dataset)
+    if g.name in SECOND_EDITION and not read_choice(Path(results), g, protocol_name):
+        raise ValueError(f"grid {g.name} is a question of the study's second edition: its runs train only at the "
+                         f"learning rates its search chose on validation, and {choice_path(Path(results), g)} holds "
+                         f"no choice under {protocol_name}: run `run.py tune {g.name} --protocol {protocol_name}` "
+                         f"first, or `run.py study --until-decided --protocol {protocol_name} --only {g.name}`, "
+                         f"which does both (docs/study.md, section 2)")
 
 
 def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: str, results: Path, runtime: Runtime,

@@ -22,6 +22,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from evidence.load import load_results, of_architecture_revisions, of_engine_version
 from evidence.status import RunStatus, scored_as_searched
 from study import grids as study_grids
@@ -81,6 +83,8 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
     frame = frame[(frame["grid"] == search) & ~frame["status"].isin([RunStatus.SUPERSEDED, RunStatus.DUPLICATE])]
     if protocol is not None:
         frame = frame[frame["protocol"] == protocol]
+    # the search's own seeds only: a run of another seed in the folder (e.g. of ``tune --seeds 3``) is not averaged in
+    frame = frame[pd.to_numeric(frame["seed"], errors="coerce").isin(range(TUNING_FIRST_SEED, TUNING_FIRST_SEED + seeds))]
     wanted = [f"{lr:g}" for lr in sorted(candidates)]
     chosen = {}
     for name in grid.variants:
@@ -92,7 +96,9 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
         rows = scored_as_searched(rows)
         if rows.empty or (~(rows["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | rows["diverged"])).any():
             continue
-        means = rows.groupby(rates)["val_top1"].mean()
+        # rounded: validation top-1 comes in steps (0.1 points on 1,000 images), so two rates whose runs tie have
+        # equal means, which the float sums (80.0 + 80.4 and 80.1 + 80.3) would not always give
+        means = rows.groupby(rates)["val_top1"].mean().round(6)
         counts = rows.groupby(rates).size()
         if means.isna().any() or any(counts.get(rate, 0) < seeds for rate in wanted):
             continue  # a candidate not (fully) trained yet: no choice among the others
@@ -155,17 +161,21 @@ def settle(results: Path, grid: Grid, rows: list[dict], candidates: tuple[float,
     unchosen = why_unchosen(rows, chosen)
     wider = None if unchosen else widen(candidates, chosen, first or candidates)
     if not unchosen and wider is None:
-        write_choice(results, grid, protocol, chosen)
+        write_choice(results, grid, protocol, chosen, first or candidates)
     elif read_choice(results, grid, protocol):  # an older choice must not stay behind for ``ablate`` to use
         choice_path(results, grid).unlink()
     return chosen, unchosen, wider
 
 
-def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict]) -> Path:
+def write_choice(results: Path, grid: Grid, protocol: str, chosen: dict[str, dict],
+                 first: tuple[float, ...] | None = None) -> Path:
+    """``chosen.json``: the rule, the rates chosen and, with ``first``, the candidates the search started from
+    (before any widening: the report tells from them a side the cap, ``LR_EXTENSIONS``, stopped)."""
     path = choice_path(results, grid)
     write_json(path, {"grid": grid.name, "protocol": protocol,
                       "rule": "best mean final validation top-1 over the search's seeds; ties to "
-                      "the smaller rate (docs/study.md)", "variants": chosen})
+                      "the smaller rate (docs/study.md)", "variants": chosen,
+                      **({"first_candidates": sorted(first)} if first else {})})
     return path
 
 

@@ -351,7 +351,7 @@ def test_report_is_complete_and_byte_identical(results, tmp_path, capsys):
     assert "2.90x fewer" in claims[1] and "| supported |" in claims[1]  # 6.1e6 / 2.1e6
     assert "1.40x fewer" in claims[2] and "| supported |" in claims[2]
     assert claims[3].startswith("| DyClotNet 2.0x vs MobileNetV2 1.0x on CIFAR-100: +0.3 points top-1 |")
-    assert "| not testable here |" in claims[3] and "`python run.py ablate paper-claim --dataset cifar100" in claims[3]
+    assert "| not testable here |" in claims[3] and "a protocol on CIFAR-100 first" in claims[3]
     assert "| no results |" in claims[4] and "| no results |" in claims[5]  # no expansion-op, core-fashion-mnist here
     # rerun: byte-identical report and figures, no stale files
     (figures / "stale.png").write_bytes(b"old")

@@ -434,3 +434,14 @@ def test_ablate_after_a_revision_trains_the_new_networks_and_supersedes_the_old_
     assert (frame.loc[sorted(new), "status"] == "ok").all()
     assert (frame.loc[sorted(old), "status"] == "superseded").all()
     assert frame.loc[sorted(old), "reason"].eq("engine_test_net of architecture revision 1; runs of revision 2 exist").all()
+
+
+def test_ablate_refuses_a_second_edition_grid_whose_rates_were_never_chosen(tmp_path, capsys):
+    """A question's main runs train only at rates its search chose on validation (docs/study.md, section 2): without a
+    choice, ablate names the search to run first and trains nothing (its runs would be main runs at the protocol's
+    rate)."""
+    for extra in ([], ["--until-decided"]):
+        assert run.main(["ablate", "p-sweep", "--protocol", "smoke", "--results", str(tmp_path), *extra, *FAST]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "no choice under smoke" in err and "run.py tune p-sweep --protocol smoke" in err
+        assert not list(tmp_path.glob("p-sweep/*/config.json"))

@@ -350,13 +350,22 @@ def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_pat
 
     from analysis.second_edition import Stage, _before_main_runs
 
-    frame = pd.DataFrame([("replicator-vs-recalibrator-lr", "ok", 2)] * 16, columns=["grid", "status", "engine_version"])
+    frame = pd.DataFrame([("replicator-vs-recalibrator-lr", f"{n}@lr{lr}", seed, "ok", 2) for n in ("dct", "replicator")
+                          for lr in ("0.025", "0.05", "0.1", "0.2") for seed in (1000, 1001)],
+                         columns=["grid", "variant", "seed", "status", "engine_version"])
     search = {"stage": Stage.SEARCH, "runs_done": 16}
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_planned": 16}
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
     variants = {f"{n}@lr{lr}": {} for n in ("dct", "replicator") for lr in ("0.025", "0.05", "0.1", "0.2", "0.4")}
     (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants}))
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_planned": 20}
+    extra = pd.DataFrame([("replicator-vs-recalibrator-lr", "dct@lr0.4", 1002, "ok", 2),  # another seed: not planned
+                          ("replicator-vs-recalibrator-lr", "dct@lr0.4", 1000, "failed", 2)], columns=frame.columns)
+    extra["reason"] = [None, "Diverged: loss is nan at epoch 3 step 10"]  # a diverged run is finished, as searched
+    (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants,
+                                                                                      "seeds": [1000, 1001]}))
+    assert _before_main_runs(tmp_path, pd.concat([frame.assign(reason=None), extra]),
+                             "replicator-vs-recalibrator") == {**search, "runs_done": 17, "runs_planned": 20}
 
 
 def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, rows, tmp_path):

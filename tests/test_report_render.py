@@ -421,6 +421,14 @@ def test_learning_rate_searches_are_shown_with_their_validation_curves(tmp_path)
             "a": {"lr": 0.2, "val_top1": {"0.1": 52.0, "0.2": 54.0, "0.4": 53.0}, "runs": {"0.1": 2, "0.2": 2, "0.4": 2}}}}))
     text = "\n".join(search_lines(searches(root, None), "f"))
     assert "| `a` | 52.00 | **54.00** | 53.00 | 0.2 | 2 |" in text and "Chosen at an edge" not in text  # bracketed
+    capped = {"0.1": 50.0, "0.2": 51.0, "0.4": 52.0, "0.8": 53.0, "1.6": 54.0}  # widened 3 times past 0.1-0.2
+    for first, says_capped in (([0.1, 0.2], True), ([0.1, 0.2, 0.4], False), (None, False)):
+        (root / "g-lr" / "chosen.json").write_text(json.dumps({
+            "grid": "g", "protocol": "cpu", "variants": {"a": {"lr": 1.6, "val_top1": capped, "runs": {}}},
+            **({"first_candidates": first} if first else {})}))
+        text = " ".join("\n".join(search_lines(searches(root, None), "f")).split())
+        assert ("the cap stopped the search there: the highest rate lies 3 widenings past" in text) is says_capped
+        assert ("the search widens every network alike, up to 3 rates a side" in text) is not says_capped
     assert len(search_figure(found[0]).axes) == 1
     plt.close("all")
     (root / "g-lr" / "chosen.json").write_text("[]")

@@ -58,7 +58,6 @@ def test_estimates_come_from_the_runs_trained_most_like_this_call_first(tmp_path
 def test_a_time_box_starts_no_run_that_would_not_end_in_it_and_that_is_no_failure(tmp_path, capsys, monkeypatch):
     from study import questions
 
-    monkeypatch.setattr(questions, "SECOND_EDITION", ("tiny",))
     measured(tmp_path, "slow", 100.0)  # smoke runs of engine_test_net: 100 s an epoch, on whatever processor
     args = ["ablate", "tiny", "--seeds", "2", "--results", str(tmp_path), *FAST]
     assert run.main([*args, "--minutes", "1"]) == 0  # 40 s to train in: no run fits
@@ -66,6 +65,7 @@ def test_a_time_box_starts_no_run_that_would_not_end_in_it_and_that_is_no_failur
     assert "0 trained now" in out and "4 not started (they would not end in time)" in out and "0 failed" in out
     assert out.count(" todo ") == 4 and "a seed 0: not started: would not finish in time (needs ~" in out
     assert not list(tmp_path.glob("tiny/*/result.json"))
+    monkeypatch.setattr(questions, "SECOND_EDITION", ("tiny",))  # a question: its search first
     assert run.main(["study", "--until-decided", "--protocol", "smoke", "--only", "tiny", "--minutes", "1",
                      "--results", str(tmp_path), *FAST]) == 0
     out = " ".join(capsys.readouterr().out.split())

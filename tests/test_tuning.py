@@ -37,6 +37,8 @@ def test_main_runs_train_at_the_rates_chosen_under_their_protocol(tmp_path):
 
 def _search_run(root: Path, variant: str, seed: int, val: float, status: str = "ok", protocol: str = "cpu",
                 engine_version: int = ENGINE_VERSION, reason: str = "diverged") -> None:
+    """A finished search run of the ``seed``-th search seed (``TUNING_FIRST_SEED + seed``)."""
+    seed += TUNING_FIRST_SEED
     run = root / "g-lr" / f"{variant}-{seed}-v{engine_version}".replace("@", "_")
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"variant": variant, "seed": seed, "engine_version": engine_version}))
@@ -65,9 +67,18 @@ def test_the_choice_uses_validation_only_and_ties_go_to_the_smaller_rate(tmp_pat
     chosen = choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2)
     assert chosen["a"] == {"lr": 0.2, "val_top1": {"0.1": 61.0, "0.2": 69.0}, "runs": {"0.1": 2, "0.2": 2}}
     assert chosen["b"]["lr"] == 0.1 and set(chosen) == {"a", "b"}
-    assert set(choose_learning_rates(tmp_path, grid, (0.1, 0.2), 1)) == {"a", "b", "e"}
+    for seed, (low, high) in enumerate([(80.1, 80.0), (80.3, 80.4)]):  # equal means (80.2) that float sums split
+        _search_run(tmp_path, "f@lr0.1", seed, low)
+        _search_run(tmp_path, "f@lr0.2", seed, high)
+    _search_run(tmp_path, "a@lr0.1", 2, 99.0)  # a third seed (another tune --seeds): not the search's two
+    grid = Grid("g", "test", "a", {name: Variant("m") for name in "abcdef"})
+    chosen = choose_learning_rates(tmp_path, grid, (0.1, 0.2), 2)
+    assert chosen["f"]["lr"] == 0.1 and chosen["f"]["val_top1"] == {"0.1": 80.2, "0.2": 80.2}  # a tie: the smaller
+    assert chosen["a"]["val_top1"] == {"0.1": 61.0, "0.2": 69.0} and set(chosen) == {"a", "b", "f"}
+    # one seed: only seed 1000 is the search's (c's failed run is seed 1001)
+    assert set(choose_learning_rates(tmp_path, grid, (0.1, 0.2), 1)) == {"a", "b", "c", "e", "f"}
     write_choice(tmp_path, grid, "cpu", chosen)
-    assert read_choice(tmp_path, grid, "cpu") == {"a": 0.2, "b": 0.1}
+    assert read_choice(tmp_path, grid, "cpu") == {"a": 0.2, "b": 0.1, "f": 0.1}
     assert read_choice(tmp_path, grid, "cpu-full") == {}  # chosen under another budget: not applied
     (tmp_path / "g-lr" / "chosen.json").write_text("{}")
     with pytest.raises(ValueError, match="is not a learning-rate choice"):
@@ -221,7 +232,7 @@ def test_a_search_widened_before_resumes_at_its_widest_without_removing_its_choi
     grid = Grid("g", "test", "a", {"a": Variant("engine_test_net"), "b": Variant("engine_test_net")})
     scores = {"a": {"0.05": 55.0, "0.1": 60.0, "0.2": 65.0, "0.4": 64.0}, "b": {"0.05": 58.0, "0.1": 63.0, "0.2": 61.0,
                                                                              "0.4": 50.0}}
-    for seed in (1000, 1001):  # every run of the search, widened to 0.4 by an earlier process, has finished
+    for seed in (0, 1):  # every run of the search, widened to 0.4 by an earlier process, has finished
         for network, by_rate in scores.items():
             for lr, score in by_rate.items():
                 _search_run(tmp_path, f"{network}@lr{lr}", seed, score, protocol="smoke")
@@ -240,5 +251,7 @@ def test_a_search_widened_before_resumes_at_its_widest_without_removing_its_choi
     assert widenings == [((0.05, 0.1, 0.2), (0.05, 0.1, 0.2, 0.4))]  # the resumed widening is announced
     assert rounds == [[f"{n}@lr{lr}" for n in "ab" for lr in ("0.05", "0.1", "0.2", "0.4")]]  # one round, widest
     assert not unchosen and {n: c["lr"] for n, c in chosen.items()} == {"a": 0.2, "b": 0.1}
+    recorded = json.loads((tmp_path / "g-lr" / "chosen.json").read_text())  # where the search started: the cap's base
+    assert recorded["first_candidates"] == [0.05, 0.1, 0.2]
     with pytest.raises(ValueError, match="repeat a rate"):
         search_bracketed(grid, "smoke", (0.1, 0.2, 0.2), 2, tmp_path, train, ("conftest",))

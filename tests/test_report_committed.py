@@ -77,7 +77,7 @@ def test_the_committed_report_covers_every_grid_with_results(regenerated):
     main = (ROOT / "REPORT.md").read_text(encoding="utf-8")
     assert grids and all(f"## Grid `{g}`" in text for g in set(grids) - searches - sequential_only)
     assert all(f"### `{searched_grid(g)}` (protocol" in main and f"## Grid `{g}`" not in text for g in searches)
-    assert "## Limitations" in main and "--protocol paper --executor ray" in main and "JPEG" in text
+    assert "## Limitations" in main and "The paper's own budget (the `paper` protocol" in main and "JPEG" in text
     # every question `study --until-decided` trains is planned with its costs (results/study_costs.json covers it)
     assert all(f"| `{g}`" in main for g in SECOND_EDITION) and "MACs unknown" not in main
 

@@ -166,10 +166,12 @@ def test_a_search_that_does_not_choose_every_network_says_why_writes_nothing_and
 
     rows = [{"variant": "a@lr0.1", "status": "ok"}, {"variant": "b@lr0.1", "status": "failed"},
             {"variant": "c@lr0.1", "status": "running"}, {"variant": "d@lr0.1", "status": "todo"},
-            {"variant": "e@lr0.1", "status": "ok"}]
-    assert why_unchosen(rows, {"a": {}}) == {
+            {"variant": "e@lr0.1", "status": "ok"}, {"variant": "f@lr0.1", "status": "running"},
+            {"variant": "f@lr0.2", "status": "failed", "reason": "Diverged: loss is nan at epoch 2 step 5"}]
+    assert why_unchosen(rows, {"a": {}}) == {  # f's diverged run is finished: f waits on its running one
         "b": "a search run failed (rerun with --retry-failed)", "c": "a search run is training in another process",
-        "d": "search runs not finished yet", "e": "its search runs have no validation top-1"}
+        "d": "search runs not finished yet", "e": "its search runs have no validation top-1",
+        "f": "a search run is training in another process"}
     grid = Grid("g", "test", "a", {"a": Variant("m"), "b": Variant("m")})
     for seed in (0, 1):
         _search_run(tmp_path, "a@lr0.1", seed, 60.0)

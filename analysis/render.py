@@ -694,8 +694,9 @@ def _cap_text(search: LearningRateSearch, edge: dict[float, str]) -> str:
     capped = [side for rate, side in edge.items() if first and any(choice.lr == rate for choice in search.choices)
               and sum(map(beyond[side], searched)) >= LR_EXTENSIONS]
     if capped:
-        return (f"the cap stopped the search there: {' and '.join(capped)} rate lies {LR_EXTENSIONS} widenings past "
-                "the candidates the search started from, as far as it goes (docs/study.md, section 2).")
+        return (f"the cap stopped the search there: {' and '.join(capped)} rate{'s lie' if len(capped) > 1 else ' lies'} "
+                f"{LR_EXTENSIONS} widenings past the candidates the search started from, as far as it goes "
+                "(docs/study.md, section 2).")
     return f"the search widens every network alike, up to {LR_EXTENSIONS} rates a side."
 
 

@@ -164,7 +164,8 @@ def study(
 
     Resumable like ``ablate``: finished runs are skipped, twins are copied. Writes RESULTS/study.json
     (the whole plan, also with --only) for the report. A grid that fails (failed runs, missing data)
-    does not stop the others; the exit code is then 1. With ``--until-decided``, the second edition
+    does not stop the others; the exit code is then 1. The plan's grids that are questions of the second
+    edition are refused there until their search has chosen rates (``run.py tune``). With ``--until-decided``, the second edition
     instead (needs ``--protocol``): ``run.py tune`` then ``run.py ablate --until-decided`` per grid of
     ``study.questions.SECOND_EDITION`` (the core grids, then the p and r sweeps and norm-placement), at most
     ``--max-seeds`` seeds (the CPU cap by default).

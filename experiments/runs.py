@@ -196,17 +196,26 @@ def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, 
 def check_rates_chosen(g, protocol: str | None, dataset: str | None, results: Path) -> None:
     """ValueError, before anything is trained or written, where ``g`` is a question of the second edition and its
     search chose no rates under the protocol: its runs would be main runs at a rate never chosen on validation."""
-    from study.questions import SECOND_EDITION
+    from study.questions import SECOND_EDITION, own_comparison
 
+    from .config import get_protocol
     from .grids import choice_path, protocol_of, read_choice
 
+    if g.name not in SECOND_EDITION:
+        return
     protocol_name = protocol_of(g, protocol, dataset)
-    if g.name in SECOND_EDITION and not read_choice(Path(results), g, protocol_name):
+    if dataset is not None and dataset != (g.dataset or get_protocol(protocol_name).dataset):
+        raise ValueError(f"--dataset {dataset}: grid {g.name} is a question of the study's second edition, whose "
+                         f"learning rates are chosen on validation of its protocol's own dataset ({protocol_name}: "
+                         f"{get_protocol(protocol_name).dataset}); a question on another dataset needs a protocol of "
+                         "its own (docs/study.md, section 2)")
+    if not read_choice(Path(results), g, protocol_name):
+        compare = "".join(f" --compare {v}" for v in own_comparison(g.name) or ())
         raise ValueError(f"grid {g.name} is a question of the study's second edition: its runs train only at the "
                          f"learning rates its search chose on validation, and {choice_path(Path(results), g)} holds "
-                         f"no choice under {protocol_name}: run `run.py tune {g.name} --protocol {protocol_name}` "
-                         f"first, or `run.py study --until-decided --protocol {protocol_name} --only {g.name}`, "
-                         f"which does both (docs/study.md, section 2)")
+                         f"no choice under {protocol_name}: run `run.py tune {g.name} --protocol {protocol_name}"
+                         f"{compare}` first, or `run.py study --until-decided --protocol {protocol_name} --only "
+                         f"{g.name}`, which does both (docs/study.md, section 2)")
 
 
 def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: str, results: Path, runtime: Runtime,

@@ -252,8 +252,10 @@ def processor(runtime: Runtime) -> str:
 def gpu_name(runtime: Runtime) -> str | None:
     """The name of the GPU runs of ``runtime`` (its device resolved) train on (``cuda:N``'s own, not device 0's on a
     machine with several kinds), or None on the CPU: env.json's ``gpu``."""
-    device = runtime.device
-    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    if not runtime.device.startswith("cuda") or not torch.cuda.is_available():
+        return None  # e.g. a Ray driver without a GPU sending runs to GPU nodes: they record their own
+    index = torch.device(runtime.device).index or 0
+    return torch.cuda.get_device_name(index) if index < torch.cuda.device_count() else None
 
 
 def environment(runtime: Runtime, data_source: str | None = None, data_sha256: str | None = None) -> dict:

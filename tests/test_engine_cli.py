@@ -445,3 +445,9 @@ def test_ablate_refuses_a_second_edition_grid_whose_rates_were_never_chosen(tmp_
         err = " ".join(capsys.readouterr().err.split())
         assert "no choice under smoke" in err and "run.py tune p-sweep --protocol smoke" in err
         assert not list(tmp_path.glob("p-sweep/*/config.json"))
+    assert run.main(["ablate", "expansion-op", "--protocol", "smoke", "--results", str(tmp_path), *FAST]) == 2
+    assert "run.py tune expansion-op --protocol smoke --compare pointwise" in " ".join(capsys.readouterr().err.split())
+    # rates chosen on one dataset never train main runs on another
+    assert run.main(["ablate", "p-sweep", "--protocol", "smoke", "--dataset", "fashion-mnist", "--results",
+                     str(tmp_path), *FAST]) == 2
+    assert "--dataset fashion-mnist: grid p-sweep is a question" in " ".join(capsys.readouterr().err.split())

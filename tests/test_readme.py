@@ -89,6 +89,8 @@ def tiny_protocols(monkeypatch):
             **smoke.model_dump(), "name": name, "dataset": dataset, "lr": protocol.lr, "epochs": 1,
             "train_per_class": 8, "val_per_class": 4, "test_per_class": 4}))
     monkeypatch.setattr(study_grids, "LR_CANDIDATES", (0.1,))
+    monkeypatch.setattr(study_grids, "LR_SEARCH_STARTS", {})  # every grid's search starts at that one rate
+    monkeypatch.setattr(study_grids, "LR_EXTENSIONS", 0)  # and is never widened
     monkeypatch.setattr(study_grids, "TUNING_SEEDS", 1)
 
 

@@ -127,10 +127,14 @@ def test_env_json_names_the_gpu_a_run_trains_on_and_the_estimate_reads_it_back(m
     from experiments.store import environment, processor
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"GPU kind {torch.device(device).index}")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: f"GPU kind {index}")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     on_second = Runtime(device="cuda:1", threads=1, wandb="off")
     env = environment(on_second)
     assert env["gpu"] == "GPU kind 1" == processor(on_second)
     assert timebox.machine_of(env) == timebox.machine_here(on_second)
+    assert environment(Runtime(device="cuda:2", threads=1, wandb="off"))["gpu"] is None  # no such device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # e.g. a Ray driver without a GPU
+    assert environment(on_second)["gpu"] is None and processor(on_second) == processor(Runtime(device="cpu"))
     on_cpu = Runtime(device="cpu", wandb="off")
     assert environment(on_cpu)["gpu"] is None and timebox.machine_of(environment(on_cpu))[0] == processor(on_cpu)

@@ -56,11 +56,14 @@ def _search_rows(rows: pd.DataFrame, search_grid: str) -> pd.DataFrame:
     return rows.assign(network=split[0], lr=split[1])
 
 
-def _curves(curves: pd.DataFrame, search_grid: str) -> pd.DataFrame | None:
-    """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs."""
+def _curves(curves: pd.DataFrame, search_grid: str, runs: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs: of its finished planned
+    ``runs`` (``planned_search_runs``) where given, as its choice and its table count them."""
     if curves is None or curves.empty or "val_top1" not in curves:
         return None
     rows = _search_rows(curves, search_grid).dropna(subset=["val_top1"])
+    if runs is not None:
+        rows = rows[rows["run_id"].isin(runs["run_id"])]
     if rows.empty:
         return None
     return rows.assign(lr=rows["lr"].astype(float)).groupby(["network", "lr", "epoch"], as_index=False)["val_top1"].mean()
@@ -106,9 +109,11 @@ def planned_search_runs(frame: pd.DataFrame, search_grid: str, meta: dict | None
 
 
 def of_plan(rows: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
-    """The ``rows`` of the variants and seeds a search's grid.json ``meta`` plans, where it lists them."""
+    """The ``rows`` of the variants, seeds and protocol a search's grid.json ``meta`` plans, where it names them."""
     variants = {str(v) for v in (meta or {}).get("variants") or {}}
-    seeds = (meta or {}).get("seeds")
+    seeds, protocol = (meta or {}).get("seeds"), (meta or {}).get("protocol")
+    if isinstance(protocol, str) and "protocol" in rows:
+        rows = rows[rows["protocol"].astype(str).eq(protocol)]
     if variants:
         rows = rows[rows["variant"].astype(str).isin(variants)]
     if isinstance(seeds, list) and seeds:
@@ -133,7 +138,7 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
     planned = planned_runs(meta)
     return LearningRateSearch(searched_grid(search_grid), ", ".join(protocols) or "?", choices,
-                              curves=_curves(curves, search_grid),
+                              curves=_curves(curves, search_grid, rows),
                               runs_done=len(rows), runs_planned=planned,
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
@@ -180,7 +185,8 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
                                                {str(k): int(v) for k, v in entry.get("diverged", {}).items()})
                             for name, entry in sorted(choice["variants"].items()))
             out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
-                                          curves=_curves(curves, search_grid),
+                                          curves=_curves(curves, search_grid, None if frame is None else
+                                                         planned_search_runs(frame, search_grid, (grids or {}).get(name))),
                                           first_candidates=tuple(float(c) for c in choice.get("first_candidates", ())),
                                           **_widened_after(search_grid, (grids or {}).get(name), frame, choices)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from evidence import sequential, stats
 from evidence.decisions import PairingError, decide, paired_differences
-from evidence.load import load_results
+from evidence.load import engine_at_least, load_results
 from evidence.sequential import OPEN
 from evidence.status import RunStatus
 from study.grids import (
@@ -470,7 +470,7 @@ def measured_seconds(results: Path, frame: pd.DataFrame, protocol: str,
     grids = {g: grid for grid, folder in folders.items() for g in (folder, search_name(folder))}
     rows = frame[frame["grid"].isin(list(grids)) & frame["protocol"].eq(protocol)
                  & frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED])
-                 & (pd.to_numeric(frame["engine_version"], errors="coerce") >= SECOND_EDITION_ENGINE)]
+                 & engine_at_least(frame, SECOND_EDITION_ENGINE)]
     seconds: dict[tuple[str, str], list[float]] = {}
     for grid, variant, value in zip(rows["grid"], rows["variant"], cost_seconds(results, rows), strict=True):
         if math.isfinite(value):

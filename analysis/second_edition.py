@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evidence.load import engine_at_least
 from evidence.sequential import OPEN, plan_looks
 from evidence.status import RunStatus, diverged
 from study.grids import (
@@ -32,7 +33,7 @@ from study.grids import (
 )
 from study.questions import CORE_QUESTIONS, GPU_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
-from .learning_rates import of_plan, planned_runs
+from .learning_rates import planned_runs, planned_search_runs
 from .looks import QuestionLooks
 from .plan import (
     GPU_MIN_ACCURACY,
@@ -81,8 +82,7 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # the networks the question searches
         meta, planned = None, len(trained_networks(grid)) * len(LR_CANDIDATES) * TUNING_SEEDS
     # as the learning-rate section counts them: diverged runs are finished (docs/study.md, section 2)
-    done = len(of_plan(frame[frame["grid"].eq(search) & engine_at_least(frame, SECOND_EDITION_ENGINE) & (
-        frame["status"].isin([RunStatus.OK, RunStatus.FLAGGED]) | diverged(frame))], meta))
+    done = len(planned_search_runs(frame[engine_at_least(frame, SECOND_EDITION_ENGINE)], search, meta))
     return {"stage": Stage.SEARCH, "runs_done": done, "runs_planned": planned} if done else {"stage": Stage.NOT_RUN}
 
 
@@ -200,11 +200,6 @@ def _look_training(frame: pd.DataFrame, folder: str, state: dict, variant: str) 
     seeds = state["schedule"][look]
     return {"stage": Stage.LOOK, "training_look": look + 1, "training_seeds": seeds,
             "runs_done": _finished(frame, folder, seeds, [variant, state["reference"]]), "runs_planned": 2 * seeds}
-
-
-def engine_at_least(frame: pd.DataFrame, version: int) -> pd.Series:
-    """Which rows of ``frame`` were trained by engine ``version`` or later."""
-    return pd.to_numeric(frame["engine_version"], errors="coerce") >= version
 
 
 def _finished(frame: pd.DataFrame, folder: str, seeds: int | None = None, variants: list[str] | None = None) -> int:

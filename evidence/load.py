@@ -345,6 +345,11 @@ def of_engine_version(frame: pd.DataFrame, version: int) -> pd.DataFrame:
     return frame[pd.to_numeric(frame["engine_version"], errors="coerce") == version]
 
 
+def engine_at_least(frame: pd.DataFrame, version: int) -> pd.Series:
+    """Which rows of ``frame`` were trained by engine ``version`` or later (a row without a version: False)."""
+    return pd.to_numeric(frame["engine_version"], errors="coerce") >= version
+
+
 def of_architecture_revisions(frame: pd.DataFrame, revisions: Mapping[str, int]) -> pd.DataFrame:
     """The rows of runs whose recorded ``architecture_revision`` (absent = 1) is ``revisions[model]`` (1 for a model
     not named). As with :func:`of_engine_version`, ``superseded`` marks an older revision's runs only once a newer

@@ -259,7 +259,7 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     from analysis.second_edition import Stage, _before_main_runs
 
     columns = ["grid", "status", "engine_version", "seed", "variant"]
-    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1, 0, "dct")], columns=columns)
+    nothing = pd.DataFrame([("replicator-vs-recalibrator", "ok", 1, 0, "dct")], columns=columns).assign(val_top1=80.0)
     assert _before_main_runs(tmp_path, nothing, "replicator-vs-recalibrator") == {"stage": Stage.NOT_RUN}
     rows = [("replicator-vs-recalibrator-lr", "ok", 2, 1000, "dct@lr0.1"),
             ("replicator-vs-recalibrator-lr", "flagged", 2, 1000, "dct@lr0.2"),
@@ -271,7 +271,7 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
             # (b)'s main runs train its own comparison only: replicator-only's (a copied twin) is not counted
             ("expansion-op", "ok", 2, 0, "dct"), ("expansion-op", "ok", 2, 0, "pointwise"),
             ("expansion-op", "ok", 2, 0, "replicator-only")]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns).assign(val_top1=80.0, reason=None)
     # 2 networks x 4 candidate rates x 2 seeds; (b) searches its own two networks too (replicator-only is not
     # searched), where no grid.json says otherwise
     search = {"stage": Stage.SEARCH, "runs_planned": 16}
@@ -305,7 +305,7 @@ def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_h
              "variants": {"replicator": {"label": "continue", "look": 1, "n": 3, "estimate": 0.2, "ci": [-1.5, 1.9],
                                          "boundary": 8.857543832140365e-05}}}
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns).assign(val_top1=80.0)
     row = next(r for r in glance_rows(tmp_path, frame, [], ()) if r.folder == grid)
     assert (row.stage, row.label, row.training_look, row.training_seeds, row.runs_done, row.runs_planned) == (
         Stage.LOOK, "continue", 2, 5, 7, 10)
@@ -331,7 +331,9 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     shared = tmp_path / "replicator-vs-recalibrator-gpu-lr" / "r0"  # records that 5 runs shared the GPU; r1, r2 do not
     shared.mkdir(parents=True)
     (shared / "env.json").write_text(json.dumps({"runtime": {"device": "cuda", "runs_sharing_device": 5}}))
-    glance = glance_rows(tmp_path, pd.DataFrame(rows, columns=columns), [], ())
+    frame = pd.DataFrame(rows, columns=columns).assign(val_top1=80.0)
+    glance = glance_rows(tmp_path, frame.assign(variant=frame["grid"].map(lambda g: "dct@lr0.1" if g.endswith("-lr") else "dct")),
+                         [], ())
     gpu = [r for r in glance if r.folder == "replicator-vs-recalibrator-gpu"]
     assert len(gpu) == 1 and gpu[0].cpu_hours is None and gpu[0].gpu  # GPU time is not CPU-hours
     assert (gpu[0].stage, gpu[0].runs_done, gpu[0].runs_planned) == (Stage.SEARCH, 3, 16)
@@ -352,7 +354,7 @@ def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_pat
 
     frame = pd.DataFrame([("replicator-vs-recalibrator-lr", f"{n}@lr{lr}", seed, "ok", 2) for n in ("dct", "replicator")
                           for lr in ("0.025", "0.05", "0.1", "0.2") for seed in (1000, 1001)],
-                         columns=["grid", "variant", "seed", "status", "engine_version"])
+                         columns=["grid", "variant", "seed", "status", "engine_version"]).assign(val_top1=80.0)
     search = {"stage": Stage.SEARCH, "runs_done": 16}
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_planned": 16}
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
@@ -360,7 +362,8 @@ def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_pat
     (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants}))
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_planned": 20}
     extra = pd.DataFrame([("replicator-vs-recalibrator-lr", "dct@lr0.4", 1002, "ok", 2),  # another seed: not planned
-                          ("replicator-vs-recalibrator-lr", "dct@lr0.4", 1000, "failed", 2)], columns=frame.columns)
+                          ("replicator-vs-recalibrator-lr", "dct@lr0.4", 1000, "failed", 2)],
+                         columns=frame.columns.drop("val_top1")).assign(val_top1=80.0)
     extra["reason"] = [None, "Diverged: loss is nan at epoch 3 step 10"]  # a diverged run is finished, as searched
     (tmp_path / "replicator-vs-recalibrator-lr" / "grid.json").write_text(json.dumps({"variants": variants,
                                                                                       "seeds": [1000, 1001]}))

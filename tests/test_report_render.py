@@ -645,3 +645,32 @@ def test_a_search_widened_after_its_choice_shows_the_new_rates_runs_and_keeps_th
     assert "Chosen at an edge" not in text and "1 of 2" in text
     (found,) = searches(root, None, load_results(root), {"g-lr": {"variants": {"a@lr0.1": {}, "a@lr0.2": {}}}})
     assert found.widened == () and found.widened_runs is None  # nothing planned beyond the choice
+
+
+def test_a_search_reports_only_its_planned_seeds_and_protocol_in_its_table_count_and_curves(tmp_path):
+    from analysis.findings import compute_findings
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0}, seeds=3)
+    meta = json.loads((root / "g-lr" / "grid.json").read_text())
+    (root / "g-lr" / "grid.json").write_text(json.dumps({**meta, "seeds": [0, 1], "protocol": "cpu"}))
+    for result in (root / "g-lr").glob("*/result.json"):
+        run = json.loads(result.read_text())
+        score = 50.0 + 10 * run["seed"] + (1 if run["variant"] == "a@lr0.2" else 0)
+        foreign = run["variant"] == "a@lr0.1" and run["seed"] == 1  # the same rate searched under another protocol
+        result.write_text(json.dumps({**run, "metrics": {**run["metrics"], "val_top1": score},
+                                      **({"protocol": "gpu"} if foreign else {})}))
+        (result.parent / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_top1": score - 5}) + "\n"
+                                                     + json.dumps({"epoch": 2, "val_top1": score}) + "\n")
+    (search,) = compute_findings(root).learning_rates
+    assert (search.runs_done, search.runs_planned) == (3, 4)  # seed 2 is another call's; seed 1 at 0.1 another protocol's
+    (choice,) = search.choices
+    assert choice.val_top1 == {"0.1": 50.0, "0.2": 56.0} and choice.runs == {"0.1": 1, "0.2": 2}
+    curve = search.curves.set_index(["lr", "epoch"])["val_top1"]
+    assert curve[(0.1, 2)] == pytest.approx(50.0) and curve[(0.2, 2)] == pytest.approx(56.0)
+    (root / "g-lr" / "chosen.json").write_text(json.dumps({"grid": "g", "protocol": "cpu", "variants": {
+        "a": {"lr": 0.2, "val_top1": {"0.1": 50.0, "0.2": 56.0}, "runs": {"0.1": 1, "0.2": 2}}}}))
+    (search,) = compute_findings(root).learning_rates
+    curve = search.curves.set_index(["lr", "epoch"])["val_top1"]
+    assert curve[(0.1, 2)] == pytest.approx(50.0) and curve[(0.2, 1)] == pytest.approx(51.0)

@@ -87,9 +87,10 @@ def list_grids() -> None:
 
 
 def show(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
-         plugins: Import_ = None) -> None:
-    """Show a grid's variants, which of them can be built now, and its runs."""
-    runs.show_grid(grid, protocol, seeds, dataset, tuple(plugins or ()))
+         plugins: Import_ = None, data_root: DataRoot_ = None) -> None:
+    """Show a grid's variants, which of them can be built now, and its runs (under the protocol ablate would train
+    with the same --data-root)."""
+    runs.show_grid(grid, protocol, seeds, dataset, tuple(plugins or ()), data_root)
 
 
 def ablate(
@@ -298,10 +299,12 @@ def tune(
 
 
 def status(grid: str, protocol: Protocol_ = None, seeds: Seeds_ = 3, dataset: Dataset_ = None,
-           results: Results_ = SCRATCH_RESULTS, vary: Vary_ = "all", plugins: Import_ = None) -> None:
-    """Count a grid's runs: ok / running / failed / partial (resumable) / to do."""
+           results: Results_ = SCRATCH_RESULTS, vary: Vary_ = "all", plugins: Import_ = None,
+           data_root: DataRoot_ = None) -> None:
+    """Count a grid's runs: ok / running / failed / partial (resumable) / to do (under the protocol ablate would
+    train with the same --data-root)."""
     runs.grid_status(grid, protocol=protocol, seeds=seeds, dataset=dataset, results=results, vary=vary,
-                     plugins=tuple(plugins or ()))
+                     plugins=tuple(plugins or ()), data_root=data_root)
 
 
 def recount(results: Results_ = SCRATCH_RESULTS, data_root: DataRoot_ = None) -> None:

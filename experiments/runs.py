@@ -85,10 +85,14 @@ def check_data(dataset: str, runtime: Runtime) -> None:
         resolve_source(spec, runtime.data_root, cache_dir(runtime.cache_dir))
 
 
-def grid_protocol(grid, runtime: Runtime) -> str:
-    """The grid's default protocol, or its fallback (said in one line) where the default's dataset is absent."""
+def grid_protocol(grid, runtime: Runtime, protocol: str | None = None, dataset: str | None = None) -> str | None:
+    """The protocol a grid trains under, as ``ablate`` trains it: ``protocol`` where the call names one (or names a
+    ``dataset``: ``grids.resolve`` picks then), else the grid's default protocol, or its fallback (said in one line)
+    where the default's dataset is absent."""
     from .config import get_protocol
 
+    if protocol is not None or dataset is not None:
+        return protocol
     if grid.fallback_protocol is None or runtime.data_root is not None:
         return grid.protocol
     dataset = grid.dataset or get_protocol(grid.protocol).dataset
@@ -147,13 +151,13 @@ def list_grids() -> None:
                       highlight=False)
 
 
-def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, plugins: tuple[str, ...]) -> None:
+def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, plugins: tuple[str, ...],
+              data_root: Path | None = None) -> None:
     """Print a grid's variants, which of them can be built now, and its runs."""
     from .grids import check_variants, get_grid, resolve
 
     g = get_grid(grid)
-    if protocol is None and dataset is None:  # as ablate would train it: its fallback where its data is absent
-        protocol = grid_protocol(g, Runtime())
+    protocol = grid_protocol(g, Runtime(data_root=data_root), protocol, dataset)
     ready, missing = check_variants(g, plugins, strict=False)
     configs, _ = resolve(g, protocol, seeds, dataset, plugins=plugins, check=False)
     configs = [c for c in configs if c.variant in ready]
@@ -182,8 +186,7 @@ def ablate(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, 
         raise ValueError(f"--address {options.address!r} needs --executor ray")
     runtime = options.runtime()
     g = get_grid(grid)
-    if protocol is None and dataset is None:
-        protocol = grid_protocol(g, runtime)
+    protocol = grid_protocol(g, runtime, protocol, dataset)
     check_rates_chosen(g, protocol, dataset, results)
     if until_decided:
         ablate_until_decided(g, protocol=protocol, dataset=dataset, vary=vary, results=results, runtime=runtime,
@@ -439,14 +442,13 @@ def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | Non
 
 
 def grid_status(grid: str, *, protocol: str | None, seeds: int, dataset: str | None, results: Path, vary: str,
-                plugins: tuple[str, ...]) -> None:
+                plugins: tuple[str, ...], data_root: Path | None = None) -> None:
     """Print a grid's runs and their counts: ok / running / failed / partial (resumable) / to do."""
     from .grids import get_grid, protocol_of, resolve
     from .store import RunStore
 
     g = get_grid(grid)
-    if protocol is None and dataset is None:  # as ablate would train it: its fallback where its data is absent
-        protocol = grid_protocol(g, Runtime())
+    protocol = grid_protocol(g, Runtime(data_root=data_root), protocol, dataset)
     protocol_name = protocol_of(g, protocol, dataset)
     configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins, results=Path(results))
     counts = dict.fromkeys(ENGINE_STATES, 0)

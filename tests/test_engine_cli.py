@@ -64,6 +64,16 @@ def test_the_smoke_grid_falls_back_to_synthetic_data_in_one_line_where_fashion_m
     shown = capsys.readouterr().out
     fallback_runs = grids.resolve(grids.GRIDS["smoke"], protocol="smoke", seeds=3)[0]
     assert all(c.run_id in shown for c in fallback_runs) and "to do 6" in shown
+    # with the --data-root ablate was given, they read the grid's own protocol, as ablate trains it there
+    runs.grid_status("smoke", protocol=None, seeds=3, dataset=None, results=tmp_path, vary="all", plugins=(),
+                     data_root=tmp_path / "fashion-mnist")
+    shown = capsys.readouterr().out
+    own_runs = grids.resolve(grids.GRIDS["smoke"], protocol=grids.GRIDS["smoke"].protocol, seeds=3, check=False)[0]
+    assert all(c.run_id in shown for c in own_runs) and not any(c.run_id in shown for c in fallback_runs)
+    runs.show_grid("smoke", None, 3, None, (), tmp_path / "fashion-mnist")
+    assert f"protocol: {grids.GRIDS['smoke'].protocol}; dataset: fashion-mnist" in capsys.readouterr().out
+    assert grid_protocol(grids.GRIDS["smoke"], Runtime(wandb="off"), "cpu", None) == "cpu"  # a named protocol wins
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("protocol", ["cpu", "paper"])

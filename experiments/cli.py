@@ -57,7 +57,8 @@ Threads_ = Annotated[int | None, typer.Option(min=1, max=1024, help=f"{LOCAL_THR
 Device_ = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 Wandb_ = Annotated[str, typer.Option(help="off, offline or online.")]
 Download_ = Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")]
-RetryFailed_ = Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")]
+RetryFailed_ = Annotated[bool, typer.Option("--retry-failed", help=(
+    "Run failed runs again, except those whose training diverged (they stand; delete a run's folder to retrain it)."))]
 Reuse_ = Annotated[bool, typer.Option(help="Copy a finished twin run of another grid instead of training it again.")]
 UntilDecided_ = Annotated[bool, typer.Option(
     "--until-decided", help="Add seeds in looks until each comparison with the reference is decided (docs/study.md); "
@@ -277,7 +278,8 @@ def tune(
     threads: LocalThreads_ = None,
     device: Device_ = "auto",
     wandb: Wandb_ = "offline",
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed search runs again.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help=(
+        "Train failed search runs again (not those that diverged: they are finished, scoring 0)."))] = False,
     plugins: Import_ = None,
     compare: Annotated[list[str] | None, typer.Option(
         "--compare", help="Search only the reference and this variant (repeatable; default every variant): the "

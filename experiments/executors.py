@@ -317,8 +317,8 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
     by_id = {c.run_id: c for c in configs}
     done: dict[str, dict] = {}
     for cfg in configs:
-        result = RunStore.of(results, cfg).read_result()
-        if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
+        result = RunStore.of(results, cfg).settled_result(runtime.retry_failed)
+        if result is not None:
             done[cfg.run_id] = {**result, "skipped": True, "note": "finished before"}
     order = StartOrder([c for c in configs if c.run_id not in done], [
         c for c in spare if c.run_id not in by_id and RunStore.of(results, c).read_result() is None], may_start)

@@ -98,16 +98,17 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
 def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -> tuple[dict[str, dict], list[RunConfig]]:
     """(rows of runs not to train now, keyed by run id; the runs to train, in order).
 
-    Finished runs (and failed ones, unless ``retry_failed``) and runs another process holds are
-    not trained; interrupted runs come first, then the rest in the grid's order (seed by seed).
+    Finished runs (and failed ones, unless ``retry_failed``: ``RunStore.settled_result``) and runs another process
+    holds are not trained; interrupted runs come first, then the rest in the grid's order (seed by seed).
     """
     rows, partial, todo = {}, [], []
     for cfg in configs:
         store = RunStore.of(out, cfg)
+        if (result := store.settled_result(retry_failed)) is not None:
+            rows[cfg.run_id] = {**result, "note": "finished before"}
+            continue
         state = store.status()
-        if state == RunStatus.OK or (state == RunStatus.FAILED and not retry_failed):
-            rows[cfg.run_id] = {**store.read_result(), "note": "finished before"}
-        elif state == RunStatus.RUNNING:
+        if state == RunStatus.RUNNING:
             rows[cfg.run_id] = run_row(cfg, RunStatus.RUNNING, "another process holds it")
         else:
             (partial if state == RunStatus.PARTIAL else todo).append(cfg)

@@ -167,8 +167,8 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
     """
     runtime = on_device(runtime)
     store = RunStore.of(results, cfg)
-    result = store.read_result()
-    if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
+    result = store.settled_result(runtime.retry_failed)
+    if result is not None:
         return {**result, "skipped": True}
     try:
         store.dir.mkdir(parents=True, exist_ok=True)
@@ -178,8 +178,8 @@ def execute(cfg: RunConfig, runtime: Runtime, results: Path,
     except OSError as error:
         raise write_error(store.lock.lock_file, error) from None
     try:
-        result = store.read_result()  # finished while we waited for the lock?
-        if result is not None and (result["status"] == RunStatus.OK or not runtime.retry_failed):
+        result = store.settled_result(runtime.retry_failed)  # finished while we waited for the lock?
+        if result is not None:
             return {**result, "skipped": True}
         # Only the lock holder writes in the run directory (config.json too), so no other process has
         # a temporary file here: these are half-written files of a killed process.

@@ -17,7 +17,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from evidence.files import atomic_write, writing
-from evidence.status import FINISHED, RunStatus
+from evidence.status import DIVERGED_REASON, FINISHED, RunStatus
 
 from .config import ENGINE_VERSION, RunConfig, Runtime
 
@@ -162,6 +162,17 @@ class RunStore:
             log.warning("%s is empty, truncated or not a result; the run is resumed from its last checkpoint",
                         self.result)
         return None
+
+    def settled_result(self, retry_failed: bool) -> dict | None:
+        """The run's result where it stands (the run is not trained again), else None: a run that finished ok; one
+        that failed, unless ``retry_failed``; one whose training diverged, always (``Diverged``: an outcome of its
+        settings, not of the machine, and a finished run of a learning-rate search; training it again until it
+        does not diverge would keep the seeds that train). Delete the run's folder to train it afresh."""
+        result = self.read_result()
+        if result is None or (retry_failed and result["status"] != RunStatus.OK
+                              and not str(result.get("reason") or "").startswith(DIVERGED_REASON)):
+            return None
+        return result
 
     def status(self) -> RunStatus:
         """ok | failed | running | partial (interrupted, resumable) | todo."""

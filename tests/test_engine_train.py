@@ -145,7 +145,11 @@ def test_failures_are_recorded_and_the_grid_goes_on(tmp_path):
     again = run_grid(configs, RUNTIME, tmp_path)  # finished and failed runs are not run again
     assert all(r.get("skipped") for r in again)
     retried = run_grid(configs, RUNTIME.model_copy(update={"retry_failed": True}), tmp_path)
-    assert [r.get("skipped", False) for r in retried] == [False, False, True]
+    # a diverged run stands (an outcome of its settings): --retry-failed trains the crashed one again
+    assert [r.get("skipped", False) for r in retried] == [True, False, True]
+    from experiments.gpu import plan_runs  # a GPU batch plans the same way (the crashed run failed again)
+    assert [c.variant for c in plan_runs(configs, tmp_path, retry_failed=True)[1]] == ["crash"]
+    assert plan_runs(configs, tmp_path, retry_failed=False)[1] == []
 
 
 def test_a_retried_run_that_succeeds_loses_the_error_log_of_its_failed_attempt(tmp_path):

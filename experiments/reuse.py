@@ -10,7 +10,8 @@ equal, (2) the networks they build have equal resolved constructor arguments (``
 which :class:`dyclot.DyClotNet` records), so ``{"p": 2}`` and ``{}`` match while models without
 ``arch_args`` are never assumed equal, and (3) the twin ran under the settings that decide the
 numerics (``SAME_ENVIRONMENT``: deterministic mode, device, compile, memory format, torch
-threads, torch version, the data file's sha256). Under deterministic training that is the run
+threads, the versions of torch, torchvision, timm, numpy and Pillow, the data file's sha256).
+Under deterministic training that is the run
 this one would be, up to what the environment record does not capture (e.g. the CPU model):
 ``tests/test_reuse.py`` trains a twin with reuse off and gets the same numbers. Copies put the same
 runs in several grids; agreement between such grids is not an independent replication (the
@@ -54,7 +55,8 @@ def computation_key(cfg: RunConfig) -> str | None:
 
 
 SAME_ENVIRONMENT = ("runtime.deterministic", "runtime.device", "runtime.compile", "runtime.channels_last",
-                    "torch_threads", "packages.torch", "data_sha256")
+                    "torch_threads", "data_sha256",  # and the packages that build, initialise, decode and draw:
+                    *(f"packages.{name}" for name in ("torch", "torchvision", "timm", "numpy", "pillow")))
 
 
 def _get(env: dict, dotted: str):

@@ -62,6 +62,8 @@ def test_only_finished_runs_of_the_same_computation_and_environment_are_twins(tm
     for key, value in (("torch_threads", 2), ("data_sha256", "0" * 64)):  # numerics-deciding settings differ
         assert find_twin(config("g2", "a"), tmp_path, {**env, key: value}) is None
     assert find_twin(config("g2", "a"), tmp_path, {**env, "runtime": {**env["runtime"], "compile": True}}) is None
+    for package in ("torch", "torchvision", "timm", "numpy", "pillow"):  # another version may compute otherwise
+        assert find_twin(config("g2", "a"), tmp_path, {**env, "packages": {**env["packages"], package: "0.0"}}) is None
     moved = store.dir.rename(store.dir.with_name("0" * 16))  # a config that does not hash to its folder
     assert find_twin(config("g2", "a"), tmp_path, env) is None
     moved.rename(store.dir)

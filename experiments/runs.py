@@ -400,13 +400,14 @@ def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | Non
 
     False (printed, with why) when a network got no rate: nothing is written then, and an older choice under the
     same protocol is removed (``tuning.settle``), so that no main run trains at a rate this search did not choose.
-    None instead where the only reason is search runs the time box (``--minutes``) left unfinished."""
+    None instead where the only reasons are search runs the time box (``--minutes``) left unfinished or that
+    another process trains: the call ended by its box, which is no failure."""
     from study.grids import search_candidates
 
     from .executors import run_grid
     from .grids import get_grid, grid_json, protocol_of, restrict
     from .store import check_writable, write_json
-    from .tuning import NOT_FINISHED, search_bracketed
+    from .tuning import NOT_FINISHED, RUNNING_ELSEWHERE, search_bracketed
 
     runtime = options.runtime()
     g = restrict(get_grid(grid), compared)
@@ -436,7 +437,7 @@ def tune(grid: str, *, protocol: str | None, candidates: tuple[float, ...] | Non
     if not unchosen:
         console.print(f"wrote {grid_dir / 'chosen.json'}; run.py ablate {g.name} now trains at these rates"
                       + (f" (with --until-decided{''.join(f' --compare {v}' for v in compared)})" if compared else ""))
-    if unchosen and options.deadline is not None and set(unchosen.values()) == {NOT_FINISHED}:
+    if unchosen and options.deadline is not None and set(unchosen.values()) <= {NOT_FINISHED, RUNNING_ELSEWHERE}:
         return None
     return not unchosen
 

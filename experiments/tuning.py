@@ -111,6 +111,7 @@ def choose_learning_rates(results: Path, grid: Grid, candidates: tuple[float, ..
 
 
 NOT_FINISHED = "search runs not finished yet"
+RUNNING_ELSEWHERE = "a search run is training in another process"
 
 
 def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
@@ -127,7 +128,7 @@ def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
         if seen & {RunStatus.FAILED.value, RunStatus.LOST.value}:
             reasons[network] = "a search run failed (rerun with --retry-failed)"
         elif RunStatus.RUNNING.value in seen:
-            reasons[network] = "a search run is training in another process"
+            reasons[network] = RUNNING_ELSEWHERE
         elif seen - {RunStatus.OK.value}:
             reasons[network] = NOT_FINISHED
         else:

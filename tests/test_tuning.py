@@ -257,3 +257,19 @@ def test_a_search_widened_before_resumes_at_its_widest_without_removing_its_choi
     assert recorded["first_candidates"] == [0.05, 0.1, 0.2]
     with pytest.raises(ValueError, match="repeat a rate"):
         search_bracketed(grid, "smoke", (0.1, 0.2, 0.2), 2, tmp_path, train, ("conftest",))
+
+
+@pytest.mark.parametrize(("reasons", "boxed", "expected"), [
+    (("search runs not finished yet", "a search run is training in another process"), True, None),  # ended by its box
+    (("a search run is training in another process",), False, False),  # asked to finish, and could not
+    (("search runs not finished yet", "a search run failed (rerun with --retry-failed)"), True, False)])
+def test_tune_under_a_time_box_is_no_failure_where_runs_are_unfinished_or_trained_elsewhere(
+        tmp_path, monkeypatch, reasons, boxed, expected):
+    from experiments import runs, tuning
+
+    grid = get_grid("p-sweep")  # nothing trains: the search is replaced by its outcome
+    unchosen = {f"net{i}": why for i, why in enumerate(reasons)}
+    monkeypatch.setattr(tuning, "search_bracketed", lambda *a, **k: (tuning_grid(grid), [], {}, unchosen))
+    options = runs.RunOptions(wandb="off", deadline=1e12 if boxed else None)
+    assert runs.tune(grid.name, protocol="smoke", candidates=(0.1, 0.2), seeds=1, results=tmp_path,
+                     options=options) is expected

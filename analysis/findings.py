@@ -19,7 +19,7 @@ import pandas as pd
 
 from evidence.health import training_health
 from evidence.load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
-from evidence.status import RunStatus, diverged
+from evidence.status import RunStatus
 from study.grids import GRIDS
 
 from . import learning_rates, looks, second_edition, tables
@@ -378,8 +378,8 @@ def decided_seed_range(glance: tuple[second_edition.GlanceRow, ...]) -> tuple[in
 
 
 def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: list[dict],
-                 glance: tuple[second_edition.GlanceRow, ...] = (), searches: frozenset[str] = frozenset()
-                 ) -> LimitationsFindings:
+                 glance: tuple[second_edition.GlanceRow, ...] = (), searched_diverged: int = 0) -> LimitationsFindings:
+    """``searched_diverged``: the diverged runs the learning-rate searches count as finished (not excluded)."""
     summary, comps = result["summaries"], result["comparisons"]
     ok = frame[(frame["status"] == RunStatus.OK) & frame["reused_from"].isna()].dropna(subset=["latency_ms", "macs", "params"])
     spread = ok.groupby(["dataset", "macs", "params"])["latency_ms"].agg(lambda v: v.max() / v.min() if len(v) > 1 else np.nan)
@@ -391,17 +391,16 @@ def _limitations(frame: pd.DataFrame, result: dict, envs: list[dict], configs: l
                                                       "batch_size", "lr"))
         budgets.setdefault(key[:4], set()).add(key[4:])
     gpus = tuple(sorted({str(env["gpu"]) for env in envs if env.get("gpu")}))
-    searched_diverged = diverged(frame) & frame["grid"].isin(searches)
     return LimitationsFindings(
         int(summary["n"].min()) if len(summary) else 0, int(summary["n"].max()) if len(summary) else 0,
-        len(frame), int(((frame["status"] != "ok") & ~searched_diverged).sum()),
+        len(frame), int((frame["status"] != "ok").sum()) - searched_diverged,
         bool(len(comps)) and bool((comps["paired"] & (comps["n"] < 6)).any()),
         LatencySpread(len(spread), float(spread.median()), float(spread.max())) if len(spread) else None,
         tuple(ProtocolBudget(*key, tuple(sorted({b for b, _ in rest})), tuple(sorted({lr for _, lr in rest})))
               for key, rest in sorted(budgets.items())),
         len(envs), sum(bool(env.get("gpu")) for env in envs), gpus,
         tuple(sorted(frame["dataset"].dropna().astype(str).unique())),
-        decided_seed_range(glance), int(searched_diverged.sum()))
+        decided_seed_range(glance), searched_diverged)
 
 
 def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple[list[str], dict[str, str]]:
@@ -464,7 +463,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
         # a search's candidate rates are not a protocol's rate: Limitations leaves its runs' configs out; it counts
         # the runs of both editions, as the run accounting and the hardware line do
         limitations=_limitations(accounted, result, envs, [c for grid, _, c in run_configs if grid not in searches],
-                                 glance, frozenset(searches)))
+                                 glance, sum(s.diverged_runs for s in common["learning_rates"])))
 
 
 # --------------------------------------------------------------------------------------------- JSON

@@ -43,6 +43,7 @@ class LearningRateSearch:
     widened_top1: tuple[LearningRateChoice, ...] = ()
     widened_runs: tuple[int, int] | None = None
     first_candidates: tuple[float, ...] = ()  # the rates the search started from, where chosen.json records them
+    diverged_runs: int = 0  # of the runs it counts (its planned finished runs, as read here), those that diverged
     curves: pd.DataFrame | None = field(default=None, metadata={"json": None})  # network, lr, epoch, val_top1
 
 
@@ -58,7 +59,8 @@ def _search_rows(rows: pd.DataFrame, search_grid: str) -> pd.DataFrame:
 
 def _curves(curves: pd.DataFrame, search_grid: str, runs: pd.DataFrame | None) -> pd.DataFrame | None:
     """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs: of its finished planned
-    ``runs`` (``planned_search_runs``) where given, as its choice and its table count them."""
+    ``runs`` (``planned_search_runs``) where given, as its choice and its table count them, less those without a
+    curve in ``curves`` (``evidence.load.load_curves`` reads ok runs: not a flagged or a diverged one)."""
     if curves is None or curves.empty or "val_top1" not in curves:
         return None
     rows = _search_rows(curves, search_grid).dropna(subset=["val_top1"])
@@ -139,7 +141,7 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
     planned = planned_runs(meta)
     return LearningRateSearch(searched_grid(search_grid), ", ".join(protocols) or "?", choices,
                               curves=_curves(curves, search_grid, rows),
-                              runs_done=len(rows), runs_planned=planned,
+                              runs_done=len(rows), runs_planned=planned, diverged_runs=int(rows["diverged"].sum()),
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
@@ -164,35 +166,39 @@ def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | No
             "widened_runs": (int(finished["lr"].isin(added).sum()), planned_runs(widened_plan))}
 
 
+def _chosen(path: Path, meta: dict | None, frame: pd.DataFrame | None, curves: pd.DataFrame | None) -> LearningRateSearch:
+    """A search with a choice (``path``: its chosen.json): the choice, the curves of its planned runs under the
+    choice's protocol and the rates its grid.json ``meta`` added since (``_widened_after``). A grid.json written
+    by a later search under another protocol plans that search's runs, not this choice's."""
+    search_grid = path.parent.name
+    try:
+        choice = json.loads(path.read_text(encoding="utf-8"))
+        protocol = str(choice["protocol"])
+        own = (meta or {}).get("protocol") in (None, protocol)
+        plan = {**(meta or {}), "protocol": protocol} if own else {"protocol": protocol}
+        choices = tuple(LearningRateChoice(str(name), float(entry["lr"]),
+                                           {str(k): float(v) for k, v in entry["val_top1"].items()},
+                                           {str(k): int(v) for k, v in entry.get("runs", {}).items()},
+                                           {str(k): int(v) for k, v in entry.get("diverged", {}).items()})
+                        for name, entry in sorted(choice["variants"].items()))
+        counted = None if frame is None else planned_search_runs(frame, search_grid, plan)
+        return LearningRateSearch(str(choice["grid"]), protocol, choices, curves=_curves(curves, search_grid, counted),
+                                  diverged_runs=0 if counted is None else int(counted["diverged"].sum()),
+                                  first_candidates=tuple(float(c) for c in choice.get("first_candidates", ())),
+                                  **_widened_after(search_grid, plan if own and meta else None, frame, choices))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return LearningRateSearch(searched_grid(search_grid), "?", problem=f"'{path}' unreadable ({error})")
+
+
 def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFrame | None = None,
              grids: dict | None = None) -> tuple[LearningRateSearch, ...]:
     """Every ``*-lr/chosen.json`` under ``results``, with the validation curves of its search runs; with the
     results ``frame`` and the grids' ``grid.json`` (``grids``), also every search still without a choice."""
-    out = []
     chosen = {path.parent.name: path for path in Path(results).glob(f"*{LR_SEARCH_SUFFIX}/chosen.json")}
     pending = {g for g, meta in (grids or {}).items() if is_search(g, meta) and g not in chosen} if frame is not None else set()
-    for name in sorted(chosen.keys() | pending):
-        if name in pending:
-            out.append(_in_progress(name, grids[name], frame, curves))
-            continue
-        path = chosen[name]
-        search_grid = path.parent.name
-        try:
-            choice = json.loads(path.read_text(encoding="utf-8"))
-            choices = tuple(LearningRateChoice(str(name), float(entry["lr"]),
-                                               {str(k): float(v) for k, v in entry["val_top1"].items()},
-                                               {str(k): int(v) for k, v in entry.get("runs", {}).items()},
-                                               {str(k): int(v) for k, v in entry.get("diverged", {}).items()})
-                            for name, entry in sorted(choice["variants"].items()))
-            out.append(LearningRateSearch(str(choice["grid"]), str(choice["protocol"]), choices,
-                                          curves=_curves(curves, search_grid, None if frame is None else
-                                                         planned_search_runs(frame, search_grid, (grids or {}).get(name))),
-                                          first_candidates=tuple(float(c) for c in choice.get("first_candidates", ())),
-                                          **_widened_after(search_grid, (grids or {}).get(name), frame, choices)))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            out.append(LearningRateSearch(searched_grid(search_grid), "?",
-                                          problem=f"'{path}' unreadable ({error})"))
-    return tuple(out)
+    return tuple(_in_progress(name, grids[name], frame, curves) if name in pending
+                 else _chosen(chosen[name], (grids or {}).get(name), frame, curves)
+                 for name in sorted(chosen.keys() | pending))
 
 
 def figure_name(search: LearningRateSearch) -> str:

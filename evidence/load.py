@@ -161,8 +161,10 @@ def _config_identity(run_dir: Path) -> dict:
 
 # what identifies a run or a network rather than its settings: a pair's two runs differ here by design
 NOT_SETTINGS = ("run_id", "grid", "variant", "model", "model_kwargs", "architecture_revision", "seed", "seeds")
-# env.json entries that decide the numerics (the twin test's, experiments/reuse.py, less torch threads, which change
-# only rounding: docs/study.md, section 4)
+# env.json entries that decide the numerics of a pair (docs/study.md, section 4), beside the engine version and the
+# architecture revision: not torch threads, which change only rounding. A twin (experiments/reuse.py) is stricter on
+# purpose (torch threads and the versions of torchvision, timm, numpy and Pillow too): a copy stands in for a run
+# never trained, so it must be the very run training would give, bit for bit.
 PAIR_ENVIRONMENT = ("runtime.device", "runtime.deterministic", "runtime.compile", "runtime.channels_last",
                     "packages.torch", "data_sha256")
 # equal across one network's seeds, free to differ within a pair

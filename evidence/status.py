@@ -45,13 +45,19 @@ DIVERGED_REASON = "Diverged: "
 DIVERGED_VAL_TOP1 = 0.0
 
 
+def is_diverged(run) -> bool:
+    """Whether one run (its result.json object, or a row with ``status`` and ``reason``) failed because its training
+    loss became non-finite (``experiments.trainer.Diverged``)."""
+    return str(run.get("status")) == RunStatus.FAILED.value and str(run.get("reason") or "").startswith(DIVERGED_REASON)
+
+
 def diverged(frame):
-    """Per row of a results table (``status`` and ``reason`` columns, evidence.load): whether the run failed because
-    its training loss became non-finite (a boolean Series)."""
-    failed = frame["status"].astype(str).eq(RunStatus.FAILED.value)
-    if "reason" not in frame:  # a table without reasons: no run is known to have diverged
-        return failed & False
-    return failed & frame["reason"].astype(str).str.startswith(DIVERGED_REASON)
+    """Per row of a results table (``status`` and ``reason`` columns, evidence.load): :func:`is_diverged` (a boolean
+    Series; False throughout where the table has no reasons)."""
+    import pandas as pd
+
+    rows = frame[["status", "reason"]] if "reason" in frame else frame[["status"]]
+    return pd.Series([is_diverged(row) for row in rows.to_dict("records")], index=frame.index, dtype=bool)
 
 
 def scored_as_searched(frame):

@@ -320,7 +320,8 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
         result = RunStore.of(results, cfg).settled_result(runtime.retry_failed)
         if result is not None:
             done[cfg.run_id] = {**result, "skipped": True, "note": "finished before"}
-    order = StartOrder([c for c in configs if c.run_id not in done], [
+    order = StartOrder([c for c in configs if c.run_id not in done], [  # a spare (the next look's) starts only
+        # where it has no result: a failed one waits for its own look, which --retry-failed retrains
         c for c in spare if c.run_id not in by_id and RunStore.of(results, c).read_result() is None], may_start)
 
     # The grid's bar counts epochs, so that its ETA shows from the first finished epoch (the sequential

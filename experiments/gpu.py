@@ -98,8 +98,8 @@ def make_runtime(device: str, data_root: Path | None = None, workers: int = 1, t
 def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -> tuple[dict[str, dict], list[RunConfig]]:
     """(rows of runs not to train now, keyed by run id; the runs to train, in order).
 
-    Finished runs (and failed ones, unless ``retry_failed``: ``RunStore.settled_result``) and runs another process
-    holds are not trained; interrupted runs come first, then the rest in the grid's order (seed by seed).
+    Finished runs that stand (``RunStore.settled_result``: ok; failed, unless ``retry_failed``; diverged, always)
+    and runs another process holds are not trained; interrupted runs come first, then the rest in the grid's order (seed by seed).
     """
     rows, partial, todo = {}, [], []
     for cfg in configs:

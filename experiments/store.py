@@ -17,7 +17,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from evidence.files import atomic_write, writing
-from evidence.status import DIVERGED_REASON, FINISHED, RunStatus
+from evidence.status import FINISHED, RunStatus, is_diverged
 
 from .config import ENGINE_VERSION, RunConfig, Runtime
 
@@ -169,8 +169,7 @@ class RunStore:
         settings, not of the machine, and a finished run of a learning-rate search; training it again until it
         does not diverge would keep the seeds that train). Delete the run's folder to train it afresh."""
         result = self.read_result()
-        if result is None or (retry_failed and result["status"] != RunStatus.OK
-                              and not str(result.get("reason") or "").startswith(DIVERGED_REASON)):
+        if result is None or (retry_failed and result["status"] != RunStatus.OK and not is_diverged(result)):
             return None
         return result
 

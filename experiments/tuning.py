@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from evidence.load import load_results, of_architecture_revisions, of_engine_version
-from evidence.status import DIVERGED_REASON, RunStatus, scored_as_searched
+from evidence.status import RunStatus, is_diverged, scored_as_searched
 from study import grids as study_grids
 from study.grids import LR_CANDIDATES, LR_SEPARATOR, TUNING_SEEDS, search_name
 
@@ -118,7 +118,7 @@ def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
     """Per network of the search ``rows`` (one per search run: ``variant``, ``status``) left without a rate, why."""
     statuses: dict[str, set] = {}
     for row in rows:  # a run that diverged is finished (it scores 0; docs/study.md), not a failure to rerun
-        finished = str(row.get("reason") or "").startswith(DIVERGED_REASON)
+        finished = is_diverged(row)
         statuses.setdefault(str(row["variant"]).partition(LR_SEPARATOR)[0], set()).add(
             RunStatus.OK.value if finished else str(row["status"]))
     reasons = {}

@@ -674,3 +674,19 @@ def test_a_search_reports_only_its_planned_seeds_and_protocol_in_its_table_count
     (search,) = compute_findings(root).learning_rates
     curve = search.curves.set_index(["lr", "epoch"])["val_top1"]
     assert curve[(0.1, 2)] == pytest.approx(50.0) and curve[(0.2, 1)] == pytest.approx(51.0)
+    # a later search under another protocol rewrote grid.json: the choice keeps its own protocol's runs and curves
+    (root / "g-lr" / "grid.json").write_text(json.dumps({**meta, "seeds": [0, 1], "protocol": "gpu"}))
+    (search,) = compute_findings(root).learning_rates
+    curve = search.curves.set_index(["lr", "epoch"])["val_top1"]
+    assert curve[(0.1, 2)] == pytest.approx(60.0) and curve[(0.2, 2)] == pytest.approx(61.0)  # seeds 0-2 under cpu
+    assert search.widened == ()
+    # a diverged run of another protocol is no finished search run: Limitations counts it as excluded
+    foreign = next(p for p in (root / "g-lr").glob("*/result.json") if json.loads(p.read_text())["protocol"] == "gpu")
+    foreign.write_text(json.dumps({**json.loads(foreign.read_text()), "status": "failed",
+                                   "reason": "Diverged: loss is nan at epoch 1 step 2"}))
+    write_grid(root, "other", "x", {"x": 70.0, "y": 70.5}, seeds=2)  # a grid compared on test: Limitations exist
+    limits = compute_findings(root).limitations
+    assert (limits.diverged_search_runs, limits.excluded_runs) == (0, 1)
+    foreign.write_text(json.dumps({**json.loads(foreign.read_text()), "protocol": "cpu"}))  # the search's own: finished
+    limits = compute_findings(root).limitations
+    assert (limits.diverged_search_runs, limits.excluded_runs) == (1, 0)

@@ -123,9 +123,9 @@ def of_plan(rows: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
     return rows
 
 
-def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
-    """A search without ``chosen.json``: the mean final validation top-1 of its planned finished runs per candidate."""
-    rows = planned_search_runs(frame, search_grid, meta)
+def _in_progress(search_grid: str, meta: dict, rows: pd.DataFrame, curves: pd.DataFrame | None) -> LearningRateSearch:
+    """A search without ``chosen.json``: the mean final validation top-1 of its planned finished runs (``rows``:
+    ``planned_search_runs``) per candidate."""
     scored = rows.dropna(subset=["val_top1"])
     plan = [str(v).rsplit(LR_SEPARATOR, 1) for v in meta.get("variants") or {} if LR_SEPARATOR in str(v)]
     networks = sorted({network for network, _ in plan} | set(scored["network"]))
@@ -145,25 +145,24 @@ def _in_progress(search_grid: str, meta: dict, frame: pd.DataFrame, curves: pd.D
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
-def _widened_after(search_grid: str, meta: dict | None, frame: pd.DataFrame | None,
+def _widened_after(search_grid: str, meta: dict | None, rows: pd.DataFrame | None,
                    choices: tuple[LearningRateChoice, ...]) -> dict:
     """``LearningRateSearch``'s ``widened`` fields where the search's grid.json ``meta`` plans rates its recorded
-    choice did not search ({} where it plans none)."""
-    if frame is None or not meta:
+    choice did not search ({} where it plans none); ``rows``: the runs ``meta`` plans (``planned_search_runs``)."""
+    if rows is None or not meta:
         return {}
     searched = {rate for choice in choices for rate in choice.val_top1}
-    progress = _in_progress(search_grid, meta, frame, None)
+    progress = _in_progress(search_grid, meta, rows, None)
     added = tuple(rate for rate in progress.candidates if rate not in searched)
     if not added:
         return {}
     kept = tuple(LearningRateChoice(c.network, None, {r: v for r, v in c.val_top1.items() if r in added},
                                     {r: n for r, n in c.runs.items() if r in added},
                                     {r: n for r, n in c.diverged.items() if r in added}) for c in progress.choices)
-    finished = planned_search_runs(frame, search_grid, meta)
     widened_plan = {**meta, "variants": {v: spec for v, spec in (meta.get("variants") or {}).items()
                                          if str(v).rsplit(LR_SEPARATOR, 1)[-1] in added}}
     return {"widened": added, "widened_top1": kept,
-            "widened_runs": (int(finished["lr"].isin(added).sum()), planned_runs(widened_plan))}
+            "widened_runs": (int(rows["lr"].isin(added).sum()), planned_runs(widened_plan))}
 
 
 def _chosen(path: Path, meta: dict | None, frame: pd.DataFrame | None, curves: pd.DataFrame | None) -> LearningRateSearch:
@@ -185,7 +184,7 @@ def _chosen(path: Path, meta: dict | None, frame: pd.DataFrame | None, curves: p
         return LearningRateSearch(str(choice["grid"]), protocol, choices, curves=_curves(curves, search_grid, counted),
                                   diverged_runs=0 if counted is None else int(counted["diverged"].sum()),
                                   first_candidates=tuple(float(c) for c in choice.get("first_candidates", ())),
-                                  **_widened_after(search_grid, plan if own and meta else None, frame, choices))
+                                  **_widened_after(search_grid, plan if own and meta else None, counted, choices))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         return LearningRateSearch(searched_grid(search_grid), "?", problem=f"'{path}' unreadable ({error})")
 
@@ -196,7 +195,7 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
     results ``frame`` and the grids' ``grid.json`` (``grids``), also every search still without a choice."""
     chosen = {path.parent.name: path for path in Path(results).glob(f"*{LR_SEARCH_SUFFIX}/chosen.json")}
     pending = {g for g, meta in (grids or {}).items() if is_search(g, meta) and g not in chosen} if frame is not None else set()
-    return tuple(_in_progress(name, grids[name], frame, curves) if name in pending
+    return tuple(_in_progress(name, grids[name], planned_search_runs(frame, name, grids[name]), curves) if name in pending
                  else _chosen(chosen[name], (grids or {}).get(name), frame, curves)
                  for name in sorted(chosen.keys() | pending))
 

@@ -118,9 +118,8 @@ def why_unchosen(rows: list[dict], chosen: dict[str, dict]) -> dict[str, str]:
     """Per network of the search ``rows`` (one per search run: ``variant``, ``status``) left without a rate, why."""
     statuses: dict[str, set] = {}
     for row in rows:  # a run that diverged is finished (it scores 0; docs/study.md), not a failure to rerun
-        finished = is_diverged(row)
         statuses.setdefault(str(row["variant"]).partition(LR_SEPARATOR)[0], set()).add(
-            RunStatus.OK.value if finished else str(row["status"]))
+            RunStatus.OK.value if is_diverged(row) else str(row["status"]))
     reasons = {}
     for network, seen in statuses.items():
         if network in chosen:

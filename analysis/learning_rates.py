@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from evidence.status import RunStatus, scored_as_searched
-from study.grids import LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
+from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,20 @@ def planned_runs(meta: dict) -> int:
     too) x its seeds (``TUNING_SEEDS`` where grid.json does not list them)."""
     seeds = meta.get("seeds") if isinstance(meta.get("seeds"), list) else None
     return len(meta.get("variants") or {}) * (len(seeds) if seeds else TUNING_SEEDS)
+
+
+def search_progress(frame: pd.DataFrame, search_grid: str, meta: dict | None,
+                    networks: list[str]) -> dict[str, tuple[int, int]]:
+    """Per network, ``(runs planned, runs finished)`` of ``search_grid``: planned for each network its grid.json
+    ``meta`` lists, at its rates (widened ones too) x its seeds (``planned_runs``); without one, for each of
+    ``networks`` at every candidate rate and tuning seed. Finished as the search counts them (``planned_search_runs``).
+    """
+    listed = meta.get("variants") if isinstance(meta, dict) else None
+    variants = [str(v) for v in listed] if isinstance(listed, (list, dict)) else []
+    rates = pd.Series([v.rsplit(LR_SEPARATOR, 1)[0] for v in variants] or list(networks), dtype=object).value_counts()
+    per_rate = planned_runs(meta) // len(variants) if variants else len(LR_CANDIDATES) * TUNING_SEEDS
+    done = planned_search_runs(frame, search_grid, meta if variants else None)["network"].value_counts()
+    return {str(n): (int(k) * per_rate, int(done.get(n, 0))) for n, k in rates.items()}
 
 
 def finished_search_runs(frame: pd.DataFrame, search_grid: str) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from evidence import sequential, stats
 from evidence.decisions import PairingError, decide, paired_differences
-from evidence.load import engine_at_least, load_results
+from evidence.load import engine_at_least, load_grids, load_results
 from evidence.sequential import OPEN
 from evidence.status import RunStatus
 from study.grids import (
@@ -45,6 +45,8 @@ from study.grids import (
     search_name,
 )
 from study.questions import GPU_QUESTIONS, SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
+
+from .learning_rates import search_progress
 
 PILOT_PREFIX = "pilot-"
 # the reference's test top-1 a budget must reach to be recommended: the CPU's (docs/study.md section 1) and the GPU's,
@@ -203,7 +205,8 @@ class QuestionPlan:
     device: str = "cpu"  # the budget's: "gpu" for the GPU's (study.grids.GPU_PILOT_BUDGETS)
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
     cap_hours: float | None = None  # every network it trains (twins included) at seed_cap seeds: the most it can cost
-    tune_hours: float | None = None  # the learning-rate search of those networks (docs/study.md, section 2)
+    tune_hours: float | None = None  # the learning-rate search of those networks still to come (docs/study.md, section 2)
+    tune_runs_left: int | None = None  # its runs still to finish (0: the search is done; None: the main runs started)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     # seeds a variant at the question's last look read, which said continue (0: none read). Where > 0, power_at_cap,
@@ -348,7 +351,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
                   scale: dict[tuple[str, str], int], effect: float = 0.5, power: float = 0.8,
                   reps: int = PLAN_REPS, cap: int = CPU_SEED_CAP, new: list[str] | None = None,
                   measured: dict[str, float] | None = None, sd: SdSource | None = None,
-                  device: str = "cpu") -> QuestionPlan:
+                  device: str = "cpu", search_left: dict[str, int] | None = None) -> QuestionPlan:
     """Seeds and hours that decide ``question`` at ``budget`` under the sequential rule: CPU-hours on the CPU, device
     hours on a GPU (``device`` "gpu": the run times and ``scale`` are then the GPU's, ``COST_SCALE``).
 
@@ -362,7 +365,8 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     runs, else the pilot's DyClotNet-0.5 median scaled by the network's ``scale`` (MACs on the CPU, bytes per image
     on a GPU, ``study_costs.json``): a proxy until
     the question's first runs measure it. The learning-rate search of those networks (each at every candidate rate
-    and tuning seed) comes first and is costed apart, for the ``new`` ones (default all of them): a network an
+    and tuning seed) comes first and is costed apart, for the ``new`` ones (default all of them), counting each
+    network's runs still to finish (``search_left``, ``search_runs_left``; default the whole search): a network an
     earlier question trained has twins there, copied rather than trained (``new_networks``). Its main runs are
     twins too where its chosen rate agrees (its search runs are copies, so it does unless the search is widened
     further for another network) and the earlier question trained the seed: the expected cost counts the ``new``
@@ -398,7 +402,9 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     uncosted = tuple(name for name in trained if name not in seconds)
     known = not uncosted
     hours = (lambda names: sum(seconds[n] for n in names) / 3600) if known else (lambda names: None)
-    run_hours, new_hours = hours(trained), hours(trained if new is None else new)
+    new = trained if new is None else new
+    run_hours, new_hours = hours(trained), hours(new)
+    left = {name: (search_left or {}).get(name, len(LR_CANDIDATES) * TUNING_SEEDS) for name in new}
     return QuestionPlan(
         key=question.key, budget=budget, recommended=recommended, comparisons=comparisons, sd_upper=sd_upper,
         sd_source=sd, max_seeds=plan.max_seeds if plan else None,
@@ -410,7 +416,8 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
         decidable_effect=(sequential.decidable_effect(sd_upper, cap, power, n_comparisons=comparisons, reps=reps)
                           if plannable else None),
         cap_hours=(cap - read) * run_hours if known else None,
-        tune_hours=len(LR_CANDIDATES) * TUNING_SEEDS * new_hours if known and not read else None,
+        tune_hours=sum(left[n] * seconds[n] for n in new) / 3600 if known and not read else None,
+        tune_runs_left=None if read else sum(left.values()),
         power_at_cap=capped["power"] if capped else None,
         expected_at_cap=capped["expected_seeds"] if capped else None,
         effect=effect, power=power, device=device, seeds_read=read)
@@ -447,12 +454,33 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
                            _geometric_mean(frame.loc[frame["grid"].eq(f"{PILOT_PREFIX}{chosen}")
                                                      & frame["status"].eq(RunStatus.OK), "lr"]))
     own = main_run_sources(results, frame, chosen, questions, folders)
+    grids = load_grids(results)
     return {q.key: question_plan(q, rows, chosen, budget is not None, scale, effect, power, reps,
                                  cap=CPU_SEED_CAP if device == "cpu" else GPU_SEED_CAP, new=new[q.key],
                                  measured={n: v for (g, n), (v, _) in measured.items() if g == q.grid},
                                  sd=planning_source(q, pilot, own, _chosen_rate(results, folders[q.grid], chosen)),
-                                 device=device)
+                                 device=device, search_left=search_runs_left(results, frame, grids, folders[q.grid],
+                                                                              chosen, new[q.key]))
             for q in questions}
+
+
+def search_runs_left(results: Path, frame: pd.DataFrame, grids: dict[str, dict], folder: str, protocol: str,
+                     networks: list[str]) -> dict[str, int]:
+    """Per network of ``networks``, the runs of ``folder``'s learning-rate search under ``protocol`` still to finish:
+    none once its chosen.json (under ``protocol``) is written; else those its grid.json (``grids``, where under
+    ``protocol``) plans, or every candidate at every tuning seed, less its finished engine-2 runs under ``protocol``
+    (``learning_rates.search_progress``)."""
+    search = search_name(folder)
+    try:
+        if json.loads((Path(results) / search / "chosen.json").read_text()).get("protocol") == protocol:
+            return dict.fromkeys(networks, 0)
+    except (OSError, ValueError, AttributeError):
+        pass  # no choice yet (an unreadable one: the report's learning-rate section names it)
+    meta = grids.get(search)
+    ours = frame[frame["protocol"].eq(protocol) & engine_at_least(frame, SECOND_EDITION_ENGINE)]
+    progress = search_progress(ours, search, meta if (meta or {}).get("protocol") == protocol else None, networks)
+    full = (len(LR_CANDIDATES) * TUNING_SEEDS, 0)
+    return {n: max(0, planned - done) for n in networks for planned, done in [progress.get(n, full)]}
 
 
 def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:

@@ -794,11 +794,13 @@ def plan_text(plan: QuestionPlan) -> str:
     origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
     text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
-    if plan.seeds_read:
+    if plan.seeds_read or plan.tune_runs_left == 0:
         return f"{text}; the learning-rate search is done"
     if plan.tune_hours is None:
         return f"{text}; {_unit(plan)} unknown ({cost_source_text(plan)})"
-    return (f"{text}; before them, the learning-rate search: {_amount(plan, plan.tune_hours)} {_unit(plan)} "
+    runs = plan.tune_runs_left
+    return (f"{text}; before them, the learning-rate search's {runs} run{'s' * (runs != 1)} still to come: "
+            f"{_amount(plan, plan.tune_hours)} {_unit(plan)} "
             f"({len(LR_CANDIDATES)} "
             f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
             "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
@@ -856,7 +858,8 @@ def _plan_cells(plan) -> dict[str, str]:
     return {"E seeds (cap)": f"{fmt(plan.expected_at_cap, '.1f')} ({plan.seed_cap})" if usable else "–",
             "power": fmt(plan.power_at_cap, ".0%") if usable else "–",
             "CPU-h E (max)": (f"{fmt(plan.hours, '.1f')} ({fmt(plan.cap_hours, '.1f')})" if usable else "–"),
-            "search CPU-h": ("done" if plan.seeds_read else fmt(plan.tune_hours, ".1f")) if usable else "–"}
+            "search CPU-h": ("done" if plan.seeds_read or plan.tune_runs_left == 0 else fmt(plan.tune_hours, ".1f"))
+            if usable else "–"}
 
 
 def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
@@ -885,10 +888,11 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "upper bound, since such runs may have shared the GPU. The last four "
             "columns are the plan "
             f"(`run.py plan`){budget} for a question not yet decided: the main runs' expected seeds a variant (the "
-            "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the learning-rate "
-            "search's CPU-hours before them. For a question part-way, whose last look read said continue, the plan "
-            "is given that: its power and expected seeds among the simulated comparisons that went on that far, and "
-            "the CPU-hours of the seeds still to come past that look.", "",
+            "cap), their power for a 0.5-point effect, their CPU-hours expected (most), and the CPU-hours of the "
+            "learning-rate search's runs still to come before them (its networks an earlier question searched are "
+            "copies: not counted). For a question part-way, whose last look read said continue, the plan is given "
+            "that: its power and expected seeds among the simulated comparisons that went on that far, and the "
+            "CPU-hours of the seeds still to come past that look.", "",
             markdown_table(table), ""]
 
 

@@ -21,19 +21,17 @@ from evidence.status import RunStatus, diverged
 from study.grids import (
     CPU_SEED_CAP,
     GPU_PILOT_BUDGETS,
-    LR_CANDIDATES,
     PILOT_BUDGETS,
     PILOT_SEEDS,
     PILOT_VARIANTS,
     PLAN_REPS,
-    TUNING_SEEDS,
     gpu_folder,
     gpu_folders,
     search_name,
 )
 from study.questions import CORE_QUESTIONS, GPU_QUESTIONS, SECOND_EDITION, SECOND_EDITION_QUESTIONS, trained_networks
 
-from .learning_rates import planned_runs, planned_search_runs
+from .learning_rates import search_progress
 from .looks import QuestionLooks
 from .plan import (
     GPU_MIN_ACCURACY,
@@ -78,11 +76,11 @@ def _before_main_runs(results: Path, frame: pd.DataFrame, grid: str, folder: str
                 "runs_done": _finished(frame, folder or grid, seeds, trained), "runs_planned": seeds * len(trained)}
     try:  # the search's own grid.json lists its candidates, widened ones too (experiments/tuning.py)
         meta = json.loads((results / search / "grid.json").read_text())
-        planned = planned_runs(meta)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # the networks the question searches
-        meta, planned = None, len(trained_networks(grid)) * len(LR_CANDIDATES) * TUNING_SEEDS
+    except (OSError, ValueError):  # the networks the question searches, each at every candidate
+        meta = None
     # as the learning-rate section counts them: diverged runs are finished (docs/study.md, section 2)
-    done = len(planned_search_runs(frame[engine_at_least(frame, SECOND_EDITION_ENGINE)], search, meta))
+    progress = search_progress(frame[engine_at_least(frame, SECOND_EDITION_ENGINE)], search, meta, trained_networks(grid))
+    planned, done = (sum(counts) for counts in zip(*progress.values(), strict=True))
     return {"stage": Stage.SEARCH, "runs_done": done, "runs_planned": planned} if done else {"stage": Stage.NOT_RUN}
 
 

@@ -151,7 +151,8 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     assert "not yet a recommended budget" in text and f"{plan.hours:.1f} CPU-h expected, at most" in text
     assert f"the main runs (looks at 3, 5, 8, 12 seeds) declare the effect better with {plan.power_at_cap:.0%} power" in text
     # the learning-rate search first: each compared network at 4 rates x 2 seeds
-    assert f"the learning-rate search: {plan.tune_hours:.1f} CPU-h (4 rates x 2 seeds per network" in plan_text(plan)
+    assert f"the learning-rate search's 16 runs still to come: {plan.tune_hours:.1f} CPU-h (4 rates x 2 seeds per network" \
+        in plan_text(plan)
 
 
 def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architecture_not_spelling():
@@ -235,6 +236,52 @@ def test_a_question_part_way_is_planned_given_its_looks_went_on_and_costs_only_t
     assert "given that the rule went on at its look at 5 seeds" in plan_text(part_way)
     assert "the learning-rate search is done" in plan_text(part_way)
     assert plan(True, pairs=12).seeds_read == 0  # a last look decides: nothing is left to condition on
+
+
+def test_a_question_part_way_through_its_search_is_planned_with_the_search_runs_still_to_come(tmp_path, rows):
+    import pandas as pd
+
+    from analysis.plan import question_plan, search_runs_left
+    from analysis.render import _plan_cells, plan_text
+    from study.questions import SECOND_EDITION_QUESTIONS
+
+    search = tmp_path / "p-sweep-lr"
+    search.mkdir()
+    meta = {"protocol": "cpu-full", "seeds": [1000, 1001],  # p1 widened to a fifth rate: 10 runs; p4 at 4 rates: 8
+            "variants": [f"{n}@lr{r}" for n in ("p1", "p4") for r in (0.1, 0.2, 0.4, 0.8)] + ["p1@lr1.6"]}
+    columns = ["grid", "variant", "seed", "status", "protocol", "engine_version", "val_top1", "reason"]
+    frame = pd.DataFrame([("p-sweep-lr", "p1@lr0.1", 1000, "ok", "cpu-full", 2, 80.0, None),
+                          ("p-sweep-lr", "p1@lr1.6", 1000, "failed", "cpu-full", 2, None, "Diverged: loss nan"),
+                          ("p-sweep-lr", "p1@lr0.2", 1000, "failed", "cpu-full", 2, None, "crashed"),  # to train again
+                          ("p-sweep-lr", "p1@lr0.4", 1002, "ok", "cpu-full", 2, 80.0, None),  # a seed not planned
+                          ("p-sweep-lr", "p4@lr0.1", 1000, "ok", "cpu", 2, 80.0, None),  # another protocol
+                          ("p-sweep-lr", "p4@lr0.2", 1000, "ok", "cpu-full", 1, 80.0, None),  # an older engine
+                          ("p-sweep-lr", "p4@lr0.4", 1001, "ok", "cpu-full", 2, 80.0, None)], columns=columns)
+    left = search_runs_left(tmp_path, frame, {"p-sweep-lr": meta}, "p-sweep", "cpu-full", ["p1", "p4", "p8"])
+    assert left == {"p1": 10 - 2, "p4": 8 - 1, "p8": 8}  # a diverged run is finished; p8 not in grid.json: all
+    # a grid.json under another protocol plans nothing under this one: every candidate at every tuning seed, less
+    # every finished run of the network under this protocol (any seed or rate: no plan says which are the search's)
+    assert search_runs_left(tmp_path, frame, {"p-sweep-lr": {**meta, "protocol": "cpu"}}, "p-sweep", "cpu-full",
+                            ["p1", "p4"]) == {"p1": 8 - 3, "p4": 8 - 1}
+
+    e = next(q for q in SECOND_EDITION_QUESTIONS if q.key == "e")
+    scale = {("pilot-cpu-full", "dct"): 1000, **{("p-sweep", n): 1000 for n in ("p1", "p2", "p4", "p8")}}
+
+    def plan(search_left):
+        return question_plan(e, rows, "cpu-full", True, scale, reps=200, new=["p1", "p4", "p8"],
+                             search_left=search_left)
+    fresh, part_way = plan(None), plan(left)
+    assert fresh.tune_runs_left == 24 and part_way.tune_runs_left == 23
+    assert part_way.tune_hours == pytest.approx(fresh.tune_hours * 23 / 24)  # the three networks cost alike here
+    assert f"the learning-rate search's 23 runs still to come: {part_way.tune_hours:.1f} CPU-h" in plan_text(part_way)
+    assert _plan_cells(part_way)["search CPU-h"] == f"{part_way.tune_hours:.1f}"
+    # once chosen.json is written (under the plan's budget) the search is done, whatever grid.json plans
+    (search / "chosen.json").write_text(json.dumps({"protocol": "cpu", "variants": {}}))
+    assert search_runs_left(tmp_path, frame, {"p-sweep-lr": meta}, "p-sweep", "cpu-full", ["p1"]) == {"p1": 8}
+    (search / "chosen.json").write_text(json.dumps({"protocol": "cpu-full", "variants": {}}))
+    done = plan(search_runs_left(tmp_path, frame, {"p-sweep-lr": meta}, "p-sweep", "cpu-full", ["p1", "p4", "p8"]))
+    assert done.tune_runs_left == 0 and done.tune_hours == 0
+    assert plan_text(done).endswith("the learning-rate search is done") and _plan_cells(done)["search CPU-h"] == "done"
 
 
 def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_old_runs(tmp_path):
@@ -405,7 +452,8 @@ def test_measured_cpu_seconds_replace_the_macs_proxy_network_by_network(pilot, r
     proxy = {r.question: r.seconds_per_run for r in rows if r.budget == "cpu-full"}["DCT vs pointwise expansion"]
     assert b.hours == pytest.approx(b.expected_at_cap * 200.0 / 3600)  # pointwise: median of 100, 300, 200
     assert b.cap_hours == pytest.approx(12 * (200.0 + proxy) / 3600)  # dct: no run yet, the proxy
-    assert b.tune_hours == pytest.approx(4 * 2 * 200.0 / 3600)
+    # the search's three finished runs of this engine and budget are not to come: 4 rates x 2 seeds less those
+    assert b.tune_runs_left == 4 * 2 - 3 and b.tune_hours == pytest.approx((4 * 2 - 3) * 200.0 / 3600)
     assert (b.measured_seconds, b.scaled, b.uncosted) == ({"pointwise": 200.0}, ("dct",), ())
     assert "CPU-s/run measured: `pointwise` 200; the others the pilot's DyClotNet-0.5 median x MACs ratio" in plan_text(b)
 

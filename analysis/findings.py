@@ -418,6 +418,14 @@ def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple
     return analysable, skipped
 
 
+def _with_flagged(results: Path, curves: pd.DataFrame, accounted: pd.DataFrame, searches: set[str]) -> pd.DataFrame:
+    """``curves`` (ok runs') and those of the learning-rate searches' flagged runs, which a search counts as finished
+    (``learning_rates.finished_search_runs``): its figure then averages the runs its table does."""
+    flagged = accounted[accounted["grid"].isin(searches) & accounted["status"].eq(RunStatus.FLAGGED)]
+    return pd.concat([curves, load_curves(results, flagged, (RunStatus.FLAGGED,))], ignore_index=True) \
+        if len(flagged) else curves
+
+
 def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: float = 0.05,
                      correction: str = "holm", margin: float | None = None, seed: int = 0) -> ReportFindings:
     """Read the results directory once and compute every finding of the report."""
@@ -442,7 +450,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
               "glance": glance, "paper_claims": claims_table(glance, *read_cost_files(results)) if glance else (),
               "health": health, "looks": records, "holm": looks.holm_reading(records),
-              "learning_rates": learning_rates.searches(results, curves, every, grids),
+              "learning_rates": learning_rates.searches(results, _with_flagged(results, curves, accounted, searches),
+                                                        every, grids),
               "runs": _runs(results, accounted, grids)}
     if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet
         return ReportFindings(**common)

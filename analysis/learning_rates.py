@@ -60,7 +60,7 @@ def _search_rows(rows: pd.DataFrame, search_grid: str) -> pd.DataFrame:
 def _curves(curves: pd.DataFrame, search_grid: str, runs: pd.DataFrame | None) -> pd.DataFrame | None:
     """Mean validation top-1 per (network, candidate, epoch) of the search grid's runs: of its finished planned
     ``runs`` (``planned_search_runs``) where given, as its choice and its table count them, less those without a
-    curve in ``curves`` (``evidence.load.load_curves`` reads ok runs: not a flagged or a diverged one)."""
+    curve in ``curves`` (the report passes the ok and flagged runs' curves; a diverged run has none)."""
     if curves is None or curves.empty or "val_top1" not in curves:
         return None
     rows = _search_rows(curves, search_grid).dropna(subset=["val_top1"])

@@ -468,7 +468,7 @@ def search_runs_left(results: Path, frame: pd.DataFrame, grids: dict[str, dict],
                      networks: list[str]) -> dict[str, int]:
     """Per network of ``networks``, the runs of ``folder``'s learning-rate search under ``protocol`` still to finish:
     none once its chosen.json (under ``protocol``) is written; else those its grid.json (``grids``, where under
-    ``protocol``) plans, or every candidate at every tuning seed, less its finished engine-2 runs under ``protocol``
+    ``protocol`` or none named) plans, or every candidate at every tuning seed, less its finished engine-2 runs under ``protocol``
     (``learning_rates.search_progress``)."""
     search = search_name(folder)
     try:
@@ -478,7 +478,7 @@ def search_runs_left(results: Path, frame: pd.DataFrame, grids: dict[str, dict],
         pass  # no choice yet (an unreadable one: the report's learning-rate section names it)
     meta = grids.get(search)
     ours = frame[frame["protocol"].eq(protocol) & engine_at_least(frame, SECOND_EDITION_ENGINE)]
-    progress = search_progress(ours, search, meta if (meta or {}).get("protocol") == protocol else None, networks)
+    progress = search_progress(ours, search, meta if (meta or {}).get("protocol") in (None, protocol) else None, networks)
     full = (len(LR_CANDIDATES) * TUNING_SEEDS, 0)
     return {n: max(0, planned - done) for n in networks for planned, done in [progress.get(n, full)]}
 

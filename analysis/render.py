@@ -794,17 +794,18 @@ def plan_text(plan: QuestionPlan) -> str:
     origin = "its own main runs, " if plan.sd_own else "the nearest recipe measured, "
     text = (f"{where}, SD bound {plan.sd_upper:.2f} from {origin}{source}, {plan.comparisons} comparison(s): "
             f"{plan.effect:g} points needs {needs}; {cap_text(plan)}")
-    if plan.seeds_read or plan.tune_runs_left == 0:
+    if plan.seeds_read:
         return f"{text}; the learning-rate search is done"
+    if plan.tune_runs_left == 0:
+        return f"{text}; the learning-rate search has no runs of its own left to train"
     if plan.tune_hours is None:
         return f"{text}; {_unit(plan)} unknown ({cost_source_text(plan)})"
     runs = plan.tune_runs_left
     return (f"{text}; before them, the learning-rate search's {runs} run{'s' * (runs != 1)} still to come: "
-            f"{_amount(plan, plan.tune_hours)} {_unit(plan)} "
-            f"({len(LR_CANDIDATES)} "
-            f"rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more per network for each rate the search is "
-            "widened by where a best rate is an edge of the candidates; networks an earlier question searched are not "
-            "counted: their runs are twins, copied)")
+            f"{_amount(plan, plan.tune_hours)} {_unit(plan)} (the runs its grid.json plans less those finished; "
+            f"before it starts, {len(LR_CANDIDATES)} rates x {TUNING_SEEDS} seeds per network, and {TUNING_SEEDS} more "
+            "per network for each rate it is widened by where a best rate is an edge of the candidates; networks an "
+            "earlier question searched are not counted: their runs are twins, copied)")
 
 
 def cap_text(plan: QuestionPlan) -> str:

@@ -414,15 +414,16 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
                   and not pd.api.types.is_bool_dtype(frame[c]) and frame[c].notna().any())
 
 
-def load_curves(results_dir: str | Path, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per-epoch rows ``grid, variant, seed, run_id, epoch, <metrics.jsonl keys>`` of the ok runs.
+def load_curves(results_dir: str | Path, frame: pd.DataFrame | None = None,
+                statuses: tuple[RunStatus, ...] = (RunStatus.OK,)) -> pd.DataFrame:
+    """Per-epoch rows ``grid, variant, seed, run_id, epoch, <metrics.jsonl keys>`` of the runs of ``statuses`` (ok).
 
     Lines that are not JSON objects (e.g. a half-written last line) are skipped.
     """
     root = _results_root(results_dir)
     frame = load_results(root) if frame is None else frame
     rows = []
-    for run in frame[frame["status"] == RunStatus.OK].itertuples(index=False):
+    for run in frame[frame["status"].isin(statuses)].itertuples(index=False):
         path = root / run.grid / str(run.run_id) / "metrics.jsonl"
         if not path.exists():
             continue

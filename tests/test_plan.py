@@ -151,8 +151,8 @@ def test_each_question_of_the_second_edition_is_planned_at_the_budget_with_its_g
     assert "not yet a recommended budget" in text and f"{plan.hours:.1f} CPU-h expected, at most" in text
     assert f"the main runs (looks at 3, 5, 8, 12 seeds) declare the effect better with {plan.power_at_cap:.0%} power" in text
     # the learning-rate search first: each compared network at 4 rates x 2 seeds
-    assert f"the learning-rate search's 16 runs still to come: {plan.tune_hours:.1f} CPU-h (4 rates x 2 seeds per network" \
-        in plan_text(plan)
+    assert f"the learning-rate search's 16 runs still to come: {plan.tune_hours:.1f} CPU-h (" in plan_text(plan)
+    assert "before it starts, 4 rates x 2 seeds per network" in plan_text(plan)
 
 
 def test_a_network_an_earlier_question_searched_is_not_costed_again_by_architecture_not_spelling():
@@ -281,7 +281,8 @@ def test_a_question_part_way_through_its_search_is_planned_with_the_search_runs_
     (search / "chosen.json").write_text(json.dumps({"protocol": "cpu-full", "variants": {}}))
     done = plan(search_runs_left(tmp_path, frame, {"p-sweep-lr": meta}, "p-sweep", "cpu-full", ["p1", "p4", "p8"]))
     assert done.tune_runs_left == 0 and done.tune_hours == 0
-    assert plan_text(done).endswith("the learning-rate search is done") and _plan_cells(done)["search CPU-h"] == "done"
+    assert plan_text(done).endswith("the learning-rate search has no runs of its own left to train")
+    assert _plan_cells(done)["search CPU-h"] == "done"
 
 
 def test_a_questions_cpu_hours_count_its_learning_rate_search_and_not_copies_or_old_runs(tmp_path):
@@ -324,6 +325,10 @@ def test_a_question_without_main_runs_says_how_far_its_learning_rate_search_is(t
     search = {"stage": Stage.SEARCH, "runs_planned": 16}
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_done": 2}
     assert _before_main_runs(tmp_path, frame, "expansion-op") == {**search, "runs_done": 1}
+    # without grid.json the search is the networks the question searches: another network's run is not its
+    stray = pd.DataFrame([("expansion-op-lr", "ok", 2, 1001, "replicator-only@lr0.1")], columns=columns)
+    assert _before_main_runs(tmp_path, pd.concat([frame, stray.assign(val_top1=80.0, reason=None)]),
+                             "expansion-op") == {**search, "runs_done": 1}
     (tmp_path / "replicator-vs-recalibrator-lr").mkdir()
     (tmp_path / "replicator-vs-recalibrator-lr" / "chosen.json").write_text("{}")  # unreadable: not a choice
     assert _before_main_runs(tmp_path, frame, "replicator-vs-recalibrator") == {**search, "runs_done": 2}

@@ -690,3 +690,28 @@ def test_a_search_reports_only_its_planned_seeds_and_protocol_in_its_table_count
     foreign.write_text(json.dumps({**json.loads(foreign.read_text()), "protocol": "cpu"}))  # the search's own: finished
     limits = compute_findings(root).limitations
     assert (limits.diverged_search_runs, limits.excluded_runs) == (1, 0)
+
+
+def test_a_flagged_search_run_is_in_its_searchs_figure_as_in_its_table(tmp_path):
+    from analysis.findings import compute_findings
+    from evidence.load import load_results
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "g-lr", "a@lr0.1", {"a@lr0.1": 60.0, "a@lr0.2": 61.0}, seeds=2)
+    for result in (root / "g-lr").glob("*/result.json"):
+        run = json.loads(result.read_text())
+        score = 50.0 + 10 * run["seed"]
+        spike = run["variant"] == "a@lr0.2" and run["seed"] == 1  # its loss went far above chance: flagged
+        result.write_text(json.dumps({**run, "metrics": {**run["metrics"], "val_top1": score}}))
+        config = result.parent / "config.json"  # engine version 2: health flags it (evidence.load)
+        config.write_text(json.dumps({**json.loads(config.read_text()), "engine_version": 2}))
+        (result.parent / "metrics.jsonl").write_text("".join(json.dumps(
+            {"epoch": e, "train_loss": 5.0 if spike and e == 1 else 1 / e, "train_top1": 72.0,
+             "val_top1": score - 5 * (2 - e)}) + "\n" for e in (1, 2)))
+    assert list(load_results(root)["status"]).count("flagged") == 1
+    (search,) = compute_findings(root).learning_rates
+    (choice,) = search.choices
+    assert choice.val_top1 == {"0.1": 55.0, "0.2": 55.0}  # the search counts its flagged run...
+    curve = search.curves.set_index(["lr", "epoch"])["val_top1"]
+    assert curve[(0.2, 2)] == pytest.approx(55.0) and curve[(0.2, 1)] == pytest.approx(50.0)  # ...and so does its figure

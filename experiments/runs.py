@@ -157,7 +157,7 @@ def show_grid(grid: str, protocol: str | None, seeds: int, dataset: str | None, 
     from .grids import check_variants, get_grid, resolve
 
     g = get_grid(grid)
-    protocol = grid_protocol(g, Runtime(data_root=data_root), protocol, dataset)
+    protocol = grid_protocol(g, RunOptions(data_root=data_root).runtime(), protocol, dataset)  # checks the path
     ready, missing = check_variants(g, plugins, strict=False)
     configs, _ = resolve(g, protocol, seeds, dataset, plugins=plugins, check=False)
     configs = [c for c in configs if c.variant in ready]
@@ -449,7 +449,7 @@ def grid_status(grid: str, *, protocol: str | None, seeds: int, dataset: str | N
     from .store import RunStore
 
     g = get_grid(grid)
-    protocol = grid_protocol(g, Runtime(data_root=data_root), protocol, dataset)
+    protocol = grid_protocol(g, RunOptions(data_root=data_root).runtime(), protocol, dataset)  # checks the path
     protocol_name = protocol_of(g, protocol, dataset)
     configs, _ = resolve(g, protocol, seeds, dataset, vary, plugins, results=Path(results))
     counts = dict.fromkeys(ENGINE_STATES, 0)

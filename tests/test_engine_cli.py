@@ -157,6 +157,8 @@ def test_train_single_run(tmp_path, capsys):
     (["train", "engine_test_net", "--step", "cuda-graphs", "--device", "cpu"], "--device cpu is not one here"),
     (["ablate", "tiny", "--address", "auto"], "--address 'auto' needs --executor ray"),
     (["ablate", "tiny", "--data-root", "/no/such/place"], "--data-root /no/such/place does not exist"),
+    (["status", "smoke", "--data-root", "/no/such/place"], "--data-root /no/such/place does not exist"),
+    (["show", "smoke", "--data-root", "/no/such/place"], "--data-root /no/such/place does not exist"),
     (["ablate", "tiny", "--dataset", "fashion-mnist", "--data-root", "{tmp}"], "fashion-mnist data not found; looked in"),
     (["ablate", "tiny", "--results", "{tmp}/file/results"], "is not writable"),
     (["train", "engine_test_nett"], "model 'engine_test_nett' is not registered; close matches: engine_test_net"),

@@ -3,6 +3,7 @@
 Bad input raises ``ValueError``/``FileNotFoundError`` naming the value and what is allowed;
 run.py turns those into one-line ``error: ...`` messages with exit code 2.
 """
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -182,9 +183,20 @@ def report(
 
     if out.suffix.lower() != ".md":
         raise ValueError(f"--out '{out}' must be a Markdown file ending in .md")
+    _check_out_folder(out)
     path = write_report(results, out, metric=metric, correction=correction, alpha=alpha, margin=margin,
                         seed=seed)
     typer.echo(f"wrote {path} and {path.parent / figure_folder(path)}/")
+
+
+def _check_out_folder(out: Path) -> None:
+    """Make ``out``'s folder, or fail before the report is computed, naming it, where it cannot be made or written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out '{out}': its folder '{out.parent}' cannot be made ({error.strerror or error})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"--out '{out}': its folder '{out.parent}' is not writable")
 
 
 def calibrate(

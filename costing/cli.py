@@ -110,7 +110,7 @@ def claim_costs(
     if update_docs:
         _replace_block(DOCS_INTERPRETATION, "claim-costs", rows_as_markdown(rows))
     if out is not None:
-        atomic_write(out, render(rows, ProfileFormat.json) + "\n")
+        atomic_write(out, render(rows, ProfileFormat.json) + "\n", then=None)
 
 
 def study_costs(
@@ -123,7 +123,7 @@ def study_costs(
     rows = study_cost_rows()
     typer.echo(render([{k: v for k, v in row.items() if k != "model_kwargs"} for row in rows], ProfileFormat.csv))
     if out is not None:
-        atomic_write(out, json.dumps(rows, indent=1) + "\n")
+        atomic_write(out, json.dumps(rows, indent=1) + "\n", then=None)
 
 
 def dct_bound(
@@ -136,7 +136,7 @@ def dct_bound(
     rows = dct_bound_rows()
     typer.echo(render(rows, ProfileFormat.csv))
     if out is not None:
-        atomic_write(out, json.dumps(rows, indent=1) + "\n")
+        atomic_write(out, json.dumps(rows, indent=1) + "\n", then=None)
 
 
 def print_profiles(rows: list[dict], input: str, batch_size: int) -> None:

@@ -21,16 +21,19 @@ class ResultsWriteError(OSError):
     """
 
 
-def write_error(path: Path, error: OSError) -> ResultsWriteError:
-    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
-    why = "the disk is full" if full else (error.strerror or str(error))
-    return ResultsWriteError(error.errno, f"cannot write {path}: {why} ({error.strerror or error}); finished runs "
-                                          "are intact and interrupted runs resume from their last checkpoint once "
-                                          "there is space/permission again")
+RUNS_RESUME = ("finished runs are intact and interrupted runs resume from their last checkpoint once there is "
+               "space/permission again")
+
+
+def write_error(path: Path, error: OSError, then: str | None = RUNS_RESUME) -> ResultsWriteError:
+    """The one-line error for ``path`` that could not be written, and ``then`` (what happens next), if any."""
+    reason = error.strerror or str(error)
+    why = f"the disk is full ({reason})" if error.errno in (errno.ENOSPC, errno.EDQUOT) else reason
+    return ResultsWriteError(error.errno, f"cannot write {path}: {why}" + (f"; {then}" if then else ""))
 
 
 @contextmanager
-def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
+def writing(path: Path, tmp: Path | None = None, then: str | None = RUNS_RESUME) -> Iterator[None]:
     """Turn an OSError while writing ``path`` into a ResultsWriteError; remove the half-written ``tmp``."""
     try:
         yield
@@ -42,13 +45,14 @@ def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
                 tmp.unlink(missing_ok=True)
             except OSError:
                 pass
-        raise write_error(path, error) from None
+        raise write_error(path, error, then) from None
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``path`` via a temporary file in the same directory and ``os.replace``."""
+def atomic_write(path: Path, data: bytes | str, then: str | None = RUNS_RESUME) -> None:
+    """Write ``path`` via a temporary file in the same directory and ``os.replace``; a failure is a
+    :func:`write_error` ending with ``then`` (by default, what it means for a run's files)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with writing(path, tmp):
+    with writing(path, tmp, then):
         with open(tmp, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()

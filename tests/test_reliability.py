@@ -438,3 +438,27 @@ def test_ray_worker_killed_mid_task_is_retried_and_the_grid_finishes(tmp_path, m
     # the retry resumed from the epoch-1 checkpoint and equals an uninterrupted run
     straight = execute(once, runtime, tmp_path / "straight")
     assert untimed(resumed.read_result()["metrics"]) == untimed(straight["metrics"])
+
+
+def test_a_report_whose_folder_cannot_be_made_fails_before_it_is_computed(tmp_path, capsys, monkeypatch):
+    import analysis.report
+
+    def never(*args, **kwargs):
+        raise AssertionError("the report was computed before its folder was checked")
+
+    monkeypatch.setattr(analysis.report, "build_report", never)
+    (tmp_path / "file").write_text("")
+    code = run.main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "file" / "REPORT.md")])
+    assert_clean_one_line_error(code, capsys.readouterr().err, f"--out '{tmp_path / 'file' / 'REPORT.md'}'",
+                                "cannot be made")
+
+
+def test_a_file_that_is_not_a_run_says_no_word_of_runs_when_it_cannot_be_written(tmp_path):
+    from evidence.files import ResultsWriteError, atomic_write
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ResultsWriteError) as raised:
+        atomic_write(tmp_path / "file" / "costs.json", "{}", then=None)
+    assert raised.value.strerror == f"cannot write {tmp_path / 'file' / 'costs.json'}: Not a directory"
+    with pytest.raises(ResultsWriteError, match="finished runs are intact"):  # a run's file: what happens to the runs
+        atomic_write(tmp_path / "file" / "result.json", "{}")

@@ -190,13 +190,13 @@ def report(
 
 
 def _check_out_folder(out: Path) -> None:
-    """Make ``out``'s folder, or fail before the report is computed, naming it, where it cannot be made or written."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"--out '{out}': its folder '{out.parent}' cannot be made ({error.strerror or error})") from None
-    if not os.access(out.parent, os.W_OK):
-        raise ValueError(f"--out '{out}': its folder '{out.parent}' is not writable")
+    """Fail before the report is computed, naming ``out``, where its folder could not be made or written: its nearest
+    existing folder must be a writable folder (``write_report`` makes the rest)."""
+    existing = next(p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--out '{out}': its folder cannot be made ('{existing}' is not a folder)")
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"--out '{out}': '{existing}' is not writable")
 
 
 def calibrate(

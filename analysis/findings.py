@@ -418,14 +418,6 @@ def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple
     return analysable, skipped
 
 
-def _with_flagged(results: Path, curves: pd.DataFrame, accounted: pd.DataFrame, searches: set[str]) -> pd.DataFrame:
-    """``curves`` (ok runs') and those of the learning-rate searches' flagged runs, which a search counts as finished
-    (``learning_rates.finished_search_runs``): its figure then averages the runs its table does."""
-    flagged = accounted[accounted["grid"].isin(searches) & accounted["status"].eq(RunStatus.FLAGGED)]
-    return pd.concat([curves, load_curves(results, flagged, (RunStatus.FLAGGED,))], ignore_index=True) \
-        if len(flagged) else curves
-
-
 def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: float = 0.05,
                      correction: str = "holm", margin: float | None = None, seed: int = 0) -> ReportFindings:
     """Read the results directory once and compute every finding of the report."""
@@ -441,7 +433,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     analysable, skipped = _analysable(frame[~frame["grid"].isin(searches)], results, searches)
     result = analyze(frame, metric, grids=analysable, alpha=alpha, correction=correction, margin=margin, seed=seed)
     accounted = pd.concat([frame, every[main]]).reset_index(drop=True)  # every run, each with its own edition's status
-    curves = load_curves(results, accounted)
+    # ok and flagged runs' curves: health judges both and a search counts both; a grid compared below reads ok runs'
+    curves = load_curves(results, accounted, (RunStatus.OK, RunStatus.FLAGGED))
     health = training_health(accounted, curves)
     budget = second_edition.budget_findings(results)
     # the looks are recomputed once: the glance and "Decisions, look by look" read the same records
@@ -450,8 +443,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     common = {"source": str(results_dir), "metric": metric, "analysis": result, "budget": budget,
               "glance": glance, "paper_claims": claims_table(glance, *read_cost_files(results)) if glance else (),
               "health": health, "looks": records, "holm": looks.holm_reading(records),
-              "learning_rates": learning_rates.searches(results, _with_flagged(results, curves, accounted, searches),
-                                                        every, grids),
+              "learning_rates": learning_rates.searches(results, curves, every, grids),
               "runs": _runs(results, accounted, grids)}
     if not analysable:  # only learning-rate searches so far: nothing is compared on the test set yet
         return ReportFindings(**common)
@@ -461,7 +453,8 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
     configs = [config for _, _, config in run_configs]
     claims = claim_findings(frame, usable)
     analysed = set(result["summaries"]["grid"])
-    compared = curves[~curves["run_id"].isin(every.loc[main, "run_id"])] if len(curves) else curves
+    compared = curves[curves["run_id"].isin(frame.loc[frame["status"].eq(RunStatus.OK), "run_id"])] \
+        if len(curves) else curves
     grid_findings = tuple(GridFindings(grid=g, skipped=skipped[g]) if g in skipped
                           else _grid(g, grids[g], frame, usable, compared, result)
                           for g in sorted(grids, key=natural_key) if g in skipped or g in analysed)

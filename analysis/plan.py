@@ -206,7 +206,7 @@ class QuestionPlan:
     decidable_effect: float | None = None  # smallest effect decided with ``power`` at the capped schedule
     cap_hours: float | None = None  # every network it trains (twins included) at seed_cap seeds: the most it can cost
     tune_hours: float | None = None  # the learning-rate search of those networks still to come (docs/study.md, section 2)
-    tune_runs_left: int | None = None  # its runs still to finish (0: the search is done; None: the main runs started)
+    tune_runs_left: int | None = None  # its runs still to train (0: none, done or copies; None: the main runs started)
     power_at_cap: float | None = None  # the capped schedule's power for the effect of interest
     expected_at_cap: float | None = None  # its expected seeds per variant when the effect is true
     # seeds a variant at the question's last look read, which said continue (0: none read). Where > 0, power_at_cap,

@@ -450,7 +450,14 @@ def test_a_report_whose_folder_cannot_be_made_fails_before_it_is_computed(tmp_pa
     (tmp_path / "file").write_text("")
     code = run.main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "file" / "REPORT.md")])
     assert_clean_one_line_error(code, capsys.readouterr().err, f"--out '{tmp_path / 'file' / 'REPORT.md'}'",
-                                "cannot be made")
+                                "cannot be made", "is not a folder")
+
+    def failing(*args, **kwargs):
+        raise ValueError("results directory holds no runs")
+
+    monkeypatch.setattr(analysis.report, "build_report", failing)
+    code = run.main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "new" / "R.md")])
+    assert code == 2 and not (tmp_path / "new").exists()  # a report that fails for another reason leaves no folder
 
 
 def test_a_file_that_is_not_a_run_says_no_word_of_runs_when_it_cannot_be_written(tmp_path):

@@ -715,3 +715,5 @@ def test_a_flagged_search_run_is_in_its_searchs_figure_as_in_its_table(tmp_path)
     assert choice.val_top1 == {"0.1": 55.0, "0.2": 55.0}  # the search counts its flagged run...
     curve = search.curves.set_index(["lr", "epoch"])["val_top1"]
     assert curve[(0.2, 2)] == pytest.approx(55.0) and curve[(0.2, 1)] == pytest.approx(50.0)  # ...and so does its figure
+    health = compute_findings(root).health  # Training health judges the flagged run from its curve
+    assert health["flagged"].sum() == 1 and len(health) == 4

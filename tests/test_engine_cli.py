@@ -65,6 +65,7 @@ def test_the_smoke_grid_falls_back_to_synthetic_data_in_one_line_where_fashion_m
     fallback_runs = grids.resolve(grids.GRIDS["smoke"], protocol="smoke", seeds=3)[0]
     assert all(c.run_id in shown for c in fallback_runs) and "to do 6" in shown
     # with the --data-root ablate was given, they read the grid's own protocol, as ablate trains it there
+    (tmp_path / "fashion-mnist").mkdir()  # a --data-root that does not exist is refused, as by ablate
     runs.grid_status("smoke", protocol=None, seeds=3, dataset=None, results=tmp_path, vary="all", plugins=(),
                      data_root=tmp_path / "fashion-mnist")
     shown = capsys.readouterr().out

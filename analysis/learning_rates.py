@@ -95,6 +95,9 @@ def planned_runs(meta: dict) -> int:
     return len(meta.get("variants") or {}) * (len(seeds) if seeds else TUNING_SEEDS)
 
 
+SEARCH_RUNS_PER_NETWORK = len(LR_CANDIDATES) * TUNING_SEEDS  # a search before any widening: every candidate x seed
+
+
 def search_progress(frame: pd.DataFrame, search_grid: str, meta: dict | None,
                     networks: list[str]) -> dict[str, tuple[int, int]]:
     """Per network, ``(runs planned, runs finished)`` of ``search_grid``: planned for each network its grid.json
@@ -104,7 +107,7 @@ def search_progress(frame: pd.DataFrame, search_grid: str, meta: dict | None,
     listed = meta.get("variants") if isinstance(meta, dict) else None
     variants = [str(v) for v in listed] if isinstance(listed, (list, dict)) else []
     rates = pd.Series([v.rsplit(LR_SEPARATOR, 1)[0] for v in variants] or list(networks), dtype=object).value_counts()
-    per_rate = planned_runs(meta) // len(variants) if variants else len(LR_CANDIDATES) * TUNING_SEEDS
+    per_rate = planned_runs(meta) // len(variants) if variants else SEARCH_RUNS_PER_NETWORK
     done = planned_search_runs(frame, search_grid, meta if variants else None)["network"].value_counts()
     return {str(n): (int(k) * per_rate, int(done.get(n, 0))) for n, k in rates.items()}
 

@@ -38,15 +38,13 @@ from study.grids import (
     GPU_PILOT_BUDGETS,
     GPU_SEED_CAP,
     GRIDS,
-    LR_CANDIDATES,
     PLAN_REPS,
-    TUNING_SEEDS,
     gpu_folder,
     search_name,
 )
 from study.questions import GPU_QUESTIONS, SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
 
-from .learning_rates import search_progress
+from .learning_rates import SEARCH_RUNS_PER_NETWORK, search_progress
 
 PILOT_PREFIX = "pilot-"
 # the reference's test top-1 a budget must reach to be recommended: the CPU's (docs/study.md section 1) and the GPU's,
@@ -404,7 +402,7 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
     hours = (lambda names: sum(seconds[n] for n in names) / 3600) if known else (lambda names: None)
     new = trained if new is None else new
     run_hours, new_hours = hours(trained), hours(new)
-    left = {name: (search_left or {}).get(name, len(LR_CANDIDATES) * TUNING_SEEDS) for name in new}
+    left = {name: (search_left or {}).get(name, SEARCH_RUNS_PER_NETWORK) for name in new}
     return QuestionPlan(
         key=question.key, budget=budget, recommended=recommended, comparisons=comparisons, sd_upper=sd_upper,
         sd_source=sd, max_seeds=plan.max_seeds if plan else None,
@@ -479,8 +477,8 @@ def search_runs_left(results: Path, frame: pd.DataFrame, grids: dict[str, dict],
     meta = grids.get(search)
     ours = frame[frame["protocol"].eq(protocol) & engine_at_least(frame, SECOND_EDITION_ENGINE)]
     progress = search_progress(ours, search, meta if (meta or {}).get("protocol") in (None, protocol) else None, networks)
-    full = (len(LR_CANDIDATES) * TUNING_SEEDS, 0)
-    return {n: max(0, planned - done) for n in networks for planned, done in [progress.get(n, full)]}
+    return {n: max(0, planned - done) for n in networks
+            for planned, done in [progress.get(n, (SEARCH_RUNS_PER_NETWORK, 0))]}
 
 
 def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:

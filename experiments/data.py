@@ -269,25 +269,34 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
 
+def data_identity(name: str, data_root: Path | None = None, cache: Path | None = None,
+                  download: bool = False) -> tuple[str, str | None]:
+    """What ``load_dataset(name, ...)`` would decode, as env.json records it (``data_source``, ``data_sha256``):
+    the resolved path and its content's sha256, or ``("generated", None)`` for generated data; nothing decoded."""
+    spec = DATASETS[choose("dataset", name, DATASETS)]
+    if spec.decode is None:
+        return "generated", None
+    path = resolve_source(spec, data_root, cache_dir(cache), download)
+    return str(path), content_hash(path)
+
+
 def load_dataset(name: str, data_root: Path | None = None, cache: Path | None = None, download: bool = False) -> Dataset:
     """Decode ``name`` once (cached under the source's content hash) and return it as tensors."""
     spec = DATASETS[choose("dataset", name, DATASETS)]
     cache = cache_dir(cache)
+    source, sha = data_identity(name, data_root, cache, download)
     if spec.decode is None:
-        arrays, source, sha = make_synthetic(), "generated", None
+        arrays = make_synthetic()
     else:
-        path = resolve_source(spec, data_root, cache, download)
-        sha = content_hash(path)
         cached = cache / f"{spec.name}-{sha[:16]}-v{CACHE_FORMAT}.npz"
         cache.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{cached}.lock"):
             if not cached.exists():
-                log.info("decoding %s from %s (once; cached in %s)", name, path, cached)
-                arrays = spec.decode(path)
+                log.info("decoding %s from %s (once; cached in %s)", name, source, cached)
+                arrays = spec.decode(Path(source))
                 _atomic_save_npz(cached, arrays)
             with np.load(cached) as stored:
                 arrays = {k: stored[k] for k in stored.files}
-        source = str(path)
     mean, std = _channel_stats(arrays["train_x"])
 
     def split(prefix: str) -> Split:

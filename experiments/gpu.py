@@ -43,6 +43,7 @@ from .config import (
 from .data import load_dataset
 from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
+from .reuse import copies_twin
 from .runner import run_row
 from .runs import check_data
 from .store import RunStore, check_environment, check_writable, started_environments, write_json
@@ -129,8 +130,9 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
     """
     rows, ordered = plan_runs(configs, out, runtime.retry_failed)
     protocol = configs[0].protocol.name if configs else DEFAULT_PROTOCOL
-    fits = starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock,
-                          here=machine_here(runtime, workers))
+    here = machine_here(runtime, workers)
+    fits = starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock, here=here,
+                          copied=copies_twin(out, runtime, here[1]))
 
     if ordered:
         trained = run_grid(ordered, runtime, out, workers=workers, stop_at=deadline, may_start=fits, clock=clock,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -29,8 +30,8 @@ from baselines.registry import architecture, create_model
 from evidence.files import write_error
 from evidence.status import RunStatus
 
-from .config import RunConfig
-from .store import RunStore, read_json
+from .config import RunConfig, Runtime
+from .store import RunStore, environment, read_json
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,31 @@ def find_twin(cfg: RunConfig, results: Path, env: dict) -> tuple[RunStore, dict]
         if all(isinstance(result.get(k), dict) for k in ("metrics", "cost")) and isinstance(result.get("run_id"), str):
             return store, result
     return None
+
+
+def copies_twin(results: Path, runtime: Runtime, threads: int) -> Callable[[RunConfig], bool]:
+    """``copied(cfg)``: whether a run of ``runtime`` on a worker with ``threads`` torch threads would copy a finished
+    twin under ``results`` (:func:`find_twin`, as the run itself looks for one) rather than train; False with
+    ``runtime.reuse`` off, or where the data cannot be found. The time box (``experiments.timebox``) prices such a
+    run at its start-up alone. The environment is established once per dataset (the data's sha256), nothing decoded."""
+    from .data import data_identity
+
+    envs: dict[str, dict | None] = {}
+
+    def env_for(dataset: str) -> dict | None:
+        if dataset not in envs:
+            try:
+                source, sha = data_identity(dataset, runtime.data_root, runtime.cache_dir)
+            except (OSError, ValueError):  # the run itself will say what is missing
+                envs[dataset] = None
+            else:
+                envs[dataset] = {**environment(runtime, source, sha), "torch_threads": threads}
+        return envs[dataset]
+
+    def copied(cfg: RunConfig) -> bool:
+        env = env_for(cfg.dataset) if runtime.reuse else None
+        return env is not None and find_twin(cfg, results, env) is not None
+    return copied
 
 
 def copy_twin(cfg: RunConfig, store: RunStore, twin: RunStore, twin_result: dict, make_result) -> dict:

@@ -69,11 +69,13 @@ class RunOptions:
         """The executor's time box (``run_grid``'s ``stop_at`` and ``may_start``; ``experiments.timebox``), or none."""
         if self.deadline is None:
             return {}
+        from .reuse import copies_twin
         from .timebox import machine_here, starts_in_time
 
+        here = machine_here(runtime, self.workers)
         return {"stop_at": self.deadline, "may_start": starts_in_time(
-            self.deadline, Path(results), protocol, finish_later=self.finish_later,
-            here=machine_here(runtime, self.workers), unmeasured_starts=False)}
+            self.deadline, Path(results), protocol, finish_later=self.finish_later, here=here, unmeasured_starts=False,
+            copied=copies_twin(Path(results), runtime, here[1]))}
 
 
 def check_data(dataset: str, runtime: Runtime) -> None:

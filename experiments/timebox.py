@@ -8,7 +8,8 @@ same model. The same network's epoch can take twice as long on another machine, 
 network without a measured epoch does not start on the CPU commands (nothing says it would end in time: train it
 once without a box, or with ``finish_later``); ``gpu-next`` starts one while at least ``RUN_OVERHEAD_S`` are left.
 With ``finish_later`` a run starts while its next epoch is expected to end in time (for budgets shorter than a
-run: it stops at the deadline and resumes from its checkpoint next time). The executor (``executors.run_grid``:
+run: it stops at the deadline and resumes from its checkpoint next time). A run that would copy a finished twin
+(``experiments.reuse``) trains nothing and is priced at ``RUN_OVERHEAD_S``. The executor (``executors.run_grid``:
 ``stop_at``, ``may_start``) applies the box; ``gpu-next`` (a GPU batch) and the CPU commands (``ablate``, ``tune``,
 ``study``) share it. A call may end up to about a minute past its box: a run stops at its next step, and a pool
 worker still busy ``executors.JOIN_TIMEOUT_S`` after the deadline is stopped.
@@ -101,13 +102,19 @@ def estimate_seconds(cfg: RunConfig, epochs_done: int, per_epoch: list[dict[str,
 
 
 def starts_in_time(deadline: float, out: Path, protocol: str, *, finish_later: bool = False, clock: Clock = time.time,
-                   here: Machine | None = None, unmeasured_starts: bool = True) -> MayStart:
+                   here: Machine | None = None, unmeasured_starts: bool = True,
+                   copied: Callable[[RunConfig], bool] | None = None) -> MayStart:
     """``may_start(cfg) -> (ok, why)`` for ``executors.run_grid``: whether ``cfg`` (its epochs still to train, or with
     ``finish_later`` its next one) is expected to end by ``deadline``, measured under ``out`` on machines like
     ``here`` first (see the module). A network never measured starts while ``RUN_OVERHEAD_S`` are left if
-    ``unmeasured_starts`` or ``finish_later``; else it does not start (nothing says it would end in time)."""
+    ``unmeasured_starts`` or ``finish_later``; else it does not start (nothing says it would end in time). A run
+    that ``copied(cfg)`` says copies a finished twin (``reuse.copies_twin``) trains nothing: it needs
+    ``RUN_OVERHEAD_S``."""
     def may_start(cfg: RunConfig) -> tuple[bool, str]:
         left = deadline - clock()
+        if copied is not None and copied(cfg):
+            return left > RUN_OVERHEAD_S, f"a copy of its finished twin needs ~{RUN_OVERHEAD_S:.0f} s, " \
+                                          f"{max(0.0, left):.0f} s left"
         expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()),
                                     measured_epoch_seconds(out, protocol, here), 1 if finish_later else None)
         if expected is None:

@@ -7,7 +7,7 @@ import timm
 
 from conftest import TinyNet
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
-from experiments.reuse import computation_key, find_twin
+from experiments.reuse import computation_key, copies_twin, find_twin
 from experiments.runner import execute
 from experiments.store import RunStore
 
@@ -96,3 +96,21 @@ def test_dyclotnet_spellings_of_the_same_network_share_a_key():
 
     assert key() == key(p=2) == key(expansion="dct", recalibrator="sigmoid_add") is not None
     assert len({key(), key(recalibrator="none"), key(p=4), key(expansion="pointwise")}) == 4
+
+
+def test_the_time_box_prices_a_run_that_copies_its_twin_at_its_start_up_alone(tmp_path):
+    from experiments.timebox import RUN_OVERHEAD_S, starts_in_time
+
+    execute(config("g1", "a"), RUNTIME, tmp_path)
+    copy, other_seed = config("g2", "b"), config("g2", "b", seed=1)
+    copied = copies_twin(tmp_path, RUNTIME, threads=1)
+    assert copied(copy) and not copied(other_seed)
+    assert not copies_twin(tmp_path, RUNTIME, threads=2)(copy)  # torch threads decide the numerics: no twin
+    assert not copies_twin(tmp_path, RUNTIME.model_copy(update={"reuse": False}), threads=1)(copy)
+    slow_epochs = {"epoch": 1, "epoch_seconds": 1e6, "eval_seconds": 0.0}  # the network's measured epoch: no run fits
+    RunStore.of(tmp_path, config("g1", "a")).metrics.write_text(json.dumps(slow_epochs) + "\n")
+    may_start = starts_in_time(1000.0, tmp_path, "smoke", clock=lambda: 1000.0 - RUN_OVERHEAD_S - 5, copied=copied)
+    assert may_start(copy) == (True, f"a copy of its finished twin needs ~{RUN_OVERHEAD_S:.0f} s, 25 s left")
+    assert not may_start(other_seed)[0] and "needs ~1000020 s" in may_start(other_seed)[1]
+    assert execute(copy, RUNTIME, tmp_path)["reused_from"]  # the run itself finds the twin the time box found
+    assert "reused_from" not in execute(other_seed, RUNTIME, tmp_path)

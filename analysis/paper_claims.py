@@ -110,6 +110,7 @@ class PaperClaim:
     cost: CostCount | None = None
     waits_for: str | None = None  # the question key it waits for (not tested yet), or None
     dataset: str | None = None  # data absent here (not testable)
+    also: tuple[Decision, ...] = ()  # the question's other decided rows (another device or budget): not the verdict's
 
 
 # (key, the paper's words, where, kind, published figure, question or cost source)
@@ -154,16 +155,24 @@ def read_cost_files(results: Path) -> tuple[list[dict] | None, list[dict] | None
     return out[0], out[1]
 
 
-def _decision(glance, question: str, claimed: str) -> Decision | None:
-    """The CPU row of ``question`` in "The questions at a glance" with a recorded comparison, turned the claim's way."""
-    row = next((r for r in glance if r.key == question and not r.gpu and r.variant is not None), None)
-    if row is None:
-        return None
-    sign = 1.0 if row.variant == claimed else -1.0
-    other = row.reference if row.variant == claimed else row.variant
-    ci = None if row.ci is None else tuple(sorted((sign * row.ci[0], sign * row.ci[1])))
-    return Decision(question, row.folder, claimed, other, row.label or "", None if row.estimate is None
-                    else sign * row.estimate, ci, row.level, row.look, row.seeds, row.within_margin)
+def _decisions(glance, question: str, claimed: str) -> tuple[Decision, ...]:
+    """Every row of ``question`` in "The questions at a glance" with a recorded comparison, turned the claim's way:
+    the CPU's first, then its GPU folders' (each budget its own row, never pooled with another)."""
+    out = []
+    for row in sorted((r for r in glance if r.key == question and r.variant is not None), key=lambda r: r.gpu):
+        sign = 1.0 if row.variant == claimed else -1.0
+        other = row.reference if row.variant == claimed else row.variant
+        ci = None if row.ci is None else tuple(sorted((sign * row.ci[0], sign * row.ci[1])))
+        out.append(Decision(question, row.folder, claimed, other, row.label or "", None if row.estimate is None
+                            else sign * row.estimate, ci, row.level, row.look, row.seeds, row.within_margin))
+    return tuple(out)
+
+
+def _decision(decisions: tuple[Decision, ...]) -> Decision | None:
+    """The decision that judges a claim: the first decided of ``decisions`` (the CPU's before a GPU budget's: a
+    question decided on the CPU keeps that verdict, one decided on a GPU only, as the headline is, gets its GPU
+    verdict), else the first, still open."""
+    return next((d for d in decisions if d.decided), decisions[0] if decisions else None)
 
 
 def judge_decision(kind: Kind, published: float | None, d: Decision | None) -> Verdict:
@@ -228,10 +237,12 @@ def claims_table(glance, claim_costs: list[dict] | None, dct_bound: list[dict] |
             out.append(PaperClaim(key, words, where, kind, published, Verdict.NOT_TESTABLE, dataset=CIFAR100))
         elif key in EVIDENCE:
             question, claimed = EVIDENCE[key]
-            decision = _decision(glance, question, claimed)
+            decisions = _decisions(glance, question, claimed)
+            decision = _decision(decisions)
             verdict = judge_decision(kind, published, decision)
             out.append(PaperClaim(key, words, where, kind, published, verdict, decision,
-                                  waits_for=question if verdict is Verdict.NOT_TESTED else None))
+                                  waits_for=question if verdict is Verdict.NOT_TESTED else None,
+                                  also=tuple(d for d in decisions if d.decided and d is not decision)))
         else:
             count = bound if kind is Kind.BOUND else costs.get(key)
             verdict = Verdict.NOT_TESTED if count is None else judge_count(kind, published, count.value)

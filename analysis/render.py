@@ -507,16 +507,20 @@ def _claim_verdict(c: PaperClaim, margin: float) -> str:
     return text
 
 
-def _claim_evidence(c: PaperClaim, glance: dict[str, GlanceRow], source: str) -> str:
+def _claim_evidence(c: PaperClaim, glance: dict[str, list[GlanceRow]], source: str) -> str:
     d = c.decision
     if c.verdict is Verdict.NOT_TESTABLE:
         return f"no {DATASET_NAMES.get(c.dataset, c.dataset)} data on this machine; {CIFAR100_PATH}"
-    if c.waits_for is not None:
-        row = glance.get(c.waits_for)
-        where = f" (`{row.folder}`: {_stage_text(row)})" if row is not None else ""
+    if c.waits_for is not None:  # where the question's runs stand: the CPU's, and each GPU budget that has begun
+        rows = [r for i, r in enumerate(glance.get(c.waits_for, [])) if i == 0 or r.stage is not Stage.NOT_RUN]
+        where = " (" + "; ".join(f"`{r.folder}`: {_stage_text(r)}" for r in rows) + ")" if rows else ""
         return f"waits for question ({c.waits_for}) to be decided{where}"
     if d is not None:
-        return f"second edition, question ({d.question}) decided at look {d.look} (`{source}/{d.grid}/sequential.json`)"
+        also = "".join(f"; also decided in `{o.grid}` (look {o.look}, not pooled): `{o.claimed}` - "
+                       f"`{o.other}` {_signed_ci(o.estimate, o.ci)} ({percent(o.level)} repeated CI, {o.seeds} seeds)"
+                       for o in c.also)
+        return (f"second edition, question ({d.question}) decided at look {d.look} (`{source}/{d.grid}/sequential.json`)"
+                + also)
     if c.cost is not None:
         command_name = "claim-costs" if c.cost.file == "claim_costs.json" else "dct-bound"
         reading = f"; {c.cost.reading}" if c.cost.reading else ""
@@ -527,10 +531,13 @@ def _claim_evidence(c: PaperClaim, glance: dict[str, GlanceRow], source: str) ->
 
 def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow, ...], source: str) -> list[str]:
     """"The paper's claims": one row per claim in the paper's words, judged on the best evidence held."""
-    first = {r.key: r for r in reversed(glance) if not r.gpu}
+    by_question: dict[str, list[GlanceRow]] = {}
+    for r in sorted(glance, key=lambda r: r.gpu):  # the CPU's row first, then the GPU budgets'
+        if not any(seen.folder == r.folder for seen in by_question.get(r.key, [])):
+            by_question.setdefault(r.key, []).append(r)
     table = pd.DataFrame([{"claim (the paper's words)": f"\"{c.words}\"", "where": c.where,
                            "published": _claim_published(c), "measured [interval]": _claim_measured(c),
-                           "verdict": _claim_verdict(c, MARGIN), "evidence": _claim_evidence(c, first, source)}
+                           "verdict": _claim_verdict(c, MARGIN), "evidence": _claim_evidence(c, by_question, source)}
                           for c in claims])
     return ["## The paper's claims", "",
             "One rule (docs/analysis.md, \"The claims table\"). An accuracy claim is judged only by a decided "

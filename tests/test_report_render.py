@@ -615,6 +615,41 @@ def test_the_claims_table_reads_decisions_turned_the_claims_way_and_counts_from_
     assert claims_table(glance, None, None)[2].verdict is Verdict.NOT_TESTED
 
 
+def test_a_question_decided_on_a_gpu_only_judges_its_claim_and_a_second_device_is_cited_never_pooled():
+    from analysis.paper_claims import Verdict, claims_table
+    from analysis.render import render_paper_claims
+    from analysis.second_edition import GlanceRow, Stage
+
+    def decided(key, folder, variant, reference, estimate, half, look, gpu=False):
+        return GlanceRow(key, "q", folder, Stage.DECIDED, variant=variant, reference=reference,
+                         label="better" if estimate > 0 else "worse", estimate=estimate,
+                         ci=(estimate - half, estimate + half), level=0.99, seeds=5, look=look, looks=4, gpu=gpu)
+
+    cpu_a = decided("a", "replicator-vs-recalibrator", "replicator", "dct", -0.33, 0.2, 4)
+    gpu_a = decided("a", "replicator-vs-recalibrator-gpu-15", "replicator", "dct", -0.8, 0.3, 2, gpu=True)
+    not_run = GlanceRow("c", "q", "paper-claim", Stage.NOT_RUN)
+    searching = GlanceRow("c", "q", "paper-claim-gpu-15", Stage.SEARCH, runs_done=4, runs_planned=8, gpu=True)
+    waiting = claims_table((cpu_a, not_run, searching), None, None)
+    assert waiting[0].key == "headline-cifar10" and waiting[0].verdict is Verdict.NOT_TESTED
+    text = "\n".join(render_paper_claims(waiting, (cpu_a, not_run, searching), "res"))
+    assert ("waits for question (c) to be decided (`paper-claim`: not run; `paper-claim-gpu-15`: learning-rate "
+            "search: 4/8 runs)") in text
+    # the headline decided on the GPU only (mobilenet - dyclotnet = -1.2): the claim reads it turned its way round
+    gpu_c = decided("c", "paper-claim-gpu-15", "mobilenetv2-1.0-8x8", "dyclotnet-2.0", -1.2, 0.3, 3, gpu=True)
+    glance = (gpu_a, cpu_a, not_run, gpu_c)
+    claims = {c.key: c for c in claims_table(glance, None, None)}
+    headline_claim = claims["headline-cifar10"]
+    assert headline_claim.verdict is Verdict.SUPPORTED and headline_claim.decision.grid == "paper-claim-gpu-15"
+    assert headline_claim.decision.ci == pytest.approx((0.9, 1.5)) and headline_claim.also == ()
+    recalibrator = claims["recalibrator"]  # decided on both: the CPU's verdict, the GPU's cited beside it
+    assert recalibrator.decision.grid == "replicator-vs-recalibrator" and recalibrator.decision.ci == (0.13, 0.53)
+    assert [d.grid for d in recalibrator.also] == ["replicator-vs-recalibrator-gpu-15"]
+    text = "\n".join(render_paper_claims(tuple(claims.values()), glance, "res"))
+    assert "question (c) decided at look 3 (`res/paper-claim-gpu-15/sequential.json`)" in text
+    assert ("also decided in `replicator-vs-recalibrator-gpu-15` (look 2, not pooled): `dct` - `replicator` "
+            "+0.80 [+0.50, +1.10] (99.0% repeated CI, 5 seeds)") in text
+
+
 def test_an_unreadable_cost_file_is_a_one_line_error_naming_the_command_that_rewrites_it(tmp_path):
     from analysis.paper_claims import read_cost_files
 

@@ -85,6 +85,10 @@ def measure_cost(model: torch.nn.Module, input_shape: tuple[int, int, int], repe
     return cost
 
 
+RECOUNT_RESUMES = ("this run's result.json and those recounted before it are intact; `run.py recount` goes on from "
+                   "this run once there is space/permission again")
+
+
 def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path | None = None) -> list[dict]:
     """Recount ``cost.macs`` of finished runs counted by an older MAC counter; one row per run looked at.
 
@@ -119,7 +123,8 @@ def recount_macs(results: Path, data_root: Path | None = None, cache_dir: Path |
         except Exception as error:  # noqa: BLE001 -- one bad run must not stop the others
             rows.append({**row, "note": f"left unchanged: {one_line(error)}"})
             continue
-        write_json(path, {**result, "cost": {**cost, "macs": row["new"], "macs_counter": profiling.MACS_COUNTER_VERSION}})
+        write_json(path, {**result, "cost": {**cost, "macs": row["new"], "macs_counter": profiling.MACS_COUNTER_VERSION}},
+                   then=RECOUNT_RESUMES)
         rows.append({**row, "note": "recounted"})
     return rows
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
-from evidence.files import atomic_write, writing
+from evidence.files import RUNS_RESUME, atomic_write, writing
 from evidence.status import FINISHED, RunStatus, is_diverged
 
 from .config import ENGINE_VERSION, RunConfig, Runtime
@@ -36,8 +36,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(_clean(obj), indent=1, sort_keys=False, allow_nan=False) + "\n")
+def write_json(path: Path, obj: Any, then: str | None = RUNS_RESUME) -> None:
+    """``obj`` as JSON, written atomically; a failure is one line ending with ``then`` (``evidence.files.write_error``)."""
+    atomic_write(path, json.dumps(_clean(obj), indent=1, sort_keys=False, allow_nan=False) + "\n", then)
 
 
 def read_json(path: Path) -> Any | None:

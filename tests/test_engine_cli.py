@@ -322,7 +322,7 @@ def test_a_search_with_a_run_still_running_elsewhere_chooses_nothing_and_the_stu
     assert set(json.loads((tmp_path / "tiny-lr" / "chosen.json").read_text())["variants"]) == {"a", "b"}
 
 
-def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, capsys):
+def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, capsys, monkeypatch):
     assert run.main(["ablate", "tiny", "--seeds", "1", "--results", str(tmp_path), *FAST]) == 0
     paths = sorted(tmp_path.glob("tiny/*/result.json"))
     first = [json.loads(p.read_text()) for p in paths]
@@ -340,6 +340,17 @@ def test_recount_fixes_the_macs_of_an_older_counter_and_nothing_else(tmp_path, c
                                                                  "macs_counter": 2}}
     assert json.loads(paths[1].read_text()) == alien
     assert run.main(["recount", "--results", str(tmp_path / "missing")]) != 0
+    paths[0].write_text(json.dumps(old))  # a full disk: the run's result.json stays as it was, the next call goes on
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("evidence.files.os.replace", full)
+    capsys.readouterr()
+    assert run.main(["recount", "--results", str(tmp_path)]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the disk is full" in err and "`run.py recount` goes on from this run" in err and "resume" not in err
+    assert json.loads(paths[0].read_text()) == old
 
 
 def test_tune_widens_the_search_for_every_network_where_a_best_rate_is_an_edge(tmp_path, capsys):

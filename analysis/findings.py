@@ -20,7 +20,7 @@ import pandas as pd
 from evidence.health import training_health
 from evidence.load import STATUSES, load_curves, load_grids, load_results, load_run_files, load_study, without
 from evidence.status import RunStatus
-from study.grids import GRIDS
+from study.grids import GPU_PILOT_BUDGETS, GRIDS
 
 from . import learning_rates, looks, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
@@ -77,9 +77,11 @@ class RunsFindings:
     grids: tuple[GridRuns, ...]
     ok: int
     trained: int  # ok runs trained here, not copied from a twin
-    train_seconds: float
+    train_seconds: float  # theirs on the CPU (the GPU's apart: a GPU's wall seconds are shared by the runs on it)
     plan: tuple[PlanRow, ...]
     plan_problem: str | None
+    gpu_trained: int = 0  # of ``trained``, under a GPU budget (``study.grids.GPU_PILOT_BUDGETS``)
+    gpu_train_seconds: float = 0.0  # their wall seconds, each run's whole (the GPU was shared)
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,10 @@ def _runs(results: Path, frame: pd.DataFrame, grids: dict) -> RunsFindings:
         state = ("not started" if grid not in grids else "complete" if variants and done >= variants * seeds
                  else "partial")
         rows.append(PlanRow(grid, entry.get("protocol"), seeds, variants, done, state))
-    return RunsFindings(runs, len(ok), len(trained), float(pd.to_numeric(trained["train_seconds"], errors="coerce").sum()),
-                        tuple(rows), problem)
+    on_gpu = trained["protocol"].isin(GPU_PILOT_BUDGETS)
+    seconds = pd.to_numeric(trained["train_seconds"], errors="coerce")
+    return RunsFindings(runs, len(ok), len(trained), float(seconds[~on_gpu].sum()), tuple(rows), problem,
+                        int(on_gpu.sum()), float(seconds[on_gpu].sum()))
 
 
 def _setup(frame: pd.DataFrame, envs: list[dict], configs: list[dict]) -> SetupFindings:

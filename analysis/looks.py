@@ -20,7 +20,7 @@ from statsmodels.stats.multitest import multipletests
 
 from evidence.decisions import PairingError, look_history, paired_differences
 from evidence.load import of_engine_version
-from evidence.sequential import stagewise_p
+from evidence.sequential import has_ended, stagewise_p
 from evidence.status import RunStatus
 from study.grids import gpu_folders
 from study.questions import SECOND_EDITION_QUESTIONS
@@ -138,15 +138,23 @@ class HolmReading:
 
 def holm_reading(records: tuple[QuestionLooks, ...], alpha: float = 0.05) -> HolmReading | None:
     """Holm over the decided comparisons of every question's looks (``decision_records``); None when fewer than
-    two are decided *better* or *worse* (nothing to correct across)."""
-    decided = [(r, c, c.looks[-1]) for r in records for c in r.comparisons
-               if c.looks and c.looks[-1]["label"] in ("better", "worse")]
+    two are decided *better* or *worse* (nothing to correct across). A comparison is one hypothesis however many
+    folders decided it: the first folder that ended it counts (the CPU's grid before its GPU folders, as the claims
+    table reads it); a GPU folder's is named."""
+    judged: dict[tuple[str, str], tuple[QuestionLooks, ComparisonLooks, dict]] = {}
+    for r in records:
+        for c in r.comparisons:
+            if c.looks and has_ended(str(c.looks[-1]["label"])):
+                judged.setdefault((r.question, c.variant), (r, c, c.looks[-1]))
+    decided = [(r, c, s) for r, c, s in judged.values() if s["label"] in ("better", "worse")]
     if len(decided) < 2:
         return None
     staged = [stagewise_p(s["p"], s["look"], r.schedule, r.alpha, n_comparisons=len(r.comparisons))
               for r, _, s in decided]
     fixed = [float(s["p"]) for _, _, s in decided]
-    return HolmReading(tuple(f"{r.question.split(' ')[0]} `{c.variant}` - `{r.reference}`" for r, c, _ in decided),
+    gpu = {folder for q in SECOND_EDITION_QUESTIONS for folder in gpu_folders(q.grid)}
+    return HolmReading(tuple(f"{r.question.split(' ')[0]} `{c.variant}` - `{r.reference}`"
+                             + (f" (`{r.folder}`)" if r.folder in gpu else "") for r, c, _ in decided),
                        tuple(s["label"] for _, _, s in decided), tuple(staged),
                        tuple(float(p) for p in multipletests(staged, alpha=alpha, method="holm")[1]), tuple(fixed),
                        tuple(float(p) for p in multipletests(fixed, alpha=alpha, method="holm")[1]), alpha)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from evidence.sequential import has_ended
 from study.claims import (
     PUBLISHED_ACCURACY_GAIN,
     PUBLISHED_ACCURACY_GAIN_CIFAR100,
@@ -77,8 +78,10 @@ class Decision:
     within_margin: bool | None = None  # the interval also lies within ±margin: significant, smaller than the effect
 
     @property
-    def decided(self) -> bool:
-        return self.label in ("better", "worse", "equivalent") and self.ci is not None
+    def ended(self) -> bool:
+        """The rule ended the comparison (``evidence.sequential.has_ended``): decided, or inconclusive at the cap of
+        its schedule. Its interval then judges the claim."""
+        return has_ended(self.label) and self.ci is not None
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,13 @@ def _decision(decisions: tuple[Decision, ...]) -> Decision | None:
     """The decision that judges a claim: the first decided of ``decisions`` (the CPU's before a GPU budget's: a
     question decided on the CPU keeps that verdict, one decided on a GPU only, as the headline is, gets its GPU
     verdict), else the first, still open."""
-    return next((d for d in decisions if d.decided), decisions[0] if decisions else None)
+    return next((d for d in decisions if d.ended), decisions[0] if decisions else None)
 
 
 def judge_decision(kind: Kind, published: float | None, d: Decision | None) -> Verdict:
-    """The claims rule for an accuracy claim (docs/analysis.md): only a decided comparison tests it."""
-    if d is None or not d.decided:
+    """The claims rule for an accuracy claim (docs/analysis.md): only a comparison the rule ended tests it (decided,
+    or inconclusive at its cap)."""
+    if d is None or not d.ended:
         return Verdict.NOT_TESTED
     low, high = d.ci
     if kind is Kind.NONINFERIOR:  # claimed - other within -margin or better
@@ -242,7 +246,7 @@ def claims_table(glance, claim_costs: list[dict] | None, dct_bound: list[dict] |
             verdict = judge_decision(kind, published, decision)
             out.append(PaperClaim(key, words, where, kind, published, verdict, decision,
                                   waits_for=question if verdict is Verdict.NOT_TESTED else None,
-                                  also=tuple(d for d in decisions if d.decided and d is not decision)))
+                                  also=tuple(d for d in decisions if d.ended and d is not decision)))
         else:
             count = bound if kind is Kind.BOUND else costs.get(key)
             verdict = Verdict.NOT_TESTED if count is None else judge_count(kind, published, count.value)

@@ -40,6 +40,7 @@ from study.grids import (
     GRIDS,
     PLAN_REPS,
     gpu_folder,
+    gpu_folders,
     search_name,
 )
 from study.questions import GPU_QUESTIONS, SECOND_EDITION_QUESTIONS, CoreQuestion, trained_networks
@@ -421,6 +422,23 @@ def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, re
         effect=effect, power=power, device=device, seeds_read=read)
 
 
+def folder_ended(folder: Path) -> bool:
+    """Whether the sequential rule has ended every comparison in ``folder`` (its sequential.json): decided or
+    inconclusive at its cap (``evidence.sequential.has_ended``). A comparison still open, or stopped before a look
+    because the time box or a run ended it (``experiments.until_decided.final_states``), is not."""
+    try:
+        variants = json.loads((Path(folder) / "sequential.json").read_text())["variants"]
+        return bool(variants) and all(sequential.has_ended(str(state["label"])) for state in variants.values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def ended_on_gpu(results: Path, grid: str) -> bool:
+    """Whether a GPU budget's folder of ``grid`` (``study.grids.gpu_folders``) has ended its question: the CPU then
+    plans nothing more for it (the headline and the baselines are decided on a GPU only)."""
+    return any(folder_ended(Path(results) / folder) for folder in gpu_folders(grid))
+
+
 def questions_on(device: str) -> tuple[CoreQuestion, ...]:
     """The questions planned on ``device``: every second-edition question on the CPU, in the order ``study`` runs
     them; on a GPU those of ``study.questions.GPU_QUESTIONS``, in the order a GPU batch trains them."""
@@ -442,7 +460,7 @@ def question_plans(results: str | Path, rows: list[BudgetRow], budget: str | Non
         return {}
     results = Path(results)
     chosen = budget or max(rows, key=lambda r: r.reference_top1).budget
-    questions = questions_on(device)
+    questions = tuple(q for q in questions_on(device) if device != "cpu" or not ended_on_gpu(results, q.grid))
     folders = {q.grid: q.grid if device == "cpu" else gpu_folder(q.grid, chosen) for q in questions}
     scale = study_costs(results, COST_SCALE[device])
     new = new_networks(study_architectures(results), questions)
@@ -526,11 +544,14 @@ def new_networks(architectures: dict[tuple[str, str], str] | None = None,
 
 
 def plan_table(rows: list[BudgetRow]) -> pd.DataFrame:
-    """The plan as a display table (strings)."""
+    """The plan as a display table (strings): its cost per decided question in CPU-hours, on a GPU in
+    device-minutes."""
     fmt = lambda v, f: "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f.format(v)  # noqa: E731
     return pd.DataFrame([{
         "budget": r.budget, "question": r.question, "pairs": str(r.pairs), "ref top-1": fmt(r.reference_top1, "{:.1f}"),
         "mean diff": fmt(r.diff, "{:+.2f}"), "paired SD (80% UB)": f"{fmt(r.sd, '{:.2f}')} ({fmt(r.sd_upper, '{:.2f}')})",
         f"{r.device.upper()}-s/run (median)": fmt(r.seconds_per_run, "{:.0f}"),
         "max seeds": fmt(r.max_seeds, "{}") if r.max_seeds or not math.isfinite(r.sd_upper) else f"> {r.seeds_cap}",
-        "E[seeds]": fmt(r.expected_seeds, "{:.1f}"), f"{r.device.upper()}-h": fmt(r.hours, "{:.1f}")} for r in rows])
+        "E[seeds]": fmt(r.expected_seeds, "{:.1f}"),
+        **({"GPU-min": fmt(None if r.hours is None else 60 * r.hours, "{:.0f}")} if r.device == "gpu"
+           else {"CPU-h": fmt(r.hours, "{:.1f}")})} for r in rows])

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from evidence.health import LEARNED_FACTOR, SPIKE_FACTOR
-from evidence.sequential import plan_looks
+from evidence.sequential import DECIDED_LABELS, plan_looks
 from study.claims import MACS_RATIO_HEADER, PARAMS_RATIO_HEADER
-from study.grids import CPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
+from study.grids import CPU_SEED_CAP, GPU_SEED_CAP, LR_CANDIDATES, LR_EXTENSIONS, TUNING_SEEDS
 from study.questions import SECOND_EDITION_QUESTIONS
 
 from . import learning_rates
@@ -81,8 +81,13 @@ def render_runs(runs: RunsFindings) -> list[str]:
              "predates the fidelity fixes of the DCT bottleneck's normalisation and of DCD, FTM and MDConv; a grid's "
              "runs of an older version than its newest are `superseded`, never paired or pooled with newer ones.", "",
              markdown_table(pd.DataFrame(rows)), ""]
-    line = (f"Compute: {runs.trained} runs trained, {runs.train_seconds / 3600:.2f} h of training in total (the sum of "
-            "the runs' training seconds; evaluation and profiling not included).")
+    cpu = runs.trained - runs.gpu_trained
+    line = (f"Compute: {runs.trained} runs trained. On the CPU: {cpu} runs, {runs.train_seconds / 3600:.2f} h of training "
+            "in total (the sum of the runs' training seconds; evaluation and profiling not included).")
+    if runs.gpu_trained:
+        line += (f" On a GPU: {runs.gpu_trained} runs, {runs.gpu_train_seconds / 3600:.2f} h of training wall time "
+                 "summed over runs that shared the device, so not GPU time (the questions at a glance count each "
+                 "run's share).")
     if runs.trained < runs.ok:
         line += (f" {runs.ok - runs.trained} further runs are copies of a twin run in another grid (the same network, "
                  "data, protocol, seeds and numerics settings; `reused_from` in their result.json) and cost nothing. "
@@ -455,7 +460,8 @@ def render_limitations(lim: LimitationsFindings) -> list[str]:
              "change results are grids of their own, the others are not tested here.",
              "- The `baselines` grid compares DyClotNet-0.5 with the efficient nets at width 0.5 and the seed "
              "methods on ResNet-20, not the width-1.0 set, which the CPU budget cannot afford; the paper's own "
-             "comparison (DyClotNet-2.0 vs MobileNetV2-1.0) is the `paper-claim` grid.",
+             "comparison (DyClotNet-2.0 vs MobileNetV2-1.0) is the `paper-claim` grid (on a GPU, its folder "
+             "`paper-claim-BUDGET`).",
              "- The paper's own budget (the `paper` protocol: all of CIFAR-10, 200 epochs) is not run: it holds no "
              "validation split, on which the study chooses every network's learning rate, so the second edition "
              "cannot run under it as designed; the GPU budgets (`gpu`, `gpu-15`: all of CIFAR-10 less 1,000 "
@@ -486,7 +492,7 @@ def _claim_published(c: PaperClaim) -> str:
 
 def _claim_measured(c: PaperClaim) -> str:
     d, cost = c.decision, c.cost
-    if d is not None and d.decided:
+    if d is not None and d.ended:
         return (f"`{d.claimed}` - `{d.other}`: {_signed_ci(d.estimate, d.ci)} ({percent(d.level)} repeated CI, "
                 f"{d.seeds} seeds)")
     if cost is not None and c.kind is Kind.RATIO:
@@ -519,7 +525,8 @@ def _claim_evidence(c: PaperClaim, glance: dict[str, list[GlanceRow]], source: s
         also = "".join(f"; also decided in `{o.grid}` (look {o.look}, not pooled): `{o.claimed}` - "
                        f"`{o.other}` {_signed_ci(o.estimate, o.ci)} ({percent(o.level)} repeated CI, {o.seeds} seeds)"
                        for o in c.also)
-        return (f"second edition, question ({d.question}) decided at look {d.look} (`{source}/{d.grid}/sequential.json`)"
+        ended = "decided" if d.label in DECIDED_LABELS else "reached the cap of its schedule undecided"
+        return (f"second edition, question ({d.question}) {ended} at look {d.look} (`{source}/{d.grid}/sequential.json`)"
                 + also)
     if c.cost is not None:
         command_name = "claim-costs" if c.cost.file == "claim_costs.json" else "dct-bound"
@@ -540,12 +547,13 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
                            "verdict": _claim_verdict(c, MARGIN), "evidence": _claim_evidence(c, by_question, source)}
                           for c in claims])
     return ["## The paper's claims", "",
-            "One rule (docs/analysis.md, \"The claims table\"). An accuracy claim is judged only by a decided "
-            "comparison of the second edition, turned the claim's way round: *supported* when its repeated interval "
+            "One rule (docs/analysis.md, \"The claims table\"). An accuracy claim is judged only by a comparison "
+            "the second edition's rule ended (decided, or inconclusive at its cap), turned the claim's way round: "
+            "*supported* when its repeated interval "
             f"lies above 0 and reaches the published gain (for \"replace\": lies above -{MARGIN:g} points), *not "
             f"supported* when it lies wholly below the published gain (for \"replace\": below -{MARGIN:g}) or the "
             "comparison was decided equivalent where a gain was claimed, *inconclusive* otherwise, *not tested yet* "
-            "until decided. A cost claim is counted from the models: *supported* "
+            "until then. A cost claim is counted from the models: *supported* "
             f"within {CLAIM_TOLERANCE:.0%} of the published figure. First-pass verdicts: the appendix.", "",
             markdown_table(table), ""]
 
@@ -635,7 +643,8 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
         return []
     lines = ["## Learning rates, chosen on validation", "",
              "Before its main runs, each network a question compares is trained at every candidate peak learning rate "
-             "(`run.py tune GRID --compare VARIANT`, docs/study.md) with seeds 1000 on, disjoint from the main runs'. "
+             "(`run.py tune GRID --compare VARIANT`; on a GPU `run.py gpu-next GRID`, which searches first; docs/study.md) "
+             "with seeds 1000 on, disjoint from the main runs'. "
              "The chosen rate (bold) has the best mean final *validation* top-1, ties to the smaller rate; no choice "
              "reads the test set. Where a network's best rate is an edge, every searched network gets one more rate "
              f"beyond it, up to {LR_EXTENSIONS} a side. The main runs record the rate in `config.json` (`protocol.lr`).",
@@ -723,7 +732,8 @@ def recommendation_text(r: Recommendation) -> str:
                              f"of: {', '.join(m)}" for b, m in r.missing.items())
         case RecommendReason.COST_UNKNOWN:
             return "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
-    return f"{r.hours:.1f} {r.device.upper()}-hours per decided question, reference >= {r.min_accuracy:g}% top-1"
+    per_question = f"{60 * r.hours:.0f} GPU-minutes" if r.device == "gpu" else f"{r.hours:.1f} CPU-hours"
+    return f"{per_question} per decided question, reference >= {r.min_accuracy:g}% top-1"
 
 
 def plan_output(rows: list[BudgetRow], recommendation: Recommendation, gpu_recommendation: Recommendation,
@@ -878,6 +888,10 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
     budget = (f" at budget `{plan.budget}`" + ("" if plan.recommended else " (not yet a recommended one)")
               if plan is not None else "")
     looks = ", ".join(str(n) for n in plan_looks(CPU_SEED_CAP))
+    if any(r.gpu for r in rows):
+        looks += f" seeds a variant on the CPU, at {', '.join(str(n) for n in plan_looks(GPU_SEED_CAP))} on a GPU,"
+    else:
+        looks += " seeds a variant"
     table = pd.DataFrame([{
         "question": f"({r.key}) {r.question}", "comparison": f"`{r.folder}`" + (
             f": `{r.variant}` - `{r.reference}`" if r.variant else ""),
@@ -887,11 +901,12 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
         "seeds (look)": f"{r.seeds} ({r.look} of {r.looks})" if r.seeds is not None else "–",
         "spent": _spent(r), **_plan_cells(r.plan)} for r in rows])
     return ["## The questions at a glance", "",
-            f"**How to read this.** Each question adds seeds in looks at {looks} seeds a variant until the "
+            f"**How to read this.** Each question adds seeds in looks at {looks} until the "
             "group-sequential rule decides it (docs/study.md). *Difference* is variant - reference in test top-1 "
             "points, with the rule's repeated confidence interval at the last look and its level. *Spent*: "
             "CPU-hours of the question's second-edition runs and learning-rate search, or GPU-minutes of its runs "
-            "under the `gpu` protocol (never pooled with the CPU's): a run's training seconds over the runs that "
+            "under a GPU budget, in a folder of its own (`GRID-BUDGET`, never pooled with the CPU's): a run's training "
+            "seconds over the runs that "
             "shared the GPU with it, or, where its env.json does not record them, its wall time: a sum marked ≤ is an "
             "upper bound, since such runs may have shared the GPU. The last four "
             "columns are the plan "
@@ -900,7 +915,9 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "learning-rate search's runs still to come before them (its networks an earlier question searched are "
             "copies: not counted). For a question part-way, whose last look read said continue, the plan is given "
             "that: its power and expected seeds among the simulated comparisons that went on that far, and the "
-            "CPU-hours of the seeds still to come past that look.", "",
+            "CPU-hours of the seeds still to come past that look." + (
+                " A GPU row's plan, in GPU-minutes, is under \"Choosing the budget\"." if any(r.gpu for r in rows)
+                else ""), "",
             markdown_table(table), ""]
 
 
@@ -920,7 +937,8 @@ def render_holm(reading: HolmReading | None) -> list[str]:
 
 
 LOOKS_INTRO = (
-    "Every look the rule made (`run.py ablate GRID --until-decided`), recomputed here from the run files under the "
+    "Every look the rule made (`run.py ablate GRID --until-decided` on the CPU, `run.py gpu-next GRID --until-decided` "
+    "on a GPU), recomputed here from the run files under the "
     "design its `sequential.json` records (`evidence.decisions.look_history`): at each look, the paired differences "
     "*variant - reference* of test top-1 over seeds 0 to n-1, their mean, the repeated confidence interval at the "
     "look's level, the paired t-test's p-value and the look's nominal level. A comparison is decided *better* or "
@@ -967,7 +985,7 @@ def _ahead(c: ComparisonLooks) -> str:
     use = ("They enter the next look." if c.looks[-1]["label"] == "continue" else
            "They are not analysed: the design fixes each look's seeds, and no look follows a decision.")
     return (f" {c.ahead} more seed(s) of `{c.variant}` finished past these, trained ahead by workers that would "
-            f"otherwise have idled (their CPU time is counted). {use}")
+            f"otherwise have idled (their training time is counted in the glance's *spent*). {use}")
 
 
 def _record_note(c: ComparisonLooks) -> list[str]:
@@ -1105,13 +1123,13 @@ LINE_LIMIT = 600  # no line of the report's files is longer (tests/test_report_c
 
 
 def fold_long_lines(text: str, limit: int = LINE_LIMIT) -> str:
-    """Markdown with every prose line longer than ``limit`` broken at sentence ends (then at '; ', then ', '): a
-    line break inside a paragraph renders as a space, so the page reads the same. Table rows are left as they are:
-    their cells must be short at the source."""
-    def fold(line: str) -> list[str]:
+    """Markdown with every prose line longer than ``limit`` broken at sentence ends, a sentence still too long at
+    '; ', then at ', ': a line break inside a paragraph renders as a space, so the page reads the same. Table rows
+    are left as they are: their cells must be short at the source."""
+    def fold(line: str, seps: tuple[str, ...] = (". ", "; ", ", ")) -> list[str]:
         if len(line) <= limit or line.startswith("|"):
             return [line]
-        for sep in (". ", "; ", ", "):
+        for i, sep in enumerate(seps):
             parts = line.split(sep)
             if len(parts) == 1:
                 continue
@@ -1122,9 +1140,8 @@ def fold_long_lines(text: str, limit: int = LINE_LIMIT) -> str:
                 else:
                     out.append(current + sep.rstrip())
                     current = part
-            out.append(current)
-            if all(len(piece) <= limit for piece in out):
-                return out
+            out.append(current)  # a piece still too long is folded at the next separator
+            return [piece for part in out for piece in fold(part, seps[i + 1:])]
         return [line]
 
     return "\n".join(piece for line in text.split("\n") for piece in fold(line))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evidence.load import engine_at_least
-from evidence.sequential import OPEN, plan_looks
+from evidence.sequential import OPEN, has_ended, plan_looks
 from evidence.status import RunStatus, diverged
 from study.grids import (
     CPU_SEED_CAP,
@@ -40,6 +40,7 @@ from .plan import (
     QuestionPlan,
     Recommendation,
     cost_seconds,
+    folder_ended,
     pilot_rows,
     question_plans,
     questions_on,
@@ -47,7 +48,6 @@ from .plan import (
 )
 
 PILOT_RUNS = len(PILOT_VARIANTS) * PILOT_SEEDS  # a pilot budget is finished when this many runs finished ok
-DECIDED = ("better", "worse", "equivalent")
 
 
 def _cpu_hours(results: Path, frame: pd.DataFrame, grid: str) -> float:
@@ -152,11 +152,13 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
     recomputed = {r.folder: r for r in looks}
     out = []
     for q in SECOND_EDITION_QUESTIONS:
-        out += _question_rows(results, frame, q, q.grid, {"cpu_hours": _cpu_hours(results, frame, q.grid),
-                                                          "plan": plans.get(q.key)}, recomputed.get(q.grid))
-        for gpu in gpu_folders(q.grid):
-            if frame["grid"].isin([gpu, search_name(gpu)]).any():
-                out += _question_rows(results, frame, q, gpu, _gpu_cost(results, frame, gpu), recomputed.get(gpu))
+        cpu = _question_rows(results, frame, q, q.grid, {"cpu_hours": _cpu_hours(results, frame, q.grid),
+                                                         "plan": plans.get(q.key)}, recomputed.get(q.grid))
+        gpu = [row for folder in gpu_folders(q.grid) if frame["grid"].isin([folder, search_name(folder)]).any()
+               for row in _question_rows(results, frame, q, folder, _gpu_cost(results, frame, folder),
+                                         recomputed.get(folder))]
+        ended = any(folder_ended(results / row.folder) for row in gpu)
+        out += gpu if ended and all(r.stage is Stage.NOT_RUN for r in cpu) else cpu + gpu  # ended on a GPU only
     return tuple(out)
 
 
@@ -187,7 +189,7 @@ def _question_rows(results: Path, frame: pd.DataFrame, q, folder: str, cost: dic
             look=s.get("look"), looks=len(state["schedule"]),
             within_margin=bool(within) if within is not None else None, margin=s.get("margin", state.get("margin")),
             pairing_problem=problem,
-            **training, **{**cost, "plan": None if s["label"] in DECIDED else cost.get("plan")}))
+            **training, **{**cost, "plan": None if has_ended(s["label"]) else cost.get("plan")}))
     return rows
 
 
@@ -274,7 +276,7 @@ def gpu_plans(results: Path, rows: list[BudgetRow], budget: str | None, effect: 
     grids = {q.key: q.grid for q in questions_on("gpu")}
     plans = question_plans(results, rows, budget, effect, reps, power, device="gpu")
     folders = {key: gpu_folder(grids[key], plan.budget) for key, plan in plans.items()}
-    return {key: (folders[key], plan) for key, plan in plans.items() if not _decided(Path(results) / folders[key])}
+    return {key: (folders[key], plan) for key, plan in plans.items() if not folder_ended(Path(results) / folders[key])}
 
 
 
@@ -285,18 +287,6 @@ class GpuOrder:
     grids and the protocol of each, in order, and ``why``."""
     jobs: tuple[tuple[str, str], ...]
     why: str
-
-
-def _decided(folder: Path) -> bool:
-    """Whether the sequential rule has ended every comparison in ``folder`` (its sequential.json): decided
-    (``DECIDED``) or inconclusive at its cap. A comparison still open, or stopped before a look because the time box
-    or a run ended it (``experiments.until_decided.final_states``), is not."""
-    try:
-        variants = json.loads((folder / "sequential.json").read_text())["variants"]
-        return bool(variants) and all(str(state["label"]) in DECIDED or str(state["label"]).startswith(
-            "inconclusive at max seeds") for state in variants.values())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
 
 
 def gpu_order(results: Path, reps: int = PLAN_REPS) -> GpuOrder:
@@ -313,6 +303,6 @@ def gpu_order(results: Path, reps: int = PLAN_REPS) -> GpuOrder:
     if budget is None:
         return GpuOrder((), f"no GPU budget to train the questions under ({recommendation.reason.value}): read "
                             "`run.py plan --results results`")
-    jobs = tuple((grid, budget) for grid in GPU_QUESTIONS if not _decided(Path(results) / gpu_folder(grid, budget)))
+    jobs = tuple((grid, budget) for grid in GPU_QUESTIONS if not folder_ended(Path(results) / gpu_folder(grid, budget)))
     return GpuOrder(jobs, f"the questions not decided yet under the GPU budget {budget} (`run.py plan`)" if jobs
                     else f"every GPU question is decided under {budget}")

@@ -41,6 +41,13 @@ from scipy.optimize import brentq
 from .stats import seeds_for_power as fixed_seeds
 
 OPEN = "continue"  # the label of a comparison that the rule leaves open for another look
+DECIDED_LABELS = ("better", "worse", "equivalent")
+AT_CAP = "inconclusive at max seeds"  # the label's start where the last look of the schedule ended it undecided
+
+
+def has_ended(label: str) -> bool:
+    """Whether ``label`` ends a comparison: decided (``DECIDED_LABELS``) or inconclusive at the schedule's cap."""
+    return label in DECIDED_LABELS or label.startswith(AT_CAP)
 SPENDING = ("obf", "pocock", "none")
 STATISTICS = ("t", "z")
 DEFAULT_MARGIN = 0.5
@@ -277,7 +284,7 @@ def sequential_decision(diffs: np.ndarray, looks_done: int, schedule: tuple[int,
     elif bool(out["equivalent"]):
         label = "equivalent"
     elif looks_done == len(schedule):
-        label = f"inconclusive at max seeds ({n})"
+        label = f"{AT_CAP} ({n})"
     else:
         label = OPEN
     return Decision(label, looks_done, n, float(p_two[k]), float(z[k]), mean, (float(ci.low), float(ci.high)),

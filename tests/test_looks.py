@@ -135,10 +135,10 @@ def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_
     from analysis.render import render_holm
     from evidence.sequential import stagewise_p
 
-    def question(key: str, variant: str, label: str, look: int, p: float) -> QuestionLooks:
+    def question(key: str, variant: str, label: str, look: int, p: float, folder: str = GRID) -> QuestionLooks:
         state = {"label": label, "look": look, "n": (3, 5, 8, 12)[look - 1], "p": p}
         comparison = ComparisonLooks(variant, (state,), {}, (), None, ())
-        return QuestionLooks(f"({key}) question", GRID, PROTOCOL, REFERENCE, (3, 5, 8, 12), 0.5, 0.05, "rule",
+        return QuestionLooks(f"({key}) question", folder, PROTOCOL, REFERENCE, (3, 5, 8, 12), 0.5, 0.05, "rule",
                              (comparison,))
 
     records = (question("a", "replicator", "worse", 4, 0.03), question("b", "pointwise", "better", 2, 0.0001),
@@ -150,3 +150,9 @@ def test_holm_over_the_decided_questions_uses_stage_wise_p_values_worked_out_by_
     assert reading.p_holm == pytest.approx((max(a, 2 * b), 2 * b))  # Holm by hand: the smaller p times 2, then step
     assert reading.p_fixed_holm == pytest.approx((0.03, 0.0002)) and reading.holds == (True, True)
     assert holm_reading(records[:1]) is None and render_holm(None) == []
+    # (a) decided again on a GPU is a replication, not another hypothesis; (c), decided on a GPU only, is named there
+    replication = question("a", "replicator", "better", 2, 1e-6, folder="replicator-vs-recalibrator-gpu-15")
+    assert holm_reading((*records, replication)) == reading
+    headline = question("c", "mobilenetv2-1.0-8x8", "worse", 3, 0.001, folder="paper-claim-gpu-15")
+    assert holm_reading((records[0], headline)).comparisons == (
+        "(a) `replicator` - `dct`", "(c) `mobilenetv2-1.0-8x8` - `dct` (`paper-claim-gpu-15`)")

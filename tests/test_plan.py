@@ -397,6 +397,15 @@ def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cp
     assert [r.gpu_runs_sharing_unknown for r in glance if r.folder == "expansion-op-gpu-15"] == [1]
     assert "| 2 GPU-min (1 run); ≤ 17 GPU-min (2 runs, sharing not recorded) |" in "\n".join(
         render_glance(glance))
+    # the headline ended on a GPU and never begun on the CPU: its GPU row alone, no CPU row planning it
+    (tmp_path / "paper-claim-gpu-15").mkdir()
+    (tmp_path / "paper-claim-gpu-15" / "sequential.json").write_text(json.dumps({
+        "reference": "dyclotnet-2.0", "schedule": [3, 5, 8, 12, 18, 27, 40], "margin": 0.5, "variants": {
+            "mobilenetv2-1.0-8x8": {"label": "worse", "look": 3, "n": 8, "estimate": -1.2, "ci": [-1.5, -0.9]}}}))
+    headline = pd.DataFrame([("paper-claim-gpu-15", "c0", "ok", 2, None, 60.0)], columns=columns)
+    glance = glance_rows(tmp_path, pd.concat([frame, headline]).assign(variant="dct", val_top1=80.0), [], ())
+    assert [(r.folder, r.stage, r.label) for r in glance if r.key == "c"] == [
+        ("paper-claim-gpu-15", Stage.DECIDED, "worse")]
 
 
 def test_a_widened_search_counts_its_planned_runs_from_its_own_grid_json(tmp_path):
@@ -574,6 +583,11 @@ def test_a_gpu_batch_trains_the_gpus_pilot_first_then_the_questions_not_decided_
         (root / folder / "sequential.json").write_text(json.dumps({"variants": {str(i): {"label": label}
                                                                                 for i, label in enumerate(labels)}}))
     assert [grid for grid, _ in gpu_order(root, reps=200).jobs] == ["baselines", "expansion-op"]
+    # a question a GPU ended (under any budget; inconclusive at its cap too) is planned on the CPU no more
+    from analysis.plan import question_plans
+
+    cpu_rows = [r for r in pilot_rows(root, effect=4.0, reps=200) if r.device == "cpu"]
+    assert sorted(question_plans(root, cpu_rows, "cpu-full", effect=4.0, reps=200)) == ["b", "e", "f", "g"]
 
 
 def test_gpu_order_prints_one_grid_at_protocol_a_line_and_refuses_a_missing_folder(tmp_path, capsys):

@@ -150,7 +150,10 @@ def test_runs_table_the_copies_and_the_study_plan():
                         plan_problem=None)
     text = "\n".join(render_runs(runs))
     assert "| `g` | `–` | 6 | 1 | – |" in text and "| `h` | `a` | 2 | 0 | 1, 2 |" in text
-    assert "Compute: 5 runs trained, 2.00 h of training" in text and " 3 further runs are copies" in text
+    assert "Compute: 5 runs trained. On the CPU: 5 runs, 2.00 h of training" in text and " 3 further runs are copies" in text
+    assert "On a GPU" not in text
+    with_gpu = "\n".join(render_runs(replace(runs, gpu_trained=2, gpu_train_seconds=1800.0)))
+    assert "On the CPU: 3 runs, 2.00 h" in with_gpu and "On a GPU: 2 runs, 0.50 h of training wall time" in with_gpu
     assert "| `g` | `cpu` | 3 | 2 | 6 / 6 | complete |" in text and "| `z` | `–` | 3 | – | 0 / – | not started |" in text
     broken = RunsFindings(runs.grids, 5, 5, 0.0, (), "study.json is not valid JSON")
     text = "\n".join(render_runs(broken))
@@ -328,6 +331,11 @@ def test_no_line_of_either_page_is_longer_than_the_limit():
     assert all(len(line) <= LINE_LIMIT for line in folded.splitlines()[:-1]) and len(folded.splitlines()) > 2
     assert folded.splitlines()[-1] == "| a | b |"  # table rows are never folded (their cells must be short)
     assert " ".join(folded.splitlines()[:-1]) == " ".join([sentence] * 12)  # folding only breaks lines
+    long_sentence = "; ".join(["clause " * 20 + "x"] * 8) + "."  # one sentence over the limit, among short ones
+    text = " ".join([sentence, long_sentence, sentence])
+    folded = fold_long_lines(text).splitlines()
+    assert all(len(line) <= LINE_LIMIT for line in folded) and " ".join(folded) == text
+    assert folded[0] == sentence  # broken at sentence ends first, the long sentence then at '; '
 
 
 def test_the_findings_json_round_trips_with_the_analyze_comparisons(analysis):
@@ -648,6 +656,12 @@ def test_a_question_decided_on_a_gpu_only_judges_its_claim_and_a_second_device_i
     assert "question (c) decided at look 3 (`res/paper-claim-gpu-15/sequential.json`)" in text
     assert ("also decided in `replicator-vs-recalibrator-gpu-15` (look 2, not pooled): `dct` - `replicator` "
             "+0.80 [+0.50, +1.10] (99.0% repeated CI, 5 seeds)") in text
+    # stopped at the cap undecided: the claim is judged on that interval, never left waiting for a decision to come
+    at_cap = replace(gpu_c, label="inconclusive at max seeds (40)", estimate=-0.3, ci=(-0.7, 0.1), look=7)
+    (claim,) = [c for c in claims_table((cpu_a, not_run, at_cap), None, None) if c.key == "headline-cifar10"]
+    assert claim.verdict is Verdict.NOT_SUPPORTED and claim.waits_for is None  # +0.3 [-0.1, +0.7]: below +0.9
+    text = "\n".join(render_paper_claims((claim,), (cpu_a, not_run, at_cap), "res"))
+    assert "question (c) reached the cap of its schedule undecided at look 7 (`res/paper-claim-gpu-15/" in text
 
 
 def test_an_unreadable_cost_file_is_a_one_line_error_naming_the_command_that_rewrites_it(tmp_path):

@@ -947,6 +947,12 @@ LOOKS_INTRO = (
     "gets no more seeds after that.")
 
 
+def _probability(p: float) -> str:
+    """A p-value or nominal level: 4 decimals, or 2 significant digits below 0.0001 (a GPU schedule's early looks
+    spend almost nothing), never a bare 0.0000."""
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
 def _ci(state: dict) -> str:
     low, high = state["ci"]
     return f"[{low:+.2f}, {high:+.2f}] ({percent(1 - state['boundary'])})"
@@ -1015,8 +1021,8 @@ def render_looks(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
             lines += [f"No look is shown: the runs do not pair ({r.refused}).", ""]
             continue
         rows = [{"comparison": f"`{c.variant}` - `{r.reference}`", "look": s["look"], "seeds a variant": s["n"],
-                 "difference": f"{s['estimate']:+.2f}", "repeated CI (level)": _ci(s), "p": f"{s['p']:.4f}",
-                 "nominal level": f"{s['boundary']:.4f}", "outcome": s["label"]}
+                 "difference": f"{s['estimate']:+.2f}", "repeated CI (level)": _ci(s), "p": _probability(s["p"]),
+                 "nominal level": _probability(s["boundary"]), "outcome": s["label"]}
                 for c in r.comparisons for s in c.looks]
         if not rows:
             lines += ["Look 1's seeds have not all finished yet.", ""]

@@ -65,6 +65,7 @@ def test_every_look_is_recomputed_from_the_runs_and_ends_where_the_rule_stopped(
             f"`dct` by {abs(looks[-1]['estimate']):.2f} points (repeated CI {low:.2f} to {high:.2f})") in text
     assert text.count("| `replicator` - `dct` |") == len(looks) and "params 0.50x" in text
     assert "the run files now give" not in text  # the record agrees with the run files: no note
+    assert "| 0.0000 |" not in text and "| 8.9e-05 | continue |" in text  # look 1's level, never a bare 0.0000
     assert f"(figs/{record.figure}.png)" in text
     fig, axes = looks_figure(record)
     assert len(axes[0][0].lines) >= 2  # zero line and the per-seed differences

@@ -40,6 +40,7 @@ from .plan import (
     QuestionPlan,
     Recommendation,
     cost_seconds,
+    ended_on_gpu,
     folder_ended,
     pilot_rows,
     question_plans,
@@ -157,7 +158,7 @@ def glance_rows(results: Path, frame: pd.DataFrame, rows: list[BudgetRow] | tupl
         gpu = [row for folder in gpu_folders(q.grid) if frame["grid"].isin([folder, search_name(folder)]).any()
                for row in _question_rows(results, frame, q, folder, _gpu_cost(results, frame, folder),
                                          recomputed.get(folder))]
-        ended = any(folder_ended(results / row.folder) for row in gpu)
+        ended = bool(gpu) and ended_on_gpu(results, q.grid)
         out += gpu if ended and all(r.stage is Stage.NOT_RUN for r in cpu) else cpu + gpu  # ended on a GPU only
     return tuple(out)
 

@@ -43,16 +43,16 @@ from .stats import seeds_for_power as fixed_seeds
 OPEN = "continue"  # the label of a comparison that the rule leaves open for another look
 DECIDED_LABELS = ("better", "worse", "equivalent")
 AT_CAP = "inconclusive at max seeds"  # the label's start where the last look of the schedule ended it undecided
-
-
-def has_ended(label: str) -> bool:
-    """Whether ``label`` ends a comparison: decided (``DECIDED_LABELS``) or inconclusive at the schedule's cap."""
-    return label in DECIDED_LABELS or label.startswith(AT_CAP)
 SPENDING = ("obf", "pocock", "none")
 STATISTICS = ("t", "z")
 DEFAULT_MARGIN = 0.5
 DEFAULT_MAX_SEEDS = 40
 GRID_R = 32  # Jennison & Turnbull's grid parameter r: 6r - 1 points, 3 / (2r) sd apart within 3 sd of the mean
+
+
+def has_ended(label: str) -> bool:
+    """Whether ``label`` ends a comparison: decided (``DECIDED_LABELS``) or inconclusive at the schedule's cap."""
+    return label in DECIDED_LABELS or label.startswith(AT_CAP)
 
 
 @dataclass(frozen=True)

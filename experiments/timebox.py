@@ -107,24 +107,26 @@ def starts_in_time(deadline: float, out: Path, protocol: str, *, finish_later: b
     """``may_start(cfg) -> (ok, why)`` for ``executors.run_grid``: whether ``cfg`` (its epochs still to train, or with
     ``finish_later`` its next one) is expected to end by ``deadline``, measured under ``out`` on machines like
     ``here`` first (see the module). A network never measured starts while ``RUN_OVERHEAD_S`` are left if
-    ``unmeasured_starts`` or ``finish_later``; else it does not start (nothing says it would end in time). A run
-    that ``copied(cfg)`` says copies a finished twin (``reuse.copies_twin``) trains nothing: it needs
-    ``RUN_OVERHEAD_S``."""
+    ``unmeasured_starts`` or ``finish_later``; else it does not start (nothing says it would end in time). A run that
+    would not start so but that ``copied(cfg)`` says copies a finished twin (``reuse.copies_twin``) trains nothing:
+    it needs ``RUN_OVERHEAD_S``."""
     def may_start(cfg: RunConfig) -> tuple[bool, str]:
         left = deadline - clock()
-        if copied is not None and copied(cfg):
-            return left > RUN_OVERHEAD_S, f"a copy of its finished twin needs ~{RUN_OVERHEAD_S:.0f} s, " \
-                                          f"{max(0.0, left):.0f} s left"
         expected = estimate_seconds(cfg, len(RunStore.of(out, cfg).load_metrics()),
                                     measured_epoch_seconds(out, protocol, here), 1 if finish_later else None)
         if expected is None:
             unmeasured = f"no epoch of {cfg.model} under {protocol} measured yet"
-            if unmeasured_starts or finish_later:
-                return left > RUN_OVERHEAD_S, f"{unmeasured} and {max(0.0, left):.0f} s left"
-            return False, f"{unmeasured}, so nothing says it would end in time (train it once without --minutes, " \
-                          "or with --finish-later)"
-        what = "its next epoch needs" if finish_later else "needs"
-        return expected <= left, f"{what} ~{expected:.0f} s, {max(0.0, left):.0f} s left"
+            ok, why = ((left > RUN_OVERHEAD_S, f"{unmeasured} and {max(0.0, left):.0f} s left")
+                       if unmeasured_starts or finish_later else
+                       (False, f"{unmeasured}, so nothing says it would end in time (train it once without --minutes, "
+                               "or with --finish-later)"))
+        else:
+            ok, why = expected <= left, f"{'its next epoch needs' if finish_later else 'needs'} ~{expected:.0f} s, " \
+                                        f"{max(0.0, left):.0f} s left"
+        if not ok and copied is not None and copied(cfg):  # looked for only where it matters: a scan of the results
+            return left > RUN_OVERHEAD_S, f"a copy of its finished twin needs ~{RUN_OVERHEAD_S:.0f} s, " \
+                                          f"{max(0.0, left):.0f} s left"
+        return ok, why
     return may_start
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from evidence import stats
 from evidence.load import COST_KEYS, METRIC_KEYS, metric_columns
 from evidence.status import RunStatus
+from study.grids import LR_SEARCH_SUFFIX, searched_grid
 
 HIGHER_IS_BETTER = {"top1": True, "top5": True, "acc": True, "accuracy": True, "images_per_second": True,
                     "loss": False, "latency_ms": False, "params": False, "macs": False,
@@ -50,6 +51,15 @@ def unknown(kind: str, value: str, allowed) -> ValueError:
 def natural_key(text: str) -> list:
     """Sort key so that ``p2 < p4 < p16``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+
+
+def grid_key(grid: str) -> tuple:
+    """Sort key for grid folders: ``natural_key`` order, each learning-rate search right after the grid it searches
+    for (``study.grids.searched_grid``), so that a GPU budget's search (``<grid>-gpu-lr``) follows the CPU's
+    (``<grid>-lr``) as its grid follows the CPU's."""
+    grid = str(grid)
+    searched = searched_grid(grid) if grid.endswith(LR_SEARCH_SUFFIX) else grid
+    return natural_key(searched), searched != grid
 
 
 def _values(rows: pd.DataFrame, metric: str) -> np.ndarray:
@@ -326,7 +336,7 @@ def analyze(frame: pd.DataFrame, metric: str = "test_top1", grids: list[str] | N
     """
     _check_options(metric, frame, correction, pairing, confidence, alpha)
     margin = default_margin(metric) if margin is None else margin
-    all_grids = sorted(frame["grid"].astype(str).unique(), key=natural_key)
+    all_grids = sorted(frame["grid"].astype(str).unique(), key=grid_key)
     for grid in grids or []:
         if grid not in all_grids:
             raise unknown("grid", grid, all_grids)

@@ -24,7 +24,7 @@ from study.grids import GPU_PILOT_BUDGETS, GRIDS
 
 from . import learning_rates, looks, second_edition, tables
 from .claims import ClaimsFindings, claim_findings
-from .compare import analyze, grid_reference, natural_key
+from .compare import analyze, grid_key, grid_reference
 from .paper_claims import PaperClaim, claims_table, read_cost_files
 from .questions import QuestionsFindings, question_findings
 
@@ -226,7 +226,7 @@ def _runs(results: Path, frame: pd.DataFrame, grids: dict) -> RunsFindings:
                 for g, v in pd.to_numeric(frame["engine_version"], errors="coerce").groupby(frame["grid"])}
     reference = lambda g: None if "reference" not in grids.get(g, {}) else str(grids[g]["reference"])  # noqa: E731
     runs = tuple(GridRuns(g, reference(g), {s: int(accounting.loc[g, s]) for s in accounting.columns}, versions.get(g, ()))
-                 for g in sorted(accounting.index, key=natural_key))
+                 for g in sorted(accounting.index, key=grid_key))
     ok = frame[frame["status"] == RunStatus.OK]
     trained = ok[ok["reused_from"].isna()]
     plan, problem = load_study(results)
@@ -351,7 +351,7 @@ def _pareto(usable: pd.DataFrame, result: dict) -> ParetoFindings:
     # accuracies on different test sets are not comparable: one figure (and front) per dataset
     grid_data = usable.groupby("grid")["dataset"].agg(lambda d: "+".join(sorted(d.dropna().astype(str).unique())))
     for dataset in sorted(set(grid_data)):
-        grids_here = tuple(sorted(grid_data.index[grid_data == dataset], key=natural_key))
+        grids_here = tuple(sorted(grid_data.index[grid_data == dataset], key=grid_key))
         for cost in ("macs", "latency_ms"):
             if cost not in usable or usable[cost].notna().sum() == 0:
                 continue
@@ -411,12 +411,12 @@ def _analysable(frame: pd.DataFrame, results: Path, searches: set[str]) -> tuple
     """The grids whose reference is known, and why each other grid is skipped; none while the results hold only
     learning-rate ``searches`` (a study's first hours: the report then shows them alone)."""
     skipped = {}
-    for grid in sorted(frame["grid"].unique(), key=natural_key):
+    for grid in sorted(frame["grid"].unique(), key=grid_key):
         try:
             grid_reference(frame, grid)
         except ValueError as error:  # e.g. a corrupt grid.json: report it, analyse the rest
             skipped[grid] = str(error)
-    analysable = [g for g in sorted(frame["grid"].unique(), key=natural_key) if g not in skipped]
+    analysable = [g for g in sorted(frame["grid"].unique(), key=grid_key) if g not in skipped]
     if not analysable and (skipped or not searches):
         raise ValueError(f"no grid in '{results}' can be analysed: " + "; ".join(skipped.values()))
     return analysable, skipped
@@ -461,7 +461,7 @@ def compute_findings(results_dir: str | Path, metric: str = "test_top1", alpha: 
         if len(curves) else curves
     grid_findings = tuple(GridFindings(grid=g, skipped=skipped[g]) if g in skipped
                           else _grid(g, grids[g], frame, usable, compared, result)
-                          for g in sorted(grids, key=natural_key) if g in skipped or g in analysed)
+                          for g in sorted(grids, key=grid_key) if g in skipped or g in analysed)
     return ReportFindings(
         **common, setup=_setup(frame, envs, configs), questions=question_findings(result, usable, grids, claims.rows, health),
         claims=claims, cost_readings=_cost_readings(results), grids=grid_findings, pareto=_pareto(usable, result),

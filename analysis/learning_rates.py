@@ -18,6 +18,8 @@ import pandas as pd
 from evidence.status import RunStatus, scored_as_searched
 from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
+from .compare import grid_key
+
 
 @dataclass(frozen=True)
 class LearningRateChoice:
@@ -81,9 +83,7 @@ def is_search(grid: str, meta: dict | None) -> bool:
 def search_grids(frame: pd.DataFrame, metas: dict[str, dict]) -> list[str]:
     """The learning-rate searches among the grids of ``frame`` and of their grid.json ``metas`` (``is_search``;
     a grid without grid.json, e.g. from a table, is judged by its variants in ``frame``)."""
-    from .compare import natural_key
-
-    names = sorted(set(frame["grid"].astype(str)) | set(metas), key=natural_key)
+    names = sorted(set(frame["grid"].astype(str)) | set(metas), key=grid_key)
     return [g for g in names if is_search(g, metas.get(g) or {
         "variants": dict.fromkeys(frame.loc[frame["grid"].astype(str) == g, "variant"].astype(str))})]
 
@@ -214,7 +214,7 @@ def searches(results: str | Path, curves: pd.DataFrame | None, frame: pd.DataFra
     pending = {g for g, meta in (grids or {}).items() if is_search(g, meta) and g not in chosen} if frame is not None else set()
     return tuple(_in_progress(name, grids[name], planned_search_runs(frame, name, grids[name]), curves) if name in pending
                  else _chosen(chosen[name], (grids or {}).get(name), frame, curves)
-                 for name in sorted(chosen.keys() | pending))
+                 for name in sorted(chosen.keys() | pending, key=grid_key))
 
 
 def figure_name(search: LearningRateSearch) -> str:

@@ -559,18 +559,26 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
 
 
 # ------------------------------------------------------------------------------ budget, learning rates
-def _budget_outcome(budget: BudgetFindings, glance: tuple[GlanceRow, ...]) -> list[str]:
-    """What the questions decided at the recommended budget took, beside what the pilot planned (a plan is checked
-    against its outcome); nothing before one is decided there."""
-    decided = [r for r in glance if r.stage is Stage.DECIDED and r.cpu_hours is not None and r.seeds is not None
-               and r.protocol in (None, budget.recommendation.budget)]
-    if not decided or budget.recommendation.hours is None:
+def _budget_outcome(recommendation: Recommendation, glance: tuple[GlanceRow, ...]) -> list[str]:
+    """What the questions decided at the ``recommendation``'s budget took on its device (CPU-hours, or a GPU's
+    device-minutes), beside what its pilot planned (a plan is checked against its outcome); nothing before one is
+    decided there."""
+    on_gpu = recommendation.device == "gpu"
+    decided = [r for r in glance if r.stage is Stage.DECIDED and r.seeds is not None and r.gpu is on_gpu
+               and (r.gpu_hours if on_gpu else r.cpu_hours) is not None and r.protocol in (None, recommendation.budget)]
+    if not decided or recommendation.hours is None:
         return []
-    took = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {r.cpu_hours:.1f} CPU-h, search included" for r in decided)
+    if on_gpu:
+        took = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {60 * r.gpu_hours:.0f} GPU-minutes"
+                         + (f" and {r.gpu_runs_sharing_unknown} runs whose device share was not recorded"
+                            if r.gpu_runs_sharing_unknown else "") + ", search included" for r in decided)
+        planned = f"{60 * recommendation.hours:.0f} GPU-minutes"
+    else:
+        took = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {r.cpu_hours:.1f} CPU-h, search included" for r in decided)
+        planned = f"{recommendation.hours:.1f} CPU-hours"
     return [f"What the questions decided at this budget took (the questions at a glance): {took}. The pilot's "
-            f"{budget.recommendation.hours:.1f} CPU-hours plan one of its own pairs at its own learning rate, without "
-            "a search; the questions still open are planned from the main runs measured since (docs/study.md, \"The "
-            "planning SD\").", ""]
+            f"{planned} plan one of its own pairs at its own learning rate, without a search; the questions still open "
+            "are planned from the main runs measured since (docs/study.md, \"The planning SD\").", ""]
 
 
 def render_budget(budget: BudgetFindings, folder: str, glance: tuple[GlanceRow, ...] = ()) -> list[str]:
@@ -589,17 +597,19 @@ def render_budget(budget: BudgetFindings, folder: str, glance: tuple[GlanceRow, 
     cpu_rows = [r for r in budget.rows if r.device == "cpu"]
     if not cpu_rows:
         return lines + ["No pilot grid has 2 paired seeds yet: the pilot is running or planned.", "", *pending,
-                        *_gpu_budget_lines(budget)]
+                        *_gpu_budget_lines(budget, glance)]
     return lines + [markdown_table(plan_table(cpu_rows)), "",
                     f"Recommended budget: **{budget.recommendation.budget or 'none yet'}** "
-                    f"({recommendation_text(budget.recommendation)}).", "", *_budget_outcome(budget, glance), *pending,
+                    f"({recommendation_text(budget.recommendation)}).", "", *_budget_outcome(budget.recommendation, glance),
+                    *pending,
                     f"![paired SD and CPU-hours per decided question against the budget]({folder}/budget_pilot.png)", "",
-                    *_gpu_budget_lines(budget)]
+                    *_gpu_budget_lines(budget, glance)]
 
 
-def _gpu_budget_lines(budget: BudgetFindings) -> list[str]:
-    """The GPU's budget (docs/study.md section 5): its pilot's table once it has rows, the recommendation, and the
-    GPU budgets still to pilot; nothing for results without the GPU's recommendation."""
+def _gpu_budget_lines(budget: BudgetFindings, glance: tuple[GlanceRow, ...] = ()) -> list[str]:
+    """The GPU's budget (docs/study.md section 5): its pilot's table once it has rows, the recommendation beside what
+    the questions decided on it took (``glance``), and the GPU budgets still to pilot; nothing for results without
+    the GPU's recommendation."""
     if budget.gpu_recommendation is None:
         return []
     gpu_rows = [r for r in budget.rows if r.device == "gpu"]
@@ -608,7 +618,8 @@ def _gpu_budget_lines(budget: BudgetFindings) -> list[str]:
                if budget.gpu_pending else "")
     return ([markdown_table(plan_table(gpu_rows)), ""] if gpu_rows else []) + [
         f"GPU budget, for (c) and (d) (docs/study.md section 5): **{budget.gpu_recommendation.budget or 'none yet'}** "
-        f"({recommendation_text(budget.gpu_recommendation)}).{pending}", "", *gpu_plan_lines(budget.gpu_plans)]
+        f"({recommendation_text(budget.gpu_recommendation)}).{pending}", "",
+        *_budget_outcome(budget.gpu_recommendation, glance), *gpu_plan_lines(budget.gpu_plans)]
 
 
 def gpu_plan_lines(plans: dict[str, tuple[str, QuestionPlan]]) -> list[str]:

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from .compare import VerdictReason, correction_lost, natural_key, unknown
+from .compare import VerdictReason, correction_lost, grid_key, unknown
 
 FORMATS = ("table", "md", "latex", "csv", "json")
 SCHEMA_VERSION = 2
@@ -117,7 +117,7 @@ def with_reasons(result: dict) -> pd.DataFrame:
 
 
 def grids_of(result: dict) -> list[str]:
-    return sorted(result["summaries"]["grid"].unique(), key=natural_key) if len(result["summaries"]) else []
+    return sorted(result["summaries"]["grid"].unique(), key=grid_key) if len(result["summaries"]) else []
 
 
 def _methods(result: dict, grid: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,15 @@ def test_every_look_is_recomputed_from_the_runs_and_ends_where_the_rule_stopped(
     assert f"(figs/{record.figure}.png)" in text
     fig, axes = looks_figure(record)
     assert len(axes[0][0].lines) >= 2  # zero line and the per-seed differences
+    long_names = replace(record, reference="mobilenetv2_cifar8_100", comparisons=tuple(
+        replace(c, variant="dyclotnet_200_with_a_long_name") for c in record.comparisons))
+    fig, axes = looks_figure(long_names)
+    fig.canvas.draw()
+    for ax in axes[0]:  # every label and title inside the figure, however long the networks' names
+        for text in (ax.yaxis.label, ax.title):
+            box = text.get_window_extent()
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    assert axes[0][0].get_title() == "dyclotnet_200_with_a_long_name - mobilenetv2_cifar8_100"
 
 
 def test_a_look_the_runs_allow_but_the_record_lacks_is_named(tmp_path):

@@ -531,7 +531,7 @@ def test_the_gpu_budget_is_chosen_among_the_gpu_pilots_at_80_percent_in_device_t
 
     from analysis.plan import question_plans
     from analysis.render import render_budget
-    from analysis.second_edition import budget_findings
+    from analysis.second_edition import GlanceRow, Stage, budget_findings
 
     root = tmp_path / "results"
     shutil.copytree(pilot, root)
@@ -554,6 +554,14 @@ def test_the_gpu_budget_is_chosen_among_the_gpu_pilots_at_80_percent_in_device_t
     lines = render_budget(findings, "f")
     assert any(line.startswith("GPU budget, for (c) and (d) (docs/study.md section 5): **gpu**") for line in lines)
     assert any("| GPU-s/run (median) |" in line for line in lines) and any("| CPU-s/run (median) |" in line for line in lines)
+    # a question decided on the GPU: what it took in device-minutes beside the GPU pilot's plan, never on the CPU's line
+    decided = GlanceRow(key="b", question="?", folder="expansion-op-gpu", stage=Stage.DECIDED, seeds=5, protocol="gpu",
+                        cpu_hours=None, gpu=True, gpu_runs=10, gpu_hours=0.25, gpu_runs_sharing_unknown=2)
+    text = " ".join(" ".join(render_budget(findings, "f", (decided,))).split())
+    assert text.count("What the questions decided at this budget took") == 1
+    assert ("(b) 5 seeds a variant, 15 GPU-minutes and 2 runs whose device share was not recorded, search included. "
+            f"The pilot's {60 * gpu.hours:.0f} GPU-minutes plan one of its own pairs") in text
+    assert text.index("GPU budget, for (c) and (d)") < text.index("What the questions decided")
 
 
 def test_a_gpu_batch_trains_the_gpus_pilot_first_then_the_questions_not_decided_under_its_budget(pilot, tmp_path):

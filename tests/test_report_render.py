@@ -766,3 +766,16 @@ def test_a_flagged_search_run_is_in_its_searchs_figure_as_in_its_table(tmp_path)
     assert curve[(0.2, 2)] == pytest.approx(55.0) and curve[(0.2, 1)] == pytest.approx(50.0)  # ...and so does its figure
     health = compute_findings(root).health  # Training health judges the flagged run from its curve
     assert health["flagged"].sum() == 1 and len(health) == 4
+
+
+def test_a_gpu_budgets_search_follows_the_cpus_as_its_grid_does(tmp_path):
+    from analysis.compare import grid_key
+    from analysis.learning_rates import searches
+
+    folders = ["g-gpu-lr", "h-lr", "g-lr", "g-gpu", "g", "g-gpu-15-lr", "g-gpu-15"]
+    assert sorted(folders, key=grid_key) == ["g", "g-lr", "g-gpu", "g-gpu-lr", "g-gpu-15", "g-gpu-15-lr", "h-lr"]
+    for grid in ("g-gpu", "h", "g"):
+        (tmp_path / f"{grid}-lr").mkdir()
+        (tmp_path / f"{grid}-lr" / "chosen.json").write_text(json.dumps({"grid": grid, "protocol": "cpu", "variants": {
+            "a": {"lr": 0.2, "val_top1": {"0.1": 52.0, "0.2": 54.0, "0.4": 53.0}, "runs": {}}}}))
+    assert [search.grid for search in searches(tmp_path, None)] == ["g", "g-gpu", "h"]

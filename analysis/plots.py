@@ -166,7 +166,7 @@ def looks_figure(record):
         # without flattening the per-seed differences
         ax.set_yscale("symlog", linthresh=2 * record.margin, linscale=2)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        # the pair names the panel, so that the axis label stays as short as any network's name allows
+        # the pair titles the panel: the axis label stays short, whatever the networks' names
         ax.set_title(f"{c.variant} - {record.reference}", fontsize=8)
         ax.set(xlabel="seeds a variant", ylabel=f"difference, test top-1 points\n(symmetric log beyond ±{2 * record.margin:g})",
                xticks=list(record.schedule), xlim=(0.3, record.schedule[-1] + 0.8))

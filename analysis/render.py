@@ -568,17 +568,17 @@ def _budget_outcome(recommendation: Recommendation, glance: tuple[GlanceRow, ...
                and (r.gpu_hours if on_gpu else r.cpu_hours) is not None and r.protocol in (None, recommendation.budget)]
     if not decided or recommendation.hours is None:
         return []
-    if on_gpu:
-        took = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {60 * r.gpu_hours:.0f} GPU-minutes"
-                         + (f" and {r.gpu_runs_sharing_unknown} runs whose device share was not recorded"
-                            if r.gpu_runs_sharing_unknown else "") + ", search included" for r in decided)
-        planned = f"{60 * recommendation.hours:.0f} GPU-minutes"
-    else:
-        took = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {r.cpu_hours:.1f} CPU-h, search included" for r in decided)
-        planned = f"{recommendation.hours:.1f} CPU-hours"
-    return [f"What the questions decided at this budget took (the questions at a glance): {took}. The pilot's "
-            f"{planned} plan one of its own pairs at its own learning rate, without a search; the questions still open "
-            "are planned from the main runs measured since (docs/study.md, \"The planning SD\").", ""]
+    def took(r: GlanceRow) -> str:
+        if not on_gpu:
+            return f"{r.cpu_hours:.1f} CPU-h"
+        unknown = r.gpu_runs_sharing_unknown
+        return f"{60 * r.gpu_hours:.0f} GPU-minutes" + (f" and {unknown} runs whose device share was not recorded"
+                                                        if unknown else "")
+    each = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {took(r)}, search included" for r in decided)
+    return [f"What the questions decided at this budget took (the questions at a glance): {each}. The pilot's "
+            f"{_per_device(recommendation.hours, recommendation.device)} plan one of its own pairs at its own learning "
+            "rate, without a search; the questions still open are planned from the main runs measured since "
+            "(docs/study.md, \"The planning SD\").", ""]
 
 
 def render_budget(budget: BudgetFindings, folder: str, glance: tuple[GlanceRow, ...] = ()) -> list[str]:
@@ -606,7 +606,7 @@ def render_budget(budget: BudgetFindings, folder: str, glance: tuple[GlanceRow, 
                     *_gpu_budget_lines(budget, glance)]
 
 
-def _gpu_budget_lines(budget: BudgetFindings, glance: tuple[GlanceRow, ...] = ()) -> list[str]:
+def _gpu_budget_lines(budget: BudgetFindings, glance: tuple[GlanceRow, ...]) -> list[str]:
     """The GPU's budget (docs/study.md section 5): its pilot's table once it has rows, the recommendation beside what
     the questions decided on it took (``glance``), and the GPU budgets still to pilot; nothing for results without
     the GPU's recommendation."""
@@ -728,6 +728,11 @@ def _cap_text(search: LearningRateSearch, edge: dict[float, str]) -> str:
 
 
 # ------------------------------------------------------------------------------ findings at a glance
+def _per_device(hours: float, device: str) -> str:
+    """``hours`` in ``device``'s unit: CPU-hours, or on a GPU device-minutes."""
+    return f"{60 * hours:.0f} GPU-minutes" if device == "gpu" else f"{hours:.1f} CPU-hours"
+
+
 def recommendation_text(r: Recommendation) -> str:
     """Why ``plan.recommend`` chose its budget, or none, in words."""
     match r.reason:
@@ -743,8 +748,7 @@ def recommendation_text(r: Recommendation) -> str:
                              f"of: {', '.join(m)}" for b, m in r.missing.items())
         case RecommendReason.COST_UNKNOWN:
             return "the SD or the cost of every accurate budget is unknown, or needs more seeds than the cap"
-    per_question = f"{60 * r.hours:.0f} GPU-minutes" if r.device == "gpu" else f"{r.hours:.1f} CPU-hours"
-    return f"{per_question} per decided question, reference >= {r.min_accuracy:g}% top-1"
+    return f"{_per_device(r.hours, r.device)} per decided question, reference >= {r.min_accuracy:g}% top-1"
 
 
 def plan_output(rows: list[BudgetRow], recommendation: Recommendation, gpu_recommendation: Recommendation,

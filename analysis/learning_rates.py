@@ -18,7 +18,7 @@ import pandas as pd
 from evidence.status import RunStatus, scored_as_searched
 from study.grids import LR_CANDIDATES, LR_SEARCH_SUFFIX, LR_SEPARATOR, TUNING_SEEDS, searched_grid
 
-from .compare import grid_key
+from .compare import grid_key, natural_key
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class LearningRateSearch:
     problem: str | None = None  # why chosen.json could not be read
     runs_done: int | None = None  # a search without a choice yet: how many of its runs finished
     runs_planned: int | None = None  # and how many it plans (widened candidates too)
+    runs_copied: int = 0  # of those finished, how many copied a twin run of another grid (experiments.reuse)
     candidates: tuple[str, ...] = ()  # a search without a choice yet: every rate its grid.json plans (widened too)
     # a search widened after its choice was written (docs/study.md, section 2): the rates added, their finished
     # runs' mean final validation top-1 per network (lr None), and how many of their runs finished of how many
@@ -145,7 +146,7 @@ def _in_progress(search_grid: str, meta: dict, rows: pd.DataFrame, curves: pd.Da
     ``planned_search_runs``) per candidate."""
     scored = rows.dropna(subset=["val_top1"])
     plan = [str(v).rsplit(LR_SEPARATOR, 1) for v in meta.get("variants") or {} if LR_SEPARATOR in str(v)]
-    networks = sorted({network for network, _ in plan} | set(scored["network"]))
+    networks = sorted({network for network, _ in plan} | set(scored["network"]), key=natural_key)
     per_rate = scored.groupby(["network", "lr"]).agg(mean=("val_top1", "mean"), size=("val_top1", "size"),
                                                      diverged=("diverged", "sum"))
     choices = tuple(LearningRateChoice(network, None,
@@ -155,10 +156,12 @@ def _in_progress(search_grid: str, meta: dict, rows: pd.DataFrame, curves: pd.Da
                                         if n == network and row["diverged"]})
                     for network in networks)
     protocols = sorted(rows["protocol"].dropna().astype(str).unique()) if "protocol" in rows else []
-    planned = planned_runs(meta)
+    if isinstance(meta.get("protocol"), str):  # the plan names it (and ``rows`` are of it): known before any run finishes
+        protocols = [meta["protocol"]]
+    copied = int(rows["reused_from"].notna().sum()) if "reused_from" in rows else 0
     return LearningRateSearch(searched_grid(search_grid), ", ".join(protocols) or "?", choices,
-                              curves=_curves(curves, search_grid, rows),
-                              runs_done=len(rows), runs_planned=planned, diverged_runs=int(rows["diverged"].sum()),
+                              curves=_curves(curves, search_grid, rows), runs_done=len(rows),
+                              runs_planned=planned_runs(meta), runs_copied=copied, diverged_runs=int(rows["diverged"].sum()),
                               candidates=tuple(sorted({lr for _, lr in plan} | set(scored["lr"].astype(str)), key=float)))
 
 
@@ -196,7 +199,7 @@ def _chosen(path: Path, meta: dict | None, frame: pd.DataFrame | None, curves: p
                                            {str(k): float(v) for k, v in entry["val_top1"].items()},
                                            {str(k): int(v) for k, v in entry.get("runs", {}).items()},
                                            {str(k): int(v) for k, v in entry.get("diverged", {}).items()})
-                        for name, entry in sorted(choice["variants"].items()))
+                        for name, entry in sorted(choice["variants"].items(), key=lambda item: natural_key(item[0])))
         counted = None if frame is None else planned_search_runs(frame, search_grid, plan)
         return LearningRateSearch(str(choice["grid"]), protocol, choices, curves=_curves(curves, search_grid, counted),
                                   diverged_runs=0 if counted is None else int(counted["diverged"].sum()),

@@ -641,6 +641,12 @@ def _pending_cell(pending, rate: str) -> str:
     return f"{pending.val_top1[rate]:.2f} ({pending.runs[rate]}{_diverged_note(pending, rate, in_brackets=True)})"
 
 
+def _copied_note(copied: int) -> str:
+    """An in-progress search's finished runs that copied a twin of another grid (experiments.reuse): trained once."""
+    return (f" ({copied} of them copies of a twin run in another grid, not trained again; `reused_from` in their "
+            "result.json)") if copied else ""
+
+
 def _diverged_note(choice, rate: str, in_brackets: bool = False) -> str:
     """`` (2 diverged)``, or inside brackets already open ``; 2 diverged``, where ``rate``'s runs of ``choice``
     diverged (each scored 0); else nothing."""
@@ -672,7 +678,8 @@ def render_learning_rates(found: tuple[LearningRateSearch, ...], folder: str) ->
                                     if c in choice.val_top1 else "–")
                         for c in candidates}} for choice in search.choices]
             lines += [f"### `{search.grid}` (protocol `{search.protocol}`): in progress", "",
-                      f"{search.runs_done} of {search.runs_planned} runs finished; no rate is chosen before every "
+                      f"{search.runs_done} of {search.runs_planned} runs finished{_copied_note(search.runs_copied)}; "
+                      "no rate is chosen before every "
                       "candidate's seeds have finished. Mean final validation top-1 of the finished "
                       "runs per candidate (runs behind each mean in brackets; – where none has finished yet):", "",
                       markdown_table(pd.DataFrame(rows)) if rows else "No search run has finished.", ""]

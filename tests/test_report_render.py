@@ -493,6 +493,44 @@ def test_a_search_without_a_choice_is_shown_on_validation_and_never_compared_on_
     assert "| `b` | 0.00 (2 diverged) | **57.00** |" in text and "counts as finished with validation top-1 0" in text
 
 
+def test_a_search_planned_but_not_started_names_its_protocol_and_networks_in_natural_order(tmp_path):
+    """A search whose grid.json is written but whose runs have not finished: its protocol comes from the plan
+    (not `?`), its networks are in natural order (r2 before r16), and finished runs copied from a twin say so."""
+    import json
+
+    from analysis.findings import compute_findings
+    from analysis.render import render_learning_rates as search_lines
+    from tests.test_analysis_io import write_grid
+
+    root = tmp_path / "results"
+    write_grid(root, "expansion-op", "dct", {"dct": 70.0, "pointwise": 70.2}, seeds=2)
+    (root / "g-lr").mkdir()
+    (root / "g-lr" / "grid.json").write_text(json.dumps({
+        "grid": "g-lr", "reference": "r4@lr0.1", "protocol": "cpu", "seeds": [1000, 1001],
+        "variants": {f"r{r}@lr{lr}": {} for r in (1, 16, 2, 4) for lr in ("0.1", "0.2")}}))
+    (search,) = compute_findings(root).learning_rates
+    assert (search.runs_done, search.runs_planned, search.runs_copied) == (0, 16, 0)
+    text = "\n".join(search_lines((search,), "f"))
+    assert "### `g` (protocol `cpu`): in progress" in text and "0 of 16 runs finished; no rate" in text
+    assert [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| `r")] == [
+        "`r1`", "`r2`", "`r4`", "`r16`"]
+    write_grid(root, "twin-lr", "r4@lr0.1", {"r4@lr0.1": 60.0}, seeds=2)  # two finished runs, moved into g-lr
+    for run_dir in (root / "twin-lr").iterdir():
+        if run_dir.is_dir():
+            result = json.loads((run_dir / "result.json").read_text())
+            result.update(grid="g-lr", seed=1000 + result["seed"], reused_from=f"expansion-op-lr/{run_dir.name}",
+                          metrics={**result["metrics"], "val_top1": 58.0})
+            (run_dir / "result.json").write_text(json.dumps(result))
+            run_dir.rename(root / "g-lr" / run_dir.name)
+    (root / "twin-lr" / "grid.json").unlink()
+    (root / "twin-lr").rmdir()
+    (search,) = compute_findings(root).learning_rates
+    assert (search.runs_done, search.runs_copied) == (2, 2)
+    text = "\n".join(search_lines((search,), "f"))
+    assert "2 of 16 runs finished (2 of them copies of a twin run in another grid, not trained again" in text
+    assert "| `r4` | 58.00 (2) | – |" in text
+
+
 def test_results_holding_only_searches_report_them_on_validation_and_compare_nothing(tmp_path):
     import json
 

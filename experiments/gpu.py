@@ -43,11 +43,10 @@ from .config import (
 from .data import load_dataset
 from .executors import run_grid
 from .grids import Grid, get_grid, grid_json, resolve, restrict
-from .reuse import copies_twin
 from .runner import run_row
 from .runs import check_data
 from .store import RunStore, check_environment, check_writable, started_environments, write_json
-from .timebox import Clock, deadline_after, machine_here, starts_in_time
+from .timebox import Clock, deadline_after, may_start_here
 from .tuning import search_bracketed, search_runs
 from .until_decided import SequentialDesign, final_states, looks
 
@@ -130,9 +129,7 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
     """
     rows, ordered = plan_runs(configs, out, runtime.retry_failed)
     protocol = configs[0].protocol.name if configs else DEFAULT_PROTOCOL
-    here = machine_here(runtime, workers)
-    fits = starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock, here=here,
-                          copied=copies_twin(out, runtime, here[1]))
+    fits = may_start_here(deadline, out, protocol, runtime, workers, finish_later=finish_later, clock=clock)
 
     if ordered:
         trained = run_grid(ordered, runtime, out, workers=workers, stop_at=deadline, may_start=fits, clock=clock,

@@ -69,13 +69,11 @@ class RunOptions:
         """The executor's time box (``run_grid``'s ``stop_at`` and ``may_start``; ``experiments.timebox``), or none."""
         if self.deadline is None:
             return {}
-        from .reuse import copies_twin
-        from .timebox import machine_here, starts_in_time
+        from .timebox import may_start_here
 
-        here = machine_here(runtime, self.workers)
-        return {"stop_at": self.deadline, "may_start": starts_in_time(
-            self.deadline, Path(results), protocol, finish_later=self.finish_later, here=here, unmeasured_starts=False,
-            copied=copies_twin(Path(results), runtime, here[1]))}
+        return {"stop_at": self.deadline, "may_start": may_start_here(
+            self.deadline, Path(results), protocol, runtime, self.workers, finish_later=self.finish_later,
+            unmeasured_starts=False)}
 
 
 def check_data(dataset: str, runtime: Runtime) -> None:

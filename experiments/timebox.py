@@ -130,5 +130,16 @@ def starts_in_time(deadline: float, out: Path, protocol: str, *, finish_later: b
     return may_start
 
 
+def may_start_here(deadline: float, out: Path, protocol: str, runtime: Runtime, workers: int, *,
+                   finish_later: bool = False, clock: Clock = time.time, unmeasured_starts: bool = True) -> MayStart:
+    """:func:`starts_in_time` for runs of ``runtime`` trained here by ``workers`` local runs (:func:`machine_here`),
+    a run that would copy its finished twin under ``out`` priced as a copy (``reuse.copies_twin``)."""
+    from .reuse import copies_twin  # builds models to compare them: loaded only where a box is set
+
+    here = machine_here(runtime, workers)
+    return starts_in_time(deadline, out, protocol, finish_later=finish_later, clock=clock, here=here,
+                          unmeasured_starts=unmeasured_starts, copied=copies_twin(out, runtime, here[1]))
+
+
 __all__ = ["RUN_OVERHEAD_S", "STOP_MARGIN_S", "deadline_after", "estimate_seconds", "measured_epoch_seconds",
-           "machine_here", "machine_of", "starts_in_time"]
+           "machine_here", "machine_of", "may_start_here", "starts_in_time"]

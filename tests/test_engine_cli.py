@@ -177,6 +177,22 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys, args, message):
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_only_the_cuda_graphs_step_probes_for_a_cuda_device(monkeypatch):
+    """Commands that read results (``status``, ``show``) and CPU runs never touch CUDA to check the step."""
+    import torch
+
+    from experiments.config import check_step
+
+    def no_probe():
+        raise AssertionError("CUDA probed")
+
+    monkeypatch.setattr(torch.cuda, "is_available", no_probe)
+    for step in ("eager", "compiled", False):
+        check_step(step, "auto")
+    with pytest.raises(AssertionError, match="CUDA probed"):
+        check_step("cuda-graphs", "auto")
+
+
 @pytest.mark.parametrize("option", ["--seeds", "--workers", "--threads"])
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
 def test_numbers_are_validated(capsys, option, value):

@@ -572,8 +572,8 @@ def _budget_outcome(recommendation: Recommendation, glance: tuple[GlanceRow, ...
         if not on_gpu:
             return f"{r.cpu_hours:.1f} CPU-h"
         unknown = r.gpu_runs_sharing_unknown
-        return f"{60 * r.gpu_hours:.0f} GPU-minutes" + (f" and {unknown} runs whose device share was not recorded"
-                                                        if unknown else "")
+        return _per_device(r.gpu_hours, "gpu") + (f" and {unknown} runs whose device share was not recorded"
+                                                   if unknown else "")
     each = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {took(r)}, search included" for r in decided)
     return [f"What the questions decided at this budget took (the questions at a glance): {each}. The pilot's "
             f"{_per_device(recommendation.hours, recommendation.device)} plan one of its own pairs at its own learning "
@@ -876,6 +876,9 @@ def _stage_text(r: GlanceRow) -> str:
         return verdict + (f" (recorded; the run files no longer pair: {r.pairing_problem})" if r.pairing_problem else "")
     if r.stage is Stage.LOOK:
         chosen = f"rates chosen (`{r.protocol}`); " if r.protocol else ""
+        if r.runs_done is not None and r.runs_planned is not None and r.runs_done >= r.runs_planned:
+            return (f"{chosen}look {r.training_look}: {r.runs_done}/{r.runs_planned} runs finished, read under "
+                    "Decisions, look by look (not yet recorded in `sequential.json`)")
         return f"{chosen}look {r.training_look} training: {r.runs_done}/{r.runs_planned} runs"
     if r.stage is Stage.SEARCH:
         return f"learning-rate search: {r.runs_done}/{r.runs_planned} runs"
@@ -940,7 +943,21 @@ def render_glance(rows: tuple[GlanceRow, ...]) -> list[str]:
             "CPU-hours of the seeds still to come past that look." + (
                 " A GPU row's plan, in GPU-minutes, is under \"Choosing the budget\"." if any(r.gpu for r in rows)
                 else ""), "",
-            markdown_table(table), ""]
+            markdown_table(table), ""] + _planning_sd_lines(rows)
+
+
+def _planning_sd_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
+    """Where each planned question's paired SD comes from (docs/study.md, "The planning SD"), one entry a question:
+    the plan's columns move with it, so a reader sees which runs set them."""
+    plans = {r.key: r.plan for r in rows if r.plan is not None and not r.gpu}
+    if not plans:
+        return []
+    def source(plan: QuestionPlan) -> str:
+        if plan.sd_own:
+            return f"its own main runs ({plan.sd_source.pairs} pairs, rate {plan.sd_source.lr:g})"
+        return f"the nearest recipe measured, {sd_source_text(plan.sd_source)}"
+    each = "; ".join(f"({key}) {plan.sd_upper:.2f} from {source(plan)}" for key, plan in plans.items())
+    return [f"The plan's paired SD (its 80% upper bound; docs/study.md, \"The planning SD\"): {each}.", ""]
 
 
 # ------------------------------------------------------------------------------ decisions, look by look

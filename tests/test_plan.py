@@ -367,6 +367,7 @@ def test_a_comparison_whose_look_is_training_says_which_look_and_how_many_runs_h
     (tmp_path / grid / "sequential.json").write_text(json.dumps(state))
     row = next(r for r in glance_rows(tmp_path, frame, [], ()) if r.folder == grid)
     assert (row.training_look, row.runs_done, row.runs_planned) == (1, 6, 6) and row.seeds is None
+    assert "look 1: 6/6 runs finished" in "\n".join(render_glance((row,)))  # its runs are in, the look not yet recorded
 
 
 def test_a_question_trained_on_the_gpu_gets_its_own_row_never_pooled_with_the_cpu_one(tmp_path):

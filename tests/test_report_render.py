@@ -382,6 +382,24 @@ def test_findings_at_a_glance_renders_verdicts_and_plans_without_files():
     assert "| (a) q | `g`: `v` - `dct` | better | +1.23 [+0.50, +2.00] (95.0%) | 5 (2 of 7) | 0.5 CPU-h |" in text
     assert "| (b) q | `h` | learning-rate search: 3/16 runs | – | – | 0.0 CPU-h | – | – | – | – |" in text
     assert "| 30 GPU-min (2 runs) |" in text and "**How to read this.**" in text
+    assert "planning SD" not in text  # no question planned
+
+    # each planned question names where its paired SD comes from, once, however many comparisons it has
+    from analysis.plan import QuestionPlan, SdSource
+    def plan(key: str, source: SdSource) -> QuestionPlan:
+        return QuestionPlan(key=key, budget="cpu-full", recommended=True, comparisons=1, sd_upper=source.sd_upper,
+                            sd_source=source, max_seeds=8, expected_seeds=6.0, hours=10.0, measured_seconds={},
+                            power_at_cap=0.8, expected_at_cap=6.0)
+    own = SdSource(sd_upper=1.04, lr=0.4, pairs=3, question="e")
+    planned = (GlanceRow("e", "q", "p", Stage.LOOK, variant="p1", plan=plan("e", own)),
+               GlanceRow("e", "q", "p", Stage.LOOK, variant="p4", plan=plan("e", own)),
+               GlanceRow("f", "q", "r", Stage.NOT_RUN, plan=plan("f", own)),
+               GlanceRow("c", "q", "c", Stage.NOT_RUN, plan=plan("c", SdSource(sd_upper=0.27, lr=0.1, pairs=4,
+                                                                               pilot="recalibrator vs replicator-only"))))
+    text = " ".join("\n".join(render_glance(planned)).split())
+    assert ("docs/study.md, \"The planning SD\"): (e) 1.04 from its own main runs (3 pairs, rate 0.4); (f) 1.04 from "
+            "the nearest recipe measured, (e)'s main runs (3 pairs, rate 0.4); (c) 0.27 from the nearest recipe "
+            "measured, the pilot's recalibrator vs replicator-only (4 pairs, rate 0.1).") in text
 
 
 def test_results_without_the_study_grids_get_no_study_sections(tmp_path):

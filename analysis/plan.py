@@ -224,15 +224,19 @@ class QuestionPlan:
 @dataclass(frozen=True)
 class SdSource:
     """A paired SD measured under one recipe (budget and learning rate), that a plan may use: a question's main
-    runs or a pilot pair, named by ``analysis.render.sd_source_text``. ``lr``: the geometric mean of the pair's
-    learning rates (NaN unknown); ``pairs``: the seed pairs measured; ``question``: the question whose main runs
-    (None: the pilot); ``pilot``: the pilot's pair name."""
+    runs, several questions' main runs pooled, or a pilot pair, named by ``analysis.render.sd_source_text``.
+    ``sd_upper``: the 80% upper bound of ``sd``, the paired SD itself (NaN unknown); ``lr``: the geometric mean of
+    the pair's learning rates (NaN unknown); ``pairs``: the seed pairs measured; ``question``: the question whose
+    main runs (None: pooled or the pilot); ``pooled``: the questions whose main runs are pooled; ``pilot``: the
+    pilot's pair name."""
     sd_upper: float
     lr: float
     pairs: int
     question: str | None = None
     pilot: str | None = None
     went_on: bool = False  # a question's main runs whose last look read said continue for some compared variant
+    sd: float = math.nan
+    pooled: tuple[str, ...] = ()
 
 
 def _geometric_mean(values) -> float:
@@ -263,7 +267,7 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
                             SECOND_EDITION_ENGINE)
         except (PairingError, KeyError, TypeError, ValueError):
             continue
-        found = []  # (sd upper bound, pairs, learning rates) per compared variant
+        found = []  # (sd upper bound, sd, pairs, learning rates) per compared variant
         went_on = any(state["label"] == OPEN for state in states.values())
         for variant, state in states.items():
             if not state["n"]:
@@ -272,11 +276,12 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
             rows = frame[frame["grid"].eq(folder) & frame["variant"].isin([variant, reference])
                          & frame["status"].eq(RunStatus.OK) & pd.to_numeric(frame["seed"]).lt(len(diffs))]
             rates = rows.groupby("variant")["lr"].first() if "lr" in rows else pd.Series(dtype=float)
-            found.append((stats.sd_upper_bound(float(np.std(diffs, ddof=1)), len(diffs) - 1), len(diffs), rates))
+            sd = float(np.std(diffs, ddof=1))
+            found.append((stats.sd_upper_bound(sd, len(diffs) - 1), sd, len(diffs), rates))
         if found:
-            sd_up, pairs, rates = max(found, key=lambda f: f[0])
+            sd_up, sd, pairs, rates = max(found, key=lambda f: f[0])
             lr = _geometric_mean(rates.to_numpy(float))
-            out[q.key] = SdSource(sd_up, lr, pairs, question=q.key, went_on=went_on)
+            out[q.key] = SdSource(sd_up, lr, pairs, question=q.key, went_on=went_on, sd=sd)
     return out
 
 
@@ -297,7 +302,8 @@ def planning_source(question: CoreQuestion, pilot: list[SdSource], measured: dic
     first look exists; else the nearest recipe measured at the budget: the smallest distance in learning rate (log
     scale) to the question's chosen ``rate``, or, before its search has chosen, to the rates the main runs measured
     so far (``measured``; before any, every pilot pair is equally near); among the nearest, the pilot's pair of
-    the question's own networks, else the largest SD bound (the cautious choice)."""
+    the question's own networks, else the main runs among them pooled (``pooled_source``), else the largest SD
+    bound (pilot pairs alone: the cautious choice)."""
     if question.key in measured:
         return measured[question.key]
     candidates = [*measured.values(), *pilot]
@@ -311,7 +317,22 @@ def planning_source(question: CoreQuestion, pilot: list[SdSource], measured: dic
     nearest = min(distance(s) for s in candidates)
     near = [s for s in candidates if distance(s) == nearest]
     own = QUESTIONS.get(question.variant or "")
-    return next((s for s in near if s.pilot is not None and s.pilot == own), None) or max(near, key=lambda s: s.sd_upper)
+    mains = [s for s in near if s.question is not None]
+    return (next((s for s in near if s.pilot is not None and s.pilot == own), None)
+            or (pooled_source(mains) if mains else max(near, key=lambda s: s.sd_upper)))
+
+
+def pooled_source(sources: list[SdSource]) -> SdSource:
+    """Questions' main runs pooled (docs/study.md, "The planning SD"): each question's paired SD as it plans itself
+    with, their variances weighted by their degrees of freedom (pairs - 1), and the 80% upper bound of the pooled SD
+    with the degrees of freedom summed. One source is itself. The largest of several bounds would grow with every
+    small source added (its few pairs give a wide bound), whatever the SDs are."""
+    if len(sources) == 1:
+        return sources[0]
+    df = sum(s.pairs - 1 for s in sources)
+    sd = math.sqrt(sum((s.pairs - 1) * s.sd ** 2 for s in sources) / df)
+    return SdSource(stats.sd_upper_bound(sd, df), _geometric_mean([s.lr for s in sources]), sum(s.pairs for s in sources),
+                    sd=sd, pooled=tuple(sorted(s.question for s in sources)))
 
 
 def _study_cost_rows(results: Path) -> list[dict]:
@@ -501,7 +522,7 @@ def search_runs_left(results: Path, frame: pd.DataFrame, grids: dict[str, dict],
 
 def _pilot_sources(rows: list[BudgetRow], lr: float) -> list[SdSource]:
     """The pilot's pairs at one budget as SD sources, trained at ``lr``."""
-    return [SdSource(r.sd_upper, lr, r.pairs, pilot=r.question) for r in rows]
+    return [SdSource(r.sd_upper, lr, r.pairs, pilot=r.question, sd=r.sd) for r in rows]
 
 
 def measured_seconds(results: Path, frame: pd.DataFrame, protocol: str,

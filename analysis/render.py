@@ -787,11 +787,20 @@ def plan_output(rows: list[BudgetRow], recommendation: Recommendation, gpu_recom
 
 
 def sd_source_text(source: SdSource) -> str:
-    """Where a planning SD was measured, in words: a question's main runs or a pilot pair, its pairs and rate."""
+    """Where a planning SD was measured, in words: a question's main runs, several pooled, or a pilot pair, its pairs
+    and rate."""
     if source.question is not None:
-        return f"({source.question})'s main runs ({source.pairs} pairs, rate {source.lr:g})"
+        return f"({source.question})'s main runs {_pairs_text(source)}"
+    if source.pooled:
+        names = [f"({key})" for key in source.pooled]
+        return f"{', '.join(names[:-1])} and {names[-1]}'s main runs pooled {_pairs_text(source)}"
+    return f"the pilot's {source.pilot} {_pairs_text(source)}"
+
+
+def _pairs_text(source: SdSource) -> str:
+    """A planning SD's seed pairs and learning rate, in brackets; no rate where it is unknown."""
     rate = f", rate {source.lr:g}" if math.isfinite(source.lr) else ""
-    return f"the pilot's {source.pilot} ({source.pairs} pairs{rate})"
+    return f"({source.pairs} pairs{rate})"
 
 
 MACS_PROXY = "the pilot's DyClotNet-0.5 median x MACs ratio (study_costs.json)"
@@ -954,7 +963,7 @@ def _planning_sd_lines(rows: tuple[GlanceRow, ...]) -> list[str]:
         return []
     def source(plan: QuestionPlan) -> str:
         if plan.sd_own:
-            return f"its own main runs ({plan.sd_source.pairs} pairs, rate {plan.sd_source.lr:g})"
+            return f"its own main runs {_pairs_text(plan.sd_source)}"
         return f"the nearest recipe measured, {sd_source_text(plan.sd_source)}"
     each = "; ".join(f"({key}) {plan.sd_upper:.2f} from {source(plan)}" for key, plan in plans.items())
     return [f"The plan's paired SD (its 80% upper bound; docs/study.md, \"The planning SD\"): {each}.", ""]

@@ -482,13 +482,20 @@ def test_a_question_is_planned_from_its_own_main_runs_else_from_the_nearest_reci
     rep, pw = (SdSource(0.27, 0.1, 4, pilot="recalibrator vs replicator-only"),
                SdSource(0.08, 0.1, 4, pilot="DCT vs pointwise expansion"))
     pilot = [rep, pw]
-    main = {"a": SdSource(0.39, 0.4, 12, question="a"), "b": SdSource(0.20, 0.4, 5, question="b")}
+    main = {"a": SdSource(0.39, 0.4, 12, question="a", sd=0.31), "b": SdSource(0.20, 0.4, 5, question="b", sd=0.13),
+            "e": SdSource(1.38, 0.4, 3, question="e", sd=0.65)}
     assert planning_source(q["a"], pilot, main) == main["a"]  # its own main runs, once its first look exists
     assert planning_source(q["b"], pilot, main, rate=0.1) == main["b"]  # whatever the pilot's rate
-    # a new question: the recipe nearest its chosen rate, else the main runs' rates; among the nearest the largest SD
-    assert planning_source(q["c"], pilot, main) == main["a"]
+    # a new question: the recipe nearest its chosen rate, else the main runs' rates; the nearest main runs pooled,
+    # variances weighted by degrees of freedom: (11 x 0.31^2 + 4 x 0.13^2 + 2 x 0.65^2) / 17 = 0.1159, SD 0.3404;
+    # its 80% bound with 17 df: 0.3404 x sqrt(17 / chi2.ppf(0.2, 17) = 12.002) = 0.4051. The largest bound, (e)'s
+    # 1.38 from 3 pairs, would plan for an SD four times the pooled one.
+    pooled = planning_source(q["c"], pilot, main)
+    assert (pooled.pooled, pooled.pairs, pooled.lr, pooled.question) == (("a", "b", "e"), 20, pytest.approx(0.4), None)
+    assert (pooled.sd, pooled.sd_upper) == (pytest.approx(0.3404, abs=5e-5), pytest.approx(0.4051, abs=5e-5))
     assert planning_source(q["c"], pilot, main, rate=0.1) == rep
-    assert planning_source(q["c"], pilot, main, rate=0.3) == main["a"]  # log(0.4/0.3) < log(0.3/0.1)
+    assert planning_source(q["c"], pilot, main, rate=0.3) == pooled  # log(0.4/0.3) < log(0.3/0.1)
+    assert planning_source(q["c"], pilot, {"a": main["a"]}) == main["a"]  # one source pooled is itself
     # before any main run: the question's own pilot pair, else the largest pilot pair (the plan until now)
     assert planning_source(q["b"], pilot, {}) == pw
     assert planning_source(q["c"], pilot, {}) == rep

@@ -255,7 +255,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     """Resolve the grid at its chosen learning rates, write grid.json, run what is not finished, print the outcome.
     ``only_variants``: train only these (a look of ``--until-decided``); ``spare_seeds``: seeds
     ``seeds..seeds+spare_seeds-1`` (the next look's) train on pool workers that would otherwise idle
-    (``executors.StartOrder``)."""
+    (``executors.StartOrder``), variant by variant in the order of ``only_variants`` where given."""
     from .executors import run_grid
     from .grids import choice_path, grid_json, protocol_of, read_choice, resolve
     from .store import RunStore, check_environment, check_writable, mixed_settings, write_json
@@ -291,6 +291,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
     if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
         configs, spare = ([c for c in cs if c.variant in only_variants] for cs in (configs, spare))
+        spare.sort(key=lambda c: only_variants.index(c.variant))  # in the look's order, each variant's seeds in turn
     interrupted = {c.run_id for c in configs if RunStore.of(results, c).status() == RunStatus.PARTIAL}
     outcome = run_grid(configs, runtime, results, options.executor, options.workers, options.address,
                        show_progress=True, title=f"{g.name} ({protocol_name})", spare=spare,

@@ -13,6 +13,7 @@ look: a rerun asking for another design is refused (``check_design``) instead of
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,23 @@ class SequentialDesign:
 
 @dataclass(frozen=True)
 class Look:
-    """What one look trains: seeds ``0..seeds-1`` of the reference and of the comparisons still open."""
+    """What one look trains: seeds ``0..seeds-1`` of the reference and of the comparisons still open, those
+    furthest from stopping first (``distance_from_stopping``)."""
     seeds: int
     open_variants: tuple[str, ...]
+
+
+def distance_from_stopping(state: dict) -> float:
+    """How far a comparison still open stood from stopping at its last look: the smaller of its p over the look's
+    boundary (better or worse) and its larger TOST p over the TOST level (equivalent); infinite before its first
+    look. The next look's seeds, trained ahead on idle workers, go first to the comparisons furthest from
+    stopping, the likeliest to need them: which seeds a look reads is fixed by the schedule, never by this order."""
+    try:
+        ratios = [state["p"] / state["boundary"], max(state["tost_p"]) / state["tost_level"]]
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return math.inf
+    finite = [r for r in ratios if math.isfinite(r)]
+    return min(finite) if finite else math.inf
 
 
 def check_design(design: SequentialDesign, results: Path) -> None:
@@ -110,7 +125,8 @@ def looks(design: SequentialDesign, results: Path) -> Iterator[Look]:
     check_design(design, results)
     for n in design.schedule:
         states = design.states(results)
-        open_variants = tuple(v for v, s in states.items() if s["label"] == OPEN)
+        open_variants = tuple(sorted((v for v, s in states.items() if s["label"] == OPEN),
+                                     key=lambda v: -distance_from_stopping(states[v])))
         if not open_variants:
             return
         design.record(results, states)

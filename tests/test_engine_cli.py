@@ -424,6 +424,27 @@ def test_until_decided_offers_the_next_looks_seeds_to_idle_workers_and_none_afte
         assert offered[1] == ({(v, s) for v in "ab" for s in range(5)}, set())
 
 
+def test_the_next_looks_seeds_are_offered_variant_by_variant_in_the_looks_order(tmp_path, monkeypatch):
+    """``ablate --until-decided`` names a look's open comparisons furthest from stopping first
+    (``until_decided.looks``); the seeds trained ahead follow that order, each variant's seeds in turn."""
+    from experiments import executors, runs
+
+    trio = grids.Grid("trio", "Three tiny test networks.", "a", {
+        "a": grids.Variant("engine_test_net"), "b": grids.Variant("engine_test_net", {"width": 4}),
+        "c": grids.Variant("engine_test_net", {"width": 6})}, protocol="smoke")
+    offered = []
+
+    def recording(configs, *args, spare=(), **kwargs):
+        offered.append([(c.variant, c.seed) for c in spare])
+        return []
+
+    monkeypatch.setattr(executors, "run_grid", recording)
+    options = runs.RunOptions(device="cpu", threads=1, wandb="off", plugins=("conftest",))
+    runs.run_grid_command(trio, protocol=None, seeds=1, dataset=None, vary="all", results=tmp_path,
+                          runtime=options.runtime(), options=options, only_variants=["a", "c", "b"], spare_seeds=2)
+    assert offered == [[("a", 1), ("a", 2), ("c", 1), ("c", 2), ("b", 1), ("b", 2)]]
+
+
 def test_every_committed_run_keeps_its_id():
     """Runs of models never revised hash without ``architecture_revision``: every committed config.json (none records
     one) still resolves to its run folder's name, so no finished run is orphaned or trained again."""

@@ -97,6 +97,22 @@ def test_looks_train_only_open_variants_and_resume_only_open_variants_and_resume
     assert again.trained == []  # a rerun of a finished procedure trains nothing and repeats no look
 
 
+def test_a_look_names_its_open_comparisons_furthest_from_stopping_first(tmp_path):
+    """The order the next look's seeds train ahead in (``runs.run_grid_command``'s spares): the comparison likeliest
+    to need them first. Look 1 of three (alpha split three ways) stops none of them."""
+    from experiments.until_decided import distance_from_stopping
+
+    Trainer(tmp_path, {"big": 6.0, "mid": 1.5, "none": 0.0}, sd=0.3)(3, ["big", "mid", "none"])
+    design = SequentialDesign(grid=GRID, reference="ref", variants=("big", "mid", "none"), protocol=PROTOCOL,
+                              margin=0.5, max_seeds=12)
+    states = design.states(tmp_path)
+    assert {s["label"] for s in states.values()} == {"continue"} and {s["look"] for s in states.values()} == {1}
+    distance = {v: distance_from_stopping(s) for v, s in states.items()}
+    assert distance["none"] > distance["mid"] > distance["big"] > 1  # p (or TOST p) over its level: none stopped
+    assert next(looks(design, tmp_path)).open_variants == ("none", "mid", "big")
+    assert distance_from_stopping({"label": "continue", "look": 0, "n": 0}) == float("inf")  # before the first look
+
+
 def test_a_procedure_stopped_mid_look_leaves_its_state_in_sequential_json(tmp_path):
     """A process killed while a look trains (every session's end on the CPU) has recorded where each
     comparison stood, so that the report can say so before the procedure ends."""

@@ -48,7 +48,7 @@ from .runs import check_data
 from .store import RunStore, check_environment, check_writable, started_environments, write_json
 from .timebox import Clock, deadline_after, may_start_here
 from .tuning import search_bracketed, search_runs
-from .until_decided import SequentialDesign, final_states, looks
+from .until_decided import SequentialDesign, final_states, in_look_order, looks
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,12 @@ def plan_runs(configs: list[RunConfig], out: Path, retry_failed: bool = False) -
 # --------------------------------------------------------------------------- training within a deadline
 def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: float, workers: int = 1,
                clock: Clock = time.time, on_row: Callable[[dict], None] | None = None,
-               finish_later: bool = False) -> list[dict]:
+               finish_later: bool = False, spare: list[RunConfig] = ()) -> list[dict]:
     """Train the not-finished runs of ``configs`` in order while each is expected to finish by ``deadline``
     (with ``finish_later``: while one more epoch of it is expected to end by then; the rest resumes next time),
-    through the engine's executor (``executors.run_grid``: ``workers`` processes sharing the device).
+    through the engine's executor (``executors.run_grid``: ``workers`` processes sharing the device). ``spare``:
+    runs a worker trains rather than idle while a run of ``configs`` still trains (a look's next seeds), under the
+    same time box; they have no row.
 
     Returns one row per config (``status``: ok, failed, partial -- stopped at the deadline --,
     todo -- not started: it would not finish in time --, running, lost; ``note`` says why).
@@ -133,7 +135,7 @@ def run_within(configs: list[RunConfig], runtime: Runtime, out: Path, deadline: 
 
     if ordered:
         trained = run_grid(ordered, runtime, out, workers=workers, stop_at=deadline, may_start=fits, clock=clock,
-                           on_result=on_row)
+                           on_result=on_row, spare=list(spare))
         rows.update({row["run_id"]: row for row in trained})
     return [rows[c.run_id] for c in configs]
 
@@ -228,9 +230,9 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
     load_dataset(configs[0].dataset, runtime.data_root, runtime.cache_dir)  # decoded once, before any worker starts
     outcome = {"grid": g.name, "dir": grid_dir, "missing": missing, "learning_rates": {}, "waiting": None}
 
-    def train(configs_now: list[RunConfig], planned: list[RunConfig]) -> list[dict]:
+    def train(configs_now: list[RunConfig], planned: list[RunConfig], spare: list[RunConfig] = ()) -> list[dict]:
         write_json(grid_dir / "grid.json", grid_json(g, planned, missing))  # the networks g trains, as ablate writes it
-        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later)
+        return run_within(configs_now, runtime, Path(out), deadline, workers, clock, on_row, finish_later, spare)
 
     if pilot:
         return {**outcome, "rows": train(configs, configs)}
@@ -257,13 +259,17 @@ def gpu_next(grid: str, out: Path, *, seeds: int = 3, minutes: float = 10.0, pro
 
 def _train_looks(design: SequentialDesign, g: Grid, out: Path, train: Callable, past_deadline: Callable[[], bool],
                  plugins: tuple[str, ...]) -> list[dict]:
-    """The looks of ``design`` (``until_decided.looks``), each trained by ``train(configs now, configs planned)``,
-    until the deadline has passed; one row per run, its first real outcome in this call winning over later looks'
-    views of it."""
+    """The looks of ``design`` (``until_decided.looks``), each trained by ``train(configs now, configs planned,
+    spare)``, the next look's seeds spare (``until_decided.in_look_order``: workers train them rather than idle at
+    the look's tail), until the deadline has passed; one row per run, its first real outcome in this call winning
+    over later looks' views of it."""
     rows: dict[str, dict] = {}
     for look in looks(design, out):
         look_configs, _ = resolve(g, design.protocol, look.seeds, plugins=plugins, results=out)
-        for row in train([c for c in look_configs if c.variant in (g.reference, *look.open_variants)], look_configs):
+        ahead = resolve(g, design.protocol, look.ahead, first_seed=look.seeds, plugins=plugins,
+                        results=out)[0] if look.ahead else []
+        order = (g.reference, *look.open_variants)
+        for row in train([c for c in look_configs if c.variant in order], look_configs, in_look_order(ahead, order)):
             if rows.get(row["run_id"], {"status": RunStatus.TODO})["status"] == RunStatus.TODO:
                 rows[row["run_id"]] = row
         if past_deadline():  # the later looks could start nothing

@@ -237,11 +237,10 @@ def ablate_until_decided(g, *, protocol: str | None, dataset: str | None, vary: 
     for look in looks(design, Path(results)):  # failed runs were listed; their variants stay open, then stop undecided
         if options.past_deadline():  # the time box ended: this look and later ones start nothing
             break
-        after = [m for m in design.schedule if m > look.seeds]  # the next look's seeds fill idle workers
         run_grid_command(restrict(g, compared), protocol=protocol, seeds=look.seeds, dataset=dataset, vary=vary,
                          results=results, runtime=runtime, options=options,
                          only_variants=[g.reference, *look.open_variants],
-                         spare_seeds=after[0] - look.seeds if after else 0)
+                         spare_seeds=look.ahead)  # the next look's seeds fill idle workers
     states = final_states(design, Path(results), time_boxed=options.deadline is not None)
     for variant, state in states.items():
         label = state["label"] if state["label"] != OPEN else ("open for the next call: the time box (--minutes) "
@@ -259,6 +258,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     from .executors import run_grid
     from .grids import choice_path, grid_json, protocol_of, read_choice, resolve
     from .store import RunStore, check_environment, check_writable, mixed_settings, write_json
+    from .until_decided import in_look_order
 
     protocol_name = protocol_of(g, protocol, dataset)
     learning_rates = read_choice(Path(results), g, protocol_name)
@@ -290,8 +290,7 @@ def run_grid_command(g, *, protocol: str | None, seeds: int, dataset: str | None
     configs = [c for c in configs if c.seed < seeds]
     write_json(grid_dir / "grid.json", grid_json(g, configs, missing))
     if only_variants is not None:  # a look of --until-decided: grid.json above still lists every variant
-        configs, spare = ([c for c in cs if c.variant in only_variants] for cs in (configs, spare))
-        spare.sort(key=lambda c: only_variants.index(c.variant))  # in the look's order, each variant's seeds in turn
+        configs, spare = [c for c in configs if c.variant in only_variants], in_look_order(spare, only_variants)
     interrupted = {c.run_id for c in configs if RunStore.of(results, c).status() == RunStatus.PARTIAL}
     outcome = run_grid(configs, runtime, results, options.executor, options.workers, options.address,
                        show_progress=True, title=f"{g.name} ({protocol_name})", spare=spare,

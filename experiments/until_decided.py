@@ -73,9 +73,19 @@ class SequentialDesign:
 @dataclass(frozen=True)
 class Look:
     """What one look trains: seeds ``0..seeds-1`` of the reference and of the comparisons still open, those
-    furthest from stopping first (``distance_from_stopping``)."""
+    furthest from stopping first (``distance_from_stopping``); ``ahead``: the seeds the next look adds (0 at the
+    last), which idle workers may train ahead."""
     seeds: int
     open_variants: tuple[str, ...]
+    ahead: int = 0
+
+
+def in_look_order(configs: list, variants: list[str] | tuple[str, ...]) -> list:
+    """The runs of ``configs`` of ``variants``, variant by variant in that order (a look's: the reference, then the
+    comparisons furthest from stopping first), each variant's seeds in turn: the order in which idle workers train
+    the next look's seeds ahead."""
+    order = list(variants)
+    return sorted((c for c in configs if c.variant in order), key=lambda c: order.index(c.variant))
 
 
 def distance_from_stopping(state: dict) -> float:
@@ -130,7 +140,7 @@ def looks(design: SequentialDesign, results: Path) -> Iterator[Look]:
         if not open_variants:
             return
         design.record(results, states)
-        yield Look(n, open_variants)
+        yield Look(n, open_variants, next((m for m in design.schedule if m > n), n) - n)
 
 
 def final_states(design: SequentialDesign, results: Path, time_boxed: bool = False) -> dict[str, dict]:

@@ -297,13 +297,12 @@ def test_a_time_box_stops_the_order_at_the_first_run_that_may_not_start_and_says
 def test_run_grid_trains_spares_on_the_idle_worker_returns_the_grids_runs_only_and_stops_a_spare_it_outlasts(tmp_path):
     run = config("a", step_seconds=0.5)  # about 11 s of steps; the short spare trains beside it, the long one outlasts it
     short, long = config("a", seed=1), config("a", seed=2, epochs=40, step_seconds=0.5)  # long: about 220 s of steps
-    started = time.monotonic()
     results = run_grid([run], RUNTIME.model_copy(update={"threads": None}), tmp_path, workers=2, spare=[short, long])
-    assert time.monotonic() - started < 120  # the long spare was not awaited
     assert [r["run_id"] for r in results] == [run.run_id] and results[0]["status"] == "ok"
     assert RunStore.of(tmp_path, short).read_result()["status"] == "ok"  # trained beside it, not returned
     store = RunStore.of(tmp_path, long)
-    assert store.read_result() is None and store.status() == "partial"  # stopped after an epoch: it resumes there
+    # the long spare was not awaited (awaited, it would have finished): stopped after an epoch, it resumes there
+    assert store.read_result() is None and store.status() == "partial"
     with FileLock(store.dir / "run.lock", timeout=0):  # its worker is gone: nothing holds the run
         pass
 

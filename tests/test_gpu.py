@@ -98,6 +98,26 @@ def test_until_decided_trains_the_looks_and_records_them_in_the_gpu_grid(tmp_pat
     assert record["protocol"] == "gpu" and record["schedule"] == [3] and set(record["variants"]) == {"b"}
 
 
+def test_a_gpu_look_offers_the_next_looks_seeds_to_idle_workers_and_none_at_the_last_look(tmp_path):
+    """As on the CPU (``ablate --until-decided``): the reference's seeds, then each open comparison's, in the look's
+    order (``until_decided.in_look_order``)."""
+    from experiments.until_decided import SequentialDesign
+
+    g = gpu.device_grid(TINY, "gpu")
+    offered = []
+
+    def train(now, planned, spare=()):
+        offered.append(([(c.variant, c.seed) for c in now], [(c.variant, c.seed) for c in spare]))
+        return []
+
+    for max_seeds, spares in ((5, [("a", 3), ("a", 4), ("b", 3), ("b", 4)]), (3, [])):
+        offered.clear()
+        design = SequentialDesign(grid=g.name, reference="a", variants=("b",), protocol="gpu", margin=0.5,
+                                  max_seeds=max_seeds)
+        gpu._train_looks(design, g, tmp_path / str(max_seeds), train, lambda: True, ("conftest",))
+        assert offered == [([(v, s) for s in range(3) for v in "ab"], spares)]
+
+
 def test_a_question_that_names_its_comparison_searches_and_trains_only_its_networks_on_the_gpu(tmp_path, monkeypatch):
     from study import questions
 

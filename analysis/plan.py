@@ -250,7 +250,8 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
     """Per question of ``questions`` whose main runs under ``protocol`` have made their first look (its folder's
     ``sequential.json`` records the design; ``folders``: grid -> folder, default the grid's own): the 80% upper
     bound of its own paired SD over the seeds of the last look the rule made (``decisions.decide``; never seeds
-    trained ahead of a decision), the largest over its compared variants. Runs that do not pair give no source."""
+    trained ahead of a decision), the largest over its compared variants, or, once a look said continue, over those
+    it left open (the decided ones need no more seeds). Runs that do not pair give no source."""
     out = {}
     for q in questions:
         folder = (folders or {}).get(q.grid, q.grid)
@@ -267,10 +268,10 @@ def main_run_sources(results: Path, frame: pd.DataFrame, protocol: str,
                             SECOND_EDITION_ENGINE)
         except (PairingError, KeyError, TypeError, ValueError):
             continue
-        found = []  # (sd upper bound, sd, pairs, learning rates) per compared variant
+        found = []  # (sd upper bound, sd, pairs, learning rates) per compared variant still to plan
         went_on = any(state["label"] == OPEN for state in states.values())
         for variant, state in states.items():
-            if not state["n"]:
+            if not state["n"] or (went_on and state["label"] != OPEN):
                 continue
             diffs = paired_differences(frame, folder, protocol, variant, reference, state["n"], SECOND_EDITION_ENGINE)
             rows = frame[frame["grid"].eq(folder) & frame["variant"].isin([variant, reference])

@@ -531,6 +531,31 @@ def test_a_questions_own_sd_comes_from_the_seeds_of_its_last_look_and_only_from_
     assert main_run_sources(tmp_path, load_results(tmp_path), "cpu-full") == {}
 
 
+def test_a_question_part_way_is_planned_with_the_sd_of_the_comparisons_it_left_open(tmp_path, monkeypatch):
+    """A comparison decided at a look needs no more seeds: its SD (here the larger) no longer plans the question."""
+    import numpy as np
+
+    from analysis.plan import main_run_sources
+    from evidence.load import load_results
+    from experiments.until_decided import SequentialDesign, looks
+    from tests import test_pairing as pairing
+
+    monkeypatch.setitem(pairing.LR, "narrow", 0.4)
+    far = [-8.0 + 0.6 * (-1) ** seed for seed in range(12)]
+    design = SequentialDesign(grid=pairing.GRID, reference="dct", variants=("replicator", "narrow"),
+                              protocol="cpu-full", margin=0.5, max_seeds=12)
+    for look in looks(design, tmp_path):
+        if look.seeds > 5:
+            break
+        for seed in range(look.seeds):
+            pairing.write_run(tmp_path, "dct", seed, 80.0)
+            pairing.write_run(tmp_path, "replicator", seed, 80.0 + DIFFS[seed])
+            pairing.write_run(tmp_path, "narrow", seed, 80.0 + far[seed])
+    assert look.open_variants == ("replicator",)  # "narrow" is decided worse, "replicator" goes on to 8 seeds
+    (source,) = main_run_sources(tmp_path, load_results(tmp_path), "cpu-full").values()
+    assert source.went_on and source.pairs == 5 and source.sd == pytest.approx(np.std(DIFFS[:5], ddof=1))
+
+
 def test_the_gpu_budget_is_chosen_among_the_gpu_pilots_at_80_percent_in_device_time(pilot, tmp_path):
     """docs/study.md section 5: the GPU's pilots (grids pilot-gpu-15, pilot-gpu) are costed in device-seconds (training
     seconds over the runs sharing the GPU), recommended at 80% test top-1 among themselves only, and never become the

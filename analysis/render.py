@@ -559,6 +559,11 @@ def render_paper_claims(claims: tuple[PaperClaim, ...], glance: tuple[GlanceRow,
 
 
 # ------------------------------------------------------------------------------ budget, learning rates
+def and_list(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
 def _budget_outcome(recommendation: Recommendation, glance: tuple[GlanceRow, ...]) -> list[str]:
     """What the questions decided at the ``recommendation``'s budget took on its device (CPU-hours, or a GPU's
     device-minutes), beside what its pilot planned (a plan is checked against its outcome); nothing before one is
@@ -574,7 +579,15 @@ def _budget_outcome(recommendation: Recommendation, glance: tuple[GlanceRow, ...
         unknown = r.gpu_runs_sharing_unknown
         return _per_device(r.gpu_hours, "gpu") + (f" and {unknown} runs whose device share was not recorded"
                                                    if unknown else "")
-    each = "; ".join(f"({r.key}) {r.seeds} seeds a variant, {took(r)}, search included" for r in decided)
+    questions: dict[tuple[str, str], list[GlanceRow]] = {}  # a question's comparisons share its folder and cost
+    for r in decided:
+        questions.setdefault((r.key, r.folder), []).append(r)
+    def seeds(rows: list[GlanceRow]) -> str:
+        if len(rows) == 1:
+            return str(rows[0].seeds)
+        return and_list([f"{r.seeds} (`{r.variant}`)" for r in rows])
+    each = "; ".join(f"({rows[0].key}) {seeds(rows)} seeds a variant, {took(rows[0])}, search included"
+                     for rows in questions.values())
     return [f"What the questions decided at this budget took (the questions at a glance): {each}. The pilot's "
             f"{_per_device(recommendation.hours, recommendation.device)} plan one of its own pairs at its own learning "
             "rate, without a search; the questions still open are planned from the main runs measured since "
@@ -792,8 +805,7 @@ def sd_source_text(source: SdSource) -> str:
     if source.question is not None:
         return f"({source.question})'s main runs {_pairs_text(source)}"
     if source.pooled:
-        names = [f"({key})" for key in source.pooled]
-        return f"{', '.join(names[:-1])} and {names[-1]}'s main runs pooled {_pairs_text(source)}"
+        return f"{and_list([f'({key})' for key in source.pooled])}'s main runs pooled {_pairs_text(source)}"
     return f"the pilot's {source.pilot} {_pairs_text(source)}"
 
 

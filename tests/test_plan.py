@@ -1,6 +1,7 @@
 """`run.py plan`: the pilot's runs -> seeds and CPU-hours per decided question, and the recommended budget."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -595,6 +596,11 @@ def test_the_gpu_budget_is_chosen_among_the_gpu_pilots_at_80_percent_in_device_t
     assert ("(b) 5 seeds a variant, 15 GPU-minutes and 2 runs whose device share was not recorded, search included. "
             f"The pilot's {60 * gpu.hours:.0f} GPU-minutes plan one of its own pairs") in text
     assert text.index("GPU budget, for (c) and (d)") < text.index("What the questions decided")
+    # a question of several comparisons (one folder, one cost): one entry naming each comparison's seeds
+    several = tuple(dataclasses.replace(decided, key="e", variant=v, seeds=n) for v, n in (("p1", 5), ("p4", 8), ("p8", 5)))
+    text = " ".join(" ".join(render_budget(findings, "f", several)).split())
+    assert "(e) 5 (`p1`), 8 (`p4`) and 5 (`p8`) seeds a variant, 15 GPU-minutes" in text
+    assert text.count("seeds a variant") == 1
 
 
 def test_a_gpu_batch_trains_the_gpus_pilot_first_then_the_questions_not_decided_under_its_budget(pilot, tmp_path):

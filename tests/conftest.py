@@ -13,6 +13,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
+# How long a test waits for a child process to reach a point (an epoch, a run) before failing: a bound on a hang,
+# never a speed target (benchmarks hold those). A machine busy with other work can take minutes to start torch.
+HANG_GUARD_S = 600
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests")) if p not in sys.path]  # for `import run`, plugin `conftest`
 
 

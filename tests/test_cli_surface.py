@@ -160,11 +160,13 @@ def test_ctrl_c_in_a_grid_exits_130_and_the_rerun_resumes(tmp_path):
     import signal
     import time
 
+    from conftest import HANG_GUARD_S
+
     argv = [sys.executable, "run.py", "ablate", "smoke", "--protocol", "smoke", "--seeds", "1", "--results",
             str(tmp_path), "--wandb", "off", "--threads", "1"]
     child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 240
+    deadline = time.time() + HANG_GUARD_S
     while not any(tmp_path.glob("smoke/*/checkpoint.pt")) and time.time() < deadline:  # the first epoch ended
         time.sleep(0.2)
     child.send_signal(signal.SIGINT)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import run
+from conftest import HANG_GUARD_S
 from experiments import grids
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
 from experiments.executors import run_grid
@@ -125,7 +126,7 @@ def no_temp_files(results: Path) -> bool:
 def test_sigkilled_grid_resumes_without_losing_or_repeating_runs(tmp_path, capsys):
     results, trace, marker = tmp_path / "results", tmp_path / "trace", tmp_path / "paused"
     child = grid_process(results, REL_TRACE=str(trace), REL_PAUSE_AFTER="2", REL_MARKER=str(marker))
-    deadline = time.time() + 180
+    deadline = time.time() + HANG_GUARD_S
     while not marker.exists() and child.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert marker.exists(), (f"the grid never reached its third run: {child.poll()} "

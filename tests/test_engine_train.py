@@ -512,12 +512,12 @@ def test_a_terminated_command_stops_its_workers_and_leaves_their_runs_resumable(
     child = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])})
     started = time.time()
-    while len(list(results.glob("slow/*/env.json"))) < 2 and time.time() - started < 180 and child.poll() is None:
+    while len(list(results.glob("slow/*/env.json"))) < 2 and time.time() - started < HANG_GUARD_S and child.poll() is None:
         time.sleep(0.5)
     time.sleep(3)  # both workers are in their runs' steps now, each holding its run's lock
     assert child.poll() is None, child.communicate()[1]
     child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=60)
+    _, err = child.communicate(timeout=HANG_GUARD_S)
     assert child.returncode == 130 and "interrupted; rerun the same command to resume" in err
     runs = sorted(p.parent for p in results.glob("slow/*/env.json"))
     assert len(runs) == 2 and not any((run / "result.json").exists() for run in runs)

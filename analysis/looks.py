@@ -25,6 +25,8 @@ from evidence.status import RunStatus
 from study.grids import gpu_folders
 from study.questions import SECOND_EDITION_QUESTIONS
 
+from .plan import side_by_side_latency
+
 COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
 
 
@@ -32,8 +34,10 @@ COST_COLUMNS = {"params": "params", "macs": "MACs", "latency_ms": "latency"}
 class ComparisonLooks:
     """One compared variant: its looks (``look_history`` states), the recorded state, the per-seed paired
     differences of its last look's seeds, each network's mean test top-1 over those seeds, the
-    variant / reference ratio of each cost's median over the grid's main runs, and how many of the variant's
-    ok runs lie beyond the last look's seeds (trained ahead by workers that would otherwise idle)."""
+    variant / reference ratio of each cost's median over the grid's main runs (latency: of the two networks measured
+    side by side, ``plan.side_by_side_latency``, where both were; each run measures its own once, under the load of
+    its moment), and how many of the variant's ok runs lie beyond the last look's seeds (trained ahead by workers
+    that would otherwise idle)."""
     variant: str
     looks: tuple[dict, ...]
     recorded: dict
@@ -41,6 +45,7 @@ class ComparisonLooks:
     top1: tuple[float, float] | None  # (variant, reference)
     cost_ratios: tuple[tuple[str, float], ...]
     ahead: int = 0
+    latency_side_by_side: bool = False  # the latency ratio is study_costs.json's side-by-side one, not the runs'
 
 
 @dataclass(frozen=True)
@@ -62,18 +67,20 @@ class QuestionLooks:
         return f"looks_{self.folder}"
 
 
-def _cost_ratios(rows: pd.DataFrame, variant: str, reference: str) -> tuple[tuple[str, float], ...]:
+def _cost_ratios(rows: pd.DataFrame, variant: str, reference: str,
+                 latency: tuple[float, float] | None) -> tuple[tuple[str, float], ...]:
     out = []
     for column, name in COST_COLUMNS.items():
-        medians = [pd.to_numeric(rows.loc[rows["variant"] == v, column], errors="coerce").median()
-                   for v in (variant, reference)]
+        medians = ([pd.to_numeric(rows.loc[rows["variant"] == v, column], errors="coerce").median()
+                    for v in (variant, reference)] if latency is None or column != "latency_ms" else latency)
         if all(np.isfinite(m) for m in medians) and medians[1] > 0:
             out.append((name, float(medians[0] / medians[1])))
     return tuple(out)
 
 
 def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, looks: list[dict],
-                engine_version: int) -> ComparisonLooks:
+                engine_version: int, latency: dict[str, float]) -> ComparisonLooks:
+    """``latency``: variant -> side-by-side latency of the question's grid (``plan.side_by_side_latency``)."""
     reference, protocol = design["reference"], design["protocol"]
     n = looks[-1]["n"] if looks else 0
     diffs = paired_differences(frame, folder, protocol, variant, reference, n, engine_version) if n else None
@@ -84,9 +91,11 @@ def _comparison(frame: pd.DataFrame, folder: str, design: dict, variant: str, lo
     if n:
         used = rows[seeds < n]
         top1 = tuple(float(used.loc[used["variant"] == v, "test_top1"].mean()) for v in (variant, reference))
+    side_by_side = (latency[variant], latency[reference]) if variant in latency and reference in latency else None
     return ComparisonLooks(variant, tuple(looks), design["variants"][variant],
                            tuple(float(d) for d in diffs) if diffs is not None else (), top1,
-                           _cost_ratios(rows, variant, reference), int(((seeds >= n) & rows["variant"].eq(variant)).sum()))
+                           _cost_ratios(rows, variant, reference, side_by_side),
+                           int(((seeds >= n) & rows["variant"].eq(variant)).sum()), side_by_side is not None)
 
 
 def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) -> tuple[QuestionLooks, ...]:
@@ -94,7 +103,9 @@ def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) ->
     ``sequential.json``: the looks recomputed from the run files under the recorded design. An unreadable record is
     skipped here (the questions at a glance read the same file). Computed once per report:
     ``second_edition.glance_rows`` reads these records too."""
-    out = []
+    out, latency = [], {}
+    for (grid, variant), ms in side_by_side_latency(results).items():
+        latency.setdefault(grid, {})[variant] = ms
     for q in SECOND_EDITION_QUESTIONS:
         for folder in (q.grid, *gpu_folders(q.grid)):
             try:
@@ -106,7 +117,8 @@ def decision_records(results: Path, frame: pd.DataFrame, engine_version: int) ->
                 continue
             try:
                 history = look_history(frame, folder, protocol, reference, variants, schedule, margin, engine_version)
-                comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version) for v in variants)
+                comparisons = tuple(_comparison(frame, folder, design, v, history[v], engine_version,
+                                                latency.get(q.grid, {})) for v in variants)
                 refused = ""
             except PairingError as error:
                 comparisons, refused = (), str(error)

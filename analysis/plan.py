@@ -361,6 +361,20 @@ def study_costs(results: Path, column: str = "macs") -> dict[tuple[str, str], in
         return {}
 
 
+def side_by_side_latency(results: Path) -> dict[tuple[str, str], float]:
+    """(grid, variant) -> CPU batch-1 latency (ms) measured side by side with every other network of the study
+    (``run.py study-costs``, ``latency_setup`` says how), from RESULTS/study_costs.json, for the rows that have it."""
+    out = {}
+    for r in _study_cost_rows(results):
+        try:
+            value = float(r["latency_ms"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(value) and value > 0:
+            out[(str(r["grid"]), str(r["variant"]))] = value
+    return out
+
+
 def study_architectures(results: Path) -> dict[tuple[str, str], str]:
     """(grid, variant) -> the built network's class and resolved arguments (the engine's twin test) from
     RESULTS/study_costs.json, for the networks that record them (``baselines.registry.architecture``)."""

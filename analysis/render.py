@@ -407,9 +407,10 @@ def _measurement_lines(lim: LimitationsFindings) -> list[str]:
         s = lim.latency_spread
         lines.append(f"- Each run measures its network's latency once, after training, under whatever else the machine "
                      f"was doing; over the {s.networks} networks trained more than once, the slowest of a network's runs "
-                     f"measured {s.median:.2f}x its fastest (median; up to {s.max:.2f}x). Latency ratios are medians over "
-                     "runs and are rougher than the accuracy figures; `run.py bench latency` measures all networks side "
-                     "by side in one process.")
+                     f"measured {s.median:.2f}x its fastest (median; up to {s.max:.2f}x). So the looks take a latency ratio "
+                     "from `run.py study-costs`, which measures the study's networks side by side in one process "
+                     "(`results/study_costs.json`), wherever it has both networks, and say which source they used; "
+                     "other latency ratios (the appendix's) are medians over runs, rougher than the accuracy figures.")
     lines.append("- Results come from the suite's training protocol, not the paper's full schedule; absolute "
                  "accuracies are therefore lower, and only differences between variants are compared with claims.")
     for b in lim.budgets:
@@ -1067,6 +1068,20 @@ def _record_note(c: ComparisonLooks) -> list[str]:
             "records it).", ""]
 
 
+def _cost_sentence(c: ComparisonLooks, reference: str) -> str:
+    """The variant's cost against the reference: params and MACs from the main runs; CPU latency measured side by
+    side where ``study_costs.json`` has both networks, else the runs' medians, said to be rough."""
+    counted = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in c.cost_ratios if name != "latency")
+    latency = [ratio for name, ratio in c.cost_ratios if name == "latency"]
+    parts = [f"{counted} (medians of the main runs)"] if counted else []
+    if latency:
+        parts.append(f"CPU latency {latency[0]:.2f}x (batch 1, 1 thread, the two networks measured side by side: "
+                     "`run.py study-costs`)" if c.latency_side_by_side else
+                     f"CPU latency {latency[0]:.2f}x (medians of the main runs, each measured once after training under "
+                     "the load of its moment: rough)")
+    return f" Cost of `{c.variant}` against `{reference}`: {'; '.join(parts)}." if parts else ""
+
+
 def render_looks(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
     """"Decisions, look by look" as Markdown, with the figure of each question in ``folder``."""
     if not records:
@@ -1092,12 +1107,9 @@ def render_looks(records: tuple[QuestionLooks, ...], folder: str) -> list[str]:
             if not c.diffs:
                 continue
             seeds = ", ".join(f"{d:+.2f}" for d in c.diffs)
-            costs = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in c.cost_ratios)
             lines += [f"- {_outcome(c, r.reference, r.margin)} Per seed (0 to {len(c.diffs) - 1}): {seeds}; paired SD "
                       f"{np.std(c.diffs, ddof=1):.2f}. Mean test top-1 over these seeds: `{c.variant}` {c.top1[0]:.2f}, "
-                      f"`{r.reference}` {c.top1[1]:.2f}."
-                      + (f" Cost of `{c.variant}` against `{r.reference}` (medians of the main runs): {costs}." if costs
-                         else "") + _ahead(c)]
+                      f"`{r.reference}` {c.top1[1]:.2f}." + _cost_sentence(c, r.reference) + _ahead(c)]
         lines.append("")
         for c in r.comparisons:
             lines += _record_note(c)

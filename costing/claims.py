@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import itertools
 
+import torch
+
 from baselines.registry import architecture, create_model
 from study.claims import MATCH_TOLERANCE, PUBLISHED_MACS_RATIO, PUBLISHED_PARAMS_RATIO
 from study.grids import GRIDS
 from study.questions import SECOND_EDITION
 
-from .profiling import count_bytes_moved, count_macs, count_params
+from .profiling import count_bytes_moved, count_macs, count_params, cpu_model, measure_latencies_side_by_side
 
 GPU_BATCH = 512  # the gpu protocol's batch (experiments.config; a test keeps them equal): bytes per image are counted at it
 
@@ -73,17 +75,22 @@ def rows_as_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
+def study_cost_rows(grids: tuple[str, ...] | None = None, latency_rounds: int = 0, latency_repeats: int = 30) -> list[dict]:
     """Parameters, MACs and bytes moved per image by a training step (3x32x32 input, 10 classes; bytes:
     ``count_bytes_moved`` at the GPU protocol's batch of 512, bf16) of every variant of the second edition's grids
     and the pilots: what the plan scales the pilot's measured time by for networks the pilot does not train (MACs
     on the CPU, bytes on a GPU); and each one's ``architecture`` (the engine's twin test), by which the plan tells a
-    network another grid already trains."""
+    network another grid already trains.
+
+    With ``latency_rounds``, also ``latency_ms``: CPU batch-1 latency on 1 thread, measured as a run measures its own
+    (``measure_latency_ms``, ``latency_repeats`` passes) but for every distinct architecture side by side in this one
+    process (``measure_latencies_side_by_side``), and ``latency_setup``, how and where: the report's cost ratios in
+    the looks read these rather than the runs' own measurements, which vary with the load of their moment."""
     names = grids or tuple(dict.fromkeys([*SECOND_EDITION, *(n for n in GRIDS if n.startswith("pilot-"))]))
     unknown = sorted(set(names) - set(GRIDS))
     if unknown:
         raise ValueError(f"unknown grid(s) {unknown}; known: {', '.join(sorted(GRIDS))}")
-    rows = []
+    rows, models = [], {}
     for grid in names:
         for variant, spec in GRIDS[grid].variants.items():
             model = create_model(spec.model, num_classes=10, **spec.model_kwargs)
@@ -91,6 +98,13 @@ def study_cost_rows(grids: tuple[str, ...] | None = None) -> list[dict]:
                          "params": count_params(model), "macs": count_macs(model, (3, 32, 32)),
                          "bytes_per_image": count_bytes_moved(model, (3, 32, 32), batch_size=GPU_BATCH),
                          "architecture": architecture(model)})
+            models.setdefault(rows[-1]["architecture"], model)
+    if latency_rounds:
+        latency = measure_latencies_side_by_side(models, (3, 32, 32), rounds=latency_rounds, repeats=latency_repeats)
+        setup = {"cpu": cpu_model(), "threads": 1, "batch": 1, "rounds": latency_rounds, "repeats": latency_repeats,
+                 "networks": len(models), "torch": torch.__version__}
+        for row in rows:
+            row.update(latency_ms=latency[row["architecture"]], latency_setup=setup)
     return rows
 
 

@@ -116,12 +116,18 @@ def claim_costs(
 def study_costs(
     out: Path | None = typer.Option(None, "--out", help="Also write the rows as JSON here (the plan reads "
                                     "RESULTS/study_costs.json)."),
+    latency_rounds: int = typer.Option(7, "--latency-rounds", min=0, max=1000, help=(
+        "Also measure CPU batch-1 latency (1 thread) of every distinct network side by side, each timed in turn in "
+        "every round, median over this many rounds; the report's cost ratios in the looks read it. 0: no latency. "
+        "Measure on a machine doing nothing else.")),
 ) -> None:
-    """Parameters and MACs of every variant of the core questions' grids and of the pilot (the plan's cost scale)."""
+    """Parameters, MACs, bytes per image and (side by side) CPU latency of every variant of the second edition's grids
+    and of the pilots: the plan's cost scale, the engine's twin test, the looks' cost ratios."""
     from .claims import study_cost_rows
 
-    rows = study_cost_rows()
-    typer.echo(render([{k: v for k, v in row.items() if k != "model_kwargs"} for row in rows], ProfileFormat.csv))
+    rows = study_cost_rows(latency_rounds=latency_rounds)
+    hidden = {"model_kwargs", "latency_setup"}
+    typer.echo(render([{k: v for k, v in row.items() if k not in hidden} for row in rows], ProfileFormat.csv))
     if out is not None:
         atomic_write(out, json.dumps(rows, indent=1) + "\n", then=None)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
 import resource
 import statistics
 import sys
@@ -189,6 +190,27 @@ def measure_latency_ms(model: nn.Module, input_shape: InputShape, repeats: int =
         model.train(was_training)
         torch.set_num_threads(previous_threads)
     return 1000.0 * seconds
+
+
+def measure_latencies_side_by_side(models: dict, input_shape: InputShape, rounds: int = 7, repeats: int = 30,
+                                   threads: int = 1) -> dict:
+    """``measure_latency_ms`` of several models side by side: every round times each model in turn, so that whatever
+    else the machine does falls on all of them alike; per model, the median over ``rounds``. ``models`` maps any key
+    to a model; the result maps the same keys to milliseconds. What a ratio of two of these means is what a run's own
+    ``latency_ms`` cannot say reliably: each run measures once, after training, under the load of its moment."""
+    times: dict = {key: [] for key in models}
+    for _ in range(rounds):
+        for key, model in models.items():
+            times[key].append(measure_latency_ms(model, input_shape, repeats=repeats, threads=threads))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), as env.json records it; the platform's processor name elsewhere."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def measure_train_throughput(model: nn.Module, input_shape: InputShape, batch_size: int = 128, repeats: int = 5,

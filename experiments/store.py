@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
+from costing.profiling import cpu_model
 from evidence.files import RUNS_RESUME, atomic_write, writing
 from evidence.status import FINISHED, RunStatus, is_diverged
 
@@ -245,14 +246,6 @@ def _git_commit() -> dict:
             return None
 
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), as env.json records it; the platform's processor name elsewhere."""
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def processor(runtime: Runtime) -> str:

@@ -20,6 +20,7 @@ from tests.test_until_decided import decide_and_train
 
 GRID, PROTOCOL, REFERENCE = "replicator-vs-recalibrator", "cpu-full", "dct"  # question (a)'s grid
 PARAMS = {"dct": 100, "replicator": 50}
+LATENCY_MS = {"dct": 4.0, "replicator": 2.0}  # as each run measured its own
 
 
 def top1(variant: str, seed: int, effect: float) -> float:
@@ -35,7 +36,7 @@ def write_run(root: Path, variant: str, seed: int, value: float) -> None:
     (run_dir / "result.json").write_text(json.dumps({
         "run_id": run_dir.name, "grid": GRID, "variant": variant, "seed": seed, "model": "m", "dataset": "d",
         "protocol": PROTOCOL, "status": "ok", "reason": None, "metrics": {"test_top1": value},
-        "cost": {"params": PARAMS[variant], "macs": 10, "latency_ms": 1.0}}))
+        "cost": {"params": PARAMS[variant], "macs": 10, "latency_ms": LATENCY_MS[variant]}}))
 
 
 def train(root: Path, effect: float):
@@ -95,6 +96,30 @@ def test_a_look_the_runs_allow_but_the_record_lacks_is_named(tmp_path):
     assert (comparison.recorded["label"], comparison.recorded["look"]) == ("continue", looks_recorded - 1)
     assert comparison.looks[-1]["look"] == looks_recorded and comparison.looks[-1]["label"] != "continue"
     assert "the run files now give" in "\n".join(render_looks((record,), "figs"))
+
+
+def test_the_latency_ratio_is_the_side_by_side_one_where_study_costs_has_both_networks(tmp_path):
+    """Each run measures its latency once, under the load of its moment; ``run.py study-costs`` measures the
+    networks side by side. The looks take the latter wherever it has both networks of the comparison, and say
+    which they took."""
+    decide_and_train(GRID, REFERENCE, ["replicator"], PROTOCOL, tmp_path, 12, 0.5, train(tmp_path, -3.0))
+
+    def latency_sentence() -> tuple[float, str]:
+        (record,) = decision_records(tmp_path, load_results(tmp_path), 2)
+        (comparison,) = record.comparisons
+        (line,) = [x for x in render_looks((record,), "figs") if "Cost of `replicator` against `dct`" in x]
+        return dict(comparison.cost_ratios)["latency"], line
+
+    ratio, line = latency_sentence()  # no study_costs.json: the runs' medians, said to be rough
+    assert ratio == pytest.approx(0.5) and "CPU latency 0.50x (medians of the main runs" in line and "rough" in line
+    rows = [{"grid": GRID, "variant": "dct", "latency_ms": 3.0}, {"grid": GRID, "variant": "replicator", "latency_ms": 2.4},
+            {"grid": "expansion-op", "variant": "replicator", "latency_ms": 30.0}]  # another grid's row: not read
+    (tmp_path / "study_costs.json").write_text(json.dumps(rows))
+    ratio, line = latency_sentence()
+    assert ratio == pytest.approx(0.8) and "CPU latency 0.80x (batch 1, 1 thread, the two networks measured side by side" in line
+    assert "params 0.50x, MACs 1.00x (medians of the main runs)" in line
+    (tmp_path / "study_costs.json").write_text(json.dumps(rows[:1] + rows[2:]))  # the variant not measured: the runs'
+    assert latency_sentence()[0] == pytest.approx(0.5)
 
 
 def test_no_section_without_a_recorded_design_and_an_unreadable_one_is_skipped(tmp_path):

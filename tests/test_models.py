@@ -90,6 +90,29 @@ def test_study_costs_record_one_architecture_for_the_same_network_spelled_differ
                 rows[("replicator-vs-recalibrator", "replicator")]}) == 4
 
 
+def test_study_costs_measure_latency_side_by_side_once_per_architecture(monkeypatch) -> None:
+    """``run.py study-costs``: every round times each distinct network in turn (what else the machine does falls on
+    all alike), one network spelled three ways is timed once, and each row records how."""
+    from costing import claims, profiling
+
+    calls: list[int] = []
+
+    def fake_latency(model, input_shape, repeats, threads):  # the latency of a network: its parameter count
+        calls.append(profiling.count_params(model))
+        return float(calls[-1] + len(calls))  # later rounds slower: the median is a round's, not the first's
+
+    monkeypatch.setattr(profiling, "measure_latency_ms", fake_latency)
+    rows = claims.study_cost_rows(("replicator-vs-recalibrator", "expansion-op"), latency_rounds=3, latency_repeats=4)
+    networks = {r["architecture"]: r["params"] for r in rows}
+    assert len(rows) == 5 and len(networks) == 3  # dct, and the replicator alone, are one network in both grids
+    assert calls == [*networks.values()] * 3  # round after round, each network once per round
+    for row in rows:
+        assert row["latency_ms"] == row["params"] + 4 + list(networks).index(row["architecture"])  # round 2 of 3
+        assert row["latency_setup"] | {"cpu": None, "torch": None} == {
+            "cpu": None, "threads": 1, "batch": 1, "rounds": 3, "repeats": 4, "networks": 3, "torch": None}
+    assert all("latency_ms" not in r for r in claims.study_cost_rows(("expansion-op",)))  # off by default
+
+
 def test_eq8_bound_counted_on_dyclotnets_layers_matches_the_closed_form_and_the_committed_file() -> None:
     """``run.py dct-bound``: with the depthwise term kept, C1/C0 = (9 + N/4 + N/16) / (9 + N) at p = 2 (docs/profiling.md,
     plus the recalibrator's per-image FC layers), above eq. (8)'s 5/16; the approximated C1 keeps the bound. The

@@ -7,6 +7,7 @@ stated, so the ratios are computed for each combination (docs/interpretation.md)
 from __future__ import annotations
 
 import itertools
+import json
 
 import torch
 
@@ -75,6 +76,12 @@ def rows_as_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _network(row: dict) -> str:
+    """One study-costs row's network: its architecture where the model records one (the same network spelled two
+    ways is one), else its model name and arguments."""
+    return row["architecture"] or json.dumps([row["model"], row["model_kwargs"]], sort_keys=True)
+
+
 def study_cost_rows(grids: tuple[str, ...] | None = None, latency_rounds: int = 0, latency_repeats: int = 30) -> list[dict]:
     """Parameters, MACs and bytes moved per image by a training step (3x32x32 input, 10 classes; bytes:
     ``count_bytes_moved`` at the GPU protocol's batch of 512, bf16) of every variant of the second edition's grids
@@ -98,13 +105,13 @@ def study_cost_rows(grids: tuple[str, ...] | None = None, latency_rounds: int = 
                          "params": count_params(model), "macs": count_macs(model, (3, 32, 32)),
                          "bytes_per_image": count_bytes_moved(model, (3, 32, 32), batch_size=GPU_BATCH),
                          "architecture": architecture(model)})
-            models.setdefault(rows[-1]["architecture"], model)
+            models.setdefault(_network(rows[-1]), model)
     if latency_rounds:
         latency = measure_latencies_side_by_side(models, (3, 32, 32), rounds=latency_rounds, repeats=latency_repeats)
         setup = {"cpu": cpu_model(), "threads": 1, "batch": 1, "rounds": latency_rounds, "repeats": latency_repeats,
                  "networks": len(models), "torch": torch.__version__}
         for row in rows:
-            row.update(latency_ms=latency[row["architecture"]], latency_setup=setup)
+            row.update(latency_ms=latency[_network(row)], latency_setup=setup)
     return rows
 
 

@@ -111,6 +111,10 @@ def test_study_costs_measure_latency_side_by_side_once_per_architecture(monkeypa
         assert row["latency_setup"] | {"cpu": None, "torch": None} == {
             "cpu": None, "threads": 1, "batch": 1, "rounds": 3, "repeats": 4, "networks": 3, "torch": None}
     assert all("latency_ms" not in r for r in claims.study_cost_rows(("expansion-op",)))  # off by default
+    calls.clear()
+    rows = claims.study_cost_rows(("paper-claim",), latency_rounds=1)  # models without a recorded architecture
+    assert any(r["architecture"] is None for r in rows)
+    assert len(calls) == len(rows) == len({r["latency_ms"] for r in rows})  # each timed as its own network
 
 
 def test_eq8_bound_counted_on_dyclotnets_layers_matches_the_closed_form_and_the_committed_file() -> None:

@@ -90,9 +90,9 @@ def study_cost_rows(grids: tuple[str, ...] | None = None, latency_rounds: int = 
     network another grid already trains.
 
     With ``latency_rounds``, also ``latency_ms``: CPU batch-1 latency on 1 thread, measured as a run measures its own
-    (``measure_latency_ms``, ``latency_repeats`` passes) but for every distinct architecture side by side in this one
-    process (``measure_latencies_side_by_side``), and ``latency_setup``, how and where: the report's cost ratios in
-    the looks read these rather than the runs' own measurements, which vary with the load of their moment."""
+    (``measure_latency_ms``, ``latency_repeats`` passes) but for every distinct network (``_network``) side by side
+    in this one process (``measure_latencies_side_by_side``), and ``latency_setup``, how and where: the report's cost
+    ratios in the looks read these rather than the runs' own measurements, which vary with the load of their moment."""
     names = grids or tuple(dict.fromkeys([*SECOND_EDITION, *(n for n in GRIDS if n.startswith("pilot-"))]))
     unknown = sorted(set(names) - set(GRIDS))
     if unknown:

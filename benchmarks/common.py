@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from baselines.registry import create_model  # importing the registry registers dyclot's and the baselines' models
-from costing.profiling import median_seconds
+from costing.profiling import alternate, median_seconds  # noqa: F401 -- alternate: the benchmarks' import
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
 from experiments.data import load_dataset
 from experiments.runner import torch_settings
@@ -29,17 +28,6 @@ from experiments.trainer import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("dyclotnet_050", "mobilenetv2_cifar_100")  # the two models of targets 1, 2 and 4
-
-
-def alternate(cases: dict[str, Callable[[], float]], rounds: int, warmup_rounds: int = 0) -> dict[str, float]:
-    """Call every case once per round, in turn, for ``rounds`` rounds; the median of what each returned."""
-    values: dict[str, list[float]] = {name: [] for name in cases}
-    for round_ in range(warmup_rounds + rounds):
-        for name, case in cases.items():
-            value = case()
-            if round_ >= warmup_rounds:
-                values[name].append(value)
-    return {name: statistics.median(v) for name, v in values.items()}
 
 
 def seconds(fn: Callable[[], object], repeats: int = 1) -> float:

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -162,6 +163,19 @@ def count_bytes_moved(model: nn.Module, input_shape: InputShape, batch_size: int
     return round(total / batch_size)
 
 
+def alternate(cases: dict, rounds: int, warmup_rounds: int = 0) -> dict[object, float]:
+    """Call every case (a function of no arguments returning a number) once per round, in turn, for ``rounds``
+    rounds after ``warmup_rounds``; the median of what each returned: whatever else the machine does falls on all
+    cases alike."""
+    values: dict = {name: [] for name in cases}
+    for round_ in range(warmup_rounds + rounds):
+        for name, case in cases.items():
+            value = case()
+            if round_ >= warmup_rounds:
+                values[name].append(value)
+    return {name: statistics.median(v) for name, v in values.items()}
+
+
 def median_seconds(step: Callable[[], object], repeats: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
@@ -198,11 +212,8 @@ def measure_latencies_side_by_side(models: dict, input_shape: InputShape, rounds
     else the machine does falls on all of them alike; per model, the median over ``rounds``. ``models`` maps any key
     to a model; the result maps the same keys to milliseconds. What a ratio of two of these means is what a run's own
     ``latency_ms`` cannot say reliably: each run measures once, after training, under the load of its moment."""
-    times: dict = {key: [] for key in models}
-    for _ in range(rounds):
-        for key, model in models.items():
-            times[key].append(measure_latency_ms(model, input_shape, repeats=repeats, threads=threads))
-    return {key: statistics.median(values) for key, values in times.items()}
+    return alternate({key: partial(measure_latency_ms, model, input_shape, repeats=repeats, threads=threads)
+                      for key, model in models.items()}, rounds)
 
 
 def cpu_model() -> str:

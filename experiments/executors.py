@@ -76,9 +76,11 @@ class StartOrder:
 
     The grid's ``configs`` first, in order; then a ``spare`` run, only while a run of ``configs`` still trains (the
     next look's seeds of ``ablate --until-decided``, rather than an idle worker). ``may_start(cfg) -> (ok, why)``
-    (a time box: ``--minutes``) stops the order at the first run of ``configs`` that may not start; every later one
-    stays with it, and ``not_started`` says why (run id -> row of status ``todo``). A spare that may not start ends the
-    spares (they have no row: a later call trains them).
+    (a time box: ``--minutes``) passes over a run of ``configs`` that may not start, never to try it again in this
+    call (time only runs out), and the order goes on: a later run that fits, such as one that copies its twin, still
+    starts. ``not_started`` says why for each run passed over (run id -> row of status ``todo``). Once one is passed
+    over no spare starts (this look cannot end in this call), and a spare that may not start ends the spares (they
+    have no row: a later call trains them).
     """
 
     def __init__(self, configs: list[RunConfig], spare: list[RunConfig] = (),
@@ -93,15 +95,13 @@ class StartOrder:
 
     def next(self, grid_run_training: bool) -> tuple[RunConfig, bool] | None:
         """The next run to start and whether it is a spare, or None (nothing to start now)."""
-        if self.configs:
-            ok, why = self.may_start(self.configs[0]) if self.may_start else (True, "")
+        while self.configs:
+            cfg = self.configs.pop(0)
+            ok, why = self.may_start(cfg) if self.may_start else (True, "")
             if ok:
-                return self.configs.pop(0), False
-            for cfg in self.configs:
-                note = (f"not started: would not finish in time ({why})" if cfg is self.configs[0]
-                        else "not started: an earlier run would not finish in time")
-                self.not_started[cfg.run_id] = run_row(cfg, RunStatus.TODO, note)
-            self.configs, self.spare = [], []
+                return cfg, False
+            self.not_started[cfg.run_id] = run_row(cfg, RunStatus.TODO, f"not started: would not finish in time ({why})")
+            self.spare = []
         if not (self.spare and grid_run_training):
             return None
         if self.may_start and not self.may_start(self.spare[0])[0]:
@@ -300,7 +300,7 @@ def run_grid(configs: list[RunConfig], runtime: Runtime, results: Path, executor
 
     A time box (``--minutes``, ``experiments.timebox``): a run still training at ``stop_at`` (a ``clock()`` time)
     stops at its next step (status ``partial``: it resumes from its last checkpoint next time); ``may_start(cfg) ->
-    (ok, why)`` stops the order at the first run that may not start (status ``todo``, ``note`` says why; local
+    (ok, why)`` passes over each run that may not start (status ``todo``, ``note`` says why; local
     executor only).
     ``on_result`` sees each result of a run that ended in this call, as it ends.
     """

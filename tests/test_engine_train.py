@@ -287,14 +287,22 @@ def test_spare_runs_train_beside_a_long_run_and_the_one_still_training_when_it_e
     assert ends == ["s1", "s2", "a"] and stopped == ["s3"]  # s3 would end at 35: the caller goes on at 30
 
 
-def test_a_time_box_stops_the_order_at_the_first_run_that_may_not_start_and_says_why():
-    a, b, c = (config(name) for name in "abc")
-    order = executors.StartOrder([a, b, c], [config("a", seed=1)], lambda cfg: (cfg is a, "needs ~9 s, 5 s left"))
-    assert order.next(False) == (a, False) and order.next(True) is None  # no spare either once the box is full
+def test_a_time_box_passes_over_a_run_that_would_not_end_starts_a_later_one_that_fits_and_says_why():
+    a, b, c, d = (config(name) for name in "abcd")
+    asked = []
+
+    def may_start(cfg):
+        asked.append(cfg.variant)
+        return cfg in (a, c), f"{cfg.variant} needs ~9 s, 5 s left"
+    order = executors.StartOrder([a, b, c, d], [config("a", seed=1)], may_start)
+    assert order.next(False) == (a, False)
+    assert order.next(True) == (c, False)  # b would not end in time: c (say, a copy of its twin) still starts
+    assert order.next(True) is None  # and no spare once a run of the look was passed over
+    assert asked == ["a", "b", "c", "d"]  # a run passed over is not asked again
+    assert list(order.not_started) == [b.run_id, d.run_id]
     assert [row["note"] for row in order.not_started.values()] == [
-        "not started: would not finish in time (needs ~9 s, 5 s left)",
-        "not started: an earlier run would not finish in time"]
-    assert list(order.not_started) == [b.run_id, c.run_id]
+        "not started: would not finish in time (b needs ~9 s, 5 s left)",
+        "not started: would not finish in time (d needs ~9 s, 5 s left)"]
 
 
 def test_run_grid_trains_spares_on_the_idle_worker_returns_the_grids_runs_only_and_stops_a_spare_it_outlasts(tmp_path):

@@ -351,35 +351,47 @@ def _study_cost_rows(results: Path) -> list[dict]:
 COST_SCALE = {"cpu": "macs", "gpu": "bytes_per_image"}
 
 
+def _study_cost_column(results: Path, column: str, read) -> dict[tuple[str, str], object]:
+    """(grid, variant) -> ``read(row[column])`` for each row of RESULTS/study_costs.json; a row whose value is
+    missing or that ``read`` refuses (ValueError, TypeError) is skipped, never the whole file."""
+    out = {}
+    for r in _study_cost_rows(results):
+        try:
+            out[(str(r["grid"]), str(r["variant"]))] = read(r[column])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _positive_finite(value) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return value
+
+
 def study_costs(results: Path, column: str = "macs") -> dict[tuple[str, str], int]:
     """(grid, variant) -> ``column`` (MACs, or bytes_per_image) from RESULTS/study_costs.json, for the rows that
     have it; empty when the file is absent or unreadable."""
-    try:
-        return {(str(r["grid"]), str(r["variant"])): int(r[column]) for r in _study_cost_rows(results)
-                if r.get(column) is not None}
-    except (KeyError, TypeError, ValueError):
-        return {}
+    return _study_cost_column(results, column, int)
 
 
 def side_by_side_latency(results: Path) -> dict[tuple[str, str], float]:
     """(grid, variant) -> CPU batch-1 latency (ms) measured side by side with every other network of the study
     (``run.py study-costs``, ``latency_setup`` says how), from RESULTS/study_costs.json, for the rows that have it."""
-    out = {}
-    for r in _study_cost_rows(results):
-        try:
-            value = float(r["latency_ms"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(value) and value > 0:
-            out[(str(r["grid"]), str(r["variant"]))] = value
-    return out
+    return _study_cost_column(results, "latency_ms", _positive_finite)
 
 
 def study_architectures(results: Path) -> dict[tuple[str, str], str]:
     """(grid, variant) -> the built network's class and resolved arguments (the engine's twin test) from
     RESULTS/study_costs.json, for the networks that record them (``baselines.registry.architecture``)."""
-    return {(str(r["grid"]), str(r["variant"])): str(r["architecture"]) for r in _study_cost_rows(results)
-            if isinstance(r.get("architecture"), str)}
+    return _study_cost_column(results, "architecture", _text)
 
 
 def question_plan(question: CoreQuestion, rows: list[BudgetRow], budget: str, recommended: bool,

@@ -711,3 +711,18 @@ def test_the_committed_costs_scale_every_gpu_questions_networks_by_bytes_counted
     needed = {(f"pilot-{b}", "dct") for b in GPU_PILOT_BUDGETS} | {(g, n) for g in GPU_QUESTIONS
                                                                    for n in trained_networks(g)}
     assert needed <= set(scale) and all(scale[k] > 0 for k in needed)
+
+
+def test_study_costs_readers_skip_a_bad_row_and_keep_the_others(tmp_path):
+    from analysis.plan import side_by_side_latency, study_architectures, study_costs
+
+    good = {"grid": "g", "variant": "a", "macs": 10, "bytes_per_image": 7, "latency_ms": 2.5, "architecture": "Net(a)"}
+    bad = {"grid": "g", "variant": "b", "macs": "n/a", "bytes_per_image": None, "latency_ms": float("nan"),
+           "architecture": None}
+    (tmp_path / "study_costs.json").write_text(json.dumps([good, bad, "not a row", {"variant": "c", "macs": 3}]))
+    assert study_costs(tmp_path) == {("g", "a"): 10}
+    assert study_costs(tmp_path, "bytes_per_image") == {("g", "a"): 7}
+    assert side_by_side_latency(tmp_path) == {("g", "a"): 2.5}
+    assert study_architectures(tmp_path) == {("g", "a"): "Net(a)"}
+    (tmp_path / "study_costs.json").write_text("{torn")
+    assert study_costs(tmp_path) == side_by_side_latency(tmp_path) == study_architectures(tmp_path) == {}

@@ -3,8 +3,10 @@ timm-registered network for the engine tests (no dyclot needed, fast)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 # never a speed target (benchmarks hold those). A machine busy with other work can take minutes to start torch.
 HANG_GUARD_S = 600
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests")) if p not in sys.path]  # for `import run`, plugin `conftest`
+
+
+def wait_for(ready: Callable[[], bool], child: subprocess.Popen, what: str) -> None:
+    """Wait until ``ready()`` holds; fail, naming ``what``, the child's exit code and (where piped) its stderr, if
+    ``child`` exits first or ``HANG_GUARD_S`` pass (a hung child is killed then, never left behind)."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not ready() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if ready():
+        return
+    code = child.poll()
+    if code is None:
+        child.kill()
+        child.wait()
+        raise AssertionError(f"{what}: not after {HANG_GUARD_S} s (the child was still running: killed)")
+    err = child.communicate()[1] if child.stderr else ""
+    raise AssertionError(f"{what}: the child exited first (exit code {code}){f': {err}' if err else ''}")
 
 
 def registered_models(package: str | None = None) -> list[str]:

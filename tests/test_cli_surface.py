@@ -158,17 +158,14 @@ def test_ctrl_c_in_a_grid_exits_130_and_the_rerun_resumes(tmp_path):
     """A real SIGINT to `run.py ablate` after its first epoch: exit 130 with the line, then the same command
     resumes the interrupted run (counted as resumed, not as trained now)."""
     import signal
-    import time
 
-    from conftest import HANG_GUARD_S
+    from conftest import wait_for
 
     argv = [sys.executable, "run.py", "ablate", "smoke", "--protocol", "smoke", "--seeds", "1", "--results",
             str(tmp_path), "--wandb", "off", "--threads", "1"]
     child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + HANG_GUARD_S
-    while not any(tmp_path.glob("smoke/*/checkpoint.pt")) and time.time() < deadline:  # the first epoch ended
-        time.sleep(0.2)
+    wait_for(lambda: any(tmp_path.glob("smoke/*/checkpoint.pt")), child, "the first epoch's checkpoint")
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 130 and err.strip().endswith("interrupted; rerun the same command to resume"), err

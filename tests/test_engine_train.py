@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from conftest import HANG_GUARD_S
+from conftest import HANG_GUARD_S, wait_for
 from experiments import executors
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
 from experiments.executors import run_grid
@@ -103,13 +103,10 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     code = CHILD.format(root=str(tests.parent), tests=str(tests), marker=str(marker), metrics=str(store.metrics),
                         results=str(tmp_path / "killed"))
     child = subprocess.Popen([sys.executable, "-c", code], cwd=tests.parent)
-    deadline = time.time() + HANG_GUARD_S
     try:
-        while not marker.exists() and child.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), f"child never reached epoch 3 (exit code {child.poll()})"
+        wait_for(marker.exists, child, "the child reaching epoch 3")
     finally:
-        os.kill(child.pid, signal.SIGKILL)  # it sleeps mid-epoch 3 until killed (or hung: never left behind)
+        child.kill()  # it sleeps mid-epoch 3 until killed
         child.wait()
     assert store.status() == "partial" and not store.result.exists() and len(store.load_metrics()) == 2
 
@@ -519,9 +516,7 @@ def test_a_terminated_command_stops_its_workers_and_leaves_their_runs_resumable(
               "run.cli()\n")
     child = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])})
-    started = time.time()
-    while len(list(results.glob("slow/*/env.json"))) < 2 and time.time() - started < HANG_GUARD_S and child.poll() is None:
-        time.sleep(0.5)
+    wait_for(lambda: len(list(results.glob("slow/*/env.json"))) >= 2, child, "both workers starting their runs")
     time.sleep(3)  # both workers are in their runs' steps now, each holding its run's lock
     assert child.poll() is None, child.communicate()[1]
     child.send_signal(signal.SIGTERM)

@@ -15,13 +15,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import run
-from conftest import HANG_GUARD_S
+from conftest import wait_for
 from experiments import grids
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
 from experiments.executors import run_grid
@@ -121,16 +120,20 @@ def no_temp_files(results: Path) -> bool:
     return not [p for p in results.rglob(".*.tmp")]
 
 
+def test_waiting_on_a_child_that_exits_first_fails_with_its_exit_code_and_stderr():
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit('no epoch today')"], stderr=subprocess.PIPE,
+                             text=True)
+    with pytest.raises(AssertionError, match=r"the marker: the child exited first \(exit code 1\): no epoch today"):
+        wait_for(lambda: False, child, "the marker")
+    wait_for(lambda: True, child, "a point already reached")  # ready: no failure, whatever the child did
+
+
 # --- kill -9 of a grid process ------------------------------------------------------------------
 
 def test_sigkilled_grid_resumes_without_losing_or_repeating_runs(tmp_path, capsys):
     results, trace, marker = tmp_path / "results", tmp_path / "trace", tmp_path / "paused"
     child = grid_process(results, REL_TRACE=str(trace), REL_PAUSE_AFTER="2", REL_MARKER=str(marker))
-    deadline = time.time() + HANG_GUARD_S
-    while not marker.exists() and child.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    assert marker.exists(), (f"the grid never reached its third run: {child.poll()} "
-                             f"{child.stderr.read() if child.poll() is not None else ''}")
+    wait_for(marker.exists, child, "the grid reaching its third run")
     os.kill(child.pid, signal.SIGKILL)
     child.communicate()
     assert child.returncode == -signal.SIGKILL

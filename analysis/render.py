@@ -410,7 +410,9 @@ def _measurement_lines(lim: LimitationsFindings) -> list[str]:
                      f"measured {s.median:.2f}x its fastest (median; up to {s.max:.2f}x). So the looks take a latency ratio "
                      "from `run.py study-costs`, which measures the study's networks side by side in one process "
                      "(`results/study_costs.json`), wherever it has both networks, and say which source they used; "
-                     "other latency ratios (the appendix's) are medians over runs, rougher than the accuracy figures.")
+                     "other latency ratios (the appendix's) are medians over runs, rougher than the accuracy figures: "
+                     "the appendix's runs are mostly engine version 1's, whose DyClotNet normalised its bottleneck "
+                     "otherwise, so today's networks measured side by side would not be the networks they trained.")
     lines.append("- Results come from the suite's training protocol, not the paper's full schedule; absolute "
                  "accuracies are therefore lower, and only differences between variants are compared with claims.")
     for b in lim.budgets:

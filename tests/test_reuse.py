@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import timm
+import torch
 
 from conftest import TinyNet
 from experiments.config import RunConfig, Runtime, Seeds, get_protocol
@@ -105,6 +106,9 @@ def test_the_time_box_prices_a_run_that_copies_its_twin_at_its_start_up_alone(tm
     copy, other_seed = config("g2", "b"), config("g2", "b", seed=1)
     copied = copies_twin(tmp_path, RUNTIME, threads=1)
     assert copied(copy) and not copied(other_seed)
+    # device auto (the commands' default) is resolved as the run resolves it: cpu here, like the twin
+    assert copies_twin(tmp_path, RUNTIME.model_copy(update={"device": "auto"}), threads=1)(copy) \
+        == (not torch.cuda.is_available())
     assert not copies_twin(tmp_path, RUNTIME, threads=2)(copy)  # torch threads decide the numerics: no twin
     assert not copies_twin(tmp_path, RUNTIME.model_copy(update={"reuse": False}), threads=1)(copy)
     slow_epochs = {"epoch": 1, "epoch_seconds": 1e6, "eval_seconds": 0.0}  # the network's measured epoch: no run fits

@@ -31,7 +31,7 @@ from evidence.files import write_error
 from evidence.status import RunStatus
 
 from .config import RunConfig, Runtime
-from .store import RunStore, environment, on_device, read_json
+from .store import RunStore, environment, read_json
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,8 @@ def copies_twin(results: Path, runtime: Runtime, threads: int) -> Callable[[RunC
     """``copied(cfg)``: whether a run of ``runtime`` on a worker with ``threads`` torch threads would copy a finished
     twin under ``results`` (:func:`find_twin`, as the run itself looks for one) rather than train; False with
     ``runtime.reuse`` off, or where the data cannot be found. The time box (``experiments.timebox``) prices such a
-    run at its start-up alone. The environment is established once per dataset (the data's sha256), nothing decoded,
-    with device ``auto`` resolved as the run resolves it (its env.json records ``cpu`` or ``cuda``)."""
+    run at its start-up alone. The environment is established once per dataset (the data's sha256), nothing decoded
+    (``store.environment`` resolves device ``auto`` as the run does)."""
     from .data import data_identity
 
     envs: dict[str, dict | None] = {}
@@ -109,7 +109,7 @@ def copies_twin(results: Path, runtime: Runtime, threads: int) -> Callable[[RunC
             except (OSError, ValueError):  # the run itself will say what is missing
                 envs[dataset] = None
             else:
-                envs[dataset] = {**environment(on_device(runtime), source, sha), "torch_threads": threads}
+                envs[dataset] = {**environment(runtime, source, sha), "torch_threads": threads}
         return envs[dataset]
 
     def copied(cfg: RunConfig) -> bool:

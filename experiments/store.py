@@ -120,7 +120,7 @@ def mixed_environment(grid_dir: Path, runtime: Runtime) -> list[str]:
     from evidence.load import PAIR_ENVIRONMENT
     from evidence.load import dotted as setting
 
-    ours = environment(on_device(runtime))
+    ours = environment(runtime)
     keys = [k for k in PAIR_ENVIRONMENT if k != "data_sha256"]  # the data is checked against its source elsewhere
     seen: dict[str, dict[Any, list[str]]] = {k: {} for k in keys}
     for run_id, env in started_environments(grid_dir):
@@ -263,8 +263,12 @@ def gpu_name(runtime: Runtime) -> str | None:
 
 
 def environment(runtime: Runtime, data_source: str | None = None, data_sha256: str | None = None) -> dict:
-    """What env.json records: code version, packages, hardware, threads, data source."""
+    """What env.json records: code version, packages, hardware, threads, data source; the runtime with device
+    ``auto`` resolved as a run resolves it (``on_device``), so that what is compared with a run's env.json (a twin, a
+    grid's numerics) reads as the run recorded it."""
     from importlib.metadata import PackageNotFoundError, version
+
+    runtime = on_device(runtime)
 
     def package(name: str) -> str | None:
         try:
@@ -278,6 +282,6 @@ def environment(runtime: Runtime, data_source: str | None = None, data_sha256: s
         "hostname": platform.node(),
         "packages": {n: package(n) for n in ("torch", "torchvision", "timm", "numpy", "ptflops", "pillow", "ray", "wandb")},
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "gpu": gpu_name(on_device(runtime)), "cuda": torch.version.cuda if cuda else None,
+        "gpu": gpu_name(runtime), "cuda": torch.version.cuda if cuda else None,
         "runtime": runtime.model_dump(mode="json"), "data_source": data_source, "data_sha256": data_sha256,
     }
